@@ -1,0 +1,189 @@
+//! The durable data of the coordinator: global and branch sessions, and the records that
+//! change them. Stores persist records; replaying them with [`SessionTable`] rebuilds state.
+
+use std::collections::BTreeMap;
+
+use ferrata_proto::{BranchStatus, BranchType, GlobalStatus};
+
+/// A global transaction as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalSession {
+    pub transaction_id: i64,
+    pub xid: String,
+    pub status: GlobalStatus,
+    pub application_id: String,
+    pub transaction_service_group: String,
+    pub transaction_name: String,
+    /// Milliseconds, as the TM asked; not clamped (semantics §1.2).
+    pub timeout_ms: i32,
+    /// Epoch milliseconds when the TC began the session.
+    pub begin_time_ms: i64,
+    pub application_data: String,
+}
+
+/// A branch transaction as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchSession {
+    pub branch_id: i64,
+    pub transaction_id: i64,
+    pub resource_id: String,
+    /// AT lock key (`table:pk1,pk2;table2:pk3`); empty for other modes.
+    pub lock_key: String,
+    pub branch_type: BranchType,
+    pub status: BranchStatus,
+    /// `applicationId:ip:port` of the RM connection that registered the branch.
+    pub client_id: String,
+    pub application_data: String,
+}
+
+/// One durable change. Records of one transaction are applied in the order they were appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    GlobalAdd(GlobalSession),
+    GlobalUpdate {
+        transaction_id: i64,
+        status: GlobalStatus,
+    },
+    GlobalRemove {
+        transaction_id: i64,
+    },
+    BranchAdd(BranchSession),
+    BranchUpdate {
+        transaction_id: i64,
+        branch_id: i64,
+        status: BranchStatus,
+        /// Replaces the stored application data when present.
+        application_data: Option<String>,
+    },
+    BranchRemove {
+        transaction_id: i64,
+        branch_id: i64,
+    },
+}
+
+impl Record {
+    /// The global transaction this record belongs to.
+    pub fn transaction_id(&self) -> i64 {
+        match self {
+            Record::GlobalAdd(g) => g.transaction_id,
+            Record::BranchAdd(b) => b.transaction_id,
+            Record::GlobalUpdate { transaction_id, .. }
+            | Record::GlobalRemove { transaction_id }
+            | Record::BranchUpdate { transaction_id, .. }
+            | Record::BranchRemove { transaction_id, .. } => *transaction_id,
+        }
+    }
+}
+
+/// A global session with its branches in registration order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTransaction {
+    pub global: GlobalSession,
+    pub branches: Vec<BranchSession>,
+}
+
+/// The live state a sequence of records describes: what a store must give back on recovery.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionTable {
+    transactions: BTreeMap<i64, StoredTransaction>,
+}
+
+impl SessionTable {
+    pub fn new() -> SessionTable {
+        SessionTable::default()
+    }
+
+    /// Applies one record. Records for unknown transactions or branches are ignored, so a
+    /// replay that starts from a snapshot tolerates updates of sessions removed since.
+    pub fn apply(&mut self, record: &Record) {
+        match record {
+            Record::GlobalAdd(global) => {
+                let entry = self
+                    .transactions
+                    .entry(global.transaction_id)
+                    .or_insert_with(|| StoredTransaction {
+                        global: global.clone(),
+                        branches: Vec::new(),
+                    });
+                entry.global = global.clone();
+            }
+            Record::GlobalUpdate {
+                transaction_id,
+                status,
+            } => {
+                if let Some(tx) = self.transactions.get_mut(transaction_id) {
+                    tx.global.status = *status;
+                }
+            }
+            Record::GlobalRemove { transaction_id } => {
+                self.transactions.remove(transaction_id);
+            }
+            Record::BranchAdd(branch) => {
+                if let Some(tx) = self.transactions.get_mut(&branch.transaction_id) {
+                    match tx
+                        .branches
+                        .iter_mut()
+                        .find(|b| b.branch_id == branch.branch_id)
+                    {
+                        Some(existing) => *existing = branch.clone(),
+                        None => tx.branches.push(branch.clone()),
+                    }
+                }
+            }
+            Record::BranchUpdate {
+                transaction_id,
+                branch_id,
+                status,
+                application_data,
+            } => {
+                if let Some(branch) = self
+                    .transactions
+                    .get_mut(transaction_id)
+                    .and_then(|tx| tx.branches.iter_mut().find(|b| b.branch_id == *branch_id))
+                {
+                    branch.status = *status;
+                    if let Some(data) = application_data {
+                        branch.application_data = data.clone();
+                    }
+                }
+            }
+            Record::BranchRemove {
+                transaction_id,
+                branch_id,
+            } => {
+                if let Some(tx) = self.transactions.get_mut(transaction_id) {
+                    tx.branches.retain(|b| b.branch_id != *branch_id);
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.transactions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.transactions.is_empty()
+    }
+
+    pub fn get(&self, transaction_id: i64) -> Option<&StoredTransaction> {
+        self.transactions.get(&transaction_id)
+    }
+
+    /// Live transactions in transaction-id order.
+    pub fn transactions(&self) -> impl Iterator<Item = &StoredTransaction> {
+        self.transactions.values()
+    }
+
+    pub fn into_transactions(self) -> impl Iterator<Item = StoredTransaction> {
+        self.transactions.into_values()
+    }
+
+    /// The records that recreate this state from nothing (used to compact a log).
+    pub fn snapshot_records(&self) -> impl Iterator<Item = Record> + '_ {
+        self.transactions.values().flat_map(|tx| {
+            std::iter::once(Record::GlobalAdd(tx.global.clone()))
+                .chain(tx.branches.iter().cloned().map(Record::BranchAdd))
+        })
+    }
+}

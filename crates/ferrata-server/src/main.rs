@@ -1,0 +1,2 @@
+//! The `ferrata-server` binary.
+fn main() {}

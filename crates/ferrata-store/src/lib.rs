@@ -1,0 +1,1 @@
+//! Session stores: the `SessionStore` trait, its conformance suite and the embedded WAL.
