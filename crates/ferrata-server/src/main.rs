@@ -1,2 +1,20 @@
-//! The `ferrata-server` binary.
-fn main() {}
+//! The `ferrata-server` binary: resolves configuration, sets up logging and runs the TC.
+
+use clap::Parser;
+use ferrata_server::{Cli, ServerConfig};
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRATA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = ServerConfig::resolve(Cli::parse())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ferrata-io")
+        .build()?;
+    runtime.block_on(ferrata_server::run_until_signal(config))
+}

@@ -1,0 +1,244 @@
+//! Server configuration: defaults, an optional TOML file, `FERRATA_*` environment variables
+//! and command-line flags, in increasing order of precedence.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use serde::Deserialize;
+
+/// Everything the TC runtime needs, resolved.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Host put into XIDs; clients route follow-up requests by it.
+    pub advertise_host: String,
+    pub data_dir: PathBuf,
+    /// fsync every group commit (never turn off in production).
+    pub fsync: bool,
+    pub worker_id: u16,
+    pub max_frame_len: usize,
+    pub max_decompressed_len: usize,
+    pub max_connections: usize,
+    /// Close connections that send nothing (not even a heartbeat) for this long.
+    pub idle_timeout: Duration,
+    /// How long to wait for an RM's answer to BranchCommit/BranchRollback.
+    pub branch_request_timeout: Duration,
+    pub max_commit_retry_timeout_ms: i64,
+    pub max_rollback_retry_timeout_ms: i64,
+    pub retry_backoff_initial_ms: i64,
+    pub retry_backoff_max_ms: i64,
+    pub undo_log_delete_period_ms: i64,
+    pub undo_log_save_days: i16,
+    pub segment_bytes: u64,
+    pub compact_after_bytes: u64,
+    /// Version string reported to clients in registration responses.
+    pub reported_version: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8091)),
+            advertise_host: String::new(),
+            data_dir: PathBuf::from("data"),
+            fsync: true,
+            worker_id: 0,
+            max_frame_len: ferrata_proto::DEFAULT_MAX_FRAME_LEN,
+            max_decompressed_len: ferrata_proto::DEFAULT_MAX_DECOMPRESSED_LEN,
+            max_connections: 10_000,
+            idle_timeout: Duration::from_secs(30),
+            branch_request_timeout: Duration::from_secs(15),
+            max_commit_retry_timeout_ms: -1,
+            max_rollback_retry_timeout_ms: -1,
+            retry_backoff_initial_ms: 1_000,
+            retry_backoff_max_ms: 30_000,
+            undo_log_delete_period_ms: 86_400_000,
+            undo_log_save_days: 7,
+            segment_bytes: 64 * 1024 * 1024,
+            compact_after_bytes: 256 * 1024 * 1024,
+            reported_version: "2.5.0".to_owned(),
+        }
+    }
+}
+
+/// Command-line flags; each also reads a `FERRATA_*` environment variable.
+#[derive(Debug, Parser, Default)]
+#[command(name = "ferrata-server", version, about = "Seata-compatible transaction coordinator")]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, env = "FERRATA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on for Seata clients [default: 0.0.0.0:8091].
+    #[arg(long, env = "FERRATA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Host written into XIDs [default: the listen IP, or 127.0.0.1 when listening on all].
+    #[arg(long, env = "FERRATA_ADVERTISE_HOST")]
+    pub advertise_host: Option<String>,
+    /// Directory of the embedded write-ahead log [default: ./data].
+    #[arg(long, env = "FERRATA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// fsync each group commit [default: true]. Turning it off loses acknowledged decisions on power loss.
+    #[arg(long, env = "FERRATA_FSYNC")]
+    pub fsync: Option<bool>,
+    /// Snowflake worker id (0-1023) [default: 0].
+    #[arg(long, env = "FERRATA_WORKER_ID")]
+    pub worker_id: Option<u16>,
+    /// Seconds of silence after which a client connection is closed [default: 30].
+    #[arg(long, env = "FERRATA_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds to wait for an RM's phase-2 answer [default: 15].
+    #[arg(long, env = "FERRATA_BRANCH_REQUEST_TIMEOUT_SECS")]
+    pub branch_request_timeout_secs: Option<u64>,
+    /// Maximum concurrent client connections [default: 10000].
+    #[arg(long, env = "FERRATA_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+}
+
+/// The `[server]`, `[store]`, `[limits]` and `[recovery]` tables of the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    store: StoreSection,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    recovery: RecoverySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    listen: Option<SocketAddr>,
+    advertise_host: Option<String>,
+    worker_id: Option<u16>,
+    reported_version: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    data_dir: Option<PathBuf>,
+    fsync: Option<bool>,
+    segment_bytes: Option<u64>,
+    compact_after_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    max_frame_bytes: Option<usize>,
+    max_decompressed_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    idle_timeout_secs: Option<u64>,
+    branch_request_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecoverySection {
+    max_commit_retry_timeout_ms: Option<i64>,
+    max_rollback_retry_timeout_ms: Option<i64>,
+    retry_backoff_initial_ms: Option<i64>,
+    retry_backoff_max_ms: Option<i64>,
+    undo_log_delete_period_ms: Option<i64>,
+    undo_log_save_days: Option<i16>,
+}
+
+impl ServerConfig {
+    /// Resolves defaults < file < environment/flags.
+    pub fn resolve(cli: Cli) -> anyhow::Result<ServerConfig> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("invalid configuration file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let mut c = ServerConfig::default();
+        let secs = Duration::from_secs;
+        macro_rules! set {
+            ($field:expr, $($value:expr),+) => { $( if let Some(v) = $value { $field = v; } )+ };
+        }
+        set!(c.listen, file.server.listen, cli.listen);
+        set!(c.advertise_host, file.server.advertise_host, cli.advertise_host);
+        set!(c.worker_id, file.server.worker_id, cli.worker_id);
+        set!(c.reported_version, file.server.reported_version);
+        set!(c.data_dir, file.store.data_dir, cli.data_dir);
+        set!(c.fsync, file.store.fsync, cli.fsync);
+        set!(c.segment_bytes, file.store.segment_bytes);
+        set!(c.compact_after_bytes, file.store.compact_after_bytes);
+        set!(c.max_frame_len, file.limits.max_frame_bytes);
+        set!(c.max_decompressed_len, file.limits.max_decompressed_bytes);
+        set!(c.max_connections, file.limits.max_connections, cli.max_connections);
+        set!(c.idle_timeout, file.limits.idle_timeout_secs.map(secs), cli.idle_timeout_secs.map(secs));
+        set!(
+            c.branch_request_timeout,
+            file.limits.branch_request_timeout_secs.map(secs),
+            cli.branch_request_timeout_secs.map(secs)
+        );
+        set!(c.max_commit_retry_timeout_ms, file.recovery.max_commit_retry_timeout_ms);
+        set!(c.max_rollback_retry_timeout_ms, file.recovery.max_rollback_retry_timeout_ms);
+        set!(c.retry_backoff_initial_ms, file.recovery.retry_backoff_initial_ms);
+        set!(c.retry_backoff_max_ms, file.recovery.retry_backoff_max_ms);
+        set!(c.undo_log_delete_period_ms, file.recovery.undo_log_delete_period_ms);
+        set!(c.undo_log_save_days, file.recovery.undo_log_save_days);
+        if c.worker_id > 1023 {
+            anyhow::bail!("worker_id {} is out of range: use 0 to 1023", c.worker_id);
+        }
+        Ok(c)
+    }
+
+    /// The host written into XIDs for a server bound to `bound`.
+    pub fn xid_host(&self, bound: SocketAddr) -> String {
+        if !self.advertise_host.is_empty() {
+            self.advertise_host.clone()
+        } else if bound.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            bound.ip().to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ferrata.toml");
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[store]\ndata_dir = \"/tmp/x\"\n[limits]\nidle_timeout_secs = 5\n",
+        )
+        .expect("write config");
+        let cli = Cli {
+            config: Some(path),
+            data_dir: Some(PathBuf::from("/tmp/y")),
+            ..Cli::default()
+        };
+        let config = ServerConfig::resolve(cli).expect("valid config");
+        assert_eq!(config.listen, "127.0.0.1:9000".parse().expect("addr"));
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/y"));
+        assert_eq!(config.idle_timeout, Duration::from_secs(5));
+        assert!(config.fsync);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ferrata.toml");
+        std::fs::write(&path, "[store]\nfsynk = false\n").expect("write config");
+        let error = ServerConfig::resolve(Cli { config: Some(path), ..Cli::default() }).expect_err("typo");
+        assert!(format!("{error:#}").contains("fsynk"), "{error:#}");
+    }
+}

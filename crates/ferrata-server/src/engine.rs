@@ -1,0 +1,376 @@
+//! Runs the sans-IO coordinator: one core thread applies commands in arrival order and a
+//! writer thread group-commits their records (one fsync per batch of batches) before it
+//! releases the replies and phase-2 requests that depend on them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferrata_core::{
+    BranchOutcome, BranchRegistration, BranchRequest, Coordinator, Effect, Record, Reply, Requester,
+};
+use ferrata_proto::{BranchStatus, BranchType, CodecContext, GlobalStatus, Message, MsgType};
+use ferrata_store::SessionStore;
+
+use crate::phase2::Phase2Sender;
+use crate::registry::{ConnHandle, Outbound};
+use crate::response::build_response;
+
+/// Commands applied per core batch before its effects go to the writer; bounds latency.
+const MAX_COMMANDS_PER_BATCH: usize = 8192;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The kind of request a reply answers, which fixes the response message type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Begin,
+    BranchRegister,
+    BranchReport,
+    GlobalCommit,
+    GlobalRollback,
+    GlobalStatus,
+    GlobalReport,
+    LockQuery,
+}
+
+/// A transaction request for the core.
+#[derive(Debug)]
+pub enum Operation {
+    Begin { timeout_ms: i32, name: String },
+    BranchRegister(BranchRegistration),
+    BranchReport { xid: String, branch_id: i64, status: BranchStatus, application_data: String },
+    GlobalCommit { xid: String },
+    GlobalRollback { xid: String },
+    GlobalStatus { xid: String },
+    GlobalReport { xid: String, status: Option<GlobalStatus> },
+    LockQuery { xid: String, branch_type: BranchType, resource_id: String, lock_key: String },
+}
+
+impl Operation {
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Operation::Begin { .. } => RequestKind::Begin,
+            Operation::BranchRegister(_) => RequestKind::BranchRegister,
+            Operation::BranchReport { .. } => RequestKind::BranchReport,
+            Operation::GlobalCommit { .. } => RequestKind::GlobalCommit,
+            Operation::GlobalRollback { .. } => RequestKind::GlobalRollback,
+            Operation::GlobalStatus { .. } => RequestKind::GlobalStatus,
+            Operation::GlobalReport { .. } => RequestKind::GlobalReport,
+            Operation::LockQuery { .. } => RequestKind::LockQuery,
+        }
+    }
+}
+
+/// Where the answer to a request goes.
+#[derive(Debug)]
+pub struct Route {
+    pub conn: ConnHandle,
+    pub request_id: i32,
+    pub codec: u8,
+    pub compressor: u8,
+    pub ctx: CodecContext,
+    pub kind: RequestKind,
+    pub merge: Option<(Arc<MergeBatch>, usize)>,
+}
+
+/// The answers of one MergedWarpMessage, sent as one MergeResultMessage once all are in.
+#[derive(Debug)]
+pub struct MergeBatch {
+    conn: ConnHandle,
+    request_id: i32,
+    codec: u8,
+    compressor: u8,
+    ctx: CodecContext,
+    slots: Mutex<Vec<Option<Message>>>,
+    remaining: AtomicUsize,
+}
+
+impl MergeBatch {
+    pub fn new(conn: ConnHandle, request_id: i32, codec: u8, compressor: u8, ctx: CodecContext, len: usize) -> MergeBatch {
+        MergeBatch {
+            conn,
+            request_id,
+            codec,
+            compressor,
+            ctx,
+            slots: Mutex::new(vec![None; len]),
+            remaining: AtomicUsize::new(len),
+        }
+    }
+
+    /// Fills one answer; the last one sends the whole result in request order.
+    pub fn fill(&self, index: usize, message: Message) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = slots.get_mut(index) {
+            if slot.replace(message).is_none() && self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let messages = slots.iter_mut().filter_map(Option::take).collect();
+                self.conn.send(Outbound::Message {
+                    msg_type: MsgType::Response,
+                    request_id: self.request_id,
+                    codec: self.codec,
+                    compressor: self.compressor,
+                    message: Message::MergeResult(ferrata_proto::MergeResultMessage { messages }),
+                    ctx: self.ctx,
+                });
+            }
+        }
+    }
+}
+
+impl Route {
+    /// Delivers a response message to the connection (or into its merged batch).
+    pub fn answer(self, message: Message) {
+        match self.merge {
+            Some((batch, index)) => batch.fill(index, message),
+            None => {
+                self.conn.send(Outbound::Message {
+                    msg_type: MsgType::Response,
+                    request_id: self.request_id,
+                    codec: self.codec,
+                    compressor: self.compressor,
+                    message,
+                    ctx: self.ctx,
+                });
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum CoreCommand {
+    Request { route: Route, requester: Arc<Requester>, operation: Operation },
+    BranchResult { transaction_id: i64, branch_id: i64, outcome: BranchOutcome },
+    Shutdown,
+}
+
+/// What the writer executes once the batch's records are durable.
+#[derive(Debug)]
+enum Action {
+    Respond { route: Route, reply: Reply },
+    BranchCommit(BranchRequest),
+    BranchRollback(BranchRequest),
+    UndoLogDelete { save_days: i16 },
+}
+
+#[derive(Debug, Default)]
+struct WriteBatch {
+    records: Vec<Record>,
+    actions: Vec<Action>,
+    /// The full live state after this batch: replaces everything written so far.
+    snapshot: Option<Vec<Record>>,
+}
+
+/// Handle to the running engine.
+#[derive(Debug, Clone)]
+pub struct EngineHandle {
+    tx: Sender<CoreCommand>,
+}
+
+impl EngineHandle {
+    /// False once the engine has stopped.
+    pub fn submit(&self, command: CoreCommand) -> bool {
+        self.tx.send(command).is_ok()
+    }
+}
+
+/// Threads of a running engine, joined on shutdown.
+#[derive(Debug)]
+pub struct EngineThreads {
+    core: std::thread::JoinHandle<()>,
+    writer: std::thread::JoinHandle<Result<(), String>>,
+}
+
+impl EngineThreads {
+    /// Waits until every accepted command is applied and its records are durable.
+    pub fn join(self) -> Result<(), String> {
+        self.core.join().map_err(|_| "core thread panicked".to_owned())?;
+        self.writer.join().map_err(|_| "writer thread panicked".to_owned())?
+    }
+}
+
+/// The engine's command channel; create it first so the phase-2 sender can report back.
+pub fn channel() -> (EngineHandle, Receiver<CoreCommand>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    (EngineHandle { tx }, rx)
+}
+
+/// Starts the core and writer threads. `on_fatal` runs if the store fails: the engine then
+/// stops acknowledging anything, since memory is ahead of disk.
+pub fn start(
+    coordinator: Coordinator,
+    store: Box<dyn SessionStore>,
+    commands: Receiver<CoreCommand>,
+    phase2: Arc<Phase2Sender>,
+    on_fatal: Box<dyn Fn(String) + Send>,
+) -> std::io::Result<EngineThreads> {
+    let (writer_tx, writer_rx) = std::sync::mpsc::channel::<WriteBatch>();
+    let compaction_wanted = Arc::new(AtomicBool::new(false));
+    let wanted = compaction_wanted.clone();
+    let core = std::thread::Builder::new()
+        .name("ferrata-core".into())
+        .spawn(move || core_loop(coordinator, commands, writer_tx, wanted))?;
+    let writer = std::thread::Builder::new()
+        .name("ferrata-wal".into())
+        .spawn(move || writer_loop(store, writer_rx, phase2, compaction_wanted, on_fatal))?;
+    Ok(EngineThreads { core, writer })
+}
+
+fn core_loop(
+    mut coordinator: Coordinator,
+    rx: Receiver<CoreCommand>,
+    writer: Sender<WriteBatch>,
+    compaction_wanted: Arc<AtomicBool>,
+) {
+    let mut routes: HashMap<u64, Route> = HashMap::new();
+    let mut next_token: u64 = 0;
+    let mut effects = Vec::new();
+    let mut shutting_down = false;
+    loop {
+        let now = now_ms();
+        let wait = coordinator
+            .next_deadline()
+            .map_or(1_000, |at| at.saturating_sub(now).clamp(0, 1_000));
+        let mut applied = 0;
+        match rx.recv_timeout(Duration::from_millis(wait as u64)) {
+            Ok(command) => {
+                shutting_down |= apply(&mut coordinator, &mut routes, &mut next_token, command);
+                applied += 1;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => shutting_down = true,
+        }
+        while applied < MAX_COMMANDS_PER_BATCH && !shutting_down {
+            match rx.try_recv() {
+                Ok(command) => {
+                    shutting_down |= apply(&mut coordinator, &mut routes, &mut next_token, command);
+                    applied += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        coordinator.tick(now_ms());
+        coordinator.drain_effects_into(&mut effects);
+        let mut batch = WriteBatch::default();
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Persist(record) => batch.records.push(record),
+                Effect::Reply { token, reply } => {
+                    if let Some(route) = routes.remove(&token) {
+                        batch.actions.push(Action::Respond { route, reply });
+                    }
+                }
+                Effect::BranchCommit(request) => batch.actions.push(Action::BranchCommit(request)),
+                Effect::BranchRollback(request) => batch.actions.push(Action::BranchRollback(request)),
+                Effect::UndoLogDelete { save_days } => batch.actions.push(Action::UndoLogDelete { save_days }),
+            }
+        }
+        if compaction_wanted.swap(false, Ordering::AcqRel) {
+            batch.snapshot = Some(coordinator.snapshot_records());
+        }
+        let has_work = !batch.records.is_empty() || !batch.actions.is_empty() || batch.snapshot.is_some();
+        if has_work && writer.send(batch).is_err() {
+            return;
+        }
+        if shutting_down {
+            return;
+        }
+    }
+}
+
+/// Applies one command; true when it asks the core to stop.
+fn apply(coordinator: &mut Coordinator, routes: &mut HashMap<u64, Route>, next_token: &mut u64, command: CoreCommand) -> bool {
+    let now = now_ms();
+    match command {
+        CoreCommand::Shutdown => return true,
+        CoreCommand::BranchResult { transaction_id, branch_id, outcome } => {
+            coordinator.branch_result(now, transaction_id, branch_id, outcome);
+        }
+        CoreCommand::Request { route, requester, operation } => {
+            *next_token = next_token.wrapping_add(1);
+            let token = *next_token;
+            routes.insert(token, route);
+            match operation {
+                Operation::Begin { timeout_ms, name } => coordinator.begin(now, token, &requester, timeout_ms, name),
+                Operation::BranchRegister(registration) => {
+                    coordinator.branch_register(token, &requester.client_id, registration)
+                }
+                Operation::BranchReport { xid, branch_id, status, application_data } => {
+                    coordinator.branch_report(token, &xid, branch_id, status, application_data)
+                }
+                Operation::GlobalCommit { xid } => coordinator.global_commit(now, token, &xid),
+                Operation::GlobalRollback { xid } => coordinator.global_rollback(token, &xid),
+                Operation::GlobalStatus { xid } => coordinator.global_status(token, &xid),
+                Operation::GlobalReport { xid, status } => coordinator.global_report(now, token, &xid, status),
+                Operation::LockQuery { xid, branch_type, resource_id, lock_key } => {
+                    coordinator.lock_query(token, &xid, branch_type, &resource_id, &lock_key)
+                }
+            }
+        }
+    }
+    false
+}
+
+fn writer_loop(
+    mut store: Box<dyn SessionStore>,
+    rx: Receiver<WriteBatch>,
+    phase2: Arc<Phase2Sender>,
+    compaction_wanted: Arc<AtomicBool>,
+    on_fatal: Box<dyn Fn(String) + Send>,
+) -> Result<(), String> {
+    let mut batches: Vec<WriteBatch> = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        batches.push(first);
+        while let Ok(next) = rx.try_recv() {
+            batches.push(next);
+        }
+        records.clear();
+        let last_snapshot = batches.iter().rposition(|b| b.snapshot.is_some());
+        let result = (|| {
+            let tail_from = match last_snapshot {
+                Some(index) => {
+                    let snapshot = batches[index].snapshot.take().unwrap_or_default();
+                    store.compact(&mut snapshot.into_iter())?;
+                    index + 1
+                }
+                None => 0,
+            };
+            for batch in &mut batches[tail_from..] {
+                records.append(&mut batch.records);
+            }
+            if records.is_empty() { Ok(()) } else { store.append(&records) }
+        })();
+        if let Err(error) = result {
+            let message = format!("session store failed; refusing to acknowledge anything more: {error}");
+            tracing::error!("{message}");
+            on_fatal(message.clone());
+            return Err(message);
+        }
+        if store.wants_compaction() {
+            compaction_wanted.store(true, Ordering::Release);
+        }
+        for batch in batches.drain(..) {
+            for action in batch.actions {
+                dispatch(&phase2, action);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dispatch(phase2: &Arc<Phase2Sender>, action: Action) {
+    match action {
+        Action::Respond { route, reply } => {
+            let message = build_response(route.kind, reply, &route.ctx);
+            route.answer(message);
+        }
+        Action::BranchCommit(request) => phase2.deliver(true, request),
+        Action::BranchRollback(request) => phase2.deliver(false, request),
+        Action::UndoLogDelete { save_days } => phase2.undo_log_delete(save_days),
+    }
+}

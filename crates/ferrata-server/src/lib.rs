@@ -1,0 +1,167 @@
+//! `ferrata-server`: the TC runtime. It recovers the coordinator from the embedded store,
+//! accepts Seata clients, and runs until asked to shut down.
+
+pub mod config;
+pub mod connection;
+pub mod engine;
+pub mod phase2;
+pub mod registry;
+pub mod response;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::Context;
+use ferrata_core::{Coordinator, CoordinatorConfig};
+use ferrata_store::{LogStore, LogStoreConfig};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+pub use config::{Cli, ServerConfig};
+
+use crate::connection::Shared;
+use crate::phase2::{PendingRequests, Phase2Sender};
+use crate::registry::Registry;
+
+/// Serves clients on `listener` until `shutdown` completes or the store fails; then stops
+/// accepting, lets the engine make every accepted change durable, and closes connections.
+pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let bound = listener.local_addr().context("listener has no local address")?;
+    let started = std::time::Instant::now();
+    let (store, table) = LogStore::open(LogStoreConfig {
+        dir: config.data_dir.clone(),
+        segment_bytes: config.segment_bytes,
+        compact_after_bytes: config.compact_after_bytes,
+        fsync: config.fsync,
+    })
+    .with_context(|| format!("cannot open the session store in {}", config.data_dir.display()))?;
+    let recovered = table.len();
+    let coordinator = Coordinator::recover(
+        CoordinatorConfig {
+            xid_prefix: format!("{}:{}", config.xid_host(bound), bound.port()),
+            worker_id: config.worker_id,
+            max_commit_retry_timeout_ms: config.max_commit_retry_timeout_ms,
+            max_rollback_retry_timeout_ms: config.max_rollback_retry_timeout_ms,
+            retry_backoff_initial_ms: config.retry_backoff_initial_ms,
+            retry_backoff_max_ms: config.retry_backoff_max_ms,
+            undo_log_delete_period_ms: config.undo_log_delete_period_ms,
+            undo_log_save_days: config.undo_log_save_days,
+            ..CoordinatorConfig::default()
+        },
+        table,
+        engine::now_ms(),
+    );
+    let registry = Arc::new(Registry::default());
+    let pending = Arc::new(PendingRequests::default());
+    let (engine_handle, commands) = engine::channel();
+    let phase2 = Arc::new(Phase2Sender {
+        registry: registry.clone(),
+        pending: pending.clone(),
+        engine: engine_handle.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        timeout: config.branch_request_timeout,
+    });
+    let (fatal_tx, mut fatal_rx) = watch::channel(None::<String>);
+    let threads = engine::start(
+        coordinator,
+        Box::new(store),
+        commands,
+        phase2,
+        Box::new(move |message| {
+            let _ = fatal_tx.send(Some(message));
+        }),
+    )
+    .context("cannot start engine threads")?;
+    tracing::info!(
+        listen = %bound,
+        data_dir = %config.data_dir.display(),
+        recovered_sessions = recovered,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "ferrata-server ready"
+    );
+    let shared = Arc::new(Shared {
+        registry,
+        pending,
+        engine: engine_handle.clone(),
+        next_conn_id: AtomicU64::new(1),
+        config,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let slots = Arc::new(Semaphore::new(shared.config.max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    let failure = loop {
+        tokio::select! {
+            _ = &mut shutdown => break None,
+            _ = fatal_rx.changed() => break fatal_rx.borrow().clone(),
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        continue;
+                    }
+                };
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, limit = shared.config.max_connections, "connection limit reached; refusing");
+                    drop(stream);
+                    continue;
+                };
+                let shared = shared.clone();
+                let stop = stop_rx.clone();
+                connections.spawn(async move {
+                    connection::serve(stream, peer, shared, stop).await;
+                    drop(permit);
+                });
+            }
+        }
+    };
+    tracing::info!("shutting down: no new connections; flushing the log");
+    drop(listener);
+    engine_handle.submit(engine::CoreCommand::Shutdown);
+    let joined = tokio::task::spawn_blocking(move || threads.join()).await.context("engine join task failed")?;
+    let _ = stop_tx.send(true);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(std::time::Duration::from_secs(5), drain).await.is_err() {
+        connections.abort_all();
+    }
+    if let Some(message) = failure {
+        anyhow::bail!(message);
+    }
+    joined.map_err(anyhow::Error::msg)?;
+    tracing::info!("ferrata-server stopped");
+    Ok(())
+}
+
+/// Binds the configured address and serves until SIGINT or SIGTERM.
+pub async fn run_until_signal(config: ServerConfig) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    run(listener, config, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The address a listener is bound to, for tests that bind port 0.
+pub fn local_addr(listener: &TcpListener) -> std::io::Result<SocketAddr> {
+    listener.local_addr()
+}
