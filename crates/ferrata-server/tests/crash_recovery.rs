@@ -1,0 +1,160 @@
+//! Crash safety: kill -9 the server in the middle of a load of global transactions, restart it
+//! on the same data directory, and check that everything it acknowledged survived: begun
+//! transactions are present, acknowledged decisions are carried out (and never reversed),
+//! and no lock is left behind.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferrata_proto::GlobalStatus;
+use support::{Client, RESOURCE, ServerProcess, eventually, free_port};
+
+#[derive(Debug, Default, Clone)]
+struct Tx {
+    lock_key: String,
+    branch_id: Option<i64>,
+    /// Some(true) commit / Some(false) rollback was sent.
+    decision: Option<bool>,
+    /// The status the TC acknowledged the decision with.
+    acknowledged: Option<GlobalStatus>,
+}
+
+type Ledger = Arc<Mutex<HashMap<String, Tx>>>;
+
+const WORKERS: usize = 12;
+const MAX_TRANSACTIONS_PER_WORKER: usize = 5_000;
+
+async fn worker(id: usize, tm: Arc<Client>, rm: Arc<Client>, ledger: Ledger) {
+    for n in 0..MAX_TRANSACTIONS_PER_WORKER {
+        let Ok(xid) = tm.begin(60_000).await else { return };
+        let lock_key = format!("crash_t:{id}_{n}");
+        ledger.lock().expect("ledger").insert(xid.clone(), Tx { lock_key: lock_key.clone(), ..Tx::default() });
+        match rm.register_branch(&xid, &lock_key).await {
+            Ok(Ok(branch_id)) => {
+                ledger.lock().expect("ledger").entry(xid.clone()).or_default().branch_id = Some(branch_id);
+            }
+            Ok(Err(refused)) => panic!("unexpected refusal of a distinct lock key: {refused:?}"),
+            Err(_) => return,
+        }
+        let decision = match n % 3 {
+            0 => true,
+            1 => false,
+            _ => continue, // abandoned: left in Begin
+        };
+        ledger.lock().expect("ledger").entry(xid.clone()).or_default().decision = Some(decision);
+        let answer = if decision { tm.commit(&xid).await } else { tm.rollback(&xid).await };
+        let Ok(status) = answer else { return };
+        ledger.lock().expect("ledger").entry(xid.clone()).or_default().acknowledged = Some(status);
+    }
+}
+
+fn phase2_for(log: &support::Phase2Log, xid: &str) -> (bool, bool) {
+    let log = log.lock().expect("log");
+    let commit = log.iter().any(|(x, _, c)| x == xid && *c);
+    let rollback = log.iter().any(|(x, _, c)| x == xid && !*c);
+    (commit, rollback)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_during_load_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let port = free_port();
+    let mut server = ServerProcess::start(&data, port, &log).expect("server starts");
+
+    let rm = Arc::new(Client::connect(server.addr).await.expect("rm connects"));
+    rm.register_rm("crash-rm", RESOURCE).await.expect("rm registers");
+    let ledger: Ledger = Arc::default();
+    let mut tasks = Vec::new();
+    for id in 0..WORKERS {
+        let tm = Arc::new(Client::connect(server.addr).await.expect("tm connects"));
+        tm.register_tm("crash-tm").await.expect("tm registers");
+        tasks.push(tokio::spawn(worker(id, tm, rm.clone(), ledger.clone())));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill9();
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+    }
+    let ledger = ledger.lock().expect("ledger").clone();
+    let old_phase2 = rm.phase2.clone();
+    assert!(ledger.len() > 50, "the load ran: {} transactions begun", ledger.len());
+    eprintln!("{} transactions begun before the kill", ledger.len());
+
+    // Restart on the same data directory and port.
+    let server = ServerProcess::start(&data, port, &log).expect("server restarts");
+    let rm2 = Client::connect(server.addr).await.expect("rm reconnects");
+    rm2.register_rm("crash-rm", RESOURCE).await.expect("rm registers again");
+    let tm = Client::connect(server.addr).await.expect("tm reconnects");
+    tm.register_tm("crash-tm").await.expect("tm registers again");
+
+    let mut abandoned = Vec::new();
+    for (xid, tx) in &ledger {
+        let status = tm.status(xid).await.expect("status after restart");
+        match (tx.decision, tx.acknowledged) {
+            (None, _) => {
+                assert_eq!(status, GlobalStatus::Begin, "{xid}: an acknowledged begin must survive");
+                abandoned.push(xid.clone());
+            }
+            (Some(true), Some(ack)) => {
+                assert_eq!(ack, GlobalStatus::Committed, "{xid}");
+                assert!(
+                    matches!(status, GlobalStatus::AsyncCommitting | GlobalStatus::Committed | GlobalStatus::Finished),
+                    "{xid}: acknowledged commit must stay committed, found {status:?}"
+                );
+            }
+            (Some(false), Some(ack)) => {
+                assert_eq!(ack, GlobalStatus::Rollbacked, "{xid}");
+                assert_eq!(status, GlobalStatus::Finished, "{xid}: acknowledged rollback ended");
+            }
+            (Some(_), None) => {} // in flight at the crash: either outcome, checked below
+        }
+    }
+    // The TM decides the abandoned ones now; every acknowledged branch must be rolled back.
+    for xid in &abandoned {
+        let status = tm.rollback(xid).await.expect("rollback after restart");
+        assert_eq!(status, GlobalStatus::Rollbacked, "{xid}");
+    }
+
+    let all_ended = eventually(Duration::from_secs(30), || {
+        let tm = &tm;
+        let ledger = &ledger;
+        async move {
+            for xid in ledger.keys() {
+                if tm.status(xid).await.ok() != Some(GlobalStatus::Finished) {
+                    return false;
+                }
+            }
+            true
+        }
+    })
+    .await;
+    assert!(all_ended, "every transaction reaches its end after the restart");
+
+    for (xid, tx) in &ledger {
+        let (c1, r1) = phase2_for(&old_phase2, xid);
+        let (c2, r2) = phase2_for(&rm2.phase2, xid);
+        let (committed, rolled_back) = (c1 || c2, r1 || r2);
+        assert!(!(committed && rolled_back), "{xid}: both committed and rolled back");
+        if tx.branch_id.is_some() {
+            match tx.decision {
+                Some(true) if tx.acknowledged.is_some() => assert!(committed, "{xid}: branch commit delivered"),
+                Some(false) if tx.acknowledged.is_some() => assert!(rolled_back, "{xid}: branch rolled back"),
+                None => assert!(rolled_back, "{xid}: abandoned branch rolled back"),
+                _ => assert!(committed || rolled_back, "{xid}: in-flight decision carried out one way"),
+            }
+        }
+    }
+
+    // No lock left behind: one new transaction can lock every row the load used.
+    let all_keys: Vec<String> = ledger.values().map(|tx| tx.lock_key.clone()).collect();
+    let xid = tm.begin(60_000).await.expect("fresh begin");
+    let rows = all_keys.iter().map(|k| k.trim_start_matches("crash_t:")).collect::<Vec<_>>().join(",");
+    let locked = rm2.register_branch(&xid, &format!("crash_t:{rows}")).await.expect("register");
+    assert!(locked.is_ok(), "a lock was left behind: {locked:?}");
+    assert_eq!(tm.rollback(&xid).await.expect("rollback"), GlobalStatus::Rollbacked);
+}

@@ -1,0 +1,272 @@
+//! Test support: a small Seata-protocol client built on ferrata-proto (requests with
+//! correlation ids, an RM side answering phase-2 requests) and helpers to run the server.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::BytesMut;
+use ferrata_proto::{
+    BranchCommitResponse, BranchRegisterRequest, BranchRollbackResponse, BranchStatus, BranchType, CodecContext,
+    GlobalBeginRequest, GlobalCommitRequest, GlobalRollbackRequest, GlobalStatus, GlobalStatusRequest, Message,
+    MsgType, RegisterRmRequest, RegisterTmRequest, ResultInfo, decode_body, decode_frame, encode_message,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+pub const RESOURCE: &str = "jdbc:mysql://127.0.0.1:3306/ferrata_test";
+
+/// Phase-2 requests an RM received: (xid, branch id, commit?).
+pub type Phase2Log = Arc<Mutex<Vec<(String, i64, bool)>>>;
+
+type Waiters = Arc<Mutex<HashMap<i32, oneshot::Sender<Message>>>>;
+
+/// One client connection.
+pub struct Client {
+    out: mpsc::UnboundedSender<BytesMut>,
+    waiters: Waiters,
+    next_id: AtomicI32,
+    pub phase2: Phase2Log,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> anyhow::Result<Client> {
+        let stream = TcpStream::connect(addr).await.with_context(|| format!("connect {addr}"))?;
+        stream.set_nodelay(true)?;
+        let (mut reader, mut writer) = stream.into_split();
+        let (out, mut out_rx) = mpsc::unbounded_channel::<BytesMut>();
+        let waiters: Waiters = Arc::default();
+        let phase2: Phase2Log = Arc::default();
+        tokio::spawn(async move {
+            while let Some(buf) = out_rx.recv().await {
+                if writer.write_all(&buf).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let reply = out.clone();
+        let (w, p) = (waiters.clone(), phase2.clone());
+        tokio::spawn(async move {
+            let mut buf = BytesMut::new();
+            let ctx = CodecContext::default();
+            loop {
+                while let Ok(Some(frame)) = decode_frame(&mut buf, 8 << 20) {
+                    if frame.msg_type == MsgType::HeartbeatResponse {
+                        continue;
+                    }
+                    let Ok(message) = decode_body(&frame, &ctx, 8 << 20) else { continue };
+                    match (frame.msg_type, message) {
+                        (MsgType::Response, message) => {
+                            if let Some(tx) = w.lock().expect("waiters").remove(&frame.request_id) {
+                                let _ = tx.send(message);
+                            }
+                        }
+                        (_, Message::BranchCommit(r)) => {
+                            p.lock().expect("log").push((r.xid.clone(), r.branch_id, true));
+                            let answer = Message::BranchCommitResponse(BranchCommitResponse {
+                                result: ResultInfo::success(),
+                                xid: r.xid,
+                                branch_id: r.branch_id,
+                                branch_status: BranchStatus::PhaseTwoCommitted,
+                            });
+                            let _ = reply.send(frame_of(MsgType::Response, frame.request_id, &answer));
+                        }
+                        (_, Message::BranchRollback(r)) => {
+                            p.lock().expect("log").push((r.xid.clone(), r.branch_id, false));
+                            let answer = Message::BranchRollbackResponse(BranchRollbackResponse {
+                                result: ResultInfo::success(),
+                                xid: r.xid,
+                                branch_id: r.branch_id,
+                                branch_status: BranchStatus::PhaseTwoRollbacked,
+                            });
+                            let _ = reply.send(frame_of(MsgType::Response, frame.request_id, &answer));
+                        }
+                        _ => {}
+                    }
+                }
+                match reader.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            // Wake every waiter: the connection is gone.
+            w.lock().expect("waiters").clear();
+        });
+        Ok(Client { out, waiters, next_id: AtomicI32::new(1), phase2 })
+    }
+
+    /// Sends a request and waits (bounded) for its response.
+    pub async fn call(&self, message: Message) -> anyhow::Result<Message> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().expect("waiters").insert(id, tx);
+        if self.out.send(frame_of(MsgType::Request, id, &message)).is_err() {
+            bail!("connection closed");
+        }
+        match tokio::time::timeout(Duration::from_secs(20), rx).await {
+            Ok(Ok(message)) => Ok(message),
+            Ok(Err(_)) => bail!("connection closed before the response"),
+            Err(_) => bail!("no response within 20 s"),
+        }
+    }
+
+    pub async fn register_tm(&self, application_id: &str) -> anyhow::Result<()> {
+        let answer = self
+            .call(Message::RegisterTm(RegisterTmRequest {
+                version: "2.6.0".into(),
+                application_id: application_id.into(),
+                transaction_service_group: "default_tx_group".into(),
+                extra_data: "vgroup=default_tx_group\n".into(),
+            }))
+            .await?;
+        match answer {
+            Message::RegisterTmResponse(r) if r.identified => Ok(()),
+            other => bail!("TM registration refused: {other:?}"),
+        }
+    }
+
+    pub async fn register_rm(&self, application_id: &str, resources: &str) -> anyhow::Result<()> {
+        let answer = self
+            .call(Message::RegisterRm(RegisterRmRequest {
+                version: "2.6.0".into(),
+                application_id: application_id.into(),
+                transaction_service_group: "default_tx_group".into(),
+                extra_data: String::new(),
+                resource_ids: resources.into(),
+            }))
+            .await?;
+        match answer {
+            Message::RegisterRmResponse(r) if r.identified => Ok(()),
+            other => bail!("RM registration refused: {other:?}"),
+        }
+    }
+
+    pub async fn begin(&self, timeout_ms: i32) -> anyhow::Result<String> {
+        let request = GlobalBeginRequest { timeout_ms, transaction_name: "test".into() };
+        match self.call(Message::GlobalBegin(request)).await? {
+            Message::GlobalBeginResponse(r) if r.result.is_success() => Ok(r.xid),
+            other => bail!("begin failed: {other:?}"),
+        }
+    }
+
+    /// Registers an AT branch; Ok(Err(result)) is a refusal such as a lock conflict.
+    pub async fn register_branch(&self, xid: &str, lock_key: &str) -> anyhow::Result<Result<i64, ResultInfo>> {
+        let request = BranchRegisterRequest {
+            xid: xid.into(),
+            branch_type: BranchType::At,
+            resource_id: RESOURCE.into(),
+            lock_key: lock_key.into(),
+            application_data: String::new(),
+        };
+        match self.call(Message::BranchRegister(request)).await? {
+            Message::BranchRegisterResponse(r) if r.result.is_success() => Ok(Ok(r.branch_id)),
+            Message::BranchRegisterResponse(r) => Ok(Err(r.result)),
+            other => bail!("unexpected answer to branch register: {other:?}"),
+        }
+    }
+
+    pub async fn commit(&self, xid: &str) -> anyhow::Result<GlobalStatus> {
+        let request = GlobalCommitRequest { xid: xid.into(), extra_data: String::new() };
+        match self.call(Message::GlobalCommit(request)).await? {
+            Message::GlobalCommitResponse(r) if r.result.is_success() => Ok(r.global_status),
+            other => bail!("commit failed: {other:?}"),
+        }
+    }
+
+    pub async fn rollback(&self, xid: &str) -> anyhow::Result<GlobalStatus> {
+        let request = GlobalRollbackRequest { xid: xid.into(), extra_data: String::new() };
+        match self.call(Message::GlobalRollback(request)).await? {
+            Message::GlobalRollbackResponse(r) if r.result.is_success() => Ok(r.global_status),
+            other => bail!("rollback failed: {other:?}"),
+        }
+    }
+
+    pub async fn status(&self, xid: &str) -> anyhow::Result<GlobalStatus> {
+        let request = GlobalStatusRequest { xid: xid.into(), extra_data: String::new() };
+        match self.call(Message::GlobalStatus(request)).await? {
+            Message::GlobalStatusResponse(r) if r.result.is_success() => Ok(r.global_status),
+            other => bail!("status failed: {other:?}"),
+        }
+    }
+
+    /// Sends raw bytes, for malformed-input tests.
+    pub fn send_raw(&self, bytes: &[u8]) {
+        let _ = self.out.send(BytesMut::from(bytes));
+    }
+}
+
+pub fn frame_of(msg_type: MsgType, id: i32, message: &Message) -> BytesMut {
+    let mut buf = BytesMut::new();
+    encode_message(msg_type, id, 1, 0, message, &CodecContext::default(), &mut buf).expect("encodable");
+    buf
+}
+
+/// A ferrata-server process on a free loopback port with its own data directory.
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+impl ServerProcess {
+    pub fn start(data_dir: &Path, port: u16, log: &Path) -> anyhow::Result<ServerProcess> {
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let child = Command::new(env!("CARGO_BIN_EXE_ferrata-server"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(data_dir)
+            .env("FERRATA_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .context("spawn ferrata-server")?;
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return Ok(ServerProcess { child, addr });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("ferrata-server did not listen on {addr} within 10 s")
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `check` every 100 ms until it holds or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
