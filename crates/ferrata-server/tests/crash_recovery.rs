@@ -111,7 +111,12 @@ async fn kill9_during_load_loses_nothing_acknowledged() {
                 assert_eq!(ack, GlobalStatus::Rollbacked, "{xid}");
                 assert_eq!(status, GlobalStatus::Finished, "{xid}: acknowledged rollback ended");
             }
-            (Some(_), None) => {} // in flight at the crash: either outcome, checked below
+            (Some(_), None) => {
+                // In flight at the crash: if the decision never reached the log, the TM decides again.
+                if status == GlobalStatus::Begin {
+                    abandoned.push(xid.clone());
+                }
+            }
         }
     }
     // The TM decides the abandoned ones now; every acknowledged branch must be rolled back.
@@ -133,7 +138,16 @@ async fn kill9_during_load_loses_nothing_acknowledged() {
         }
     })
     .await;
-    assert!(all_ended, "every transaction reaches its end after the restart");
+    if !all_ended {
+        let mut unfinished = Vec::new();
+        for (xid, tx) in &ledger {
+            let status = tm.status(xid).await.ok();
+            if status != Some(GlobalStatus::Finished) {
+                unfinished.push(format!("{xid} {status:?} {tx:?}"));
+            }
+        }
+        panic!("transactions that did not end after the restart:\n{}", unfinished.join("\n"));
+    }
 
     for (xid, tx) in &ledger {
         let (c1, r1) = phase2_for(&old_phase2, xid);
@@ -145,6 +159,7 @@ async fn kill9_during_load_loses_nothing_acknowledged() {
                 Some(true) if tx.acknowledged.is_some() => assert!(committed, "{xid}: branch commit delivered"),
                 Some(false) if tx.acknowledged.is_some() => assert!(rolled_back, "{xid}: branch rolled back"),
                 None => assert!(rolled_back, "{xid}: abandoned branch rolled back"),
+                Some(_) if abandoned.contains(xid) => assert!(rolled_back, "{xid}: re-decided branch rolled back"),
                 _ => assert!(committed || rolled_back, "{xid}: in-flight decision carried out one way"),
             }
         }

@@ -1,0 +1,63 @@
+//! Errors of the session stores. Each message says what went wrong and what the operator can do.
+
+use std::path::PathBuf;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file-system call failed. `context` names the operation and the file.
+    #[error(
+        "{context}: {source} (check that the store directory exists, is writable and the disk is not full)"
+    )]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Acknowledged data failed its checksum or does not decode. Never repaired silently.
+    #[error(
+        "store file {} is corrupt at byte offset {offset}: {reason}; the server refuses to start \
+         rather than lose committed transactions: restore the store directory from a backup, or \
+         move this file aside to start without the sessions it holds",
+        path.display()
+    )]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+
+    /// The file was written by a format version this build does not read.
+    #[error(
+        "store file {} has format version {found}, this build reads version {supported}; run \
+         the Ferrata version that wrote it, or drain it (let every transaction finish) first",
+        path.display()
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u16,
+        supported: u16,
+    },
+
+    /// A record cannot be represented in the storage format (e.g. a field over 4 GiB).
+    #[error("cannot encode record for storage: {0}")]
+    Encode(String),
+
+    /// An earlier write or sync failed, so the log's tail is in an unknown state. Continuing
+    /// could place acknowledged records after garbage, so the store refuses all further work.
+    #[error(
+        "session store is unusable after an earlier failure ({reason}); restart the server so \
+         recovery rebuilds a consistent log"
+    )]
+    Poisoned { reason: String },
+}
+
+impl StoreError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
