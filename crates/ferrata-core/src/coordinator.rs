@@ -105,6 +105,19 @@ fn is_commit_family(status: GlobalStatus) -> bool {
     )
 }
 
+/// Statuses a transaction reaches through Rollbacking or TimeoutRollbacking while its rows may
+/// still be locked. Seata marks those locks Rollbacking and never unmarks them (semantics §2.3),
+/// which is what fail-fast keys on (§2.2).
+fn is_rollback_lock_status(status: GlobalStatus) -> bool {
+    is_rollback_family(status)
+        || matches!(
+            status,
+            GlobalStatus::RollbackFailed
+                | GlobalStatus::TimeoutRollbackFailed
+                | GlobalStatus::RollbackRetryTimeout
+        )
+}
+
 fn is_timeout_flavour(status: GlobalStatus) -> bool {
     matches!(
         status,
@@ -206,14 +219,12 @@ impl Coordinator {
                 }
                 _ => {}
             }
-            let takes_locks = status == GlobalStatus::Begin
-                || is_rollback_family(status)
-                || matches!(
-                    status,
-                    GlobalStatus::RollbackFailed
-                        | GlobalStatus::TimeoutRollbackFailed
-                        | GlobalStatus::RollbackRetryTimeout
-                );
+            // A rollback-retry timeout with unlocking enabled released its rows before the
+            // restart; taking them back would steal rows other transactions hold since.
+            let released = status == GlobalStatus::RollbackRetryTimeout
+                && coordinator.config.rollback_retry_timeout_unlock;
+            let takes_locks =
+                status == GlobalStatus::Begin || (is_rollback_lock_status(status) && !released);
             if takes_locks {
                 for branch in session
                     .branches
@@ -409,7 +420,7 @@ impl Coordinator {
                 let rolling_back = self
                     .sessions
                     .get(&other.transaction_id)
-                    .is_some_and(|s| is_rollback_family(s.global.status));
+                    .is_some_and(|s| is_rollback_lock_status(s.global.status));
                 let user_transaction =
                     json_flag(&request.application_data, "autoCommit") == Some(false);
                 let code = if rolling_back && user_transaction {
@@ -566,9 +577,20 @@ impl Coordinator {
         };
         let deadline = session.deadline();
         match reported {
-            GlobalStatus::Committed => self.end_success(transaction_id, GlobalStatus::Committed),
+            GlobalStatus::Committed => {
+                self.end_success(transaction_id, GlobalStatus::Committed);
+                return self.reply(token, Reply::Status(GlobalStatus::Committed));
+            }
             GlobalStatus::Rollbacked | GlobalStatus::Finished => {
-                self.end_success(transaction_id, GlobalStatus::Rollbacked)
+                // Seata ends it as rolled back, keeping the timeout flavour, and answers with
+                // the status it ended in.
+                let final_status = if is_timeout_flavour(current) {
+                    GlobalStatus::TimeoutRollbacked
+                } else {
+                    GlobalStatus::Rollbacked
+                };
+                self.end_success(transaction_id, final_status);
+                return self.reply(token, Reply::Status(final_status));
             }
             GlobalStatus::RollbackRetrying
             | GlobalStatus::TimeoutRollbackRetrying
@@ -921,8 +943,10 @@ impl Coordinator {
             let status = session.global.status;
             let age = now.saturating_sub(session.global.begin_time_ms);
             if is_commit_family(status) {
+                // Only Committing / CommitRetrying give up (semantics §1.4); AsyncCommitting
+                // (AT undo-log deletion, already reported Committed) is retried indefinitely.
                 let limit = self.config.max_commit_retry_timeout_ms;
-                if limit >= 0 && age > limit {
+                if limit >= 0 && age > limit && status != GlobalStatus::AsyncCommitting {
                     self.end_failure(transaction_id, GlobalStatus::CommitRetryTimeout);
                 } else {
                     self.start_pass(transaction_id, Direction::Commit, true, None);

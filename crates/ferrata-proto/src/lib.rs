@@ -1,8 +1,164 @@
 //! `ferrata-proto`: Seata's wire vocabulary and codec — frames (v1, accepting v2), the head map,
 //! every SEATA-codec message (one file each), merged batches and bounded compressors. No I/O.
 
+pub mod codec;
+pub mod compress;
 pub mod enums;
+pub mod frame;
+pub mod message;
 pub mod version;
 
+use bytes::{BufMut, BytesMut};
+
+pub use codec::{DecodeError, Reader, put_str16, put_str32};
+pub use compress::{DEFAULT_MAX_DECOMPRESSED_LEN, compress, decompress};
 pub use enums::{BranchStatus, BranchType, GlobalStatus, ResultCode, TransactionExceptionCode};
+pub use frame::{
+    DEFAULT_MAX_FRAME_LEN, Frame, FrameError, HEADER_LEN, HeadMap, MAGIC, MsgType, decode_frame,
+    encode_frame,
+};
+pub use message::{
+    BatchResultMessage, BranchCommitRequest, BranchCommitResponse, BranchRegisterRequest,
+    BranchRegisterResponse, BranchReportRequest, BranchReportResponse, BranchRollbackRequest,
+    BranchRollbackResponse, CodecContext, Dialect, GlobalBeginRequest, GlobalBeginResponse,
+    GlobalCommitRequest, GlobalCommitResponse, GlobalLockQueryRequest, GlobalLockQueryResponse,
+    GlobalReportRequest, GlobalReportResponse, GlobalRollbackRequest, GlobalRollbackResponse,
+    GlobalStatusRequest, GlobalStatusResponse, MergeResultMessage, MergedWarpMessage, Message,
+    MessageCodec, RegisterRmRequest, RegisterRmResponse, RegisterTmRequest, RegisterTmResponse,
+    ResultInfo, UndoLogDeleteRequest, UnregisterRmRequest, UnregisterRmResponse,
+};
 pub use version::ClientVersion;
+
+/// The only serializer this crate implements (spec §5.1).
+pub const CODEC_SEATA: u8 = 1;
+
+/// Decompresses (bounded by `max_decompressed`) and decodes a non-heartbeat frame's body;
+/// codec must be 1 (SEATA) else `UnsupportedCodec`; an empty body is `EmptyBody`.
+pub fn decode_body(
+    frame: &Frame,
+    ctx: &CodecContext,
+    max_decompressed: usize,
+) -> Result<Message, DecodeError> {
+    if frame.codec != CODEC_SEATA {
+        return Err(DecodeError::UnsupportedCodec(frame.codec));
+    }
+    if frame.body.is_empty() {
+        return Err(DecodeError::EmptyBody);
+    }
+    if frame.compressor == compress::COMPRESSOR_NONE {
+        if frame.body.len() > max_decompressed {
+            return Err(DecodeError::DecompressedTooLarge {
+                limit: max_decompressed,
+            });
+        }
+        return Message::decode(&frame.body, ctx);
+    }
+    let plain = decompress(frame.compressor, &frame.body, max_decompressed)?;
+    Message::decode(&plain, ctx)
+}
+
+/// Builds a complete v1 frame carrying `msg`, compressing with `compressor`, with an empty
+/// head map (spec §2.2: a TC should not emit head-map entries).
+pub fn encode_message(
+    msg_type: MsgType,
+    request_id: i32,
+    codec: u8,
+    compressor: u8,
+    msg: &Message,
+    ctx: &CodecContext,
+    out: &mut BytesMut,
+) -> Result<(), DecodeError> {
+    if codec != CODEC_SEATA {
+        return Err(DecodeError::UnsupportedCodec(codec));
+    }
+    let mut body = BytesMut::new();
+    msg.encode(ctx, &mut body);
+    let packed;
+    let body: &[u8] = if compressor == compress::COMPRESSOR_NONE {
+        &body
+    } else {
+        packed = compress(compressor, &body)?;
+        &packed
+    };
+    let full_len = HEADER_LEN + body.len();
+    out.reserve(full_len);
+    out.put_slice(&MAGIC);
+    out.put_u8(frame::PROTOCOL_VERSION);
+    out.put_i32(i32::try_from(full_len).unwrap_or(i32::MAX));
+    out.put_i16(HEADER_LEN as i16);
+    out.put_u8(msg_type as u8);
+    out.put_u8(codec);
+    out.put_u8(compressor);
+    out.put_i32(request_id);
+    out.put_slice(body);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn frame(codec: u8, compressor: u8, body: &'static [u8]) -> Frame {
+        Frame {
+            version: 1,
+            msg_type: MsgType::Request,
+            codec,
+            compressor,
+            request_id: 1,
+            head_map: Vec::new(),
+            body: Bytes::from_static(body),
+        }
+    }
+
+    #[test]
+    fn decode_body_checks_codec_body_and_cap() {
+        let ctx = CodecContext::default();
+        assert!(matches!(
+            decode_body(&frame(0x16, 0, b"\x00\x0f"), &ctx, 100),
+            Err(DecodeError::UnsupportedCodec(0x16))
+        ));
+        assert!(matches!(
+            decode_body(&frame(1, 0, b""), &ctx, 100),
+            Err(DecodeError::EmptyBody)
+        ));
+        assert!(matches!(
+            decode_body(&frame(1, 0, b"\x00\x0f\x00\x00\x00\x00"), &ctx, 3),
+            Err(DecodeError::DecompressedTooLarge { limit: 3 })
+        ));
+        assert!(matches!(
+            decode_body(&frame(1, 3, b"\x00\x0f"), &ctx, 100),
+            Err(DecodeError::UnsupportedCompressor(3))
+        ));
+        assert_eq!(
+            decode_body(&frame(1, 0, b"\x00\x0f\x00\x01x\x00\x00"), &ctx, 100).ok(),
+            Some(Message::GlobalStatus(GlobalStatusRequest {
+                xid: "x".into(),
+                extra_data: String::new(),
+            }))
+        );
+    }
+
+    #[test]
+    fn encode_message_compresses_the_type_code_too() {
+        let ctx = CodecContext::default();
+        let msg = Message::GlobalCommit(GlobalCommitRequest {
+            xid: "a".repeat(500),
+            extra_data: String::new(),
+        });
+        let mut out = BytesMut::new();
+        encode_message(MsgType::Request, 3, CODEC_SEATA, 6, &msg, &ctx, &mut out).expect("encode");
+        let frame = decode_frame(&mut out, DEFAULT_MAX_FRAME_LEN)
+            .expect("valid")
+            .expect("whole");
+        assert_eq!(frame.compressor, 6);
+        // zlib header, not the 0x0007 type code.
+        assert_eq!(frame.body.first(), Some(&0x78));
+        assert!(frame.body.len() < 100);
+        assert_eq!(decode_body(&frame, &ctx, 1000).ok(), Some(msg.clone()));
+        assert!(matches!(
+            encode_message(MsgType::Request, 3, 2, 0, &msg, &ctx, &mut out),
+            Err(DecodeError::UnsupportedCodec(2))
+        ));
+    }
+}

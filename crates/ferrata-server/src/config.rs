@@ -66,7 +66,11 @@ impl Default for ServerConfig {
 
 /// Command-line flags; each also reads a `FERRATA_*` environment variable.
 #[derive(Debug, Parser, Default)]
-#[command(name = "ferrata-server", version, about = "Seata-compatible transaction coordinator")]
+#[command(
+    name = "ferrata-server",
+    version,
+    about = "Seata-compatible transaction coordinator"
+)]
 pub struct Cli {
     /// TOML configuration file.
     #[arg(long, env = "FERRATA_CONFIG")]
@@ -155,8 +159,9 @@ impl ServerConfig {
     pub fn resolve(cli: Cli) -> anyhow::Result<ServerConfig> {
         let file = match &cli.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read configuration file {}", path.display())
+                })?;
                 toml::from_str::<FileConfig>(&text)
                     .with_context(|| format!("invalid configuration file {}", path.display()))?
             }
@@ -168,7 +173,11 @@ impl ServerConfig {
             ($field:expr, $($value:expr),+) => { $( if let Some(v) = $value { $field = v; } )+ };
         }
         set!(c.listen, file.server.listen, cli.listen);
-        set!(c.advertise_host, file.server.advertise_host, cli.advertise_host);
+        set!(
+            c.advertise_host,
+            file.server.advertise_host,
+            cli.advertise_host
+        );
         set!(c.worker_id, file.server.worker_id, cli.worker_id);
         set!(c.reported_version, file.server.reported_version);
         set!(c.data_dir, file.store.data_dir, cli.data_dir);
@@ -177,18 +186,38 @@ impl ServerConfig {
         set!(c.compact_after_bytes, file.store.compact_after_bytes);
         set!(c.max_frame_len, file.limits.max_frame_bytes);
         set!(c.max_decompressed_len, file.limits.max_decompressed_bytes);
-        set!(c.max_connections, file.limits.max_connections, cli.max_connections);
-        set!(c.idle_timeout, file.limits.idle_timeout_secs.map(secs), cli.idle_timeout_secs.map(secs));
+        set!(
+            c.max_connections,
+            file.limits.max_connections,
+            cli.max_connections
+        );
+        set!(
+            c.idle_timeout,
+            file.limits.idle_timeout_secs.map(secs),
+            cli.idle_timeout_secs.map(secs)
+        );
         set!(
             c.branch_request_timeout,
             file.limits.branch_request_timeout_secs.map(secs),
             cli.branch_request_timeout_secs.map(secs)
         );
-        set!(c.max_commit_retry_timeout_ms, file.recovery.max_commit_retry_timeout_ms);
-        set!(c.max_rollback_retry_timeout_ms, file.recovery.max_rollback_retry_timeout_ms);
-        set!(c.retry_backoff_initial_ms, file.recovery.retry_backoff_initial_ms);
+        set!(
+            c.max_commit_retry_timeout_ms,
+            file.recovery.max_commit_retry_timeout_ms
+        );
+        set!(
+            c.max_rollback_retry_timeout_ms,
+            file.recovery.max_rollback_retry_timeout_ms
+        );
+        set!(
+            c.retry_backoff_initial_ms,
+            file.recovery.retry_backoff_initial_ms
+        );
         set!(c.retry_backoff_max_ms, file.recovery.retry_backoff_max_ms);
-        set!(c.undo_log_delete_period_ms, file.recovery.undo_log_delete_period_ms);
+        set!(
+            c.undo_log_delete_period_ms,
+            file.recovery.undo_log_delete_period_ms
+        );
         set!(c.undo_log_save_days, file.recovery.undo_log_save_days);
         if c.worker_id > 1023 {
             anyhow::bail!("worker_id {} is out of range: use 0 to 1023", c.worker_id);
@@ -238,7 +267,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("ferrata.toml");
         std::fs::write(&path, "[store]\nfsynk = false\n").expect("write config");
-        let error = ServerConfig::resolve(Cli { config: Some(path), ..Cli::default() }).expect_err("typo");
+        let error = ServerConfig::resolve(Cli {
+            config: Some(path),
+            ..Cli::default()
+        })
+        .expect_err("typo");
         assert!(format!("{error:#}").contains("fsynk"), "{error:#}");
     }
 }

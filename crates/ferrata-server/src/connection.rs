@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::BytesMut;
 use ferrata_core::{BranchRegistration, Requester};
 use ferrata_proto::{
-    ClientVersion, CodecContext, Dialect, Frame, Message, MsgType, RegisterRmResponse, RegisterTmResponse,
-    UnregisterRmResponse, decode_body, decode_frame, encode_frame, encode_message,
+    ClientVersion, CodecContext, Dialect, Frame, Message, MsgType, RegisterRmResponse,
+    RegisterTmResponse, UnregisterRmResponse, decode_body, decode_frame, encode_frame,
+    encode_message,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -62,7 +63,12 @@ struct Session {
     registered: bool,
 }
 
-pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let (mut reader, writer) = stream.into_split();
@@ -71,7 +77,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, mut
     let writer_task = tokio::spawn(write_loop(writer, rx, peer));
     let mut session = Session {
         handle: handle.clone(),
-        requester: Arc::new(Requester { client_id: format!(":{}:{}", peer.ip(), peer.port()), ..Requester::default() }),
+        requester: Arc::new(Requester {
+            client_id: format!(":{}:{}", peer.ip(), peer.port()),
+            ..Requester::default()
+        }),
         ctx: CodecContext::default(),
         tm_version: None,
         rm_version: None,
@@ -106,7 +115,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, mut
     let _ = writer_task.await;
 }
 
-fn process_buffered(buf: &mut BytesMut, session: &mut Session, shared: &Shared) -> Result<(), CloseReason> {
+fn process_buffered(
+    buf: &mut BytesMut,
+    session: &mut Session,
+    shared: &Shared,
+) -> Result<(), CloseReason> {
     while let Some(frame) = decode_frame(buf, shared.config.max_frame_len)? {
         handle_frame(frame, session, shared)?;
     }
@@ -116,7 +129,9 @@ fn process_buffered(buf: &mut BytesMut, session: &mut Session, shared: &Shared) 
 fn handle_frame(frame: Frame, session: &mut Session, shared: &Shared) -> Result<(), CloseReason> {
     match frame.msg_type {
         MsgType::HeartbeatRequest => {
-            session.handle.send(Outbound::Raw(frame.heartbeat_response_to()));
+            session
+                .handle
+                .send(Outbound::Raw(frame.heartbeat_response_to()));
             Ok(())
         }
         MsgType::HeartbeatResponse => Ok(()),
@@ -165,22 +180,60 @@ fn handle_request(
     };
     let operation = match message {
         Message::RegisterTm(request) => {
-            let identified = register(session, shared, &request.version, &request.application_id, &request.transaction_service_group, true, request.extra_data.is_empty(), Vec::new());
+            let identified = register(
+                session,
+                shared,
+                &request.version,
+                &request.application_id,
+                &request.transaction_service_group,
+                true,
+                request.extra_data.is_empty(),
+                Vec::new(),
+            );
             let version = shared.config.reported_version.clone();
-            answer_local(session, Message::RegisterTmResponse(RegisterTmResponse { identified, version }));
+            answer_local(
+                session,
+                Message::RegisterTmResponse(RegisterTmResponse {
+                    identified,
+                    version,
+                }),
+            );
             return Ok(());
         }
         Message::RegisterRm(request) => {
             let resources = split_resources(&request.resource_ids);
-            let identified = register(session, shared, &request.version, &request.application_id, &request.transaction_service_group, false, false, resources);
+            let identified = register(
+                session,
+                shared,
+                &request.version,
+                &request.application_id,
+                &request.transaction_service_group,
+                false,
+                false,
+                resources,
+            );
             let version = shared.config.reported_version.clone();
-            answer_local(session, Message::RegisterRmResponse(RegisterRmResponse { identified, version }));
+            answer_local(
+                session,
+                Message::RegisterRmResponse(RegisterRmResponse {
+                    identified,
+                    version,
+                }),
+            );
             return Ok(());
         }
         Message::UnregisterRm(request) => {
-            shared.registry.unregister_resources(session.handle.id, &split_resources(&request.resource_ids));
+            shared
+                .registry
+                .unregister_resources(session.handle.id, &split_resources(&request.resource_ids));
             let version = shared.config.reported_version.clone();
-            answer_local(session, Message::UnregisterRmResponse(UnregisterRmResponse { identified: true, version }));
+            answer_local(
+                session,
+                Message::UnregisterRmResponse(UnregisterRmResponse {
+                    identified: true,
+                    version,
+                }),
+            );
             return Ok(());
         }
         Message::MergedWarp(merged) => {
@@ -200,7 +253,10 @@ fn handle_request(
             }
             return Ok(());
         }
-        Message::GlobalBegin(r) => Operation::Begin { timeout_ms: r.timeout_ms, name: r.transaction_name },
+        Message::GlobalBegin(r) => Operation::Begin {
+            timeout_ms: r.timeout_ms,
+            name: r.transaction_name,
+        },
         Message::BranchRegister(r) => Operation::BranchRegister(BranchRegistration {
             xid: r.xid,
             branch_type: r.branch_type,
@@ -217,7 +273,10 @@ fn handle_request(
         Message::GlobalCommit(r) => Operation::GlobalCommit { xid: r.xid },
         Message::GlobalRollback(r) => Operation::GlobalRollback { xid: r.xid },
         Message::GlobalStatus(r) => Operation::GlobalStatus { xid: r.xid },
-        Message::GlobalReport(r) => Operation::GlobalReport { xid: r.xid, status: r.global_status },
+        Message::GlobalReport(r) => Operation::GlobalReport {
+            xid: r.xid,
+            status: r.global_status,
+        },
         Message::GlobalLockQuery(r) => Operation::LockQuery {
             xid: r.xid,
             branch_type: r.branch_type,
@@ -234,11 +293,19 @@ fn handle_request(
         requester: session.requester.clone(),
         operation,
     };
-    if shared.engine.submit(command) { Ok(()) } else { Err(CloseReason::EngineStopped) }
+    if shared.engine.submit(command) {
+        Ok(())
+    } else {
+        Err(CloseReason::EngineStopped)
+    }
 }
 
 fn split_resources(ids: &str) -> Vec<String> {
-    ids.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    ids.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Records a TM or RM registration on this connection; false rejects it (bad version string).
@@ -266,11 +333,16 @@ fn register(
         session.rm_version = Some(parsed);
     }
     // Java TMs always send extraData; Go sends none and registers both roles on one connection.
-    let go = (tm && empty_extra_data) || (session.tm_version.is_some() && session.rm_version.is_some());
+    let go =
+        (tm && empty_extra_data) || (session.tm_version.is_some() && session.rm_version.is_some());
     if go {
         session.ctx.dialect = Dialect::Go;
     }
-    session.ctx.client_version = [session.tm_version, session.rm_version].into_iter().flatten().min().unwrap_or(parsed);
+    session.ctx.client_version = [session.tm_version, session.rm_version]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(parsed);
     if !session.registered {
         let peer = session.handle.peer;
         session.requester = Arc::new(Requester {
@@ -280,7 +352,12 @@ fn register(
         });
         session.registered = true;
     }
-    shared.registry.register(&session.handle, &session.requester.application_id, session.ctx, resources);
+    shared.registry.register(
+        &session.handle,
+        &session.requester.application_id,
+        session.ctx,
+        resources,
+    );
     tracing::info!(
         peer = %session.handle.peer,
         role = if tm { "TM" } else { "RM" },
@@ -293,7 +370,11 @@ fn register(
     true
 }
 
-async fn write_loop(mut writer: OwnedWriteHalf, mut rx: UnboundedReceiver<Outbound>, peer: SocketAddr) {
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut rx: UnboundedReceiver<Outbound>,
+    peer: SocketAddr,
+) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut closing = false;
     while !closing {
@@ -306,8 +387,17 @@ async fn write_loop(mut writer: OwnedWriteHalf, mut rx: UnboundedReceiver<Outbou
                     break;
                 }
                 Outbound::Raw(frame) => encode_frame(&frame, &mut buf),
-                Outbound::Message { msg_type, request_id, codec, compressor, message, ctx } => {
-                    if let Err(error) = encode_message(msg_type, request_id, codec, compressor, &message, &ctx, &mut buf) {
+                Outbound::Message {
+                    msg_type,
+                    request_id,
+                    codec,
+                    compressor,
+                    message,
+                    ctx,
+                } => {
+                    if let Err(error) = encode_message(
+                        msg_type, request_id, codec, compressor, &message, &ctx, &mut buf,
+                    ) {
                         tracing::error!(%peer, %error, "cannot encode an outgoing frame; dropped");
                     }
                 }

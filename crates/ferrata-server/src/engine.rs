@@ -22,7 +22,9 @@ use crate::response::build_response;
 const MAX_COMMANDS_PER_BATCH: usize = 8192;
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The kind of request a reply answers, which fixes the response message type.
@@ -41,14 +43,36 @@ pub enum RequestKind {
 /// A transaction request for the core.
 #[derive(Debug)]
 pub enum Operation {
-    Begin { timeout_ms: i32, name: String },
+    Begin {
+        timeout_ms: i32,
+        name: String,
+    },
     BranchRegister(BranchRegistration),
-    BranchReport { xid: String, branch_id: i64, status: BranchStatus, application_data: String },
-    GlobalCommit { xid: String },
-    GlobalRollback { xid: String },
-    GlobalStatus { xid: String },
-    GlobalReport { xid: String, status: Option<GlobalStatus> },
-    LockQuery { xid: String, branch_type: BranchType, resource_id: String, lock_key: String },
+    BranchReport {
+        xid: String,
+        branch_id: i64,
+        status: BranchStatus,
+        application_data: String,
+    },
+    GlobalCommit {
+        xid: String,
+    },
+    GlobalRollback {
+        xid: String,
+    },
+    GlobalStatus {
+        xid: String,
+    },
+    GlobalReport {
+        xid: String,
+        status: Option<GlobalStatus>,
+    },
+    LockQuery {
+        xid: String,
+        branch_type: BranchType,
+        resource_id: String,
+        lock_key: String,
+    },
 }
 
 impl Operation {
@@ -91,7 +115,14 @@ pub struct MergeBatch {
 }
 
 impl MergeBatch {
-    pub fn new(conn: ConnHandle, request_id: i32, codec: u8, compressor: u8, ctx: CodecContext, len: usize) -> MergeBatch {
+    pub fn new(
+        conn: ConnHandle,
+        request_id: i32,
+        codec: u8,
+        compressor: u8,
+        ctx: CodecContext,
+        len: usize,
+    ) -> MergeBatch {
         MergeBatch {
             conn,
             request_id,
@@ -106,18 +137,19 @@ impl MergeBatch {
     /// Fills one answer; the last one sends the whole result in request order.
     pub fn fill(&self, index: usize, message: Message) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = slots.get_mut(index) {
-            if slot.replace(message).is_none() && self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                let messages = slots.iter_mut().filter_map(Option::take).collect();
-                self.conn.send(Outbound::Message {
-                    msg_type: MsgType::Response,
-                    request_id: self.request_id,
-                    codec: self.codec,
-                    compressor: self.compressor,
-                    message: Message::MergeResult(ferrata_proto::MergeResultMessage { messages }),
-                    ctx: self.ctx,
-                });
-            }
+        if let Some(slot) = slots.get_mut(index)
+            && slot.replace(message).is_none()
+            && self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
+        {
+            let messages = slots.iter_mut().filter_map(Option::take).collect();
+            self.conn.send(Outbound::Message {
+                msg_type: MsgType::Response,
+                request_id: self.request_id,
+                codec: self.codec,
+                compressor: self.compressor,
+                message: Message::MergeResult(ferrata_proto::MergeResultMessage { messages }),
+                ctx: self.ctx,
+            });
         }
     }
 }
@@ -143,8 +175,16 @@ impl Route {
 
 #[derive(Debug)]
 pub enum CoreCommand {
-    Request { route: Route, requester: Arc<Requester>, operation: Operation },
-    BranchResult { transaction_id: i64, branch_id: i64, outcome: BranchOutcome },
+    Request {
+        route: Route,
+        requester: Arc<Requester>,
+        operation: Operation,
+    },
+    BranchResult {
+        transaction_id: i64,
+        branch_id: i64,
+        outcome: BranchOutcome,
+    },
     Shutdown,
 }
 
@@ -188,8 +228,12 @@ pub struct EngineThreads {
 impl EngineThreads {
     /// Waits until every accepted command is applied and its records are durable.
     pub fn join(self) -> Result<(), String> {
-        self.core.join().map_err(|_| "core thread panicked".to_owned())?;
-        self.writer.join().map_err(|_| "writer thread panicked".to_owned())?
+        self.core
+            .join()
+            .map_err(|_| "core thread panicked".to_owned())?;
+        self.writer
+            .join()
+            .map_err(|_| "writer thread panicked".to_owned())?
     }
 }
 
@@ -265,14 +309,19 @@ fn core_loop(
                     }
                 }
                 Effect::BranchCommit(request) => batch.actions.push(Action::BranchCommit(request)),
-                Effect::BranchRollback(request) => batch.actions.push(Action::BranchRollback(request)),
-                Effect::UndoLogDelete { save_days } => batch.actions.push(Action::UndoLogDelete { save_days }),
+                Effect::BranchRollback(request) => {
+                    batch.actions.push(Action::BranchRollback(request))
+                }
+                Effect::UndoLogDelete { save_days } => {
+                    batch.actions.push(Action::UndoLogDelete { save_days })
+                }
             }
         }
         if compaction_wanted.swap(false, Ordering::AcqRel) {
             batch.snapshot = Some(coordinator.snapshot_records());
         }
-        let has_work = !batch.records.is_empty() || !batch.actions.is_empty() || batch.snapshot.is_some();
+        let has_work =
+            !batch.records.is_empty() || !batch.actions.is_empty() || batch.snapshot.is_some();
         if has_work && writer.send(batch).is_err() {
             return;
         }
@@ -283,32 +332,55 @@ fn core_loop(
 }
 
 /// Applies one command; true when it asks the core to stop.
-fn apply(coordinator: &mut Coordinator, routes: &mut HashMap<u64, Route>, next_token: &mut u64, command: CoreCommand) -> bool {
+fn apply(
+    coordinator: &mut Coordinator,
+    routes: &mut HashMap<u64, Route>,
+    next_token: &mut u64,
+    command: CoreCommand,
+) -> bool {
     let now = now_ms();
     match command {
         CoreCommand::Shutdown => return true,
-        CoreCommand::BranchResult { transaction_id, branch_id, outcome } => {
+        CoreCommand::BranchResult {
+            transaction_id,
+            branch_id,
+            outcome,
+        } => {
             coordinator.branch_result(now, transaction_id, branch_id, outcome);
         }
-        CoreCommand::Request { route, requester, operation } => {
+        CoreCommand::Request {
+            route,
+            requester,
+            operation,
+        } => {
             *next_token = next_token.wrapping_add(1);
             let token = *next_token;
             routes.insert(token, route);
             match operation {
-                Operation::Begin { timeout_ms, name } => coordinator.begin(now, token, &requester, timeout_ms, name),
+                Operation::Begin { timeout_ms, name } => {
+                    coordinator.begin(now, token, &requester, timeout_ms, name)
+                }
                 Operation::BranchRegister(registration) => {
                     coordinator.branch_register(token, &requester.client_id, registration)
                 }
-                Operation::BranchReport { xid, branch_id, status, application_data } => {
-                    coordinator.branch_report(token, &xid, branch_id, status, application_data)
-                }
+                Operation::BranchReport {
+                    xid,
+                    branch_id,
+                    status,
+                    application_data,
+                } => coordinator.branch_report(token, &xid, branch_id, status, application_data),
                 Operation::GlobalCommit { xid } => coordinator.global_commit(now, token, &xid),
                 Operation::GlobalRollback { xid } => coordinator.global_rollback(token, &xid),
                 Operation::GlobalStatus { xid } => coordinator.global_status(token, &xid),
-                Operation::GlobalReport { xid, status } => coordinator.global_report(now, token, &xid, status),
-                Operation::LockQuery { xid, branch_type, resource_id, lock_key } => {
-                    coordinator.lock_query(token, &xid, branch_type, &resource_id, &lock_key)
+                Operation::GlobalReport { xid, status } => {
+                    coordinator.global_report(now, token, &xid, status)
                 }
+                Operation::LockQuery {
+                    xid,
+                    branch_type,
+                    resource_id,
+                    lock_key,
+                } => coordinator.lock_query(token, &xid, branch_type, &resource_id, &lock_key),
             }
         }
     }
@@ -343,10 +415,15 @@ fn writer_loop(
             for batch in &mut batches[tail_from..] {
                 records.append(&mut batch.records);
             }
-            if records.is_empty() { Ok(()) } else { store.append(&records) }
+            if records.is_empty() {
+                Ok(())
+            } else {
+                store.append(&records)
+            }
         })();
         if let Err(error) = result {
-            let message = format!("session store failed; refusing to acknowledge anything more: {error}");
+            let message =
+                format!("session store failed; refusing to acknowledge anything more: {error}");
             tracing::error!("{message}");
             on_fatal(message.clone());
             return Err(message);

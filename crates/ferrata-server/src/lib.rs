@@ -27,8 +27,14 @@ use crate::registry::Registry;
 
 /// Serves clients on `listener` until `shutdown` completes or the store fails; then stops
 /// accepting, lets the engine make every accepted change durable, and closes connections.
-pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let bound = listener.local_addr().context("listener has no local address")?;
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let bound = listener
+        .local_addr()
+        .context("listener has no local address")?;
     let started = std::time::Instant::now();
     let (store, table) = LogStore::open(LogStoreConfig {
         dir: config.data_dir.clone(),
@@ -36,7 +42,12 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Fut
         compact_after_bytes: config.compact_after_bytes,
         fsync: config.fsync,
     })
-    .with_context(|| format!("cannot open the session store in {}", config.data_dir.display()))?;
+    .with_context(|| {
+        format!(
+            "cannot open the session store in {}",
+            config.data_dir.display()
+        )
+    })?;
     let recovered = table.len();
     let coordinator = Coordinator::recover(
         CoordinatorConfig {
@@ -121,10 +132,15 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: impl Fut
     tracing::info!("shutting down: no new connections; flushing the log");
     drop(listener);
     engine_handle.submit(engine::CoreCommand::Shutdown);
-    let joined = tokio::task::spawn_blocking(move || threads.join()).await.context("engine join task failed")?;
+    let joined = tokio::task::spawn_blocking(move || threads.join())
+        .await
+        .context("engine join task failed")?;
     let _ = stop_tx.send(true);
     let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(std::time::Duration::from_secs(5), drain).await.is_err() {
+    if tokio::time::timeout(std::time::Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
         connections.abort_all();
     }
     if let Some(message) = failure {
@@ -146,10 +162,11 @@ pub async fn run_until_signal(config: ServerConfig) -> anyhow::Result<()> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

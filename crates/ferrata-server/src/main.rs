@@ -1,5 +1,7 @@
 //! The `ferrata-server` binary: resolves configuration, sets up logging and runs the TC.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use ferrata_server::{Cli, ServerConfig};
 
@@ -10,6 +12,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = ServerConfig::resolve(Cli::parse())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

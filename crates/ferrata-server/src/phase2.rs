@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use ferrata_core::{BranchOutcome, BranchRequest};
-use ferrata_proto::{BranchCommitRequest, BranchRollbackRequest, BranchType, Message, MsgType, UndoLogDeleteRequest};
+use ferrata_proto::{
+    BranchCommitRequest, BranchRollbackRequest, BranchType, Message, MsgType, UndoLogDeleteRequest,
+};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -79,8 +81,11 @@ impl Phase2Sender {
     }
 
     async fn round_trip(&self, commit: bool, request: &BranchRequest) -> BranchOutcome {
-        let Some((conn, ctx)) = self.registry.pick(&request.resource_id, &request.client_id, request.branch_type)
-        else {
+        let Some((conn, ctx)) = self.registry.pick(
+            &request.resource_id,
+            &request.client_id,
+            request.branch_type,
+        ) else {
             tracing::warn!(
                 xid = %request.xid,
                 branch_id = request.branch_id,
@@ -121,8 +126,12 @@ impl Phase2Sender {
             return BranchOutcome::Unreachable;
         }
         match tokio::time::timeout(self.timeout, answer).await {
-            Ok(Ok(Message::BranchCommitResponse(r))) if commit => BranchOutcome::Status(r.branch_status),
-            Ok(Ok(Message::BranchRollbackResponse(r))) if !commit => BranchOutcome::Status(r.branch_status),
+            Ok(Ok(Message::BranchCommitResponse(r))) if commit => {
+                BranchOutcome::Status(r.branch_status)
+            }
+            Ok(Ok(Message::BranchRollbackResponse(r))) if !commit => {
+                BranchOutcome::Status(r.branch_status)
+            }
             Ok(Ok(other)) => {
                 tracing::warn!(xid = %request.xid, type_code = other.type_code(), "unexpected answer to a phase-2 request");
                 BranchOutcome::Unreachable
@@ -143,7 +152,11 @@ impl Phase2Sender {
                 request_id: self.pending.next_id(),
                 codec: 1,
                 compressor: 0,
-                message: Message::UndoLogDelete(UndoLogDeleteRequest { branch_type: BranchType::At, resource_id, save_days }),
+                message: Message::UndoLogDelete(UndoLogDeleteRequest {
+                    branch_type: BranchType::At,
+                    resource_id,
+                    save_days,
+                }),
                 ctx,
             });
         }

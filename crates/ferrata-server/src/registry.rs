@@ -13,7 +13,14 @@ pub type ConnId = u64;
 /// A frame to write on a connection; encoded by the connection's writer task.
 #[derive(Debug)]
 pub enum Outbound {
-    Message { msg_type: MsgType, request_id: i32, codec: u8, compressor: u8, message: Message, ctx: CodecContext },
+    Message {
+        msg_type: MsgType,
+        request_id: i32,
+        codec: u8,
+        compressor: u8,
+        message: Message,
+        ctx: CodecContext,
+    },
     Raw(Frame),
     Close,
 }
@@ -72,7 +79,9 @@ impl Registry {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than losing routing, so keep serving.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records (or updates) a connection's registration and the resources it serves.
@@ -91,9 +100,16 @@ impl Registry {
             resources: HashSet::new(),
         });
         entry.ctx = ctx;
-        let added: Vec<String> = resources.into_iter().filter(|r| entry.resources.insert(r.clone())).collect();
+        let added: Vec<String> = resources
+            .into_iter()
+            .filter(|r| entry.resources.insert(r.clone()))
+            .collect();
         for resource in added {
-            inner.by_resource.entry(resource).or_default().push(handle.id);
+            inner
+                .by_resource
+                .entry(resource)
+                .or_default()
+                .push(handle.id);
         }
     }
 
@@ -128,7 +144,12 @@ impl Registry {
     /// The connection to deliver a phase-2 request on: the registering connection, else the
     /// same application on the same IP, else the same application anywhere, else (AT only)
     /// any connection serving the resource.
-    pub fn pick(&self, resource_id: &str, client_id: &str, branch_type: BranchType) -> Option<(ConnHandle, CodecContext)> {
+    pub fn pick(
+        &self,
+        resource_id: &str,
+        client_id: &str,
+        branch_type: BranchType,
+    ) -> Option<(ConnHandle, CodecContext)> {
         let inner = self.lock();
         let candidates: Vec<&ConnEntry> = inner
             .by_resource
@@ -170,7 +191,10 @@ impl Registry {
             .filter_map(|(resource, ids)| {
                 ids.iter()
                     .filter_map(|id| inner.conns.get(id))
-                    .find(|e| e.ctx.dialect == Dialect::Java && e.ctx.client_version >= ClientVersion::V0_7_1)
+                    .find(|e| {
+                        e.ctx.dialect == Dialect::Java
+                            && e.ctx.client_version >= ClientVersion::V0_7_1
+                    })
                     .map(|e| (resource.clone(), e.handle.clone(), e.ctx))
             })
             .collect()
@@ -185,7 +209,10 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn handle(id: ConnId, peer: &str) -> (ConnHandle, tokio::sync::mpsc::UnboundedReceiver<Outbound>) {
+    fn handle(
+        id: ConnId,
+        peer: &str,
+    ) -> (ConnHandle, tokio::sync::mpsc::UnboundedReceiver<Outbound>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         (ConnHandle::new(id, peer.parse().expect("addr"), tx), rx)
     }
@@ -198,7 +225,12 @@ mod tests {
         let (same_ip, _r2) = handle(2, "10.0.0.1:5001");
         let (other_ip, _r3) = handle(3, "10.0.0.2:5000");
         let (other_app, _r4) = handle(4, "10.0.0.3:5000");
-        for (h, app) in [(&exact, "a"), (&same_ip, "a"), (&other_ip, "a"), (&other_app, "b")] {
+        for (h, app) in [
+            (&exact, "a"),
+            (&same_ip, "a"),
+            (&other_ip, "a"),
+            (&other_app, "b"),
+        ] {
             registry.register(h, app, ctx, ["db".to_owned()]);
         }
         let pick = |client: &str, t| registry.pick("db", client, t).map(|(h, _)| h.id);
@@ -210,6 +242,11 @@ mod tests {
         registry.remove(3);
         assert_eq!(pick("a:10.0.0.1:5000", BranchType::Tcc), None);
         assert_eq!(pick("a:10.0.0.1:5000", BranchType::At), Some(4));
-        assert_eq!(registry.pick("other", "a:10.0.0.1:5000", BranchType::At).map(|(h, _)| h.id), None);
+        assert_eq!(
+            registry
+                .pick("other", "a:10.0.0.1:5000", BranchType::At)
+                .map(|(h, _)| h.id),
+            None
+        );
     }
 }

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use ferrata_proto::{GlobalStatus, MsgType};
-use support::{Client, ServerProcess, free_port};
+use support::{Client, ServerProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -15,11 +15,15 @@ use tokio::net::TcpStream;
 async fn assert_rejected(name: &str, bytes: Vec<u8>, reason_in_log: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("server.log");
-    let server = ServerProcess::start(&dir.path().join("data"), free_port(), &log).expect("server starts");
-    let healthy = Client::connect(server.addr).await.expect("healthy client connects");
+    let server = ServerProcess::start(&dir.path().join("data"), 0, &log).expect("server starts");
+    let healthy = Client::connect(server.addr)
+        .await
+        .expect("healthy client connects");
     healthy.register_tm("healthy").await.expect("registers");
 
-    let mut bad = TcpStream::connect(server.addr).await.expect("bad client connects");
+    let mut bad = TcpStream::connect(server.addr)
+        .await
+        .expect("bad client connects");
     bad.write_all(&bytes).await.expect("send bad bytes");
     let mut sink = [0u8; 256];
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
@@ -31,10 +35,21 @@ async fn assert_rejected(name: &str, bytes: Vec<u8>, reason_in_log: &str) {
         }
     })
     .await;
-    assert_eq!(closed, Ok(true), "{name}: the server must close the offending connection");
+    assert_eq!(
+        closed,
+        Ok(true),
+        "{name}: the server must close the offending connection"
+    );
 
-    let xid = healthy.begin(30_000).await.expect("healthy begin still served");
-    assert_eq!(healthy.commit(&xid).await.expect("healthy commit"), GlobalStatus::Committed, "{name}");
+    let xid = healthy
+        .begin(30_000)
+        .await
+        .expect("healthy begin still served");
+    assert_eq!(
+        healthy.commit(&xid).await.expect("healthy commit"),
+        GlobalStatus::Committed,
+        "{name}"
+    );
 
     let text = std::fs::read_to_string(&log).expect("read log");
     assert!(
@@ -55,7 +70,12 @@ fn header(version: u8, full_len: i32, head_len: i16, msg_type: u8) -> Vec<u8> {
 
 #[tokio::test]
 async fn garbage_on_a_fresh_connection() {
-    assert_rejected("garbage", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), "magic").await;
+    assert_rejected(
+        "garbage",
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        "magic",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -70,7 +90,12 @@ async fn unsupported_protocol_version() {
 
 #[tokio::test]
 async fn oversized_frame() {
-    assert_rejected("oversized", header(1, 100 * 1024 * 1024, 16, 0), "malformed frame").await;
+    assert_rejected(
+        "oversized",
+        header(1, 100 * 1024 * 1024, 16, 0),
+        "malformed frame",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -107,7 +132,8 @@ async fn response_type_sent_as_a_request() {
 async fn healthy_pipelined_requests_after_garbage_elsewhere() {
     // Frames split at every byte boundary still decode: the decoder waits for whole frames.
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = ServerProcess::start(&dir.path().join("data"), free_port(), &dir.path().join("log")).expect("start");
+    let server =
+        ServerProcess::start(&dir.path().join("data"), 0, &dir.path().join("log")).expect("start");
     let mut stream = TcpStream::connect(server.addr).await.expect("connect");
     let frame = support::frame_of(
         MsgType::Request,
@@ -122,6 +148,12 @@ async fn healthy_pipelined_requests_after_garbage_elsewhere() {
         stream.flush().await.expect("flush");
     }
     let mut buf = vec![0u8; 512];
-    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.expect("answer").expect("read");
-    assert!(n >= 16 && buf[9] == 1 && buf[12..16] == 42i32.to_be_bytes(), "a response to request 42");
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("answer")
+        .expect("read");
+    assert!(
+        n >= 16 && buf[9] == 1 && buf[12..16] == 42i32.to_be_bytes(),
+        "a response to request 42"
+    );
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferrata_proto::GlobalStatus;
-use support::{Client, RESOURCE, ServerProcess, eventually, free_port};
+use support::{Client, RESOURCE, ServerProcess, eventually};
 
 #[derive(Debug, Default, Clone)]
 struct Tx {
@@ -29,12 +29,25 @@ const MAX_TRANSACTIONS_PER_WORKER: usize = 5_000;
 
 async fn worker(id: usize, tm: Arc<Client>, rm: Arc<Client>, ledger: Ledger) {
     for n in 0..MAX_TRANSACTIONS_PER_WORKER {
-        let Ok(xid) = tm.begin(60_000).await else { return };
+        let Ok(xid) = tm.begin(60_000).await else {
+            return;
+        };
         let lock_key = format!("crash_t:{id}_{n}");
-        ledger.lock().expect("ledger").insert(xid.clone(), Tx { lock_key: lock_key.clone(), ..Tx::default() });
+        ledger.lock().expect("ledger").insert(
+            xid.clone(),
+            Tx {
+                lock_key: lock_key.clone(),
+                ..Tx::default()
+            },
+        );
         match rm.register_branch(&xid, &lock_key).await {
             Ok(Ok(branch_id)) => {
-                ledger.lock().expect("ledger").entry(xid.clone()).or_default().branch_id = Some(branch_id);
+                ledger
+                    .lock()
+                    .expect("ledger")
+                    .entry(xid.clone())
+                    .or_default()
+                    .branch_id = Some(branch_id);
             }
             Ok(Err(refused)) => panic!("unexpected refusal of a distinct lock key: {refused:?}"),
             Err(_) => return,
@@ -44,10 +57,24 @@ async fn worker(id: usize, tm: Arc<Client>, rm: Arc<Client>, ledger: Ledger) {
             1 => false,
             _ => continue, // abandoned: left in Begin
         };
-        ledger.lock().expect("ledger").entry(xid.clone()).or_default().decision = Some(decision);
-        let answer = if decision { tm.commit(&xid).await } else { tm.rollback(&xid).await };
+        ledger
+            .lock()
+            .expect("ledger")
+            .entry(xid.clone())
+            .or_default()
+            .decision = Some(decision);
+        let answer = if decision {
+            tm.commit(&xid).await
+        } else {
+            tm.rollback(&xid).await
+        };
         let Ok(status) = answer else { return };
-        ledger.lock().expect("ledger").entry(xid.clone()).or_default().acknowledged = Some(status);
+        ledger
+            .lock()
+            .expect("ledger")
+            .entry(xid.clone())
+            .or_default()
+            .acknowledged = Some(status);
     }
 }
 
@@ -63,11 +90,13 @@ async fn kill9_during_load_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let log = dir.path().join("server.log");
-    let port = free_port();
-    let mut server = ServerProcess::start(&data, port, &log).expect("server starts");
+    let mut server = ServerProcess::start(&data, 0, &log).expect("server starts");
+    let port = server.addr.port();
 
     let rm = Arc::new(Client::connect(server.addr).await.expect("rm connects"));
-    rm.register_rm("crash-rm", RESOURCE).await.expect("rm registers");
+    rm.register_rm("crash-rm", RESOURCE)
+        .await
+        .expect("rm registers");
     let ledger: Ledger = Arc::default();
     let mut tasks = Vec::new();
     for id in 0..WORKERS {
@@ -82,34 +111,55 @@ async fn kill9_during_load_loses_nothing_acknowledged() {
     }
     let ledger = ledger.lock().expect("ledger").clone();
     let old_phase2 = rm.phase2.clone();
-    assert!(ledger.len() > 50, "the load ran: {} transactions begun", ledger.len());
+    assert!(
+        ledger.len() > 50,
+        "the load ran: {} transactions begun",
+        ledger.len()
+    );
     eprintln!("{} transactions begun before the kill", ledger.len());
 
     // Restart on the same data directory and port.
     let server = ServerProcess::start(&data, port, &log).expect("server restarts");
     let rm2 = Client::connect(server.addr).await.expect("rm reconnects");
-    rm2.register_rm("crash-rm", RESOURCE).await.expect("rm registers again");
+    rm2.register_rm("crash-rm", RESOURCE)
+        .await
+        .expect("rm registers again");
     let tm = Client::connect(server.addr).await.expect("tm reconnects");
-    tm.register_tm("crash-tm").await.expect("tm registers again");
+    tm.register_tm("crash-tm")
+        .await
+        .expect("tm registers again");
 
     let mut abandoned = Vec::new();
     for (xid, tx) in &ledger {
         let status = tm.status(xid).await.expect("status after restart");
         match (tx.decision, tx.acknowledged) {
             (None, _) => {
-                assert_eq!(status, GlobalStatus::Begin, "{xid}: an acknowledged begin must survive");
+                assert_eq!(
+                    status,
+                    GlobalStatus::Begin,
+                    "{xid}: an acknowledged begin must survive"
+                );
                 abandoned.push(xid.clone());
             }
             (Some(true), Some(ack)) => {
                 assert_eq!(ack, GlobalStatus::Committed, "{xid}");
                 assert!(
-                    matches!(status, GlobalStatus::AsyncCommitting | GlobalStatus::Committed | GlobalStatus::Finished),
+                    matches!(
+                        status,
+                        GlobalStatus::AsyncCommitting
+                            | GlobalStatus::Committed
+                            | GlobalStatus::Finished
+                    ),
                     "{xid}: acknowledged commit must stay committed, found {status:?}"
                 );
             }
             (Some(false), Some(ack)) => {
                 assert_eq!(ack, GlobalStatus::Rollbacked, "{xid}");
-                assert_eq!(status, GlobalStatus::Finished, "{xid}: acknowledged rollback ended");
+                assert_eq!(
+                    status,
+                    GlobalStatus::Finished,
+                    "{xid}: acknowledged rollback ended"
+                );
             }
             (Some(_), None) => {
                 // In flight at the crash: if the decision never reached the log, the TM decides again.
@@ -146,21 +196,36 @@ async fn kill9_during_load_loses_nothing_acknowledged() {
                 unfinished.push(format!("{xid} {status:?} {tx:?}"));
             }
         }
-        panic!("transactions that did not end after the restart:\n{}", unfinished.join("\n"));
+        panic!(
+            "transactions that did not end after the restart:\n{}",
+            unfinished.join("\n")
+        );
     }
 
     for (xid, tx) in &ledger {
         let (c1, r1) = phase2_for(&old_phase2, xid);
         let (c2, r2) = phase2_for(&rm2.phase2, xid);
         let (committed, rolled_back) = (c1 || c2, r1 || r2);
-        assert!(!(committed && rolled_back), "{xid}: both committed and rolled back");
+        assert!(
+            !(committed && rolled_back),
+            "{xid}: both committed and rolled back"
+        );
         if tx.branch_id.is_some() {
             match tx.decision {
-                Some(true) if tx.acknowledged.is_some() => assert!(committed, "{xid}: branch commit delivered"),
-                Some(false) if tx.acknowledged.is_some() => assert!(rolled_back, "{xid}: branch rolled back"),
+                Some(true) if tx.acknowledged.is_some() => {
+                    assert!(committed, "{xid}: branch commit delivered")
+                }
+                Some(false) if tx.acknowledged.is_some() => {
+                    assert!(rolled_back, "{xid}: branch rolled back")
+                }
                 None => assert!(rolled_back, "{xid}: abandoned branch rolled back"),
-                Some(_) if abandoned.contains(xid) => assert!(rolled_back, "{xid}: re-decided branch rolled back"),
-                _ => assert!(committed || rolled_back, "{xid}: in-flight decision carried out one way"),
+                Some(_) if abandoned.contains(xid) => {
+                    assert!(rolled_back, "{xid}: re-decided branch rolled back")
+                }
+                _ => assert!(
+                    committed || rolled_back,
+                    "{xid}: in-flight decision carried out one way"
+                ),
             }
         }
     }
@@ -168,8 +233,18 @@ async fn kill9_during_load_loses_nothing_acknowledged() {
     // No lock left behind: one new transaction can lock every row the load used.
     let all_keys: Vec<String> = ledger.values().map(|tx| tx.lock_key.clone()).collect();
     let xid = tm.begin(60_000).await.expect("fresh begin");
-    let rows = all_keys.iter().map(|k| k.trim_start_matches("crash_t:")).collect::<Vec<_>>().join(",");
-    let locked = rm2.register_branch(&xid, &format!("crash_t:{rows}")).await.expect("register");
+    let rows = all_keys
+        .iter()
+        .map(|k| k.trim_start_matches("crash_t:"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let locked = rm2
+        .register_branch(&xid, &format!("crash_t:{rows}"))
+        .await
+        .expect("register");
     assert!(locked.is_ok(), "a lock was left behind: {locked:?}");
-    assert_eq!(tm.rollback(&xid).await.expect("rollback"), GlobalStatus::Rollbacked);
+    assert_eq!(
+        tm.rollback(&xid).await.expect("rollback"),
+        GlobalStatus::Rollbacked
+    );
 }

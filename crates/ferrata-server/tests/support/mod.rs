@@ -13,9 +13,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::BytesMut;
 use ferrata_proto::{
-    BranchCommitResponse, BranchRegisterRequest, BranchRollbackResponse, BranchStatus, BranchType, CodecContext,
-    GlobalBeginRequest, GlobalCommitRequest, GlobalRollbackRequest, GlobalStatus, GlobalStatusRequest, Message,
-    MsgType, RegisterRmRequest, RegisterTmRequest, ResultInfo, decode_body, decode_frame, encode_message,
+    BranchCommitResponse, BranchRegisterRequest, BranchRollbackResponse, BranchStatus, BranchType,
+    CodecContext, GlobalBeginRequest, GlobalCommitRequest, GlobalRollbackRequest, GlobalStatus,
+    GlobalStatusRequest, Message, MsgType, RegisterRmRequest, RegisterTmRequest, ResultInfo,
+    decode_body, decode_frame, encode_message,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -34,17 +35,29 @@ pub struct Client {
     waiters: Waiters,
     next_id: AtomicI32,
     pub phase2: Phase2Log,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Client {
+    /// Dropping a client closes its connection.
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> anyhow::Result<Client> {
-        let stream = TcpStream::connect(addr).await.with_context(|| format!("connect {addr}"))?;
+        let stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connect {addr}"))?;
         stream.set_nodelay(true)?;
         let (mut reader, mut writer) = stream.into_split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<BytesMut>();
         let waiters: Waiters = Arc::default();
         let phase2: Phase2Log = Arc::default();
-        tokio::spawn(async move {
+        let writer_task = tokio::spawn(async move {
             while let Some(buf) = out_rx.recv().await {
                 if writer.write_all(&buf).await.is_err() {
                     break;
@@ -53,7 +66,7 @@ impl Client {
         });
         let reply = out.clone();
         let (w, p) = (waiters.clone(), phase2.clone());
-        tokio::spawn(async move {
+        let reader_task = tokio::spawn(async move {
             let mut buf = BytesMut::new();
             let ctx = CodecContext::default();
             loop {
@@ -61,7 +74,9 @@ impl Client {
                     if frame.msg_type == MsgType::HeartbeatResponse {
                         continue;
                     }
-                    let Ok(message) = decode_body(&frame, &ctx, 8 << 20) else { continue };
+                    let Ok(message) = decode_body(&frame, &ctx, 8 << 20) else {
+                        continue;
+                    };
                     match (frame.msg_type, message) {
                         (MsgType::Response, message) => {
                             if let Some(tx) = w.lock().expect("waiters").remove(&frame.request_id) {
@@ -69,24 +84,30 @@ impl Client {
                             }
                         }
                         (_, Message::BranchCommit(r)) => {
-                            p.lock().expect("log").push((r.xid.clone(), r.branch_id, true));
+                            p.lock()
+                                .expect("log")
+                                .push((r.xid.clone(), r.branch_id, true));
                             let answer = Message::BranchCommitResponse(BranchCommitResponse {
                                 result: ResultInfo::success(),
                                 xid: r.xid,
                                 branch_id: r.branch_id,
                                 branch_status: BranchStatus::PhaseTwoCommitted,
                             });
-                            let _ = reply.send(frame_of(MsgType::Response, frame.request_id, &answer));
+                            let _ =
+                                reply.send(frame_of(MsgType::Response, frame.request_id, &answer));
                         }
                         (_, Message::BranchRollback(r)) => {
-                            p.lock().expect("log").push((r.xid.clone(), r.branch_id, false));
+                            p.lock()
+                                .expect("log")
+                                .push((r.xid.clone(), r.branch_id, false));
                             let answer = Message::BranchRollbackResponse(BranchRollbackResponse {
                                 result: ResultInfo::success(),
                                 xid: r.xid,
                                 branch_id: r.branch_id,
                                 branch_status: BranchStatus::PhaseTwoRollbacked,
                             });
-                            let _ = reply.send(frame_of(MsgType::Response, frame.request_id, &answer));
+                            let _ =
+                                reply.send(frame_of(MsgType::Response, frame.request_id, &answer));
                         }
                         _ => {}
                     }
@@ -99,7 +120,13 @@ impl Client {
             // Wake every waiter: the connection is gone.
             w.lock().expect("waiters").clear();
         });
-        Ok(Client { out, waiters, next_id: AtomicI32::new(1), phase2 })
+        Ok(Client {
+            out,
+            waiters,
+            next_id: AtomicI32::new(1),
+            phase2,
+            tasks: vec![writer_task, reader_task],
+        })
     }
 
     /// Sends a request and waits (bounded) for its response.
@@ -107,7 +134,11 @@ impl Client {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.waiters.lock().expect("waiters").insert(id, tx);
-        if self.out.send(frame_of(MsgType::Request, id, &message)).is_err() {
+        if self
+            .out
+            .send(frame_of(MsgType::Request, id, &message))
+            .is_err()
+        {
             bail!("connection closed");
         }
         match tokio::time::timeout(Duration::from_secs(20), rx).await {
@@ -149,7 +180,10 @@ impl Client {
     }
 
     pub async fn begin(&self, timeout_ms: i32) -> anyhow::Result<String> {
-        let request = GlobalBeginRequest { timeout_ms, transaction_name: "test".into() };
+        let request = GlobalBeginRequest {
+            timeout_ms,
+            transaction_name: "test".into(),
+        };
         match self.call(Message::GlobalBegin(request)).await? {
             Message::GlobalBeginResponse(r) if r.result.is_success() => Ok(r.xid),
             other => bail!("begin failed: {other:?}"),
@@ -157,7 +191,11 @@ impl Client {
     }
 
     /// Registers an AT branch; Ok(Err(result)) is a refusal such as a lock conflict.
-    pub async fn register_branch(&self, xid: &str, lock_key: &str) -> anyhow::Result<Result<i64, ResultInfo>> {
+    pub async fn register_branch(
+        &self,
+        xid: &str,
+        lock_key: &str,
+    ) -> anyhow::Result<Result<i64, ResultInfo>> {
         let request = BranchRegisterRequest {
             xid: xid.into(),
             branch_type: BranchType::At,
@@ -173,7 +211,10 @@ impl Client {
     }
 
     pub async fn commit(&self, xid: &str) -> anyhow::Result<GlobalStatus> {
-        let request = GlobalCommitRequest { xid: xid.into(), extra_data: String::new() };
+        let request = GlobalCommitRequest {
+            xid: xid.into(),
+            extra_data: String::new(),
+        };
         match self.call(Message::GlobalCommit(request)).await? {
             Message::GlobalCommitResponse(r) if r.result.is_success() => Ok(r.global_status),
             other => bail!("commit failed: {other:?}"),
@@ -181,7 +222,10 @@ impl Client {
     }
 
     pub async fn rollback(&self, xid: &str) -> anyhow::Result<GlobalStatus> {
-        let request = GlobalRollbackRequest { xid: xid.into(), extra_data: String::new() };
+        let request = GlobalRollbackRequest {
+            xid: xid.into(),
+            extra_data: String::new(),
+        };
         match self.call(Message::GlobalRollback(request)).await? {
             Message::GlobalRollbackResponse(r) if r.result.is_success() => Ok(r.global_status),
             other => bail!("rollback failed: {other:?}"),
@@ -189,7 +233,10 @@ impl Client {
     }
 
     pub async fn status(&self, xid: &str) -> anyhow::Result<GlobalStatus> {
-        let request = GlobalStatusRequest { xid: xid.into(), extra_data: String::new() };
+        let request = GlobalStatusRequest {
+            xid: xid.into(),
+            extra_data: String::new(),
+        };
         match self.call(Message::GlobalStatus(request)).await? {
             Message::GlobalStatusResponse(r) if r.result.is_success() => Ok(r.global_status),
             other => bail!("status failed: {other:?}"),
@@ -204,7 +251,16 @@ impl Client {
 
 pub fn frame_of(msg_type: MsgType, id: i32, message: &Message) -> BytesMut {
     let mut buf = BytesMut::new();
-    encode_message(msg_type, id, 1, 0, message, &CodecContext::default(), &mut buf).expect("encodable");
+    encode_message(
+        msg_type,
+        id,
+        1,
+        0,
+        message,
+        &CodecContext::default(),
+        &mut buf,
+    )
+    .expect("encodable");
     buf
 }
 
@@ -214,14 +270,15 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
 impl ServerProcess {
+    /// Starts the server on `port` (0 = any free port, read back from its log).
     pub fn start(data_dir: &Path, port: u16, log: &Path) -> anyhow::Result<ServerProcess> {
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-        let child = Command::new(env!("CARGO_BIN_EXE_ferrata-server"))
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let log_start = log_file.metadata()?.len() as usize;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrata-server"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
             .env("FERRATA_LOG", "info")
@@ -230,14 +287,27 @@ impl ServerProcess {
             .stderr(log_file)
             .spawn()
             .context("spawn ferrata-server")?;
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
         for _ in 0..200 {
-            if std::net::TcpStream::connect(addr).is_ok() {
+            if let Some(status) = child.try_wait()? {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                bail!("ferrata-server exited with {status} before listening:\n{text}");
+            }
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let ready = text
+                .get(log_start..)
+                .unwrap_or("")
+                .lines()
+                .find(|l| l.contains("ferrata-server ready"));
+            if let Some(addr) = ready
+                .and_then(|l| l.split("listen=").nth(1))
+                .and_then(|r| r.split_whitespace().next())
+            {
+                let addr: SocketAddr = addr.parse().context("listen address in the log")?;
                 return Ok(ServerProcess { child, addr });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!("ferrata-server did not listen on {addr} within 10 s")
+        bail!("ferrata-server did not report ready within 10 s")
     }
 
     /// SIGKILL: no chance to flush anything.

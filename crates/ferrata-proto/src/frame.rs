@@ -1,0 +1,443 @@
+//! The v1 frame (spec §2): 16-byte header, head map and still-compressed body. Decoding is
+//! incremental and validates magic, version and length as early as the bytes allow (v2 frames
+//! share the layout and are accepted too, §3).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+pub const MAGIC: [u8; 2] = [0xDA, 0xDA];
+pub const HEADER_LEN: usize = 16;
+/// Java's limit (spec §2.1).
+pub const DEFAULT_MAX_FRAME_LEN: usize = 8 * 1024 * 1024;
+/// The version byte this crate writes; 2 is accepted on input only.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Header byte 9 (spec §4).
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MsgType {
+    Request = 0,
+    Response = 1,
+    Oneway = 2,
+    HeartbeatRequest = 3,
+    HeartbeatResponse = 4,
+}
+
+impl MsgType {
+    pub const fn from_u8(value: u8) -> Option<MsgType> {
+        match value {
+            0 => Some(MsgType::Request),
+            1 => Some(MsgType::Response),
+            2 => Some(MsgType::Oneway),
+            3 => Some(MsgType::HeartbeatRequest),
+            4 => Some(MsgType::HeartbeatResponse),
+            _ => None,
+        }
+    }
+
+    pub const fn is_heartbeat(self) -> bool {
+        matches!(self, MsgType::HeartbeatRequest | MsgType::HeartbeatResponse)
+    }
+}
+
+/// Head-map entries in wire order; `None` is the wire's null (length -1).
+pub type HeadMap = Vec<(Option<String>, Option<String>)>;
+
+/// One frame as it travels; `body` is still compressed with `compressor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub version: u8,
+    pub msg_type: MsgType,
+    pub codec: u8,
+    pub compressor: u8,
+    pub request_id: i32,
+    /// Key/value pairs; `None` is the wire's null (length -1).
+    pub head_map: Vec<(Option<String>, Option<String>)>,
+    pub body: Bytes,
+}
+
+impl Frame {
+    /// The pong for this ping (spec §8.14): same id, codec and compressor, no head map or body.
+    pub fn heartbeat_response_to(&self) -> Frame {
+        Frame {
+            version: PROTOCOL_VERSION,
+            msg_type: MsgType::HeartbeatResponse,
+            codec: self.codec,
+            compressor: self.compressor,
+            request_id: self.request_id,
+            head_map: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+}
+
+/// A frame that cannot be accepted; the connection should be closed.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("bad magic {0:02x?}")]
+    BadMagic([u8; 2]),
+    #[error("unsupported protocol version {0}")]
+    UnsupportedVersion(u8),
+    #[error("frame of {len} bytes exceeds the limit of {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("inconsistent lengths: full length {full}, head length {head}")]
+    BadLength { full: i64, head: i64 },
+    #[error("unknown message type {0}")]
+    UnknownMsgType(u8),
+    #[error("malformed head map: {0}")]
+    BadHeadMap(String),
+}
+
+fn byte_at(buf: &[u8], at: usize) -> u8 {
+    buf.get(at).copied().unwrap_or(0)
+}
+
+fn be_i32_at(buf: &[u8], at: usize) -> i32 {
+    let mut raw = [0u8; 4];
+    if let Some(src) = buf.get(at..at + 4) {
+        raw.copy_from_slice(src);
+    }
+    i32::from_be_bytes(raw)
+}
+
+fn be_i16_at(buf: &[u8], at: usize) -> i16 {
+    let mut raw = [0u8; 2];
+    if let Some(src) = buf.get(at..at + 2) {
+        raw.copy_from_slice(src);
+    }
+    i16::from_be_bytes(raw)
+}
+
+/// Decodes one frame from the front of `buf`.
+///
+/// Checks magic eagerly as soon as 2 bytes are there, and version as soon as 3 are, and the
+/// length as soon as 7 are (reject > max before buffering it). Returns `Ok(None)` when more
+/// bytes are needed; on `Ok(Some)` consumes the frame from `buf`. On error nothing is consumed.
+pub fn decode_frame(buf: &mut BytesMut, max_frame_len: usize) -> Result<Option<Frame>, FrameError> {
+    let have = buf.len();
+    if have < 2 {
+        return Ok(None);
+    }
+    let magic = [byte_at(buf, 0), byte_at(buf, 1)];
+    if magic != MAGIC {
+        return Err(FrameError::BadMagic(magic));
+    }
+    if have < 3 {
+        return Ok(None);
+    }
+    let version = byte_at(buf, 2);
+    if version != 1 && version != 2 {
+        return Err(FrameError::UnsupportedVersion(version));
+    }
+    if have < 7 {
+        return Ok(None);
+    }
+    let full = i64::from(be_i32_at(buf, 3));
+    if full < HEADER_LEN as i64 {
+        return Err(FrameError::BadLength {
+            full,
+            head: HEADER_LEN as i64,
+        });
+    }
+    let full_len = usize::try_from(full).map_err(|_| FrameError::BadLength {
+        full,
+        head: HEADER_LEN as i64,
+    })?;
+    if full_len > max_frame_len {
+        return Err(FrameError::TooLarge {
+            len: full_len,
+            max: max_frame_len,
+        });
+    }
+    if have < 9 {
+        return Ok(None);
+    }
+    let head = i64::from(be_i16_at(buf, 7));
+    if head < HEADER_LEN as i64 || full < head {
+        return Err(FrameError::BadLength { full, head });
+    }
+    let head_len = usize::try_from(head).map_err(|_| FrameError::BadLength { full, head })?;
+    if have < 10 {
+        return Ok(None);
+    }
+    let raw_type = byte_at(buf, 9);
+    let msg_type = MsgType::from_u8(raw_type).ok_or(FrameError::UnknownMsgType(raw_type))?;
+    if have < full_len {
+        // Bounded by max_frame_len above, so reserving the rest is safe and saves re-allocs.
+        buf.reserve(full_len - have);
+        return Ok(None);
+    }
+
+    let head_map = match buf.get(HEADER_LEN..head_len) {
+        Some(raw) => decode_head_map(raw)?,
+        None => return Err(FrameError::BadLength { full, head }),
+    };
+    let codec = byte_at(buf, 10);
+    let compressor = byte_at(buf, 11);
+    let request_id = be_i32_at(buf, 12);
+
+    let mut whole = buf.split_to(full_len).freeze();
+    whole.advance(head_len);
+    Ok(Some(Frame {
+        version,
+        msg_type,
+        codec,
+        compressor,
+        request_id,
+        head_map,
+        body: whole,
+    }))
+}
+
+fn decode_head_map(raw: &[u8]) -> Result<HeadMap, FrameError> {
+    let mut entries = Vec::new();
+    let mut pos = 0usize;
+    while pos < raw.len() {
+        let key = head_map_string(raw, &mut pos)?;
+        let value = head_map_string(raw, &mut pos)?;
+        entries.push((key, value));
+    }
+    Ok(entries)
+}
+
+fn head_map_string(raw: &[u8], pos: &mut usize) -> Result<Option<String>, FrameError> {
+    let len_bytes = raw
+        .get(*pos..*pos + 2)
+        .ok_or_else(|| FrameError::BadHeadMap(format!("length truncated at offset {pos}")))?;
+    let len = i16::from_be_bytes([byte_at(len_bytes, 0), byte_at(len_bytes, 1)]);
+    *pos += 2;
+    if len == -1 {
+        return Ok(None);
+    }
+    let len = usize::try_from(len)
+        .map_err(|_| FrameError::BadHeadMap(format!("negative length {len}")))?;
+    let text = raw
+        .get(*pos..*pos + len)
+        .ok_or_else(|| FrameError::BadHeadMap(format!("string of {len} bytes truncated")))?;
+    *pos += len;
+    std::str::from_utf8(text)
+        .map(|s| Some(s.to_owned()))
+        .map_err(|_| FrameError::BadHeadMap("invalid UTF-8".to_owned()))
+}
+
+fn put_head_map_string(out: &mut BytesMut, s: Option<&str>) {
+    match s {
+        None => out.put_i16(-1),
+        Some(s) => crate::codec::put_str16(out, s),
+    }
+}
+
+fn encoded_head_map(head_map: &[(Option<String>, Option<String>)]) -> BytesMut {
+    let mut out = BytesMut::new();
+    let limit = i16::MAX as usize - HEADER_LEN;
+    for (key, value) in head_map {
+        // Java's writer skips null keys: the reader could not represent them in its map.
+        let Some(key) = key else { continue };
+        let mut entry = BytesMut::new();
+        put_head_map_string(&mut entry, Some(key));
+        put_head_map_string(&mut entry, value.as_deref());
+        // The head length is an i16; entries that would overflow it are dropped.
+        if out.len() + entry.len() > limit {
+            break;
+        }
+        out.extend_from_slice(&entry);
+    }
+    out
+}
+
+/// Appends `frame` to `out`, writing `frame.version` as given and the body as is.
+pub fn encode_frame(frame: &Frame, out: &mut BytesMut) {
+    let head_map = encoded_head_map(&frame.head_map);
+    let head_len = HEADER_LEN + head_map.len();
+    let full_len = head_len + frame.body.len();
+    out.reserve(full_len);
+    out.put_slice(&MAGIC);
+    out.put_u8(frame.version);
+    out.put_i32(i32::try_from(full_len).unwrap_or(i32::MAX));
+    out.put_i16(head_len as i16);
+    out.put_u8(frame.msg_type as u8);
+    out.put_u8(frame.codec);
+    out.put_u8(frame.compressor);
+    out.put_i32(frame.request_id);
+    out.put_slice(&head_map);
+    out.put_slice(&frame.body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(body: &'static [u8]) -> Frame {
+        Frame {
+            version: 1,
+            msg_type: MsgType::Request,
+            codec: 1,
+            compressor: 0,
+            request_id: 42,
+            head_map: vec![],
+            body: Bytes::from_static(body),
+        }
+    }
+
+    fn encoded(f: &Frame) -> BytesMut {
+        let mut out = BytesMut::new();
+        encode_frame(f, &mut out);
+        out
+    }
+
+    #[test]
+    fn round_trip_and_partial_input_at_every_split() {
+        let mut f = frame(b"\x00\x01hello");
+        f.head_map = vec![
+            (Some("k".into()), None),
+            (Some(String::new()), Some(String::new())),
+            (Some("trace".into()), Some("abc-1".into())),
+        ];
+        let wire = encoded(&f);
+        for split in 0..wire.len() {
+            let mut buf = BytesMut::from(&wire[..split]);
+            assert!(
+                decode_frame(&mut buf, DEFAULT_MAX_FRAME_LEN)
+                    .expect("prefix is valid")
+                    .is_none(),
+                "split {split}"
+            );
+            assert_eq!(buf.len(), split, "nothing consumed at split {split}");
+        }
+        let mut buf = wire.clone();
+        buf.extend_from_slice(&wire);
+        let a = decode_frame(&mut buf, DEFAULT_MAX_FRAME_LEN).expect("valid");
+        assert_eq!(a.as_ref(), Some(&f));
+        assert_eq!(buf.len(), wire.len());
+        let b = decode_frame(&mut buf, DEFAULT_MAX_FRAME_LEN).expect("valid");
+        assert_eq!(b.as_ref(), Some(&f));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn null_key_is_skipped_on_encode() {
+        let mut f = frame(b"");
+        f.head_map = vec![
+            (None, Some("x".into())),
+            (Some("a".into()), Some("b".into())),
+        ];
+        let mut buf = encoded(&f);
+        let back = decode_frame(&mut buf, DEFAULT_MAX_FRAME_LEN)
+            .expect("valid")
+            .expect("whole");
+        assert_eq!(back.head_map, vec![(Some("a".into()), Some("b".into()))]);
+    }
+
+    #[test]
+    fn head_map_wire_forms() {
+        // key "" (len 0), value null (-1); key "a", value "bc".
+        let mut wire = BytesMut::from(
+            &[
+                0xda, 0xda, 1, 0, 0, 0, 0x1f, 0, 0x1b, 0, 1, 0, 0, 0, 0, 7, 0, 0, 0xff, 0xff, 0, 1,
+                b'a', 0, 2, b'b', b'c', 0, 1, 0, 9,
+            ][..],
+        );
+        let f = decode_frame(&mut wire, DEFAULT_MAX_FRAME_LEN)
+            .expect("valid")
+            .expect("whole");
+        assert_eq!(
+            f.head_map,
+            vec![
+                (Some(String::new()), None),
+                (Some("a".into()), Some("bc".into()))
+            ]
+        );
+        assert_eq!(&f.body[..], &[0, 1, 0, 9]);
+        assert_eq!(f.request_id, 7);
+    }
+
+    #[test]
+    fn bad_head_maps() {
+        for map in [
+            &[0x00u8][..],           // half a length
+            &[0x00, 0x05, b'a'][..], // key longer than the map
+            &[0xff, 0xfe, 0, 0][..], // negative length other than -1
+            &[0x00, 0x01, 0xff][..], // invalid UTF-8 (and no value)
+            &[0x00, 0x01, b'a'][..], // key without value
+        ] {
+            let mut wire = BytesMut::new();
+            let head = HEADER_LEN + map.len();
+            wire.put_slice(&MAGIC);
+            wire.put_u8(1);
+            wire.put_i32(head as i32);
+            wire.put_i16(head as i16);
+            wire.put_slice(&[0, 1, 0, 0, 0, 0, 1]);
+            wire.put_slice(map);
+            assert!(
+                matches!(
+                    decode_frame(&mut wire, DEFAULT_MAX_FRAME_LEN),
+                    Err(FrameError::BadHeadMap(_))
+                ),
+                "{map:02x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_early() {
+        let mut buf = BytesMut::from(&[0xda, 0x00][..]);
+        assert!(matches!(
+            decode_frame(&mut buf, 100),
+            Err(FrameError::BadMagic([0xda, 0x00]))
+        ));
+        let mut buf = BytesMut::from(&[0xda, 0xda, 0x00][..]);
+        assert!(matches!(
+            decode_frame(&mut buf, 100),
+            Err(FrameError::UnsupportedVersion(0))
+        ));
+        let mut buf = BytesMut::from(&[0xda, 0xda, 3][..]);
+        assert!(matches!(
+            decode_frame(&mut buf, 100),
+            Err(FrameError::UnsupportedVersion(3))
+        ));
+        // Too large is known after 7 bytes.
+        let mut buf = BytesMut::from(&[0xda, 0xda, 1, 0, 0, 0x10, 0][..]);
+        assert!(matches!(
+            decode_frame(&mut buf, 1024),
+            Err(FrameError::TooLarge {
+                len: 4096,
+                max: 1024
+            })
+        ));
+        let mut buf = BytesMut::from(&[0xda, 0xda, 2, 0xff, 0xff, 0xff, 0xff][..]);
+        assert!(matches!(
+            decode_frame(&mut buf, 1024),
+            Err(FrameError::BadLength { full: -1, .. })
+        ));
+        // head < 16
+        let mut buf = BytesMut::from(&[0xda, 0xda, 1, 0, 0, 0, 0x10, 0, 0x0f][..]);
+        assert!(matches!(
+            decode_frame(&mut buf, 1024),
+            Err(FrameError::BadLength { full: 16, head: 15 })
+        ));
+        // full < head
+        let mut buf = BytesMut::from(&[0xda, 0xda, 1, 0, 0, 0, 0x12, 0, 0x14][..]);
+        assert!(matches!(
+            decode_frame(&mut buf, 1024),
+            Err(FrameError::BadLength { full: 18, head: 20 })
+        ));
+        let mut buf = BytesMut::from(&[0xda, 0xda, 1, 0, 0, 0, 0x10, 0, 0x10, 5][..]);
+        assert!(matches!(
+            decode_frame(&mut buf, 1024),
+            Err(FrameError::UnknownMsgType(5))
+        ));
+    }
+
+    #[test]
+    fn version_two_is_accepted_and_pong_is_v1() {
+        let mut buf =
+            BytesMut::from(&[0xda, 0xda, 2, 0, 0, 0, 0x10, 0, 0x10, 3, 1, 0, 0, 0, 0, 9][..]);
+        let ping = decode_frame(&mut buf, 1024).expect("valid").expect("whole");
+        assert_eq!(ping.version, 2);
+        assert_eq!(ping.msg_type, MsgType::HeartbeatRequest);
+        let pong = ping.heartbeat_response_to();
+        assert_eq!(
+            &encoded(&pong)[..],
+            &[0xda, 0xda, 1, 0, 0, 0, 0x10, 0, 0x10, 4, 1, 0, 0, 0, 0, 9]
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! RegisterRMRequest (type 103, RM → TC): identifies a resource manager and its resources (spec §8.2).
+
+use bytes::BytesMut;
+
+use super::{CodecContext, MessageCodec};
+use crate::codec::{Reader, Result, put_str16, put_str32};
+
+/// | # | field                   | encoding                           |
+/// |---|-------------------------|------------------------------------|
+/// | 1 | version                 | str16, client SDK version          |
+/// | 2 | applicationId           | str16                              |
+/// | 3 | transactionServiceGroup | str16                              |
+/// | 4 | extraData               | str16                              |
+/// | 5 | resourceIds             | str32, comma-separated             |
+///
+/// Java stops reading after an empty version; we read every field and treat empty as absent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RegisterRmRequest {
+    pub version: String,
+    pub application_id: String,
+    pub transaction_service_group: String,
+    pub extra_data: String,
+    pub resource_ids: String,
+}
+
+impl MessageCodec for RegisterRmRequest {
+    const TYPE_CODE: u16 = 103;
+
+    fn encode_fields(&self, _ctx: &CodecContext, out: &mut BytesMut) {
+        put_str16(out, &self.version);
+        put_str16(out, &self.application_id);
+        put_str16(out, &self.transaction_service_group);
+        put_str16(out, &self.extra_data);
+        put_str32(out, &self.resource_ids);
+    }
+
+    fn decode_fields(r: &mut Reader<'_>, _ctx: &CodecContext) -> Result<Self> {
+        Ok(RegisterRmRequest {
+            version: r.str16()?,
+            application_id: r.str16()?,
+            transaction_service_group: r.str16()?,
+            extra_data: r.str16()?,
+            resource_ids: r.str32()?,
+        })
+    }
+}
