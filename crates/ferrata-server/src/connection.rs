@@ -321,7 +321,15 @@ fn register(
     resources: Vec<String>,
 ) -> bool {
     let parsed = match ClientVersion::parse(version) {
-        Ok(parsed) => parsed,
+        Ok(parsed) if parsed >= ClientVersion::V0_7_1 => parsed,
+        Ok(_) => {
+            tracing::warn!(
+                peer = %session.handle.peer,
+                version,
+                "rejecting registration: clients before 0.7.1 speak the legacy v0 framing; upgrade the client"
+            );
+            return false;
+        }
         Err(error) => {
             tracing::warn!(peer = %session.handle.peer, %error, "rejecting registration");
             return false;

@@ -204,3 +204,32 @@ async fn rollback_with_no_rm_connected_retries_until_the_rm_returns() {
         vec![(xid.clone(), branch_id, false)]
     );
 }
+
+#[tokio::test]
+async fn registration_version_check() {
+    let (_dir, server) = server();
+    let client = Client::connect(server.addr).await.expect("connect");
+    for (version, accepted) in [
+        ("2.6.0", true),
+        ("1.8.0", true),
+        ("1.1.0", true),
+        ("0.6.1", false),
+        ("", false),
+        ("1.2.3.4.5", false),
+    ] {
+        let answer = client
+            .call(Message::RegisterTm(ferrata_proto::RegisterTmRequest {
+                version: version.into(),
+                application_id: "version-check".into(),
+                transaction_service_group: "default_tx_group".into(),
+                extra_data: "vgroup=default_tx_group\n".into(),
+            }))
+            .await
+            .expect("answered");
+        let Message::RegisterTmResponse(response) = answer else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(response.identified, accepted, "version {version:?}");
+        assert!(!response.version.is_empty(), "the TC reports its version");
+    }
+}
