@@ -1,0 +1,340 @@
+package dev.ferrata.interop.harness;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The Transaction Coordinator a test class talks to.
+ *
+ * <ul>
+ *   <li>{@code FERRATA_BIN} set: a TC process is started for the test class with
+ *       {@code <FERRATA_BIN> --listen 127.0.0.1:<free port> --data-dir <dir>}; its stdout and
+ *       stderr go to {@code target/tc-logs/<TestClass>.log}; the data dir is
+ *       {@code target/tc-data/<TestClass>-<port>}. {@code scripts/reference-tc} accepts the
+ *       same arguments, so the suite can also run against the reference Java TC.</li>
+ *   <li>otherwise {@code TC_ADDR=host:port}: an already running TC is used (it cannot be
+ *       restarted, so {@link #managed} fails).</li>
+ *   <li>neither: {@link #forTestClass} fails with an explanation.</li>
+ * </ul>
+ *
+ * Optional: {@code FERRATA_START_TIMEOUT_SECS} (default 20) bounds the wait for the port to
+ * accept connections; {@code FERRATA_STOP_TIMEOUT_SECS} (default 15) bounds the wait after
+ * SIGTERM before the process is killed.
+ */
+public final class TcServer implements AutoCloseable {
+
+    public static final String ENV_BIN = "FERRATA_BIN";
+    public static final String ENV_ADDR = "TC_ADDR";
+
+    private final String name;
+    private final Path binary;
+    private final String host;
+    private final int port;
+    private final Path dataDir;
+    private final Path logFile;
+    private final Duration startTimeout;
+    private final Duration stopTimeout;
+    private final List<String> events = new ArrayList<>();
+    private Process process;
+    private int starts;
+    private boolean lastStopForced;
+    private Thread shutdownHook;
+
+    private TcServer(String name, Path binary, String host, int port, Path dataDir, Path logFile) {
+        this.name = name;
+        this.binary = binary;
+        this.host = host;
+        this.port = port;
+        this.dataDir = dataDir;
+        this.logFile = logFile;
+        this.startTimeout = Duration.ofSeconds(envLong("FERRATA_START_TIMEOUT_SECS", 20));
+        this.stopTimeout = Duration.ofSeconds(envLong("FERRATA_STOP_TIMEOUT_SECS", 15));
+    }
+
+    /** The TC for a test class: a fresh managed process (FERRATA_BIN) or the external TC_ADDR. */
+    public static TcServer forTestClass(Class<?> testClass) {
+        String bin = env(ENV_BIN);
+        if (bin != null) {
+            return startManaged(testClass, bin);
+        }
+        String addr = env(ENV_ADDR);
+        if (addr != null) {
+            int colon = addr.lastIndexOf(':');
+            if (colon <= 0) {
+                throw new IllegalStateException(ENV_ADDR + " must be host:port, got '" + addr + "'");
+            }
+            TcServer tc = new TcServer(testClass.getSimpleName(), null, addr.substring(0, colon),
+                Integer.parseInt(addr.substring(colon + 1)), null, null);
+            tc.awaitPort("external TC " + addr, null);
+            return tc;
+        }
+        throw new IllegalStateException("No TC configured for the interop tests: set " + ENV_BIN
+            + "=/path/to/ferrata-server (a TC is started per test class; scripts/reference-tc also works)"
+            + " or " + ENV_ADDR + "=host:port (use a running TC)");
+    }
+
+    /**
+     * A TC process this harness owns, for scenarios that stop and restart it. Fails loudly
+     * (never skips) when FERRATA_BIN is not set.
+     */
+    public static TcServer managed(Class<?> testClass, String scenario) {
+        String bin = env(ENV_BIN);
+        if (bin == null) {
+            throw new IllegalStateException("Scenario '" + scenario + "' restarts the TC and therefore needs "
+                + ENV_BIN + "=/path/to/ferrata-server (" + ENV_ADDR + " points at a TC this test cannot restart"
+                + (env(ENV_ADDR) != null ? ": " + env(ENV_ADDR) : "") + ")");
+        }
+        return startManaged(testClass, bin);
+    }
+
+    private static TcServer startManaged(Class<?> testClass, String bin) {
+        Path binary = Paths.get(bin).toAbsolutePath();
+        if (!Files.isExecutable(binary)) {
+            throw new IllegalStateException(ENV_BIN + " is not an executable file: " + binary);
+        }
+        int port = FreePort.find();
+        Path target = moduleDir().resolve("target");
+        Path dataDir = target.resolve("tc-data").resolve(testClass.getSimpleName() + "-" + port);
+        Path logFile = target.resolve("tc-logs").resolve(testClass.getSimpleName() + ".log");
+        try {
+            Files.createDirectories(dataDir);
+            Files.createDirectories(logFile.getParent());
+            Files.deleteIfExists(logFile);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        TcServer tc = new TcServer(testClass.getSimpleName(), binary, "127.0.0.1", port, dataDir, logFile);
+        tc.start();
+        return tc;
+    }
+
+    public boolean isManaged() {
+        return binary != null;
+    }
+
+    /** Host clients connect to. */
+    public String host() {
+        return host;
+    }
+
+    public int port() {
+        return port;
+    }
+
+    /** {@code host:port}, as written into the client's grouplist. */
+    public String address() {
+        return host + ":" + port;
+    }
+
+    public Path logFile() {
+        return logFile;
+    }
+
+    public Path dataDir() {
+        return dataDir;
+    }
+
+    /** Whether the last {@link #stop} had to SIGKILL the process after the SIGTERM grace period. */
+    public boolean lastStopWasForced() {
+        return lastStopForced;
+    }
+
+    /** Starts the managed process (again) on the same port and data dir, waiting until it listens. */
+    public synchronized void start() {
+        requireManaged("start");
+        if (process != null && process.isAlive()) {
+            throw new IllegalStateException("TC already running (pid " + process.pid() + ")");
+        }
+        starts++;
+        List<String> cmd = List.of(binary.toString(), "--listen", "127.0.0.1:" + port,
+            "--data-dir", dataDir.toString());
+        appendLog("==== interop harness: start #" + starts + " at " + Instant.now() + ": " + String.join(" ", cmd));
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.redirectErrorStream(true);
+        pb.redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()));
+        pb.redirectInput(ProcessBuilder.Redirect.from(Paths.get("/dev/null").toFile()));
+        if (System.getenv("RUST_BACKTRACE") == null) {
+            pb.environment().put("RUST_BACKTRACE", "1");
+        }
+        try {
+            process = pb.start();
+        } catch (IOException e) {
+            throw new UncheckedIOException("could not start " + String.join(" ", cmd), e);
+        }
+        event("started pid " + process.pid() + " (start #" + starts + ")");
+        if (shutdownHook == null) {
+            shutdownHook = new Thread(() -> {
+                Process p = process;
+                if (p != null && p.isAlive()) {
+                    p.destroyForcibly();
+                }
+            }, "tc-server-reaper");
+            Runtime.getRuntime().addShutdownHook(shutdownHook);
+        }
+        awaitPort("TC " + name + " on " + address(), process);
+    }
+
+    /** Graceful stop: SIGTERM, bounded wait, then SIGKILL. Returns the exit code. */
+    public synchronized int stop() {
+        requireManaged("stop");
+        if (process == null) {
+            return -1;
+        }
+        Process p = process;
+        lastStopForced = false;
+        if (p.isAlive()) {
+            p.destroy(); // SIGTERM
+            try {
+                if (!p.waitFor(stopTimeout.toMillis(), TimeUnit.MILLISECONDS)) {
+                    lastStopForced = true;
+                    appendLog("==== interop harness: no exit " + stopTimeout.toSeconds()
+                        + " s after SIGTERM, sending SIGKILL");
+                    p.destroyForcibly();
+                    p.waitFor(10, TimeUnit.SECONDS);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                p.destroyForcibly();
+            }
+        }
+        int code = p.isAlive() ? -1 : p.exitValue();
+        appendLog("==== interop harness: stopped, exit code " + code + (lastStopForced ? " (forced)" : ""));
+        event("stopped, exit code " + code + (lastStopForced ? " (SIGKILL after grace period)" : ""));
+        return code;
+    }
+
+    /** Stop (SIGTERM) and start again on the same port and data dir. */
+    public void restart() {
+        stop();
+        start();
+    }
+
+    /** Fails if a managed TC died on its own. */
+    public void assertAlive() {
+        if (isManaged() && process != null && !process.isAlive()) {
+            throw new AssertionError("TC process exited unexpectedly with code " + process.exitValue()
+                + "; log " + logFile + ":\n" + tail(60));
+        }
+    }
+
+    @Override
+    public synchronized void close() {
+        if (!isManaged() || process == null) {
+            return;
+        }
+        boolean diedEarly = !process.isAlive();
+        int earlyCode = diedEarly ? process.exitValue() : 0;
+        stop();
+        if (shutdownHook != null) {
+            try {
+                Runtime.getRuntime().removeShutdownHook(shutdownHook);
+            } catch (IllegalStateException ignored) {
+                // JVM already shutting down
+            }
+        }
+        if (diedEarly) {
+            throw new AssertionError("TC process had exited on its own (code " + earlyCode + ") before the end of "
+                + name + "; log " + logFile + ":\n" + tail(60));
+        }
+    }
+
+    /** Last lines of the TC log, for failure messages. */
+    public String tail(int lines) {
+        if (logFile == null || !Files.exists(logFile)) {
+            return "(no log)";
+        }
+        try {
+            List<String> all = Files.readAllLines(logFile, StandardCharsets.UTF_8);
+            return String.join("\n", all.subList(Math.max(0, all.size() - lines), all.size()));
+        } catch (IOException e) {
+            return "(log unreadable: " + e + ")";
+        }
+    }
+
+    /** One-line description for test output. */
+    public String describe() {
+        return isManaged()
+            ? "managed TC " + binary + " on " + address() + " (data " + dataDir + ", log " + logFile + ")"
+            : "external TC " + address();
+    }
+
+    public List<String> events() {
+        return List.copyOf(events);
+    }
+
+    private void awaitPort(String what, Process p) {
+        long deadline = System.nanoTime() + startTimeout.toNanos();
+        IOException last = null;
+        while (System.nanoTime() - deadline < 0) {
+            if (p != null && !p.isAlive()) {
+                throw new IllegalStateException(what + ": process exited with code " + p.exitValue()
+                    + " before accepting connections; log " + logFile + ":\n" + tail(60));
+            }
+            try (Socket s = new Socket()) {
+                s.connect(new InetSocketAddress(host, port), 250);
+                event("accepting connections");
+                return;
+            } catch (IOException e) {
+                last = e;
+            }
+            Await.sleep(Duration.ofMillis(100));
+        }
+        throw new IllegalStateException(what + ": port did not accept connections within "
+            + startTimeout.toSeconds() + " s (FERRATA_START_TIMEOUT_SECS); last error " + last
+            + (logFile != null ? "; log " + logFile + ":\n" + tail(60) : ""));
+    }
+
+    private void requireManaged(String op) {
+        if (!isManaged()) {
+            throw new IllegalStateException("cannot " + op + " an external TC (" + address() + "); set " + ENV_BIN);
+        }
+    }
+
+    private void event(String what) {
+        events.add(Instant.now() + " " + what);
+        System.out.println("[tc-harness] " + name + ": " + what);
+    }
+
+    private void appendLog(String line) {
+        try {
+            Files.writeString(logFile, line + System.lineSeparator(), StandardCharsets.UTF_8,
+                StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    static Path moduleDir() {
+        String dir = System.getProperty("interop.module.dir");
+        return (dir == null ? Paths.get("") : Paths.get(dir)).toAbsolutePath();
+    }
+
+    private static String env(String key) {
+        String v = System.getenv(key);
+        return v == null || v.isBlank() ? null : v.trim();
+    }
+
+    private static long envLong(String key, long dflt) {
+        String v = env(key);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            return Long.parseLong(v);
+        } catch (NumberFormatException e) {
+            throw new IllegalStateException(key + " must be a number of seconds, got '" + v + "'");
+        }
+    }
+}
