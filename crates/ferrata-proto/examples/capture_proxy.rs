@@ -84,14 +84,12 @@ fn pump(mut src: TcpStream, mut dst: TcpStream, direction: &'static str, conn: u
             Err(_) => break,
         };
         let Some(data) = chunk.get(..n) else { break };
-        if dst.write_all(data).is_err() {
-            break;
+        // Record before forwarding, so that a request's line always precedes the lines of
+        // the answers it causes, whichever pump thread writes them.
+        if recording {
+            pending.extend_from_slice(data);
         }
-        if !recording {
-            continue;
-        }
-        pending.extend_from_slice(data);
-        loop {
+        while recording {
             let before = pending.clone();
             match decode_frame(&mut pending, DEFAULT_MAX_FRAME_LEN) {
                 Ok(Some(_)) => {
@@ -107,9 +105,11 @@ fn pump(mut src: TcpStream, mut dst: TcpStream, direction: &'static str, conn: u
                     ));
                     recording = false;
                     pending.clear();
-                    break;
                 }
             }
+        }
+        if dst.write_all(data).is_err() {
+            break;
         }
     }
     if !pending.is_empty() && recording {

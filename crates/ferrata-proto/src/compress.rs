@@ -48,6 +48,12 @@ pub fn decompress(compressor: u8, data: &[u8], max_len: usize) -> Result<Vec<u8>
         COMPRESSOR_ZIP => zip::decompress(data, max_len),
         #[cfg(feature = "bzip2")]
         COMPRESSOR_BZIP2 => bzip2_codec::decompress(data, max_len),
+        // seata-all >= 2.6.0 writes the LZ4 frame format, older releases lz4-java's block
+        // stream; the magic tells them apart ("LZ4Block" vs 0x184D2204).
+        #[cfg(feature = "lz4")]
+        COMPRESSOR_LZ4 if data.starts_with(&lz4_frame::MAGIC) => {
+            lz4_frame::decompress(data, max_len)
+        }
         #[cfg(feature = "lz4")]
         COMPRESSOR_LZ4 => lz4_block::decompress(data, max_len),
         #[cfg(feature = "deflater")]
@@ -58,7 +64,25 @@ pub fn decompress(compressor: u8, data: &[u8], max_len: usize) -> Result<Vec<u8>
     }
 }
 
-/// Compresses `data` the way Seata's Java compressor with code `compressor` does.
+/// Compresses `data` for a peer of `version` the way its Java compressor with code
+/// `compressor` does: as [`compress`], except that LZ4 uses the standard LZ4 frame format for
+/// clients from 2.6.0 on (seata-all 2.6.0 switched `Lz4Util` to `LZ4FrameOutputStream`, and
+/// its decompressor rejects the block stream older releases write and read).
+pub fn compress_for(
+    compressor: u8,
+    data: &[u8],
+    version: crate::version::ClientVersion,
+) -> Result<Vec<u8>, DecodeError> {
+    #[cfg(feature = "lz4")]
+    if compressor == COMPRESSOR_LZ4 && version >= crate::version::ClientVersion::V2_6_0 {
+        return Ok(lz4_frame::compress(data));
+    }
+    let _ = version;
+    compress(compressor, data)
+}
+
+/// Compresses `data` the way Seata's Java compressor with code `compressor` does (LZ4: the
+/// block stream of releases before 2.6.0; see [`compress_for`]).
 pub fn compress(compressor: u8, data: &[u8]) -> Result<Vec<u8>, DecodeError> {
     match compressor {
         COMPRESSOR_NONE => Ok(data.to_vec()),
@@ -332,6 +356,252 @@ mod bzip2_codec {
 }
 
 #[cfg(feature = "lz4")]
+mod lz4_frame {
+    //! The standard LZ4 frame format, as lz4-java's `LZ4FrameOutputStream` writes it with its
+    //! defaults (seata-all >= 2.6.0): magic, FLG 0x60 (version 01, independent blocks), BD 0x70
+    //! (4 MiB blocks), header checksum, then blocks, each a little-endian size whose top bit
+    //! marks a stored block followed by the data, and a zero end mark. The reader also accepts
+    //! the optional content size and block and content checksums.
+
+    use super::DecodeError;
+
+    pub(super) const MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
+    const FLG_VERSION_MASK: u8 = 0xc0;
+    const FLG_VERSION_01: u8 = 0x40;
+    const FLG_BLOCK_INDEPENDENCE: u8 = 0x20;
+    const FLG_BLOCK_CHECKSUM: u8 = 0x10;
+    const FLG_CONTENT_SIZE: u8 = 0x08;
+    const FLG_CONTENT_CHECKSUM: u8 = 0x04;
+    const FLG_RESERVED: u8 = 0x02;
+    const FLG_DICT_ID: u8 = 0x01;
+    const BD_4MB: u8 = 0x70;
+    const BD_RESERVED: u8 = 0x8f;
+    const BLOCK_4MB: usize = 4 << 20;
+    const STORED: u32 = 0x8000_0000;
+
+    fn xxh32(data: &[u8]) -> u32 {
+        twox_hash::XxHash32::oneshot(0, data)
+    }
+
+    /// Second byte of the descriptor's XXH32, as the format defines the header checksum.
+    fn header_checksum(descriptor: &[u8]) -> u8 {
+        (xxh32(descriptor) >> 8) as u8
+    }
+
+    fn bad(what: &str) -> DecodeError {
+        DecodeError::Decompress(format!("lz4 frame: {what}"))
+    }
+
+    fn le_u32(data: &[u8], at: usize) -> Result<u32, DecodeError> {
+        let b = data.get(at..at + 4).ok_or_else(|| bad("truncated"))?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    pub(super) fn compress(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 16);
+        out.extend_from_slice(&MAGIC);
+        let descriptor = [FLG_VERSION_01 | FLG_BLOCK_INDEPENDENCE, BD_4MB];
+        out.extend_from_slice(&descriptor);
+        out.push(header_checksum(&descriptor));
+        for block in data.chunks(BLOCK_4MB) {
+            let packed = lz4_flex::block::compress(block);
+            // Like lz4-java: store the block when compression does not pay.
+            if packed.len() >= block.len() {
+                out.extend_from_slice(&(block.len() as u32 | STORED).to_le_bytes());
+                out.extend_from_slice(block);
+            } else {
+                out.extend_from_slice(&(packed.len() as u32).to_le_bytes());
+                out.extend_from_slice(&packed);
+            }
+        }
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out
+    }
+
+    pub(super) fn decompress(data: &[u8], max_len: usize) -> Result<Vec<u8>, DecodeError> {
+        if !data.starts_with(&MAGIC) {
+            return Err(bad("bad magic"));
+        }
+        let flg = *data.get(4).ok_or_else(|| bad("truncated"))?;
+        let bd = *data.get(5).ok_or_else(|| bad("truncated"))?;
+        if flg & FLG_VERSION_MASK != FLG_VERSION_01 || flg & FLG_RESERVED != 0 {
+            return Err(bad("unsupported version or flags"));
+        }
+        if flg & FLG_DICT_ID != 0 {
+            return Err(bad("dictionaries are not supported"));
+        }
+        if bd & BD_RESERVED != 0 {
+            return Err(bad("bad block descriptor"));
+        }
+        let block_max = match bd >> 4 {
+            4 => 64 << 10,
+            5 => 256 << 10,
+            6 => 1 << 20,
+            7 => BLOCK_4MB,
+            _ => return Err(bad("bad block size")),
+        };
+        let mut pos = 6;
+        let mut content_size = None;
+        if flg & FLG_CONTENT_SIZE != 0 {
+            let b = data.get(6..14).ok_or_else(|| bad("truncated"))?;
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(b);
+            let size = u64::from_le_bytes(raw);
+            if size > max_len as u64 {
+                return Err(DecodeError::DecompressedTooLarge { limit: max_len });
+            }
+            content_size = Some(size as usize);
+            pos = 14;
+        }
+        let descriptor = data.get(4..pos).ok_or_else(|| bad("truncated"))?;
+        if data.get(pos) != Some(&header_checksum(descriptor)) {
+            return Err(bad("header checksum mismatch"));
+        }
+        pos += 1;
+        let mut out = Vec::new();
+        loop {
+            let size = le_u32(data, pos)?;
+            pos += 4;
+            if size == 0 {
+                break;
+            }
+            let len = (size & !STORED) as usize;
+            if len > block_max {
+                return Err(bad("block larger than the declared maximum"));
+            }
+            let src = data
+                .get(pos..pos + len)
+                .ok_or_else(|| bad("block truncated"))?;
+            pos += len;
+            if flg & FLG_BLOCK_CHECKSUM != 0 {
+                if le_u32(data, pos)? != xxh32(src) {
+                    return Err(bad("block checksum mismatch"));
+                }
+                pos += 4;
+            }
+            let budget = max_len - out.len();
+            if size & STORED != 0 {
+                if len > budget {
+                    return Err(DecodeError::DecompressedTooLarge { limit: max_len });
+                }
+                out.extend_from_slice(src);
+                continue;
+            }
+            // Room for a whole block, but never beyond the cap (+1 to tell "exactly at the
+            // cap" from "over it").
+            let room = block_max.min(budget.saturating_add(1));
+            let start = out.len();
+            out.resize(start + room, 0);
+            let dst = out.get_mut(start..).ok_or_else(|| bad("buffer"))?;
+            let n = match lz4_flex::block::decompress_into(src, dst) {
+                Ok(n) => n,
+                Err(lz4_flex::block::DecompressError::OutputTooSmall { .. }) if room <= budget => {
+                    return Err(bad("block larger than the declared maximum"));
+                }
+                Err(lz4_flex::block::DecompressError::OutputTooSmall { .. }) => {
+                    return Err(DecodeError::DecompressedTooLarge { limit: max_len });
+                }
+                Err(e) => return Err(DecodeError::Decompress(format!("lz4 frame: {e}"))),
+            };
+            out.truncate(start + n);
+            if out.len() > max_len {
+                return Err(DecodeError::DecompressedTooLarge { limit: max_len });
+            }
+        }
+        if flg & FLG_CONTENT_CHECKSUM != 0 {
+            if le_u32(data, pos)? != xxh32(&out) {
+                return Err(bad("content checksum mismatch"));
+            }
+            pos += 4;
+        }
+        if content_size.is_some_and(|size| size != out.len()) {
+            return Err(bad("content size mismatch"));
+        }
+        if pos != data.len() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(out)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// The body of a RegisterRMRequest that seata-all 2.6.0 compressed with lz4
+        /// (tests/vectors/captured/java-2.6.0-lz4.txt): our reader gets the SEATA body back,
+        /// and our writer produces the same frame header.
+        #[test]
+        fn seata_all_2_6_0_frame() {
+            let java: &[u8] = &[
+                0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x73, 0x63, 0x00, 0x00, 0x00, 0xf0, 0x25, 0x00,
+                0x67, 0x00, 0x05, 0x32, 0x2e, 0x36, 0x2e, 0x30, 0x00, 0x16, 0x66, 0x65, 0x72, 0x72,
+                0x61, 0x74, 0x61, 0x2d, 0x63, 0x61, 0x70, 0x74, 0x75, 0x72, 0x65, 0x2d, 0x73, 0x65,
+                0x61, 0x74, 0x61, 0x32, 0x00, 0x10, 0x64, 0x65, 0x66, 0x61, 0x75, 0x6c, 0x74, 0x5f,
+                0x74, 0x78, 0x5f, 0x67, 0x72, 0x6f, 0x75, 0x70, 0x00, 0x01, 0x00, 0xf3, 0x0e, 0x39,
+                0x6a, 0x64, 0x62, 0x63, 0x3a, 0x6d, 0x79, 0x73, 0x71, 0x6c, 0x3a, 0x2f, 0x2f, 0x31,
+                0x32, 0x37, 0x2e, 0x30, 0x2e, 0x30, 0x2e, 0x31, 0x3a, 0x33, 0x33, 0x30, 0x36, 0x2f,
+                0x42, 0x00, 0x1c, 0x2c, 0x52, 0x00, 0x50, 0x74, 0x63, 0x63, 0x2d, 0x61, 0x00, 0x00,
+                0x00, 0x00,
+            ];
+            let mut plain = b"\x00\x67\x00\x052.6.0\x00\x16ferrata-capture-seata2".to_vec();
+            plain.extend_from_slice(b"\x00\x10default_tx_group\x00\x00\x00\x00\x00\x39");
+            plain.extend_from_slice(b"jdbc:mysql://127.0.0.1:3306/capture,ferrata-capture-tcc-a");
+            assert_eq!(decompress(java, 1024).expect("valid"), plain);
+            // Same frame header as lz4-java; the block may pick other matches.
+            let ours = compress(&plain);
+            assert_eq!(ours[..7], java[..7]);
+            assert_eq!(decompress(&ours, 1024).expect("valid"), plain);
+            assert!(matches!(
+                decompress(java, plain.len() - 1),
+                Err(DecodeError::DecompressedTooLarge { .. })
+            ));
+        }
+
+        #[test]
+        fn optional_fields_and_corruption() {
+            let data: Vec<u8> = (0..5000u32).map(|i| (i % 11) as u8).collect();
+            let good = compress(&data);
+            assert_eq!(decompress(&good, data.len()).expect("at cap"), data);
+            let mut bad_header = good.clone();
+            bad_header[6] ^= 1;
+            assert!(decompress(&bad_header, 10_000).is_err());
+            assert!(decompress(&good[..good.len() - 2], 10_000).is_err());
+            // The same block with content size, block checksum and content checksum.
+            let packed = lz4_flex::block::compress(&data);
+            let mut full = MAGIC.to_vec();
+            let descriptor = {
+                let mut d = vec![
+                    FLG_VERSION_01
+                        | FLG_BLOCK_INDEPENDENCE
+                        | FLG_BLOCK_CHECKSUM
+                        | FLG_CONTENT_SIZE
+                        | FLG_CONTENT_CHECKSUM,
+                    0x40,
+                ];
+                d.extend_from_slice(&(data.len() as u64).to_le_bytes());
+                d
+            };
+            full.extend_from_slice(&descriptor);
+            full.push(header_checksum(&descriptor));
+            full.extend_from_slice(&(packed.len() as u32).to_le_bytes());
+            full.extend_from_slice(&packed);
+            full.extend_from_slice(&xxh32(&packed).to_le_bytes());
+            full.extend_from_slice(&0u32.to_le_bytes());
+            full.extend_from_slice(&xxh32(&data).to_le_bytes());
+            assert_eq!(decompress(&full, 10_000).expect("valid"), data);
+            assert!(matches!(
+                decompress(&full, 4999),
+                Err(DecodeError::DecompressedTooLarge { .. })
+            ));
+            let mut bad_sum = full.clone();
+            let last = bad_sum.len() - 1;
+            bad_sum[last] ^= 1;
+            assert!(decompress(&bad_sum, 10_000).is_err());
+        }
+    }
+}
+
+#[cfg(feature = "lz4")]
 mod lz4_block {
     //! lz4-java's `LZ4BlockOutputStream` format with Seata's 1024-byte blocks: per block the
     //! magic `LZ4Block`, a token (method | level), compressed and original lengths and a masked
@@ -571,6 +841,26 @@ mod tests {
             let ok = decompress(code, &packed, bomb.len()).expect("at cap");
             assert_eq!(ok.len(), bomb.len());
         }
+    }
+
+    #[test]
+    fn lz4_format_follows_the_client_version() {
+        use crate::version::ClientVersion;
+        let old = compress_for(COMPRESSOR_LZ4, b"hello", ClientVersion::new(2, 5, 0)).expect("lz4");
+        assert!(old.starts_with(b"LZ4Block"));
+        let new = compress_for(COMPRESSOR_LZ4, b"hello", ClientVersion::V2_6_0).expect("lz4");
+        assert!(new.starts_with(&[0x04, 0x22, 0x4d, 0x18]));
+        for packed in [old, new] {
+            assert_eq!(
+                decompress(COMPRESSOR_LZ4, &packed, 100).expect("either format"),
+                b"hello"
+            );
+        }
+        let gz = compress_for(COMPRESSOR_GZIP, b"hello", ClientVersion::V2_6_0).expect("gzip");
+        assert_eq!(
+            decompress(COMPRESSOR_GZIP, &gz, 100).expect("gzip"),
+            b"hello"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod version;
 use bytes::{BufMut, BytesMut};
 
 pub use codec::{DecodeError, Reader, put_str16, put_str32};
-pub use compress::{DEFAULT_MAX_DECOMPRESSED_LEN, compress, decompress};
+pub use compress::{DEFAULT_MAX_DECOMPRESSED_LEN, compress, compress_for, decompress};
 pub use enums::{BranchStatus, BranchType, GlobalStatus, ResultCode, TransactionExceptionCode};
 pub use frame::{
     DEFAULT_MAX_FRAME_LEN, Frame, FrameError, HEADER_LEN, HeadMap, MAGIC, MsgType, decode_frame,
@@ -77,7 +77,7 @@ pub fn encode_message(
     let body: &[u8] = if compressor == compress::COMPRESSOR_NONE {
         &body
     } else {
-        packed = compress(compressor, &body)?;
+        packed = compress::compress_for(compressor, &body, ctx.client_version)?;
         &packed
     };
     let full_len = HEADER_LEN + body.len();

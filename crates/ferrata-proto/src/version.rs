@@ -23,6 +23,8 @@ impl ClientVersion {
     pub const V2_0_0: ClientVersion = ClientVersion::new(2, 0, 0);
     pub const V2_3_0: ClientVersion = ClientVersion::new(2, 3, 0);
     pub const V2_4_0: ClientVersion = ClientVersion::new(2, 4, 0);
+    /// seata-all 2.6.0 compresses LZ4 bodies in the LZ4 frame format.
+    pub const V2_6_0: ClientVersion = ClientVersion::new(2, 6, 0);
     /// What a connection that has not registered yet is treated as: the newest layout.
     pub const NEWEST: ClientVersion = ClientVersion::new(99, 0, 0);
 

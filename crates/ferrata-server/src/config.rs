@@ -59,7 +59,7 @@ impl Default for ServerConfig {
             undo_log_save_days: 7,
             segment_bytes: 64 * 1024 * 1024,
             compact_after_bytes: 256 * 1024 * 1024,
-            reported_version: "2.5.0".to_owned(),
+            reported_version: "2.6.0".to_owned(),
         }
     }
 }

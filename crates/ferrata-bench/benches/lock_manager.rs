@@ -1,0 +1,100 @@
+//! Criterion micro-benchmarks of `ferrata_core::lock::LockManager`: lock-key parsing, taking and
+//! releasing a branch's rows next to many held rows, and the conflict path of a hot row.
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use ferrata_core::lock::{LockHolder, LockManager, parse_lock_key};
+
+const RESOURCE: &str = "jdbc:mysql://127.0.0.1:3306/seata";
+
+fn holder(tx: i64, branch: i64) -> LockHolder {
+    LockHolder {
+        transaction_id: tx,
+        branch_id: branch,
+    }
+}
+
+/// A table with `n` branches of `rows` rows each already held.
+fn populated(n: i64, rows: usize) -> LockManager {
+    let mut locks = LockManager::new();
+    for tx in 0..n {
+        let keys: Vec<String> = (0..rows).map(|r| format!("{tx}_{r}")).collect();
+        let key = format!("held:{}", keys.join(","));
+        let _ = locks.acquire(holder(tx, tx), parse_lock_key(RESOURCE, &key));
+    }
+    locks
+}
+
+fn parsing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lock_key");
+    for (name, key) in [
+        ("one_row", "stock_tbl:11".to_owned()),
+        (
+            "two_tables",
+            "stock_tbl:11,12;order_tbl:2611341069705662466".to_owned(),
+        ),
+        (
+            "hundred_rows",
+            format!(
+                "order_item:{}",
+                (0..100)
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| parse_lock_key(RESOURCE, black_box(&key)))
+        });
+    }
+    group.finish();
+}
+
+fn acquire_release(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lock_manager");
+    for held in [0i64, 10_000, 100_000] {
+        let mut locks = populated(held, 2);
+        let mut next = 1_000_000i64;
+        group.bench_function(format!("acquire_release_2_rows/{held}_held"), |b| {
+            b.iter(|| {
+                next += 1;
+                let rows = parse_lock_key(RESOURCE, &format!("t:{next}_a,{next}_b"));
+                let taken = locks.acquire(holder(next, next), rows);
+                locks.release_branch(next);
+                taken.is_ok()
+            })
+        });
+    }
+    let mut hot = LockManager::new();
+    let _ = hot.acquire(holder(1, 1), parse_lock_key(RESOURCE, "bench_hot:1"));
+    group.bench_function("conflict_on_hot_row", |b| {
+        b.iter_batched(
+            || parse_lock_key(RESOURCE, "bench_hot:1"),
+            |rows| hot.acquire(holder(2, 2), rows).is_err(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("release_transaction_of_50_branches", |b| {
+        b.iter_batched(
+            || {
+                let mut locks = LockManager::new();
+                for branch in 0..50 {
+                    let key = format!("t:{branch}_a,{branch}_b");
+                    let _ = locks.acquire(holder(7, branch), parse_lock_key(RESOURCE, &key));
+                }
+                locks
+            },
+            |mut locks| {
+                locks.release_branches(0..50);
+                locks.len()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parsing, acquire_release);
+criterion_main!(benches);

@@ -1,0 +1,1199 @@
+//! `bench-report`: turns the results of one `scripts/bench` run into `docs/BENCHMARKS.md` and
+//! PNG charts.
+//!
+//! It reads only what that run wrote under `target/bench/results/`:
+//!
+//! * `meta.json` — the machine, the versions, the settings of the run;
+//! * `systems/<id>.json` — per system: status (and, when it could not run, the reason and
+//!   everything that was tried), cold start, lifetime peak RSS;
+//! * `runs/<id>__<workload>__c<N>.json` — the `ferrata-bench run --json` report of one run, and
+//!   `….server.json` beside it — the server's peak RSS and CPU seconds during that run;
+//! * `sessions/<id>.json` — RSS with many open global transactions, and restart after kill -9.
+//!
+//! Every number in the Markdown and in the charts comes from those files, so the document
+//! always shows what the command produced. Text in the charts is drawn with a TrueType font
+//! loaded at run time (DejaVu Sans from Debian's `fonts-dejavu-core` by default).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use clap::Parser;
+use plotters::prelude::*;
+use serde_json::Value;
+
+/// Where to read results and where to write the report.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench-report",
+    about = "Writes docs/BENCHMARKS.md and charts from scripts/bench results"
+)]
+struct Args {
+    /// Directory written by scripts/bench.
+    #[arg(long, default_value = "target/bench/results")]
+    results: PathBuf,
+    /// Markdown file to write.
+    #[arg(long, default_value = "docs/BENCHMARKS.md")]
+    markdown: PathBuf,
+    /// Directory for the PNG charts (linked from the Markdown by a relative path).
+    #[arg(long, default_value = "docs/bench")]
+    charts: PathBuf,
+    /// TrueType font for chart text.
+    #[arg(
+        long,
+        env = "BENCH_FONT",
+        default_value = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    )]
+    font: PathBuf,
+}
+
+/// The systems in display order: id, name in tables, chart colour.
+const SYSTEMS: [(&str, &str, RGBColor); 3] = [
+    ("ferrata", "Ferrata", RGBColor(217, 95, 2)),
+    ("seata", "seata-server", RGBColor(27, 158, 119)),
+    ("dtm", "DTM", RGBColor(117, 112, 179)),
+];
+const TC_WORKLOADS: [&str; 4] = ["begin-commit", "at-commit", "at-rollback", "hot-key"];
+const TARGET_RSS_MB: f64 = 64.0;
+const TARGET_COLD_START_MS: f64 = 100.0;
+const TARGET_RESTART_MS: f64 = 2000.0;
+
+/// A section of the results: title, description, and the (system, workload) rows it compares;
+/// the first row is Ferrata's, the others are its peers.
+type Section = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+);
+
+/// One measured run: the generator's report and the server-side samples.
+#[derive(Debug, Clone)]
+struct Run {
+    bench: Option<Value>,
+    server: Value,
+}
+
+impl Run {
+    fn tx_per_sec(&self) -> Option<f64> {
+        self.bench.as_ref().and_then(|b| b["tx_per_sec"].as_f64())
+    }
+    fn transactions(&self) -> Option<f64> {
+        self.bench.as_ref().and_then(|b| b["transactions"].as_f64())
+    }
+    /// Whole-transaction latency percentile in microseconds (`p50`, `p99`, …).
+    fn latency_us(&self, key: &str) -> Option<f64> {
+        self.bench
+            .as_ref()
+            .and_then(|b| b["latency_us"]["transaction"][key].as_f64())
+    }
+    fn errors(&self) -> Option<u64> {
+        self.bench.as_ref().map(|b| {
+            b["errors"]
+                .as_object()
+                .map(|m| m.values().filter_map(Value::as_u64).sum())
+                .unwrap_or(0)
+        })
+    }
+    fn error_kinds(&self) -> String {
+        let Some(map) = self.bench.as_ref().and_then(|b| b["errors"].as_object()) else {
+            return String::new();
+        };
+        map.iter()
+            .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+    /// Server (plus store, for DTM) peak RSS during the run, in MB.
+    fn rss_mb(&self) -> Option<f64> {
+        let own = self.server["rss_peak_kb"].as_f64()?;
+        let store = self.server["store"]["rss_peak_kb"].as_f64().unwrap_or(0.0);
+        Some((own + store) / 1024.0)
+    }
+    /// Server (plus store) CPU seconds per 1,000 measured transactions.
+    fn cpu_per_1k(&self) -> Option<f64> {
+        let tx = self.transactions().filter(|t| *t > 0.0)?;
+        let cpu = self.server["cpu_seconds"].as_f64()?
+            + self.server["store"]["cpu_seconds"].as_f64().unwrap_or(0.0);
+        Some(cpu / tx * 1000.0)
+    }
+    fn failure(&self) -> Option<String> {
+        let exit = self.server["bench_exit"].as_i64().unwrap_or(0);
+        if self.bench.is_some() && exit == 0 {
+            return None;
+        }
+        let tail = self.server["bench_stderr_tail"]
+            .as_str()
+            .unwrap_or("")
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_owned();
+        Some(format!("ferrata-bench exited with {exit}: {tail}"))
+    }
+}
+
+/// Everything read from the results directory.
+#[derive(Debug)]
+struct Results {
+    meta: Value,
+    systems: BTreeMap<String, Value>,
+    /// (system, workload) -> connections -> run
+    runs: BTreeMap<(String, String), BTreeMap<u64, Run>>,
+    sessions: BTreeMap<String, Value>,
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+fn json_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn stem_of(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+impl Results {
+    fn load(dir: &Path) -> anyhow::Result<Results> {
+        let meta = read_json(&dir.join("meta.json"))?;
+        let mut systems = BTreeMap::new();
+        for path in json_files(&dir.join("systems"))? {
+            systems.insert(stem_of(&path), read_json(&path)?);
+        }
+        let mut sessions = BTreeMap::new();
+        for path in json_files(&dir.join("sessions"))? {
+            sessions.insert(stem_of(&path), read_json(&path)?);
+        }
+        let mut runs: BTreeMap<(String, String), BTreeMap<u64, Run>> = BTreeMap::new();
+        for path in json_files(&dir.join("runs"))? {
+            let name = stem_of(&path);
+            let Some(base) = name.strip_suffix(".server") else {
+                continue;
+            };
+            let server = read_json(&path)?;
+            let bench_path = path.with_file_name(format!("{base}.json"));
+            let bench = if bench_path.is_file() {
+                Some(read_json(&bench_path)?)
+            } else {
+                None
+            };
+            let system = server["system"].as_str().unwrap_or_default().to_owned();
+            let workload = server["workload"].as_str().unwrap_or_default().to_owned();
+            let Some(connections) = server["connections"].as_u64() else {
+                bail!("{} has no connection count", path.display());
+            };
+            runs.entry((system, workload))
+                .or_default()
+                .insert(connections, Run { bench, server });
+        }
+        Ok(Results {
+            meta,
+            systems,
+            runs,
+            sessions,
+        })
+    }
+
+    fn connections(&self) -> Vec<u64> {
+        let mut list: Vec<u64> = self.meta["connections"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        if list.is_empty() {
+            let mut all: Vec<u64> = self.runs.values().flat_map(|m| m.keys().copied()).collect();
+            all.sort_unstable();
+            all.dedup();
+            list = all;
+        }
+        list
+    }
+
+    fn run(&self, system: &str, workload: &str, connections: u64) -> Option<&Run> {
+        self.runs
+            .get(&(system.to_owned(), workload.to_owned()))?
+            .get(&connections)
+    }
+
+    /// The highest per-run peak RSS of a system (server plus store), in MB.
+    fn peak_rss_mb(&self, id: &str) -> Option<f64> {
+        self.runs
+            .iter()
+            .filter(|((sys, _), _)| sys == id)
+            .flat_map(|(_, runs)| runs.values().filter_map(Run::rss_mb))
+            .reduce(f64::max)
+    }
+
+    fn system(&self, id: &str) -> Option<&Value> {
+        self.systems.get(id)
+    }
+
+    fn system_ok(&self, id: &str) -> bool {
+        self.system(id).is_some_and(|s| s["status"] == "ok")
+    }
+
+    /// Systems that took part in this run (asked for), in display order.
+    fn requested(&self) -> Vec<&'static (&'static str, &'static str, RGBColor)> {
+        let asked: Vec<&str> = self.meta["systems"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        SYSTEMS
+            .iter()
+            .filter(|(id, _, _)| asked.is_empty() || asked.contains(id))
+            .collect()
+    }
+}
+
+fn system_name(id: &str) -> &str {
+    SYSTEMS
+        .iter()
+        .find(|(i, _, _)| *i == id)
+        .map(|(_, n, _)| *n)
+        .unwrap_or(id)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Number formatting.
+
+/// Milliseconds from microseconds, with about three significant digits.
+fn ms(us: Option<f64>) -> String {
+    match us {
+        None => "–".to_owned(),
+        Some(us) => {
+            let ms = us / 1000.0;
+            if ms >= 100.0 {
+                format!("{ms:.0}")
+            } else if ms >= 10.0 {
+                format!("{ms:.1}")
+            } else if ms >= 1.0 {
+                format!("{ms:.2}")
+            } else {
+                format!("{ms:.3}")
+            }
+        }
+    }
+}
+
+fn num(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "–".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+fn thousands(value: f64) -> String {
+    let rounded = value.round() as i64;
+    let digits = rounded.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if rounded < 0 { format!("-{out}") } else { out }
+}
+
+fn tps(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_owned(), thousands)
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "–".to_owned(),
+    }
+}
+
+fn verdict(measured: Option<f64>, target: f64) -> &'static str {
+    match measured {
+        Some(v) if v <= target => "met",
+        Some(_) => "**not met**",
+        None => "not measured",
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markdown.
+
+fn markdown(r: &Results, charts_rel: &str) -> String {
+    let mut md = String::new();
+    let meta = &r.meta;
+    let conns = r.connections();
+    let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Generated by `./scripts/bench` on {} (measurements took {} s). Every figure and chart \
+         below was written by `bench-report` from the JSON that run left in \
+         `target/bench/results/`; re-run the command to refresh them, do not edit by hand.\n",
+        s(&meta["started_at"]),
+        meta["elapsed_secs"]
+            .as_f64()
+            .map_or("?".to_owned(), |v| format!("{v:.0}")),
+    );
+
+    // Reproduce.
+    let _ = writeln!(md, "## Reproduce\n");
+    let _ = writeln!(md, "```sh\n./scripts/bench\n```\n");
+    let _ = writeln!(
+        md,
+        "This run: {} s measured after {} s of warm-up per run, at {} connections \
+         (`BENCH_DURATION={}`, `BENCH_WARMUP={}`, `BENCH_CONNECTIONS=\"{}\"`, \
+         `BENCH_SESSIONS={}`). The script installs what it needs (Redis from Debian, DTM from \
+         the Go module proxy, seata-server from Maven Central), builds in release mode, starts \
+         every server itself on 127.0.0.1 and stops it afterwards.\n",
+        meta["duration_secs"],
+        meta["warmup_secs"],
+        conns
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        meta["duration_secs"],
+        meta["warmup_secs"],
+        conns
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
+        meta["sessions"],
+    );
+
+    // Targets.
+    let _ = writeln!(md, "## Targets (measured)\n");
+    let ferrata = r.system("ferrata");
+    let fs = r.sessions.get("ferrata");
+    let sessions_n = meta["sessions"].as_u64().unwrap_or(0);
+    let rss_sessions = fs
+        .and_then(|v| v["rss_with_sessions_kb"].as_f64())
+        .map(|kb| kb / 1024.0);
+    let cold = ferrata.and_then(|v| v["cold_start_ms"].as_f64());
+    let restart = fs.and_then(|v| v["restart"]["ms_to_first_begin"].as_f64());
+    let _ = writeln!(md, "| Target | Measured (Ferrata) | Verdict |");
+    let _ = writeln!(md, "|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| server RSS ≤ {TARGET_RSS_MB:.0} MB with {} active sessions | {} | {} |",
+        thousands(sessions_n as f64),
+        rss_sessions.map_or("–".to_owned(), |v| format!(
+            "{v:.1} MB (peak while beginning them: {})",
+            fs.and_then(|v| v["rss_peak_while_holding_kb"].as_f64())
+                .map_or("–".to_owned(), |kb| format!("{:.1} MB", kb / 1024.0))
+        )),
+        verdict(rss_sessions, TARGET_RSS_MB)
+    );
+    let _ = writeln!(
+        md,
+        "| cold start ≤ {TARGET_COLD_START_MS:.0} ms (exec → first accepted connection) | {} | {} |",
+        cold.map_or("–".to_owned(), |v| format!(
+            "{v:.1} ms (first successful begin: {})",
+            ferrata
+                .and_then(|f| f["cold_start_first_begin_ms"].as_f64())
+                .map_or("–".to_owned(), |b| format!("{b:.1} ms"))
+        )),
+        verdict(cold, TARGET_COLD_START_MS)
+    );
+    let _ = writeln!(
+        md,
+        "| restart with {} in-flight sessions serving again ≤ {:.0} s (kill -9 → first successful begin) | {} | {} |\n",
+        thousands(sessions_n as f64),
+        TARGET_RESTART_MS / 1000.0,
+        restart.map_or("–".to_owned(), |v| format!("{v:.0} ms")),
+        verdict(restart, TARGET_RESTART_MS)
+    );
+
+    // Headline ratios at the largest common connection count.
+    if let Some(&c) = conns.iter().rev().find(|&&c| c <= 64).or(conns.last()) {
+        let _ = writeln!(md, "## Headline: Ferrata ÷ peer at {c} connections\n");
+        let _ = writeln!(
+            md,
+            "Throughput ratio above 1 and p99 ratio below 1 favour Ferrata. The 2-branch row \
+             compares Ferrata's at-commit with DTM's 2-branch saga.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| Workload | Peer | Throughput Ferrata ÷ peer | p99 Ferrata ÷ peer |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|");
+        for wl in TC_WORKLOADS {
+            let f = r.run("ferrata", wl, c);
+            let p = r.run("seata", wl, c);
+            let _ = writeln!(
+                md,
+                "| {wl} | seata-server | {} | {} |",
+                ratio(f.and_then(Run::tx_per_sec), p.and_then(Run::tx_per_sec)),
+                ratio(
+                    f.and_then(|x| x.latency_us("p99")),
+                    p.and_then(|x| x.latency_us("p99"))
+                ),
+            );
+        }
+        let f = r.run("ferrata", "at-commit", c);
+        let d = r.run("dtm", "dtm-saga", c);
+        let _ = writeln!(
+            md,
+            "| 2-branch (at-commit vs dtm-saga) | DTM | {} | {} |\n",
+            ratio(f.and_then(Run::tx_per_sec), d.and_then(Run::tx_per_sec)),
+            ratio(
+                f.and_then(|x| x.latency_us("p99")),
+                d.and_then(|x| x.latency_us("p99"))
+            ),
+        );
+    }
+
+    // Machine.
+    let m = &meta["machine"];
+    let disk = &m["disk"];
+    let _ = writeln!(md, "## Machine\n");
+    let _ = writeln!(md, "| | |\n|---|---|");
+    let _ = writeln!(
+        md,
+        "| CPU | {} cores (`nproc`), {} |",
+        m["nproc"],
+        s(&m["cpu_model"])
+    );
+    let _ = writeln!(
+        md,
+        "| Memory | {:.1} GiB |",
+        m["mem_total_kb"].as_f64().unwrap_or(0.0) / 1024.0 / 1024.0
+    );
+    let rota = match disk["rotational"].as_str() {
+        Some("1") => "reported rotational",
+        Some("0") => "reported non-rotational (SSD)",
+        _ => "rotational flag unknown",
+    };
+    let _ = writeln!(
+        md,
+        "| Disk | `{}` ({}, {}, {}{}), file system {}; one 4 KiB O_DSYNC write took {} ms on average |",
+        s(&disk["device"]),
+        s(&disk["size"]),
+        rota,
+        if s(&disk["model"]).is_empty() {
+            "no model string".to_owned()
+        } else {
+            s(&disk["model"])
+        },
+        if s(&disk["device"]).starts_with("vd") {
+            "; a virtio disk of a virtual machine, the kernel's rotational flag says nothing about the media"
+        } else {
+            ""
+        },
+        s(&disk["fs"]),
+        if s(&disk["dsync_write_4k_ms"]).is_empty() {
+            "?".to_owned()
+        } else {
+            s(&disk["dsync_write_4k_ms"])
+        },
+    );
+    let _ = writeln!(md, "| Kernel | {} |", s(&m["kernel"]));
+    let _ = writeln!(md, "| OS | {} |", s(&m["os"]));
+    let _ = writeln!(
+        md,
+        "| Load average (1, 5, 15 min) | {} before measuring, {} at the end (other work on the \
+         machine shows here) |\n",
+        s(&meta["load_average_before_measuring"]),
+        s(&meta["load_average_at_end"]),
+    );
+    let _ = writeln!(
+        md,
+        "The load generator (`ferrata-bench`, one thread) runs on the same machine as the \
+         server under test and competes with it for the {} cores.\n",
+        m["nproc"]
+    );
+
+    // Systems.
+    let v = &meta["versions"];
+    let _ = writeln!(md, "## Systems and versions\n");
+    let _ = writeln!(
+        md,
+        "| System | Version | Store and durability | Status | Cold start: first accepted connection | First successful begin | Peak RSS over all runs |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for &(id, name, _) in r.requested() {
+        let sys = r.system(id);
+        let status = match sys.map(|x| s(&x["status"])) {
+            Some(st) if st == "ok" => "measured".to_owned(),
+            Some(st) if st.is_empty() => "not run".to_owned(),
+            Some(st) => format!("**{st}** (see notes)"),
+            None => "not run".to_owned(),
+        };
+        let (version, store) = match id {
+            "ferrata" => (
+                format!("{} ({})", s(&v["ferrata"]), s(&v["rustc"])),
+                "embedded log store, fsync on every group commit".to_owned(),
+            ),
+            "seata" => (
+                format!("{} ({})", s(&v["seata_server"]), s(&v["java"])),
+                format!(
+                    "file store (`store.mode=file`), default `flush-disk-mode=async` (no fsync \
+                     per transaction), default logging; JVM options of seata-server's own \
+                     launcher: `{}`",
+                    sys.map(|x| s(&x["jvm_opts"]))
+                        .filter(|o| !o.is_empty())
+                        .unwrap_or_else(|| "not recorded".to_owned())
+                ),
+            ),
+            _ => (
+                format!("{} ({})", s(&v["dtm"]), s(&v["go"])),
+                format!(
+                    "Redis {} with its built-in defaults (RDB snapshots, no AOF: no fsync per \
+                     transaction); RSS and CPU below are DTM + Redis",
+                    s(&v["redis"])
+                ),
+            ),
+        };
+        let cold = sys.and_then(|x| x["cold_start_ms"].as_f64());
+        let first = sys.and_then(|x| x["cold_start_first_begin_ms"].as_f64());
+        let rss = r.peak_rss_mb(id);
+        let _ = writeln!(
+            md,
+            "| {name} | {version} | {store} | {status} | {} | {} | {} |",
+            cold.map_or("–".to_owned(), |c| format!("{c:.1} ms")),
+            first.map_or(
+                if id == "dtm" {
+                    "n/a".to_owned()
+                } else {
+                    "–".to_owned()
+                },
+                |c| format!("{c:.1} ms")
+            ),
+            rss.map_or("–".to_owned(), |v| format!("{v:.1} MB")),
+        );
+    }
+    let _ = writeln!(md);
+
+    // Workloads.
+    let _ = writeln!(md, "## Results by workload\n");
+    let _ = writeln!(
+        md,
+        "![Throughput vs connections]({charts_rel}/throughput.png)\n\n\
+         ![Latency percentiles]({charts_rel}/latency.png)\n"
+    );
+    let _ = writeln!(
+        md,
+        "Latency is per whole transaction as the client sees it (begin to the end of commit or \
+         rollback), in milliseconds. RSS is the server's peak resident set during the run \
+         (VmHWM, reset before each run); CPU is the server's user+system time from the end of \
+         the warm-up to the end of the run, per 1,000 measured transactions.\n"
+    );
+    let workloads: Vec<Section> = vec![
+        (
+            "begin-commit",
+            "empty global transaction: GlobalBegin + GlobalCommit",
+            vec![("ferrata", "begin-commit"), ("seata", "begin-commit")],
+        ),
+        (
+            "at-commit",
+            "AT-shaped: GlobalBegin, two BranchRegisters with distinct lock keys, GlobalCommit \
+             (phase two answered by the generator's RMs)",
+            vec![("ferrata", "at-commit"), ("seata", "at-commit")],
+        ),
+        (
+            "at-rollback",
+            "as at-commit, ending in GlobalRollback (synchronous phase-two rollback of both \
+             branches)",
+            vec![("ferrata", "at-rollback"), ("seata", "at-rollback")],
+        ),
+        (
+            "hot-key",
+            "every transaction registers its branch on the same lock key (lock conflicts are \
+             retried like the Java client does)",
+            vec![("ferrata", "hot-key"), ("seata", "hot-key")],
+        ),
+        (
+            "2-branch global transaction",
+            "Ferrata and seata-server at-commit next to DTM's saga with two no-op HTTP branches \
+             served by the generator (dtm-saga)",
+            vec![
+                ("ferrata", "at-commit"),
+                ("seata", "at-commit"),
+                ("dtm", "dtm-saga"),
+            ],
+        ),
+    ];
+    let mut failures: Vec<String> = Vec::new();
+    for (title, what, rows) in &workloads {
+        let _ = writeln!(md, "### {title}\n\n{what}.\n");
+        let _ = writeln!(
+            md,
+            "| System | Workload | Conn. | tx/s | p50 ms | p99 ms | p99.9 ms | Errors | Peak RSS MB | CPU s / 1k tx |"
+        );
+        let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+        for (sys, wl) in rows {
+            if !r.requested().iter().any(|(id, _, _)| id == sys) {
+                continue;
+            }
+            for &c in &conns {
+                let run = r.run(sys, wl, c);
+                let errors = match run {
+                    None => "not run".to_owned(),
+                    Some(run) => match run.failure() {
+                        Some(reason) => {
+                            failures.push(format!(
+                                "{} {wl} at {c} connections: {}",
+                                system_name(sys),
+                                one_line(&reason)
+                            ));
+                            "run failed".to_owned()
+                        }
+                        None => {
+                            let n = run.errors().unwrap_or(0);
+                            let kinds = run.error_kinds();
+                            if n > 0 && !kinds.is_empty() {
+                                format!("{n} ({})", one_line(&kinds))
+                            } else {
+                                n.to_string()
+                            }
+                        }
+                    },
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {wl} | {c} | {} | {} | {} | {} | {errors} | {} | {} |",
+                    system_name(sys),
+                    tps(run.and_then(Run::tx_per_sec)),
+                    ms(run.and_then(|x| x.latency_us("p50"))),
+                    ms(run.and_then(|x| x.latency_us("p99"))),
+                    ms(run.and_then(|x| x.latency_us("p999"))),
+                    num(run.and_then(Run::rss_mb), 1),
+                    num(run.and_then(Run::cpu_per_1k), 3),
+                );
+            }
+        }
+        let _ = writeln!(md);
+        // Ratios Ferrata / each peer.
+        let (f_sys, f_wl) = rows[0];
+        let peers: Vec<&(&str, &str)> = rows
+            .iter()
+            .skip(1)
+            .filter(|(sys, _)| r.requested().iter().any(|(id, _, _)| id == sys))
+            .collect();
+        if f_sys == "ferrata" && !peers.is_empty() {
+            let _ = writeln!(md, "Ferrata ÷ peer:\n");
+            let _ = writeln!(
+                md,
+                "| Peer | Conn. | Throughput | p50 | p99 | CPU per tx | Peak RSS |"
+            );
+            let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|--:|");
+            for (sys, wl) in peers {
+                for &c in &conns {
+                    let f = r.run(f_sys, f_wl, c);
+                    let p = r.run(sys, wl, c);
+                    let _ = writeln!(
+                        md,
+                        "| {} | {c} | {} | {} | {} | {} | {} |",
+                        system_name(sys),
+                        ratio(f.and_then(Run::tx_per_sec), p.and_then(Run::tx_per_sec)),
+                        ratio(
+                            f.and_then(|x| x.latency_us("p50")),
+                            p.and_then(|x| x.latency_us("p50"))
+                        ),
+                        ratio(
+                            f.and_then(|x| x.latency_us("p99")),
+                            p.and_then(|x| x.latency_us("p99"))
+                        ),
+                        ratio(f.and_then(Run::cpu_per_1k), p.and_then(Run::cpu_per_1k)),
+                        ratio(f.and_then(Run::rss_mb), p.and_then(Run::rss_mb)),
+                    );
+                }
+            }
+            let _ = writeln!(md);
+        }
+    }
+
+    // Sessions.
+    let _ = writeln!(md, "## Open sessions: memory and restart\n");
+    let _ = writeln!(
+        md,
+        "A fresh server is given {} global transactions (GlobalBegin, timeout 1 h, never ended) \
+         over 16 TM connections; its RSS is read 2 s later. It is then killed with SIGKILL and \
+         started again on the same data directory; the restart time runs from exec to the first \
+         successful GlobalBegin, polled every 1 ms. A sample of the open XIDs is then asked for \
+         its GlobalStatus (1 = Begin: the transaction survived).\n",
+        thousands(sessions_n as f64)
+    );
+    let _ = writeln!(
+        md,
+        "| System | Status | Begins/s while filling | RSS idle | RSS with sessions | Peak while filling | Restart: first accepted conn. | Restart: first begin | RSS after restart | Sample XIDs still open |"
+    );
+    let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let mb = |v: &Value| {
+        v.as_f64()
+            .map_or("–".to_owned(), |kb| format!("{:.1} MB", kb / 1024.0))
+    };
+    for id in ["ferrata", "seata"] {
+        if !r.requested().iter().any(|(i, _, _)| *i == id) {
+            continue;
+        }
+        let Some(x) = r.sessions.get(id) else {
+            let _ = writeln!(
+                md,
+                "| {} | not run | – | – | – | – | – | – | – | – |",
+                system_name(id)
+            );
+            continue;
+        };
+        let statuses = x["restart"]["xid_status"].as_object();
+        let open = statuses.map(|m| {
+            let total = m.len();
+            let begun = m.values().filter(|v| v.as_u64() == Some(1)).count();
+            format!("{begun} of {total}")
+        });
+        let status = if x["status"] == "ok" {
+            "ok".to_owned()
+        } else {
+            format!("**failed**: {}", one_line(&s(&x["reason"])))
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {status} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            system_name(id),
+            tps(x["hold"]["begins_per_sec"].as_f64()),
+            mb(&x["rss_idle_kb"]),
+            mb(&x["rss_with_sessions_kb"]),
+            mb(&x["rss_peak_while_holding_kb"]),
+            x["restart"]["ms_to_accept"]
+                .as_f64()
+                .map_or("–".to_owned(), |v| format!("{v:.1} ms")),
+            x["restart"]["ms_to_first_begin"]
+                .as_f64()
+                .map_or("–".to_owned(), |v| format!("{v:.1} ms")),
+            mb(&x["rss_after_restart_kb"]),
+            open.unwrap_or_else(|| "–".to_owned()),
+        );
+    }
+    let _ = writeln!(md);
+
+    // Notes: peers that did not run, failed runs, method.
+    let _ = writeln!(md, "## Notes\n");
+    let mut any_missing = false;
+    for &(id, name, _) in r.requested() {
+        let Some(sys) = r.system(id) else {
+            any_missing = true;
+            let _ = writeln!(
+                md,
+                "* **{name} was not measured**: the run recorded nothing for it.\n"
+            );
+            continue;
+        };
+        if !r.system_ok(id) {
+            any_missing = true;
+            let _ = writeln!(
+                md,
+                "* **{name} was not measured**: {}",
+                one_line(&s(&sys["reason"]))
+            );
+        }
+        let tried: Vec<String> = sys["tried"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|t| one_line(t.as_str().unwrap_or("")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !tried.is_empty() && (!r.system_ok(id) || id != "ferrata") {
+            let _ = writeln!(md, "* How {name} was obtained and started in this run:");
+            for t in tried {
+                let _ = writeln!(md, "  * {t}");
+            }
+        }
+    }
+    if !any_missing {
+        let _ = writeln!(md, "* All three systems were measured in this run.");
+    }
+    for f in &failures {
+        let _ = writeln!(md, "* Failed run: {f}");
+    }
+    let _ = writeln!(
+        md,
+        "* Durability differs: Ferrata acknowledges only after fsync (group commit); \
+         seata-server's file store and DTM's Redis were run with their defaults, which do not \
+         fsync per transaction. Ferrata pays for a guarantee the peers do not give here.\n\
+         * Logging: every server runs at its default log level (Ferrata `info`, which logs \
+         connections but not transactions; seata-server `INFO`, which logs every global \
+         transaction and branch; DTM `info`), with its output written to a file.\n\
+         * Cold start is the time from exec to the first TCP connection the server accepts, \
+         polled every 1 ms; for seata-server it includes the JVM start and the launcher script \
+         `scripts/reference-tc`. For the Seata-protocol TCs the time to the first successful \
+         GlobalBegin is shown too. DTM's figure excludes Redis, which was started first.\n\
+         * Closed loop: each of N connections runs one transaction after another \
+         (`ferrata-bench run --connections N`; at-commit/at-rollback/hot-key also use \
+         max(1, N/8) RM connections that register branches and answer phase two). dtm-saga \
+         submits sagas over N HTTP connections; DTM answers the submit once the saga is stored \
+         and runs the branches asynchronously.\n\
+         * DTM has no setting for its listen address: it binds its HTTP, gRPC and JSON-RPC \
+         ports on all interfaces; the generator only talks to it over 127.0.0.1. seata-server \
+         puts a non-loopback host address in its XIDs (it refuses loopback for that); the \
+         generator still only connects to 127.0.0.1.\n\
+         * Raw results: `target/bench/results/` (one `ferrata-bench` JSON report per run, \
+         `*.server.json` with the server-side samples, `systems/`, `sessions/`, `meta.json`); \
+         server logs: `target/bench/logs/`."
+    );
+    md
+}
+
+// ---------------------------------------------------------------------------------------------
+// Charts.
+
+fn plot_err<E: std::fmt::Display>(error: E) -> anyhow::Error {
+    anyhow!("drawing a chart failed: {error}")
+}
+
+/// One line in a panel.
+struct Series {
+    name: String,
+    color: RGBColor,
+    points: Vec<(f64, f64)>,
+}
+
+/// A panel: title and its lines.
+struct Panel {
+    title: String,
+    series: Vec<Series>,
+}
+
+/// The panels of the throughput chart: tx/s against connection count (index on the x axis).
+fn throughput_panels(r: &Results) -> Vec<Panel> {
+    let conns = r.connections();
+    let mut panels = Vec::new();
+    let mut add = |title: &str, rows: &[(&str, &str)]| {
+        let mut series = Vec::new();
+        for (sys, wl) in rows {
+            let Some(&(_, name, color)) = SYSTEMS.iter().find(|(id, _, _)| id == sys) else {
+                continue;
+            };
+            let points: Vec<(f64, f64)> = conns
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &c)| Some((i as f64, r.run(sys, wl, c)?.tx_per_sec()?)))
+                .collect();
+            if !points.is_empty() {
+                let label = if rows.len() > 2 {
+                    format!("{name} ({wl})")
+                } else {
+                    name.to_owned()
+                };
+                series.push(Series {
+                    name: label,
+                    color,
+                    points,
+                });
+            }
+        }
+        panels.push(Panel {
+            title: title.to_owned(),
+            series,
+        });
+    };
+    for wl in TC_WORKLOADS {
+        add(wl, &[("ferrata", wl), ("seata", wl)]);
+    }
+    add(
+        "2-branch global transaction",
+        &[
+            ("ferrata", "at-commit"),
+            ("seata", "at-commit"),
+            ("dtm", "dtm-saga"),
+        ],
+    );
+    panels
+}
+
+const PERCENTILES: [(&str, &str); 5] = [
+    ("p50", "p50"),
+    ("p90", "p90"),
+    ("p99", "p99"),
+    ("p999", "p99.9"),
+    ("max", "max"),
+];
+
+/// The panels of the latency chart: percentiles (x) in ms (y, log scale) at one connection count.
+fn latency_panels(r: &Results, c: u64) -> Vec<Panel> {
+    let mut panels = Vec::new();
+    let mut add = |title: &str, rows: &[(&str, &str)]| {
+        let mut series = Vec::new();
+        for (sys, wl) in rows {
+            let Some(&(_, name, color)) = SYSTEMS.iter().find(|(id, _, _)| id == sys) else {
+                continue;
+            };
+            let Some(run) = r.run(sys, wl, c) else {
+                continue;
+            };
+            let points: Vec<(f64, f64)> = PERCENTILES
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (key, _))| Some((i as f64, run.latency_us(key)? / 1000.0)))
+                .collect();
+            if !points.is_empty() {
+                let label = if rows.len() > 2 {
+                    format!("{name} ({wl})")
+                } else {
+                    name.to_owned()
+                };
+                series.push(Series {
+                    name: label,
+                    color,
+                    points,
+                });
+            }
+        }
+        panels.push(Panel {
+            title: format!("{title}, {c} connections"),
+            series,
+        });
+    };
+    for wl in TC_WORKLOADS {
+        add(wl, &[("ferrata", wl), ("seata", wl)]);
+    }
+    add(
+        "2-branch",
+        &[
+            ("ferrata", "at-commit"),
+            ("seata", "at-commit"),
+            ("dtm", "dtm-saga"),
+        ],
+    );
+    panels
+}
+
+/// Draws panels in a 2×3 grid. `log_y` selects a logarithmic y axis; x is categorical.
+fn draw_grid(
+    path: &Path,
+    heading: &str,
+    panels: &[Panel],
+    x_labels: &[String],
+    x_desc: &str,
+    y_desc: &str,
+    log_y: bool,
+) -> anyhow::Result<()> {
+    let root = BitMapBackend::new(path, (1800, 1100)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let (top, body) = root.split_vertically(60);
+    top.draw(&Text::new(
+        heading.to_owned(),
+        (20, 15),
+        ("sans-serif", 30).into_font().color(&BLACK),
+    ))
+    .map_err(plot_err)?;
+    let areas = body.split_evenly((2, 3));
+    let n = x_labels.len().max(1);
+    let x_range = -0.3f64..(n as f64 - 0.7);
+    for (area, panel) in areas.iter().zip(panels) {
+        let values: Vec<f64> = panel
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .filter(|v| *v > 0.0)
+            .collect();
+        let label_fmt = |x: &f64| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                x_labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        if values.is_empty() {
+            let mut chart = ChartBuilder::on(area)
+                .caption(&panel.title, ("sans-serif", 24))
+                .margin(15)
+                .x_label_area_size(50)
+                .y_label_area_size(80)
+                .build_cartesian_2d(x_range.clone(), 0f64..1f64)
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_labels(n)
+                .x_label_formatter(&label_fmt)
+                .draw()
+                .map_err(plot_err)?;
+            area.draw(&Text::new(
+                "no data".to_owned(),
+                (200, 200),
+                ("sans-serif", 24).into_font().color(&BLACK),
+            ))
+            .map_err(plot_err)?;
+            continue;
+        }
+        let max = values.iter().copied().fold(f64::MIN, f64::max);
+        let min = values.iter().copied().fold(f64::MAX, f64::min);
+        let mut builder = ChartBuilder::on(area);
+        builder
+            .caption(&panel.title, ("sans-serif", 24))
+            .margin(15)
+            .x_label_area_size(50)
+            .y_label_area_size(90);
+        // The two y axes have different coordinate types; the drawing is the same.
+        macro_rules! draw_panel {
+            ($y_range:expr) => {{
+                let mut chart = builder
+                    .build_cartesian_2d(x_range.clone(), $y_range)
+                    .map_err(plot_err)?;
+                chart
+                    .configure_mesh()
+                    .x_labels(n)
+                    .x_label_formatter(&label_fmt)
+                    .y_label_formatter(&|v| format_axis(*v))
+                    .x_desc(x_desc)
+                    .y_desc(y_desc)
+                    .label_style(("sans-serif", 18))
+                    .axis_desc_style(("sans-serif", 20))
+                    .light_line_style(WHITE.mix(0.0))
+                    .draw()
+                    .map_err(plot_err)?;
+                for s in &panel.series {
+                    let color = s.color;
+                    chart
+                        .draw_series(LineSeries::new(
+                            s.points.iter().copied(),
+                            color.stroke_width(3),
+                        ))
+                        .map_err(plot_err)?
+                        .label(s.name.clone())
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+                        });
+                    chart
+                        .draw_series(s.points.iter().map(|&p| Circle::new(p, 5, color.filled())))
+                        .map_err(plot_err)?;
+                }
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperLeft)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .label_font(("sans-serif", 18))
+                    .draw()
+                    .map_err(plot_err)?;
+            }};
+        }
+        if log_y {
+            let lo = 10f64.powf((min * 0.8).log10().floor());
+            let hi = 10f64.powf((max * 1.25).log10().ceil());
+            draw_panel!((lo..hi).log_scale());
+        } else {
+            draw_panel!(0f64..(max * 1.35));
+        }
+    }
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// Axis numbers: 1,234 / 12.5 / 0.25.
+fn format_axis(v: f64) -> String {
+    if v >= 1000.0 {
+        thousands(v)
+    } else if v >= 10.0 || v == 0.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').to_owned()
+    }
+}
+
+fn load_font(path: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path).with_context(|| {
+        format!(
+            "cannot read the chart font {} (install Debian's fonts-dejavu-core or set BENCH_FONT)",
+            path.display()
+        )
+    })?;
+    // The font lives for the rest of the process; plotters keeps a reference to it.
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+        .map_err(|_| anyhow!("{} is not a usable TrueType font", path.display()))?;
+    Ok(())
+}
+
+fn charts(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let conns = r.connections();
+    let labels: Vec<String> = conns.iter().map(u64::to_string).collect();
+    let throughput = dir.join("throughput.png");
+    draw_grid(
+        &throughput,
+        "Throughput vs connections (transactions per second, closed loop)",
+        &throughput_panels(r),
+        &labels,
+        "connections",
+        "tx/s",
+        false,
+    )?;
+    let c = conns
+        .iter()
+        .rev()
+        .find(|&&c| c <= 64)
+        .or(conns.last())
+        .copied()
+        .unwrap_or(64);
+    let latency = dir.join("latency.png");
+    let pct_labels: Vec<String> = PERCENTILES.iter().map(|(_, l)| (*l).to_owned()).collect();
+    draw_grid(
+        &latency,
+        &format!("Transaction latency distribution at {c} connections (ms, log scale)"),
+        &latency_panels(r, c),
+        &pct_labels,
+        "percentile",
+        "ms",
+        true,
+    )?;
+    Ok(vec![throughput, latency])
+}
+
+/// Relative path from the Markdown file's directory to the charts directory.
+fn relative_charts(markdown: &Path, charts: &Path) -> String {
+    let md_dir = markdown.parent().map(Path::to_path_buf).unwrap_or_default();
+    let md_dir = std::fs::canonicalize(&md_dir).unwrap_or(md_dir);
+    let charts_abs = std::fs::canonicalize(charts).unwrap_or_else(|_| charts.to_path_buf());
+    match charts_abs.strip_prefix(&md_dir) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel.to_string_lossy().into_owned(),
+        _ => charts.to_string_lossy().into_owned(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let results = Results::load(&args.results)?;
+    load_font(&args.font)?;
+    let written = charts(&results, &args.charts)?;
+    let md = markdown(&results, &relative_charts(&args.markdown, &args.charts));
+    if let Some(parent) = args.markdown.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(&args.markdown, md)
+        .with_context(|| format!("cannot write {}", args.markdown.display()))?;
+    eprintln!("bench-report: wrote {}", args.markdown.display());
+    for path in written {
+        eprintln!("bench-report: wrote {}", path.display());
+    }
+    Ok(())
+}

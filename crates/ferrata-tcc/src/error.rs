@@ -1,0 +1,178 @@
+//! Errors of TCC calls: one enum for the try path, one for the fence; each message says what
+//! happened to the business work and what the caller should do next.
+
+use crate::context::ContextError;
+
+/// The error type business callbacks return (try, confirm, cancel).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Fence statuses as stored in `tcc_fence_log.status` (Java `CommonFenceConstant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i16)]
+pub enum FenceStatus {
+    /// The try ran and committed.
+    Tried = 1,
+    /// Confirm ran and committed.
+    Committed = 2,
+    /// Cancel ran and committed.
+    Rollbacked = 3,
+    /// A rollback arrived before any try (empty rollback); blocks a late try.
+    Suspended = 4,
+}
+
+impl FenceStatus {
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+
+    pub fn from_code(code: i64) -> Option<FenceStatus> {
+        match code {
+            1 => Some(FenceStatus::Tried),
+            2 => Some(FenceStatus::Committed),
+            3 => Some(FenceStatus::Rollbacked),
+            4 => Some(FenceStatus::Suspended),
+            _ => None,
+        }
+    }
+}
+
+/// Why a guarded phase (fenced or not) did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum FenceError {
+    /// The business callback failed; its local work was rolled back with the fence step.
+    #[error("{0}")]
+    Business(#[source] BoxError),
+
+    /// A try arrived after the branch had been rolled back (an empty rollback left status 4).
+    #[error(
+        "try of branch {branch_id} of {xid} refused: the branch was already rolled back before \
+         this try arrived (suspension), so its business work was rolled back too; the global \
+         transaction is ending as rolled back, do not retry this try"
+    )]
+    Suspended { xid: String, branch_id: i64 },
+
+    /// Phase 2 commit found no fence row: the try never committed on this database.
+    #[error(
+        "no tcc_fence_log row for branch {branch_id} of {xid}: commit arrived for a try that \
+         never committed on this database (is the fence pointed at the try's database?); \
+         answering retryable so the TC tries again"
+    )]
+    NoRecord { xid: String, branch_id: i64 },
+
+    /// The fence row holds a status this code does not know.
+    #[error(
+        "tcc_fence_log row for branch {branch_id} of {xid} has unknown status {status}; \
+         valid statuses are 1 (tried), 2 (committed), 3 (rollbacked), 4 (suspended): fix the row"
+    )]
+    UnknownStatus {
+        xid: String,
+        branch_id: i64,
+        status: i64,
+    },
+
+    /// The configured fence table name is not a plain SQL identifier.
+    #[error(
+        "fence table name {0:?} is not a plain identifier (letters, digits, `_`, optionally \
+         `schema.table`); choose another name"
+    )]
+    BadTableName(String),
+
+    /// The database failed (connection, missing table, deadlock, ...).
+    #[cfg(any(feature = "mysql", feature = "postgres"))]
+    #[error(
+        "fence database operation `{operation}` on table {table} failed: {source}; check the \
+         database is reachable and the table exists (TccFence::create_table). Phase 2 answers \
+         retryable, so the TC will try again"
+    )]
+    Database {
+        operation: &'static str,
+        table: String,
+        #[source]
+        source: Box<sqlx::Error>,
+    },
+}
+
+/// Why a TCC try (phase 1 through [`crate::tcc_try`]) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TccError {
+    #[error(
+        "TCC action {action:?} called outside a global transaction: no XID is bound to this \
+         task. Call it inside ferrata's global transaction scope, or bind the caller's XID \
+         (ferrata::context::with_xid)"
+    )]
+    NoGlobalTransaction { action: String },
+
+    #[error(
+        "registering the TCC branch of action {action:?} in {xid} failed: {source}. The try did \
+         not run; roll the global transaction back or retry the call"
+    )]
+    Register {
+        action: String,
+        xid: String,
+        #[source]
+        source: ferrata::Error,
+    },
+
+    #[error(
+        "the try of action {action:?} (branch {branch_id} of {xid}) failed: {source}. Roll the \
+         global transaction back: the TC will cancel the branch"
+    )]
+    Try {
+        action: String,
+        xid: String,
+        branch_id: i64,
+        #[source]
+        source: FenceError,
+    },
+
+    #[error(
+        "reporting the updated action context of branch {branch_id} of {xid} failed: {source}. \
+         Phase 2 would not see the values the try stored, so roll the global transaction back"
+    )]
+    Report {
+        xid: String,
+        branch_id: i64,
+        #[source]
+        source: ferrata::Error,
+    },
+
+    #[error(transparent)]
+    Context(#[from] ContextError),
+}
+
+/// Why a phase-2 call did not succeed; every case is answered to the TC as retryable.
+#[derive(Debug, thiserror::Error)]
+pub enum PhaseTwoError {
+    #[error(
+        "phase 2 for resource {resource_id:?} reached the TCC resource of action {action:?}; \
+         register each TccResource under its own action name"
+    )]
+    WrongResource { resource_id: String, action: String },
+
+    #[error(
+        "cannot rebuild the action context of branch {branch_id} of {xid}: {source}; the TC \
+         will retry, but the applicationData must be fixed for the branch to finish"
+    )]
+    Context {
+        xid: String,
+        branch_id: i64,
+        #[source]
+        source: ContextError,
+    },
+
+    #[error(
+        "branch {branch_id} of {xid} was registered with useTCCFence=true but this TccResource \
+         has no fence; build it with TccResource::with_guard(participant, TccFence::new(pool)) \
+         on the database the try used"
+    )]
+    FenceRequired { xid: String, branch_id: i64 },
+
+    #[error("{phase} of branch {branch_id} of {xid} failed: {source}")]
+    Failed {
+        phase: &'static str,
+        xid: String,
+        branch_id: i64,
+        #[source]
+        source: FenceError,
+    },
+}

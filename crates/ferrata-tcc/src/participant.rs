@@ -1,0 +1,157 @@
+//! The TCC participant trait (prepare / confirm / cancel) and the phase guard that runs each
+//! phase: [`NoFence`] calls the business directly, a `TccFence` wraps it in the fence.
+
+use std::future::Future;
+
+use serde_json::{Map, Value};
+
+use crate::context::BusinessActionContext;
+use crate::error::{BoxError, FenceError};
+
+/// A TCC action. Its name is the branch resource id and must be unique per application.
+///
+/// `Local` is what each phase's business code works in: `()` for a participant without a fence,
+/// and the open `sqlx::Transaction` for one behind a `TccFence`, so that the business writes
+/// commit or roll back together with the fence row.
+///
+/// Phase-2 methods may be called more than once and on any node of the application; without a
+/// fence they must be idempotent themselves. `Ok(false)` or `Err` from confirm/cancel makes the
+/// TC retry later.
+pub trait TccParticipant: Send + Sync + 'static {
+    type Local: Send;
+    type Args: Send;
+    type Output: Send;
+
+    /// The action name (Java's `@TwoPhaseBusinessAction(name)`), registered as the resource id.
+    fn action_name(&self) -> &str;
+
+    /// Values from the try arguments to register with the branch (Java's
+    /// `@BusinessActionContextParameter`), so phase 2 can read them from the context.
+    fn action_context(&self, args: &Self::Args) -> Map<String, Value> {
+        let _ = args;
+        Map::new()
+    }
+
+    /// Phase 1 (try): reserve the resources. Values `put` into `ctx` are reported to the TC.
+    fn prepare(
+        &self,
+        local: &mut Self::Local,
+        ctx: &mut BusinessActionContext,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Self::Output, BoxError>> + Send;
+
+    /// Phase 2 commit: use the reservation. `Ok(true)` is success.
+    fn confirm(
+        &self,
+        local: &mut Self::Local,
+        ctx: &BusinessActionContext,
+    ) -> impl Future<Output = Result<bool, BoxError>> + Send;
+
+    /// Phase 2 rollback: release the reservation. `Ok(true)` is success. Without a fence this may
+    /// run for a try that never happened (empty rollback) and must then succeed doing nothing.
+    fn cancel(
+        &self,
+        local: &mut Self::Local,
+        ctx: &BusinessActionContext,
+    ) -> impl Future<Output = Result<bool, BoxError>> + Send;
+}
+
+/// Which branch a phase belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct BranchKey<'a> {
+    pub xid: &'a str,
+    pub branch_id: i64,
+    pub action_name: &'a str,
+}
+
+/// Runs one phase's business work around whatever makes it safe (nothing, or the fence).
+///
+/// The work receives `L` by value and hands it back with its result; passing ownership (rather
+/// than `&mut L`) lets the work borrow freely from its caller without higher-ranked lifetimes.
+pub trait PhaseGuard<L: Send>: Send + Sync + 'static {
+    /// True when phases run through the `tcc_fence_log` fence (written as `useTCCFence`).
+    fn is_fence(&self) -> bool;
+
+    /// Phase 1.
+    fn guard_prepare<T, F, Fut>(
+        &self,
+        branch: BranchKey<'_>,
+        work: F,
+    ) -> impl Future<Output = Result<T, FenceError>> + Send
+    where
+        T: Send,
+        F: FnOnce(L) -> Fut + Send,
+        Fut: Future<Output = (L, Result<T, BoxError>)> + Send;
+
+    /// Phase 2 commit. `fenced` is the branch's `useTCCFence` flag: a branch registered without
+    /// the fence has no fence row, so its phase 2 runs the business work alone.
+    fn guard_commit<F, Fut>(
+        &self,
+        branch: BranchKey<'_>,
+        fenced: bool,
+        work: F,
+    ) -> impl Future<Output = Result<bool, FenceError>> + Send
+    where
+        F: FnOnce(L) -> Fut + Send,
+        Fut: Future<Output = (L, Result<bool, BoxError>)> + Send;
+
+    /// Phase 2 rollback; `fenced` as for [`PhaseGuard::guard_commit`].
+    fn guard_rollback<F, Fut>(
+        &self,
+        branch: BranchKey<'_>,
+        fenced: bool,
+        work: F,
+    ) -> impl Future<Output = Result<bool, FenceError>> + Send
+    where
+        F: FnOnce(L) -> Fut + Send,
+        Fut: Future<Output = (L, Result<bool, BoxError>)> + Send;
+}
+
+/// No fence: each phase calls the business directly (its `Local` is `()`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFence;
+
+impl PhaseGuard<()> for NoFence {
+    fn is_fence(&self) -> bool {
+        false
+    }
+
+    async fn guard_prepare<T, F, Fut>(
+        &self,
+        _branch: BranchKey<'_>,
+        work: F,
+    ) -> Result<T, FenceError>
+    where
+        T: Send,
+        F: FnOnce(()) -> Fut + Send,
+        Fut: Future<Output = ((), Result<T, BoxError>)> + Send,
+    {
+        work(()).await.1.map_err(FenceError::Business)
+    }
+
+    async fn guard_commit<F, Fut>(
+        &self,
+        _branch: BranchKey<'_>,
+        _fenced: bool,
+        work: F,
+    ) -> Result<bool, FenceError>
+    where
+        F: FnOnce(()) -> Fut + Send,
+        Fut: Future<Output = ((), Result<bool, BoxError>)> + Send,
+    {
+        work(()).await.1.map_err(FenceError::Business)
+    }
+
+    async fn guard_rollback<F, Fut>(
+        &self,
+        _branch: BranchKey<'_>,
+        _fenced: bool,
+        work: F,
+    ) -> Result<bool, FenceError>
+    where
+        F: FnOnce(()) -> Fut + Send,
+        Fut: Future<Output = ((), Result<bool, BoxError>)> + Send,
+    {
+        work(()).await.1.map_err(FenceError::Business)
+    }
+}

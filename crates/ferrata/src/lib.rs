@@ -1,0 +1,235 @@
+//! `ferrata`: the Rust SDK for Seata-protocol distributed transactions — a transaction manager
+//! (begin/commit/rollback, scoped helper with Seata's propagation modes), a resource-manager
+//! runtime ([`rm`]), task-local XID context ([`context`]) and XID propagation integrations.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use ferrata::{Client, ClientConfig, TransactionOptions};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = ClientConfig::builder("order-service")
+//!     .tc_addresses(["127.0.0.1:8091"])
+//!     .build()?;
+//! let client = Client::connect(config).await?;
+//! let order_id = client
+//!     .in_global_transaction(TransactionOptions::new("create-order"), |tx| async move {
+//!         // Calls made here carry tx.xid (task-local) to participants.
+//!         Ok::<_, std::io::Error>(42)
+//!     })
+//!     .await?;
+//! # let _ = order_id;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod integrations;
+pub mod rm;
+pub mod tm;
+mod transport;
+
+use std::sync::Arc;
+
+pub use config::{ClientConfig, ClientConfigBuilder};
+pub use error::{Error, Role};
+pub use ferrata_proto::{BranchStatus, BranchType, GlobalStatus, TransactionExceptionCode};
+pub use rm::{BranchHandler, BranchRequest, ResourceManager, UndoLogDelete};
+pub use tm::{
+    GlobalTransaction, Propagation, TransactionError, TransactionOptions, TxInfo, TxRole,
+};
+pub use transport::TransportStats;
+
+use ferrata_proto::{Message, ResultInfo};
+use tokio::sync::watch;
+
+use crate::rm::RmRuntime;
+use crate::transport::{Pool, Settings, Stats};
+
+/// A connection to a TC cluster acting as both TM and RM (on separate connections, as Java
+/// does). Cheap to clone; the connections close when the last clone is dropped or on
+/// [`Client::shutdown`].
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: ClientConfig,
+    pub(crate) tm: Arc<Pool>,
+    pub(crate) rm: Arc<Pool>,
+    pub(crate) rm_runtime: Arc<RmRuntime>,
+    stats: Arc<Stats>,
+    /// Dropping it (with the last client) stops every connection supervisor.
+    shutdown: watch::Sender<bool>,
+}
+
+impl Client {
+    /// Connects to the TC addresses of the configured group and registers as TM and RM.
+    /// Fails fast with [`Error::Unreachable`] when no address accepts a connection, or
+    /// [`Error::RegistrationRejected`] when the TC refuses the client. Afterwards, connections
+    /// that drop are re-established in the background.
+    pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
+        let (_, addresses) = config.tc_addresses()?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let stats = Arc::new(Stats::default());
+        let rm_runtime = Arc::new(RmRuntime::new(config.handler_concurrency.max(1)));
+        let tm = Pool::start(
+            &addresses,
+            Settings::new(&config, Role::Tm),
+            stats.clone(),
+            None,
+            &shutdown_rx,
+        );
+        let rm = Pool::start(
+            &addresses,
+            Settings::new(&config, Role::Rm),
+            stats.clone(),
+            Some(rm_runtime.clone()),
+            &shutdown_rx,
+        );
+        let client = Client {
+            inner: Arc::new(Inner {
+                config,
+                tm,
+                rm,
+                rm_runtime,
+                stats,
+                shutdown,
+            }),
+        };
+        client.inner.tm.pick(None).await?;
+        client.inner.rm.pick(None).await?;
+        Ok(client)
+    }
+
+    /// The configuration this client runs with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Closes every TC connection now; later calls fail with [`Error::Shutdown`].
+    pub fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+    }
+
+    /// Counters of frames sent, merged batches, heartbeats and reconnects.
+    pub fn transport_stats(&self) -> TransportStats {
+        self.inner.stats.snapshot()
+    }
+
+    /// The RM side of this client (same connections).
+    pub fn resource_manager(&self) -> ResourceManager {
+        ResourceManager {
+            client: self.clone(),
+        }
+    }
+
+    /// See [`ResourceManager::register_resource`].
+    pub async fn register_resource(
+        &self,
+        resource_id: impl Into<String>,
+        handler: impl BranchHandler,
+    ) -> Result<(), Error> {
+        self.resource_manager()
+            .register_resource(resource_id, handler)
+            .await
+    }
+
+    /// See [`ResourceManager::branch_register`].
+    pub async fn branch_register(
+        &self,
+        xid: &str,
+        branch_type: BranchType,
+        resource_id: &str,
+        lock_key: &str,
+        application_data: &str,
+    ) -> Result<i64, Error> {
+        self.resource_manager()
+            .branch_register(xid, branch_type, resource_id, lock_key, application_data)
+            .await
+    }
+
+    /// See [`ResourceManager::branch_report`].
+    pub async fn branch_report(
+        &self,
+        xid: &str,
+        branch_id: i64,
+        branch_type: BranchType,
+        resource_id: &str,
+        status: BranchStatus,
+        application_data: &str,
+    ) -> Result<(), Error> {
+        self.resource_manager()
+            .branch_report(
+                xid,
+                branch_id,
+                branch_type,
+                resource_id,
+                status,
+                application_data,
+            )
+            .await
+    }
+
+    /// See [`ResourceManager::lock_query`].
+    pub async fn lock_query(
+        &self,
+        xid: &str,
+        branch_type: BranchType,
+        resource_id: &str,
+        lock_key: &str,
+    ) -> Result<bool, Error> {
+        self.resource_manager()
+            .lock_query(xid, branch_type, resource_id, lock_key)
+            .await
+    }
+
+    pub(crate) async fn tm_call(
+        &self,
+        operation: &'static str,
+        xid: Option<&str>,
+        message: Message,
+    ) -> Result<Message, Error> {
+        if *self.inner.shutdown.borrow() {
+            return Err(Error::Shutdown);
+        }
+        self.inner.tm.call(operation, xid, message).await
+    }
+
+    pub(crate) async fn rm_call(
+        &self,
+        operation: &'static str,
+        xid: Option<&str>,
+        message: Message,
+    ) -> Result<Message, Error> {
+        if *self.inner.shutdown.borrow() {
+            return Err(Error::Shutdown);
+        }
+        self.inner.rm.call(operation, xid, message).await
+    }
+}
+
+/// Turns a response's result block into `Result`.
+pub(crate) trait ResultExt {
+    fn into_result(self, operation: &'static str) -> Result<(), Error>;
+}
+
+impl ResultExt for ResultInfo {
+    fn into_result(self, operation: &'static str) -> Result<(), Error> {
+        if self.is_success() {
+            Ok(())
+        } else {
+            Err(Error::from_result(operation, self.exception_code, self.msg))
+        }
+    }
+}
+
+pub(crate) fn unexpected(operation: &'static str, message: &Message) -> Error {
+    Error::Protocol {
+        operation,
+        detail: format!("got a {}", message.name()),
+    }
+}

@@ -1,0 +1,567 @@
+//! The transaction-manager (TM) side: begin, commit, rollback and status of global
+//! transactions, and [`Client::in_global_transaction`], which applies Seata's propagation modes
+//! and commits on `Ok`, rolls back on `Err`, panic or cancellation.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use ferrata_proto::{
+    GlobalBeginRequest, GlobalCommitRequest, GlobalRollbackRequest, GlobalStatus,
+    GlobalStatusRequest, Message,
+};
+use tokio::task::futures::TaskLocalFuture;
+
+use crate::context::{self, TxContext};
+use crate::error::Error;
+use crate::{Client, ResultExt};
+
+/// Seata's transaction propagation modes (semantics §8.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Propagation {
+    /// Join the bound transaction, or begin one.
+    #[default]
+    Required,
+    /// Suspend the bound transaction (if any), begin a new one, resume afterwards.
+    RequiresNew,
+    /// Suspend the bound transaction (if any) and run without one.
+    NotSupported,
+    /// Join the bound transaction, or run without one.
+    Supports,
+    /// Fail if a transaction is bound; run without one.
+    Never,
+    /// Join the bound transaction; fail if none is bound.
+    Mandatory,
+}
+
+/// How [`Client::in_global_transaction`] runs its closure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionOptions {
+    /// Transaction name the TC records (Java: the method signature).
+    pub name: String,
+    /// Global timeout; `None` uses `client.tm.defaultGlobalTransactionTimeout`.
+    pub timeout: Option<Duration>,
+    pub propagation: Propagation,
+}
+
+impl TransactionOptions {
+    pub fn new(name: impl Into<String>) -> TransactionOptions {
+        TransactionOptions {
+            name: name.into(),
+            timeout: None,
+            propagation: Propagation::Required,
+        }
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> TransactionOptions {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub fn propagation(mut self, propagation: Propagation) -> TransactionOptions {
+        self.propagation = propagation;
+        self
+    }
+}
+
+/// Whether this code began the transaction (and so ends it) or joined one begun elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxRole {
+    Launcher,
+    Participant,
+}
+
+/// What the closure of [`Client::in_global_transaction`] runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxInfo {
+    /// The XID, or `None` when the propagation mode runs the closure without a transaction.
+    pub xid: Option<String>,
+    /// `None` without a transaction.
+    pub role: Option<TxRole>,
+}
+
+/// A global transaction this client began or joined.
+#[derive(Debug, Clone)]
+pub struct GlobalTransaction {
+    client: Client,
+    xid: String,
+    role: TxRole,
+    timeout: Duration,
+    began: Instant,
+}
+
+/// Why [`Client::in_global_transaction`] failed.
+#[derive(Debug)]
+pub enum TransactionError<E> {
+    /// The closure returned `Err`; a launched transaction was rolled back (a participant leaves
+    /// that to its launcher).
+    Aborted(E),
+    /// The closure returned `Err` and the rollback failed too; the TC still rolls the
+    /// transaction back when its timeout expires.
+    RollbackFailed { error: E, rollback: Error },
+    /// Beginning, committing, or the propagation mode failed (see [`Error`]).
+    Transaction(Error),
+}
+
+impl<E: fmt::Display> fmt::Display for TransactionError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransactionError::Aborted(e) => {
+                write!(f, "transaction rolled back because the work failed: {e}")
+            }
+            TransactionError::RollbackFailed { error, rollback } => write!(
+                f,
+                "the work failed ({error}) and rolling back failed too ({rollback}); the TC rolls \
+                 the transaction back at its timeout"
+            ),
+            TransactionError::Transaction(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Only [`Error`] is given as the source: requiring `E: Error` would rule out boxed errors
+/// (`Box<dyn Error>` does not implement `Error`); the work's error is part of the message.
+impl<E: fmt::Debug + fmt::Display> std::error::Error for TransactionError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TransactionError::Aborted(_) => None,
+            TransactionError::RollbackFailed { rollback, .. } => Some(rollback),
+            TransactionError::Transaction(e) => Some(e),
+        }
+    }
+}
+
+impl<E> From<Error> for TransactionError<E> {
+    fn from(error: Error) -> Self {
+        TransactionError::Transaction(error)
+    }
+}
+
+impl<E> TransactionError<E> {
+    /// The closure's own error, if that is what failed.
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            TransactionError::Aborted(e) | TransactionError::RollbackFailed { error: e, .. } => {
+                Some(e)
+            }
+            TransactionError::Transaction(_) => None,
+        }
+    }
+}
+
+fn commit_ok(status: GlobalStatus) -> bool {
+    matches!(
+        status,
+        GlobalStatus::Committed
+            | GlobalStatus::AsyncCommitting
+            | GlobalStatus::Committing
+            | GlobalStatus::CommitRetrying
+    )
+}
+
+fn timed_out(status: GlobalStatus) -> bool {
+    matches!(
+        status,
+        GlobalStatus::TimeoutRollbacking
+            | GlobalStatus::TimeoutRollbackRetrying
+            | GlobalStatus::TimeoutRollbacked
+            | GlobalStatus::TimeoutRollbackFailed
+    )
+}
+
+fn rollback_ok(status: GlobalStatus) -> bool {
+    matches!(
+        status,
+        GlobalStatus::Rollbacked
+            | GlobalStatus::Rollbacking
+            | GlobalStatus::RollbackRetrying
+            | GlobalStatus::TimeoutRollbacking
+            | GlobalStatus::TimeoutRollbackRetrying
+            | GlobalStatus::TimeoutRollbacked
+            // The TC no longer knows it: it was already rolled back (or never existed).
+            | GlobalStatus::Finished
+    )
+}
+
+impl GlobalTransaction {
+    pub fn xid(&self) -> &str {
+        &self.xid
+    }
+
+    pub fn role(&self) -> TxRole {
+        self.role
+    }
+
+    /// Runs `fut` with this transaction's XID bound to the task, so that branches registered
+    /// and calls made inside it join the transaction.
+    pub fn scope<F: Future>(&self, fut: F) -> TaskLocalFuture<TxContext, F> {
+        context::with_xid(self.xid.clone(), fut)
+    }
+
+    /// Commits (launcher only; a participant's commit does nothing and returns `Begin`).
+    /// Checks the timeout first, as Java's template does: an expired transaction is rolled
+    /// back and reported as [`Error::TransactionTimeout`].
+    pub async fn commit(&self) -> Result<GlobalStatus, Error> {
+        if self.role == TxRole::Participant {
+            return Ok(GlobalStatus::Begin);
+        }
+        if self.began.elapsed() > self.timeout {
+            let status = match self.client.rollback(&self.xid).await {
+                Ok(status) => status,
+                Err(error) => {
+                    tracing::warn!(xid = %self.xid, %error, "rollback of a timed-out transaction failed; the TC rolls it back by itself");
+                    GlobalStatus::TimeoutRollbacking
+                }
+            };
+            return Err(Error::TransactionTimeout {
+                xid: self.xid.clone(),
+                status,
+            });
+        }
+        let status = self.client.commit(&self.xid).await?;
+        if commit_ok(status) {
+            Ok(status)
+        } else if timed_out(status) {
+            Err(Error::TransactionTimeout {
+                xid: self.xid.clone(),
+                status,
+            })
+        } else {
+            Err(Error::CommitFailed {
+                xid: self.xid.clone(),
+                status,
+            })
+        }
+    }
+
+    /// Rolls back (launcher only; a participant's rollback does nothing and returns `Begin`).
+    pub async fn rollback(&self) -> Result<GlobalStatus, Error> {
+        if self.role == TxRole::Participant {
+            return Ok(GlobalStatus::Begin);
+        }
+        let status = self.client.rollback(&self.xid).await?;
+        if rollback_ok(status) {
+            Ok(status)
+        } else {
+            Err(Error::RollbackFailed {
+                xid: self.xid.clone(),
+                status,
+            })
+        }
+    }
+
+    /// The TC's current status of this transaction.
+    pub async fn status(&self) -> Result<GlobalStatus, Error> {
+        self.client.status(&self.xid).await
+    }
+}
+
+impl Client {
+    /// Begins a global transaction (this client is its launcher). `timeout` is how long the TC
+    /// lets it run before rolling it back by itself.
+    pub async fn begin(&self, timeout: Duration, name: &str) -> Result<GlobalTransaction, Error> {
+        let op = "global begin";
+        let request = Message::GlobalBegin(GlobalBeginRequest {
+            timeout_ms: i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX),
+            transaction_name: name.to_owned(),
+        });
+        match self.tm_call(op, None, request).await? {
+            Message::GlobalBeginResponse(r) if r.result.is_success() && !r.xid.is_empty() => {
+                tracing::debug!(xid = %r.xid, name, "global transaction begun");
+                Ok(GlobalTransaction {
+                    client: self.clone(),
+                    xid: r.xid,
+                    role: TxRole::Launcher,
+                    timeout,
+                    began: Instant::now(),
+                })
+            }
+            Message::GlobalBeginResponse(r) => Err(Error::from_result(
+                op,
+                r.result.exception_code,
+                if r.result.msg.is_empty() {
+                    "the TC returned no XID".to_owned()
+                } else {
+                    r.result.msg
+                },
+            )),
+            other => Err(crate::unexpected(op, &other)),
+        }
+    }
+
+    /// A handle on a transaction begun elsewhere (e.g. from an inbound `TX_XID`); its commit
+    /// and rollback do nothing, as only the launcher ends a transaction.
+    pub fn join(&self, xid: impl Into<String>) -> GlobalTransaction {
+        GlobalTransaction {
+            client: self.clone(),
+            xid: xid.into(),
+            role: TxRole::Participant,
+            timeout: Duration::MAX,
+            began: Instant::now(),
+        }
+    }
+
+    /// Sends GlobalCommit for `xid` and returns the TC's status, retrying failures and
+    /// timeouts up to `client.tm.commitRetryCount` attempts in all (as Java does).
+    pub async fn commit(&self, xid: &str) -> Result<GlobalStatus, Error> {
+        let attempts = self.inner.config.commit_retry_count.max(1);
+        self.end_with_retry(
+            "global commit",
+            attempts,
+            || {
+                Message::GlobalCommit(GlobalCommitRequest {
+                    xid: xid.to_owned(),
+                    extra_data: String::new(),
+                })
+            },
+            xid,
+        )
+        .await
+    }
+
+    /// Sends GlobalRollback for `xid`, retrying up to `client.tm.rollbackRetryCount` attempts.
+    pub async fn rollback(&self, xid: &str) -> Result<GlobalStatus, Error> {
+        let attempts = self.inner.config.rollback_retry_count.max(1);
+        self.end_with_retry(
+            "global rollback",
+            attempts,
+            || {
+                Message::GlobalRollback(GlobalRollbackRequest {
+                    xid: xid.to_owned(),
+                    extra_data: String::new(),
+                })
+            },
+            xid,
+        )
+        .await
+    }
+
+    /// The TC's status of `xid` (`Finished` when the TC no longer knows it).
+    pub async fn status(&self, xid: &str) -> Result<GlobalStatus, Error> {
+        let op = "global status";
+        let request = Message::GlobalStatus(GlobalStatusRequest {
+            xid: xid.to_owned(),
+            extra_data: String::new(),
+        });
+        match self.tm_call(op, Some(xid), request).await? {
+            Message::GlobalStatusResponse(r) => r.result.into_result(op).map(|_| r.global_status),
+            other => Err(crate::unexpected(op, &other)),
+        }
+    }
+
+    async fn end_with_retry(
+        &self,
+        op: &'static str,
+        attempts: u32,
+        request: impl Fn() -> Message,
+        xid: &str,
+    ) -> Result<GlobalStatus, Error> {
+        let mut last = Error::Shutdown;
+        for attempt in 1..=attempts {
+            let answer = self.tm_call(op, Some(xid), request()).await;
+            let error = match answer {
+                Ok(Message::GlobalCommitResponse(r)) if r.result.is_success() => {
+                    return Ok(r.global_status);
+                }
+                Ok(Message::GlobalRollbackResponse(r)) if r.result.is_success() => {
+                    return Ok(r.global_status);
+                }
+                Ok(Message::GlobalCommitResponse(r)) => {
+                    Error::from_result(op, r.result.exception_code, r.result.msg)
+                }
+                Ok(Message::GlobalRollbackResponse(r)) => {
+                    Error::from_result(op, r.result.exception_code, r.result.msg)
+                }
+                Ok(other) => return Err(crate::unexpected(op, &other)),
+                Err(error @ (Error::Shutdown | Error::Config(_))) => return Err(error),
+                Err(error) => error,
+            };
+            tracing::warn!(%xid, attempt, attempts, %error, "{op} failed");
+            last = error;
+            if attempt < attempts {
+                tokio::time::sleep(self.inner.config.retry_interval * attempt).await;
+            }
+        }
+        Err(last)
+    }
+
+    /// Runs `work` according to `options.propagation`:
+    ///
+    /// | propagation   | transaction bound to the task | none bound |
+    /// |---------------|-------------------------------|------------|
+    /// | Required      | join (participant)            | begin (launcher) |
+    /// | RequiresNew   | suspend it, begin a new one, resume after | begin |
+    /// | NotSupported  | suspend it, run without, resume after | run without |
+    /// | Supports      | join                          | run without |
+    /// | Never         | `Error::ExistingTransaction`  | run without |
+    /// | Mandatory     | join                          | `Error::NoTransaction` |
+    ///
+    /// As launcher it binds the new XID for `work`, commits when `work` returns `Ok` (after
+    /// checking the timeout), and rolls back when it returns `Err`, panics (the panic then
+    /// continues) or is dropped before finishing (the rollback is spawned). A participant
+    /// never commits or rolls back; its launcher does.
+    pub async fn in_global_transaction<F, Fut, T, E>(
+        &self,
+        options: TransactionOptions,
+        work: F,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: FnOnce(TxInfo) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let bound = context::current_xid();
+        let none = TxInfo {
+            xid: None,
+            role: None,
+        };
+        match (options.propagation, bound) {
+            (Propagation::Required | Propagation::Supports | Propagation::Mandatory, Some(xid)) => {
+                let info = TxInfo {
+                    xid: Some(xid),
+                    role: Some(TxRole::Participant),
+                };
+                work(info).await.map_err(TransactionError::Aborted)
+            }
+            (Propagation::Required | Propagation::RequiresNew, None) => {
+                self.launch(&options, work).await
+            }
+            (Propagation::RequiresNew, Some(_)) => {
+                context::without_xid(self.launch(&options, work)).await
+            }
+            // The closure itself (not only its future) runs inside the suspended scope.
+            (Propagation::NotSupported, Some(_)) => {
+                context::without_xid(async move { work(none).await })
+                    .await
+                    .map_err(TransactionError::Aborted)
+            }
+            (Propagation::NotSupported | Propagation::Supports | Propagation::Never, None) => {
+                work(none).await.map_err(TransactionError::Aborted)
+            }
+            (Propagation::Never, Some(xid)) => {
+                Err(TransactionError::Transaction(Error::ExistingTransaction {
+                    xid,
+                }))
+            }
+            (Propagation::Mandatory, None) => {
+                Err(TransactionError::Transaction(Error::NoTransaction))
+            }
+        }
+    }
+
+    async fn launch<F, Fut, T, E>(
+        &self,
+        options: &TransactionOptions,
+        work: F,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: FnOnce(TxInfo) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let timeout = options
+            .timeout
+            .unwrap_or(self.inner.config.default_transaction_timeout);
+        let tx = self.begin(timeout, &options.name).await?;
+        let mut guard = RollbackOnDrop {
+            tx: Some(tx.clone()),
+        };
+        let info = TxInfo {
+            xid: Some(tx.xid.clone()),
+            role: Some(TxRole::Launcher),
+        };
+        // Calling `work` inside the scope binds the XID for the closure's synchronous part too.
+        let outcome = CatchUnwind(Box::pin(tx.scope(async move { work(info).await }))).await;
+        guard.tx = None;
+        match outcome {
+            Ok(Ok(value)) => {
+                tx.commit().await?;
+                Ok(value)
+            }
+            Ok(Err(error)) => match tx.rollback().await {
+                Ok(_) => Err(TransactionError::Aborted(error)),
+                Err(rollback) => Err(TransactionError::RollbackFailed { error, rollback }),
+            },
+            Err(panic) => {
+                if let Err(error) = tx.rollback().await {
+                    tracing::error!(xid = %tx.xid, %error, "rollback after a panic failed; the TC rolls back at the timeout");
+                }
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+}
+
+/// Rolls the transaction back in the background if the launching future is dropped before it
+/// decided (e.g. the caller's own timeout cancelled it): nothing is left half-done.
+struct RollbackOnDrop {
+    tx: Option<GlobalTransaction>,
+}
+
+impl Drop for RollbackOnDrop {
+    fn drop(&mut self) {
+        let Some(tx) = self.tx.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                tracing::warn!(xid = %tx.xid, "global transaction abandoned before it finished; rolling back");
+                handle.spawn(async move {
+                    if let Err(error) = tx.rollback().await {
+                        tracing::warn!(xid = %tx.xid, %error, "background rollback failed; the TC rolls back at the timeout");
+                    }
+                });
+            }
+            Err(_) => {
+                tracing::warn!(xid = %tx.xid, "global transaction abandoned outside a runtime; the TC rolls it back at its timeout");
+            }
+        }
+    }
+}
+
+/// Catches a panic of the wrapped future so that the transaction can be rolled back before
+/// the panic continues.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes() {
+        assert!(commit_ok(GlobalStatus::AsyncCommitting));
+        assert!(!commit_ok(GlobalStatus::Finished));
+        assert!(timed_out(GlobalStatus::TimeoutRollbacked));
+        assert!(rollback_ok(GlobalStatus::Finished));
+        assert!(!rollback_ok(GlobalStatus::RollbackFailed));
+    }
+
+    #[tokio::test]
+    async fn catch_unwind_returns_the_panic() {
+        let boom = true;
+        let caught = CatchUnwind(Box::pin(async move {
+            if boom {
+                panic!("boom");
+            }
+            1
+        }))
+        .await;
+        let Err(payload) = caught else {
+            panic!("expected a panic")
+        };
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+    }
+}

@@ -1,0 +1,590 @@
+//! Connections to the TC cluster: per role (TM, RM) one supervised connection per TC address
+//! that connects, registers, reconnects with backoff and re-registers; requests pick the TC named
+//! in their XID when it is connected, else any connected one, and fail fast when none is.
+
+mod link;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferrata_proto::{CodecContext, Message, RegisterRmRequest, RegisterTmRequest};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+pub(crate) use link::Link;
+
+use crate::config::{ClientConfig, split_host_port};
+use crate::error::{Error, Role};
+use crate::rm::RmRuntime;
+
+/// Per-role transport settings, resolved from the client configuration.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) role: Role,
+    pub(crate) codec: CodecContext,
+    pub(crate) max_frame_len: usize,
+    pub(crate) heartbeat: bool,
+    pub(crate) write_idle: Duration,
+    pub(crate) read_idle: Duration,
+    pub(crate) batch: bool,
+    pub(crate) batch_window: Duration,
+    pub(crate) max_batch: usize,
+    pub(crate) request_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) backoff_initial: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) application_id: String,
+    pub(crate) group: String,
+    pub(crate) version: String,
+}
+
+impl Settings {
+    pub(crate) fn new(config: &ClientConfig, role: Role) -> Settings {
+        let (batch, request_timeout) = match role {
+            Role::Tm => (config.tm_batch, config.tm_request_timeout),
+            Role::Rm => (config.rm_batch, config.rm_request_timeout),
+        };
+        Settings {
+            role,
+            codec: link::client_codec(&config.client_version),
+            max_frame_len: config.max_frame_len,
+            heartbeat: config.heartbeat,
+            write_idle: config.write_idle.max(Duration::from_millis(10)),
+            read_idle: config.read_idle.max(Duration::from_millis(10)),
+            batch,
+            batch_window: config.batch_window,
+            max_batch: config.max_batch.clamp(1, i16::MAX as usize),
+            request_timeout,
+            connect_timeout: config.connect_timeout,
+            backoff_initial: config
+                .reconnect_backoff_initial
+                .max(Duration::from_millis(1)),
+            backoff_max: config.reconnect_backoff_max,
+            application_id: config.application_id.clone(),
+            group: config.tx_service_group.clone(),
+            version: config.client_version.clone(),
+        }
+    }
+}
+
+/// Counters shared by every connection of a client.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) frames_sent: AtomicU64,
+    pub(crate) merged_frames_sent: AtomicU64,
+    pub(crate) merged_requests_sent: AtomicU64,
+    pub(crate) heartbeats_sent: AtomicU64,
+    pub(crate) requests_sent: AtomicU64,
+    pub(crate) server_requests: AtomicU64,
+    pub(crate) connections_established: AtomicU64,
+}
+
+/// A snapshot of the transport's counters (all roles, all TC addresses).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// Frames written to TC sockets: requests, merged batches, responses, pings, pongs.
+    pub frames_sent: u64,
+    /// MergedWarpMessage frames among them.
+    pub merged_frames_sent: u64,
+    /// Requests that travelled inside those merged frames.
+    pub merged_requests_sent: u64,
+    pub heartbeats_sent: u64,
+    /// Logical requests issued (each counted once, merged or not).
+    pub requests_sent: u64,
+    /// BranchCommit/BranchRollback/UndoLogDelete requests received from the TC.
+    pub server_requests_received: u64,
+    /// Successful connect + registration handshakes, reconnects included.
+    pub connections_established: u64,
+}
+
+impl Stats {
+    pub(crate) fn snapshot(&self) -> TransportStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        TransportStats {
+            frames_sent: get(&self.frames_sent),
+            merged_frames_sent: get(&self.merged_frames_sent),
+            merged_requests_sent: get(&self.merged_requests_sent),
+            heartbeats_sent: get(&self.heartbeats_sent),
+            requests_sent: get(&self.requests_sent),
+            server_requests_received: get(&self.server_requests),
+            connections_established: get(&self.connections_established),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Phase {
+    Connecting,
+    Ready(Arc<Link>),
+    Failed(Error),
+}
+
+#[derive(Debug)]
+struct ConnState {
+    phase: Phase,
+    /// Incremented at the start of every connection attempt.
+    attempt: u64,
+}
+
+/// One TC address of one role.
+#[derive(Debug)]
+struct Conn {
+    addr: String,
+    resolved: Mutex<Option<SocketAddr>>,
+    state: Mutex<ConnState>,
+    /// Wakes the supervisor out of its backoff when a request needs a connection now.
+    poke: Notify,
+}
+
+impl Conn {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConnState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ready(&self) -> Option<Arc<Link>> {
+        match &self.lock().phase {
+            Phase::Ready(link) if link.is_open() => Some(link.clone()),
+            _ => None,
+        }
+    }
+
+    /// True when the XID's `host:port` names this address.
+    fn matches(&self, target: &str) -> bool {
+        if self.addr == target {
+            return true;
+        }
+        let same_name = match (split_host_port(&self.addr), split_host_port(target)) {
+            (Some((h1, p1)), Some((h2, p2))) => p1 == p2 && h1.eq_ignore_ascii_case(h2),
+            _ => false,
+        };
+        let resolved = *self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        same_name || (resolved.is_some() && resolved == target.parse::<SocketAddr>().ok())
+    }
+}
+
+/// The TC address written in an XID: everything before the last `:` (Java's XID balancer).
+pub(crate) fn xid_address(xid: &str) -> Option<&str> {
+    xid.rsplit_once(':')
+        .map(|(addr, _)| addr)
+        .filter(|addr| split_host_port(addr).is_some())
+}
+
+/// All connections of one role.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    conns: Vec<Arc<Conn>>,
+    pub(crate) settings: Arc<Settings>,
+    stats: Arc<Stats>,
+    changed: watch::Sender<u64>,
+    round_robin: AtomicUsize,
+    rm: Option<Arc<RmRuntime>>,
+}
+
+impl Pool {
+    /// Creates the pool and starts one supervisor per address; they stop when `shutdown`
+    /// changes or its sender is dropped.
+    pub(crate) fn start(
+        addresses: &[String],
+        settings: Settings,
+        stats: Arc<Stats>,
+        rm: Option<Arc<RmRuntime>>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Arc<Pool> {
+        let conns = addresses
+            .iter()
+            .map(|addr| {
+                Arc::new(Conn {
+                    addr: addr.trim().to_owned(),
+                    resolved: Mutex::new(None),
+                    state: Mutex::new(ConnState {
+                        phase: Phase::Connecting,
+                        attempt: 0,
+                    }),
+                    poke: Notify::new(),
+                })
+            })
+            .collect::<Vec<_>>();
+        let pool = Arc::new(Pool {
+            conns,
+            settings: Arc::new(settings),
+            stats,
+            changed: watch::channel(0).0,
+            round_robin: AtomicUsize::new(0),
+            rm,
+        });
+        for conn in &pool.conns {
+            tokio::spawn(supervise(pool.clone(), conn.clone(), shutdown.clone()));
+        }
+        pool
+    }
+
+    fn set_phase(&self, conn: &Conn, phase: Phase, new_attempt: bool) {
+        {
+            let mut state = conn.lock();
+            state.phase = phase;
+            if new_attempt {
+                state.attempt += 1;
+            }
+        }
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn ready_link(&self, xid: Option<&str>) -> Option<Arc<Link>> {
+        if let Some(target) = xid.and_then(xid_address) {
+            let named = self
+                .conns
+                .iter()
+                .filter(|c| c.matches(target))
+                .find_map(|c| c.ready());
+            if named.is_some() {
+                return named;
+            }
+        }
+        let n = self.conns.len();
+        let start = self.round_robin.fetch_add(1, Ordering::Relaxed);
+        (0..n).find_map(|i| self.conns.get((start + i) % n).and_then(|c| c.ready()))
+    }
+
+    /// A connected, registered link: the XID's TC if connected, else any. When none is, wakes
+    /// the supervisors and waits for their attempt; if every address fails, returns why.
+    pub(crate) async fn pick(&self, xid: Option<&str>) -> Result<Arc<Link>, Error> {
+        if let Some(link) = self.ready_link(xid) {
+            return Ok(link);
+        }
+        let mut changes = self.changed.subscribe();
+        // An attempt counts as "fresh" if it started after this call, or was already running.
+        let fresh_from: Vec<u64> = self
+            .conns
+            .iter()
+            .map(|c| {
+                let state = c.lock();
+                match state.phase {
+                    Phase::Connecting => state.attempt,
+                    _ => state.attempt + 1,
+                }
+            })
+            .collect();
+        for conn in &self.conns {
+            conn.poke.notify_one();
+        }
+        let limit = self.settings.connect_timeout + self.settings.request_timeout;
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(link) = self.ready_link(xid) {
+                return Ok(link);
+            }
+            if self
+                .conns
+                .iter()
+                .any(|c| matches!(c.lock().phase, Phase::Failed(Error::Shutdown)))
+            {
+                return Err(Error::Shutdown);
+            }
+            let mut failures = Vec::new();
+            for (conn, fresh) in self.conns.iter().zip(&fresh_from) {
+                let state = conn.lock();
+                match &state.phase {
+                    Phase::Failed(error) if state.attempt >= *fresh => {
+                        failures.push((conn.addr.clone(), error.clone()))
+                    }
+                    _ => break,
+                }
+            }
+            if failures.len() == self.conns.len() {
+                return Err(self.combine(failures));
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Error::Shutdown),
+                Err(_) => {
+                    return Err(Error::Unreachable {
+                        role: self.settings.role,
+                        addresses: self.addresses(),
+                        reason: format!("no connection was established within {limit:?}"),
+                    });
+                }
+            }
+        }
+    }
+
+    fn addresses(&self) -> String {
+        self.conns
+            .iter()
+            .map(|c| c.addr.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The most useful error of all addresses: a rejection says more than "unreachable".
+    fn combine(&self, failures: Vec<(String, Error)>) -> Error {
+        if let Some((_, error)) = failures.iter().find(|(_, e)| {
+            matches!(
+                e,
+                Error::RegistrationRejected { .. } | Error::Shutdown | Error::Config(_)
+            )
+        }) {
+            return error.clone();
+        }
+        let reason = failures
+            .iter()
+            .map(|(addr, error)| match error {
+                Error::Unreachable { reason, .. } => format!("{addr}: {reason}"),
+                other => format!("{addr}: {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Error::Unreachable {
+            role: self.settings.role,
+            addresses: self.addresses(),
+            reason,
+        }
+    }
+
+    /// Sends `message` on a suitable connection and waits for its answer.
+    pub(crate) async fn call(
+        &self,
+        operation: &'static str,
+        xid: Option<&str>,
+        message: Message,
+    ) -> Result<Message, Error> {
+        let link = self.pick(xid).await?;
+        self.stats.requests_sent.fetch_add(1, Ordering::Relaxed);
+        link.request(
+            operation,
+            message,
+            self.settings.batch,
+            self.settings.request_timeout,
+        )
+        .await
+    }
+
+    /// Announces resources on every connected RM link (connections made later send the full
+    /// list in their registration).
+    pub(crate) async fn announce_resources(&self, ids: &[String]) -> Result<(), Error> {
+        let links: Vec<Arc<Link>> = self.conns.iter().filter_map(|c| c.ready()).collect();
+        for link in links {
+            register_more(&link, &self.settings, ids).await?;
+        }
+        Ok(())
+    }
+
+    /// Connects to `conn`, then registers; returns the link, its I/O task and, for an RM, the
+    /// resource ids the registration carried.
+    async fn establish(
+        &self,
+        conn: &Conn,
+    ) -> Result<(Arc<Link>, tokio::task::JoinHandle<String>, Vec<String>), Error> {
+        let settings = &self.settings;
+        let unreachable = |reason: String| Error::Unreachable {
+            role: settings.role,
+            addresses: conn.addr.clone(),
+            reason,
+        };
+        let (host, port) = split_host_port(&conn.addr)
+            .ok_or_else(|| Error::Config(format!("TC address {:?} is not host:port", conn.addr)))?;
+        let stream =
+            match tokio::time::timeout(settings.connect_timeout, TcpStream::connect((host, port)))
+                .await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => return Err(unreachable(format!("connect failed: {error}"))),
+                Err(_) => {
+                    return Err(unreachable(format!(
+                        "connect timed out after {:?}",
+                        settings.connect_timeout
+                    )));
+                }
+            };
+        let _ = stream.set_nodelay(true);
+        if let Ok(peer) = stream.peer_addr() {
+            *conn.resolved.lock().unwrap_or_else(|p| p.into_inner()) = Some(peer);
+        }
+        let (link, io) = link::start(
+            stream,
+            conn.addr.clone(),
+            self.settings.clone(),
+            self.stats.clone(),
+            self.rm.clone(),
+        );
+        let resources = self
+            .rm
+            .as_ref()
+            .map(|rm| rm.resource_ids())
+            .unwrap_or_default();
+        let message = match settings.role {
+            Role::Tm => Message::RegisterTm(RegisterTmRequest {
+                version: settings.version.clone(),
+                application_id: settings.application_id.clone(),
+                transaction_service_group: settings.group.clone(),
+                // Java TMs always send extraData; a TC takes an empty one for a Go client.
+                extra_data: format!("vgroup={}\n", settings.group),
+            }),
+            Role::Rm => Message::RegisterRm(RegisterRmRequest {
+                version: settings.version.clone(),
+                application_id: settings.application_id.clone(),
+                transaction_service_group: settings.group.clone(),
+                extra_data: String::new(),
+                resource_ids: resources.join(","),
+            }),
+        };
+        let answer = link
+            .request("registration", message, false, settings.request_timeout)
+            .await;
+        let identified = match answer {
+            Ok(Message::RegisterTmResponse(r)) if settings.role == Role::Tm => {
+                Ok((r.identified, r.version))
+            }
+            Ok(Message::RegisterRmResponse(r)) if settings.role == Role::Rm => {
+                Ok((r.identified, r.version))
+            }
+            Ok(other) => Err(crate::unexpected("registration", &other)),
+            Err(Error::Timeout { timeout, .. }) => Err(unreachable(format!(
+                "the TC accepted the connection but did not answer the registration within {timeout:?}"
+            ))),
+            Err(Error::ConnectionLost { .. }) => Err(unreachable(
+                "the TC closed the connection during registration".into(),
+            )),
+            Err(other) => Err(other),
+        };
+        match identified {
+            Ok((true, tc_version)) => {
+                tracing::info!(addr = %conn.addr, role = %settings.role, %tc_version, "registered with the TC");
+                Ok((link, io, resources))
+            }
+            Ok((false, tc_version)) => {
+                io.abort();
+                Err(Error::RegistrationRejected {
+                    addr: conn.addr.clone(),
+                    role: settings.role,
+                    application_id: settings.application_id.clone(),
+                    group: settings.group.clone(),
+                    version: settings.version.clone(),
+                    tc_version,
+                })
+            }
+            Err(error) => {
+                io.abort();
+                Err(error)
+            }
+        }
+    }
+}
+
+/// RegisterRM for resources added after the connection registered.
+async fn register_more(link: &Link, settings: &Settings, ids: &[String]) -> Result<(), Error> {
+    let message = Message::RegisterRm(RegisterRmRequest {
+        version: settings.version.clone(),
+        application_id: settings.application_id.clone(),
+        transaction_service_group: settings.group.clone(),
+        extra_data: String::new(),
+        resource_ids: ids.join(","),
+    });
+    match link
+        .request(
+            "resource registration",
+            message,
+            false,
+            settings.request_timeout,
+        )
+        .await?
+    {
+        Message::RegisterRmResponse(r) if r.identified => Ok(()),
+        Message::RegisterRmResponse(r) => Err(Error::RegistrationRejected {
+            addr: link.addr.clone(),
+            role: Role::Rm,
+            application_id: settings.application_id.clone(),
+            group: settings.group.clone(),
+            version: settings.version.clone(),
+            tc_version: r.version,
+        }),
+        other => Err(crate::unexpected("resource registration", &other)),
+    }
+}
+
+/// Keeps one address connected: connect, register, serve until the connection ends, back off,
+/// repeat — until shutdown.
+async fn supervise(pool: Arc<Pool>, conn: Arc<Conn>, mut shutdown: watch::Receiver<bool>) {
+    let settings = pool.settings.clone();
+    let mut backoff = settings.backoff_initial;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        pool.set_phase(&conn, Phase::Connecting, true);
+        let attempt = tokio::select! {
+            attempt = pool.establish(&conn) => attempt,
+            _ = shutdown.changed() => break,
+        };
+        match attempt {
+            Ok((link, mut io, registered)) => {
+                backoff = settings.backoff_initial;
+                pool.stats
+                    .connections_established
+                    .fetch_add(1, Ordering::Relaxed);
+                pool.set_phase(&conn, Phase::Ready(link.clone()), false);
+                if let Some(rm) = &pool.rm {
+                    // Resources registered while this connection was being set up.
+                    let missing: Vec<String> = rm
+                        .resource_ids()
+                        .into_iter()
+                        .filter(|id| !registered.contains(id))
+                        .collect();
+                    if !missing.is_empty() {
+                        let (link, settings) = (link.clone(), settings.clone());
+                        tokio::spawn(async move {
+                            if let Err(error) = register_more(&link, &settings, &missing).await {
+                                tracing::warn!(%error, "registering resources added during connect failed");
+                            }
+                        });
+                    }
+                }
+                let reason = tokio::select! {
+                    joined = &mut io => joined.unwrap_or_else(|_| "connection task ended".into()),
+                    _ = shutdown.changed() => {
+                        io.abort();
+                        break;
+                    }
+                };
+                pool.set_phase(
+                    &conn,
+                    Phase::Failed(Error::Unreachable {
+                        role: settings.role,
+                        addresses: conn.addr.clone(),
+                        reason: format!("connection lost ({reason}); reconnecting"),
+                    }),
+                    false,
+                );
+            }
+            Err(error) => {
+                tracing::warn!(addr = %conn.addr, role = %settings.role, %error, retry_in = ?backoff, "TC connection attempt failed");
+                pool.set_phase(&conn, Phase::Failed(error), false);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = conn.poke.notified() => {}
+            _ = shutdown.changed() => break,
+        }
+        backoff = (backoff * 2).min(settings.backoff_max.max(settings.backoff_initial));
+    }
+    if let Phase::Ready(link) = &conn.lock().phase {
+        link.fail_all();
+    }
+    pool.set_phase(&conn, Phase::Failed(Error::Shutdown), false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xid_names_its_tc() {
+        assert_eq!(xid_address("10.0.0.1:8091:123"), Some("10.0.0.1:8091"));
+        assert_eq!(xid_address("[::1]:8091:123"), Some("[::1]:8091"));
+        assert_eq!(xid_address("garbage"), None);
+        assert_eq!(xid_address("host:notaport:1"), None);
+    }
+}
