@@ -1,0 +1,138 @@
+//! `ferrata-interop-peer`: the Rust side of the mixed-language interop tests
+//! (`interop/java`, `MixedLanguageTest`), where the official Seata Java client and the Rust SDK
+//! take part in the same global transactions through one TC.
+//!
+//! ```text
+//! ferrata-interop-peer participant --tc 127.0.0.1:8091 --listen 127.0.0.1:9000
+//!     TCC participant "rust-tcc-action" behind HTTP: POST /try (TX_XID header) runs the try,
+//!     GET /calls lists the confirm/cancel calls the TC delivered.
+//! ferrata-interop-peer tm --tc 127.0.0.1:8091 --participant-url http://127.0.0.1:9001/try \
+//!     --outcome commit|rollback
+//!     Begins a global transaction, POSTs to the participant with TX_XID, commits or rolls
+//!     back, and prints one JSON line: {"xid", "outcome", "status", "tc_status", ...}.
+//! ```
+//!
+//! Logs go to stderr (`RUST_LOG`, default `info`); stdout carries only the tm mode's report.
+
+mod participant;
+mod tm;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ferrata::ClientConfig;
+use tracing_subscriber::EnvFilter;
+
+/// Both roles a Rust service plays in the mixed-language scenarios.
+#[derive(Debug, Parser)]
+#[command(name = "ferrata-interop-peer", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Serve the TCC participant "rust-tcc-action" over HTTP until SIGTERM or Ctrl-C.
+    Participant {
+        /// TC address, host:port.
+        #[arg(long)]
+        tc: String,
+        /// Address the HTTP server listens on (use a loopback address).
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// Run one global transaction that calls a participant over HTTP, then print a JSON report.
+    Tm {
+        /// TC address, host:port.
+        #[arg(long)]
+        tc: String,
+        /// The participant's try endpoint; it is POSTed to with the TX_XID header.
+        #[arg(long)]
+        participant_url: String,
+        /// How the transaction ends once the participant answered.
+        #[arg(long, value_enum)]
+        outcome: Outcome,
+        /// Request body sent to the participant (it keeps it in its action context).
+        #[arg(long, default_value = "rust-tm")]
+        probe: String,
+        /// Upper bound for the whole run, in seconds.
+        #[arg(long, default_value_t = 60)]
+        deadline_secs: u64,
+    },
+}
+
+/// The end of the global transaction the tm mode asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Outcome {
+    /// The scoped closure returns `Ok`: the SDK commits.
+    Commit,
+    /// The scoped closure returns `Err`: the SDK rolls back.
+    Rollback,
+}
+
+impl Outcome {
+    /// The name used in the JSON report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Commit => "commit",
+            Outcome::Rollback => "rollback",
+        }
+    }
+}
+
+/// SDK settings for one peer: short timeouts, and a single commit/rollback attempt (as the Java
+/// side of the suite configures), so that failures show instead of being retried away.
+pub fn client_config(application_id: &str, tc: &str) -> anyhow::Result<ClientConfig> {
+    let config = ClientConfig::builder(application_id)
+        .tc_addresses([tc])
+        .connect_timeout(Duration::from_secs(5))
+        .tm_request_timeout(Duration::from_secs(10))
+        .rm_request_timeout(Duration::from_secs(10))
+        .commit_retry_count(1)
+        .rollback_retry_count(1)
+        .build()?;
+    Ok(config)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.mode {
+        Mode::Participant { tc, listen } => participant::run(&tc, listen)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Mode::Tm {
+            tc,
+            participant_url,
+            outcome,
+            probe,
+            deadline_secs,
+        } => {
+            let deadline = Duration::from_secs(deadline_secs);
+            match tokio::time::timeout(deadline, tm::run(&tc, &participant_url, outcome, &probe))
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(anyhow::anyhow!(
+                    "tm run did not finish within {deadline_secs} s (--deadline-secs)"
+                )),
+            }
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("ferrata-interop-peer: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
