@@ -56,5 +56,5 @@ pub use error::{BoxError, FenceError, FenceStatus, PhaseTwoError, TccError};
 pub use fence::{DDL_MYSQL, DDL_POSTGRES};
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub use fence::{FenceDatabase, TccFence};
-pub use participant::{BranchKey, NoFence, PhaseGuard, TccParticipant};
+pub use participant::{BranchKey, NoFence, PhaseFuture, PhaseGuard, PhaseWork, TccParticipant};
 pub use resource::{TccResource, register_tcc_resource, tcc_try};

@@ -2,6 +2,7 @@
 //! phase: [`NoFence`] calls the business directly, a `TccFence` wraps it in the fence.
 
 use std::future::Future;
+use std::pin::Pin;
 
 use serde_json::{Map, Value};
 
@@ -64,6 +65,20 @@ pub struct BranchKey<'a> {
     pub action_name: &'a str,
 }
 
+/// The future of one phase's business work: it owns the guard's `L` while it runs and hands it
+/// back with its result.
+pub type PhaseFuture<'a, L, T> =
+    Pin<Box<dyn Future<Output = (L, Result<T, BoxError>)> + Send + 'a>>;
+
+/// One phase's business work as a guard receives it: called once with the guard's `L`.
+///
+/// A boxed closure returning a boxed future, rather than generic `F`/`Fut` parameters: with
+/// generic parameters, rustc cannot prove the future of a phase `Send` at a concrete call site
+/// (the closure and its `async` block borrow from the caller, and the `F: FnOnce(L) -> Fut`
+/// bound does not hold for the higher-ranked lifetimes the auto-trait check sees: "one type is
+/// more general than the other"), so `tcc_try` could not be awaited in a spawned task.
+pub type PhaseWork<'a, L, T> = Box<dyn FnOnce(L) -> PhaseFuture<'a, L, T> + Send + 'a>;
+
 /// Runs one phase's business work around whatever makes it safe (nothing, or the fence).
 ///
 /// The work receives `L` by value and hands it back with its result; passing ownership (rather
@@ -73,38 +88,30 @@ pub trait PhaseGuard<L: Send>: Send + Sync + 'static {
     fn is_fence(&self) -> bool;
 
     /// Phase 1.
-    fn guard_prepare<T, F, Fut>(
+    fn guard_prepare<'a, T>(
         &self,
         branch: BranchKey<'_>,
-        work: F,
+        work: PhaseWork<'a, L, T>,
     ) -> impl Future<Output = Result<T, FenceError>> + Send
     where
-        T: Send,
-        F: FnOnce(L) -> Fut + Send,
-        Fut: Future<Output = (L, Result<T, BoxError>)> + Send;
+        T: Send;
 
     /// Phase 2 commit. `fenced` is the branch's `useTCCFence` flag: a branch registered without
     /// the fence has no fence row, so its phase 2 runs the business work alone.
-    fn guard_commit<F, Fut>(
+    fn guard_commit<'a>(
         &self,
         branch: BranchKey<'_>,
         fenced: bool,
-        work: F,
-    ) -> impl Future<Output = Result<bool, FenceError>> + Send
-    where
-        F: FnOnce(L) -> Fut + Send,
-        Fut: Future<Output = (L, Result<bool, BoxError>)> + Send;
+        work: PhaseWork<'a, L, bool>,
+    ) -> impl Future<Output = Result<bool, FenceError>> + Send;
 
     /// Phase 2 rollback; `fenced` as for [`PhaseGuard::guard_commit`].
-    fn guard_rollback<F, Fut>(
+    fn guard_rollback<'a>(
         &self,
         branch: BranchKey<'_>,
         fenced: bool,
-        work: F,
-    ) -> impl Future<Output = Result<bool, FenceError>> + Send
-    where
-        F: FnOnce(L) -> Fut + Send,
-        Fut: Future<Output = (L, Result<bool, BoxError>)> + Send;
+        work: PhaseWork<'a, L, bool>,
+    ) -> impl Future<Output = Result<bool, FenceError>> + Send;
 }
 
 /// No fence: each phase calls the business directly (its `Local` is `()`).
@@ -116,42 +123,32 @@ impl PhaseGuard<()> for NoFence {
         false
     }
 
-    async fn guard_prepare<T, F, Fut>(
+    async fn guard_prepare<'a, T>(
         &self,
         _branch: BranchKey<'_>,
-        work: F,
+        work: PhaseWork<'a, (), T>,
     ) -> Result<T, FenceError>
     where
         T: Send,
-        F: FnOnce(()) -> Fut + Send,
-        Fut: Future<Output = ((), Result<T, BoxError>)> + Send,
     {
         work(()).await.1.map_err(FenceError::Business)
     }
 
-    async fn guard_commit<F, Fut>(
+    async fn guard_commit<'a>(
         &self,
         _branch: BranchKey<'_>,
         _fenced: bool,
-        work: F,
-    ) -> Result<bool, FenceError>
-    where
-        F: FnOnce(()) -> Fut + Send,
-        Fut: Future<Output = ((), Result<bool, BoxError>)> + Send,
-    {
+        work: PhaseWork<'a, (), bool>,
+    ) -> Result<bool, FenceError> {
         work(()).await.1.map_err(FenceError::Business)
     }
 
-    async fn guard_rollback<F, Fut>(
+    async fn guard_rollback<'a>(
         &self,
         _branch: BranchKey<'_>,
         _fenced: bool,
-        work: F,
-    ) -> Result<bool, FenceError>
-    where
-        F: FnOnce(()) -> Fut + Send,
-        Fut: Future<Output = ((), Result<bool, BoxError>)> + Send,
-    {
+        work: PhaseWork<'a, (), bool>,
+    ) -> Result<bool, FenceError> {
         work(()).await.1.map_err(FenceError::Business)
     }
 }

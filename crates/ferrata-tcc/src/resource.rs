@@ -89,10 +89,16 @@ where
         };
         let ctx = &ctx;
         self.guard
-            .guard_commit(key, fenced, move |mut local| async move {
-                let result = participant.confirm(&mut local, ctx).await;
-                (local, result)
-            })
+            .guard_commit(
+                key,
+                fenced,
+                Box::new(move |mut local| {
+                    Box::pin(async move {
+                        let result = participant.confirm(&mut local, ctx).await;
+                        (local, result)
+                    })
+                }),
+            )
             .await
             .map_err(|source| PhaseTwoError::Failed {
                 phase: "confirm",
@@ -119,10 +125,16 @@ where
         };
         let ctx = &ctx;
         self.guard
-            .guard_rollback(key, fenced, move |mut local| async move {
-                let result = participant.cancel(&mut local, ctx).await;
-                (local, result)
-            })
+            .guard_rollback(
+                key,
+                fenced,
+                Box::new(move |mut local| {
+                    Box::pin(async move {
+                        let result = participant.cancel(&mut local, ctx).await;
+                        (local, result)
+                    })
+                }),
+            )
             .await
             .map_err(|source| PhaseTwoError::Failed {
                 phase: "cancel",
@@ -324,12 +336,15 @@ where
     let ctx_mut = &mut ctx;
     let outcome = ferrata::context::with_branch_type(
         BranchType::Tcc,
-        resource
-            .guard
-            .guard_prepare(key, move |mut local| async move {
-                let result = participant.prepare(&mut local, ctx_mut, args).await;
-                (local, result)
+        resource.guard.guard_prepare(
+            key,
+            Box::new(move |mut local| {
+                Box::pin(async move {
+                    let result = participant.prepare(&mut local, ctx_mut, args).await;
+                    (local, result)
+                })
             }),
+        ),
     )
     .await;
 

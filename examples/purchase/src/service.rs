@@ -1,7 +1,6 @@
 //! Process plumbing the four binaries share: common flags, logging, the TC connection, database
 //! pools, serving axum until SIGTERM/Ctrl-C, and turning a TCC try's outcome into HTTP.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -10,10 +9,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ferrata::{Client, ClientConfig};
-use ferrata_tcc::{
-    BoxError, BusinessActionContext, FenceError, PhaseGuard, TccBranchClient, TccError,
-    TccParticipant, TccResource,
-};
+use ferrata_tcc::{BoxError, BusinessActionContext, FenceError, TccError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -169,23 +165,6 @@ pub fn required<T: DeserializeOwned>(
         )
         .into()
     })
-}
-
-/// [`ferrata_tcc::tcc_try`] with its future declared `Send`, so it can be awaited in an axum
-/// handler. Called directly at a concrete use site, rustc cannot prove that future `Send` (a
-/// higher-ranked lifetime limitation around the closure `tcc_try` hands to
-/// `PhaseGuard::guard_prepare`); inside this generic function it can.
-pub fn tcc_try<'a, C, P, G>(
-    client: &'a C,
-    resource: &'a TccResource<P, G>,
-    args: P::Args,
-) -> impl Future<Output = Result<P::Output, TccError>> + Send + 'a
-where
-    C: TccBranchClient,
-    P: TccParticipant,
-    G: PhaseGuard<P::Local>,
-{
-    ferrata_tcc::tcc_try(client, resource, args)
 }
 
 /// The HTTP answer to a try: 200 with `body`, 409 for a [`Refused`] try, 503 for anything else

@@ -19,7 +19,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ferrata::Client;
-use ferrata::context::{TxContext, current_xid};
+use ferrata::context::current_xid;
 use ferrata::integrations::tower::XidLayer;
 use ferrata_tcc::{
     BoxError, BusinessActionContext, TccParticipant, TccResource, register_tcc_resource, tcc_try,
@@ -133,7 +133,8 @@ fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
     }
 }
 
-/// `POST /try`: phase one under the XID that [`XidLayer`] bound from `TX_XID`.
+/// `POST /try`: phase one under the XID that [`XidLayer`] bound from `TX_XID`, awaited right in
+/// the handler.
 async fn try_action(State(state): State<AppState>, probe: String) -> Response {
     let Some(xid) = current_xid() else {
         return json_response(
@@ -141,7 +142,7 @@ async fn try_action(State(state): State<AppState>, probe: String) -> Response {
             &json!({"error": "no TX_XID header: call me inside a global transaction"}),
         );
     };
-    match run_try(state, probe).await {
+    match tcc_try(&state.client, &*state.resource, probe).await {
         Ok(branch_id) => {
             json_response(StatusCode::OK, &json!({"xid": xid, "branch_id": branch_id}))
         }
@@ -153,25 +154,6 @@ async fn try_action(State(state): State<AppState>, probe: String) -> Response {
             )
         }
     }
-}
-
-/// Runs `tcc_try` with the request's context (XID and branch type) bound.
-///
-/// The future `tcc_try` returns is not provably `Send` (rustc cannot see through the
-/// higher-ranked lifetimes of the closure it hands to `PhaseGuard::guard_prepare`: "one type is
-/// more general than the other"), so it cannot be awaited in an axum handler or
-/// `tokio::spawn`ed. It is driven on a blocking-pool thread instead, which `Handle::block_on`
-/// allows; the task-local context is carried over explicitly.
-async fn run_try(state: AppState, probe: String) -> Result<i64, String> {
-    let context = TxContext::current();
-    let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        runtime
-            .block_on(context.scope(tcc_try(&state.client, &*state.resource, probe)))
-            .map_err(|error| error.to_string())
-    })
-    .await
-    .map_err(|error| format!("try task failed: {error}"))?
 }
 
 /// `GET /calls`.

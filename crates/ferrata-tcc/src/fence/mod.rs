@@ -644,39 +644,24 @@ macro_rules! fence_impl {
                 true
             }
 
-            async fn guard_prepare<T, F, Fut>(
+            async fn guard_prepare<'a, T>(
                 &self,
                 branch: crate::participant::BranchKey<'_>,
-                work: F,
+                work: crate::participant::PhaseWork<'a, sqlx::Transaction<'static, $db>, T>,
             ) -> Result<T, crate::error::FenceError>
             where
                 T: Send,
-                F: FnOnce(sqlx::Transaction<'static, $db>) -> Fut + Send,
-                Fut: std::future::Future<
-                        Output = (
-                            sqlx::Transaction<'static, $db>,
-                            Result<T, crate::error::BoxError>,
-                        ),
-                    > + Send,
             {
                 self.fenced_try(branch.xid, branch.branch_id, branch.action_name, work)
                     .await
             }
 
-            async fn guard_commit<F, Fut>(
+            async fn guard_commit<'a>(
                 &self,
                 branch: crate::participant::BranchKey<'_>,
                 fenced: bool,
-                work: F,
+                work: crate::participant::PhaseWork<'a, sqlx::Transaction<'static, $db>, bool>,
             ) -> Result<bool, crate::error::FenceError>
-            where
-                F: FnOnce(sqlx::Transaction<'static, $db>) -> Fut + Send,
-                Fut: std::future::Future<
-                        Output = (
-                            sqlx::Transaction<'static, $db>,
-                            Result<bool, crate::error::BoxError>,
-                        ),
-                    > + Send,
             {
                 if fenced {
                     self.fenced_commit(branch.xid, branch.branch_id, work).await
@@ -685,20 +670,12 @@ macro_rules! fence_impl {
                 }
             }
 
-            async fn guard_rollback<F, Fut>(
+            async fn guard_rollback<'a>(
                 &self,
                 branch: crate::participant::BranchKey<'_>,
                 fenced: bool,
-                work: F,
+                work: crate::participant::PhaseWork<'a, sqlx::Transaction<'static, $db>, bool>,
             ) -> Result<bool, crate::error::FenceError>
-            where
-                F: FnOnce(sqlx::Transaction<'static, $db>) -> Fut + Send,
-                Fut: std::future::Future<
-                        Output = (
-                            sqlx::Transaction<'static, $db>,
-                            Result<bool, crate::error::BoxError>,
-                        ),
-                    > + Send,
             {
                 if fenced {
                     self.fenced_rollback(branch.xid, branch.branch_id, branch.action_name, work)

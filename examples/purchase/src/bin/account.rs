@@ -143,7 +143,7 @@ struct App {
 /// Runs the try inside the caller's global transaction (XidLayer bound its TX_XID).
 async fn debit(State(app): State<Arc<App>>, Json(body): Json<Debit>) -> Response {
     let money = body.money;
-    let result = service::tcc_try(&app.client, &*app.resource, body).await;
+    let result = ferrata_tcc::tcc_try(&app.client, &*app.resource, body).await;
     service::try_reply(result.map(|()| json!({ "frozen": money })))
 }
 

@@ -128,7 +128,7 @@ struct App {
 
 /// Runs the try inside the caller's global transaction (XidLayer bound its TX_XID).
 async fn create(State(app): State<Arc<App>>, Json(body): Json<CreateOrder>) -> Response {
-    service::try_reply(service::tcc_try(&app.client, &*app.resource, body).await)
+    service::try_reply(ferrata_tcc::tcc_try(&app.client, &*app.resource, body).await)
 }
 
 #[tokio::main]

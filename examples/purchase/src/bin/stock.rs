@@ -141,7 +141,7 @@ struct App {
 /// Runs the try inside the caller's global transaction (XidLayer bound its TX_XID).
 async fn reserve(State(app): State<Arc<App>>, Json(body): Json<ReserveStock>) -> Response {
     let count = body.count;
-    let result = service::tcc_try(&app.client, &*app.resource, body).await;
+    let result = ferrata_tcc::tcc_try(&app.client, &*app.resource, body).await;
     service::try_reply(result.map(|()| json!({ "reserved": count })))
 }
 
