@@ -26,6 +26,11 @@ fn populated(n: i64, rows: usize) -> LockManager {
     locks
 }
 
+fn rows_key(n: usize) -> String {
+    let pks: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    format!("order_item:{}", pks.join(","))
+}
+
 fn parsing(c: &mut Criterion) {
     let mut group = c.benchmark_group("lock_key");
     for (name, key) in [
@@ -34,16 +39,9 @@ fn parsing(c: &mut Criterion) {
             "two_tables",
             "stock_tbl:11,12;order_tbl:2611341069705662466".to_owned(),
         ),
-        (
-            "hundred_rows",
-            format!(
-                "order_item:{}",
-                (0..100)
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
-        ),
+        ("hundred_rows", rows_key(100)),
+        // A bulk UPDATE: shows how parsing scales with the number of rows.
+        ("thousand_rows", rows_key(1000)),
     ] {
         group.bench_function(name, |b| {
             b.iter(|| parse_lock_key(RESOURCE, black_box(&key)))

@@ -335,6 +335,9 @@ impl Worker {
             if intended >= end {
                 break;
             }
+            if self.pacer.is_some() {
+                self.rec.request(kind::START_LAG, intended, Instant::now());
+            }
             if let Err(kind) = self.transaction(intended).await {
                 self.rec.error(kind, Instant::now());
             }
@@ -345,6 +348,7 @@ impl Worker {
     /// One saga, from its (intended) start to the last action call.
     async fn transaction(&mut self, intended: Instant) -> Result<(), &'static str> {
         let timeout = self.config.request_timeout;
+        let sent = Instant::now();
         let asked = tokio::time::timeout(
             timeout,
             self.client
@@ -360,7 +364,7 @@ impl Worker {
             }
             Ok(Ok(_)) => return Err("new_gid_failed"),
         };
-        self.rec.request(kind::NEW_GID, intended, now);
+        self.rec.request(kind::NEW_GID, sent, now);
 
         let done = self.tracker.expect(&gid, STEPS);
         let body = submit_body(&gid, &self.branches, self.config.wait_result).to_string();

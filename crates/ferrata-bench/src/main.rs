@@ -7,8 +7,7 @@ use ferrata_bench::cli::{Cli, Command};
 
 fn main() -> anyhow::Result<()> {
     let Command::Run(args) = Cli::parse().command;
-    // One thread by default: the TC under test shares this (small) machine, and a single
-    // thread avoids cross-thread wake-ups between the connection tasks.
+    // A single thread avoids cross-thread wake-ups; more overlap socket calls.
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

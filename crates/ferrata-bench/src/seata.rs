@@ -191,8 +191,7 @@ struct Slot {
     machine: Option<TxMachine>,
     /// When the transaction started, or was due to start (open loop).
     started: Instant,
-    /// When the outstanding request was sent (for the first request of an open-loop
-    /// transaction: when it was due).
+    /// When the outstanding request was sent.
     sent: Instant,
     step: Step,
     /// Waiting for an answer (TM or RM), as opposed to backing off.
@@ -398,8 +397,11 @@ impl TmDriver {
             }
         };
         self.active += 1;
-        // The first request's latency counts from when it was due, not when it went out.
-        self.advance(index, first, intended, now);
+        if self.pacer.is_some() {
+            self.rec.request(kind::START_LAG, intended, now);
+        }
+        // Requests are timed from when they go out; the transaction from when it was due.
+        self.advance(index, first, now, now);
     }
 
     /// Acts on a transaction's next step; `sent_at` is the send time recorded for a request.

@@ -18,9 +18,12 @@ pub mod kind {
     pub const SUBMIT: &str = "submit";
     /// A whole transaction, from its (intended) start to its last answer.
     pub const TRANSACTION: &str = "transaction";
+    /// Open loop only: how late the generator started transactions against their schedule
+    /// (timer granularity, or the in-flight cap); already included in `transaction`.
+    pub const START_LAG: &str = "start_lag";
 
     /// The order the table prints them in.
-    pub const DISPLAY_ORDER: [&str; 7] = [
+    pub const DISPLAY_ORDER: [&str; 8] = [
         BEGIN,
         NEW_GID,
         SUBMIT,
@@ -28,6 +31,7 @@ pub mod kind {
         COMMIT,
         ROLLBACK,
         TRANSACTION,
+        START_LAG,
     ];
 }
 

@@ -1,7 +1,7 @@
 //! Global row locks for AT branches (semantics §2): lock-key parsing, atomic per-branch
 //! acquisition, re-entrancy per transaction, and release by branch or by transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// One locked row: `(resourceId, table, primary key)`, joined the way Seata builds row keys.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -22,6 +22,8 @@ impl RowKey {
 /// at a group without `:` (as Seata does).
 pub fn parse_lock_key(resource_id: &str, lock_key: &str) -> Vec<RowKey> {
     let mut rows: Vec<RowKey> = Vec::new();
+    // A set keeps de-duplication linear: branches may lock thousands of rows.
+    let mut seen: HashSet<RowKey> = HashSet::new();
     for group in lock_key.split(';') {
         if group.trim().is_empty() {
             continue;
@@ -34,7 +36,7 @@ pub fn parse_lock_key(resource_id: &str, lock_key: &str) -> Vec<RowKey> {
                 continue;
             }
             let row = RowKey::new(resource_id, table, pk);
-            if !rows.contains(&row) {
+            if seen.insert(row.clone()) {
                 rows.push(row);
             }
         }

@@ -71,27 +71,54 @@ pub fn encode_message(
     if codec != CODEC_SEATA {
         return Err(DecodeError::UnsupportedCodec(codec));
     }
+    if compressor == compress::COMPRESSOR_NONE {
+        // The common case: serialize straight after the header and back-fill the length, so
+        // that a frame costs no allocation of its own (servers and clients encode thousands
+        // per second into one reused buffer).
+        let start = out.len();
+        put_header(out, msg_type, 0, codec, compressor, request_id);
+        msg.encode(ctx, out);
+        let full_len = i32::try_from(out.len() - start).unwrap_or(i32::MAX);
+        if let Some(slot) = out.get_mut(start + 3..start + 7) {
+            slot.copy_from_slice(&full_len.to_be_bytes());
+        }
+        return Ok(());
+    }
     let mut body = BytesMut::new();
     msg.encode(ctx, &mut body);
-    let packed;
-    let body: &[u8] = if compressor == compress::COMPRESSOR_NONE {
-        &body
-    } else {
-        packed = compress::compress_for(compressor, &body, ctx.client_version)?;
-        &packed
-    };
-    let full_len = HEADER_LEN + body.len();
+    let packed = compress::compress_for(compressor, &body, ctx.client_version)?;
+    let full_len = HEADER_LEN + packed.len();
     out.reserve(full_len);
+    put_header(
+        out,
+        msg_type,
+        i32::try_from(full_len).unwrap_or(i32::MAX),
+        codec,
+        compressor,
+        request_id,
+    );
+    out.put_slice(&packed);
+    Ok(())
+}
+
+/// The 16-byte v1 header with an empty head map (spec §2.1).
+fn put_header(
+    out: &mut BytesMut,
+    msg_type: MsgType,
+    full_len: i32,
+    codec: u8,
+    compressor: u8,
+    request_id: i32,
+) {
+    out.reserve(HEADER_LEN + 64);
     out.put_slice(&MAGIC);
     out.put_u8(frame::PROTOCOL_VERSION);
-    out.put_i32(i32::try_from(full_len).unwrap_or(i32::MAX));
+    out.put_i32(full_len);
     out.put_i16(HEADER_LEN as i16);
     out.put_u8(msg_type as u8);
     out.put_u8(codec);
     out.put_u8(compressor);
     out.put_i32(request_id);
-    out.put_slice(body);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -137,6 +164,35 @@ mod tests {
                 extra_data: String::new(),
             }))
         );
+    }
+
+    #[test]
+    fn encode_message_appends_whole_frames_to_a_shared_buffer() {
+        let ctx = CodecContext::default();
+        let first = Message::GlobalCommit(GlobalCommitRequest {
+            xid: "127.0.0.1:8091:1".into(),
+            extra_data: String::new(),
+        });
+        let second = Message::GlobalStatus(GlobalStatusRequest {
+            xid: "x".repeat(300),
+            extra_data: String::new(),
+        });
+        let mut out = BytesMut::new();
+        encode_message(MsgType::Request, 1, CODEC_SEATA, 0, &first, &ctx, &mut out)
+            .expect("encode");
+        encode_message(MsgType::Oneway, 2, CODEC_SEATA, 0, &second, &ctx, &mut out)
+            .expect("encode");
+        let a = decode_frame(&mut out, DEFAULT_MAX_FRAME_LEN)
+            .expect("valid")
+            .expect("whole");
+        let b = decode_frame(&mut out, DEFAULT_MAX_FRAME_LEN)
+            .expect("valid")
+            .expect("whole");
+        assert!(out.is_empty(), "both frames consumed exactly");
+        assert_eq!((a.request_id, b.request_id), (1, 2));
+        assert_eq!(b.msg_type, MsgType::Oneway);
+        assert_eq!(decode_body(&a, &ctx, 1000).ok(), Some(first));
+        assert_eq!(decode_body(&b, &ctx, 1000).ok(), Some(second));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferrata_core::{
     BranchOutcome, BranchRegistration, BranchRequest, Coordinator, Effect, Record, Reply, Requester,
@@ -20,8 +20,6 @@ use crate::response::build_response;
 
 /// Commands applied per core batch before its effects go to the writer; bounds latency.
 const MAX_COMMANDS_PER_BATCH: usize = 8192;
-/// The longest a group commit waits for more requests before it is written (see [`linger`]).
-const MAX_GROUP_COMMIT_LINGER: Duration = Duration::from_micros(250);
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -205,8 +203,6 @@ struct WriteBatch {
     actions: Vec<Action>,
     /// The full live state after this batch: replaces everything written so far.
     snapshot: Option<Vec<Record>>,
-    /// Client requests answered by this batch (the `Respond` actions).
-    replies: usize,
 }
 
 /// Handle to the running engine.
@@ -310,7 +306,6 @@ fn core_loop(
                 Effect::Reply { token, reply } => {
                     if let Some(route) = routes.remove(&token) {
                         batch.actions.push(Action::Respond { route, reply });
-                        batch.replies += 1;
                     }
                 }
                 Effect::BranchCommit(request) => batch.actions.push(Action::BranchCommit(request)),
@@ -401,21 +396,11 @@ fn writer_loop(
 ) -> Result<(), String> {
     let mut batches: Vec<WriteBatch> = Vec::new();
     let mut records: Vec<Record> = Vec::new();
-    // What the previous group commit answered and how long its write took, for `linger`.
-    let mut last_replies = 0;
-    let mut last_write = Duration::ZERO;
     while let Ok(first) = rx.recv() {
         batches.push(first);
         while let Ok(next) = rx.try_recv() {
             batches.push(next);
         }
-        linger(
-            &rx,
-            &mut batches,
-            last_replies,
-            (last_write / 4).min(MAX_GROUP_COMMIT_LINGER),
-        );
-        let write_started = Instant::now();
         records.clear();
         let last_snapshot = batches.iter().rposition(|b| b.snapshot.is_some());
         let result = (|| {
@@ -443,8 +428,6 @@ fn writer_loop(
             on_fatal(message.clone());
             return Err(message);
         }
-        last_write = write_started.elapsed();
-        last_replies = batches.iter().map(|b| b.replies).sum();
         if store.wants_compaction() {
             compaction_wanted.store(true, Ordering::Release);
         }
@@ -455,39 +438,6 @@ fn writer_loop(
         }
     }
     Ok(())
-}
-
-/// Holds a group commit open, for at most `budget`, while fewer requests wait in it than the
-/// previous one answered. Clients answered by that commit (a TM between begin and commit, an
-/// RM registering its next branch) send their next request at once; a write started before
-/// those arrive makes each of them wait for one more whole fsync, which halves closed-loop
-/// throughput. The budget is a fraction of the last write's duration, so it costs a slow disk
-/// at most a quarter of an fsync and a fast one (or fsync off) next to nothing. Durability is
-/// unchanged: nothing is answered before its records are synced.
-fn linger(
-    rx: &Receiver<WriteBatch>,
-    batches: &mut Vec<WriteBatch>,
-    expected_replies: usize,
-    budget: Duration,
-) {
-    let mut replies: usize = batches.iter().map(|b| b.replies).sum();
-    if replies >= expected_replies || budget.is_zero() {
-        return;
-    }
-    let deadline = Instant::now() + budget;
-    while replies < expected_replies {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        match rx.recv_timeout(left) {
-            Ok(batch) => {
-                replies += batch.replies;
-                batches.push(batch);
-            }
-            Err(_) => return,
-        }
-    }
 }
 
 fn dispatch(phase2: &Arc<Phase2Sender>, action: Action) {

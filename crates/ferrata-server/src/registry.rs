@@ -2,7 +2,7 @@
 //! resource index used to route phase-2 requests (spec §11.6), and per-connection outboxes.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
 use ferrata_proto::{BranchType, ClientVersion, CodecContext, Dialect, Frame, Message, MsgType};
@@ -151,35 +151,40 @@ impl Registry {
         branch_type: BranchType,
     ) -> Option<(ConnHandle, CodecContext)> {
         let inner = self.lock();
-        let candidates: Vec<&ConnEntry> = inner
-            .by_resource
-            .get(resource_id)?
+        let ids = inner.by_resource.get(resource_id)?;
+        // Parsed once: comparing addresses, not their text, keeps this scan (run for every
+        // phase-2 request, under the registry lock) free of allocations.
+        let wanted = split_client_id(client_id)
+            .map(|(app, ip, port)| (app, ip.parse::<IpAddr>().ok(), port));
+        let mut best: Option<(u8, &ConnEntry)> = None;
+        let live = ids
             .iter()
             .filter_map(|id| inner.conns.get(id))
-            .filter(|entry| !entry.handle.is_closed())
-            .collect();
-        let wanted = split_client_id(client_id);
-        let rank = |entry: &ConnEntry| -> Option<u8> {
-            match wanted {
+            .filter(|entry| !entry.handle.is_closed());
+        for entry in live {
+            let rank = match wanted {
                 Some((app, ip, port)) if entry.application_id == app => {
-                    let same_ip = entry.handle.peer.ip().to_string() == ip;
-                    Some(if same_ip && entry.handle.peer.port() == port {
+                    let same_ip = ip == Some(entry.handle.peer.ip());
+                    if same_ip && entry.handle.peer.port() == port {
                         0
                     } else if same_ip {
                         1
                     } else {
                         2
-                    })
+                    }
                 }
-                _ if branch_type == BranchType::At => Some(3),
-                _ => None,
+                _ if branch_type == BranchType::At => 3,
+                _ => continue,
+            };
+            // Strictly better only: among equals the first registered wins.
+            if best.is_none_or(|(r, _)| rank < r) {
+                best = Some((rank, entry));
+                if rank == 0 {
+                    break;
+                }
             }
-        };
-        candidates
-            .into_iter()
-            .filter_map(|entry| rank(entry).map(|r| (r, entry)))
-            .min_by_key(|(r, _)| *r)
-            .map(|(_, entry)| (entry.handle.clone(), entry.ctx))
+        }
+        best.map(|(_, entry)| (entry.handle.clone(), entry.ctx))
     }
 
     /// One live non-Go connection per resource, for undo-log cleanup requests.
@@ -248,5 +253,29 @@ mod tests {
                 .map(|(h, _)| h.id),
             None
         );
+    }
+
+    #[test]
+    fn equally_good_connections_are_picked_in_registration_order() {
+        let registry = Registry::default();
+        let ctx = CodecContext::default();
+        let (first, _r1) = handle(1, "10.0.0.1:5001");
+        let (second, _r2) = handle(2, "10.0.0.1:5002");
+        let (exact, _r3) = handle(3, "10.0.0.1:5003");
+        for h in [&first, &second, &exact] {
+            registry.register(h, "a", ctx, ["db".to_owned()]);
+        }
+        let pick = |client: &str| {
+            registry
+                .pick("db", client, BranchType::Tcc)
+                .map(|(h, _)| h.id)
+        };
+        // Same IP, no exact port: the earliest registration.
+        assert_eq!(pick("a:10.0.0.1:6000"), Some(1));
+        // The exact connection wins even when registered last.
+        assert_eq!(pick("a:10.0.0.1:5003"), Some(3));
+        // Another IP of the same application still gets an answer (rank 2).
+        assert_eq!(pick("a:10.9.9.9:5003"), Some(1));
+        assert_eq!(pick("b:10.0.0.1:5003"), None);
     }
 }
