@@ -1,11 +1,11 @@
 //! Test support: a small Seata-protocol client built on ferrata-proto (requests with
-//! correlation ids, an RM side answering phase-2 requests) and helpers to run the server.
+//! correlation ids, an RM side answering phase-2 requests), and this crate's server binary run
+//! through `ferrata_testkit::TcProcess`.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +18,7 @@ use ferrata_proto::{
     GlobalStatusRequest, Message, MsgType, RegisterRmRequest, RegisterTmRequest, ResultInfo,
     decode_body, decode_frame, encode_message,
 };
+use ferrata_testkit::TcProcess;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -264,79 +265,40 @@ pub fn frame_of(msg_type: MsgType, id: i32, message: &Message) -> BytesMut {
     buf
 }
 
-/// A ferrata-server process on a free loopback port with its own data directory.
+/// This crate's own `ferrata-server` binary on 127.0.0.1 (see [`TcProcess`]), killed on drop.
 pub struct ServerProcess {
-    pub child: Child,
     pub addr: SocketAddr,
+    process: TcProcess,
 }
 
 impl ServerProcess {
-    /// Starts the server on `port` (0 = any free port, read back from its log).
+    /// Starts the server on `port` (0 = any free port, read back from its log), waiting up to
+    /// 10 s for it to report ready.
     pub fn start(data_dir: &Path, port: u16, log: &Path) -> anyhow::Result<ServerProcess> {
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        let log_start = log_file.metadata()?.len() as usize;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrata-server"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(data_dir)
-            .env("FERRATA_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .context("spawn ferrata-server")?;
-        for _ in 0..200 {
-            if let Some(status) = child.try_wait()? {
-                let text = std::fs::read_to_string(log).unwrap_or_default();
-                bail!("ferrata-server exited with {status} before listening:\n{text}");
-            }
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let ready = text
-                .get(log_start..)
-                .unwrap_or("")
-                .lines()
-                .find(|l| l.contains("ferrata-server ready"));
-            if let Some(addr) = ready
-                .and_then(|l| l.split("listen=").nth(1))
-                .and_then(|r| r.split_whitespace().next())
-            {
-                let addr: SocketAddr = addr.parse().context("listen address in the log")?;
-                return Ok(ServerProcess { child, addr });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!("ferrata-server did not report ready within 10 s")
+        let process = TcProcess::start_within(
+            Path::new(env!("CARGO_BIN_EXE_ferrata-server")),
+            data_dir,
+            port,
+            log,
+            Duration::from_secs(10),
+        )?;
+        Ok(ServerProcess {
+            addr: process.addr(),
+            process,
+        })
     }
 
     /// SIGKILL: no chance to flush anything.
     pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.kill9();
+        self.process.kill();
     }
 }
 
 /// Polls `check` every 100 ms until it holds or `limit` passes.
-pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+pub async fn eventually<F, Fut>(limit: Duration, check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    ferrata_testkit::eventually_every(limit, Duration::from_millis(100), check).await
 }

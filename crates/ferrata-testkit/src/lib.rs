@@ -1,0 +1,272 @@
+//! Test support shared by Ferrata's test suites: the real `ferrata-server` binary
+//! ([`server_binary`]), a server child process on 127.0.0.1 that is waited for until it logs
+//! `ferrata-server ready listen=ADDR` ([`TcProcess`]), and a bounded async poll
+//! ([`eventually`]).
+//!
+//! Only for tests: every wait here is bounded, and failures carry the server's log.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How long [`TcProcess::start`] waits for the ready line.
+pub const READY_WITHIN: Duration = Duration::from_secs(15);
+
+/// How often the log is read while waiting for the ready line.
+const READY_POLL: Duration = Duration::from_millis(50);
+
+/// The server binary: `FERRATA_BIN` when set (it must be a file), or else the workspace's
+/// target/debug build, which this builds once per test process with
+/// `cargo build -p ferrata-server` so it is never stale or missing.
+///
+/// # Panics
+/// When `FERRATA_BIN` is not a file, or the build fails or leaves no binary: these tests
+/// cannot run without it.
+pub fn server_binary() -> PathBuf {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BIN.get_or_init(find_or_build_server) {
+        Ok(bin) => bin.clone(),
+        Err(why) => panic!("these tests need the ferrata-server binary: {why}"),
+    }
+}
+
+fn find_or_build_server() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("FERRATA_BIN") {
+        let bin = PathBuf::from(bin);
+        return if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(format!("FERRATA_BIN={} is not a file", bin.display()))
+        };
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "ferrata-server",
+            "--bin",
+            "ferrata-server",
+        ])
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .status();
+    match status {
+        Ok(status) if status.success() => {}
+        Ok(status) => return Err(format!("`cargo build -p ferrata-server` failed: {status}")),
+        Err(error) => return Err(format!("cannot run cargo to build ferrata-server: {error}")),
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let bin = target.join("debug/ferrata-server");
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "ferrata-server was built but {} does not exist; set FERRATA_BIN to the binary",
+            bin.display()
+        ))
+    }
+}
+
+/// A `ferrata-server` child process listening on 127.0.0.1, with its stderr appended to a log
+/// file. Killed (SIGKILL) on drop.
+#[derive(Debug)]
+pub struct TcProcess {
+    child: Option<Child>,
+    addr: SocketAddr,
+    bin: PathBuf,
+    data_dir: PathBuf,
+    log: PathBuf,
+    ready_within: Duration,
+    /// The temporary directory of [`TcProcess::start_in_temp_dir`]; removed after the kill.
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl TcProcess {
+    /// Starts `bin` on 127.0.0.1:`port` (0 = any free port, read back from the log) with
+    /// `data_dir`, appending its log to `log`, and waits up to [`READY_WITHIN`] for it to
+    /// report ready. Fails with the log when the server exits first.
+    pub fn start(bin: &Path, data_dir: &Path, port: u16, log: &Path) -> anyhow::Result<TcProcess> {
+        TcProcess::start_within(bin, data_dir, port, log, READY_WITHIN)
+    }
+
+    /// [`TcProcess::start`], waiting at most `ready_within` for the ready line (also on
+    /// [`TcProcess::restart`]).
+    pub fn start_within(
+        bin: &Path,
+        data_dir: &Path,
+        port: u16,
+        log: &Path,
+        ready_within: Duration,
+    ) -> anyhow::Result<TcProcess> {
+        let (child, addr) = spawn(bin, data_dir, port, log, ready_within)?;
+        Ok(TcProcess {
+            child: Some(child),
+            addr,
+            bin: bin.to_path_buf(),
+            data_dir: data_dir.to_path_buf(),
+            log: log.to_path_buf(),
+            ready_within,
+            _temp: None,
+        })
+    }
+
+    /// Starts `bin` on any free port in a fresh temporary directory (data in `wal`, log in
+    /// `server.log`), which is removed when this is dropped.
+    pub fn start_in_temp_dir(bin: &Path) -> anyhow::Result<TcProcess> {
+        let temp = tempfile::tempdir().context("temporary directory for ferrata-server")?;
+        let log = temp.path().join("server.log");
+        let mut process = TcProcess::start(bin, &temp.path().join("wal"), 0, &log)?;
+        process._temp = Some(temp);
+        Ok(process)
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// SIGKILL, like a crash: no chance to flush anything. Does nothing when not running.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server if it runs, then starts it again on the same port and data directory.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let (child, addr) = spawn(
+            &self.bin,
+            &self.data_dir,
+            self.addr.port(),
+            &self.log,
+            self.ready_within,
+        )?;
+        self.child = Some(child);
+        anyhow::ensure!(addr == self.addr, "restarted on {addr}, not {}", self.addr);
+        Ok(())
+    }
+
+    /// Everything in the log file so far (all runs), or "" when it cannot be read.
+    pub fn log(&self) -> String {
+        read_log(&self.log)
+    }
+}
+
+impl Drop for TcProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Spawns the server and waits (bounded) for the ready line it logs after `log`'s current end.
+fn spawn(
+    bin: &Path,
+    data_dir: &Path,
+    port: u16,
+    log: &Path,
+    ready_within: Duration,
+) -> anyhow::Result<(Child, SocketAddr)> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("open {}", log.display()))?;
+    let log_start = usize::try_from(log_file.metadata()?.len())?;
+    let mut child = Command::new(bin)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data_dir)
+        .env("FERRATA_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .with_context(|| format!("spawn {}", bin.display()))?;
+    match wait_ready(&mut child, log, log_start, ready_within) {
+        Ok(addr) => Ok((child, addr)),
+        Err(error) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(error)
+        }
+    }
+}
+
+/// The address in the first ready line after byte `log_start` of `log`.
+fn wait_ready(
+    child: &mut Child,
+    log: &Path,
+    log_start: usize,
+    within: Duration,
+) -> anyhow::Result<SocketAddr> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "ferrata-server exited with {status} before listening:\n{}",
+                read_log(log)
+            );
+        }
+        let text = read_log(log);
+        let ready = text
+            .get(log_start..)
+            .unwrap_or("")
+            .lines()
+            .find(|l| l.contains("ferrata-server ready"));
+        if let Some(addr) = ready
+            .and_then(|l| l.split("listen=").nth(1))
+            .and_then(|r| r.split_whitespace().next())
+        {
+            return addr.parse().context("listen address in the log");
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "ferrata-server did not report ready within {} s:\n{text}",
+                within.as_secs_f32()
+            );
+        }
+        std::thread::sleep(READY_POLL);
+    }
+}
+
+fn read_log(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+/// Polls `check` every 50 ms until it holds or `limit` passes (a bound, not an assertion:
+/// the caller asserts on the result).
+pub async fn eventually<F, Fut>(limit: Duration, check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    eventually_every(limit, Duration::from_millis(50), check).await
+}
+
+/// [`eventually`], polling every `every`.
+pub async fn eventually_every<F, Fut>(limit: Duration, every: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
