@@ -118,6 +118,33 @@ impl Run {
             + self.server["store"]["cpu_seconds"].as_f64().unwrap_or(0.0);
         Some(cpu / tx * 1000.0)
     }
+    /// CPU use on the whole machine during the measured window.
+    fn cpu_shares(&self) -> Option<CpuShares> {
+        let window = self.server["cpu_window_secs"]
+            .as_f64()
+            .filter(|w| *w > 0.0)?;
+        let tasks = self.server["machine_busy_cpu_seconds"].as_f64()?;
+        let irq = self.server["machine_irq_cpu_seconds"]
+            .as_f64()
+            .unwrap_or(0.0);
+        let server = self.server["cpu_seconds"].as_f64()?
+            + self.server["store"]["cpu_seconds"].as_f64().unwrap_or(0.0);
+        // The generator's CPU is known for its whole life (warm-up included): take the share
+        // that falls in the window.
+        let wall = self.server["wall_secs"].as_f64().filter(|w| *w > 0.0)?;
+        let generator = self.server["generator_cpu_seconds"].as_f64()? * (window / wall).min(1.0);
+        // Part of the interrupt time is charged to the interrupted processes, so "everything
+        // else" is the whole machine's busy time less what the measured processes were charged.
+        let others = (tasks + irq - server - generator).max(0.0);
+        Some(CpuShares {
+            window,
+            busy: tasks + irq,
+            server,
+            generator,
+            others,
+        })
+    }
+
     fn failure(&self) -> Option<String> {
         let exit = self.server["bench_exit"].as_i64().unwrap_or(0);
         if self.bench.is_some() && exit == 0 {
@@ -132,6 +159,21 @@ impl Run {
             .to_owned();
         Some(format!("ferrata-bench exited with {exit}: {tail}"))
     }
+}
+
+/// CPU seconds spent on the whole machine during one run's measured window.
+#[derive(Debug, Clone, Copy)]
+struct CpuShares {
+    /// Length of the window, seconds.
+    window: f64,
+    /// All cores, all processes, interrupts included.
+    busy: f64,
+    /// The server under test (plus its store process, for DTM).
+    server: f64,
+    /// The load generator's share.
+    generator: f64,
+    /// Every other process, kernel thread and interrupt not charged to the measured processes.
+    others: f64,
 }
 
 /// Everything read from the results directory.
@@ -598,7 +640,17 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
         "Latency is per whole transaction as the client sees it (begin to the end of commit or \
          rollback), in milliseconds. RSS is the server's peak resident set during the run \
          (VmHWM, reset before each run); CPU is the server's user+system time from the end of \
-         the warm-up to the end of the run, per 1,000 measured transactions.\n"
+         the warm-up to the end of the run, per 1,000 measured transactions. *Other load* is \
+         the CPU, in cores, that the whole machine was busy during the measured window beyond what \
+         the server and the load generator were charged (other work on this shared machine, \
+         kernel threads such as the file system's journal, interrupts); a run with more than {} cores of it was repeated up to {} times and the \
+         cleanest attempt kept.\n",
+        meta["quiet_cores"]
+            .as_f64()
+            .map_or("?".to_owned(), |v| format!("{v}")),
+        meta["retries"]
+            .as_u64()
+            .map_or("?".to_owned(), |v| v.to_string()),
     );
     let workloads: Vec<Section> = vec![
         (
@@ -640,9 +692,9 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
         let _ = writeln!(md, "### {title}\n\n{what}.\n");
         let _ = writeln!(
             md,
-            "| System | Workload | Conn. | tx/s | p50 ms | p99 ms | p99.9 ms | Errors | Peak RSS MB | CPU s / 1k tx |"
+            "| System | Workload | Conn. | tx/s | p50 ms | p99 ms | p99.9 ms | Errors | Peak RSS MB | CPU s / 1k tx | Other load |"
         );
-        let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+        let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         for (sys, wl) in rows {
             if !r.requested().iter().any(|(id, _, _)| id == sys) {
                 continue;
@@ -671,9 +723,18 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
                         }
                     },
                 };
+                let other = run.map_or("–".to_owned(), |run| {
+                    let cores = run.server["other_cores"]
+                        .as_f64()
+                        .map_or("–".to_owned(), |o| format!("{o:.2}"));
+                    match run.server["attempts"].as_array().map(Vec::len) {
+                        Some(n) if n > 1 => format!("{cores} (best of {n})"),
+                        _ => cores,
+                    }
+                });
                 let _ = writeln!(
                     md,
-                    "| {} | {wl} | {c} | {} | {} | {} | {} | {errors} | {} | {} |",
+                    "| {} | {wl} | {c} | {} | {} | {} | {} | {errors} | {} | {} | {other} |",
                     system_name(sys),
                     tps(run.and_then(Run::tx_per_sec)),
                     ms(run.and_then(|x| x.latency_us("p50"))),
@@ -826,6 +887,58 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
     if !any_missing {
         let _ = writeln!(md, "* All three systems were measured in this run.");
     }
+    let cores = meta["machine"]["nproc"].as_u64().unwrap_or(0);
+    for &(id, name, _) in r.requested() {
+        let shares: Vec<(u64, String, CpuShares)> = r
+            .runs
+            .iter()
+            .filter(|((sys, _), _)| sys == id)
+            .flat_map(|((_, wl), runs)| {
+                runs.iter()
+                    .filter_map(|(c, run)| Some((*c, wl.clone(), run.cpu_shares()?)))
+            })
+            .collect();
+        if shares.is_empty() {
+            continue;
+        }
+        let window: f64 = shares.iter().map(|(_, _, s)| s.window).sum();
+        let sum =
+            |f: fn(&CpuShares) -> f64| shares.iter().map(|(_, _, s)| f(s)).sum::<f64>() / window;
+        let worst = shares
+            .iter()
+            .max_by(|a, b| (a.2.others / a.2.window).total_cmp(&(b.2.others / b.2.window)));
+        let _ = writeln!(
+            md,
+            "* CPU on the whole machine ({cores} cores) during the measured windows of the {name} \
+             runs, on average: {:.2} cores busy — the server{} {:.2}, the load generator ≈ {:.2}, \
+             everything else (other work on the machine, kernel threads such as the file \
+             system's journal, interrupts not charged to a process) ≈ {:.2}{}.",
+            sum(|s| s.busy),
+            if id == "dtm" { " and Redis" } else { "" },
+            sum(|s| s.server),
+            sum(|s| s.generator),
+            sum(|s| s.others),
+            worst.map_or(String::new(), |(c, wl, s)| format!(
+                " (at most {:.2}, in {wl} at {c} connections)",
+                s.others / s.window
+            )),
+        );
+    }
+    let log_sizes: Vec<String> = r
+        .requested()
+        .iter()
+        .filter_map(|(id, name, _)| {
+            let bytes = r.system(id)?["log_bytes"].as_f64()?;
+            Some(format!("{name} {:.1} MB", bytes / 1024.0 / 1024.0))
+        })
+        .collect();
+    if !log_sizes.is_empty() {
+        let _ = writeln!(
+            md,
+            "* Log output of the main workload runs, at each server's default level: {}.",
+            log_sizes.join(", ")
+        );
+    }
     for f in &failures {
         let _ = writeln!(md, "* Failed run: {f}");
     }
@@ -843,9 +956,11 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
          GlobalBegin is shown too. DTM's figure excludes Redis, which was started first.\n\
          * Closed loop: each of N connections runs one transaction after another \
          (`ferrata-bench run --connections N`; at-commit/at-rollback/hot-key also use \
-         max(1, N/8) RM connections that register branches and answer phase two). dtm-saga \
-         submits sagas over N HTTP connections; DTM answers the submit once the saga is stored \
-         and runs the branches asynchronously.\n\
+         max(1, N/8) RM connections that register branches and answer phase two); a Seata \
+         transaction ends with the GlobalCommit/GlobalRollback response. dtm-saga runs N \
+         concurrent sagas (newGid, submit, each over its own HTTP connection); DTM answers the \
+         submit once the saga is stored and calls the two branch actions itself, and a saga \
+         counts as done when the generator's endpoints have received both calls.\n\
          * DTM has no setting for its listen address: it binds its HTTP, gRPC and JSON-RPC \
          ports on all interfaces; the generator only talks to it over 127.0.0.1. seata-server \
          puts a non-loopback host address in its XIDs (it refuses loopback for that); the \
@@ -1085,7 +1200,12 @@ fn draw_grid(
                 }
                 chart
                     .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperLeft)
+                    .position(if log_y {
+                        // Latency curves rise to the right: the lower right stays free.
+                        SeriesLabelPosition::LowerRight
+                    } else {
+                        SeriesLabelPosition::UpperLeft
+                    })
                     .background_style(WHITE.mix(0.85))
                     .border_style(BLACK)
                     .label_font(("sans-serif", 18))
