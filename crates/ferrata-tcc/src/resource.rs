@@ -11,13 +11,20 @@ use serde_json::Value;
 use crate::client::TccBranchClient;
 use crate::context::{BusinessActionContext, encode_application_data, keys};
 use crate::error::{PhaseTwoError, TccError};
-use crate::participant::{BranchKey, NoFence, PhaseGuard, TccParticipant};
+use crate::participant::{BranchKey, NoFence, PhaseGuard, PhaseWork, TccParticipant};
 
 /// Method names written as `sys::prepare` / `sys::commit` / `sys::rollback`; informational for
 /// Seata (Java resolves its own methods by annotation), so these name the trait's methods.
 const PREPARE_METHOD: &str = "prepare";
 const COMMIT_METHOD: &str = "confirm";
 const ROLLBACK_METHOD: &str = "cancel";
+
+/// Which phase-2 call a resource is running.
+#[derive(Debug, Clone, Copy)]
+enum PhaseTwo {
+    Commit,
+    Rollback,
+}
 
 /// A participant together with the guard its phases run through.
 pub struct TccResource<P, G = NoFence> {
@@ -80,38 +87,25 @@ where
         branch_id: i64,
         application_data: &str,
     ) -> Result<bool, PhaseTwoError> {
-        let (ctx, fenced) = self.phase_two_context(xid, branch_id, application_data)?;
-        let participant = &self.participant;
-        let key = BranchKey {
-            xid,
-            branch_id,
-            action_name: participant.action_name(),
-        };
-        let ctx = &ctx;
-        self.guard
-            .guard_commit(
-                key,
-                fenced,
-                Box::new(move |mut local| {
-                    Box::pin(async move {
-                        let result = participant.confirm(&mut local, ctx).await;
-                        (local, result)
-                    })
-                }),
-            )
+        self.phase_two(PhaseTwo::Commit, xid, branch_id, application_data)
             .await
-            .map_err(|source| PhaseTwoError::Failed {
-                phase: "confirm",
-                xid: xid.to_owned(),
-                branch_id,
-                source,
-            })
     }
 
     /// Phase 2 rollback: rebuilds the context and runs cancel (through the fence when the
     /// branch was registered with it). `Ok(false)`: not done, retry later.
     pub async fn rollback(
         &self,
+        xid: &str,
+        branch_id: i64,
+        application_data: &str,
+    ) -> Result<bool, PhaseTwoError> {
+        self.phase_two(PhaseTwo::Rollback, xid, branch_id, application_data)
+            .await
+    }
+
+    async fn phase_two(
+        &self,
+        phase: PhaseTwo,
         xid: &str,
         branch_id: i64,
         application_data: &str,
@@ -124,24 +118,28 @@ where
             action_name: participant.action_name(),
         };
         let ctx = &ctx;
-        self.guard
-            .guard_rollback(
-                key,
-                fenced,
-                Box::new(move |mut local| {
-                    Box::pin(async move {
-                        let result = participant.cancel(&mut local, ctx).await;
-                        (local, result)
-                    })
-                }),
-            )
-            .await
-            .map_err(|source| PhaseTwoError::Failed {
-                phase: "cancel",
-                xid: xid.to_owned(),
-                branch_id,
-                source,
+        let work: PhaseWork<'_, P::Local, bool> = Box::new(move |mut local| {
+            Box::pin(async move {
+                let result = match phase {
+                    PhaseTwo::Commit => participant.confirm(&mut local, ctx).await,
+                    PhaseTwo::Rollback => participant.cancel(&mut local, ctx).await,
+                };
+                (local, result)
             })
+        });
+        let guarded = match phase {
+            PhaseTwo::Commit => self.guard.guard_commit(key, fenced, work).await,
+            PhaseTwo::Rollback => self.guard.guard_rollback(key, fenced, work).await,
+        };
+        guarded.map_err(|source| PhaseTwoError::Failed {
+            phase: match phase {
+                PhaseTwo::Commit => "confirm",
+                PhaseTwo::Rollback => "cancel",
+            },
+            xid: xid.to_owned(),
+            branch_id,
+            source,
+        })
     }
 
     fn check_resource(&self, request: &BranchRequest) -> Result<(), PhaseTwoError> {
