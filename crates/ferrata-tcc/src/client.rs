@@ -33,61 +33,39 @@ pub trait TccBranchClient: Send + Sync {
     }
 }
 
-impl TccBranchClient for ferrata::ResourceManager {
-    fn register_tcc_branch(
-        &self,
-        xid: &str,
-        resource_id: &str,
-        application_data: &str,
-    ) -> impl Future<Output = Result<i64, ferrata::Error>> + Send {
-        // Seata's TCC registers with a null lock key, which the wire carries as empty.
-        self.branch_register(xid, BranchType::Tcc, resource_id, "", application_data)
-    }
+/// Both SDK handles expose the same branch calls; one body serves them.
+macro_rules! impl_tcc_branch_client {
+    ($($client:ty),+) => {$(
+        impl TccBranchClient for $client {
+            fn register_tcc_branch(
+                &self,
+                xid: &str,
+                resource_id: &str,
+                application_data: &str,
+            ) -> impl Future<Output = Result<i64, ferrata::Error>> + Send {
+                // Seata's TCC registers with a null lock key, which the wire carries as empty.
+                self.branch_register(xid, BranchType::Tcc, resource_id, "", application_data)
+            }
 
-    fn report_tcc_branch(
-        &self,
-        xid: &str,
-        branch_id: i64,
-        resource_id: &str,
-        status: BranchStatus,
-        application_data: &str,
-    ) -> impl Future<Output = Result<(), ferrata::Error>> + Send {
-        self.branch_report(
-            xid,
-            branch_id,
-            BranchType::Tcc,
-            resource_id,
-            status,
-            application_data,
-        )
-    }
+            fn report_tcc_branch(
+                &self,
+                xid: &str,
+                branch_id: i64,
+                resource_id: &str,
+                status: BranchStatus,
+                application_data: &str,
+            ) -> impl Future<Output = Result<(), ferrata::Error>> + Send {
+                self.branch_report(
+                    xid,
+                    branch_id,
+                    BranchType::Tcc,
+                    resource_id,
+                    status,
+                    application_data,
+                )
+            }
+        }
+    )+};
 }
 
-impl TccBranchClient for ferrata::Client {
-    fn register_tcc_branch(
-        &self,
-        xid: &str,
-        resource_id: &str,
-        application_data: &str,
-    ) -> impl Future<Output = Result<i64, ferrata::Error>> + Send {
-        self.branch_register(xid, BranchType::Tcc, resource_id, "", application_data)
-    }
-
-    fn report_tcc_branch(
-        &self,
-        xid: &str,
-        branch_id: i64,
-        resource_id: &str,
-        status: BranchStatus,
-        application_data: &str,
-    ) -> impl Future<Output = Result<(), ferrata::Error>> + Send {
-        self.branch_report(
-            xid,
-            branch_id,
-            BranchType::Tcc,
-            resource_id,
-            status,
-            application_data,
-        )
-    }
-}
+impl_tcc_branch_client!(ferrata::ResourceManager, ferrata::Client);

@@ -280,6 +280,29 @@ macro_rules! fence_impl {
                     .transpose()
             }
 
+            /// Starts a phase-2 transaction with the branch's row (if any) locked; on failure the
+            /// transaction is rolled back before the error is returned.
+            async fn begin_locked(
+                &self,
+                xid: &str,
+                branch_id: i64,
+            ) -> Result<
+                (
+                    sqlx::Transaction<'static, $db>,
+                    Option<crate::error::FenceStatus>,
+                ),
+                crate::error::FenceError,
+            > {
+                let mut tx = self.begin().await?;
+                match self.lock_status(&mut tx, xid, branch_id).await {
+                    Ok(status) => Ok((tx, status)),
+                    Err(error) => {
+                        rollback_quietly(tx).await;
+                        Err(error)
+                    }
+                }
+            }
+
             /// `UPDATE ... SET status = to WHERE ... AND status = 1`; true when the row changed.
             async fn mark(
                 &self,
@@ -394,14 +417,7 @@ macro_rules! fence_impl {
                     >,
             {
                 use crate::error::FenceStatus;
-                let mut tx = self.begin().await?;
-                let status = match self.lock_status(&mut tx, xid, branch_id).await {
-                    Ok(status) => status,
-                    Err(error) => {
-                        rollback_quietly(tx).await;
-                        return Err(error);
-                    }
-                };
+                let (tx, status) = self.begin_locked(xid, branch_id).await?;
                 match status {
                     None => {
                         rollback_quietly(tx).await;
@@ -448,14 +464,7 @@ macro_rules! fence_impl {
                     >,
             {
                 use crate::error::FenceStatus;
-                let mut tx = self.begin().await?;
-                let status = match self.lock_status(&mut tx, xid, branch_id).await {
-                    Ok(status) => status,
-                    Err(error) => {
-                        rollback_quietly(tx).await;
-                        return Err(error);
-                    }
-                };
+                let (mut tx, status) = self.begin_locked(xid, branch_id).await?;
                 match status {
                     None => {
                         if let Err(error) = self
