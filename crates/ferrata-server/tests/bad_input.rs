@@ -129,7 +129,7 @@ async fn response_type_sent_as_a_request() {
 }
 
 #[tokio::test]
-async fn healthy_pipelined_requests_after_garbage_elsewhere() {
+async fn a_frame_split_at_every_byte_is_still_answered() {
     // Frames split at every byte boundary still decode: the decoder waits for whole frames.
     let dir = tempfile::tempdir().expect("temp dir");
     let server =
