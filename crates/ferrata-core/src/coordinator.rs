@@ -179,6 +179,7 @@ impl Coordinator {
     /// successes left behind are removed.
     pub fn recover(config: CoordinatorConfig, table: SessionTable, now: i64) -> Coordinator {
         let mut ids = IdGenerator::new(config.worker_id, now);
+        ids.observe_reservation(table.next_free_id());
         let next_undo_log_delete_at = if config.undo_log_delete_period_ms < 0 {
             i64::MAX
         } else {
@@ -286,7 +287,10 @@ impl Coordinator {
 
     /// The records that recreate the current state, for compacting the store.
     pub fn snapshot_records(&self) -> Vec<Record> {
-        let mut records = Vec::with_capacity(self.sessions.len() * 2);
+        let mut records = Vec::with_capacity(self.sessions.len() * 2 + 1);
+        if let Some(next_free_id) = self.ids.last_reservation() {
+            records.push(Record::IdReserve { next_free_id });
+        }
         for session in self.sessions.values() {
             records.push(Record::GlobalAdd(session.global.clone()));
             records.extend(session.branches.iter().cloned().map(Record::BranchAdd));
@@ -302,6 +306,15 @@ impl Coordinator {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// A fresh id; a new reservation block is logged before any effect that reveals the id.
+    fn next_id(&mut self) -> i64 {
+        let id = self.ids.next_id();
+        if let Some(next_free_id) = self.ids.take_reservation() {
+            self.persist(Record::IdReserve { next_free_id });
+        }
+        id
     }
 
     fn persist(&mut self, record: Record) {
@@ -349,7 +362,7 @@ impl Coordinator {
         timeout_ms: i32,
         transaction_name: String,
     ) {
-        let transaction_id = self.ids.next_id();
+        let transaction_id = self.next_id();
         let xid = format!("{}:{}", self.config.xid_prefix, transaction_id);
         let global = GlobalSession {
             transaction_id,
@@ -409,7 +422,7 @@ impl Coordinator {
             );
             return self.fail(token, Code::GlobalTransactionNotActive, message);
         }
-        let branch_id = self.ids.next_id();
+        let branch_id = self.next_id();
         if request.branch_type == BranchType::At {
             let rows = parse_lock_key(&request.resource_id, &request.lock_key);
             let holder = LockHolder {

@@ -1,17 +1,28 @@
 //! Transaction and branch ids: Seata's snowflake layout (semantics §1.1) — a 10-bit worker id
-//! above a 53-bit counter seeded from the clock and incremented once per id.
+//! above a 53-bit counter seeded from the clock and incremented once per id. Ids are handed out
+//! from reserved blocks whose upper end is logged first, so a clock that goes back across a
+//! restart cannot make ids (and so XIDs, fence rows and undo logs) repeat.
 
 /// Milliseconds since the Unix epoch of 2020-05-03T00:00:00Z, Seata's id epoch.
 const ID_EPOCH_MS: i64 = 1_588_435_200_000;
 const WORKER_BITS: u32 = 10;
 const COUNTER_BITS: u32 = 53;
 const SEQUENCE_BITS: u32 = 12;
+const COUNTER_MASK: i64 = (1 << COUNTER_BITS) - 1;
+/// Ids reserved per logged reservation: about one record per second at 1M ids/s.
+pub const ID_RESERVATION_BLOCK: i64 = 1 << 20;
 
 /// Hands out unique positive 64-bit ids.
 #[derive(Debug, Clone)]
 pub struct IdGenerator {
     worker_bits: i64,
     counter: i64,
+    /// Counter values below this are covered by a reservation (logged or about to be).
+    reserved_until: i64,
+    /// A reservation made by `next_id` that the caller has not yet logged.
+    unlogged_reservation: Option<i64>,
+    /// The highest reservation logged or recovered (0: none yet).
+    last_reservation: i64,
 }
 
 impl IdGenerator {
@@ -19,25 +30,58 @@ impl IdGenerator {
     pub fn new(worker_id: u16, now_ms: i64) -> IdGenerator {
         let worker = i64::from(worker_id) & ((1 << WORKER_BITS) - 1);
         let elapsed = (now_ms - ID_EPOCH_MS).max(0);
+        let counter = (elapsed << SEQUENCE_BITS) & COUNTER_MASK;
         IdGenerator {
             worker_bits: worker << COUNTER_BITS,
-            counter: (elapsed << SEQUENCE_BITS) & ((1 << COUNTER_BITS) - 1),
+            counter,
+            reserved_until: counter,
+            unlogged_reservation: None,
+            last_reservation: 0,
         }
     }
 
+    /// The next id. When it starts a new block, [`IdGenerator::take_reservation`] returns the
+    /// block's end, which must be made durable before the id is revealed to anyone.
     pub fn next_id(&mut self) -> i64 {
+        if self.counter >= self.reserved_until {
+            self.reserved_until = (self.counter + ID_RESERVATION_BLOCK).min(COUNTER_MASK);
+            self.unlogged_reservation = Some(self.worker_bits | self.reserved_until);
+        }
         let id = self.worker_bits | self.counter;
-        self.counter = (self.counter + 1) & ((1 << COUNTER_BITS) - 1);
+        self.counter = (self.counter + 1) & COUNTER_MASK;
         id
+    }
+
+    /// The reservation to log (as `Record::IdReserve`), once per block.
+    pub fn take_reservation(&mut self) -> Option<i64> {
+        let taken = self.unlogged_reservation.take();
+        if let Some(end) = taken {
+            self.last_reservation = self.last_reservation.max(end);
+        }
+        taken
+    }
+
+    /// The highest reservation logged or recovered, for snapshots; `None` before the first.
+    pub fn last_reservation(&self) -> Option<i64> {
+        (self.last_reservation > 0).then_some(self.last_reservation)
     }
 
     /// Makes sure later ids are above `id` (after recovery, ids seen in the log must not repeat).
     pub fn observe(&mut self, id: i64) {
-        if id & !((1 << COUNTER_BITS) - 1) == self.worker_bits {
-            let counter = id & ((1 << COUNTER_BITS) - 1);
+        if id & !COUNTER_MASK == self.worker_bits {
+            let counter = id & COUNTER_MASK;
             if counter >= self.counter {
-                self.counter = (counter + 1) & ((1 << COUNTER_BITS) - 1);
+                self.counter = (counter + 1) & COUNTER_MASK;
+                self.reserved_until = self.reserved_until.max(self.counter);
             }
+        }
+    }
+
+    /// Makes sure later ids are at or above a logged reservation end (`Record::IdReserve`).
+    pub fn observe_reservation(&mut self, next_free_id: i64) {
+        if next_free_id > 0 {
+            self.observe(next_free_id - 1);
+            self.last_reservation = self.last_reservation.max(next_free_id);
         }
     }
 }
@@ -65,5 +109,42 @@ mod tests {
         let before = other_worker.clone().next_id();
         other_worker.observe(seen);
         assert_eq!(other_worker.next_id(), before);
+    }
+
+    #[test]
+    fn each_block_is_reserved_once_before_its_first_id() {
+        let mut ids = IdGenerator::new(3, 1_700_000_000_000);
+        let first = ids.next_id();
+        let reserved = ids.take_reservation().expect("the first id opens a block");
+        assert_eq!(reserved, first + ID_RESERVATION_BLOCK);
+        assert_eq!(ids.take_reservation(), None, "logged once");
+        for _ in 1..ID_RESERVATION_BLOCK {
+            assert!(ids.next_id() < reserved);
+        }
+        assert_eq!(ids.take_reservation(), None);
+        assert_eq!(
+            ids.next_id(),
+            reserved,
+            "the next block starts at the old end"
+        );
+        assert_eq!(
+            ids.take_reservation(),
+            Some(reserved + ID_RESERVATION_BLOCK)
+        );
+    }
+
+    #[test]
+    fn a_logged_reservation_wins_over_a_clock_that_went_back() {
+        let mut before = IdGenerator::new(3, 1_700_000_000_000);
+        let used = before.next_id();
+        let logged = before.take_reservation().expect("reservation");
+        // Restart an hour earlier by the clock.
+        let mut after = IdGenerator::new(3, 1_700_000_000_000 - 3_600_000);
+        after.observe_reservation(logged);
+        let next = after.next_id();
+        assert!(
+            next > used && next >= logged,
+            "{next} must not repeat {used}"
+        );
     }
 }

@@ -59,18 +59,24 @@ pub enum Record {
         transaction_id: i64,
         branch_id: i64,
     },
+    /// Ids up to (excluding) `next_free_id` may have been handed out: after a restart the id
+    /// generator starts at or above it whatever the clock says (RELIABILITY.md, "Ids").
+    IdReserve {
+        next_free_id: i64,
+    },
 }
 
 impl Record {
-    /// The global transaction this record belongs to.
-    pub fn transaction_id(&self) -> i64 {
+    /// The global transaction this record belongs to; `None` for records of the TC itself.
+    pub fn transaction_id(&self) -> Option<i64> {
         match self {
-            Record::GlobalAdd(g) => g.transaction_id,
-            Record::BranchAdd(b) => b.transaction_id,
+            Record::GlobalAdd(g) => Some(g.transaction_id),
+            Record::BranchAdd(b) => Some(b.transaction_id),
             Record::GlobalUpdate { transaction_id, .. }
             | Record::GlobalRemove { transaction_id }
             | Record::BranchUpdate { transaction_id, .. }
-            | Record::BranchRemove { transaction_id, .. } => *transaction_id,
+            | Record::BranchRemove { transaction_id, .. } => Some(*transaction_id),
+            Record::IdReserve { .. } => None,
         }
     }
 }
@@ -86,6 +92,8 @@ pub struct StoredTransaction {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionTable {
     transactions: BTreeMap<i64, StoredTransaction>,
+    /// The highest [`Record::IdReserve`] seen (0 when none).
+    next_free_id: i64,
 }
 
 impl SessionTable {
@@ -155,7 +163,15 @@ impl SessionTable {
                     tx.branches.retain(|b| b.branch_id != *branch_id);
                 }
             }
+            Record::IdReserve { next_free_id } => {
+                self.next_free_id = self.next_free_id.max(*next_free_id);
+            }
         }
+    }
+
+    /// Ids below this may have been used before the restart (0 when no reservation was logged).
+    pub fn next_free_id(&self) -> i64 {
+        self.next_free_id
     }
 
     pub fn len(&self) -> usize {
@@ -181,9 +197,14 @@ impl SessionTable {
 
     /// The records that recreate this state from nothing (used to compact a log).
     pub fn snapshot_records(&self) -> impl Iterator<Item = Record> + '_ {
-        self.transactions.values().flat_map(|tx| {
-            std::iter::once(Record::GlobalAdd(tx.global.clone()))
-                .chain(tx.branches.iter().cloned().map(Record::BranchAdd))
-        })
+        let reservation = (self.next_free_id > 0).then_some(Record::IdReserve {
+            next_free_id: self.next_free_id,
+        });
+        reservation
+            .into_iter()
+            .chain(self.transactions.values().flat_map(|tx| {
+                std::iter::once(Record::GlobalAdd(tx.global.clone()))
+                    .chain(tx.branches.iter().cloned().map(Record::BranchAdd))
+            }))
     }
 }

@@ -27,6 +27,8 @@ pub(crate) const OP_GLOBAL_REMOVE: u8 = 3;
 pub(crate) const OP_BRANCH_ADD: u8 = 4;
 pub(crate) const OP_BRANCH_UPDATE: u8 = 5;
 pub(crate) const OP_BRANCH_REMOVE: u8 = 6;
+/// Ferrata's own: the id high-water mark (not a Seata opcode).
+pub(crate) const OP_ID_RESERVE: u8 = 100;
 
 /// A decoded segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +244,10 @@ pub(crate) fn encode_record(buf: &mut Vec<u8>, record: &Record) -> Result<(), St
             buf.extend_from_slice(&transaction_id.to_be_bytes());
             buf.extend_from_slice(&branch_id.to_be_bytes());
         }
+        Record::IdReserve { next_free_id } => {
+            buf.push(OP_ID_RESERVE);
+            buf.extend_from_slice(&next_free_id.to_be_bytes());
+        }
     }
     Ok(())
 }
@@ -386,6 +392,9 @@ impl<'a> Reader<'a> {
                 transaction_id: self.i64()?,
                 branch_id: self.i64()?,
             },
+            OP_ID_RESERVE => Record::IdReserve {
+                next_free_id: self.i64()?,
+            },
             other => return Err(format!("unknown record opcode {other}")),
         };
         Ok(record)
@@ -485,6 +494,7 @@ mod tests {
                     branch_id,
                 }
             }),
+            any::<i64>().prop_map(|next_free_id| Record::IdReserve { next_free_id }),
         ]
     }
 

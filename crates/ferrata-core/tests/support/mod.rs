@@ -81,8 +81,19 @@ impl Harness {
         self.next_token
     }
 
-    /// Drains the pending effects, keeping the persisted records in [`Harness::log`].
+    /// Drains the pending effects, keeping the persisted records in [`Harness::log`]. Id
+    /// reservations (one per million ids, tested in `ids.rs`) are logged but not returned, so
+    /// tests spell out only the effects of the behaviour under test.
     pub fn effects(&mut self) -> Vec<Effect> {
+        let effects = self.raw_effects();
+        effects
+            .into_iter()
+            .filter(|e| !matches!(e, Effect::Persist(Record::IdReserve { .. })))
+            .collect()
+    }
+
+    /// Drains the pending effects unfiltered, keeping the persisted records in [`Harness::log`].
+    pub fn raw_effects(&mut self) -> Vec<Effect> {
         let effects = self.tc.take_effects();
         for effect in &effects {
             if let Effect::Persist(record) = effect {
