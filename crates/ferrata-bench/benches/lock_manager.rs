@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use ferrata_core::lock::{LockHolder, LockManager, parse_lock_key};
+use ferrata_core::lock::{LockHolder, LockKeyLimits, LockManager, LockRow, parse_lock_key};
 
 const RESOURCE: &str = "jdbc:mysql://127.0.0.1:3306/seata";
 
@@ -15,13 +15,17 @@ fn holder(tx: i64, branch: i64) -> LockHolder {
     }
 }
 
+fn rows(key: &str) -> Vec<LockRow<'_>> {
+    parse_lock_key(key, LockKeyLimits::NONE).unwrap_or_default()
+}
+
 /// A table with `n` branches of `rows` rows each already held.
-fn populated(n: i64, rows: usize) -> LockManager {
+fn populated(n: i64, per_branch: usize) -> LockManager {
     let mut locks = LockManager::new();
     for tx in 0..n {
-        let keys: Vec<String> = (0..rows).map(|r| format!("{tx}_{r}")).collect();
+        let keys: Vec<String> = (0..per_branch).map(|r| format!("{tx}_{r}")).collect();
         let key = format!("held:{}", keys.join(","));
-        let _ = locks.acquire(holder(tx, tx), parse_lock_key(RESOURCE, &key));
+        let _ = locks.acquire(holder(tx, tx), RESOURCE, &rows(&key));
     }
     locks
 }
@@ -44,7 +48,7 @@ fn parsing(c: &mut Criterion) {
         ("thousand_rows", rows_key(1000)),
     ] {
         group.bench_function(name, |b| {
-            b.iter(|| parse_lock_key(RESOURCE, black_box(&key)))
+            b.iter(|| parse_lock_key(black_box(&key), LockKeyLimits::NONE).map(|r| r.len()))
         });
     }
     group.finish();
@@ -58,34 +62,38 @@ fn acquire_release(c: &mut Criterion) {
         group.bench_function(format!("acquire_release_2_rows/{held}_held"), |b| {
             b.iter(|| {
                 next += 1;
-                let rows = parse_lock_key(RESOURCE, &format!("t:{next}_a,{next}_b"));
-                let taken = locks.acquire(holder(next, next), rows);
-                locks.release_branch(next);
+                let key = format!("t:{next}_a,{next}_b");
+                let rows = rows(&key);
+                let taken = locks.acquire(holder(next, next), RESOURCE, &rows);
+                locks.release(next, RESOURCE, &rows);
                 taken.is_ok()
             })
         });
     }
     let mut hot = LockManager::new();
-    let _ = hot.acquire(holder(1, 1), parse_lock_key(RESOURCE, "bench_hot:1"));
+    let _ = hot.acquire(holder(1, 1), RESOURCE, &rows("bench_hot:1"));
     group.bench_function("conflict_on_hot_row", |b| {
-        b.iter_batched(
-            || parse_lock_key(RESOURCE, "bench_hot:1"),
-            |rows| hot.acquire(holder(2, 2), rows).is_err(),
-            BatchSize::SmallInput,
-        )
+        b.iter(|| {
+            hot.acquire(holder(2, 2), RESOURCE, &rows(black_box("bench_hot:1")))
+                .is_err()
+        })
     });
+    let keys: Vec<String> = (0..50)
+        .map(|branch| format!("t:{branch}_a,{branch}_b"))
+        .collect();
     group.bench_function("release_transaction_of_50_branches", |b| {
         b.iter_batched(
             || {
                 let mut locks = LockManager::new();
-                for branch in 0..50 {
-                    let key = format!("t:{branch}_a,{branch}_b");
-                    let _ = locks.acquire(holder(7, branch), parse_lock_key(RESOURCE, &key));
+                for (branch, key) in keys.iter().enumerate() {
+                    let _ = locks.acquire(holder(7, branch as i64), RESOURCE, &rows(key));
                 }
                 locks
             },
             |mut locks| {
-                locks.release_branches(0..50);
+                for (branch, key) in keys.iter().enumerate() {
+                    locks.release(branch as i64, RESOURCE, &rows(key));
+                }
                 locks.len()
             },
             BatchSize::SmallInput,

@@ -1,4 +1,24 @@
-//! Coordinator policy: XID shape, id worker, retry backoff and limits, undo-log cleanup.
+//! Coordinator policy: XID shape, id worker, retry backoff, undo-log cleanup, and the limits
+//! that keep one client from growing the coordinator's memory without bound.
+
+/// Seata's `server.applicationDataLimit` default (64,000 bytes).
+pub const DEFAULT_APPLICATION_DATA_LIMIT: usize = 64_000;
+/// 1 MiB: about 100,000 eight-character keys.
+pub const DEFAULT_MAX_LOCK_KEY_BYTES: usize = 1 << 20;
+pub const DEFAULT_MAX_ROWS_PER_BRANCH: usize = 100_000;
+pub const DEFAULT_MAX_BRANCHES_PER_TRANSACTION: usize = 10_000;
+pub const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
+/// One day.
+pub const DEFAULT_MAX_TRANSACTION_TIMEOUT_MS: i64 = 86_400_000;
+
+/// A token bucket (Seata's `server.ratelimit.bucketTokenNumPerSecond`, `bucketTokenMaxNum`,
+/// `bucketTokenInitialNum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub tokens_per_second: u32,
+    pub max_tokens: u32,
+    pub initial_tokens: u32,
+}
 
 /// Settings of the coordinator core. Times are milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +39,21 @@ pub struct CoordinatorConfig {
     pub rollback_retry_timeout_unlock: bool,
     /// Reject branch registrations whose application data is longer (UTF-8 bytes).
     pub application_data_limit: Option<usize>,
+    /// Reject branch registrations and lock queries whose lock key is longer (bytes).
+    pub max_lock_key_bytes: usize,
+    /// Reject branch registrations and lock queries that name more distinct rows.
+    pub max_rows_per_branch: usize,
+    /// Reject branch registrations beyond this many branches in one global transaction.
+    pub max_branches_per_transaction: usize,
+    /// Reject GlobalBegin while this many global transactions are open.
+    pub max_sessions: usize,
+    /// Reject GlobalBegin with a longer timeout (milliseconds).
+    pub max_transaction_timeout_ms: i64,
+    /// Seata 2.4's `server.ratelimit.*`: a token bucket on GlobalBegin; `None` = off.
+    pub begin_rate_limit: Option<RateLimit>,
+    /// Seata's `server.enableParallelHandleBranch`: phase 2 visits the branches of different
+    /// resources concurrently (branches of one resource stay in order).
+    pub parallel_phase2: bool,
     /// First undo-log cleanup request after start.
     pub undo_log_delete_initial_delay_ms: i64,
     /// Period of undo-log cleanup requests; negative disables them.
@@ -37,7 +72,14 @@ impl Default for CoordinatorConfig {
             retry_backoff_initial_ms: 1_000,
             retry_backoff_max_ms: 30_000,
             rollback_retry_timeout_unlock: false,
-            application_data_limit: None,
+            application_data_limit: Some(DEFAULT_APPLICATION_DATA_LIMIT),
+            max_lock_key_bytes: DEFAULT_MAX_LOCK_KEY_BYTES,
+            max_rows_per_branch: DEFAULT_MAX_ROWS_PER_BRANCH,
+            max_branches_per_transaction: DEFAULT_MAX_BRANCHES_PER_TRANSACTION,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            max_transaction_timeout_ms: DEFAULT_MAX_TRANSACTION_TIMEOUT_MS,
+            begin_rate_limit: None,
+            parallel_phase2: false,
             undo_log_delete_initial_delay_ms: 180_000,
             undo_log_delete_period_ms: 86_400_000,
             undo_log_save_days: 7,

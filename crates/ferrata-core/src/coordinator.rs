@@ -2,15 +2,17 @@
 //! (semantics §1.4–1.7), lock acquisition, synchronous and asynchronous phase 2, timeouts and
 //! retries. Every method appends effects; the runtime drains and executes them in order.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use ferrata_proto::{BranchStatus, BranchType, GlobalStatus, TransactionExceptionCode as Code};
 
+use crate::branches::Branches;
 use crate::config::CoordinatorConfig;
 use crate::effect::{BranchOutcome, BranchRequest, Effect, Reply, ReplyToken, TxError};
 use crate::id::IdGenerator;
-use crate::lock::{LockHolder, LockManager, parse_lock_key};
+use crate::lock::{LockHolder, LockKeyLimits, LockManager, parse_lock_key};
 use crate::model::{BranchSession, GlobalSession, Record, SessionTable, StoredTransaction};
+use crate::rate_limit::TokenBucket;
 
 /// Who sent a request: the registration of the connection it arrived on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,13 +39,29 @@ enum Direction {
     Rollback,
 }
 
-/// One pass over the branches of a transaction in phase 2, one branch at a time.
+/// How a phase-2 pass ends once its in-flight requests have come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PassFailure {
+    /// A branch could not finish now: retry the pass later.
+    Retry,
+    /// A branch failed for good: the transaction ends in this status.
+    Final(GlobalStatus),
+}
+
+/// One pass over the branches of a transaction in phase 2. Branches are visited one at a time
+/// per lane: a single lane normally, one lane per resource with parallel phase 2 (Seata's
+/// `enableParallelHandleBranch`), so at most one request per lane is in flight.
 #[derive(Debug)]
 struct Phase2Pass {
     direction: Direction,
-    /// Branch ids still to visit in this pass, in visiting order.
-    queue: VecDeque<i64>,
-    in_flight: Option<i64>,
+    /// Branch ids still to visit, per lane, in visiting order.
+    lanes: Vec<VecDeque<i64>>,
+    /// Whether a lane has a request in flight.
+    busy: Vec<bool>,
+    /// Branch id → lane of every request sent and not yet answered.
+    in_flight: BTreeMap<i64, usize>,
+    /// Set by the first failure: no new requests; the pass ends when `in_flight` drains.
+    failure: Option<PassFailure>,
     /// The TM request waiting for the outcome of a synchronous pass.
     reply: Option<ReplyToken>,
 }
@@ -51,7 +69,7 @@ struct Phase2Pass {
 #[derive(Debug)]
 struct Session {
     global: GlobalSession,
-    branches: Vec<BranchSession>,
+    branches: Branches,
     pass: Option<Phase2Pass>,
     failed_passes: u32,
     retry_at: Option<i64>,
@@ -78,9 +96,15 @@ impl Session {
     fn can_be_committed_async(&self) -> bool {
         self.branches.iter().all(is_async_committable)
     }
+}
 
-    fn branch_ids(&self) -> Vec<i64> {
-        self.branches.iter().map(|b| b.branch_id).collect()
+/// Releases the rows a branch holds (only AT branches hold rows).
+fn release_locks(locks: &mut LockManager, branch: &BranchSession) {
+    if branch.branch_type == BranchType::At && !branch.lock_key.is_empty() {
+        // Accepted when registered, so no limits apply when reading it back.
+        if let Ok(rows) = parse_lock_key(&branch.lock_key, LockKeyLimits::NONE) {
+            locks.release(branch.branch_id, &branch.resource_id, &rows);
+        }
     }
 }
 
@@ -166,6 +190,7 @@ pub struct Coordinator {
     timeouts: BTreeSet<(i64, i64)>,
     retries: BTreeSet<(i64, i64)>,
     next_undo_log_delete_at: i64,
+    begin_tokens: Option<TokenBucket>,
     effects: Vec<Effect>,
 }
 
@@ -185,6 +210,9 @@ impl Coordinator {
         } else {
             now.saturating_add(config.undo_log_delete_initial_delay_ms)
         };
+        let begin_tokens = config
+            .begin_rate_limit
+            .map(|limit| TokenBucket::new(limit, now));
         let mut coordinator = Coordinator {
             config,
             ids: IdGenerator::new(0, now),
@@ -193,6 +221,7 @@ impl Coordinator {
             timeouts: BTreeSet::new(),
             retries: BTreeSet::new(),
             next_undo_log_delete_at,
+            begin_tokens,
             effects: Vec::new(),
         };
         for StoredTransaction { global, branches } in table.into_transactions() {
@@ -236,8 +265,13 @@ impl Coordinator {
                         transaction_id,
                         branch_id: branch.branch_id,
                     };
-                    let rows = parse_lock_key(&branch.resource_id, &branch.lock_key);
-                    if let Err(other) = coordinator.locks.acquire(holder, rows) {
+                    let rows =
+                        parse_lock_key(&branch.lock_key, LockKeyLimits::NONE).unwrap_or_default();
+                    if let Err(other) =
+                        coordinator
+                            .locks
+                            .acquire(holder, &branch.resource_id, &rows)
+                    {
                         tracing::warn!(
                             transaction_id,
                             branch_id = branch.branch_id,
@@ -362,6 +396,10 @@ impl Coordinator {
         timeout_ms: i32,
         transaction_name: String,
     ) {
+        if let Some(message) = self.begin_refusal(now, requester, timeout_ms) {
+            tracing::warn!(application_id = %requester.application_id, %message, "GlobalBegin refused");
+            return self.fail(token, Code::BeginFailed, message);
+        }
         let transaction_id = self.next_id();
         let xid = format!("{}:{}", self.config.xid_prefix, transaction_id);
         let global = GlobalSession {
@@ -377,7 +415,7 @@ impl Coordinator {
         };
         let session = Session {
             global: global.clone(),
-            branches: Vec::new(),
+            branches: Branches::new(),
             pass: None,
             failed_passes: 0,
             retry_at: None,
@@ -386,6 +424,42 @@ impl Coordinator {
         self.sessions.insert(transaction_id, session);
         self.persist(Record::GlobalAdd(global));
         self.reply(token, Reply::Began { xid });
+    }
+
+    /// Why a GlobalBegin must be refused (a limit it exceeds), if it must.
+    fn begin_refusal(
+        &mut self,
+        now: i64,
+        requester: &Requester,
+        timeout_ms: i32,
+    ) -> Option<String> {
+        let max_timeout_ms = self.config.max_transaction_timeout_ms;
+        if i64::from(timeout_ms) > max_timeout_ms {
+            return Some(format!(
+                "transaction timeout of {timeout_ms} ms exceeds the limit of {max_timeout_ms} ms \
+                 (limits.max_transaction_timeout_ms)"
+            ));
+        }
+        let max_sessions = self.config.max_sessions;
+        if self.sessions.len() >= max_sessions {
+            return Some(format!(
+                "{} global transactions are open, the limit (limits.max_sessions = {max_sessions}); \
+                 retry when some have finished",
+                self.sessions.len()
+            ));
+        }
+        if let Some(bucket) = self.begin_tokens.as_mut()
+            && !bucket.try_take(now)
+        {
+            let limit = bucket.limit();
+            // Seata answers BeginFailed with this message shape (RateLimiterHandler).
+            return Some(format!(
+                "rate limit exception, rate limit info: GlobalBegin of application {} exceeds \
+                 {} per second with bursts of {} (server.ratelimit)",
+                requester.application_id, limit.tokens_per_second, limit.max_tokens
+            ));
+        }
+        None
     }
 
     /// BranchRegister: checks the global is still in Begin, takes AT row locks atomically.
@@ -406,8 +480,18 @@ impl Coordinator {
             && request.application_data.len() > limit
         {
             let message = format!(
-                "application data of {} bytes exceeds the limit of {limit} bytes",
+                "application data of {} bytes exceeds the limit of {limit} bytes \
+                 (limits.max_application_data_bytes)",
                 request.application_data.len()
+            );
+            return self.fail(token, Code::FailedToAddBranch, message);
+        }
+        let lock_limits = self.lock_key_limits();
+        if request.lock_key.len() > lock_limits.max_bytes {
+            let message = format!(
+                "lock key of {} bytes exceeds the limit of {} bytes (limits.max_lock_key_bytes)",
+                request.lock_key.len(),
+                lock_limits.max_bytes
             );
             return self.fail(token, Code::FailedToAddBranch, message);
         }
@@ -422,14 +506,34 @@ impl Coordinator {
             );
             return self.fail(token, Code::GlobalTransactionNotActive, message);
         }
+        let max_branches = self.config.max_branches_per_transaction;
+        if session.branches.len() >= max_branches {
+            let message = format!(
+                "global transaction {} already has {} branches, the limit \
+                 (limits.max_branches_per_transaction)",
+                request.xid,
+                session.branches.len()
+            );
+            return self.fail(token, Code::FailedToAddBranch, message);
+        }
+        let rows = if request.branch_type == BranchType::At {
+            match parse_lock_key(&request.lock_key, lock_limits) {
+                Ok(rows) => rows,
+                Err(error) => {
+                    let message = format!("cannot register into {}: {error}", request.xid);
+                    return self.fail(token, Code::FailedToAddBranch, message);
+                }
+            }
+        } else {
+            Vec::new()
+        };
         let branch_id = self.next_id();
         if request.branch_type == BranchType::At {
-            let rows = parse_lock_key(&request.resource_id, &request.lock_key);
             let holder = LockHolder {
                 transaction_id,
                 branch_id,
             };
-            if let Err(other) = self.locks.acquire(holder, rows) {
+            if let Err(other) = self.locks.acquire(holder, &request.resource_id, &rows) {
                 let rolling_back = self
                     .sessions
                     .get(&other.transaction_id)
@@ -459,7 +563,7 @@ impl Coordinator {
             application_data: request.application_data,
         };
         if let Some(session) = self.sessions.get_mut(&transaction_id) {
-            session.branches.push(branch.clone());
+            session.branches.insert(branch.clone());
         }
         self.persist(Record::BranchAdd(branch));
         self.reply(token, Reply::BranchRegistered { branch_id });
@@ -485,7 +589,7 @@ impl Coordinator {
         let Some(branch) = self
             .sessions
             .get_mut(&transaction_id)
-            .and_then(|s| s.branches.iter_mut().find(|b| b.branch_id == branch_id))
+            .and_then(|s| s.branches.get_mut(branch_id))
         else {
             let message = format!("branch {branch_id} does not exist in global transaction {xid}");
             return self.fail(token, Code::BranchTransactionNotExist, message);
@@ -526,10 +630,12 @@ impl Coordinator {
             return self.reply(token, Reply::Status(GlobalStatus::TimeoutRollbacking));
         }
         let asynchronous = session.can_be_committed_async();
-        let branch_ids = session.branch_ids();
+        let no_branches = session.branches.is_empty();
         self.timeouts.remove(&(session.deadline(), transaction_id));
-        self.locks.release_branches(branch_ids.iter().copied());
-        if branch_ids.is_empty() {
+        for branch in session.branches.iter() {
+            release_locks(&mut self.locks, branch);
+        }
+        if no_branches {
             self.end_success_replying(transaction_id, GlobalStatus::Committed, Some(token));
         } else if asynchronous {
             self.set_status(transaction_id, GlobalStatus::AsyncCommitting);
@@ -637,13 +743,29 @@ impl Coordinator {
         resource_id: &str,
         lock_key: &str,
     ) {
-        let lockable = branch_type != BranchType::At || {
-            let transaction_id = transaction_id_of(xid).unwrap_or(-1);
-            self.locks
-                .conflict(transaction_id, &parse_lock_key(resource_id, lock_key))
-                .is_none()
+        if branch_type != BranchType::At {
+            return self.reply(token, Reply::Lockable(true));
+        }
+        let rows = match parse_lock_key(lock_key, self.lock_key_limits()) {
+            Ok(rows) => rows,
+            Err(error) => {
+                let message = format!("cannot check the locks of {xid}: {error}");
+                return self.fail(token, Code::LockableCheckFailed, message);
+            }
         };
+        let transaction_id = transaction_id_of(xid).unwrap_or(-1);
+        let lockable = self
+            .locks
+            .conflict(transaction_id, resource_id, &rows)
+            .is_none();
         self.reply(token, Reply::Lockable(lockable));
+    }
+
+    fn lock_key_limits(&self) -> LockKeyLimits {
+        LockKeyLimits {
+            max_bytes: self.config.max_lock_key_bytes,
+            max_rows: self.config.max_rows_per_branch,
+        }
     }
 
     // ---- phase 2 --------------------------------------------------------------------------
@@ -657,80 +779,129 @@ impl Coordinator {
         retrying: bool,
         reply: Option<ReplyToken>,
     ) {
+        let parallel = self.config.parallel_phase2;
         let Some(session) = self.sessions.get_mut(&transaction_id) else {
             return;
         };
-        let queue: VecDeque<i64> = match direction {
+        debug_assert!(session.pass.is_none(), "a second pass for one transaction");
+        let ordered: Vec<&BranchSession> = match direction {
             Direction::Commit => session
                 .branches
                 .iter()
                 .filter(|b| retrying || !is_async_committable(b))
-                .map(|b| b.branch_id)
                 .collect(),
-            Direction::Rollback => session.branches.iter().rev().map(|b| b.branch_id).collect(),
+            Direction::Rollback => session.branches.iter().rev().collect(),
         };
+        let mut lanes: Vec<VecDeque<i64>> = Vec::new();
+        if parallel {
+            // One lane per resource, in the order resources first appear.
+            let mut lane_of: HashMap<&str, usize> = HashMap::new();
+            for branch in ordered {
+                let lane = *lane_of
+                    .entry(branch.resource_id.as_str())
+                    .or_insert_with(|| {
+                        lanes.push(VecDeque::new());
+                        lanes.len() - 1
+                    });
+                lanes[lane].push_back(branch.branch_id);
+            }
+        } else {
+            lanes.push(ordered.iter().map(|b| b.branch_id).collect());
+        }
         session.pass = Some(Phase2Pass {
             direction,
-            queue,
-            in_flight: None,
+            busy: vec![false; lanes.len()],
+            lanes,
+            in_flight: BTreeMap::new(),
+            failure: None,
             reply,
         });
         self.advance(transaction_id);
     }
 
-    /// Sends the next branch request of the pass, or finishes the pass.
+    /// Sends the next branch request of every idle lane, or finishes the pass when nothing is
+    /// left to send or to wait for.
     fn advance(&mut self, transaction_id: i64) {
-        loop {
+        let mut skipped = Vec::new();
+        let mut requests = Vec::new();
+        let finished = {
             let Some(session) = self.sessions.get_mut(&transaction_id) else {
                 return;
             };
             let Some(pass) = session.pass.as_mut() else {
                 return;
             };
-            let direction = pass.direction;
-            let Some(branch_id) = pass.queue.pop_front() else {
-                return self.finish_pass(transaction_id);
-            };
-            let Some(branch) = session.branches.iter().find(|b| b.branch_id == branch_id) else {
-                continue;
-            };
-            let skip = branch.status == BranchStatus::PhaseOneFailed
-                || (direction == Direction::Commit
-                    && branch.status == BranchStatus::PhaseOneRdonly);
-            if skip {
-                self.remove_branch(transaction_id, branch_id);
-                continue;
+            if pass.failure.is_some() {
+                return;
             }
-            let request = BranchRequest {
-                transaction_id,
-                xid: session.global.xid.clone(),
-                branch_id,
-                branch_type: branch.branch_type,
-                resource_id: branch.resource_id.clone(),
-                application_data: branch.application_data.clone(),
-                client_id: branch.client_id.clone(),
-            };
-            pass.in_flight = Some(branch_id);
+            for (lane, queue) in pass.lanes.iter_mut().enumerate() {
+                if pass.busy[lane] {
+                    continue;
+                }
+                while let Some(branch_id) = queue.pop_front() {
+                    let Some(branch) = session.branches.get(branch_id) else {
+                        continue;
+                    };
+                    let skip = branch.status == BranchStatus::PhaseOneFailed
+                        || (pass.direction == Direction::Commit
+                            && branch.status == BranchStatus::PhaseOneRdonly);
+                    if skip {
+                        skipped.push(branch_id);
+                        continue;
+                    }
+                    requests.push(BranchRequest {
+                        transaction_id,
+                        xid: session.global.xid.clone(),
+                        branch_id,
+                        branch_type: branch.branch_type,
+                        resource_id: branch.resource_id.clone(),
+                        application_data: branch.application_data.clone(),
+                        client_id: branch.client_id.clone(),
+                    });
+                    debug_assert!(
+                        !pass.in_flight.contains_key(&branch_id),
+                        "a second phase-2 request in flight for one branch"
+                    );
+                    pass.busy[lane] = true;
+                    pass.in_flight.insert(branch_id, lane);
+                    break;
+                }
+            }
+            pass.in_flight.is_empty()
+        };
+        let direction = self
+            .sessions
+            .get(&transaction_id)
+            .and_then(|s| s.pass.as_ref())
+            .map(|p| p.direction);
+        for branch_id in skipped {
+            self.remove_branch(transaction_id, branch_id);
+        }
+        for request in requests {
             self.effects.push(match direction {
-                Direction::Commit => Effect::BranchCommit(request),
-                Direction::Rollback => Effect::BranchRollback(request),
+                Some(Direction::Rollback) => Effect::BranchRollback(request),
+                _ => Effect::BranchCommit(request),
             });
-            return;
+        }
+        if finished {
+            self.finish_pass(transaction_id);
         }
     }
 
     fn remove_branch(&mut self, transaction_id: i64, branch_id: i64) {
-        if let Some(session) = self.sessions.get_mut(&transaction_id) {
-            session.branches.retain(|b| b.branch_id != branch_id);
+        if let Some(session) = self.sessions.get_mut(&transaction_id)
+            && let Some(branch) = session.branches.remove(branch_id)
+        {
+            release_locks(&mut self.locks, &branch);
         }
-        self.locks.release_branch(branch_id);
         self.persist(Record::BranchRemove {
             transaction_id,
             branch_id,
         });
     }
 
-    /// The answer (or the failure) of a phase-2 request sent for this branch.
+    /// The answer (or the failure) of a phase-2 request sent for this branch. Answers for a
+    /// branch with no request in flight (late, duplicated or forged) change nothing.
     pub fn branch_result(
         &mut self,
         now: i64,
@@ -738,6 +909,9 @@ impl Coordinator {
         branch_id: i64,
         outcome: BranchOutcome,
     ) {
+        let timeout_flavour = self
+            .status_of(transaction_id)
+            .is_some_and(is_timeout_flavour);
         let Some(pass) = self
             .sessions
             .get_mut(&transaction_id)
@@ -745,38 +919,46 @@ impl Coordinator {
         else {
             return;
         };
-        if pass.in_flight != Some(branch_id) {
+        let Some(lane) = pass.in_flight.remove(&branch_id) else {
             return;
-        }
-        pass.in_flight = None;
-        let direction = pass.direction;
-        match (direction, outcome) {
+        };
+        pass.busy[lane] = false;
+        let failure = match (pass.direction, outcome) {
             (Direction::Commit, BranchOutcome::Status(BranchStatus::PhaseTwoCommitted))
             | (Direction::Rollback, BranchOutcome::Status(BranchStatus::PhaseTwoRollbacked)) => {
-                self.remove_branch(transaction_id, branch_id);
-                self.advance(transaction_id);
+                None
             }
             (
                 Direction::Commit,
                 BranchOutcome::Status(BranchStatus::PhaseTwoCommitFailedUnretryable),
-            ) => {
-                self.end_failure(transaction_id, GlobalStatus::CommitFailed);
-            }
+            ) => Some(PassFailure::Final(GlobalStatus::CommitFailed)),
             (
                 Direction::Rollback,
                 BranchOutcome::Status(BranchStatus::PhaseTwoRollbackFailedUnretryable),
-            ) => {
-                let timeout = self
-                    .status_of(transaction_id)
-                    .is_some_and(is_timeout_flavour);
-                let status = if timeout {
-                    GlobalStatus::TimeoutRollbackFailed
-                } else {
-                    GlobalStatus::RollbackFailed
-                };
-                self.end_failure(transaction_id, status);
+            ) => Some(PassFailure::Final(if timeout_flavour {
+                GlobalStatus::TimeoutRollbackFailed
+            } else {
+                GlobalStatus::RollbackFailed
+            })),
+            _ => Some(PassFailure::Retry),
+        };
+        if let Some(failure) = failure {
+            // A final failure outranks a retry; the first final failure wins.
+            match pass.failure {
+                None | Some(PassFailure::Retry) => pass.failure = Some(failure),
+                Some(PassFailure::Final(_)) => {}
             }
-            _ => self.pass_failed(now, transaction_id),
+        }
+        let settled = pass.failure.is_some() && pass.in_flight.is_empty();
+        let pass_failure = pass.failure;
+        if failure.is_none() {
+            self.remove_branch(transaction_id, branch_id);
+        }
+        match pass_failure {
+            None => self.advance(transaction_id),
+            Some(_) if !settled => {}
+            Some(PassFailure::Retry) => self.pass_failed(now, transaction_id),
+            Some(PassFailure::Final(status)) => self.end_failure(transaction_id, status),
         }
     }
 
@@ -889,8 +1071,9 @@ impl Coordinator {
     ) {
         self.unschedule(transaction_id);
         if let Some(session) = self.sessions.remove(&transaction_id) {
-            self.locks
-                .release_branches(session.branches.iter().map(|b| b.branch_id));
+            for branch in session.branches.iter() {
+                release_locks(&mut self.locks, branch);
+            }
         }
         self.persist(Record::GlobalRemove { transaction_id });
         if let Some(token) = reply {
@@ -911,8 +1094,9 @@ impl Coordinator {
             && self.config.rollback_retry_timeout_unlock
             && let Some(session) = self.sessions.get(&transaction_id)
         {
-            let ids = session.branch_ids();
-            self.locks.release_branches(ids);
+            for branch in session.branches.iter() {
+                release_locks(&mut self.locks, branch);
+            }
         }
         tracing::error!(
             transaction_id,

@@ -2,14 +2,17 @@
 //! results, timer ticks), effects come out (records to persist, replies, branch requests).
 //! No sockets, files, threads or clocks: time is an input.
 
+pub mod branches;
 pub mod config;
 pub mod coordinator;
 pub mod effect;
 pub mod id;
 pub mod lock;
 pub mod model;
+pub mod rate_limit;
 
-pub use config::CoordinatorConfig;
+pub use branches::Branches;
+pub use config::{CoordinatorConfig, RateLimit};
 pub use coordinator::{
     BranchRegistration, Coordinator, CoordinatorStats, Requester, transaction_id_of,
 };

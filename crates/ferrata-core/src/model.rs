@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use ferrata_proto::{BranchStatus, BranchType, GlobalStatus};
 
+use crate::branches::Branches;
+
 /// A global transaction as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlobalSession {
@@ -85,7 +87,7 @@ impl Record {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredTransaction {
     pub global: GlobalSession,
-    pub branches: Vec<BranchSession>,
+    pub branches: Branches,
 }
 
 /// The live state a sequence of records describes: what a store must give back on recovery.
@@ -111,7 +113,7 @@ impl SessionTable {
                     .entry(global.transaction_id)
                     .or_insert_with(|| StoredTransaction {
                         global: global.clone(),
-                        branches: Vec::new(),
+                        branches: Branches::new(),
                     });
                 entry.global = global.clone();
             }
@@ -128,14 +130,7 @@ impl SessionTable {
             }
             Record::BranchAdd(branch) => {
                 if let Some(tx) = self.transactions.get_mut(&branch.transaction_id) {
-                    match tx
-                        .branches
-                        .iter_mut()
-                        .find(|b| b.branch_id == branch.branch_id)
-                    {
-                        Some(existing) => *existing = branch.clone(),
-                        None => tx.branches.push(branch.clone()),
-                    }
+                    tx.branches.insert(branch.clone());
                 }
             }
             Record::BranchUpdate {
@@ -147,7 +142,7 @@ impl SessionTable {
                 if let Some(branch) = self
                     .transactions
                     .get_mut(transaction_id)
-                    .and_then(|tx| tx.branches.iter_mut().find(|b| b.branch_id == *branch_id))
+                    .and_then(|tx| tx.branches.get_mut(*branch_id))
                 {
                     branch.status = *status;
                     if let Some(data) = application_data {
@@ -160,7 +155,7 @@ impl SessionTable {
                 branch_id,
             } => {
                 if let Some(tx) = self.transactions.get_mut(transaction_id) {
-                    tx.branches.retain(|b| b.branch_id != *branch_id);
+                    tx.branches.remove(*branch_id);
                 }
             }
             Record::IdReserve { next_free_id } => {

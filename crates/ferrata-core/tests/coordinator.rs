@@ -70,7 +70,11 @@ mod begin_and_end {
 
     #[test]
     fn the_tc_does_not_clamp_the_timeout() {
-        let mut h = Harness::new();
+        // Up to the configured maximum (limits.rs tests the limit itself).
+        let mut h = Harness::with_config(ferrata_core::CoordinatorConfig {
+            max_transaction_timeout_ms: i64::from(i32::MAX),
+            ..config()
+        });
         let tx = h.begin(T0, 0);
         let long = h.begin(T0, i32::MAX);
         assert_eq!(h.tc.next_deadline(), Some(T0 + 1));
@@ -1216,7 +1220,12 @@ mod branch_reports {
         );
         h.assert_log_matches_state();
         let stored = h.replay();
-        let branch = &stored.get(tx.id).expect("live").branches[0];
+        let branch = &stored
+            .get(tx.id)
+            .expect("live")
+            .branches
+            .first()
+            .expect("a branch");
         assert_eq!(branch.application_data, data);
         assert_eq!(branch.status, BranchStatus::Registered);
 

@@ -540,7 +540,8 @@ fn random_record(rng: &mut Rng, model: &SessionTable, next_id: &mut i64) -> Reco
     let branch_of = |rng: &mut Rng, tx: i64| -> i64 {
         match model.get(tx) {
             Some(t) if !t.branches.is_empty() && rng.below(5) != 0 => {
-                t.branches[rng.below(t.branches.len() as u64) as usize].branch_id
+                let pick = rng.below(t.branches.len() as u64) as usize;
+                t.branches.ids().nth(pick).unwrap_or_default()
             }
             _ => tx * 1000 + rng.below(8) as i64,
         }
