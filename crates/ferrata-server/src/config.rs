@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use ferrata_core::RateLimit;
+use ferrata_core::config as core_limits;
 use serde::Deserialize;
 
 /// Everything the TC runtime needs, resolved.
@@ -22,6 +24,20 @@ pub struct ServerConfig {
     pub max_frame_len: usize,
     pub max_decompressed_len: usize,
     pub max_connections: usize,
+    /// Requests of one connection admitted and not yet answered; more are refused at once.
+    pub max_in_flight_per_connection: usize,
+    /// A connection whose socket accepts no bytes for this long is closed (client not reading).
+    pub write_timeout: Duration,
+    pub max_lock_key_bytes: usize,
+    pub max_rows_per_branch: usize,
+    pub max_branches_per_transaction: usize,
+    pub max_sessions: usize,
+    pub max_application_data_bytes: usize,
+    pub max_transaction_timeout_ms: i64,
+    /// Seata 2.4's `server.ratelimit.*` token bucket on GlobalBegin; `None` = off.
+    pub begin_rate_limit: Option<RateLimit>,
+    /// Seata's `server.enableParallelHandleBranch`.
+    pub parallel_phase2: bool,
     /// Close connections that send nothing (not even a heartbeat) for this long.
     pub idle_timeout: Duration,
     /// How long to wait for an RM's answer to BranchCommit/BranchRollback.
@@ -49,6 +65,16 @@ impl Default for ServerConfig {
             max_frame_len: ferrata_proto::DEFAULT_MAX_FRAME_LEN,
             max_decompressed_len: ferrata_proto::DEFAULT_MAX_DECOMPRESSED_LEN,
             max_connections: 10_000,
+            max_in_flight_per_connection: DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+            write_timeout: Duration::from_secs(10),
+            max_lock_key_bytes: core_limits::DEFAULT_MAX_LOCK_KEY_BYTES,
+            max_rows_per_branch: core_limits::DEFAULT_MAX_ROWS_PER_BRANCH,
+            max_branches_per_transaction: core_limits::DEFAULT_MAX_BRANCHES_PER_TRANSACTION,
+            max_sessions: core_limits::DEFAULT_MAX_SESSIONS,
+            max_application_data_bytes: core_limits::DEFAULT_APPLICATION_DATA_LIMIT,
+            max_transaction_timeout_ms: core_limits::DEFAULT_MAX_TRANSACTION_TIMEOUT_MS,
+            begin_rate_limit: None,
+            parallel_phase2: false,
             idle_timeout: Duration::from_secs(30),
             branch_request_timeout: Duration::from_secs(15),
             max_commit_retry_timeout_ms: -1,
@@ -63,6 +89,10 @@ impl Default for ServerConfig {
         }
     }
 }
+
+/// Requests one connection may have admitted and unanswered (Java clients share one
+/// connection between all threads of an application).
+pub const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION: usize = 4_096;
 
 /// Command-line flags; each also reads a `FERRATA_*` environment variable.
 #[derive(Debug, Parser, Default)]
@@ -99,6 +129,9 @@ pub struct Cli {
     /// Maximum concurrent client connections [default: 10000].
     #[arg(long, env = "FERRATA_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Maximum open global transactions [default: 1000000].
+    #[arg(long, env = "FERRATA_MAX_SESSIONS")]
+    pub max_sessions: Option<usize>,
 }
 
 /// The `[server]`, `[store]`, `[limits]` and `[recovery]` tables of the TOML file.
@@ -113,6 +146,18 @@ struct FileConfig {
     limits: LimitsSection,
     #[serde(default)]
     recovery: RecoverySection,
+    #[serde(default)]
+    ratelimit: RateLimitSection,
+}
+
+/// Seata's `server.ratelimit.*` keys, in snake case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitSection {
+    enable: Option<bool>,
+    bucket_token_num_per_second: Option<u32>,
+    bucket_token_max_num: Option<u32>,
+    bucket_token_initial_num: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +167,7 @@ struct ServerSection {
     advertise_host: Option<String>,
     worker_id: Option<u16>,
     reported_version: Option<String>,
+    enable_parallel_handle_branch: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +187,14 @@ struct LimitsSection {
     max_connections: Option<usize>,
     idle_timeout_secs: Option<u64>,
     branch_request_timeout_secs: Option<u64>,
+    max_in_flight_per_connection: Option<usize>,
+    write_timeout_ms: Option<u64>,
+    max_lock_key_bytes: Option<usize>,
+    max_rows_per_branch: Option<usize>,
+    max_branches_per_transaction: Option<usize>,
+    max_sessions: Option<usize>,
+    max_application_data_bytes: Option<usize>,
+    max_transaction_timeout_ms: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,6 +273,54 @@ impl ServerConfig {
             file.recovery.undo_log_delete_period_ms
         );
         set!(c.undo_log_save_days, file.recovery.undo_log_save_days);
+        set!(c.parallel_phase2, file.server.enable_parallel_handle_branch);
+        set!(
+            c.max_in_flight_per_connection,
+            file.limits.max_in_flight_per_connection
+        );
+        set!(
+            c.write_timeout,
+            file.limits.write_timeout_ms.map(Duration::from_millis)
+        );
+        set!(c.max_lock_key_bytes, file.limits.max_lock_key_bytes);
+        set!(c.max_rows_per_branch, file.limits.max_rows_per_branch);
+        set!(
+            c.max_branches_per_transaction,
+            file.limits.max_branches_per_transaction
+        );
+        set!(c.max_sessions, file.limits.max_sessions, cli.max_sessions);
+        set!(
+            c.max_application_data_bytes,
+            file.limits.max_application_data_bytes
+        );
+        set!(
+            c.max_transaction_timeout_ms,
+            file.limits.max_transaction_timeout_ms
+        );
+        let rate = &file.ratelimit;
+        if rate.enable == Some(true) {
+            // Seata's defaults for unset bucket sizes are "unlimited" (Integer.MAX_VALUE).
+            c.begin_rate_limit = Some(RateLimit {
+                tokens_per_second: rate.bucket_token_num_per_second.unwrap_or(u32::MAX),
+                max_tokens: rate.bucket_token_max_num.unwrap_or(u32::MAX),
+                initial_tokens: rate.bucket_token_initial_num.unwrap_or(u32::MAX),
+            });
+        }
+        for (name, value) in [
+            (
+                "limits.max_in_flight_per_connection",
+                c.max_in_flight_per_connection,
+            ),
+            ("limits.max_sessions", c.max_sessions),
+            ("limits.max_connections", c.max_connections),
+        ] {
+            if value == 0 {
+                anyhow::bail!("{name} must be at least 1");
+            }
+        }
+        if c.write_timeout.is_zero() {
+            anyhow::bail!("limits.write_timeout_ms must be at least 1");
+        }
         if c.worker_id > 1023 {
             anyhow::bail!("worker_id {} is out of range: use 0 to 1023", c.worker_id);
         }

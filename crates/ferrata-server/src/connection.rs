@@ -1,37 +1,48 @@
 //! One client connection: frames are read and handled in arrival order (registrations inline,
 //! transaction requests handed to the engine), and a writer task batches outgoing frames into
-//! as few socket writes as possible. Bad input closes only this connection, with the reason logged.
+//! as few socket writes as possible. What one connection can make the server hold is bounded
+//! (its outbox, its requests in flight, the resources it registers); bad input, a transaction
+//! request before registration, or a socket that stops taking bytes closes only this connection,
+//! with the reason logged.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::BytesMut;
-use ferrata_core::{BranchRegistration, Requester};
+use ferrata_core::{BranchRegistration, Reply, Requester, TxError};
 use ferrata_proto::{
     ClientVersion, CodecContext, Dialect, Frame, Message, MsgType, RegisterRmResponse,
-    RegisterTmResponse, UnregisterRmResponse, decode_body, decode_frame, encode_frame,
-    encode_message,
+    RegisterTmResponse, TransactionExceptionCode, UnregisterRmResponse, decode_body, decode_frame,
+    encode_frame, encode_message,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::ServerConfig;
-use crate::engine::{CoreCommand, EngineHandle, MergeBatch, Operation, Route};
-use crate::phase2::PendingRequests;
+use crate::engine::{
+    CoreCommand, EngineHandle, InFlight, MergeBatch, Operation, ReplySlot, RequestKind, Route,
+};
+use crate::phase2::AnswerMatch;
 use crate::registry::{ConnHandle, Outbound, Registry};
+use crate::response::build_response;
 
 /// Stop adding frames to one socket write beyond this many bytes.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
+/// Outbox places beyond the answers of requests in flight: heartbeats, registration answers,
+/// refusals and the TC's own phase-2 requests.
+const OUTBOX_SLACK: usize = 64;
+/// At most this many resources per connection (RegisterRM may be repeated with new names).
+pub const MAX_RESOURCES_PER_CONNECTION: usize = 10_000;
 
 /// What every connection task shares.
 #[derive(Debug)]
 pub struct Shared {
     pub config: ServerConfig,
     pub registry: Arc<Registry>,
-    pub pending: Arc<PendingRequests>,
     pub engine: EngineHandle,
     pub next_conn_id: AtomicU64,
 }
@@ -44,9 +55,24 @@ enum CloseReason {
     #[error("undecodable message: {0}")]
     Body(#[from] ferrata_proto::DecodeError),
     #[error("no data for {0:?}: idle timeout")]
-    Idle(std::time::Duration),
+    Idle(Duration),
     #[error("unexpected message type {0} from a client")]
     Unexpected(u16),
+    #[error(
+        "transaction request (message type {0}) on a connection that has not registered \
+         (RegisterTM/RegisterRM first); seata-server closes such connections too"
+    )]
+    Unregistered(u16),
+    #[error("a response on a connection that has not registered")]
+    UnregisteredResponse,
+    #[error(
+        "the client does not read: its socket took no bytes for {0:?} (limits.write_timeout_ms)"
+    )]
+    WriteStalled(Duration),
+    #[error("writing to the socket failed: {0}")]
+    WriteFailed(std::io::Error),
+    #[error("the connection's writer has stopped")]
+    WriterGone,
     #[error("the transaction engine has stopped")]
     EngineStopped,
     #[error("read failed: {0}")]
@@ -61,6 +87,16 @@ struct Session {
     tm_version: Option<ClientVersion>,
     rm_version: Option<ClientVersion>,
     registered: bool,
+    /// Requests admitted to the engine and not yet answered.
+    in_flight: Arc<AtomicUsize>,
+    /// Whether a refusal for too many requests in flight was logged at warn level already.
+    warned_in_flight: bool,
+}
+
+/// Where a request's answer goes.
+enum AnswerTo {
+    Direct,
+    Merged(Arc<MergeBatch>, usize),
 }
 
 pub async fn serve(
@@ -72,9 +108,17 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let (mut reader, writer) = stream.into_split();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(shared.config.max_in_flight_per_connection + OUTBOX_SLACK);
     let handle = ConnHandle::new(id, peer, tx);
-    let writer_task = tokio::spawn(write_loop(writer, rx, peer));
+    let (close_tx, close_rx) = oneshot::channel();
+    let mut writer_task = tokio::spawn(write_loop(
+        writer,
+        rx,
+        close_rx,
+        peer,
+        shared.config.write_timeout,
+    ));
+    let mut writer_done = false;
     let mut session = Session {
         handle: handle.clone(),
         requester: Arc::new(Requester {
@@ -85,18 +129,23 @@ pub async fn serve(
         tm_version: None,
         rm_version: None,
         registered: false,
+        in_flight: Arc::new(AtomicUsize::new(0)),
+        warned_in_flight: false,
     };
     tracing::debug!(%peer, conn = id, "connection opened");
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let idle = shared.config.idle_timeout;
     let reason: Option<CloseReason> = loop {
-        match process_buffered(&mut buf, &mut session, &shared) {
-            Ok(()) => {}
-            Err(reason) => break Some(reason),
+        if let Err(reason) = process_buffered(&mut buf, &mut session, &shared).await {
+            break Some(reason);
         }
         let read = tokio::select! {
             read = tokio::time::timeout(idle, reader.read_buf(&mut buf)) => read,
             _ = shutdown.changed() => break None,
+            ended = &mut writer_task => {
+                writer_done = true;
+                break ended.ok().flatten();
+            }
         };
         match read {
             Err(_) => break Some(CloseReason::Idle(idle)),
@@ -105,79 +154,150 @@ pub async fn serve(
             Ok(Ok(_)) => {}
         }
     };
+    let reason = match reason {
+        // The writer stopped first: its own reason (e.g. the client does not read) says why.
+        Some(CloseReason::WriterGone) if !writer_done => {
+            writer_done = true;
+            match (&mut writer_task).await {
+                Ok(Some(why)) => Some(why),
+                _ => Some(CloseReason::WriterGone),
+            }
+        }
+        other => other,
+    };
     match &reason {
-        Some(CloseReason::Io(_)) | None => tracing::debug!(%peer, conn = id, "connection closed"),
+        Some(CloseReason::Io(_)) | Some(CloseReason::WriteFailed(_)) | None => {
+            tracing::debug!(%peer, conn = id, "connection closed")
+        }
         Some(reason) => tracing::warn!(%peer, conn = id, %reason, "closing connection"),
     }
     shared.registry.remove(id);
-    shared.pending.fail_connection(id);
-    handle.send(Outbound::Close);
-    let _ = writer_task.await;
+    handle.pending.clear();
+    let _ = close_tx.send(());
+    if !writer_done {
+        let _ = writer_task.await;
+    }
 }
 
-fn process_buffered(
+async fn process_buffered(
     buf: &mut BytesMut,
     session: &mut Session,
     shared: &Shared,
 ) -> Result<(), CloseReason> {
     while let Some(frame) = decode_frame(buf, shared.config.max_frame_len)? {
-        handle_frame(frame, session, shared)?;
+        handle_frame(frame, session, shared).await?;
     }
     Ok(())
 }
 
-fn handle_frame(frame: Frame, session: &mut Session, shared: &Shared) -> Result<(), CloseReason> {
+async fn handle_frame(
+    frame: Frame,
+    session: &mut Session,
+    shared: &Shared,
+) -> Result<(), CloseReason> {
     match frame.msg_type {
         MsgType::HeartbeatRequest => {
-            session
-                .handle
-                .send(Outbound::Raw(frame.heartbeat_response_to()));
-            Ok(())
+            let pong = Outbound::Raw(frame.heartbeat_response_to());
+            if session.handle.send(pong).await {
+                Ok(())
+            } else {
+                Err(CloseReason::WriterGone)
+            }
         }
         MsgType::HeartbeatResponse => Ok(()),
         MsgType::Response => {
+            if !session.registered {
+                return Err(CloseReason::UnregisteredResponse);
+            }
             let message = decode_body(&frame, &session.ctx, shared.config.max_decompressed_len)?;
-            if !shared.pending.complete(frame.request_id, message) {
-                tracing::debug!(peer = %session.handle.peer, id = frame.request_id, "response to no pending request");
+            match session.handle.pending.complete(frame.request_id, message) {
+                AnswerMatch::Accepted => {}
+                AnswerMatch::NoRequest => tracing::debug!(
+                    peer = %session.handle.peer,
+                    id = frame.request_id,
+                    "answer to no request pending on this connection (late, or never sent here); dropped"
+                ),
+                AnswerMatch::Mismatch(why) => tracing::warn!(
+                    peer = %session.handle.peer,
+                    id = frame.request_id,
+                    %why,
+                    "phase-2 answer does not match its request; dropped"
+                ),
             }
             Ok(())
         }
         MsgType::Request | MsgType::Oneway => {
             let message = decode_body(&frame, &session.ctx, shared.config.max_decompressed_len)?;
-            handle_request(&frame, message, None, session, shared)
+            match message {
+                Message::MergedWarp(merged) => {
+                    if !session.registered {
+                        return Err(CloseReason::Unregistered(59));
+                    }
+                    let permit = session
+                        .handle
+                        .reserve()
+                        .await
+                        .ok_or(CloseReason::WriterGone)?;
+                    let batch = Arc::new(MergeBatch::new(
+                        permit,
+                        frame.request_id,
+                        frame.codec,
+                        frame.compressor,
+                        session.ctx,
+                        merged.messages.len(),
+                    ));
+                    for (index, sub) in merged.messages.into_iter().enumerate() {
+                        if matches!(sub, Message::MergedWarp(_)) {
+                            return Err(CloseReason::Unexpected(59));
+                        }
+                        let to = AnswerTo::Merged(batch.clone(), index);
+                        handle_message(&frame, sub, to, session, shared).await?;
+                    }
+                    Ok(())
+                }
+                other => handle_message(&frame, other, AnswerTo::Direct, session, shared).await,
+            }
         }
     }
 }
 
-fn handle_request(
+/// Answers from the connection task itself (registrations, refusals), waiting for room.
+async fn answer_here(
     frame: &Frame,
+    to: AnswerTo,
+    session: &Session,
     message: Message,
-    merge: Option<(Arc<MergeBatch>, usize)>,
-    session: &mut Session,
-    shared: &Shared,
 ) -> Result<(), CloseReason> {
-    let route = |session: &Session, kind| Route {
-        conn: session.handle.clone(),
-        request_id: frame.request_id,
-        codec: frame.codec,
-        compressor: frame.compressor,
-        ctx: session.ctx,
-        kind,
-        merge: merge.clone(),
-    };
-    let answer_local = |session: &Session, message: Message| match &merge {
-        Some((batch, index)) => batch.fill(*index, message),
-        None => {
-            session.handle.send(Outbound::Message {
+    match to {
+        AnswerTo::Merged(batch, index) => {
+            batch.fill(index, message);
+            Ok(())
+        }
+        AnswerTo::Direct => {
+            let outbound = Outbound::Message {
                 msg_type: MsgType::Response,
                 request_id: frame.request_id,
                 codec: frame.codec,
                 compressor: frame.compressor,
                 message,
                 ctx: session.ctx,
-            });
+            };
+            if session.handle.send(outbound).await {
+                Ok(())
+            } else {
+                Err(CloseReason::WriterGone)
+            }
         }
-    };
+    }
+}
+
+async fn handle_message(
+    frame: &Frame,
+    message: Message,
+    to: AnswerTo,
+    session: &mut Session,
+    shared: &Shared,
+) -> Result<(), CloseReason> {
     let operation = match message {
         Message::RegisterTm(request) => {
             let identified = register(
@@ -186,19 +306,17 @@ fn handle_request(
                 &request.version,
                 &request.application_id,
                 &request.transaction_service_group,
-                true,
-                request.extra_data.is_empty(),
+                Role::Tm {
+                    empty_extra_data: request.extra_data.is_empty(),
+                },
                 Vec::new(),
             );
             let version = shared.config.reported_version.clone();
-            answer_local(
-                session,
-                Message::RegisterTmResponse(RegisterTmResponse {
-                    identified,
-                    version,
-                }),
-            );
-            return Ok(());
+            let answer = Message::RegisterTmResponse(RegisterTmResponse {
+                identified,
+                version,
+            });
+            return answer_here(frame, to, session, answer).await;
         }
         Message::RegisterRm(request) => {
             let resources = split_resources(&request.resource_ids);
@@ -208,50 +326,26 @@ fn handle_request(
                 &request.version,
                 &request.application_id,
                 &request.transaction_service_group,
-                false,
-                false,
+                Role::Rm,
                 resources,
             );
             let version = shared.config.reported_version.clone();
-            answer_local(
-                session,
-                Message::RegisterRmResponse(RegisterRmResponse {
-                    identified,
-                    version,
-                }),
-            );
-            return Ok(());
+            let answer = Message::RegisterRmResponse(RegisterRmResponse {
+                identified,
+                version,
+            });
+            return answer_here(frame, to, session, answer).await;
         }
         Message::UnregisterRm(request) => {
             shared
                 .registry
                 .unregister_resources(session.handle.id, &split_resources(&request.resource_ids));
             let version = shared.config.reported_version.clone();
-            answer_local(
-                session,
-                Message::UnregisterRmResponse(UnregisterRmResponse {
-                    identified: true,
-                    version,
-                }),
-            );
-            return Ok(());
-        }
-        Message::MergedWarp(merged) => {
-            if merge.is_some() {
-                return Err(CloseReason::Unexpected(59));
-            }
-            let batch = Arc::new(MergeBatch::new(
-                session.handle.clone(),
-                frame.request_id,
-                frame.codec,
-                frame.compressor,
-                session.ctx,
-                merged.messages.len(),
-            ));
-            for (index, sub) in merged.messages.into_iter().enumerate() {
-                handle_request(frame, sub, Some((batch.clone(), index)), session, shared)?;
-            }
-            return Ok(());
+            let answer = Message::UnregisterRmResponse(UnregisterRmResponse {
+                identified: true,
+                version,
+            });
+            return answer_here(frame, to, session, answer).await;
         }
         Message::GlobalBegin(r) => Operation::Begin {
             timeout_ms: r.timeout_ms,
@@ -286,17 +380,67 @@ fn handle_request(
         other => return Err(CloseReason::Unexpected(other.type_code())),
     };
     if !session.registered {
-        tracing::debug!(peer = %session.handle.peer, "transaction request before registration");
+        return Err(CloseReason::Unregistered(operation.kind().type_code()));
     }
+    let kind = operation.kind();
+    let limit = shared.config.max_in_flight_per_connection;
+    let Some(in_flight) = InFlight::try_admit(&session.in_flight, limit) else {
+        let why = format!(
+            "too many requests in flight on this connection: the limit is {limit} \
+             (limits.max_in_flight_per_connection); wait for answers before sending more"
+        );
+        if !session.warned_in_flight {
+            session.warned_in_flight = true;
+            tracing::warn!(peer = %session.handle.peer, limit, "refusing requests beyond the in-flight limit (logged once per connection)");
+        }
+        let reply = Reply::Failed {
+            error: TxError::new(refusal_code(kind), why),
+            status: None,
+        };
+        let answer = build_response(kind, reply, &session.ctx);
+        return answer_here(frame, to, session, answer).await;
+    };
+    let slot = match to {
+        AnswerTo::Merged(batch, index) => ReplySlot::Merged(batch, index),
+        AnswerTo::Direct => ReplySlot::Direct {
+            permit: session
+                .handle
+                .reserve()
+                .await
+                .ok_or(CloseReason::WriterGone)?,
+            request_id: frame.request_id,
+            codec: frame.codec,
+            compressor: frame.compressor,
+        },
+    };
     let command = CoreCommand::Request {
-        route: route(session, operation.kind()),
+        route: Route {
+            kind,
+            ctx: session.ctx,
+            slot,
+            in_flight,
+        },
         requester: session.requester.clone(),
         operation,
     };
-    if shared.engine.submit(command) {
+    if shared.engine.submit(command).await {
         Ok(())
     } else {
         Err(CloseReason::EngineStopped)
+    }
+}
+
+/// The exception code a client understands for a request refused before it reached the core.
+fn refusal_code(kind: RequestKind) -> TransactionExceptionCode {
+    match kind {
+        RequestKind::Begin => TransactionExceptionCode::BeginFailed,
+        RequestKind::BranchRegister => TransactionExceptionCode::BranchRegisterFailed,
+        RequestKind::BranchReport => TransactionExceptionCode::BranchReportFailed,
+        RequestKind::LockQuery => TransactionExceptionCode::LockableCheckFailed,
+        RequestKind::GlobalCommit
+        | RequestKind::GlobalRollback
+        | RequestKind::GlobalStatus
+        | RequestKind::GlobalReport => TransactionExceptionCode::Unknown,
     }
 }
 
@@ -308,16 +452,24 @@ fn split_resources(ids: &str) -> Vec<String> {
         .collect()
 }
 
-/// Records a TM or RM registration on this connection; false rejects it (bad version string).
-#[allow(clippy::too_many_arguments)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Java TMs always send extraData; Go sends none.
+    Tm {
+        empty_extra_data: bool,
+    },
+    Rm,
+}
+
+/// Records a TM or RM registration on this connection; false rejects it (bad version string,
+/// or too many resources on one connection).
 fn register(
     session: &mut Session,
     shared: &Shared,
     version: &str,
     application_id: &str,
     group: &str,
-    tm: bool,
-    empty_extra_data: bool,
+    role: Role,
     resources: Vec<String>,
 ) -> bool {
     let parsed = match ClientVersion::parse(version) {
@@ -335,40 +487,58 @@ fn register(
             return false;
         }
     };
-    if tm {
-        session.tm_version = Some(parsed);
+    let peer = session.handle.peer;
+    // The first registration names the connection; later ones only add resources.
+    let requester = if session.registered {
+        session.requester.clone()
     } else {
-        session.rm_version = Some(parsed);
+        Arc::new(Requester {
+            application_id: application_id.to_owned(),
+            transaction_service_group: group.to_owned(),
+            client_id: format!("{application_id}:{}:{}", peer.ip(), peer.port()),
+        })
+    };
+    let mut tm_version = session.tm_version;
+    let mut rm_version = session.rm_version;
+    match role {
+        Role::Tm { .. } => tm_version = Some(parsed),
+        Role::Rm => rm_version = Some(parsed),
     }
-    // Java TMs always send extraData; Go sends none and registers both roles on one connection.
-    let go =
-        (tm && empty_extra_data) || (session.tm_version.is_some() && session.rm_version.is_some());
+    let mut ctx = session.ctx;
+    // Go registers both roles on one connection, and its TM sends no extraData.
+    let go = matches!(
+        role,
+        Role::Tm {
+            empty_extra_data: true
+        }
+    ) || (tm_version.is_some() && rm_version.is_some());
     if go {
-        session.ctx.dialect = Dialect::Go;
+        ctx.dialect = Dialect::Go;
     }
-    session.ctx.client_version = [session.tm_version, session.rm_version]
+    ctx.client_version = [tm_version, rm_version]
         .into_iter()
         .flatten()
         .min()
         .unwrap_or(parsed);
-    if !session.registered {
-        let peer = session.handle.peer;
-        session.requester = Arc::new(Requester {
-            application_id: application_id.to_owned(),
-            transaction_service_group: group.to_owned(),
-            client_id: format!("{application_id}:{}:{}", peer.ip(), peer.port()),
-        });
-        session.registered = true;
-    }
-    shared.registry.register(
+    if let Err(error) = shared.registry.register(
         &session.handle,
-        &session.requester.application_id,
-        session.ctx,
+        &requester.application_id,
+        &requester.client_id,
+        ctx,
         resources,
-    );
+        MAX_RESOURCES_PER_CONNECTION,
+    ) {
+        tracing::warn!(peer = %peer, application_id, %error, "rejecting registration");
+        return false;
+    }
+    session.tm_version = tm_version;
+    session.rm_version = rm_version;
+    session.ctx = ctx;
+    session.requester = requester;
+    session.registered = true;
     tracing::info!(
-        peer = %session.handle.peer,
-        role = if tm { "TM" } else { "RM" },
+        peer = %peer,
+        role = if role == Role::Rm { "RM" } else { "TM" },
         version,
         application_id,
         group,
@@ -378,22 +548,41 @@ fn register(
     true
 }
 
+/// Writes queued frames in batches until told to close (then flushes what is queued) or until
+/// the socket takes no bytes for `write_timeout` (a client that does not read).
 async fn write_loop(
     mut writer: OwnedWriteHalf,
-    mut rx: UnboundedReceiver<Outbound>,
+    mut rx: mpsc::Receiver<Outbound>,
+    mut close: oneshot::Receiver<()>,
     peer: SocketAddr,
-) {
+    write_timeout: Duration,
+) -> Option<CloseReason> {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut closing = false;
-    while !closing {
-        let Some(first) = rx.recv().await else { break };
+    let mut failure = None;
+    loop {
+        // Once closing, flush what was queued before the close, then stop.
+        let first = if closing {
+            match rx.try_recv() {
+                Ok(first) => first,
+                Err(_) => break,
+            }
+        } else {
+            tokio::select! {
+                biased;
+                next = rx.recv() => match next {
+                    Some(first) => first,
+                    None => break,
+                },
+                _ = &mut close => {
+                    closing = true;
+                    continue;
+                }
+            }
+        };
         let mut next = Some(first);
         while let Some(outbound) = next.take() {
             match outbound {
-                Outbound::Close => {
-                    closing = true;
-                    break;
-                }
                 Outbound::Raw(frame) => encode_frame(&frame, &mut buf),
                 Outbound::Message {
                     msg_type,
@@ -415,12 +604,21 @@ async fn write_loop(
             }
         }
         if !buf.is_empty() {
-            if let Err(error) = writer.write_all(&buf).await {
-                tracing::debug!(%peer, %error, "write failed");
-                break;
+            match tokio::time::timeout(write_timeout, writer.write_all(&buf)).await {
+                Ok(Ok(())) => buf.clear(),
+                Ok(Err(error)) => {
+                    failure = Some(CloseReason::WriteFailed(error));
+                    break;
+                }
+                Err(_) => {
+                    failure = Some(CloseReason::WriteStalled(write_timeout));
+                    break;
+                }
             }
-            buf.clear();
         }
     }
-    let _ = writer.shutdown().await;
+    if failure.is_none() {
+        let _ = tokio::time::timeout(write_timeout, writer.shutdown()).await;
+    }
+    failure
 }

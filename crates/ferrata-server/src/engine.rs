@@ -1,12 +1,16 @@
 //! Runs the sans-IO coordinator: one core thread applies commands in arrival order and a
 //! writer thread group-commits their records (one fsync per batch of batches) before it
-//! releases the replies and phase-2 requests that depend on them.
+//! releases the replies and phase-2 requests that depend on them. Both queues are bounded:
+//! connections wait for room in the command queue, the core waits for room in the writer's.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc::OwnedPermit;
 
 use ferrata_core::{
     BranchOutcome, BranchRegistration, BranchRequest, Coordinator, Effect, Record, Reply, Requester,
@@ -15,11 +19,15 @@ use ferrata_proto::{BranchStatus, BranchType, CodecContext, GlobalStatus, Messag
 use ferrata_store::SessionStore;
 
 use crate::phase2::Phase2Sender;
-use crate::registry::{ConnHandle, Outbound};
+use crate::registry::Outbound;
 use crate::response::build_response;
 
 /// Commands applied per core batch before its effects go to the writer; bounds latency.
 const MAX_COMMANDS_PER_BATCH: usize = 8192;
+/// Commands queued for the core thread; connections wait for room beyond this.
+pub const COMMAND_QUEUE_CAPACITY: usize = 65_536;
+/// Core batches queued for the writer thread; the core waits for room beyond this.
+const WRITER_QUEUE_BATCHES: usize = 16;
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -75,6 +83,22 @@ pub enum Operation {
     },
 }
 
+impl RequestKind {
+    /// The SEATA type code of the request message.
+    pub fn type_code(self) -> u16 {
+        match self {
+            RequestKind::Begin => 1,
+            RequestKind::GlobalCommit => 7,
+            RequestKind::GlobalRollback => 9,
+            RequestKind::BranchRegister => 11,
+            RequestKind::BranchReport => 13,
+            RequestKind::GlobalStatus => 15,
+            RequestKind::GlobalReport => 17,
+            RequestKind::LockQuery => 21,
+        }
+    }
+}
+
 impl Operation {
     pub fn kind(&self) -> RequestKind {
         match self {
@@ -90,22 +114,85 @@ impl Operation {
     }
 }
 
-/// Where the answer to a request goes.
+/// Counts a connection's requests from admission until their answer is queued.
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// Admits one more request unless `limit` are already in flight.
+    pub fn try_admit(counter: &Arc<AtomicUsize>, limit: usize) -> Option<InFlight> {
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InFlight(counter.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Where an answer goes: a slot reserved in the connection's bounded outbox when the request
+/// was admitted (so answering never waits and never fails for lack of room), or a place in a
+/// merged batch that owns such a slot.
+#[derive(Debug)]
+pub enum ReplySlot {
+    Direct {
+        permit: OwnedPermit<Outbound>,
+        request_id: i32,
+        codec: u8,
+        compressor: u8,
+    },
+    Merged(Arc<MergeBatch>, usize),
+}
+
+impl ReplySlot {
+    /// Delivers a response message to the connection (or into its merged batch).
+    pub fn answer(self, message: Message, ctx: CodecContext) {
+        match self {
+            ReplySlot::Merged(batch, index) => batch.fill(index, message),
+            ReplySlot::Direct {
+                permit,
+                request_id,
+                codec,
+                compressor,
+            } => {
+                permit.send(Outbound::Message {
+                    msg_type: MsgType::Response,
+                    request_id,
+                    codec,
+                    compressor,
+                    message,
+                    ctx,
+                });
+            }
+        }
+    }
+}
+
+/// Where the answer to a request goes, and what kind of answer it is.
 #[derive(Debug)]
 pub struct Route {
-    pub conn: ConnHandle,
-    pub request_id: i32,
-    pub codec: u8,
-    pub compressor: u8,
-    pub ctx: CodecContext,
     pub kind: RequestKind,
-    pub merge: Option<(Arc<MergeBatch>, usize)>,
+    pub ctx: CodecContext,
+    pub slot: ReplySlot,
+    pub in_flight: InFlight,
+}
+
+impl Route {
+    pub fn answer(self, message: Message) {
+        self.slot.answer(message, self.ctx);
+    }
 }
 
 /// The answers of one MergedWarpMessage, sent as one MergeResultMessage once all are in.
 #[derive(Debug)]
 pub struct MergeBatch {
-    conn: ConnHandle,
+    permit: Mutex<Option<OwnedPermit<Outbound>>>,
     request_id: i32,
     codec: u8,
     compressor: u8,
@@ -116,7 +203,7 @@ pub struct MergeBatch {
 
 impl MergeBatch {
     pub fn new(
-        conn: ConnHandle,
+        permit: OwnedPermit<Outbound>,
         request_id: i32,
         codec: u8,
         compressor: u8,
@@ -124,7 +211,7 @@ impl MergeBatch {
         len: usize,
     ) -> MergeBatch {
         MergeBatch {
-            conn,
+            permit: Mutex::new(Some(permit)),
             request_id,
             codec,
             compressor,
@@ -137,35 +224,24 @@ impl MergeBatch {
     /// Fills one answer; the last one sends the whole result in request order.
     pub fn fill(&self, index: usize, message: Message) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = slots.get_mut(index)
-            && slot.replace(message).is_none()
-            && self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
-        {
+        let filled_now = match slots.get_mut(index) {
+            Some(slot) => slot.replace(message).is_none(),
+            None => false,
+        };
+        debug_assert!(
+            filled_now,
+            "merged answer {index} filled twice or out of range"
+        );
+        if filled_now && self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             let messages = slots.iter_mut().filter_map(Option::take).collect();
-            self.conn.send(Outbound::Message {
-                msg_type: MsgType::Response,
-                request_id: self.request_id,
-                codec: self.codec,
-                compressor: self.compressor,
-                message: Message::MergeResult(ferrata_proto::MergeResultMessage { messages }),
-                ctx: self.ctx,
-            });
-        }
-    }
-}
-
-impl Route {
-    /// Delivers a response message to the connection (or into its merged batch).
-    pub fn answer(self, message: Message) {
-        match self.merge {
-            Some((batch, index)) => batch.fill(index, message),
-            None => {
-                self.conn.send(Outbound::Message {
+            let permit = self.permit.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(permit) = permit {
+                permit.send(Outbound::Message {
                     msg_type: MsgType::Response,
                     request_id: self.request_id,
                     codec: self.codec,
                     compressor: self.compressor,
-                    message,
+                    message: Message::MergeResult(ferrata_proto::MergeResultMessage { messages }),
                     ctx: self.ctx,
                 });
             }
@@ -209,11 +285,18 @@ struct WriteBatch {
 #[derive(Debug, Clone)]
 pub struct EngineHandle {
     tx: Sender<CoreCommand>,
+    /// Free places in the command queue; the core thread returns them as it takes commands.
+    room: Arc<Semaphore>,
 }
 
 impl EngineHandle {
-    /// False once the engine has stopped.
-    pub fn submit(&self, command: CoreCommand) -> bool {
+    /// Waits for room in the command queue, then queues the command; false once the engine
+    /// has stopped.
+    pub async fn submit(&self, command: CoreCommand) -> bool {
+        match self.room.acquire().await {
+            Ok(permit) => permit.forget(),
+            Err(_) => return false,
+        }
         self.tx.send(command).is_ok()
     }
 }
@@ -237,10 +320,25 @@ impl EngineThreads {
     }
 }
 
-/// The engine's command channel; create it first so the phase-2 sender can report back.
-pub fn channel() -> (EngineHandle, Receiver<CoreCommand>) {
+/// The engine's command queue as the core thread sees it.
+#[derive(Debug)]
+pub struct Commands {
+    rx: Receiver<CoreCommand>,
+    room: Arc<Semaphore>,
+}
+
+/// The engine's command channel, holding at most `capacity` commands; create it first so the
+/// phase-2 sender can report back.
+pub fn channel(capacity: usize) -> (EngineHandle, Commands) {
     let (tx, rx) = std::sync::mpsc::channel();
-    (EngineHandle { tx }, rx)
+    let room = Arc::new(Semaphore::new(capacity));
+    (
+        EngineHandle {
+            tx,
+            room: room.clone(),
+        },
+        Commands { rx, room },
+    )
 }
 
 /// Starts the core and writer threads. `on_fatal` runs if the store fails: the engine then
@@ -248,11 +346,11 @@ pub fn channel() -> (EngineHandle, Receiver<CoreCommand>) {
 pub fn start(
     coordinator: Coordinator,
     store: Box<dyn SessionStore>,
-    commands: Receiver<CoreCommand>,
+    commands: Commands,
     phase2: Arc<Phase2Sender>,
     on_fatal: Box<dyn Fn(String) + Send>,
 ) -> std::io::Result<EngineThreads> {
-    let (writer_tx, writer_rx) = std::sync::mpsc::channel::<WriteBatch>();
+    let (writer_tx, writer_rx) = std::sync::mpsc::sync_channel::<WriteBatch>(WRITER_QUEUE_BATCHES);
     let compaction_wanted = Arc::new(AtomicBool::new(false));
     let wanted = compaction_wanted.clone();
     let core = std::thread::Builder::new()
@@ -266,10 +364,19 @@ pub fn start(
 
 fn core_loop(
     mut coordinator: Coordinator,
-    rx: Receiver<CoreCommand>,
-    writer: Sender<WriteBatch>,
+    commands: Commands,
+    writer: SyncSender<WriteBatch>,
     compaction_wanted: Arc<AtomicBool>,
 ) {
+    let Commands { rx, room } = commands;
+    // Whoever waits for room when the core stops learns at once that it stopped.
+    struct CloseOnExit(Arc<Semaphore>);
+    impl Drop for CloseOnExit {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    let _close = CloseOnExit(room.clone());
     let mut routes: HashMap<u64, Route> = HashMap::new();
     let mut next_token: u64 = 0;
     let mut effects = Vec::new();
@@ -297,6 +404,7 @@ fn core_loop(
                 Err(_) => break,
             }
         }
+        room.add_permits(applied);
         coordinator.tick(now_ms());
         coordinator.drain_effects_into(&mut effects);
         let mut batch = WriteBatch::default();
@@ -304,7 +412,9 @@ fn core_loop(
             match effect {
                 Effect::Persist(record) => batch.records.push(record),
                 Effect::Reply { token, reply } => {
-                    if let Some(route) = routes.remove(&token) {
+                    let route = routes.remove(&token);
+                    debug_assert!(route.is_some(), "a reply for token {token} with no route");
+                    if let Some(route) = route {
                         batch.actions.push(Action::Respond { route, reply });
                     }
                 }

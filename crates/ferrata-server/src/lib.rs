@@ -17,11 +17,12 @@ use ferrata_core::{Coordinator, CoordinatorConfig};
 use ferrata_store::{LogStore, LogStoreConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tracing::Instrument;
 
 pub use config::{Cli, ServerConfig};
 
 use crate::connection::Shared;
-use crate::phase2::{PendingRequests, Phase2Sender};
+use crate::phase2::Phase2Sender;
 use crate::registry::Registry;
 
 /// Serves clients on `listener` until `shutdown` completes or the store fails; then stops
@@ -58,21 +59,27 @@ pub async fn run(
             retry_backoff_max_ms: config.retry_backoff_max_ms,
             undo_log_delete_period_ms: config.undo_log_delete_period_ms,
             undo_log_save_days: config.undo_log_save_days,
+            application_data_limit: Some(config.max_application_data_bytes),
+            max_lock_key_bytes: config.max_lock_key_bytes,
+            max_rows_per_branch: config.max_rows_per_branch,
+            max_branches_per_transaction: config.max_branches_per_transaction,
+            max_sessions: config.max_sessions,
+            max_transaction_timeout_ms: config.max_transaction_timeout_ms,
+            begin_rate_limit: config.begin_rate_limit,
+            parallel_phase2: config.parallel_phase2,
             ..CoordinatorConfig::default()
         },
         table,
         engine::now_ms(),
     );
     let registry = Arc::new(Registry::default());
-    let pending = Arc::new(PendingRequests::default());
-    let (engine_handle, commands) = engine::channel();
-    let phase2 = Arc::new(Phase2Sender {
-        registry: registry.clone(),
-        pending: pending.clone(),
-        engine: engine_handle.clone(),
-        runtime: tokio::runtime::Handle::current(),
-        timeout: config.branch_request_timeout,
-    });
+    let (engine_handle, commands) = engine::channel(engine::COMMAND_QUEUE_CAPACITY);
+    let phase2 = Arc::new(Phase2Sender::new(
+        registry.clone(),
+        engine_handle.clone(),
+        tokio::runtime::Handle::current(),
+        config.branch_request_timeout,
+    ));
     let (fatal_tx, mut fatal_rx) = watch::channel(None::<String>);
     let threads = engine::start(
         coordinator,
@@ -93,7 +100,6 @@ pub async fn run(
     );
     let shared = Arc::new(Shared {
         registry,
-        pending,
         engine: engine_handle.clone(),
         next_conn_id: AtomicU64::new(1),
         config,
@@ -121,16 +127,20 @@ pub async fn run(
                 };
                 let shared = shared.clone();
                 let stop = stop_rx.clone();
-                connections.spawn(async move {
-                    connection::serve(stream, peer, shared, stop).await;
-                    drop(permit);
-                });
+                let span = tracing::info_span!("conn", %peer);
+                connections.spawn(
+                    async move {
+                        connection::serve(stream, peer, shared, stop).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
             }
         }
     };
     tracing::info!("shutting down: no new connections; flushing the log");
     drop(listener);
-    engine_handle.submit(engine::CoreCommand::Shutdown);
+    engine_handle.submit(engine::CoreCommand::Shutdown).await;
     let joined = tokio::task::spawn_blocking(move || threads.join())
         .await
         .context("engine join task failed")?;

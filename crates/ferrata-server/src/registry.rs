@@ -1,12 +1,16 @@
 //! Which connection serves which client: registrations (TM/RM, version, application), the
-//! resource index used to route phase-2 requests (spec §11.6), and per-connection outboxes.
+//! resource index used to route phase-2 requests (spec §11.6), and per-connection outboxes,
+//! which are bounded: a client that does not read cannot grow the server's memory.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ferrata_proto::{BranchType, ClientVersion, CodecContext, Dialect, Frame, Message, MsgType};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{self, OwnedPermit};
+
+use crate::phase2::ConnPending;
 
 pub type ConnId = u64;
 
@@ -22,25 +26,50 @@ pub enum Outbound {
         ctx: CodecContext,
     },
     Raw(Frame),
-    Close,
 }
 
-/// A cheap handle to a connection's outbox.
+/// A cheap handle to a connection's bounded outbox and to the phase-2 requests awaiting its
+/// answers.
 #[derive(Debug, Clone)]
 pub struct ConnHandle {
     pub id: ConnId,
     pub peer: SocketAddr,
-    tx: UnboundedSender<Outbound>,
+    tx: mpsc::Sender<Outbound>,
+    /// TC → RM requests sent on this connection and not yet answered (matched per connection).
+    pub pending: Arc<ConnPending>,
 }
 
 impl ConnHandle {
-    pub fn new(id: ConnId, peer: SocketAddr, tx: UnboundedSender<Outbound>) -> ConnHandle {
-        ConnHandle { id, peer, tx }
+    pub fn new(id: ConnId, peer: SocketAddr, tx: mpsc::Sender<Outbound>) -> ConnHandle {
+        ConnHandle {
+            id,
+            peer,
+            tx,
+            pending: Arc::default(),
+        }
     }
 
-    /// Queues a frame; false when the connection is gone.
-    pub fn send(&self, outbound: Outbound) -> bool {
-        self.tx.send(outbound).is_ok()
+    /// Queues a frame, waiting for room in the outbox; false when the connection is gone.
+    pub async fn send(&self, outbound: Outbound) -> bool {
+        self.tx.send(outbound).await.is_ok()
+    }
+
+    /// Queues a frame only if there is room now; false when full or gone.
+    pub fn try_send(&self, outbound: Outbound) -> bool {
+        self.tx.try_send(outbound).is_ok()
+    }
+
+    /// A slot in the outbox, waited for up to `timeout`; `None` when full for that long or gone.
+    pub async fn reserve_within(&self, timeout: Duration) -> Option<OwnedPermit<Outbound>> {
+        match tokio::time::timeout(timeout, self.tx.clone().reserve_owned()).await {
+            Ok(Ok(permit)) => Some(permit),
+            _ => None,
+        }
+    }
+
+    /// A slot in the outbox, waited for as long as it takes; `None` when the connection is gone.
+    pub async fn reserve(&self) -> Option<OwnedPermit<Outbound>> {
+        self.tx.clone().reserve_owned().await.ok()
     }
 
     pub fn is_closed(&self) -> bool {
@@ -52,8 +81,19 @@ impl ConnHandle {
 struct ConnEntry {
     handle: ConnHandle,
     application_id: String,
+    /// `applicationId:ip:port`, as recorded on the branches this connection registers.
+    client_id: String,
     ctx: CodecContext,
     resources: HashSet<String>,
+}
+
+/// Why a registration was not recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    #[error(
+        "connection would serve more than {limit} resources (limits.max_resources_per_connection)"
+    )]
+    TooManyResources { limit: usize },
 }
 
 #[derive(Debug, Default)]
@@ -68,11 +108,13 @@ pub struct Registry {
     inner: Mutex<Inner>,
 }
 
-/// Splits `applicationId:ip:port` (the application id may itself contain `:`).
-fn split_client_id(client_id: &str) -> Option<(&str, &str, u16)> {
-    let (rest, port) = client_id.rsplit_once(':')?;
-    let (application_id, ip) = rest.rsplit_once(':')?;
-    Some((application_id, ip, port.parse().ok()?))
+/// The IP of a client id `applicationId:ip:port` whose application id is known: the IP may
+/// itself contain `:` (IPv6), so it is what lies between the application id and the last `:`.
+fn client_ip(client_id: &str, application_id: &str) -> Option<IpAddr> {
+    let rest = client_id.strip_prefix(application_id)?.strip_prefix(':')?;
+    let (ip, _port) = rest.rsplit_once(':')?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    ip.parse().ok()
 }
 
 impl Registry {
@@ -84,21 +126,35 @@ impl Registry {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Records (or updates) a connection's registration and the resources it serves.
+    /// Records (or updates) a connection's registration and the resources it serves; refuses
+    /// (changing nothing) when the connection would serve more than `max_resources`.
     pub fn register(
         &self,
         handle: &ConnHandle,
         application_id: &str,
+        client_id: &str,
         ctx: CodecContext,
-        resources: impl IntoIterator<Item = String>,
-    ) {
+        resources: Vec<String>,
+        max_resources: usize,
+    ) -> Result<(), RegisterError> {
         let mut inner = self.lock();
         let entry = inner.conns.entry(handle.id).or_insert_with(|| ConnEntry {
             handle: handle.clone(),
             application_id: application_id.to_owned(),
+            client_id: client_id.to_owned(),
             ctx,
             resources: HashSet::new(),
         });
+        let new = resources
+            .iter()
+            .filter(|r| !entry.resources.contains(*r))
+            .collect::<HashSet<_>>()
+            .len();
+        if entry.resources.len() + new > max_resources {
+            return Err(RegisterError::TooManyResources {
+                limit: max_resources,
+            });
+        }
         entry.ctx = ctx;
         let added: Vec<String> = resources
             .into_iter()
@@ -111,6 +167,7 @@ impl Registry {
                 .or_default()
                 .push(handle.id);
         }
+        Ok(())
     }
 
     pub fn unregister_resources(&self, id: ConnId, resources: &[String]) {
@@ -143,7 +200,8 @@ impl Registry {
 
     /// The connection to deliver a phase-2 request on: the registering connection, else the
     /// same application on the same IP, else the same application anywhere, else (AT only)
-    /// any connection serving the resource.
+    /// any connection serving the resource. Client ids are compared as recorded, never split on
+    /// `:` blindly, so IPv6 clients (`app:::1:5000`) are found like IPv4 ones.
     pub fn pick(
         &self,
         resource_id: &str,
@@ -152,29 +210,27 @@ impl Registry {
     ) -> Option<(ConnHandle, CodecContext)> {
         let inner = self.lock();
         let ids = inner.by_resource.get(resource_id)?;
-        // Parsed once: comparing addresses, not their text, keeps this scan (run for every
-        // phase-2 request, under the registry lock) free of allocations.
-        let wanted = split_client_id(client_id)
-            .map(|(app, ip, port)| (app, ip.parse::<IpAddr>().ok(), port));
         let mut best: Option<(u8, &ConnEntry)> = None;
         let live = ids
             .iter()
             .filter_map(|id| inner.conns.get(id))
             .filter(|entry| !entry.handle.is_closed());
         for entry in live {
-            let rank = match wanted {
-                Some((app, ip, port)) if entry.application_id == app => {
-                    let same_ip = ip == Some(entry.handle.peer.ip());
-                    if same_ip && entry.handle.peer.port() == port {
-                        0
-                    } else if same_ip {
-                        1
-                    } else {
-                        2
-                    }
+            let same_app = client_id
+                .strip_prefix(entry.application_id.as_str())
+                .is_some_and(|rest| rest.starts_with(':'));
+            let rank = if entry.client_id == client_id {
+                0
+            } else if same_app {
+                if client_ip(client_id, &entry.application_id) == Some(entry.handle.peer.ip()) {
+                    1
+                } else {
+                    2
                 }
-                _ if branch_type == BranchType::At => 3,
-                _ => continue,
+            } else if branch_type == BranchType::At {
+                3
+            } else {
+                continue;
             };
             // Strictly better only: among equals the first registered wins.
             if best.is_none_or(|(r, _)| rank < r) {
@@ -214,18 +270,29 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn handle(
-        id: ConnId,
-        peer: &str,
-    ) -> (ConnHandle, tokio::sync::mpsc::UnboundedReceiver<Outbound>) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    fn handle(id: ConnId, peer: &str) -> (ConnHandle, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(8);
         (ConnHandle::new(id, peer.parse().expect("addr"), tx), rx)
+    }
+
+    /// Registers `h` for `app` with the client id the server records for it.
+    fn register(registry: &Registry, h: &ConnHandle, app: &str) {
+        let client_id = format!("{app}:{}:{}", h.peer.ip(), h.peer.port());
+        registry
+            .register(
+                h,
+                app,
+                &client_id,
+                CodecContext::default(),
+                vec!["db".to_owned()],
+                10,
+            )
+            .expect("within limits");
     }
 
     #[test]
     fn picks_exact_then_same_ip_then_same_app_then_any_for_at() {
         let registry = Registry::default();
-        let ctx = CodecContext::default();
         let (exact, _r1) = handle(1, "10.0.0.1:5000");
         let (same_ip, _r2) = handle(2, "10.0.0.1:5001");
         let (other_ip, _r3) = handle(3, "10.0.0.2:5000");
@@ -236,7 +303,7 @@ mod tests {
             (&other_ip, "a"),
             (&other_app, "b"),
         ] {
-            registry.register(h, app, ctx, ["db".to_owned()]);
+            register(&registry, h, app);
         }
         let pick = |client: &str, t| registry.pick("db", client, t).map(|(h, _)| h.id);
         assert_eq!(pick("a:10.0.0.1:5000", BranchType::Tcc), Some(1));
@@ -258,12 +325,11 @@ mod tests {
     #[test]
     fn equally_good_connections_are_picked_in_registration_order() {
         let registry = Registry::default();
-        let ctx = CodecContext::default();
         let (first, _r1) = handle(1, "10.0.0.1:5001");
         let (second, _r2) = handle(2, "10.0.0.1:5002");
         let (exact, _r3) = handle(3, "10.0.0.1:5003");
         for h in [&first, &second, &exact] {
-            registry.register(h, "a", ctx, ["db".to_owned()]);
+            register(&registry, h, "a");
         }
         let pick = |client: &str| {
             registry
@@ -277,5 +343,63 @@ mod tests {
         // Another IP of the same application still gets an answer (rank 2).
         assert_eq!(pick("a:10.9.9.9:5003"), Some(1));
         assert_eq!(pick("b:10.0.0.1:5003"), None);
+    }
+
+    #[test]
+    fn ipv6_clients_are_found_by_their_exact_id_and_their_address() {
+        let registry = Registry::default();
+        let (v6, _r1) = handle(1, "[::1]:5000");
+        let (v6_other_port, _r2) = handle(2, "[::1]:5001");
+        // An application id containing `:` must not confuse the address parsing.
+        let (colon_app, _r3) = handle(3, "[fe80::2]:7000");
+        register(&registry, &v6_other_port, "a");
+        register(&registry, &v6, "a");
+        register(&registry, &colon_app, "svc:eu");
+        let pick = |client: &str| {
+            registry
+                .pick("db", client, BranchType::Tcc)
+                .map(|(h, _)| h.id)
+        };
+        assert_eq!(pick("a:::1:5000"), Some(1));
+        assert_eq!(
+            pick("a:::1:6000"),
+            Some(2),
+            "same IPv6 address, first registered"
+        );
+        assert_eq!(pick("svc:eu:fe80::2:7000"), Some(3));
+        assert_eq!(client_ip("a:::1:5000", "a"), "::1".parse().ok());
+        assert_eq!(client_ip("a:[::1]:5000", "a"), "::1".parse().ok());
+        assert_eq!(client_ip("a:10.0.0.1:5000", "a"), "10.0.0.1".parse().ok());
+    }
+
+    #[test]
+    fn registrations_beyond_the_resource_limit_are_refused_without_changes() {
+        let registry = Registry::default();
+        let (h, _rx) = handle(1, "10.0.0.1:5000");
+        let resources = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
+        let ctx = CodecContext::default();
+        registry
+            .register(&h, "a", "a:10.0.0.1:5000", ctx, resources(&["r1", "r2"]), 3)
+            .expect("two of three");
+        assert_eq!(
+            registry.register(&h, "a", "a:10.0.0.1:5000", ctx, resources(&["r3", "r4"]), 3),
+            Err(RegisterError::TooManyResources { limit: 3 })
+        );
+        assert!(
+            registry
+                .pick("r3", "a:10.0.0.1:5000", BranchType::Tcc)
+                .is_none()
+        );
+        // Re-registering known resources does not count twice.
+        registry
+            .register(
+                &h,
+                "a",
+                "a:10.0.0.1:5000",
+                ctx,
+                resources(&["r1", "r2", "r3"]),
+                3,
+            )
+            .expect("exactly three");
     }
 }

@@ -135,25 +135,42 @@ async fn a_frame_split_at_every_byte_is_still_answered() {
     let server =
         ServerProcess::start(&dir.path().join("data"), 0, &dir.path().join("log")).expect("start");
     let mut stream = TcpStream::connect(server.addr).await.expect("connect");
-    let frame = support::frame_of(
+    let mut frames = support::frame_of(
+        MsgType::Request,
+        41,
+        &ferrata_proto::Message::RegisterTm(ferrata_proto::RegisterTmRequest {
+            version: "2.6.0".into(),
+            application_id: "split".into(),
+            transaction_service_group: "default_tx_group".into(),
+            extra_data: "vgroup=default_tx_group\n".into(),
+        }),
+    );
+    frames.extend_from_slice(&support::frame_of(
         MsgType::Request,
         42,
         &ferrata_proto::Message::GlobalBegin(ferrata_proto::GlobalBeginRequest {
             timeout_ms: 1000,
             transaction_name: "split".into(),
         }),
-    );
-    for byte in frame.iter() {
+    ));
+    for byte in frames.iter() {
         stream.write_all(&[*byte]).await.expect("write one byte");
         stream.flush().await.expect("flush");
     }
-    let mut buf = vec![0u8; 512];
-    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
-        .await
-        .expect("answer")
-        .expect("read");
-    assert!(
-        n >= 16 && buf[9] == 1 && buf[12..16] == 42i32.to_be_bytes(),
-        "a response to request 42"
-    );
+    let mut received = bytes::BytesMut::new();
+    let answered = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            while let Ok(Some(frame)) = ferrata_proto::decode_frame(&mut received, 1 << 20) {
+                if frame.msg_type == MsgType::Response && frame.request_id == 42 {
+                    return true;
+                }
+            }
+            match stream.read_buf(&mut received).await {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(answered, Ok(true), "a response to request 42");
 }

@@ -79,10 +79,22 @@ async fn merged_requests_get_one_positional_merge_result() {
         ],
         msg_ids: Some(vec![11, 12, 13]),
     });
+    let registration = Message::RegisterRm(ferrata_proto::RegisterRmRequest {
+        version: "2.6.0".into(),
+        application_id: "merge-rm".into(),
+        transaction_service_group: "default_tx_group".into(),
+        extra_data: String::new(),
+        resource_ids: RESOURCE.into(),
+    });
+    rm.write_all(&support::frame_of(MsgType::Request, 76, &registration))
+        .await
+        .expect("register rm");
+    let mut buf = BytesMut::new();
+    let registered = read_frame(&mut rm, &mut buf).await;
+    assert_eq!(registered.request_id, 76);
     rm.write_all(&support::frame_of(MsgType::Oneway, 77, &merged))
         .await
         .expect("send merged");
-    let mut buf = BytesMut::new();
     let frame = read_frame(&mut rm, &mut buf).await;
     assert_eq!(
         (frame.msg_type, frame.request_id),
@@ -121,6 +133,9 @@ async fn merged_requests_get_one_positional_merge_result() {
         GlobalStatus::Committed
     );
     let rm2 = Client::connect(server.addr).await.expect("rm2");
+    rm2.register_rm("merge-rm2", RESOURCE)
+        .await
+        .expect("register rm2");
     assert!(
         rm2.register_branch(&other, "t:1")
             .await

@@ -119,6 +119,49 @@ async fn global_commit_confirms_once_and_global_rollback_cancels_once() {
     assert_eq!(p.prepares.load(Ordering::SeqCst), 2);
 }
 
+/// The TC routes phase 2 to an RM by the client id it recorded at registration
+/// (`app:ip:port`); over IPv6 the address itself contains `:` and must not be split on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_two_reaches_a_tcc_participant_connected_over_ipv6() {
+    let server = Server::start_on("[::1]:0".parse().unwrap());
+    assert!(server.addr.is_ipv6());
+    let client = Client::connect(config("tcc-ipv6", &server)).await.unwrap();
+    let resource = Arc::new(TccResource::new(Counting {
+        name: "ipv6-counting".into(),
+        ..Counting::default()
+    }));
+    register_tcc_resource(&client.resource_manager(), &resource)
+        .await
+        .unwrap();
+    let p = resource.participant();
+    let (c, r) = (&client, &resource);
+    client
+        .in_global_transaction(TransactionOptions::new("ipv6-commit"), |_| async move {
+            tcc_try(c, &**r, 5).await
+        })
+        .await
+        .unwrap();
+    assert!(eventually(WAIT, || async { p.confirms.load(Ordering::SeqCst) >= 1 }).await);
+    let failed = client
+        .in_global_transaction(TransactionOptions::new("ipv6-rollback"), |_| async move {
+            tcc_try(c, &**r, 6).await?;
+            Err::<(), BoxError>("rejected".into())
+        })
+        .await;
+    assert!(
+        matches!(failed, Err(TransactionError::Aborted(_))),
+        "{failed:?}"
+    );
+    assert!(eventually(WAIT, || async { p.cancels.load(Ordering::SeqCst) >= 1 }).await);
+    assert_eq!(
+        (
+            p.confirms.load(Ordering::SeqCst),
+            p.cancels.load(Ordering::SeqCst)
+        ),
+        (1, 1)
+    );
+}
+
 type PgTx = sqlx::Transaction<'static, sqlx::Postgres>;
 
 /// Writes its phases into `tcc_e2e_ledger` inside the fence's transaction.

@@ -5,7 +5,8 @@
 //!
 //! Only for tests: every wait here is bounded, and failures carry the server's log.
 
-use std::net::SocketAddr;
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -86,6 +87,8 @@ pub struct TcProcess {
     data_dir: PathBuf,
     log: PathBuf,
     ready_within: Duration,
+    /// Arguments after `--listen` and `--data-dir` (e.g. `--config file.toml`).
+    extra_args: Vec<OsString>,
     /// The temporary directory of [`TcProcess::start_in_temp_dir`]; removed after the kill.
     _temp: Option<tempfile::TempDir>,
 }
@@ -107,7 +110,21 @@ impl TcProcess {
         log: &Path,
         ready_within: Duration,
     ) -> anyhow::Result<TcProcess> {
-        let (child, addr) = spawn(bin, data_dir, port, log, ready_within)?;
+        let listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        TcProcess::start_with(bin, data_dir, listen, log, ready_within, Vec::new())
+    }
+
+    /// Starts `bin` listening on `listen` (a loopback address; port 0 = any free port) with
+    /// `extra_args` after the listen and data-dir flags (kept for [`TcProcess::restart`]).
+    pub fn start_with(
+        bin: &Path,
+        data_dir: &Path,
+        listen: SocketAddr,
+        log: &Path,
+        ready_within: Duration,
+        extra_args: Vec<OsString>,
+    ) -> anyhow::Result<TcProcess> {
+        let (child, addr) = spawn(bin, data_dir, listen, log, ready_within, &extra_args)?;
         Ok(TcProcess {
             child: Some(child),
             addr,
@@ -115,6 +132,7 @@ impl TcProcess {
             data_dir: data_dir.to_path_buf(),
             log: log.to_path_buf(),
             ready_within,
+            extra_args,
             _temp: None,
         })
     }
@@ -122,9 +140,21 @@ impl TcProcess {
     /// Starts `bin` on any free port in a fresh temporary directory (data in `wal`, log in
     /// `server.log`), which is removed when this is dropped.
     pub fn start_in_temp_dir(bin: &Path) -> anyhow::Result<TcProcess> {
+        TcProcess::start_in_temp_dir_on(bin, SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
+    }
+
+    /// [`TcProcess::start_in_temp_dir`] listening on `listen` (e.g. `[::1]:0`).
+    pub fn start_in_temp_dir_on(bin: &Path, listen: SocketAddr) -> anyhow::Result<TcProcess> {
         let temp = tempfile::tempdir().context("temporary directory for ferrata-server")?;
         let log = temp.path().join("server.log");
-        let mut process = TcProcess::start(bin, &temp.path().join("wal"), 0, &log)?;
+        let mut process = TcProcess::start_with(
+            bin,
+            &temp.path().join("wal"),
+            listen,
+            &log,
+            READY_WITHIN,
+            Vec::new(),
+        )?;
         process._temp = Some(temp);
         Ok(process)
     }
@@ -148,9 +178,10 @@ impl TcProcess {
         let (child, addr) = spawn(
             &self.bin,
             &self.data_dir,
-            self.addr.port(),
+            self.addr,
             &self.log,
             self.ready_within,
+            &self.extra_args,
         )?;
         self.child = Some(child);
         anyhow::ensure!(addr == self.addr, "restarted on {addr}, not {}", self.addr);
@@ -173,9 +204,10 @@ impl Drop for TcProcess {
 fn spawn(
     bin: &Path,
     data_dir: &Path,
-    port: u16,
+    listen: SocketAddr,
     log: &Path,
     ready_within: Duration,
+    extra_args: &[OsString],
 ) -> anyhow::Result<(Child, SocketAddr)> {
     let log_file = std::fs::OpenOptions::new()
         .create(true)
@@ -184,8 +216,9 @@ fn spawn(
         .with_context(|| format!("open {}", log.display()))?;
     let log_start = usize::try_from(log_file.metadata()?.len())?;
     let mut child = Command::new(bin)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args(["--listen", &listen.to_string(), "--data-dir"])
         .arg(data_dir)
+        .args(extra_args)
         .env("FERRATA_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -302,3 +302,150 @@ where
 {
     ferrata_testkit::eventually_every(limit, Duration::from_millis(100), check).await
 }
+
+impl ServerProcess {
+    /// Starts the server on `listen` (port 0 = any free port) with `config_toml` as its
+    /// configuration file, data and log under `dir`.
+    pub fn start_with_config(
+        dir: &Path,
+        listen: SocketAddr,
+        config_toml: &str,
+    ) -> anyhow::Result<ServerProcess> {
+        let config = dir.join("ferrata.toml");
+        std::fs::write(&config, config_toml).context("write the test configuration")?;
+        let process = TcProcess::start_with(
+            Path::new(env!("CARGO_BIN_EXE_ferrata-server")),
+            &dir.join("data"),
+            listen,
+            &dir.join("server.log"),
+            Duration::from_secs(10),
+            vec!["--config".into(), config.into_os_string()],
+        )?;
+        Ok(ServerProcess {
+            addr: process.addr(),
+            process,
+        })
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+}
+
+/// A raw connection: the test decides what to send and reads every frame itself (an RM that
+/// does not answer, a stranger, a client that never reads).
+pub struct RawConn {
+    pub stream: TcpStream,
+    buf: BytesMut,
+    /// Frames read while waiting for something else.
+    pub seen: Vec<ferrata_proto::Frame>,
+}
+
+impl RawConn {
+    pub async fn connect(addr: SocketAddr) -> anyhow::Result<RawConn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(RawConn {
+            stream,
+            buf: BytesMut::new(),
+            seen: Vec::new(),
+        })
+    }
+
+    pub async fn send(
+        &mut self,
+        msg_type: MsgType,
+        id: i32,
+        message: &Message,
+    ) -> anyhow::Result<()> {
+        self.stream
+            .write_all(&frame_of(msg_type, id, message))
+            .await?;
+        Ok(())
+    }
+
+    /// The next frame, within 10 s; `None` when the server closed the connection.
+    pub async fn next_frame(&mut self) -> anyhow::Result<Option<ferrata_proto::Frame>> {
+        loop {
+            if let Some(frame) = decode_frame(&mut self.buf, 8 << 20)? {
+                return Ok(Some(frame));
+            }
+            let read =
+                tokio::time::timeout(Duration::from_secs(10), self.stream.read_buf(&mut self.buf))
+                    .await
+                    .context("no frame within 10 s")?;
+            match read {
+                Ok(0) | Err(_) => return Ok(None),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Sends a request and returns its response, keeping other frames in `seen`.
+    pub async fn call(&mut self, id: i32, message: &Message) -> anyhow::Result<Message> {
+        self.send(MsgType::Request, id, message).await?;
+        loop {
+            let Some(frame) = self.next_frame().await? else {
+                bail!("connection closed before the response to {id}");
+            };
+            if frame.msg_type == MsgType::Response && frame.request_id == id {
+                return Ok(decode_body(&frame, &CodecContext::default(), 8 << 20)?);
+            }
+            self.seen.push(frame);
+        }
+    }
+
+    /// Waits (10 s at most) for the server to close the connection, discarding what it sends.
+    pub async fn closed_by_server(&mut self) -> bool {
+        loop {
+            match self.next_frame().await {
+                Ok(None) => return true,
+                Ok(Some(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    pub async fn register_tm(&mut self, id: i32, application_id: &str) -> anyhow::Result<()> {
+        let answer = self
+            .call(
+                id,
+                &Message::RegisterTm(RegisterTmRequest {
+                    version: "2.6.0".into(),
+                    application_id: application_id.into(),
+                    transaction_service_group: "default_tx_group".into(),
+                    extra_data: "vgroup=default_tx_group\n".into(),
+                }),
+            )
+            .await?;
+        match answer {
+            Message::RegisterTmResponse(r) if r.identified => Ok(()),
+            other => bail!("TM registration refused: {other:?}"),
+        }
+    }
+
+    pub async fn register_rm(
+        &mut self,
+        id: i32,
+        application_id: &str,
+        resources: &str,
+    ) -> anyhow::Result<()> {
+        let answer = self
+            .call(
+                id,
+                &Message::RegisterRm(RegisterRmRequest {
+                    version: "2.6.0".into(),
+                    application_id: application_id.into(),
+                    transaction_service_group: "default_tx_group".into(),
+                    extra_data: String::new(),
+                    resource_ids: resources.into(),
+                }),
+            )
+            .await?;
+        match answer {
+            Message::RegisterRmResponse(r) if r.identified => Ok(()),
+            other => bail!("RM registration refused: {other:?}"),
+        }
+    }
+}

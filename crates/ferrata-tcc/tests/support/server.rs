@@ -18,7 +18,12 @@ pub struct Server {
 impl Server {
     /// Starts the server; panics (with its log) when it does not come up.
     pub fn start() -> Server {
-        let process = TcProcess::start_in_temp_dir(&server_binary())
+        Server::start_on("127.0.0.1:0".parse().expect("loopback"))
+    }
+
+    /// Starts the server listening on `listen` (a loopback address, port 0).
+    pub fn start_on(listen: SocketAddr) -> Server {
+        let process = TcProcess::start_in_temp_dir_on(&server_binary(), listen)
             .unwrap_or_else(|error| panic!("{error:#}"));
         Server {
             addr: process.addr(),

@@ -1,0 +1,157 @@
+//! Each configurable limit, exceeded through the wire, is answered with the Seata result and
+//! exception code a client understands and a message naming the limit, and the same client can
+//! go on within the limit (RELIABILITY.md, "Limits"). Frame and decompressed sizes are covered
+//! by bad_input.rs, connections and in-flight requests by hostile_clients.rs.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use ferrata_proto::{
+    BranchRegisterRequest, BranchType, GlobalBeginRequest, Message, ResultCode, ResultInfo,
+    TransactionExceptionCode as Code,
+};
+use support::{Client, RESOURCE, ServerProcess};
+
+/// A server with `config` and a registered TM+RM client.
+async fn served(config: &str) -> (tempfile::TempDir, ServerProcess, Client) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let server = ServerProcess::start_with_config(dir.path(), listen, config).expect("start");
+    let client = Client::connect(server.addr).await.expect("connect");
+    client.register_tm("limits").await.expect("tm");
+    client.register_rm("limits", RESOURCE).await.expect("rm");
+    (dir, server, client)
+}
+
+#[track_caller]
+fn assert_refused(result: &ResultInfo, code: Code, limit: &str) {
+    assert_eq!(result.result_code, ResultCode::Failed, "{result:?}");
+    assert_eq!(result.exception_code, code, "{result:?}");
+    assert!(
+        result.msg.contains(limit),
+        "message must name {limit}: {}",
+        result.msg
+    );
+}
+
+async fn begin(client: &Client, timeout_ms: i32) -> ferrata_proto::GlobalBeginResponse {
+    let request = GlobalBeginRequest {
+        timeout_ms,
+        transaction_name: "limits".into(),
+    };
+    match client
+        .call(Message::GlobalBegin(request))
+        .await
+        .expect("answer")
+    {
+        Message::GlobalBeginResponse(r) => r,
+        other => panic!("begin answer: {other:?}"),
+    }
+}
+
+async fn register(client: &Client, xid: &str, lock_key: &str, data: &str) -> ResultInfo {
+    let request = BranchRegisterRequest {
+        xid: xid.into(),
+        branch_type: BranchType::At,
+        resource_id: RESOURCE.into(),
+        lock_key: lock_key.into(),
+        application_data: data.into(),
+    };
+    match client
+        .call(Message::BranchRegister(request))
+        .await
+        .expect("answer")
+    {
+        Message::BranchRegisterResponse(r) => r.result,
+        other => panic!("register answer: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn lock_key_bytes_per_branch() {
+    let (_dir, _server, client) = served("[limits]\nmax_lock_key_bytes = 64\n").await;
+    let xid = client.begin(30_000).await.expect("begin");
+    let bomb = format!("{}:1,2,3", "t".repeat(100));
+    let refused = register(&client, &xid, &bomb, "").await;
+    assert_refused(
+        &refused,
+        Code::FailedToAddBranch,
+        "limits.max_lock_key_bytes",
+    );
+    assert!(register(&client, &xid, "t:1", "").await.is_success());
+}
+
+#[tokio::test]
+async fn rows_per_branch() {
+    let (_dir, _server, client) = served("[limits]\nmax_rows_per_branch = 2\n").await;
+    let xid = client.begin(30_000).await.expect("begin");
+    let refused = register(&client, &xid, "t:1,2,3", "").await;
+    assert_refused(
+        &refused,
+        Code::FailedToAddBranch,
+        "limits.max_rows_per_branch",
+    );
+    assert!(register(&client, &xid, "t:1,2", "").await.is_success());
+}
+
+#[tokio::test]
+async fn branches_per_global_transaction() {
+    let (_dir, _server, client) = served("[limits]\nmax_branches_per_transaction = 1\n").await;
+    let xid = client.begin(30_000).await.expect("begin");
+    assert!(register(&client, &xid, "t:1", "").await.is_success());
+    let refused = register(&client, &xid, "t:2", "").await;
+    assert_refused(
+        &refused,
+        Code::FailedToAddBranch,
+        "limits.max_branches_per_transaction",
+    );
+}
+
+#[tokio::test]
+async fn application_data_bytes() {
+    let (_dir, _server, client) = served("[limits]\nmax_application_data_bytes = 8\n").await;
+    let xid = client.begin(30_000).await.expect("begin");
+    let refused = register(&client, &xid, "t:1", r#"{"autoCommit":false}"#).await;
+    assert_refused(
+        &refused,
+        Code::FailedToAddBranch,
+        "limits.max_application_data_bytes",
+    );
+    assert!(register(&client, &xid, "t:1", "{}").await.is_success());
+}
+
+#[tokio::test]
+async fn open_global_sessions() {
+    let (_dir, _server, client) = served("[limits]\nmax_sessions = 1\n").await;
+    let first = client.begin(30_000).await.expect("first begin");
+    let refused = begin(&client, 30_000).await;
+    assert_refused(&refused.result, Code::BeginFailed, "limits.max_sessions");
+    client.commit(&first).await.expect("commit");
+    assert!(begin(&client, 30_000).await.result.is_success());
+}
+
+#[tokio::test]
+async fn largest_transaction_timeout() {
+    let (_dir, _server, client) = served("[limits]\nmax_transaction_timeout_ms = 60000\n").await;
+    let refused = begin(&client, 60_001).await;
+    assert_refused(
+        &refused.result,
+        Code::BeginFailed,
+        "limits.max_transaction_timeout_ms",
+    );
+    assert!(begin(&client, 60_000).await.result.is_success());
+}
+
+#[tokio::test]
+async fn begin_rate_limit() {
+    // Seata 2.4's server.ratelimit: one token, refilled at one per second.
+    let (_dir, _server, client) = served(
+        "[ratelimit]\nenable = true\nbucket_token_num_per_second = 1\nbucket_token_max_num = 1\nbucket_token_initial_num = 1\n",
+    )
+    .await;
+    assert!(begin(&client, 30_000).await.result.is_success());
+    let refused = begin(&client, 30_000).await;
+    assert_refused(&refused.result, Code::BeginFailed, "server.ratelimit");
+    assert!(refused.result.msg.contains("rate limit exception"));
+}
