@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod dtm;
+pub mod large;
 pub mod report;
 pub mod samples;
 pub mod schedule;

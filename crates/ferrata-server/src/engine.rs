@@ -4,7 +4,7 @@
 //! connections wait for room in the command queue, the core waits for room in the writer's.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -275,6 +275,8 @@ enum Action {
 
 #[derive(Debug, Default)]
 struct WriteBatch {
+    /// Batches are numbered from 1 in the order the core sends them.
+    seq: u64,
     records: Vec<Record>,
     actions: Vec<Action>,
     /// The full live state after this batch: replaces everything written so far.
@@ -352,13 +354,38 @@ pub fn start(
 ) -> std::io::Result<EngineThreads> {
     let (writer_tx, writer_rx) = std::sync::mpsc::sync_channel::<WriteBatch>(WRITER_QUEUE_BATCHES);
     let compaction_wanted = Arc::new(AtomicBool::new(false));
-    let wanted = compaction_wanted.clone();
-    let core = std::thread::Builder::new()
-        .name("ferrata-core".into())
-        .spawn(move || core_loop(coordinator, commands, writer_tx, wanted))?;
+    let durable_seq = Arc::new(AtomicU64::new(0));
+    let core = {
+        let (wanted, durable_seq, phase2) = (
+            compaction_wanted.clone(),
+            durable_seq.clone(),
+            phase2.clone(),
+        );
+        std::thread::Builder::new()
+            .name("ferrata-core".into())
+            .spawn(move || {
+                core_loop(
+                    coordinator,
+                    commands,
+                    writer_tx,
+                    wanted,
+                    durable_seq,
+                    phase2,
+                )
+            })?
+    };
     let writer = std::thread::Builder::new()
         .name("ferrata-wal".into())
-        .spawn(move || writer_loop(store, writer_rx, phase2, compaction_wanted, on_fatal))?;
+        .spawn(move || {
+            writer_loop(
+                store,
+                writer_rx,
+                phase2,
+                compaction_wanted,
+                durable_seq,
+                on_fatal,
+            )
+        })?;
     Ok(EngineThreads { core, writer })
 }
 
@@ -367,6 +394,8 @@ fn core_loop(
     commands: Commands,
     writer: SyncSender<WriteBatch>,
     compaction_wanted: Arc<AtomicBool>,
+    durable_seq: Arc<AtomicU64>,
+    phase2: Arc<Phase2Sender>,
 ) {
     let Commands { rx, room } = commands;
     // Whoever waits for room when the core stops learns at once that it stopped.
@@ -381,6 +410,9 @@ fn core_loop(
     let mut next_token: u64 = 0;
     let mut effects = Vec::new();
     let mut shutting_down = false;
+    let mut seq: u64 = 0;
+    // Transaction → the newest batch holding a record of it that a phase-2 request depends on.
+    let mut unsynced: HashMap<i64, u64> = HashMap::new();
     loop {
         let now = now_ms();
         let wait = coordinator
@@ -407,10 +439,27 @@ fn core_loop(
         room.add_permits(applied);
         coordinator.tick(now_ms());
         coordinator.drain_effects_into(&mut effects);
-        let mut batch = WriteBatch::default();
+        seq += 1;
+        let durable = durable_seq.load(Ordering::Acquire);
+        if unsynced.len() > 4096 {
+            unsynced.retain(|_, batch| *batch > durable);
+        }
+        let mut batch = WriteBatch {
+            seq,
+            ..WriteBatch::default()
+        };
         for effect in effects.drain(..) {
             match effect {
-                Effect::Persist(record) => batch.records.push(record),
+                Effect::Persist(record) => {
+                    // A phase-2 request depends on its transaction's decision and branches,
+                    // not on the removal of branches already finished.
+                    if let Some(transaction_id) = record.transaction_id()
+                        && !matches!(record, Record::BranchRemove { .. })
+                    {
+                        unsynced.insert(transaction_id, seq);
+                    }
+                    batch.records.push(record);
+                }
                 Effect::Reply { token, reply } => {
                     let route = routes.remove(&token);
                     debug_assert!(route.is_some(), "a reply for token {token} with no route");
@@ -418,9 +467,22 @@ fn core_loop(
                         batch.actions.push(Action::Respond { route, reply });
                     }
                 }
-                Effect::BranchCommit(request) => batch.actions.push(Action::BranchCommit(request)),
+                // When everything a phase-2 request depends on is durable already, it is sent
+                // now instead of after this batch's fsync: a pass over many branches then costs
+                // a round trip per branch, not a round trip and an fsync.
+                Effect::BranchCommit(request) => {
+                    if depends_on_nothing_unsynced(&unsynced, durable, &request) {
+                        phase2.deliver(true, request);
+                    } else {
+                        batch.actions.push(Action::BranchCommit(request));
+                    }
+                }
                 Effect::BranchRollback(request) => {
-                    batch.actions.push(Action::BranchRollback(request))
+                    if depends_on_nothing_unsynced(&unsynced, durable, &request) {
+                        phase2.deliver(false, request);
+                    } else {
+                        batch.actions.push(Action::BranchRollback(request));
+                    }
                 }
                 Effect::UndoLogDelete { save_days } => {
                     batch.actions.push(Action::UndoLogDelete { save_days })
@@ -439,6 +501,17 @@ fn core_loop(
             return;
         }
     }
+}
+
+/// Whether every record `request` depends on was in a batch that is durable by now.
+fn depends_on_nothing_unsynced(
+    unsynced: &HashMap<i64, u64>,
+    durable: u64,
+    request: &BranchRequest,
+) -> bool {
+    unsynced
+        .get(&request.transaction_id)
+        .is_none_or(|batch| *batch <= durable)
 }
 
 /// Applies one command; true when it asks the core to stop.
@@ -502,6 +575,7 @@ fn writer_loop(
     rx: Receiver<WriteBatch>,
     phase2: Arc<Phase2Sender>,
     compaction_wanted: Arc<AtomicBool>,
+    durable_seq: Arc<AtomicU64>,
     on_fatal: Box<dyn Fn(String) + Send>,
 ) -> Result<(), String> {
     let mut batches: Vec<WriteBatch> = Vec::new();
@@ -537,6 +611,9 @@ fn writer_loop(
             tracing::error!("{message}");
             on_fatal(message.clone());
             return Err(message);
+        }
+        if let Some(last) = batches.last() {
+            durable_seq.store(last.seq, Ordering::Release);
         }
         if store.wants_compaction() {
             compaction_wanted.store(true, Ordering::Release);
