@@ -128,7 +128,13 @@ impl<H: BranchHandler> ErasedHandler for H {
 pub(crate) struct RmRuntime {
     handlers: RwLock<HashMap<String, Arc<dyn ErasedHandler>>>,
     permits: Arc<Semaphore>,
+    /// Places for TC requests running or waiting for a worker; beyond them requests are
+    /// dropped (the TC retries phase 2 on timeout) so a flood cannot grow memory.
+    queued: Arc<Semaphore>,
 }
+
+/// TC requests one RM process keeps queued for its handler workers, beyond those running.
+pub(crate) const MAX_QUEUED_TC_REQUESTS: usize = 10_000;
 
 impl std::fmt::Debug for RmRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,6 +152,7 @@ impl RmRuntime {
         RmRuntime {
             handlers: RwLock::new(HashMap::new()),
             permits: Arc::new(Semaphore::new(concurrency)),
+            queued: Arc::new(Semaphore::new(concurrency + MAX_QUEUED_TC_REQUESTS)),
         }
     }
 
@@ -169,9 +176,19 @@ impl RmRuntime {
 
     /// Runs the handler for a TC-initiated request off the connection's reader task and
     /// answers through `reply` (nothing is answered for UndoLogDelete, as in Java).
-    pub(crate) fn dispatch(self: &Arc<Self>, message: Message, reply: Reply) {
+    /// False when the request was dropped because too many are queued already.
+    pub(crate) fn dispatch(self: &Arc<Self>, message: Message, reply: Reply) -> bool {
+        let Ok(queued) = self.queued.clone().try_acquire_owned() else {
+            tracing::warn!(
+                message = message.name(),
+                limit = MAX_QUEUED_TC_REQUESTS,
+                "too many TC requests waiting for a handler; dropped (the TC retries it later)"
+            );
+            return false;
+        };
         let this = self.clone();
         tokio::spawn(async move {
+            let _queued = queued;
             // Bounded pool: waiting here delays only phase-2 work; the TC retries on timeout.
             let Ok(_permit) = this.permits.clone().acquire_owned().await else {
                 return;
@@ -237,6 +254,7 @@ impl RmRuntime {
                 }
             }
         });
+        true
     }
 
     /// Runs one phase-2 handler on a blocking-pool thread so that it cannot stall the runtime's

@@ -33,7 +33,12 @@ enum Mode {
     NoPong,
     /// Once resources are registered, sends UndoLogDelete and BranchRollback (id 77).
     Phase2,
+    /// Once resources are registered, sends FLOOD BranchRollback requests at once.
+    Flood,
 }
+
+/// More TC requests than an RM queues (32 handlers + 10,000 waiting).
+const FLOOD: usize = 10_032 + 100;
 
 struct FakeTc {
     addr: String,
@@ -131,6 +136,29 @@ async fn serve(
                 });
                 encode_message(MsgType::Request, 77, 1, 0, &rollback, &ctx(), &mut out)
                     .expect("encode");
+            }
+            if let (Mode::Flood, Message::RegisterRm(r)) = (mode, &message)
+                && !r.resource_ids.is_empty()
+            {
+                for id in 0..FLOOD {
+                    let rollback = Message::BranchRollback(BranchRollbackRequest {
+                        xid: format!("{xid_prefix}:{id}"),
+                        branch_id: id as i64,
+                        branch_type: BranchType::Tcc,
+                        resource_id: r.resource_ids.clone(),
+                        application_data: String::new(),
+                    });
+                    encode_message(
+                        MsgType::Request,
+                        1000 + id as i32,
+                        1,
+                        0,
+                        &rollback,
+                        &ctx(),
+                        &mut out,
+                    )
+                    .expect("encode");
+                }
             }
             let registration = matches!(message, Message::RegisterTm(_) | Message::RegisterRm(_));
             if mode == Mode::Silent && !registration {
@@ -355,4 +383,50 @@ async fn tc_requests_reach_the_handler_and_are_answered_with_their_id() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(client.transport_stats().server_requests_received, 2);
+}
+
+/// A handler that does not finish until released: meanwhile every TC request stays queued.
+#[derive(Debug, Clone)]
+struct Stuck(tokio::sync::watch::Receiver<bool>);
+
+impl BranchHandler for Stuck {
+    async fn branch_commit(&self, _: BranchRequest) -> BranchStatus {
+        let _ = self.0.clone().wait_for(|released| *released).await;
+        BranchStatus::PhaseTwoCommitted
+    }
+
+    async fn branch_rollback(&self, _: BranchRequest) -> BranchStatus {
+        let _ = self.0.clone().wait_for(|released| *released).await;
+        BranchStatus::PhaseTwoRollbacked
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_tc_requests_is_bounded_not_queued_without_end() {
+    let tc = fake_tc(Mode::Flood).await;
+    let client = tokio::time::timeout(Duration::from_secs(10), Client::connect(config(&tc)))
+        .await
+        .expect("connects in time")
+        .expect("connects");
+    let (release, released) = tokio::sync::watch::channel(false);
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        client.register_resource("flooded-action", Stuck(released)),
+    )
+    .await
+    .expect("registers in time")
+    .expect("register");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while client.transport_stats().server_requests_received < FLOOD as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "received {:?}",
+            client.transport_stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // 32 running and 10,000 waiting are kept; the rest is dropped for the TC to retry.
+    assert_eq!(client.transport_stats().server_requests_dropped, 100);
+    // Let the handlers finish so the runtime can shut down.
+    let _ = release.send(true);
 }

@@ -25,6 +25,10 @@ type Waiter = oneshot::Sender<Result<Message, Error>>;
 
 /// Stop adding frames to one socket write beyond this many bytes.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
+/// Frames queued for the writer; requesters wait for room beyond this.
+const OUTBOX_CAPACITY: usize = 4_096;
+/// Requests of one connection waiting for their answers; more wait for one to finish.
+pub(crate) const MAX_IN_FLIGHT: usize = 10_000;
 
 /// What the writer task sends.
 #[derive(Debug)]
@@ -48,7 +52,9 @@ pub(crate) enum Outgoing {
 #[derive(Debug)]
 pub(crate) struct Link {
     pub(crate) addr: String,
-    out: mpsc::UnboundedSender<Outgoing>,
+    out: mpsc::Sender<Outgoing>,
+    /// Bounds `pending`: a request holds a place until it is answered or gives up.
+    in_flight: Arc<tokio::sync::Semaphore>,
     pending: Mutex<HashMap<i32, Waiter>>,
     /// Wrapper id of each MergedWarpMessage in flight → its sub-request ids, in order.
     merged: Mutex<HashMap<i32, Vec<i32>>>,
@@ -89,28 +95,28 @@ impl Link {
         mergeable: bool,
         timeout: Duration,
     ) -> Result<Message, Error> {
-        let id = self.next_id();
-        let (tx, rx) = oneshot::channel();
-        self.lock_pending().insert(id, tx);
-        let _guard = PendingGuard { link: self, id };
-        let sent = self.out.send(Outgoing::Request {
-            id,
-            message,
-            mergeable,
-            queued: Instant::now(),
-        });
-        if sent.is_err() {
-            return Err(Error::ConnectionLost {
-                operation,
-                addr: self.addr.clone(),
-            });
-        }
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(Error::ConnectionLost {
-                operation,
-                addr: self.addr.clone(),
-            }),
+        let lost = || Error::ConnectionLost {
+            operation,
+            addr: self.addr.clone(),
+        };
+        // Waiting for a place in flight and in the outbox counts against the timeout too.
+        let exchange = async {
+            let _place = self.in_flight.acquire().await.map_err(|_| lost())?;
+            let id = self.next_id();
+            let (tx, rx) = oneshot::channel();
+            self.lock_pending().insert(id, tx);
+            let _guard = PendingGuard { link: self, id };
+            let outgoing = Outgoing::Request {
+                id,
+                message,
+                mergeable,
+                queued: Instant::now(),
+            };
+            self.out.send(outgoing).await.map_err(|_| lost())?;
+            rx.await.map_err(|_| lost())?
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(answer) => answer,
             Err(_) => Err(Error::Timeout {
                 operation,
                 addr: self.addr.clone(),
@@ -228,10 +234,11 @@ pub(crate) fn start(
     stats: Arc<Stats>,
     rm: Option<Arc<RmRuntime>>,
 ) -> (Arc<Link>, tokio::task::JoinHandle<String>) {
-    let (out, rx) = mpsc::unbounded_channel();
+    let (out, rx) = mpsc::channel(OUTBOX_CAPACITY);
     let link = Arc::new(Link {
         addr,
         out,
+        in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         pending: Mutex::new(HashMap::new()),
         merged: Mutex::new(HashMap::new()),
         next_id: AtomicI32::new(0),
@@ -300,7 +307,8 @@ fn handle_frame(
     match frame.msg_type {
         MsgType::HeartbeatResponse => {}
         MsgType::HeartbeatRequest => {
-            let _ = link.out.send(Outgoing::Pong {
+            // A pong that does not fit is skipped: the TC only learns the link is alive.
+            let _ = link.out.try_send(Outgoing::Pong {
                 id: frame.request_id,
             });
         }
@@ -337,16 +345,27 @@ fn handle_frame(
             stats.server_requests.fetch_add(1, Ordering::Relaxed);
             let id = frame.request_id;
             let out = link.out.clone();
-            rm.dispatch(
+            let accepted = rm.dispatch(
                 message,
                 Box::new(move |answer| {
-                    // If the connection is gone the TC retries on another one.
-                    let _ = out.send(Outgoing::Response {
+                    // If the connection is gone the TC retries on another one. A full outbox
+                    // is waited for off this task (answers are bounded by the handler pool).
+                    let response = Outgoing::Response {
                         id,
                         message: answer,
-                    });
+                    };
+                    if let Err(mpsc::error::TrySendError::Full(response)) = out.try_send(response) {
+                        tokio::spawn(async move {
+                            let _ = out.send(response).await;
+                        });
+                    }
                 }),
             );
+            if !accepted {
+                stats
+                    .server_requests_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -355,7 +374,7 @@ fn handle_frame(
 /// `batch_window` of the first are sent as one MergedWarpMessage (with msgIds, as Java ≥1.5).
 async fn write_loop(
     mut writer: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    mut rx: mpsc::Receiver<Outgoing>,
     link: Arc<Link>,
     settings: Arc<Settings>,
     stats: Arc<Stats>,

@@ -79,6 +79,7 @@ pub(crate) struct Stats {
     pub(crate) heartbeats_sent: AtomicU64,
     pub(crate) requests_sent: AtomicU64,
     pub(crate) server_requests: AtomicU64,
+    pub(crate) server_requests_dropped: AtomicU64,
     pub(crate) connections_established: AtomicU64,
 }
 
@@ -96,6 +97,9 @@ pub struct TransportStats {
     pub requests_sent: u64,
     /// BranchCommit/BranchRollback/UndoLogDelete requests received from the TC.
     pub server_requests_received: u64,
+    /// Of those, dropped because too many were already waiting for a handler (the TC
+    /// retries them).
+    pub server_requests_dropped: u64,
     /// Successful connect + registration handshakes, reconnects included.
     pub connections_established: u64,
 }
@@ -110,6 +114,7 @@ impl Stats {
             heartbeats_sent: get(&self.heartbeats_sent),
             requests_sent: get(&self.requests_sent),
             server_requests_received: get(&self.server_requests),
+            server_requests_dropped: get(&self.server_requests_dropped),
             connections_established: get(&self.connections_established),
         }
     }
