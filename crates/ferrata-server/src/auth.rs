@@ -12,8 +12,8 @@
 //!   same IP address — the same process or host, which has proved it holds the secret.
 //! * Once a connection is accepted for an application, its later registrations for that
 //!   application (RMs announcing more resources) are accepted without a new signature.
-//! * With auth on, a connection that sends a transaction request before an accepted
-//!   registration is closed.
+//! * A refused registration leaves the connection unregistered: its transaction requests close
+//!   it, as on any unregistered connection.
 //!
 //! Refusals are logged with their reason (never with a secret) and answered `identified=false`.
 

@@ -108,7 +108,7 @@ async fn signed_tm_unsigned_rm_and_refusals() {
         "is not signed",
         "unsigned RM registration",
         "already used (replay)",
-        "transaction request before an accepted registration",
+        "on a connection that has not registered",
     ] {
         assert!(log.contains(reason), "{reason:?} logged:\n{log}");
     }
