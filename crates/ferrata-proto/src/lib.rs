@@ -1,6 +1,7 @@
 //! `ferrata-proto`: Seata's wire vocabulary and codec — frames (v1, accepting v2), the head map,
 //! every SEATA-codec message (one file each), merged batches and bounded compressors. No I/O.
 
+pub mod auth;
 pub mod codec;
 pub mod compress;
 pub mod enums;

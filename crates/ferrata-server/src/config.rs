@@ -52,6 +52,10 @@ pub struct ServerConfig {
     pub compact_after_bytes: u64,
     /// Version string reported to clients in registration responses.
     pub reported_version: String,
+    /// Client authentication (`[auth]`, off by default).
+    pub auth: crate::auth::AuthConfig,
+    /// The optional TLS listener (`[tls]`).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +90,8 @@ impl Default for ServerConfig {
             segment_bytes: 64 * 1024 * 1024,
             compact_after_bytes: 256 * 1024 * 1024,
             reported_version: "2.6.0".to_owned(),
+            auth: crate::auth::AuthConfig::default(),
+            tls: None,
         }
     }
 }
@@ -134,7 +140,8 @@ pub struct Cli {
     pub max_sessions: Option<usize>,
 }
 
-/// The `[server]`, `[store]`, `[limits]` and `[recovery]` tables of the TOML file.
+/// The `[server]`, `[store]`, `[limits]`, `[recovery]`, `[ratelimit]`, `[auth]` and `[tls]`
+/// tables of the TOML file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
@@ -148,6 +155,9 @@ struct FileConfig {
     recovery: RecoverySection,
     #[serde(default)]
     ratelimit: RateLimitSection,
+    #[serde(default)]
+    auth: crate::auth::AuthConfig,
+    tls: Option<crate::tls::TlsConfig>,
 }
 
 /// Seata's `server.ratelimit.*` keys, in snake case.
@@ -321,6 +331,9 @@ impl ServerConfig {
         if c.write_timeout.is_zero() {
             anyhow::bail!("limits.write_timeout_ms must be at least 1");
         }
+        c.auth = file.auth;
+        c.auth.validate()?;
+        c.tls = file.tls;
         if c.worker_id > 1023 {
             anyhow::bail!("worker_id {} is out of range: use 0 to 1023", c.worker_id);
         }
@@ -362,6 +375,40 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/tmp/y"));
         assert_eq!(config.idle_timeout, Duration::from_secs(5));
         assert!(config.fsync);
+    }
+
+    #[test]
+    fn auth_and_tls_tables() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ferrata.toml");
+        std::fs::write(
+            &path,
+            "[auth]\nenabled = true\ntimestamp_window_ms = 1000\n\
+             [[auth.keys]]\napplication_id = \"orders\"\naccess_key = \"AK\"\nsecret_key = \"SK\"\n\
+             [tls]\nlisten = \"127.0.0.1:8092\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n",
+        )
+        .expect("write config");
+        let config = ServerConfig::resolve(Cli {
+            config: Some(path.clone()),
+            ..Cli::default()
+        })
+        .expect("valid config");
+        assert!(config.auth.enabled);
+        assert_eq!(config.auth.timestamp_window_ms, 1000);
+        assert_eq!(config.auth.keys.len(), 1);
+        let tls = config.tls.expect("tls table");
+        assert_eq!(tls.listen, "127.0.0.1:8092".parse().expect("addr"));
+        assert!(tls.client_ca.is_none());
+
+        std::fs::write(&path, "[auth]\nenabled = true\n").expect("write config");
+        let error = ServerConfig::resolve(Cli {
+            config: Some(path),
+            ..Cli::default()
+        })
+        .expect_err("auth without keys");
+        assert!(format!("{error:#}").contains("auth.keys"), "{error:#}");
+        let defaults = ServerConfig::default();
+        assert!(!defaults.auth.enabled && defaults.tls.is_none());
     }
 
     #[test]

@@ -17,11 +17,10 @@ use ferrata_proto::{
     RegisterTmResponse, TransactionExceptionCode, UnregisterRmResponse, decode_body, decode_frame,
     encode_frame, encode_message,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::auth::{self, Authenticator};
 use crate::config::ServerConfig;
 use crate::engine::{
     CoreCommand, EngineHandle, InFlight, MergeBatch, Operation, ReplySlot, RequestKind, Route,
@@ -45,6 +44,7 @@ pub struct Shared {
     pub registry: Arc<Registry>,
     pub engine: EngineHandle,
     pub next_conn_id: AtomicU64,
+    pub auth: Authenticator,
 }
 
 /// Why a connection was closed by the server.
@@ -91,6 +91,7 @@ struct Session {
     in_flight: Arc<AtomicUsize>,
     /// Whether a refusal for too many requests in flight was logged at warn level already.
     warned_in_flight: bool,
+    auth: auth::ConnAuth,
 }
 
 /// Where a request's answer goes.
@@ -99,15 +100,18 @@ enum AnswerTo {
     Merged(Arc<MergeBatch>, usize),
 }
 
-pub async fn serve(
-    stream: TcpStream,
+/// Serves one connection, plain or TLS, given its two halves.
+pub async fn serve<R, W>(
+    mut reader: R,
+    writer: W,
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
-    let (mut reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::channel(shared.config.max_in_flight_per_connection + OUTBOX_SLACK);
     let handle = ConnHandle::new(id, peer, tx);
     let (close_tx, close_rx) = oneshot::channel();
@@ -131,6 +135,7 @@ pub async fn serve(
         registered: false,
         in_flight: Arc::new(AtomicUsize::new(0)),
         warned_in_flight: false,
+        auth: auth::ConnAuth::default(),
     };
     tracing::debug!(%peer, conn = id, "connection opened");
     let mut buf = BytesMut::with_capacity(16 * 1024);
@@ -300,7 +305,14 @@ async fn handle_message(
 ) -> Result<(), CloseReason> {
     let operation = match message {
         Message::RegisterTm(request) => {
-            let identified = register(
+            let identified = shared.auth.admit(
+                &mut session.auth,
+                session.handle.peer,
+                auth::Role::Tm,
+                &request.application_id,
+                &request.transaction_service_group,
+                &request.extra_data,
+            ) && register(
                 session,
                 shared,
                 &request.version,
@@ -320,7 +332,14 @@ async fn handle_message(
         }
         Message::RegisterRm(request) => {
             let resources = split_resources(&request.resource_ids);
-            let identified = register(
+            let identified = shared.auth.admit(
+                &mut session.auth,
+                session.handle.peer,
+                auth::Role::Rm,
+                &request.application_id,
+                &request.transaction_service_group,
+                &request.extra_data,
+            ) && register(
                 session,
                 shared,
                 &request.version,
@@ -550,8 +569,8 @@ fn register(
 
 /// Writes queued frames in batches until told to close (then flushes what is queued) or until
 /// the socket takes no bytes for `write_timeout` (a client that does not read).
-async fn write_loop(
-    mut writer: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
     mut rx: mpsc::Receiver<Outbound>,
     mut close: oneshot::Receiver<()>,
     peer: SocketAddr,

@@ -1,12 +1,14 @@
 //! `ferrata-server`: the TC runtime. It recovers the coordinator from the embedded store,
 //! accepts Seata clients, and runs until asked to shut down.
 
+pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod engine;
 pub mod phase2;
 pub mod registry;
 pub mod response;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,6 +38,22 @@ pub async fn run(
         .local_addr()
         .context("listener has no local address")?;
     let started = std::time::Instant::now();
+    auth::warn_if_open(&config.auth, "server.listen", bound);
+    let tls_listener = match &config.tls {
+        Some(tls) => {
+            let acceptor = tls::acceptor(tls)?;
+            let listener = TcpListener::bind(tls.listen)
+                .await
+                .with_context(|| format!("cannot listen for TLS on {}", tls.listen))?;
+            let tls_bound = listener
+                .local_addr()
+                .context("TLS listener has no address")?;
+            auth::warn_if_open(&config.auth, "tls.listen", tls_bound);
+            tracing::info!(tls_listen = %tls_bound, mutual = tls.client_ca.is_some(), "TLS listener bound");
+            Some((listener, acceptor))
+        }
+        None => None,
+    };
     let (store, table) = LogStore::open(LogStoreConfig {
         dir: config.data_dir.clone(),
         segment_bytes: config.segment_bytes,
@@ -99,6 +117,7 @@ pub async fn run(
         "ferrata-server ready"
     );
     let shared = Arc::new(Shared {
+        auth: auth::Authenticator::new(&config.auth),
         registry,
         engine: engine_handle.clone(),
         next_conn_id: AtomicU64::new(1),
@@ -130,7 +149,43 @@ pub async fn run(
                 let span = tracing::info_span!("conn", %peer);
                 connections.spawn(
                     async move {
-                        connection::serve(stream, peer, shared, stop).await;
+                        let _ = stream.set_nodelay(true);
+                        let (reader, writer) = stream.into_split();
+                        connection::serve(reader, writer, peer, shared, stop).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+            accepted = accept_tls(tls_listener.as_ref()) => {
+                let (stream, peer, acceptor) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "TLS accept failed");
+                        continue;
+                    }
+                };
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, limit = shared.config.max_connections, "connection limit reached; refusing");
+                    drop(stream);
+                    continue;
+                };
+                let shared = shared.clone();
+                let stop = stop_rx.clone();
+                let span = tracing::info_span!("conn", %peer, tls = true);
+                connections.spawn(
+                    async move {
+                        let _ = stream.set_nodelay(true);
+                        // The handshake runs in the connection's task, bounded like a silent client.
+                        let idle = shared.config.idle_timeout;
+                        match tokio::time::timeout(idle, acceptor.accept(stream)).await {
+                            Ok(Ok(tls)) => {
+                                let (reader, writer) = tokio::io::split(tls);
+                                connection::serve(reader, writer, peer, shared, stop).await;
+                            }
+                            Ok(Err(error)) => tracing::warn!(%peer, %error, "TLS handshake failed; closing"),
+                            Err(_) => tracing::warn!(%peer, "TLS handshake timed out; closing"),
+                        }
                         drop(permit);
                     }
                     .instrument(span),
@@ -140,6 +195,7 @@ pub async fn run(
     };
     tracing::info!("shutting down: no new connections; flushing the log");
     drop(listener);
+    drop(tls_listener);
     engine_handle.submit(engine::CoreCommand::Shutdown).await;
     let joined = tokio::task::spawn_blocking(move || threads.join())
         .await
@@ -158,6 +214,23 @@ pub async fn run(
     joined.map_err(anyhow::Error::msg)?;
     tracing::info!("ferrata-server stopped");
     Ok(())
+}
+
+/// The next connection on the TLS listener, if there is one (else never ready).
+async fn accept_tls(
+    tls: Option<&(TcpListener, tokio_rustls::TlsAcceptor)>,
+) -> std::io::Result<(
+    tokio::net::TcpStream,
+    std::net::SocketAddr,
+    tokio_rustls::TlsAcceptor,
+)> {
+    match tls {
+        Some((listener, acceptor)) => {
+            let (stream, peer) = listener.accept().await?;
+            Ok((stream, peer, acceptor.clone()))
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Binds the configured address and serves until SIGINT or SIGTERM.

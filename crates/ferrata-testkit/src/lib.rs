@@ -159,6 +159,28 @@ impl TcProcess {
         Ok(process)
     }
 
+    /// [`TcProcess::start_in_temp_dir`] with `config_toml` written to `ferrata.toml` in that
+    /// directory and passed as `--config` (the listen address and data directory still come
+    /// from the flags).
+    pub fn start_in_temp_dir_with_config(
+        bin: &Path,
+        config_toml: &str,
+    ) -> anyhow::Result<TcProcess> {
+        let temp = tempfile::tempdir().context("temporary directory for ferrata-server")?;
+        let config = temp.path().join("ferrata.toml");
+        std::fs::write(&config, config_toml).context("write ferrata.toml")?;
+        let mut process = TcProcess::start_with(
+            bin,
+            &temp.path().join("wal"),
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            &temp.path().join("server.log"),
+            READY_WITHIN,
+            vec!["--config".into(), config.into_os_string()],
+        )?;
+        process._temp = Some(temp);
+        Ok(process)
+    }
+
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -64,6 +64,45 @@ pub struct ClientConfig {
     pub handler_concurrency: usize,
     /// Largest frame accepted from the TC.
     pub max_frame_len: usize,
+    /// Access key and secret key: when set, registrations are signed as Java's TM signs them
+    /// (`seata.accessKey`/`seata.secretKey`; Spring: `seata.access-key`/`seata.secret-key`).
+    pub credentials: Option<Credentials>,
+    /// TLS to the TC (feature `tls`); plain TCP when `None`.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::TlsOptions>,
+}
+
+/// An access key and its secret key, for signed registrations. `Debug` hides the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    access_key: String,
+    secret_key: String,
+}
+
+impl Credentials {
+    pub fn new(access_key: impl Into<String>, secret_key: impl Into<String>) -> Credentials {
+        Credentials {
+            access_key: access_key.into(),
+            secret_key: secret_key.into(),
+        }
+    }
+
+    pub fn access_key(&self) -> &str {
+        &self.access_key
+    }
+
+    pub(crate) fn secret_key(&self) -> &str {
+        &self.secret_key
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -118,9 +157,30 @@ impl ClientConfig {
         V: AsRef<str>,
     {
         let mut c = ClientConfig::default();
+        let (mut access_key, mut secret_key) = (None, None);
         for (key, value) in properties {
-            apply_property(&mut c, key.as_ref().trim(), value.as_ref().trim())?;
+            let (key, value) = (key.as_ref().trim(), value.as_ref().trim());
+            let norm = key.strip_prefix("seata.").unwrap_or(key).replace('-', "");
+            if norm.eq_ignore_ascii_case("accesskey") {
+                access_key = Some(value.to_owned());
+            } else if norm.eq_ignore_ascii_case("secretkey") {
+                secret_key = Some(value.to_owned());
+            } else {
+                apply_property(&mut c, key, value)?;
+            }
         }
+        match (access_key, secret_key) {
+            (Some(ak), Some(sk)) if !ak.is_empty() && !sk.is_empty() => {
+                c.credentials = Some(Credentials::new(ak, sk));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::Config(
+                    "set both seata.accessKey and seata.secretKey (non-empty), or neither".into(),
+                ));
+            }
+        }
+        c.check_credentials()?;
         if c.application_id.is_empty() {
             return Err(Error::Config(
                 "applicationId is not set (seata.application-id)".into(),
@@ -128,6 +188,17 @@ impl ClientConfig {
         }
         c.tc_addresses()?;
         Ok(c)
+    }
+
+    /// Java cannot sign for a group containing a comma (the digest source is comma-separated).
+    fn check_credentials(&self) -> Result<(), Error> {
+        if self.credentials.is_some() && self.tx_service_group.contains(',') {
+            return Err(Error::Config(format!(
+                "transaction-service group {:?} contains a comma: registrations cannot be signed",
+                self.tx_service_group
+            )));
+        }
+        Ok(())
     }
 
     /// Parses the text of a `.properties` file (`key=value` or `key: value` lines, `#`/`!`
@@ -171,6 +242,9 @@ impl Default for ClientConfig {
             default_transaction_timeout: Duration::from_secs(60),
             handler_concurrency: 32,
             max_frame_len: ferrata_proto::DEFAULT_MAX_FRAME_LEN,
+            credentials: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -252,6 +326,23 @@ impl ClientConfigBuilder {
         max_frame_len: usize,
     }
 
+    /// Signs registrations with this access key and secret key.
+    pub fn credentials(
+        mut self,
+        access_key: impl Into<String>,
+        secret_key: impl Into<String>,
+    ) -> Self {
+        self.config.credentials = Some(Credentials::new(access_key, secret_key));
+        self
+    }
+
+    /// Connects to the TC over TLS.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsOptions) -> Self {
+        self.config.tls = Some(tls);
+        self
+    }
+
     /// Checks the configuration and returns it.
     pub fn build(mut self) -> Result<ClientConfig, Error> {
         if let Some(addresses) = self.addresses.take() {
@@ -273,6 +364,7 @@ impl ClientConfigBuilder {
                 "max_batch and handler_concurrency must be at least 1".into(),
             ));
         }
+        c.check_credentials()?;
         c.tc_addresses()?;
         Ok(self.config)
     }
@@ -425,6 +517,44 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn credentials_from_properties_and_builder() {
+        let base = [
+            ("seata.application-id", "a"),
+            ("service.vgroupMapping.default_tx_group", "default"),
+            ("service.default.grouplist", "127.0.0.1:8091"),
+        ];
+        for (ak, sk) in [
+            ("seata.accessKey", "seata.secretKey"),
+            ("seata.access-key", "seata.secret-key"),
+            ("seata.accesskey", "seata.secretkey"),
+        ] {
+            let c =
+                ClientConfig::from_properties(base.iter().copied().chain([(ak, "AK"), (sk, "SK")]))
+                    .expect("valid");
+            assert_eq!(c.credentials, Some(Credentials::new("AK", "SK")), "{ak}");
+        }
+        let half =
+            ClientConfig::from_properties(base.iter().copied().chain([("seata.accessKey", "AK")]));
+        assert!(half.is_err());
+        let c = ClientConfig::builder("a")
+            .tc_addresses(["127.0.0.1:8091"])
+            .credentials("AK", "SK")
+            .build()
+            .expect("valid");
+        assert_eq!(
+            c.credentials.as_ref().map(Credentials::access_key),
+            Some("AK")
+        );
+        assert!(!format!("{c:?}").contains("SK\""), "secret in {c:?}");
+        let comma = ClientConfig::builder("a")
+            .tx_service_group("a,b".to_owned())
+            .tc_addresses(["127.0.0.1:8091"])
+            .credentials("AK", "SK")
+            .build();
+        assert!(comma.is_err());
     }
 
     #[test]

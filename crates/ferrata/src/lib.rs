@@ -27,12 +27,14 @@ pub mod context;
 pub mod error;
 pub mod integrations;
 pub mod rm;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod tm;
 mod transport;
 
 use std::sync::Arc;
 
-pub use config::{ClientConfig, ClientConfigBuilder};
+pub use config::{ClientConfig, ClientConfigBuilder, Credentials};
 pub use error::{Error, Role};
 pub use ferrata_proto::{BranchStatus, BranchType, GlobalStatus, TransactionExceptionCode};
 pub use rm::{BranchHandler, BranchRequest, ResourceManager, UndoLogDelete};

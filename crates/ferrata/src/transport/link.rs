@@ -12,9 +12,7 @@ use ferrata_proto::{
     CODEC_SEATA, CodecContext, Frame, MergedWarpMessage, Message, MsgType, decode_body,
     decode_frame, encode_frame, encode_message,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Settings, Stats};
@@ -225,15 +223,21 @@ impl Link {
     }
 }
 
-/// Starts the reader and writer of a fresh connection. The returned task ends when the
-/// connection does (EOF, error, read-idle timeout, or the writer failing).
-pub(crate) fn start(
-    stream: TcpStream,
+/// Starts the reader and writer of a fresh connection (plain or TLS, given its two halves).
+/// The returned task ends when the connection does (EOF, error, read-idle timeout, or the
+/// writer failing).
+pub(crate) fn start<R, W>(
+    reader: R,
+    writer: W,
     addr: String,
     settings: Arc<Settings>,
     stats: Arc<Stats>,
     rm: Option<Arc<RmRuntime>>,
-) -> (Arc<Link>, tokio::task::JoinHandle<String>) {
+) -> (Arc<Link>, tokio::task::JoinHandle<String>)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (out, rx) = mpsc::channel(OUTBOX_CAPACITY);
     let link = Arc::new(Link {
         addr,
@@ -243,7 +247,6 @@ pub(crate) fn start(
         merged: Mutex::new(HashMap::new()),
         next_id: AtomicI32::new(0),
     });
-    let (reader, writer) = stream.into_split();
     let task_link = link.clone();
     // Reader and writer share one task so that aborting it (shutdown) ends both and closes
     // the socket; neither ever waits on a branch handler.
@@ -260,7 +263,7 @@ pub(crate) fn start(
 }
 
 async fn read_loop(
-    mut reader: OwnedReadHalf,
+    mut reader: impl AsyncRead + Unpin,
     link: &Arc<Link>,
     settings: &Settings,
     rm: Option<Arc<RmRuntime>>,
@@ -373,7 +376,7 @@ fn handle_frame(
 /// Encodes frames into one buffer per socket write. Mergeable requests that arrive within
 /// `batch_window` of the first are sent as one MergedWarpMessage (with msgIds, as Java ≥1.5).
 async fn write_loop(
-    mut writer: OwnedWriteHalf,
+    mut writer: impl AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Outgoing>,
     link: Arc<Link>,
     settings: Arc<Settings>,

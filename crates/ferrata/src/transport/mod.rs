@@ -39,6 +39,9 @@ pub(crate) struct Settings {
     pub(crate) application_id: String,
     pub(crate) group: String,
     pub(crate) version: String,
+    pub(crate) credentials: Option<crate::config::Credentials>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::TlsOptions>,
 }
 
 impl Settings {
@@ -66,6 +69,9 @@ impl Settings {
             application_id: config.application_id.clone(),
             group: config.tx_service_group.clone(),
             version: config.client_version.clone(),
+            credentials: config.credentials.clone(),
+            #[cfg(feature = "tls")]
+            tls: config.tls.clone(),
         }
     }
 }
@@ -407,31 +413,42 @@ impl Pool {
         if let Ok(peer) = stream.peer_addr() {
             *conn.resolved.lock().unwrap_or_else(|p| p.into_inner()) = Some(peer);
         }
-        let (link, io) = link::start(
-            stream,
-            conn.addr.clone(),
-            self.settings.clone(),
-            self.stats.clone(),
-            self.rm.clone(),
-        );
+        let local_ip = stream.local_addr().map(|a| a.ip().to_string());
+        let (link, io) = self
+            .start_link(&conn.addr, host, stream)
+            .await
+            .map_err(unreachable)?;
         let resources = self
             .rm
             .as_ref()
             .map(|rm| rm.resource_ids())
             .unwrap_or_default();
+        // Signed as the Java TM signs (also for the RM: the TC verifies a signed RM the same way).
+        let signed = settings.credentials.as_ref().and_then(|c| {
+            let ip = local_ip
+                .as_deref()
+                .unwrap_or(ferrata_proto::auth::FALLBACK_IP);
+            ferrata_proto::auth::signed_extra_data(
+                c.access_key(),
+                c.secret_key(),
+                &settings.group,
+                ip,
+                signing_timestamp_ms(),
+            )
+        });
         let message = match settings.role {
             Role::Tm => Message::RegisterTm(RegisterTmRequest {
                 version: settings.version.clone(),
                 application_id: settings.application_id.clone(),
                 transaction_service_group: settings.group.clone(),
                 // Java TMs always send extraData; a TC takes an empty one for a Go client.
-                extra_data: format!("vgroup={}\n", settings.group),
+                extra_data: signed.unwrap_or_else(|| format!("vgroup={}\n", settings.group)),
             }),
             Role::Rm => Message::RegisterRm(RegisterRmRequest {
                 version: settings.version.clone(),
                 application_id: settings.application_id.clone(),
                 transaction_service_group: settings.group.clone(),
-                extra_data: String::new(),
+                extra_data: signed.unwrap_or_default(),
                 resource_ids: resources.join(","),
             }),
         };
@@ -476,6 +493,66 @@ impl Pool {
             }
         }
     }
+}
+
+impl Pool {
+    /// Starts the link on a connected socket: after a TLS handshake when TLS is configured.
+    async fn start_link(
+        &self,
+        addr: &str,
+        host: &str,
+        stream: TcpStream,
+    ) -> Result<(Arc<Link>, tokio::task::JoinHandle<String>), String> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.settings.tls {
+            let timeout = self.settings.connect_timeout;
+            let stream = tokio::time::timeout(timeout, tls.connect(host, stream))
+                .await
+                .map_err(|_| format!("TLS handshake timed out after {timeout:?}"))??;
+            let (reader, writer) = tokio::io::split(stream);
+            return Ok(self.start_io(addr, reader, writer));
+        }
+        let _ = host;
+        let (reader, writer) = stream.into_split();
+        Ok(self.start_io(addr, reader, writer))
+    }
+
+    fn start_io<R, W>(
+        &self,
+        addr: &str,
+        reader: R,
+        writer: W,
+    ) -> (Arc<Link>, tokio::task::JoinHandle<String>)
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        link::start(
+            reader,
+            writer,
+            addr.to_owned(),
+            self.settings.clone(),
+            self.stats.clone(),
+            self.rm.clone(),
+        )
+    }
+}
+
+/// Registration timestamps (epoch ms) that never repeat within this process, so that two
+/// registrations signed in the same millisecond do not carry the same digest (a TC with
+/// authentication refuses a digest it has seen).
+fn signing_timestamp_ms() -> i64 {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let previous = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or(now);
+    now.max(previous + 1)
 }
 
 /// RegisterRM for resources added after the connection registered.

@@ -29,6 +29,9 @@ import java.util.concurrent.TimeUnit;
  *   <li>neither: {@link #forTestClass} fails with an explanation.</li>
  * </ul>
  *
+ * <p>{@link #managedWithConfig} also passes {@code --config <file>} with a TOML configuration
+ * (for ferrata-server only: the reference TC takes no configuration file).
+ *
  * Optional: {@code FERRATA_START_TIMEOUT_SECS} (default 20) bounds the wait for the port to
  * accept connections; {@code FERRATA_STOP_TIMEOUT_SECS} (default 15) bounds the wait after
  * SIGTERM before the process is killed.
@@ -46,6 +49,7 @@ public final class TcServer implements AutoCloseable {
     private final Path logFile;
     private final Duration startTimeout;
     private final Duration stopTimeout;
+    private Path configFile;
     private final List<String> events = new ArrayList<>();
     private Process process;
     private int starts;
@@ -67,7 +71,7 @@ public final class TcServer implements AutoCloseable {
     public static TcServer forTestClass(Class<?> testClass) {
         String bin = env(ENV_BIN);
         if (bin != null) {
-            return startManaged(testClass, bin);
+            return startManaged(testClass, bin, null);
         }
         String addr = env(ENV_ADDR);
         if (addr != null) {
@@ -96,10 +100,33 @@ public final class TcServer implements AutoCloseable {
                 + ENV_BIN + "=/path/to/ferrata-server (" + ENV_ADDR + " points at a TC this test cannot restart"
                 + (env(ENV_ADDR) != null ? ": " + env(ENV_ADDR) : "") + ")");
         }
-        return startManaged(testClass, bin);
+        return startManaged(testClass, bin, null);
     }
 
-    private static TcServer startManaged(Class<?> testClass, String bin) {
+    /**
+     * A TC process of this harness started with {@code --config <file>}, the file holding
+     * {@code toml}. Needs FERRATA_BIN to be ferrata-server: fails loudly otherwise.
+     */
+    public static TcServer managedWithConfig(Class<?> testClass, String scenario, String toml) {
+        String bin = env(ENV_BIN);
+        if (bin == null || isReferenceTc(bin)) {
+            throw new IllegalStateException("Scenario '" + scenario + "' configures the TC (--config) and therefore needs "
+                + ENV_BIN + "=/path/to/ferrata-server" + (bin != null ? " (the reference TC takes no configuration: " + bin + ")" : ""));
+        }
+        return startManaged(testClass, bin, toml);
+    }
+
+    /** Whether FERRATA_BIN is the reference Java TC launcher (scripts/reference-tc). */
+    public static boolean referenceTcConfigured() {
+        String bin = env(ENV_BIN);
+        return bin != null && isReferenceTc(bin);
+    }
+
+    private static boolean isReferenceTc(String bin) {
+        return Paths.get(bin).getFileName().toString().startsWith("reference-tc");
+    }
+
+    private static TcServer startManaged(Class<?> testClass, String bin, String toml) {
         Path binary = Paths.get(bin).toAbsolutePath();
         if (!Files.isExecutable(binary)) {
             throw new IllegalStateException(ENV_BIN + " is not an executable file: " + binary);
@@ -116,6 +143,14 @@ public final class TcServer implements AutoCloseable {
             throw new UncheckedIOException(e);
         }
         TcServer tc = new TcServer(testClass.getSimpleName(), binary, "127.0.0.1", port, dataDir, logFile);
+        if (toml != null) {
+            tc.configFile = target.resolve("tc-data").resolve(testClass.getSimpleName() + "-" + port + ".toml");
+            try {
+                Files.writeString(tc.configFile, toml, StandardCharsets.UTF_8);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
         tc.start();
         return tc;
     }
@@ -158,8 +193,11 @@ public final class TcServer implements AutoCloseable {
             throw new IllegalStateException("TC already running (pid " + process.pid() + ")");
         }
         starts++;
-        List<String> cmd = List.of(binary.toString(), "--listen", "127.0.0.1:" + port,
-            "--data-dir", dataDir.toString());
+        List<String> cmd = new ArrayList<>(List.of(binary.toString(), "--listen", "127.0.0.1:" + port,
+            "--data-dir", dataDir.toString()));
+        if (configFile != null) {
+            cmd.addAll(List.of("--config", configFile.toString()));
+        }
         appendLog("==== interop harness: start #" + starts + " at " + Instant.now() + ": " + String.join(" ", cmd));
         ProcessBuilder pb = new ProcessBuilder(cmd);
         pb.redirectErrorStream(true);
@@ -247,6 +285,18 @@ public final class TcServer implements AutoCloseable {
         if (diedEarly) {
             throw new AssertionError("TC process had exited on its own (code " + earlyCode + ") before the end of "
                 + name + "; log " + logFile + ":\n" + tail(60));
+        }
+    }
+
+    /** The whole TC log so far ("" when there is none). */
+    public String log() {
+        if (logFile == null || !Files.exists(logFile)) {
+            return "";
+        }
+        try {
+            return Files.readString(logFile, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            return "";
         }
     }
 

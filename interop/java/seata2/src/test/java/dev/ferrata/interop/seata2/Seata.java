@@ -52,6 +52,23 @@ final class Seata {
         TMClient.init(APP_ID, GROUP);
     }
 
+    /** Access key and secret key the authentication tests configure in the TC. */
+    static final String ACCESS_KEY = "interop-access-key";
+    static final String SECRET_KEY = "interop-secret-key";
+
+    /** ferrata-server's [auth] table: only {@link #APP_ID} with {@link #ACCESS_KEY}. */
+    static String authToml() {
+        return "[auth]\nenabled = true\ntimestamp_window_ms = 60000\n"
+            + "[[auth.keys]]\napplication_id = \"" + APP_ID + "\"\n"
+            + "access_key = \"" + ACCESS_KEY + "\"\nsecret_key = \"" + SECRET_KEY + "\"\n";
+    }
+
+    /** Like {@link #initTm(TcServer)}, signing the TM registration with these keys. */
+    static void initTm(TcServer tc, String accessKey, String secretKey) {
+        SeataClientConfig.apply(tc);
+        TMClient.init(APP_ID, GROUP, accessKey, secretKey);
+    }
+
     /**
      * Initialises the RM client. Resources registered before this call are sent in the first
      * RegisterRMRequest of the (synchronous) initial connection, so the TC knows them before
