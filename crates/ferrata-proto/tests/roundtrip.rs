@@ -27,15 +27,16 @@ fn ctx_strategy() -> impl Strategy<Value = CodecContext> {
         prop::sample::select(VERSIONS.to_vec()),
         any::<bool>(),
         any::<bool>(),
+        prop::sample::select(vec![1u8, 2]),
     )
-        .prop_map(|(v, newest, go)| {
+        .prop_map(|(v, newest, go, protocol_version)| {
             let version = if newest {
                 ClientVersion::NEWEST
             } else {
                 ClientVersion::parse(v).expect("valid version")
             };
             let dialect = if go { Dialect::Go } else { Dialect::Java };
-            CodecContext::new(version, dialect)
+            CodecContext::new(version, dialect).with_protocol_version(protocol_version)
         })
 }
 
@@ -423,6 +424,7 @@ proptest! {
             .expect("valid frame")
             .expect("complete frame");
         prop_assert!(wire.is_empty());
+        prop_assert_eq!(frame.version, ctx.protocol_version);
         prop_assert_eq!(frame.request_id, request_id);
         prop_assert_eq!(frame.compressor, compressor);
         let back = decode_body(&frame, &ctx, DEFAULT_MAX_DECOMPRESSED_LEN).expect("decode");

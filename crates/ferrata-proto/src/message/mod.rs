@@ -84,24 +84,42 @@ pub struct CodecContext {
     /// Drives TransactionExceptionCode ordinals (both ways) and GlobalStatus clamping (encode).
     pub client_version: ClientVersion,
     pub dialect: Dialect,
+    /// The connection's protocol version (spec §3): [`crate::frame::PROTOCOL_VERSION`] (1)
+    /// until the first frame says otherwise, then [`crate::frame::negotiated_version`] of that
+    /// frame's version byte. [`crate::encode_message`] writes it in the frame header.
+    pub protocol_version: u8,
 }
 
 impl Default for CodecContext {
-    /// The newest Java client: what an unregistered connection is assumed to be.
+    /// The newest Java client on a version-1 connection: what an unregistered connection is
+    /// assumed to be.
     fn default() -> Self {
-        CodecContext {
-            client_version: ClientVersion::NEWEST,
-            dialect: Dialect::Java,
-        }
+        CodecContext::new(ClientVersion::NEWEST, Dialect::Java)
     }
 }
 
 impl CodecContext {
+    /// A version-1 connection of a `client_version` client of `dialect`.
     pub const fn new(client_version: ClientVersion, dialect: Dialect) -> CodecContext {
         CodecContext {
             client_version,
             dialect,
+            protocol_version: crate::frame::PROTOCOL_VERSION,
         }
+    }
+
+    /// The same connection speaking the version negotiated from a peer's `version` byte
+    /// (see [`crate::frame::negotiated_version`]).
+    pub const fn with_protocol_version(self, version: u8) -> CodecContext {
+        CodecContext {
+            protocol_version: crate::frame::negotiated_version(version),
+            ..self
+        }
+    }
+
+    /// True on a connection that negotiated protocol version 2 or higher.
+    pub const fn is_v2(&self) -> bool {
+        self.protocol_version >= crate::frame::PROTOCOL_VERSION_2
     }
 }
 
@@ -334,7 +352,8 @@ macro_rules! messages {
                 }
             }
 
-            /// Writes the 2-byte type code, then the fields (SEATA codec, v1 layouts).
+            /// Writes the 2-byte type code, then the fields (SEATA codec, in the layouts of
+            /// `ctx.protocol_version`).
             pub fn encode(&self, ctx: &CodecContext, out: &mut BytesMut) {
                 out.put_u16(self.type_code());
                 match self {
