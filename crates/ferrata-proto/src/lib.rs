@@ -212,20 +212,18 @@ mod tests {
 
     #[test]
     fn encode_message_writes_the_connection_version() {
-        let msg = Message::GlobalCommit(GlobalCommitRequest {
-            xid: "127.0.0.1:8091:1".into(),
-            extra_data: String::new(),
-        });
-        let ctx = CodecContext::default();
+        let msg = Message::RegisterTmResponse(RegisterTmResponse::new(true, "2.7.0"));
         let mut v1 = BytesMut::new();
-        encode_message(MsgType::Request, 1, CODEC_SEATA, 0, &msg, &ctx, &mut v1).expect("v1");
+        let ctx = CodecContext::default();
+        encode_message(MsgType::Response, 1, CODEC_SEATA, 0, &msg, &ctx, &mut v1).expect("v1");
         assert_eq!(&v1[..3], &[0xda, 0xda, 1]);
+        assert_eq!(&v1[16..], b"\x00\x66\x01\x00\x052.7.0");
 
         let ctx = ctx.with_protocol_version(2);
         for compressor in [0, 6] {
             let mut v2 = BytesMut::new();
             encode_message(
-                MsgType::Request,
+                MsgType::Response,
                 1,
                 CODEC_SEATA,
                 compressor,
@@ -239,6 +237,10 @@ mod tests {
                 .expect("valid")
                 .expect("whole");
             assert_eq!(frame.version, 2);
+            if compressor == 0 {
+                // The result code (1, Success) comes before identified.
+                assert_eq!(&frame.body[..], b"\x00\x66\x01\x01\x00\x052.7.0");
+            }
             assert_eq!(decode_body(&frame, &ctx, 1000).ok(), Some(msg.clone()));
         }
     }

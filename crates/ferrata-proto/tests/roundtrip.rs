@@ -88,6 +88,18 @@ fn result_info(ctx: CodecContext) -> impl Strategy<Value = ResultInfo> {
     })
 }
 
+/// The result prefix of 102/104: only protocol version 2 carries one (version 1 decodes as
+/// Success without a message).
+fn identify_result(ctx: CodecContext) -> impl Strategy<Value = (ResultCode, String)> {
+    (any::<bool>(), text()).prop_map(move |(ok, msg)| {
+        if ok || !ctx.is_v2() {
+            (ResultCode::Success, String::new())
+        } else {
+            (ResultCode::Failed, msg)
+        }
+    })
+}
+
 /// Every non-batch message type, with fields drawn for `ctx`.
 fn simple_message(ctx: CodecContext) -> BoxedStrategy<Message> {
     let r = move || result_info(ctx);
@@ -287,9 +299,11 @@ fn simple_message(ctx: CodecContext) -> BoxedStrategy<Message> {
                 },
             )
             .boxed(),
-        (any::<bool>(), text())
-            .prop_map(|(identified, version)| {
+        (identify_result(ctx), any::<bool>(), text())
+            .prop_map(|((result_code, msg), identified, version)| {
                 RegisterTmResponse {
+                    result_code,
+                    msg,
                     identified,
                     version,
                 }
@@ -310,9 +324,11 @@ fn simple_message(ctx: CodecContext) -> BoxedStrategy<Message> {
                 },
             )
             .boxed(),
-        (any::<bool>(), text())
-            .prop_map(|(identified, version)| {
+        (identify_result(ctx), any::<bool>(), text())
+            .prop_map(|((result_code, msg), identified, version)| {
                 RegisterRmResponse {
+                    result_code,
+                    msg,
                     identified,
                     version,
                 }

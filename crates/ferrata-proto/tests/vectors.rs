@@ -11,9 +11,9 @@ use ferrata_proto::{
     BranchReportRequest, BranchRollbackResponse, BranchStatus, BranchType, CodecContext,
     DEFAULT_MAX_DECOMPRESSED_LEN, DEFAULT_MAX_FRAME_LEN, DecodeError, Frame, GlobalBeginRequest,
     GlobalBeginResponse, MergeResultMessage, MergedWarpMessage, Message, MsgType,
-    RegisterTmRequest, RegisterTmResponse, ResultInfo, TransactionExceptionCode,
-    UnregisterRmRequest, UnregisterRmResponse, decode_body, decode_frame, encode_frame,
-    encode_message,
+    RegisterRmResponse, RegisterTmRequest, RegisterTmResponse, ResultCode, ResultInfo,
+    TransactionExceptionCode, UnregisterRmRequest, UnregisterRmResponse, decode_body, decode_frame,
+    encode_frame, encode_message,
 };
 
 const XID: &str = "192.168.1.100:8091:2612341069705662465";
@@ -135,21 +135,15 @@ fn v13_2_register_tm_response() {
         "13.2-register-tm-response-v1.hex",
         MsgType::Response,
         1,
-        Message::RegisterTmResponse(RegisterTmResponse {
-            identified: true,
-            version: "2.2.0".into(),
-        }),
+        Message::RegisterTmResponse(RegisterTmResponse::new(true, "2.2.0")),
     );
-    // The v2 layout is framed like v1 (only the version byte differs) but its body has a
-    // result code we do not produce: check framing only.
-    let name = "13.2-register-tm-response-v2.hex";
-    let wire = load(name);
-    let frame = decode_whole(name, &wire);
-    assert_eq!(frame.version, 2);
-    assert_eq!(&frame.body[..], b"\x00\x66\x01\x01\x00\x052.2.0");
-    let mut again = BytesMut::new();
-    encode_frame(&frame, &mut again);
-    assert_eq!(&again[..], &wire[..]);
+    // The same answer on a version-2 connection: a Success result code in front.
+    check(
+        "13.2-register-tm-response-v2.hex",
+        MsgType::Response,
+        1,
+        Message::RegisterTmResponse(RegisterTmResponse::new(true, "2.2.0")),
+    );
 }
 
 #[test]
@@ -270,6 +264,65 @@ fn v13_8_heartbeat() {
 }
 
 const TC_VERSION: &str = "2.7.0";
+
+fn java_2_7_tm_extra_data() -> String {
+    "ak=null\ndigest=default_tx_group,10.0.0.5,1700000000000\ntimestamp=1700000000000\n\
+     authVersion=V4\nvgroup=default_tx_group\nip=10.0.0.5\n"
+        .into()
+}
+
+/// A Seata 2.7 client opens its connection with a version-2 frame; a TC that speaks version 2
+/// answers in version 2, where RegisterTMResponse starts with a result code.
+#[test]
+fn v2_register_tm_request_and_its_answer() {
+    check(
+        "8.2-register-tm-request-v2.hex",
+        MsgType::Request,
+        1,
+        Message::RegisterTm(RegisterTmRequest {
+            version: "2.7.0".into(),
+            application_id: "demo-app".into(),
+            transaction_service_group: "default_tx_group".into(),
+            extra_data: java_2_7_tm_extra_data(),
+        }),
+    );
+    let ok = RegisterTmResponse::new(true, TC_VERSION);
+    assert_eq!(ok.result_code, ResultCode::Success);
+    check(
+        "8.3-register-tm-response-v2-ok.hex",
+        MsgType::Response,
+        1,
+        Message::RegisterTmResponse(ok),
+    );
+}
+
+/// A refused registration carries its reason on version 2 only.
+#[test]
+fn v2_register_rm_response_failed_with_a_message() {
+    let refused = RegisterRmResponse::rejected(
+        TC_VERSION,
+        "unknown transaction service group: my_test_tx_group",
+    );
+    check(
+        "8.3-register-rm-response-v2-failed.hex",
+        MsgType::Response,
+        2,
+        Message::RegisterRmResponse(refused.clone()),
+    );
+    // On a version-1 connection the result code and the message are not on the wire.
+    let mut v1 = BytesMut::new();
+    Message::RegisterRmResponse(refused).encode(&CodecContext::default(), &mut v1);
+    assert_eq!(&v1[..], b"\x00\x68\x00\x00\x052.7.0");
+    assert_eq!(
+        Message::decode(&v1, &CodecContext::default()).expect("v1 body"),
+        Message::RegisterRmResponse(RegisterRmResponse {
+            result_code: ResultCode::Success,
+            msg: String::new(),
+            identified: false,
+            version: TC_VERSION.into(),
+        })
+    );
+}
 
 /// UnregisterRM (105/106, Seata 2.7 RMs before shutdown): 106 keeps its version-1 layout on a
 /// version-2 connection.

@@ -86,7 +86,8 @@ pub struct CodecContext {
     pub dialect: Dialect,
     /// The connection's protocol version (spec §3): [`crate::frame::PROTOCOL_VERSION`] (1)
     /// until the first frame says otherwise, then [`crate::frame::negotiated_version`] of that
-    /// frame's version byte. [`crate::encode_message`] writes it in the frame header.
+    /// frame's version byte. [`crate::encode_message`] writes it in the frame header, and at 2
+    /// RegisterTMResponse and RegisterRMResponse use their v2 layout (both ways).
     pub protocol_version: u8,
 }
 
@@ -205,6 +206,56 @@ impl MsgLen {
             Dialect::Go => MsgLen::U8,
         }
     }
+}
+
+/// The body of RegisterTMResponse (102) and RegisterRMResponse (104), whose v2 layout adds a
+/// result prefix (spec §8.3; Seata's `AbstractIdentifyResponseCodecV2`):
+///
+/// | # | field      | v1 | v2                                    |
+/// |---|------------|----|---------------------------------------|
+/// | 1 | resultCode | –  | u8: 0 Failed, 1 Success               |
+/// | 2 | msg        | –  | str16, only when resultCode is Failed |
+/// | 3 | identified | u8 | u8: 1 accepted; any other value false |
+/// | 4 | version    | str16, the TC's version                   |
+///
+/// On v1 the prefix is not on the wire: decoding gives Success and an empty message.
+pub(crate) fn encode_identify_response(
+    ctx: &CodecContext,
+    result_code: ResultCode,
+    msg: &str,
+    identified: bool,
+    version: &str,
+    out: &mut BytesMut,
+) {
+    if ctx.is_v2() {
+        out.put_u8(result_code.code());
+        if result_code == ResultCode::Failed {
+            put_str16(out, msg);
+        }
+    }
+    out.put_u8(u8::from(identified));
+    put_str16(out, version);
+}
+
+/// Reads what [`encode_identify_response`] writes: (resultCode, msg, identified, version).
+pub(crate) fn decode_identify_response(
+    r: &mut Reader<'_>,
+    ctx: &CodecContext,
+) -> Result<(ResultCode, String, bool, String)> {
+    let (result_code, msg) = if ctx.is_v2() {
+        let result_code = read_result_code(r)?;
+        let msg = if result_code == ResultCode::Failed {
+            r.str16()?
+        } else {
+            String::new()
+        };
+        (result_code, msg)
+    } else {
+        (ResultCode::Success, String::new())
+    };
+    let identified = r.u8()? == 1;
+    let version = r.str16()?;
+    Ok((result_code, msg, identified, version))
 }
 
 /// The fields of one message after its type code; every message file implements it.
