@@ -11,6 +11,9 @@ pub enum DecodeError {
     Truncated { needed: usize, available: usize },
     #[error("string is not valid UTF-8")]
     InvalidUtf8,
+    /// The body starts with a type code this crate does not know (a newer client's message,
+    /// or one inside a batch). Nothing is wrong with the frame around it: a server can log
+    /// the code and skip the frame instead of closing the connection.
     #[error("unknown message type code {0}")]
     UnknownTypeCode(u16),
     #[error("unknown value {value} for {field}")]

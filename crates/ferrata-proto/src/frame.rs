@@ -1,6 +1,6 @@
-//! The v1 frame (spec §2): 16-byte header, head map and still-compressed body. Decoding is
-//! incremental and validates magic, version and length as early as the bytes allow (v2 frames
-//! share the layout and are accepted too, §3).
+//! The frame (spec §2): 16-byte header, head map and still-compressed body. Protocol versions 1
+//! and 2 share this layout and differ only in the version byte (§3). Decoding is incremental and
+//! validates magic, version and length as early as the bytes allow.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -8,8 +8,25 @@ pub const MAGIC: [u8; 2] = [0xDA, 0xDA];
 pub const HEADER_LEN: usize = 16;
 /// Java's limit (spec §2.1).
 pub const DEFAULT_MAX_FRAME_LEN: usize = 8 * 1024 * 1024;
-/// The version byte this crate writes; 2 is accepted on input only.
+/// Protocol version 1: every released client (Java 0.7 to 2.6, every Go client), and what a
+/// connection speaks until its first frame says otherwise.
 pub const PROTOCOL_VERSION: u8 = 1;
+/// Protocol version 2 (Seata 2.7, "support multi-version codec"): framed like version 1; only
+/// RegisterTMResponse and RegisterRMResponse bodies differ (spec §8.3).
+pub const PROTOCOL_VERSION_2: u8 = 2;
+/// The highest protocol version this crate speaks.
+pub const HIGHEST_PROTOCOL_VERSION: u8 = PROTOCOL_VERSION_2;
+
+/// The version a server speaks on a connection whose first frame carried `peer_version`, as the
+/// Java server decides it: the peer's version, or the highest this crate speaks when the peer's
+/// is higher. The connection keeps it for every later frame, in both directions.
+pub const fn negotiated_version(peer_version: u8) -> u8 {
+    if peer_version >= HIGHEST_PROTOCOL_VERSION {
+        HIGHEST_PROTOCOL_VERSION
+    } else {
+        PROTOCOL_VERSION
+    }
+}
 
 /// Header byte 9 (spec §4).
 #[repr(u8)]
@@ -56,10 +73,18 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// The pong for this ping (spec §8.14): same id, codec and compressor, no head map or body.
+    /// The version-1 pong for this ping (spec §8.14): same id, codec and compressor, no head map
+    /// or body. On a connection that negotiated another version use
+    /// [`Frame::heartbeat_response`].
     pub fn heartbeat_response_to(&self) -> Frame {
+        self.heartbeat_response(PROTOCOL_VERSION)
+    }
+
+    /// The pong for this ping in the connection's `protocol_version` (a 2.7 client adopts the
+    /// version of the first frame it receives, so every frame on a v2 connection must be v2).
+    pub fn heartbeat_response(&self, protocol_version: u8) -> Frame {
         Frame {
-            version: PROTOCOL_VERSION,
+            version: protocol_version,
             msg_type: MsgType::HeartbeatResponse,
             codec: self.codec,
             compressor: self.compressor,
@@ -428,7 +453,7 @@ mod tests {
     }
 
     #[test]
-    fn version_two_is_accepted_and_pong_is_v1() {
+    fn version_two_is_accepted_and_pong_follows_the_connection() {
         let mut buf =
             BytesMut::from(&[0xda, 0xda, 2, 0, 0, 0, 0x10, 0, 0x10, 3, 1, 0, 0, 0, 0, 9][..]);
         let ping = decode_frame(&mut buf, 1024).expect("valid").expect("whole");
@@ -439,5 +464,18 @@ mod tests {
             &encoded(&pong)[..],
             &[0xda, 0xda, 1, 0, 0, 0, 0x10, 0, 0x10, 4, 1, 0, 0, 0, 0, 9]
         );
+        let pong = ping.heartbeat_response(negotiated_version(ping.version));
+        assert_eq!(
+            &encoded(&pong)[..],
+            &[0xda, 0xda, 2, 0, 0, 0, 0x10, 0, 0x10, 4, 1, 0, 0, 0, 0, 9]
+        );
+    }
+
+    #[test]
+    fn negotiation_keeps_the_peer_version_up_to_the_highest() {
+        assert_eq!(negotiated_version(1), PROTOCOL_VERSION);
+        assert_eq!(negotiated_version(2), PROTOCOL_VERSION_2);
+        // A newer client talking to this server gets this server's highest (Seata PR #7250).
+        assert_eq!(negotiated_version(3), HIGHEST_PROTOCOL_VERSION);
     }
 }

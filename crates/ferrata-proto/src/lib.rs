@@ -1,5 +1,6 @@
-//! `ferrata-proto`: Seata's wire vocabulary and codec — frames (v1, accepting v2), the head map,
-//! every SEATA-codec message (one file each), merged batches and bounded compressors. No I/O.
+//! `ferrata-proto`: Seata's wire vocabulary and codec — frames (protocol versions 1 and 2), the
+//! head map, every SEATA-codec message (one file each), merged batches and bounded compressors.
+//! No I/O.
 
 pub mod auth;
 pub mod codec;
@@ -15,8 +16,8 @@ pub use codec::{DecodeError, Reader, put_str16, put_str32};
 pub use compress::{DEFAULT_MAX_DECOMPRESSED_LEN, compress, compress_for, decompress};
 pub use enums::{BranchStatus, BranchType, GlobalStatus, ResultCode, TransactionExceptionCode};
 pub use frame::{
-    DEFAULT_MAX_FRAME_LEN, Frame, FrameError, HEADER_LEN, HeadMap, MAGIC, MsgType, decode_frame,
-    encode_frame,
+    DEFAULT_MAX_FRAME_LEN, Frame, FrameError, HEADER_LEN, HIGHEST_PROTOCOL_VERSION, HeadMap, MAGIC,
+    MsgType, PROTOCOL_VERSION, PROTOCOL_VERSION_2, decode_frame, encode_frame, negotiated_version,
 };
 pub use message::{
     BatchResultMessage, BranchCommitRequest, BranchCommitResponse, BranchRegisterRequest,
@@ -33,8 +34,11 @@ pub use version::ClientVersion;
 /// The only serializer this crate implements (spec §5.1).
 pub const CODEC_SEATA: u8 = 1;
 
-/// Decompresses (bounded by `max_decompressed`) and decodes a non-heartbeat frame's body;
-/// codec must be 1 (SEATA) else `UnsupportedCodec`; an empty body is `EmptyBody`.
+/// Decompresses (bounded by `max_decompressed`) and decodes a non-heartbeat frame's body in the
+/// layouts of `ctx.protocol_version` (the connection's, whatever this frame's version byte says,
+/// as Java does); codec must be 1 (SEATA) else `UnsupportedCodec`; an empty body is
+/// `EmptyBody`; a type code this crate does not know is `UnknownTypeCode` (the frame itself is
+/// sound: skip it).
 pub fn decode_body(
     frame: &Frame,
     ctx: &CodecContext,
@@ -58,8 +62,9 @@ pub fn decode_body(
     Message::decode(&plain, ctx)
 }
 
-/// Builds a complete v1 frame carrying `msg`, compressing with `compressor`, with an empty
-/// head map (spec §2.2: a TC should not emit head-map entries).
+/// Builds a complete frame carrying `msg` in the connection's protocol version
+/// (`ctx.protocol_version`, written in the header and selecting the body layouts), compressing
+/// with `compressor`, with an empty head map (spec §2.2: a TC should not emit head-map entries).
 pub fn encode_message(
     msg_type: MsgType,
     request_id: i32,
@@ -77,7 +82,15 @@ pub fn encode_message(
         // that a frame costs no allocation of its own (servers and clients encode thousands
         // per second into one reused buffer).
         let start = out.len();
-        put_header(out, msg_type, 0, codec, compressor, request_id);
+        put_header(
+            out,
+            ctx.protocol_version,
+            msg_type,
+            0,
+            codec,
+            compressor,
+            request_id,
+        );
         msg.encode(ctx, out);
         let full_len = i32::try_from(out.len() - start).unwrap_or(i32::MAX);
         if let Some(slot) = out.get_mut(start + 3..start + 7) {
@@ -92,6 +105,7 @@ pub fn encode_message(
     out.reserve(full_len);
     put_header(
         out,
+        ctx.protocol_version,
         msg_type,
         i32::try_from(full_len).unwrap_or(i32::MAX),
         codec,
@@ -102,9 +116,10 @@ pub fn encode_message(
     Ok(())
 }
 
-/// The 16-byte v1 header with an empty head map (spec §2.1).
+/// The 16-byte header with an empty head map (spec §2.1).
 fn put_header(
     out: &mut BytesMut,
+    version: u8,
     msg_type: MsgType,
     full_len: i32,
     codec: u8,
@@ -113,7 +128,7 @@ fn put_header(
 ) {
     out.reserve(HEADER_LEN + 64);
     out.put_slice(&MAGIC);
-    out.put_u8(frame::PROTOCOL_VERSION);
+    out.put_u8(version);
     out.put_i32(full_len);
     out.put_i16(HEADER_LEN as i16);
     out.put_u8(msg_type as u8);
@@ -194,6 +209,41 @@ mod tests {
         assert_eq!(b.msg_type, MsgType::Oneway);
         assert_eq!(decode_body(&a, &ctx, 1000).ok(), Some(first));
         assert_eq!(decode_body(&b, &ctx, 1000).ok(), Some(second));
+    }
+
+    #[test]
+    fn encode_message_writes_the_connection_version() {
+        let msg = Message::RegisterTmResponse(RegisterTmResponse::new(true, "2.7.0"));
+        let mut v1 = BytesMut::new();
+        let ctx = CodecContext::default();
+        encode_message(MsgType::Response, 1, CODEC_SEATA, 0, &msg, &ctx, &mut v1).expect("v1");
+        assert_eq!(&v1[..3], &[0xda, 0xda, 1]);
+        assert_eq!(&v1[16..], b"\x00\x66\x01\x00\x052.7.0");
+
+        let ctx = ctx.with_protocol_version(2);
+        for compressor in [0, 6] {
+            let mut v2 = BytesMut::new();
+            encode_message(
+                MsgType::Response,
+                1,
+                CODEC_SEATA,
+                compressor,
+                &msg,
+                &ctx,
+                &mut v2,
+            )
+            .expect("v2");
+            assert_eq!(&v2[..3], &[0xda, 0xda, 2]);
+            let frame = decode_frame(&mut v2, DEFAULT_MAX_FRAME_LEN)
+                .expect("valid")
+                .expect("whole");
+            assert_eq!(frame.version, 2);
+            if compressor == 0 {
+                // The result code (1, Success) comes before identified.
+                assert_eq!(&frame.body[..], b"\x00\x66\x01\x01\x00\x052.7.0");
+            }
+            assert_eq!(decode_body(&frame, &ctx, 1000).ok(), Some(msg.clone()));
+        }
     }
 
     #[test]

@@ -12,9 +12,10 @@ use proptest::prelude::*;
 
 const MAX: usize = 64 * 1024;
 
-fn contexts() -> [CodecContext; 4] {
+fn contexts() -> [CodecContext; 5] {
     [
         CodecContext::default(),
+        CodecContext::default().with_protocol_version(2),
         CodecContext::new(ClientVersion::new(1, 4, 2), Dialect::Java),
         CodecContext::new(ClientVersion::new(1, 5, 2), Dialect::Go),
         CodecContext::new(ClientVersion::new(1, 1, 0), Dialect::Go),
@@ -26,7 +27,7 @@ fn exercise(bytes: &[u8]) {
     let mut buf = BytesMut::from(bytes);
     while let Ok(Some(frame)) = decode_frame(&mut buf, MAX) {
         if frame.msg_type.is_heartbeat() {
-            let _ = frame.heartbeat_response_to();
+            let _ = frame.heartbeat_response(frame.version);
             continue;
         }
         for ctx in contexts() {

@@ -27,15 +27,16 @@ fn ctx_strategy() -> impl Strategy<Value = CodecContext> {
         prop::sample::select(VERSIONS.to_vec()),
         any::<bool>(),
         any::<bool>(),
+        prop::sample::select(vec![1u8, 2]),
     )
-        .prop_map(|(v, newest, go)| {
+        .prop_map(|(v, newest, go, protocol_version)| {
             let version = if newest {
                 ClientVersion::NEWEST
             } else {
                 ClientVersion::parse(v).expect("valid version")
             };
             let dialect = if go { Dialect::Go } else { Dialect::Java };
-            CodecContext::new(version, dialect)
+            CodecContext::new(version, dialect).with_protocol_version(protocol_version)
         })
 }
 
@@ -83,6 +84,18 @@ fn result_info(ctx: CodecContext) -> impl Strategy<Value = ResultInfo> {
                 msg,
                 exception_code,
             }
+        }
+    })
+}
+
+/// The result prefix of 102/104: only protocol version 2 carries one (version 1 decodes as
+/// Success without a message).
+fn identify_result(ctx: CodecContext) -> impl Strategy<Value = (ResultCode, String)> {
+    (any::<bool>(), text()).prop_map(move |(ok, msg)| {
+        if ok || !ctx.is_v2() {
+            (ResultCode::Success, String::new())
+        } else {
+            (ResultCode::Failed, msg)
         }
     })
 }
@@ -286,9 +299,11 @@ fn simple_message(ctx: CodecContext) -> BoxedStrategy<Message> {
                 },
             )
             .boxed(),
-        (any::<bool>(), text())
-            .prop_map(|(identified, version)| {
+        (identify_result(ctx), any::<bool>(), text())
+            .prop_map(|((result_code, msg), identified, version)| {
                 RegisterTmResponse {
+                    result_code,
+                    msg,
                     identified,
                     version,
                 }
@@ -309,9 +324,11 @@ fn simple_message(ctx: CodecContext) -> BoxedStrategy<Message> {
                 },
             )
             .boxed(),
-        (any::<bool>(), text())
-            .prop_map(|(identified, version)| {
+        (identify_result(ctx), any::<bool>(), text())
+            .prop_map(|((result_code, msg), identified, version)| {
                 RegisterRmResponse {
+                    result_code,
+                    msg,
                     identified,
                     version,
                 }
@@ -423,6 +440,7 @@ proptest! {
             .expect("valid frame")
             .expect("complete frame");
         prop_assert!(wire.is_empty());
+        prop_assert_eq!(frame.version, ctx.protocol_version);
         prop_assert_eq!(frame.request_id, request_id);
         prop_assert_eq!(frame.compressor, compressor);
         let back = decode_body(&frame, &ctx, DEFAULT_MAX_DECOMPRESSED_LEN).expect("decode");

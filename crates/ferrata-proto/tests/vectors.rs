@@ -1,16 +1,19 @@
-//! Golden frames from spec §13: decode each file, compare with the expected message, re-encode
-//! and byte-compare. The §13 vectors are hand-derived from the encoding rules, not captured
-//! from real clients; real-client captures will be added next to them in tests/vectors/.
+//! Golden frames: decode each file, compare with the expected message, re-encode and
+//! byte-compare. The §13 vectors come from the spec's worked examples; the §7/§8/§9 ones cover
+//! Seata 2.7 (protocol version 2, UnregisterRM) and the newer enum values. All are hand-derived
+//! from the encoding rules, not captured from real clients (those are in captured_vectors.rs).
 
 use std::path::PathBuf;
 
 use bytes::BytesMut;
 use ferrata_proto::{
     BranchCommitRequest, BranchCommitResponse, BranchRegisterRequest, BranchRegisterResponse,
-    BranchStatus, BranchType, CodecContext, DEFAULT_MAX_DECOMPRESSED_LEN, DEFAULT_MAX_FRAME_LEN,
-    Frame, GlobalBeginRequest, GlobalBeginResponse, MergeResultMessage, MergedWarpMessage, Message,
-    MsgType, RegisterTmRequest, RegisterTmResponse, ResultInfo, TransactionExceptionCode,
-    decode_body, decode_frame, encode_frame, encode_message,
+    BranchReportRequest, BranchRollbackResponse, BranchStatus, BranchType, CodecContext,
+    DEFAULT_MAX_DECOMPRESSED_LEN, DEFAULT_MAX_FRAME_LEN, DecodeError, Frame, GlobalBeginRequest,
+    GlobalBeginResponse, MergeResultMessage, MergedWarpMessage, Message, MsgType,
+    RegisterRmResponse, RegisterTmRequest, RegisterTmResponse, ResultCode, ResultInfo,
+    TransactionExceptionCode, UnregisterRmRequest, UnregisterRmResponse, decode_body, decode_frame,
+    encode_frame, encode_message,
 };
 
 const XID: &str = "192.168.1.100:8091:2612341069705662465";
@@ -48,6 +51,12 @@ fn decode_whole(name: &str, wire: &[u8]) -> Frame {
     frame
 }
 
+/// The codec context of the connection `frame` arrived on, when it was the connection's first:
+/// the protocol version is the one negotiated from its version byte.
+fn connection_of(frame: &Frame) -> CodecContext {
+    CodecContext::default().with_protocol_version(frame.version)
+}
+
 /// Decodes `name`, checks the frame header and message, then re-encodes both ways.
 fn check(name: &str, msg_type: MsgType, request_id: i32, expected: Message) {
     let wire = load(name);
@@ -60,7 +69,7 @@ fn check(name: &str, msg_type: MsgType, request_id: i32, expected: Message) {
     encode_frame(&frame, &mut again);
     assert_eq!(&again[..], &wire[..], "{name}: frame re-encoding differs");
 
-    let ctx = CodecContext::default();
+    let ctx = connection_of(&frame);
     let msg = decode_body(&frame, &ctx, DEFAULT_MAX_DECOMPRESSED_LEN)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(msg, expected, "{name}");
@@ -126,21 +135,15 @@ fn v13_2_register_tm_response() {
         "13.2-register-tm-response-v1.hex",
         MsgType::Response,
         1,
-        Message::RegisterTmResponse(RegisterTmResponse {
-            identified: true,
-            version: "2.2.0".into(),
-        }),
+        Message::RegisterTmResponse(RegisterTmResponse::new(true, "2.2.0")),
     );
-    // The v2 layout is framed like v1 (only the version byte differs) but its body has a
-    // result code we do not produce: check framing only.
-    let name = "13.2-register-tm-response-v2.hex";
-    let wire = load(name);
-    let frame = decode_whole(name, &wire);
-    assert_eq!(frame.version, 2);
-    assert_eq!(&frame.body[..], b"\x00\x66\x01\x01\x00\x052.2.0");
-    let mut again = BytesMut::new();
-    encode_frame(&frame, &mut again);
-    assert_eq!(&again[..], &wire[..]);
+    // The same answer on a version-2 connection: a Success result code in front.
+    check(
+        "13.2-register-tm-response-v2.hex",
+        MsgType::Response,
+        1,
+        Message::RegisterTmResponse(RegisterTmResponse::new(true, "2.2.0")),
+    );
 }
 
 #[test]
@@ -258,4 +261,203 @@ fn v13_8_heartbeat() {
         decode_whole("pong", &pong_wire),
         ping.heartbeat_response_to()
     );
+}
+
+const TC_VERSION: &str = "2.7.0";
+
+fn java_2_7_tm_extra_data() -> String {
+    "ak=null\ndigest=default_tx_group,10.0.0.5,1700000000000\ntimestamp=1700000000000\n\
+     authVersion=V4\nvgroup=default_tx_group\nip=10.0.0.5\n"
+        .into()
+}
+
+/// A Seata 2.7 client opens its connection with a version-2 frame; a TC that speaks version 2
+/// answers in version 2, where RegisterTMResponse starts with a result code.
+#[test]
+fn v2_register_tm_request_and_its_answer() {
+    check(
+        "8.2-register-tm-request-v2.hex",
+        MsgType::Request,
+        1,
+        Message::RegisterTm(RegisterTmRequest {
+            version: "2.7.0".into(),
+            application_id: "demo-app".into(),
+            transaction_service_group: "default_tx_group".into(),
+            extra_data: java_2_7_tm_extra_data(),
+        }),
+    );
+    let ok = RegisterTmResponse::new(true, TC_VERSION);
+    assert_eq!(ok.result_code, ResultCode::Success);
+    check(
+        "8.3-register-tm-response-v2-ok.hex",
+        MsgType::Response,
+        1,
+        Message::RegisterTmResponse(ok),
+    );
+}
+
+/// A refused registration carries its reason on version 2 only.
+#[test]
+fn v2_register_rm_response_failed_with_a_message() {
+    let refused = RegisterRmResponse::rejected(
+        TC_VERSION,
+        "unknown transaction service group: my_test_tx_group",
+    );
+    check(
+        "8.3-register-rm-response-v2-failed.hex",
+        MsgType::Response,
+        2,
+        Message::RegisterRmResponse(refused.clone()),
+    );
+    // On a version-1 connection the result code and the message are not on the wire.
+    let mut v1 = BytesMut::new();
+    Message::RegisterRmResponse(refused).encode(&CodecContext::default(), &mut v1);
+    assert_eq!(&v1[..], b"\x00\x68\x00\x00\x052.7.0");
+    assert_eq!(
+        Message::decode(&v1, &CodecContext::default()).expect("v1 body"),
+        Message::RegisterRmResponse(RegisterRmResponse {
+            result_code: ResultCode::Success,
+            msg: String::new(),
+            identified: false,
+            version: TC_VERSION.into(),
+        })
+    );
+}
+
+/// UnregisterRM (105/106, Seata 2.7 RMs before shutdown): 106 keeps its version-1 layout on a
+/// version-2 connection.
+#[test]
+fn unregister_rm_request_and_response() {
+    check(
+        "8.2-unregister-rm-request-v2.hex",
+        MsgType::Request,
+        3,
+        Message::UnregisterRm(UnregisterRmRequest {
+            version: "2.7.0".into(),
+            application_id: "demo-app".into(),
+            transaction_service_group: "default_tx_group".into(),
+            extra_data: String::new(),
+            resource_ids: RESOURCE.into(),
+        }),
+    );
+    let answer = UnregisterRmResponse {
+        identified: true,
+        version: TC_VERSION.into(),
+    };
+    check(
+        "8.3-unregister-rm-response-v2.hex",
+        MsgType::Response,
+        3,
+        Message::UnregisterRmResponse(answer.clone()),
+    );
+    let wire = load("8.3-unregister-rm-response-v2.hex");
+    let frame = decode_whole("106", &wire);
+    let v1 = CodecContext::default();
+    assert_eq!(
+        decode_body(&frame, &v1, DEFAULT_MAX_DECOMPRESSED_LEN).expect("v1"),
+        Message::UnregisterRmResponse(answer),
+        "the body is the same in both versions"
+    );
+}
+
+#[test]
+fn saga_annotation_branch_register() {
+    check(
+        "9.1-branch-register-request-saga-annotation.hex",
+        MsgType::Request,
+        5,
+        Message::BranchRegister(BranchRegisterRequest {
+            xid: XID.into(),
+            branch_type: BranchType::SagaAnnotation,
+            resource_id: "reduceStock".into(),
+            lock_key: String::new(),
+            application_data: r#"{"actionContext":{"amount":2}}"#.into(),
+        }),
+    );
+}
+
+#[test]
+fn xa_statuses_11_12_and_13() {
+    check(
+        "9.2-branch-commit-response-xaer-nota.hex",
+        MsgType::Response,
+        7,
+        Message::BranchCommitResponse(BranchCommitResponse {
+            result: ResultInfo::success(),
+            xid: XID.into(),
+            branch_id: BRANCH_ID,
+            branch_status: BranchStatus::PhaseTwoCommitFailedXaerNotaRetryable,
+        }),
+    );
+    check(
+        "9.2-branch-rollback-response-xaer-nota.hex",
+        MsgType::Response,
+        8,
+        Message::BranchRollbackResponse(BranchRollbackResponse {
+            result: ResultInfo::success(),
+            xid: XID.into(),
+            branch_id: BRANCH_ID,
+            branch_status: BranchStatus::PhaseTwoRollbackFailedXaerNotaRetryable,
+        }),
+    );
+    check(
+        "9.2-branch-report-request-rdonly.hex",
+        MsgType::Request,
+        6,
+        Message::BranchReport(BranchReportRequest {
+            xid: XID.into(),
+            branch_id: BRANCH_ID,
+            status: BranchStatus::PhaseOneRdonly,
+            resource_id: RESOURCE.into(),
+            application_data: String::new(),
+            branch_type: BranchType::Xa,
+        }),
+    );
+    assert_eq!(
+        [
+            BranchStatus::PhaseTwoCommitFailedXaerNotaRetryable.code(),
+            BranchStatus::PhaseTwoRollbackFailedXaerNotaRetryable.code(),
+            BranchStatus::PhaseOneRdonly.code(),
+            BranchType::SagaAnnotation.code(),
+        ],
+        [11, 12, 13, 4]
+    );
+}
+
+/// A frame whose type code this crate does not know is still a sound frame: it decodes and
+/// re-encodes as a frame, its body gives the distinct `UnknownTypeCode` error, and the frame
+/// after it on the connection decodes normally, so a server can skip it.
+#[test]
+fn unknown_type_code_is_a_distinct_error_and_the_stream_goes_on() {
+    let name = "7-unknown-type-code.hex";
+    let wire = load(name);
+    let frame = decode_whole(name, &wire);
+    assert_eq!(
+        (frame.version, frame.msg_type, frame.request_id),
+        (1, MsgType::Request, 9)
+    );
+    let mut again = BytesMut::new();
+    encode_frame(&frame, &mut again);
+    assert_eq!(&again[..], &wire[..]);
+    for ctx in [
+        CodecContext::default(),
+        CodecContext::default().with_protocol_version(2),
+    ] {
+        assert!(matches!(
+            decode_body(&frame, &ctx, DEFAULT_MAX_DECOMPRESSED_LEN),
+            Err(DecodeError::UnknownTypeCode(200))
+        ));
+    }
+
+    let mut stream = BytesMut::from(&wire[..]);
+    stream.extend_from_slice(&load("13.8-heartbeat-ping.hex"));
+    let unknown = decode_frame(&mut stream, DEFAULT_MAX_FRAME_LEN)
+        .expect("valid")
+        .expect("whole");
+    assert_eq!(unknown, frame);
+    let next = decode_frame(&mut stream, DEFAULT_MAX_FRAME_LEN)
+        .expect("valid")
+        .expect("whole");
+    assert_eq!(next.msg_type, MsgType::HeartbeatRequest);
+    assert!(stream.is_empty());
 }

@@ -26,4 +26,17 @@ fence_suite!(
         ("gmt_create", "timestamp(3) without time zone"),
         ("gmt_modified", "timestamp(3) without time zone"),
     ],
+    lock_wait = waits_for_a_lock,
 );
+
+/// True while a session waits for a lock in a statement that names `table`.
+async fn waits_for_a_lock(pool: &sqlx::PgPool, table: &str) -> bool {
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+    )
+    .bind(format!("%{table}%"))
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    waiting > 0
+}

@@ -84,24 +84,43 @@ pub struct CodecContext {
     /// Drives TransactionExceptionCode ordinals (both ways) and GlobalStatus clamping (encode).
     pub client_version: ClientVersion,
     pub dialect: Dialect,
+    /// The connection's protocol version (spec §3): [`crate::frame::PROTOCOL_VERSION`] (1)
+    /// until the first frame says otherwise, then [`crate::frame::negotiated_version`] of that
+    /// frame's version byte. [`crate::encode_message`] writes it in the frame header, and at 2
+    /// RegisterTMResponse and RegisterRMResponse use their v2 layout (both ways).
+    pub protocol_version: u8,
 }
 
 impl Default for CodecContext {
-    /// The newest Java client: what an unregistered connection is assumed to be.
+    /// The newest Java client on a version-1 connection: what an unregistered connection is
+    /// assumed to be.
     fn default() -> Self {
-        CodecContext {
-            client_version: ClientVersion::NEWEST,
-            dialect: Dialect::Java,
-        }
+        CodecContext::new(ClientVersion::NEWEST, Dialect::Java)
     }
 }
 
 impl CodecContext {
+    /// A version-1 connection of a `client_version` client of `dialect`.
     pub const fn new(client_version: ClientVersion, dialect: Dialect) -> CodecContext {
         CodecContext {
             client_version,
             dialect,
+            protocol_version: crate::frame::PROTOCOL_VERSION,
         }
+    }
+
+    /// The same connection speaking the version negotiated from a peer's `version` byte
+    /// (see [`crate::frame::negotiated_version`]).
+    pub const fn with_protocol_version(self, version: u8) -> CodecContext {
+        CodecContext {
+            protocol_version: crate::frame::negotiated_version(version),
+            ..self
+        }
+    }
+
+    /// True on a connection that negotiated protocol version 2 or higher.
+    pub const fn is_v2(&self) -> bool {
+        self.protocol_version >= crate::frame::PROTOCOL_VERSION_2
     }
 }
 
@@ -187,6 +206,56 @@ impl MsgLen {
             Dialect::Go => MsgLen::U8,
         }
     }
+}
+
+/// The body of RegisterTMResponse (102) and RegisterRMResponse (104), whose v2 layout adds a
+/// result prefix (spec §8.3; Seata's `AbstractIdentifyResponseCodecV2`):
+///
+/// | # | field      | v1 | v2                                    |
+/// |---|------------|----|---------------------------------------|
+/// | 1 | resultCode | –  | u8: 0 Failed, 1 Success               |
+/// | 2 | msg        | –  | str16, only when resultCode is Failed |
+/// | 3 | identified | u8 | u8: 1 accepted; any other value false |
+/// | 4 | version    | str16, the TC's version                   |
+///
+/// On v1 the prefix is not on the wire: decoding gives Success and an empty message.
+pub(crate) fn encode_identify_response(
+    ctx: &CodecContext,
+    result_code: ResultCode,
+    msg: &str,
+    identified: bool,
+    version: &str,
+    out: &mut BytesMut,
+) {
+    if ctx.is_v2() {
+        out.put_u8(result_code.code());
+        if result_code == ResultCode::Failed {
+            put_str16(out, msg);
+        }
+    }
+    out.put_u8(u8::from(identified));
+    put_str16(out, version);
+}
+
+/// Reads what [`encode_identify_response`] writes: (resultCode, msg, identified, version).
+pub(crate) fn decode_identify_response(
+    r: &mut Reader<'_>,
+    ctx: &CodecContext,
+) -> Result<(ResultCode, String, bool, String)> {
+    let (result_code, msg) = if ctx.is_v2() {
+        let result_code = read_result_code(r)?;
+        let msg = if result_code == ResultCode::Failed {
+            r.str16()?
+        } else {
+            String::new()
+        };
+        (result_code, msg)
+    } else {
+        (ResultCode::Success, String::new())
+    };
+    let identified = r.u8()? == 1;
+    let version = r.str16()?;
+    Ok((result_code, msg, identified, version))
 }
 
 /// The fields of one message after its type code; every message file implements it.
@@ -334,7 +403,8 @@ macro_rules! messages {
                 }
             }
 
-            /// Writes the 2-byte type code, then the fields (SEATA codec, v1 layouts).
+            /// Writes the 2-byte type code, then the fields (SEATA codec, in the layouts of
+            /// `ctx.protocol_version`).
             pub fn encode(&self, ctx: &CodecContext, out: &mut BytesMut) {
                 out.put_u16(self.type_code());
                 match self {

@@ -1,5 +1,6 @@
 //! UnregisterRMResponse (type 106, TC → client): the identify answer in its v1 layout, which has
-//! no result code or message on the wire (spec §8.3).
+//! no result code or message on the wire, on version-2 connections too: Seata 2.7 has a v2
+//! codec only for 102 and 104 (spec §8.3).
 
 use bytes::{BufMut, BytesMut};
 

@@ -200,13 +200,125 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
         .is_some_and(|e| e.is_unique_violation())
 }
 
-/// SQLSTATE 40001: MySQL's deadlock (1213) and PostgreSQL's serialization failure.
+/// True when the database rolled the transaction back to break a deadlock or a serialization
+/// conflict, so that running it again from its start can succeed: MySQL/MariaDB error 1213
+/// (SQLSTATE 40001; InnoDB rolls the whole transaction back), PostgreSQL 40P01 (deadlock) and
+/// 40001 (serialization failure). A lock wait timeout (MySQL 1205) is not one: it ends only the
+/// statement, and waiting again would most likely time out again.
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 fn is_deadlock(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .and_then(|e| e.code())
+    let Some(database) = error.as_database_error() else {
+        return false;
+    };
+    #[cfg(feature = "mysql")]
+    if let Some(mysql) = database.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return mysql.number() == MYSQL_DEADLOCK;
+    }
+    database
+        .code()
         .is_some_and(|code| code == "40001" || code == "40P01")
+}
+
+/// MySQL/MariaDB `ER_LOCK_DEADLOCK`.
+#[cfg(feature = "mysql")]
+const MYSQL_DEADLOCK: u16 = 1213;
+
+/// How many times the fence runs one local transaction when the database rolls it back to break
+/// a deadlock (or when an empty rollback loses the race for the branch's row), before it gives
+/// up and returns the error (which phase 2 answers as retryable).
+pub const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// The operation name of an empty rollback's insert, which may lose a race to a concurrent try.
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+const INSERT_SUSPENDED: &str = "insert suspended row";
+
+/// Why a failed local transaction is worth running again from its start, if it is.
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+fn rerun_reason(error: &FenceError) -> Option<&'static str> {
+    let FenceError::Database {
+        operation, source, ..
+    } = error
+    else {
+        return None;
+    };
+    if is_deadlock(source) {
+        Some("deadlock or serialization failure")
+    } else if *operation == INSERT_SUSPENDED && is_unique_violation(source) {
+        // Without a gap lock (PostgreSQL, or MySQL under READ COMMITTED) the lookup of an empty
+        // rollback cannot see a try that inserted the row but had not committed; once it has,
+        // a new transaction finds the row and cancels the try (or sees it already rolled back).
+        Some("a concurrent transaction inserted the branch's row first")
+    } else {
+        None
+    }
+}
+
+/// Runs `attempt` (one whole local transaction, from its BEGIN up to the point where the
+/// business work would receive it) until it succeeds or fails for a reason a new transaction
+/// cannot overcome, at most [`CONFLICT_ATTEMPTS`] times. Every attempt rolls its own transaction
+/// back when it fails, so nothing of a failed attempt survives; the statement that failed is
+/// never retried on its own.
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+async fn rerun_on_conflict<T, Fut>(
+    xid: &str,
+    branch_id: i64,
+    phase: &'static str,
+    mut attempt: impl FnMut() -> Fut,
+) -> Result<T, FenceError>
+where
+    Fut: std::future::Future<Output = Result<T, FenceError>>,
+{
+    let mut number = 1;
+    loop {
+        let error = match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        let Some(reason) = rerun_reason(&error) else {
+            return Err(error);
+        };
+        if number >= CONFLICT_ATTEMPTS {
+            tracing::warn!(
+                xid,
+                branch_id,
+                phase,
+                attempt = number,
+                reason,
+                "the fence's local transaction failed on its last attempt; giving up"
+            );
+            return Err(error);
+        }
+        tracing::warn!(
+            xid,
+            branch_id,
+            phase,
+            attempt = number,
+            max_attempts = CONFLICT_ATTEMPTS,
+            reason,
+            %error,
+            "the fence's local transaction was rolled back; running it again"
+        );
+        tokio::time::sleep(conflict_backoff(number)).await;
+        number += 1;
+    }
+}
+
+/// A random pause of up to 5 ms per failed attempt, so that transactions that collided do not
+/// collide again in lockstep.
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+fn conflict_backoff(attempt: u32) -> Duration {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
+    Duration::from_micros(random % (5_000 * u64::from(attempt)))
+}
+
+/// How the fence step of a phase-2 transaction ended.
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+enum PhaseTwoStart<Tx> {
+    /// The row went from tried to the phase's status in `Tx`; the business work runs next.
+    Run(Tx),
+    /// The transaction is over and the business work is not called; the phase's answer.
+    Done(bool),
 }
 
 /// Generates the fence operations for one database type; the dialect module supplies
@@ -341,7 +453,8 @@ macro_rules! fence_impl {
             /// A duplicate key means a rollback got there first (suspension): the try is refused
             /// and its transaction rolled back. The status-4 row stays (unlike Java, which
             /// deletes it at once) so that a retried late try is refused too; the cleanup
-            /// removes it after the clean period.
+            /// removes it after the clean period. A deadlock before `work` runs the
+            /// transaction again (see [`crate::fence::CONFLICT_ATTEMPTS`]).
             pub async fn fenced_try<T, F, Fut>(
                 &self,
                 xid: &str,
@@ -358,31 +471,10 @@ macro_rules! fence_impl {
                         ),
                     >,
             {
-                let mut tx = self.begin().await?;
-                if let Err(error) = self
-                    .insert(
-                        &mut tx,
-                        xid,
-                        branch_id,
-                        action_name,
-                        crate::error::FenceStatus::Tried,
-                    )
-                    .await
-                {
-                    rollback_quietly(tx).await;
-                    if crate::fence::is_unique_violation(&error) {
-                        tracing::error!(
-                            xid,
-                            branch_id,
-                            "branch already rolled back before its try: try refused (suspension)"
-                        );
-                        return Err(crate::error::FenceError::Suspended {
-                            xid: xid.to_owned(),
-                            branch_id,
-                        });
-                    }
-                    return Err(self.db_error("insert tried row", error));
-                }
+                let tx = crate::fence::rerun_on_conflict(xid, branch_id, "try", || {
+                    self.start_try(xid, branch_id, action_name)
+                })
+                .await?;
                 let (tx, result) = work(tx).await;
                 match result {
                     Ok(value) => {
@@ -398,9 +490,47 @@ macro_rules! fence_impl {
                 }
             }
 
+            /// Begins the try's transaction and inserts the tried row.
+            async fn start_try(
+                &self,
+                xid: &str,
+                branch_id: i64,
+                action_name: &str,
+            ) -> Result<sqlx::Transaction<'static, $db>, crate::error::FenceError> {
+                let mut tx = self.begin().await?;
+                let inserted = self
+                    .insert(
+                        &mut tx,
+                        xid,
+                        branch_id,
+                        action_name,
+                        crate::error::FenceStatus::Tried,
+                    )
+                    .await;
+                match inserted {
+                    Ok(()) => Ok(tx),
+                    Err(error) => {
+                        rollback_quietly(tx).await;
+                        if crate::fence::is_unique_violation(&error) {
+                            tracing::error!(
+                                xid,
+                                branch_id,
+                                "branch already rolled back before its try: try refused (suspension)"
+                            );
+                            return Err(crate::error::FenceError::Suspended {
+                                xid: xid.to_owned(),
+                                branch_id,
+                            });
+                        }
+                        Err(self.db_error("insert tried row", error))
+                    }
+                }
+            }
+
             /// Phase 2 commit: status 1 → 2 and `work` in one transaction. Already committed →
             /// `Ok(true)` without calling `work`; rolled back or suspended → `Ok(false)`; no row
             /// → `NoRecord`. `work` returning `Ok(false)` or `Err` rolls everything back.
+            /// A deadlock before `work` runs the transaction again.
             pub async fn fenced_commit<F, Fut>(
                 &self,
                 xid: &str,
@@ -416,7 +546,29 @@ macro_rules! fence_impl {
                         ),
                     >,
             {
+                let start = crate::fence::rerun_on_conflict(xid, branch_id, "confirm", || {
+                    self.start_commit(xid, branch_id)
+                })
+                .await?;
+                match start {
+                    crate::fence::PhaseTwoStart::Done(answer) => Ok(answer),
+                    crate::fence::PhaseTwoStart::Run(tx) => {
+                        self.run_phase_two(tx, xid, branch_id, "confirm", work).await
+                    }
+                }
+            }
+
+            /// The fence step of a commit: locks the row and moves it from tried to committed.
+            async fn start_commit(
+                &self,
+                xid: &str,
+                branch_id: i64,
+            ) -> Result<
+                crate::fence::PhaseTwoStart<sqlx::Transaction<'static, $db>>,
+                crate::error::FenceError,
+            > {
                 use crate::error::FenceStatus;
+                use crate::fence::PhaseTwoStart::Done;
                 let (tx, status) = self.begin_locked(xid, branch_id).await?;
                 match status {
                     None => {
@@ -429,15 +581,15 @@ macro_rules! fence_impl {
                     Some(FenceStatus::Committed) => {
                         rollback_quietly(tx).await;
                         tracing::info!(xid, branch_id, "branch already committed: confirm skipped (idempotent)");
-                        Ok(true)
+                        Ok(Done(true))
                     }
                     Some(status @ (FenceStatus::Rollbacked | FenceStatus::Suspended)) => {
                         rollback_quietly(tx).await;
                         tracing::warn!(xid, branch_id, ?status, "commit of a branch that was rolled back: refused");
-                        Ok(false)
+                        Ok(Done(false))
                     }
                     Some(FenceStatus::Tried) => {
-                        self.mark_and_run(tx, xid, branch_id, FenceStatus::Committed, work)
+                        self.mark_tried(tx, xid, branch_id, FenceStatus::Committed)
                             .await
                     }
                 }
@@ -447,6 +599,9 @@ macro_rules! fence_impl {
             /// status 4 and returns `Ok(true)` without calling `work` (empty rollback, which also
             /// blocks a late try); already rolled back or suspended → `Ok(true)`; committed →
             /// `Ok(false)`. `work` returning `Ok(false)` or `Err` rolls everything back.
+            /// A deadlock before `work` (the empty rollback's gap lock makes them expected under
+            /// REPEATABLE READ), or a try inserting the row while an empty rollback looked for
+            /// it, runs the transaction again.
             pub async fn fenced_rollback<F, Fut>(
                 &self,
                 xid: &str,
@@ -463,7 +618,31 @@ macro_rules! fence_impl {
                         ),
                     >,
             {
+                let start = crate::fence::rerun_on_conflict(xid, branch_id, "cancel", || {
+                    self.start_rollback(xid, branch_id, action_name)
+                })
+                .await?;
+                match start {
+                    crate::fence::PhaseTwoStart::Done(answer) => Ok(answer),
+                    crate::fence::PhaseTwoStart::Run(tx) => {
+                        self.run_phase_two(tx, xid, branch_id, "cancel", work).await
+                    }
+                }
+            }
+
+            /// The fence step of a rollback: locks the row and moves it from tried to rolled
+            /// back, or, when there is no row, records the empty rollback and commits.
+            async fn start_rollback(
+                &self,
+                xid: &str,
+                branch_id: i64,
+                action_name: &str,
+            ) -> Result<
+                crate::fence::PhaseTwoStart<sqlx::Transaction<'static, $db>>,
+                crate::error::FenceError,
+            > {
                 use crate::error::FenceStatus;
+                use crate::fence::PhaseTwoStart::Done;
                 let (mut tx, status) = self.begin_locked(xid, branch_id).await?;
                 match status {
                     None => {
@@ -472,40 +651,65 @@ macro_rules! fence_impl {
                             .await
                         {
                             rollback_quietly(tx).await;
-                            if crate::fence::is_deadlock(&error) {
-                                tracing::warn!(xid, branch_id, "deadlock during an empty rollback (expected under repeatable read); the TC retries");
-                            }
-                            return Err(self.db_error("insert suspended row", error));
+                            return Err(self.db_error(crate::fence::INSERT_SUSPENDED, error));
                         }
                         tx.commit()
                             .await
                             .map_err(|e| self.db_error("commit empty rollback", e))?;
                         tracing::info!(xid, branch_id, "rollback before any try: recorded as suspended (empty rollback)");
-                        Ok(true)
+                        Ok(Done(true))
                     }
                     Some(FenceStatus::Rollbacked | FenceStatus::Suspended) => {
                         rollback_quietly(tx).await;
                         tracing::info!(xid, branch_id, "branch already rolled back: cancel skipped (idempotent)");
-                        Ok(true)
+                        Ok(Done(true))
                     }
                     Some(FenceStatus::Committed) => {
                         rollback_quietly(tx).await;
                         tracing::warn!(xid, branch_id, "rollback of a branch that was committed: refused");
-                        Ok(false)
+                        Ok(Done(false))
                     }
                     Some(FenceStatus::Tried) => {
-                        self.mark_and_run(tx, xid, branch_id, FenceStatus::Rollbacked, work)
+                        self.mark_tried(tx, xid, branch_id, FenceStatus::Rollbacked)
                             .await
                     }
                 }
             }
 
-            async fn mark_and_run<F, Fut>(
+            /// Moves the locked tried row to `to`; on failure the transaction is rolled back.
+            async fn mark_tried(
                 &self,
                 mut tx: sqlx::Transaction<'static, $db>,
                 xid: &str,
                 branch_id: i64,
                 to: crate::error::FenceStatus,
+            ) -> Result<
+                crate::fence::PhaseTwoStart<sqlx::Transaction<'static, $db>>,
+                crate::error::FenceError,
+            > {
+                match self.mark(&mut tx, xid, branch_id, to).await {
+                    Ok(true) => Ok(crate::fence::PhaseTwoStart::Run(tx)),
+                    // Cannot happen under the row lock; answer "not done" rather than guess.
+                    Ok(false) => {
+                        rollback_quietly(tx).await;
+                        Ok(crate::fence::PhaseTwoStart::Done(false))
+                    }
+                    Err(error) => {
+                        rollback_quietly(tx).await;
+                        Err(error)
+                    }
+                }
+            }
+
+            /// Runs the phase-2 business work in the transaction the fence step left open and
+            /// commits both only on `Ok(true)`. `work` runs once per call: a deadlock inside it
+            /// is returned (phase 2 answers retryable and the TC calls again).
+            async fn run_phase_two<F, Fut>(
+                &self,
+                tx: sqlx::Transaction<'static, $db>,
+                xid: &str,
+                branch_id: i64,
+                phase: &'static str,
                 work: F,
             ) -> Result<bool, crate::error::FenceError>
             where
@@ -517,18 +721,6 @@ macro_rules! fence_impl {
                         ),
                     >,
             {
-                match self.mark(&mut tx, xid, branch_id, to).await {
-                    Ok(true) => {}
-                    // Cannot happen under the row lock; answer "not done" rather than guess.
-                    Ok(false) => {
-                        rollback_quietly(tx).await;
-                        return Ok(false);
-                    }
-                    Err(error) => {
-                        rollback_quietly(tx).await;
-                        return Err(error);
-                    }
-                }
                 let (tx, result) = work(tx).await;
                 match result {
                     Ok(true) => {
@@ -544,12 +736,11 @@ macro_rules! fence_impl {
                     }
                     Err(error) => {
                         rollback_quietly(tx).await;
-                        if to == crate::error::FenceStatus::Rollbacked
-                            && error
-                                .downcast_ref::<sqlx::Error>()
-                                .is_some_and(crate::fence::is_deadlock)
+                        if error
+                            .downcast_ref::<sqlx::Error>()
+                            .is_some_and(crate::fence::is_deadlock)
                         {
-                            tracing::warn!(xid, branch_id, "deadlock during cancel (expected under repeatable read); the TC retries");
+                            tracing::warn!(xid, branch_id, phase, "deadlock in the business work; the TC retries");
                         }
                         Err(crate::error::FenceError::Business(error))
                     }

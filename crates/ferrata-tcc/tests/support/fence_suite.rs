@@ -4,7 +4,9 @@
 
 /// `db`: sqlx database type; `url_var`: env var with its URL; `insert_ledger`/`count_ledger`/
 /// `backdate`: SQL in the dialect's placeholder style; `columns`: expected (name, type) of
-/// Seata's table as information_schema reports them; `columns_sql`: the query for them.
+/// Seata's table as information_schema reports them; `columns_sql`: the query for them;
+/// `lock_wait`: an `async fn(&Pool, table: &str) -> bool`, true while some transaction waits
+/// for a row lock on `table`.
 #[macro_export]
 macro_rules! fence_suite {
     (
@@ -15,7 +17,8 @@ macro_rules! fence_suite {
         count_ledger = $count_ledger:literal,
         backdate = $backdate:literal,
         columns_sql = $columns_sql:literal,
-        columns = $columns:expr $(,)?
+        columns = $columns:expr,
+        lock_wait = $lock_wait:ident $(,)?
     ) => {
         use std::future::Future;
         use std::pin::Pin;
@@ -632,6 +635,85 @@ macro_rules! fence_suite {
                     other => panic!("unexpected final status {other:?}"),
                 }
             }
+        }
+
+        /// A fence on a table of its own, so that a lock wait seen on that table belongs to the
+        /// one test that uses it.
+        async fn fence_on(table: &str) -> TccFence<$db> {
+            let shared = fence().await;
+            let own = TccFence::with_table(shared.pool().clone(), table).unwrap();
+            own.create_table().await.unwrap();
+            own
+        }
+
+        /// Returns once some transaction waits for a row lock on `table`: a condition read
+        /// from the database, not a guess about timing. Fails after a minute without one.
+        async fn until_a_statement_waits_on(fence: &TccFence<$db>, table: &str) {
+            for _ in 0..6000 {
+                if $lock_wait(fence.pool(), table).await {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("no transaction started waiting for a row lock on {table} within a minute");
+        }
+
+        /// The suspension race made deterministic: the try has inserted its row and is inside
+        /// its business work when the rollback arrives, so the rollback waits for the try's row
+        /// (MariaDB in its SELECT ... FOR UPDATE, PostgreSQL in its INSERT of the status-4 row,
+        /// which then fails with a duplicate key). Once the try commits, the rollback must find
+        /// the tried branch and cancel it: the fence runs its transaction again instead of
+        /// failing the rollback.
+        #[tokio::test]
+        async fn rollback_that_waited_for_a_committing_try_cancels_it() {
+            const TABLE: &str = "tcc_fence_race";
+            let fence = fence_on(TABLE).await;
+            let xid = support::unique_xid();
+            let (inside_try, try_is_inside) = tokio::sync::oneshot::channel::<()>();
+            let (finish_try, try_may_finish) = tokio::sync::oneshot::channel::<()>();
+            let cancels = AtomicUsize::new(0);
+            let xid_ref = xid.as_str();
+            let attempt = fence.fenced_try(xid_ref, 1, "ledger", move |mut tx: Tx| {
+                Box::pin(async move {
+                    let written = sqlx::query($insert_ledger)
+                        .bind(xid_ref)
+                        .bind(1_i64)
+                        .bind("try")
+                        .execute(&mut *tx)
+                        .await;
+                    inside_try.send(()).unwrap();
+                    try_may_finish.await.unwrap();
+                    (tx, written.map(drop).map_err(BoxError::from))
+                })
+            });
+            let rollback = async {
+                try_is_inside.await.unwrap();
+                fence
+                    .fenced_rollback(
+                        &xid,
+                        1,
+                        "ledger",
+                        business(&xid, 1, "cancel", &cancels, Ok(true)),
+                    )
+                    .await
+            };
+            let release = async {
+                until_a_statement_waits_on(&fence, TABLE).await;
+                finish_try.send(()).unwrap();
+            };
+            let (tried, rolled_back, ()) = tokio::join!(attempt, rollback, release);
+            assert!(tried.is_ok(), "{tried:?}");
+            assert!(
+                matches!(rolled_back, Ok(true)),
+                "the rollback must cancel the try it waited for: {rolled_back:?}"
+            );
+            assert_eq!(cancels.load(Ordering::SeqCst), 1);
+            assert_eq!(
+                fence.status(&xid, 1).await.unwrap(),
+                Some(FenceStatus::Rollbacked)
+            );
+            assert_eq!(ledger(&fence, &xid, "try").await, 1);
+            assert_eq!(ledger(&fence, &xid, "cancel").await, 1);
         }
 
         /// A participant whose business work lives in the fence's transaction.
