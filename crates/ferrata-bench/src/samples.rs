@@ -159,10 +159,7 @@ pub fn sample_messages() -> Vec<Message> {
             transaction_service_group: "default_tx_group".into(),
             extra_data: "ak=null\ndigest=default_tx_group,10.0.0.5,1700000000000\ntimestamp=1700000000000\nauthVersion=V4\nvgroup=default_tx_group\nip=10.0.0.5\n".into(),
         }),
-        Message::RegisterTmResponse(RegisterTmResponse {
-            identified: true,
-            version: "2.5.0".into(),
-        }),
+        Message::RegisterTmResponse(RegisterTmResponse::new(true, "2.5.0")),
         Message::RegisterRm(RegisterRmRequest {
             version: "2.0.0".into(),
             application_id: "order-service".into(),
@@ -170,10 +167,7 @@ pub fn sample_messages() -> Vec<Message> {
             extra_data: String::new(),
             resource_ids: format!("{RESOURCE},jdbc:mysql://127.0.0.1:3306/orders"),
         }),
-        Message::RegisterRmResponse(RegisterRmResponse {
-            identified: true,
-            version: "2.5.0".into(),
-        }),
+        Message::RegisterRmResponse(RegisterRmResponse::new(true, "2.5.0")),
         Message::UnregisterRm(UnregisterRmRequest {
             version: "2.6.0".into(),
             application_id: "order-service".into(),

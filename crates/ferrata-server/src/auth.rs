@@ -382,7 +382,8 @@ impl Authenticator {
         Ok(access_key.to_owned())
     }
 
-    /// [`Authenticator::check`] at the current time, logging a refusal; true accepts.
+    /// [`Authenticator::check`] at the current time, logging a refusal; `Err` carries the
+    /// reason a v2 client is told (never a secret).
     #[allow(clippy::too_many_arguments)]
     pub fn admit(
         &self,
@@ -392,7 +393,7 @@ impl Authenticator {
         application_id: &str,
         group: &str,
         extra_data: &str,
-    ) -> bool {
+    ) -> Result<(), String> {
         let reg = Registration {
             role,
             application_id,
@@ -401,14 +402,14 @@ impl Authenticator {
             peer: peer.ip(),
         };
         match self.check(conn, &reg, now_ms()) {
-            Ok(Admission::Open | Admission::SameConnection) => true,
+            Ok(Admission::Open | Admission::SameConnection) => Ok(()),
             Ok(admission) => {
                 tracing::debug!(%peer, %role, application_id, ?admission, "registration authenticated");
-                true
+                Ok(())
             }
             Err(reason) => {
                 tracing::warn!(%peer, %role, application_id, group, %reason, "refusing registration: authentication failed");
-                false
+                Err(format!("authentication failed: {reason}"))
             }
         }
     }

@@ -5,6 +5,7 @@
 //! request before registration, or a socket that stops taking bytes closes only this connection,
 //! with the reason logged.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -13,7 +14,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use ferrata_core::{BranchRegistration, Reply, Requester, TxError};
 use ferrata_proto::{
-    ClientVersion, CodecContext, Dialect, Frame, Message, MsgType, RegisterRmResponse,
+    ClientVersion, CodecContext, DecodeError, Dialect, Frame, Message, MsgType, RegisterRmResponse,
     RegisterTmResponse, TransactionExceptionCode, UnregisterRmResponse, decode_body, decode_frame,
     encode_frame, encode_message,
 };
@@ -92,7 +93,14 @@ struct Session {
     /// Whether a refusal for too many requests in flight was logged at warn level already.
     warned_in_flight: bool,
     auth: auth::ConnAuth,
+    /// Whether the first frame fixed the protocol version yet.
+    version_fixed: bool,
+    /// Unknown message types already logged on this connection.
+    unknown_types_logged: HashSet<u16>,
 }
+
+/// Distinct unknown message types logged per connection; the rest only at debug level.
+const MAX_UNKNOWN_TYPES_LOGGED: usize = 16;
 
 /// Where a request's answer goes.
 enum AnswerTo {
@@ -136,6 +144,8 @@ pub async fn serve<R, W>(
         in_flight: Arc::new(AtomicUsize::new(0)),
         warned_in_flight: false,
         auth: auth::ConnAuth::default(),
+        version_fixed: false,
+        unknown_types_logged: HashSet::new(),
     };
     tracing::debug!(%peer, conn = id, "connection opened");
     let mut buf = BytesMut::with_capacity(16 * 1024);
@@ -190,6 +200,12 @@ async fn process_buffered(
     shared: &Shared,
 ) -> Result<(), CloseReason> {
     while let Some(frame) = decode_frame(buf, shared.config.max_frame_len)? {
+        if !session.version_fixed {
+            // Like seata-server: the first frame fixes the connection's protocol version
+            // (capped at the highest this server speaks) for both directions.
+            session.ctx = session.ctx.with_protocol_version(frame.version);
+            session.version_fixed = true;
+        }
         handle_frame(frame, session, shared).await?;
     }
     Ok(())
@@ -202,7 +218,7 @@ async fn handle_frame(
 ) -> Result<(), CloseReason> {
     match frame.msg_type {
         MsgType::HeartbeatRequest => {
-            let pong = Outbound::Raw(frame.heartbeat_response_to());
+            let pong = Outbound::Raw(frame.heartbeat_response(session.ctx.protocol_version));
             if session.handle.send(pong).await {
                 Ok(())
             } else {
@@ -214,7 +230,9 @@ async fn handle_frame(
             if !session.registered {
                 return Err(CloseReason::UnregisteredResponse);
             }
-            let message = decode_body(&frame, &session.ctx, shared.config.max_decompressed_len)?;
+            let Some(message) = decode_known(&frame, session, shared)? else {
+                return Ok(());
+            };
             match session.handle.pending.complete(frame.request_id, message) {
                 AnswerMatch::Accepted => {}
                 AnswerMatch::NoRequest => tracing::debug!(
@@ -232,7 +250,9 @@ async fn handle_frame(
             Ok(())
         }
         MsgType::Request | MsgType::Oneway => {
-            let message = decode_body(&frame, &session.ctx, shared.config.max_decompressed_len)?;
+            let Some(message) = decode_known(&frame, session, shared)? else {
+                return Ok(());
+            };
             match message {
                 Message::MergedWarp(merged) => {
                     if !session.registered {
@@ -263,6 +283,34 @@ async fn handle_frame(
                 other => handle_message(&frame, other, AnswerTo::Direct, session, shared).await,
             }
         }
+    }
+}
+
+/// Decodes a frame's body; `None` for a well-formed frame of a message type this server does
+/// not know (a newer client's), which is ignored and logged once per type and connection
+/// rather than ending the connection.
+fn decode_known(
+    frame: &Frame,
+    session: &mut Session,
+    shared: &Shared,
+) -> Result<Option<Message>, CloseReason> {
+    match decode_body(frame, &session.ctx, shared.config.max_decompressed_len) {
+        Ok(message) => Ok(Some(message)),
+        Err(DecodeError::UnknownTypeCode(code)) => {
+            let first = session.unknown_types_logged.len() < MAX_UNKNOWN_TYPES_LOGGED
+                && session.unknown_types_logged.insert(code);
+            if first {
+                tracing::warn!(
+                    peer = %session.handle.peer,
+                    type_code = code,
+                    request_id = frame.request_id,
+                    msg_type = ?frame.msg_type,
+                    "ignoring a message of a type this server does not know (logged once per type and connection); no answer is sent"
+                );
+            }
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -305,53 +353,64 @@ async fn handle_message(
 ) -> Result<(), CloseReason> {
     let operation = match message {
         Message::RegisterTm(request) => {
-            let identified = shared.auth.admit(
-                &mut session.auth,
-                session.handle.peer,
-                auth::Role::Tm,
-                &request.application_id,
-                &request.transaction_service_group,
-                &request.extra_data,
-            ) && register(
-                session,
-                shared,
-                &request.version,
-                &request.application_id,
-                &request.transaction_service_group,
-                Role::Tm {
-                    empty_extra_data: request.extra_data.is_empty(),
-                },
-                Vec::new(),
-            );
+            let outcome = shared
+                .auth
+                .admit(
+                    &mut session.auth,
+                    session.handle.peer,
+                    auth::Role::Tm,
+                    &request.application_id,
+                    &request.transaction_service_group,
+                    &request.extra_data,
+                )
+                .and_then(|()| {
+                    register(
+                        session,
+                        shared,
+                        &request.version,
+                        &request.application_id,
+                        &request.transaction_service_group,
+                        Role::Tm {
+                            empty_extra_data: request.extra_data.is_empty(),
+                        },
+                        Vec::new(),
+                    )
+                });
             let version = shared.config.reported_version.clone();
-            let answer = Message::RegisterTmResponse(RegisterTmResponse {
-                identified,
-                version,
+            // Only v2 connections can carry the reason; v1 clients see identified = false.
+            let answer = Message::RegisterTmResponse(match outcome {
+                Ok(()) => RegisterTmResponse::new(true, version),
+                Err(reason) => RegisterTmResponse::rejected(version, reason),
             });
             return answer_here(frame, to, session, answer).await;
         }
         Message::RegisterRm(request) => {
             let resources = split_resources(&request.resource_ids);
-            let identified = shared.auth.admit(
-                &mut session.auth,
-                session.handle.peer,
-                auth::Role::Rm,
-                &request.application_id,
-                &request.transaction_service_group,
-                &request.extra_data,
-            ) && register(
-                session,
-                shared,
-                &request.version,
-                &request.application_id,
-                &request.transaction_service_group,
-                Role::Rm,
-                resources,
-            );
+            let outcome = shared
+                .auth
+                .admit(
+                    &mut session.auth,
+                    session.handle.peer,
+                    auth::Role::Rm,
+                    &request.application_id,
+                    &request.transaction_service_group,
+                    &request.extra_data,
+                )
+                .and_then(|()| {
+                    register(
+                        session,
+                        shared,
+                        &request.version,
+                        &request.application_id,
+                        &request.transaction_service_group,
+                        Role::Rm,
+                        resources,
+                    )
+                });
             let version = shared.config.reported_version.clone();
-            let answer = Message::RegisterRmResponse(RegisterRmResponse {
-                identified,
-                version,
+            let answer = Message::RegisterRmResponse(match outcome {
+                Ok(()) => RegisterRmResponse::new(true, version),
+                Err(reason) => RegisterRmResponse::rejected(version, reason),
             });
             return answer_here(frame, to, session, answer).await;
         }
@@ -480,8 +539,8 @@ enum Role {
     Rm,
 }
 
-/// Records a TM or RM registration on this connection; false rejects it (bad version string,
-/// or too many resources on one connection).
+/// Records a TM or RM registration on this connection; `Err` rejects it with the reason (bad
+/// version string, or too many resources on one connection).
 fn register(
     session: &mut Session,
     shared: &Shared,
@@ -490,20 +549,17 @@ fn register(
     group: &str,
     role: Role,
     resources: Vec<String>,
-) -> bool {
+) -> Result<(), String> {
     let parsed = match ClientVersion::parse(version) {
         Ok(parsed) if parsed >= ClientVersion::V0_7_1 => parsed,
         Ok(_) => {
-            tracing::warn!(
-                peer = %session.handle.peer,
-                version,
-                "rejecting registration: clients before 0.7.1 speak the legacy v0 framing; upgrade the client"
-            );
-            return false;
+            let reason = "clients before 0.7.1 speak the legacy v0 framing; upgrade the client";
+            tracing::warn!(peer = %session.handle.peer, version, "rejecting registration: {reason}");
+            return Err(reason.to_owned());
         }
         Err(error) => {
             tracing::warn!(peer = %session.handle.peer, %error, "rejecting registration");
-            return false;
+            return Err(error.to_string());
         }
     };
     let peer = session.handle.peer;
@@ -548,7 +604,7 @@ fn register(
         MAX_RESOURCES_PER_CONNECTION,
     ) {
         tracing::warn!(peer = %peer, application_id, %error, "rejecting registration");
-        return false;
+        return Err(error.to_string());
     }
     session.tm_version = tm_version;
     session.rm_version = rm_version;
@@ -564,7 +620,7 @@ fn register(
         dialect = ?session.ctx.dialect,
         "client registered"
     );
-    true
+    Ok(())
 }
 
 /// Writes queued frames in batches until told to close (then flushes what is queued) or until

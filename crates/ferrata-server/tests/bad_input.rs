@@ -106,13 +106,6 @@ async fn unknown_message_type_byte() {
 }
 
 #[tokio::test]
-async fn unknown_body_type_code() {
-    let mut bytes = header(1, 20, 16, 0);
-    bytes.extend_from_slice(&[0, 200, 0, 0]);
-    assert_rejected("type code 200", bytes, "undecodable message").await;
-}
-
-#[tokio::test]
 async fn truncated_message_body() {
     // A GlobalBegin (type 1) whose body stops inside the timeout field.
     let mut bytes = header(1, 19, 16, 0);

@@ -75,14 +75,12 @@ async fn fake_tc(mode: Mode) -> FakeTc {
 /// The answer to one request; begin names carry the number the XID should end with.
 fn answer(message: &Message, xid_prefix: &str) -> Option<Message> {
     match message {
-        Message::RegisterTm(_) => Some(Message::RegisterTmResponse(RegisterTmResponse {
-            identified: true,
-            version: "2.5.0".into(),
-        })),
-        Message::RegisterRm(_) => Some(Message::RegisterRmResponse(RegisterRmResponse {
-            identified: true,
-            version: "2.5.0".into(),
-        })),
+        Message::RegisterTm(_) => Some(Message::RegisterTmResponse(RegisterTmResponse::new(
+            true, "2.5.0",
+        ))),
+        Message::RegisterRm(_) => Some(Message::RegisterRmResponse(RegisterRmResponse::new(
+            true, "2.5.0",
+        ))),
         Message::GlobalBegin(r) => Some(Message::GlobalBeginResponse(GlobalBeginResponse {
             result: ResultInfo::success(),
             xid: format!(
