@@ -31,7 +31,7 @@ pub enum StoreError {
 
     /// The file was written by a format version this build does not read.
     #[error(
-        "store file {} has format version {found}, this build reads version {supported}; run \
+        "store file {} has format version {found}, this build reads versions 1 to {supported}; run \
          the Ferrata version that wrote it, or drain it (let every transaction finish) first",
         path.display()
     )]

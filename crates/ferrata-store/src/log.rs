@@ -31,7 +31,7 @@ use ferrata_core::{Record, SessionTable};
 use tracing::{info, warn};
 
 use crate::compaction::{CompactionDone, CompactionJob};
-use crate::format::{BatchFrame, encode_header};
+use crate::format::{BatchFrame, FORMAT_VERSION, encode_header, push_seal};
 use crate::fs::{DirLock, FileSystem, LockError, OsFileSystem, WritableFile};
 use crate::recovery::recover;
 use crate::segment::{Disk, HEADER_LEN, segment_path};
@@ -120,6 +120,11 @@ pub struct LogStore {
     active: Box<dyn WritableFile>,
     active_seq: u64,
     active_len: u64,
+    /// Header version of the active segment: version-1 segments are never sealed.
+    active_version: u16,
+    /// Set once the active segment is sealed (naming this segment) until that segment exists:
+    /// nothing more may go into the sealed one.
+    sealed_next: Option<u64>,
     /// Reused for every append so the hot path does not allocate.
     buf: Vec<u8>,
     stats: LogStoreStats,
@@ -212,12 +217,18 @@ impl LogStore {
         let lock = prepare_dir(&disk, &mut stats)?;
         let recovered = recover(&disk, &mut stats)?;
 
+        let mut active_version = FORMAT_VERSION;
+        let mut sealed_next = None;
         let (active, active_seq, active_len) = match recovered.active {
             Some(segment) => {
                 let file = match segment.file {
                     Some(file) => file,
                     None => disk.open_append(&segment.path)?,
                 };
+                active_version = segment.version;
+                // A crash between sealing a segment and creating the next: the first append
+                // (or compaction) creates it.
+                sealed_next = segment.sealed_next;
                 (file, segment.seq, segment.len)
             }
             None => {
@@ -249,6 +260,8 @@ impl LogStore {
             active,
             active_seq,
             active_len,
+            active_version,
+            sealed_next,
             buf: Vec::with_capacity(64 << 10),
             stats,
             poisoned: None,
@@ -287,6 +300,46 @@ impl LogStore {
         self.poisoned = Some(error.to_string());
     }
 
+    /// Moves appends on to segment `next`: seals the active segment naming `next` (unless it is
+    /// sealed already, naming another, or a version-1 segment), then creates `next`. A failed
+    /// seal leaves the active segment's tail unknown and poisons the store; a failed creation
+    /// leaves the sealed segment as it is, and the next append or compaction tries again.
+    fn rotate(&mut self, next: u64) -> Result<(), StoreError> {
+        let next = match self.sealed_next {
+            Some(named) => named,
+            None => {
+                if self.active_version >= 2 {
+                    self.seal(next)?;
+                }
+                next
+            }
+        };
+        self.switch_to_new_segment(next)
+    }
+
+    fn seal(&mut self, next: u64) -> Result<(), StoreError> {
+        self.buf.clear();
+        push_seal(&mut self.buf, next)?;
+        let path = segment_path(&self.disk.dir, self.active_seq);
+        let mut result = self
+            .disk
+            .write(self.active.as_mut(), &self.buf, &path, &mut self.stats);
+        if result.is_ok() {
+            result = self
+                .disk
+                .sync_file(self.active.as_mut(), &path, &mut self.stats);
+        }
+        if let Err(e) = result {
+            self.poison(&e);
+            return Err(e);
+        }
+        let n = self.buf.len() as u64;
+        self.active_len += n;
+        self.stats.bytes_since_compaction += n;
+        self.sealed_next = Some(next);
+        Ok(())
+    }
+
     /// Makes `seq` the segment appends go to. On failure the current segment stays active,
     /// intact, and the half-made file is removed.
     fn switch_to_new_segment(&mut self, seq: u64) -> Result<(), StoreError> {
@@ -302,6 +355,8 @@ impl LogStore {
         self.active = file;
         self.active_seq = seq;
         self.active_len = HEADER_LEN;
+        self.active_version = FORMAT_VERSION;
+        self.sealed_next = None;
         self.stats.active_segment = seq;
         Ok(())
     }
@@ -331,11 +386,16 @@ impl LogStore {
                 checkpoint: running.seq,
             });
         }
+        let mut rotated = Ok(());
+        if let Some(named) = self.sealed_next {
+            // Finish the rotation a failure interrupted: the sealed segment names its successor.
+            rotated = self.rotate(named);
+        }
         // The checkpoint takes the next number; appends move past it, so replaying the
         // checkpoint and then every newer segment is correct whenever it completes.
         let seq = self.active_seq + 1;
         let bytes_before = self.stats.bytes_since_compaction;
-        if let Err(e) = self.switch_to_new_segment(seq + 1) {
+        if let Err(e) = rotated.and_then(|()| self.rotate(seq + 1)) {
             self.compaction_failed(&e);
             return Err(e);
         }
@@ -369,9 +429,9 @@ impl SessionStore for LogStore {
         if records.is_empty() {
             return Ok(());
         }
-        if self.active_len > self.config.segment_bytes {
-            // A failed rotation leaves the current segment active and intact: not poisoned.
-            self.switch_to_new_segment(self.active_seq + 1)?;
+        if self.sealed_next.is_some() || self.active_len > self.config.segment_bytes {
+            // A failure to create the new segment leaves the store usable (not poisoned).
+            self.rotate(self.active_seq + 1)?;
         }
         self.buf.clear();
         let mut frame = BatchFrame::begin(&mut self.buf);

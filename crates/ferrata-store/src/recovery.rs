@@ -23,10 +23,14 @@ pub(crate) struct Recovered {
 pub(crate) struct ActiveSegment {
     pub seq: u64,
     pub path: PathBuf,
+    /// Format version of its header (version-1 segments are never sealed).
+    pub version: u16,
     /// End of its last good frame.
     pub len: u64,
     /// Already open, when recovery had to truncate it.
     pub file: Option<Box<dyn WritableFile>>,
+    /// The segment its seal names, when it was sealed but the next one was never created.
+    pub sealed_next: Option<u64>,
 }
 
 /// A segment whose header was verified.
@@ -44,6 +48,8 @@ struct Scan {
     bad: Option<String>,
     /// Offset just past the checkpoint-end frame, when the segment has one.
     checkpoint_end: Option<u64>,
+    /// The seal frame's offset and the segment it names, when the segment has one.
+    sealed: Option<(u64, u64)>,
 }
 
 fn corrupt(path: &std::path::Path, offset: u64, reason: impl Into<String>) -> StoreError {
@@ -118,6 +124,21 @@ pub(crate) fn recover(disk: &Disk, stats: &mut LogStoreStats) -> Result<Recovere
             }
         }
         needed.reverse();
+        if let Some(oldest) = needed.first()
+            && !oldest.header.is_checkpoint()
+            && oldest.seq != 1
+        {
+            // Segments are only ever deleted once a checkpoint supersedes them.
+            return Err(corrupt(
+                &oldest.path,
+                0,
+                format!(
+                    "the oldest segment is {}, but with no checkpoint the log starts at \
+                     segment 1: older segments are missing",
+                    oldest.seq
+                ),
+            ));
+        }
 
         let mut table = SessionTable::new();
         let mut since = 0;
@@ -129,7 +150,7 @@ pub(crate) fn recover(disk: &Disk, stats: &mut LogStoreStats) -> Result<Recovere
             let mut frames = FrameReader::open(disk, path)?;
             let scan = replay(&mut frames, segment, &mut table, &mut scratch, &mut records)?;
             let mut torn = None;
-            if let Some(reason) = scan.bad {
+            if let Some(reason) = scan.bad.clone() {
                 let pos = scan.valid_len;
                 if !is_last {
                     return Err(corrupt(path, pos, reason));
@@ -170,13 +191,18 @@ pub(crate) fn recover(disk: &Disk, stats: &mut LogStoreStats) -> Result<Recovere
                 );
                 file = Some(disk.truncate(path, scan.valid_len, stats)?);
             }
+            if let Some(next) = needed.get(k + 1) {
+                check_successor(segment, &scan, next.seq)?;
+            }
             since += scan.valid_len - scan.checkpoint_end.unwrap_or(HEADER_LEN);
             if is_last {
                 active = Some(ActiveSegment {
                     seq: segment.seq,
                     path: path.clone(),
+                    version: segment.header.version,
                     len: scan.valid_len,
                     file,
+                    sealed_next: scan.sealed.map(|(_, next)| next),
                 });
             }
         }
@@ -196,6 +222,48 @@ pub(crate) fn recover(disk: &Disk, stats: &mut LogStoreStats) -> Result<Recovere
     }
 }
 
+/// A segment that appends moved on from must be complete, and must lead to the segment that
+/// follows it: sealed, naming that segment, or (a checkpoint written whole, by rename) ending
+/// with its end frame and followed by the next number. Version-1 segments were never sealed.
+fn check_successor(segment: &Segment, scan: &Scan, next_seq: u64) -> Result<(), StoreError> {
+    if segment.header.version < 2 {
+        return Ok(());
+    }
+    let path = &segment.path;
+    match scan.sealed {
+        Some((_, named)) if named == next_seq => Ok(()),
+        Some((at, named)) => Err(corrupt(
+            path,
+            at,
+            format!(
+                "the segment's end frame says segment {named} follows, but the next one present \
+                 is {next_seq}: segments are missing"
+            ),
+        )),
+        None if segment.header.is_checkpoint() && scan.checkpoint_end == Some(scan.valid_len) => {
+            if next_seq == segment.seq + 1 {
+                Ok(())
+            } else {
+                Err(corrupt(
+                    path,
+                    scan.valid_len,
+                    format!(
+                        "the checkpoint is followed by segment {next_seq} instead of {}: \
+                         segments are missing",
+                        segment.seq + 1
+                    ),
+                ))
+            }
+        }
+        None => Err(corrupt(
+            path,
+            scan.valid_len,
+            "the segment ends without its end frame although newer segments exist: its tail \
+             was lost",
+        )),
+    }
+}
+
 /// Replays one segment's frames into `table`, up to its end or its first bad frame.
 fn replay(
     frames: &mut FrameReader,
@@ -204,60 +272,76 @@ fn replay(
     scratch: &mut Vec<u8>,
     records: &mut Vec<Record>,
 ) -> Result<Scan, StoreError> {
+    let path = &segment.path;
     let is_checkpoint = segment.header.is_checkpoint();
     let mut checkpoint_end = None;
+    let mut sealed = None;
     let mut snapshot_records = 0u64;
     loop {
         let pos = frames.pos();
-        match frames.next(scratch)? {
-            None => {
-                return Ok(Scan {
-                    valid_len: pos,
-                    bad: None,
-                    checkpoint_end,
-                });
-            }
-            Some(Err(reason)) => {
-                return Ok(Scan {
-                    valid_len: pos,
-                    bad: Some(reason),
-                    checkpoint_end,
-                });
-            }
-            Some(Ok(())) => {}
-        }
-        // The checksum matched, so this is what was written: failing to decode it is damage
-        // (or a bug), never a torn write.
-        let payload =
-            decode_payload(scratch, records).map_err(|r| corrupt(&segment.path, pos, r))?;
-        match payload {
-            Payload::Batch => {
-                for record in records.iter() {
-                    table.apply(record);
-                }
-                if checkpoint_end.is_none() {
-                    snapshot_records += records.len() as u64;
-                }
-            }
-            Payload::CheckpointEnd(expected) => {
-                if !is_checkpoint || checkpoint_end.is_some() {
+        let bad = match frames.next(scratch)? {
+            None => None,
+            Some(Err(reason)) => Some(reason),
+            Some(Ok(())) => {
+                if sealed.is_some() {
+                    // Nothing is ever written after a seal.
                     return Err(corrupt(
-                        &segment.path,
+                        path,
                         pos,
-                        "unexpected checkpoint-end frame",
+                        "a frame follows the segment's end frame",
                     ));
                 }
-                if expected != snapshot_records {
-                    return Err(corrupt(
-                        &segment.path,
-                        pos,
-                        format!(
-                            "checkpoint says {expected} records but {snapshot_records} precede it"
-                        ),
-                    ));
+                // The checksum matched, so this is what was written: failing to decode it is
+                // damage (or a bug), never a torn write.
+                let payload =
+                    decode_payload(scratch, records).map_err(|r| corrupt(path, pos, r))?;
+                match payload {
+                    Payload::Batch => {
+                        for record in records.iter() {
+                            table.apply(record);
+                        }
+                        if checkpoint_end.is_none() {
+                            snapshot_records += records.len() as u64;
+                        }
+                    }
+                    Payload::CheckpointEnd(expected) => {
+                        if !is_checkpoint || checkpoint_end.is_some() {
+                            return Err(corrupt(path, pos, "unexpected checkpoint-end frame"));
+                        }
+                        if expected != snapshot_records {
+                            return Err(corrupt(
+                                path,
+                                pos,
+                                format!(
+                                    "checkpoint says {expected} records but {snapshot_records} \
+                                     precede it"
+                                ),
+                            ));
+                        }
+                        checkpoint_end = Some(frames.pos());
+                    }
+                    Payload::Seal(next) => {
+                        if segment.header.version < 2 || next <= segment.seq {
+                            return Err(corrupt(path, pos, "unexpected segment end frame"));
+                        }
+                        sealed = Some((pos, next));
+                    }
                 }
-                checkpoint_end = Some(frames.pos());
+                continue;
             }
+        };
+        if bad.is_some() && sealed.is_some() {
+            return Err(corrupt(
+                path,
+                pos,
+                "damaged bytes follow the segment's end frame",
+            ));
         }
+        return Ok(Scan {
+            valid_len: pos,
+            bad,
+            checkpoint_end,
+            sealed,
+        });
     }
 }

@@ -44,6 +44,8 @@ pub struct RepairReport {
     pub moved_files: Vec<PathBuf>,
     /// Transactions in the store after repair.
     pub transactions: usize,
+    /// Why `open` refused the directory, when it did.
+    pub open_error: Option<String>,
 }
 
 impl fmt::Display for RepairReport {
@@ -55,6 +57,9 @@ impl fmt::Display for RepairReport {
                 self.transactions
             );
         };
+        if let Some(error) = &self.open_error {
+            writeln!(f, "the store did not open: {error}")?;
+        }
         write!(
             f,
             "repaired: {} transactions kept; {} damaged range(s) dropped",
@@ -82,6 +87,7 @@ impl fmt::Display for RepairReport {
 
 /// A segment file as repair found it.
 struct Found {
+    seq: u64,
     path: PathBuf,
     len: u64,
     header: Result<SegmentHeader, HeaderError>,
@@ -106,21 +112,19 @@ impl LogStore {
         match LogStore::open_with(config.clone(), fs.clone()) {
             Ok((store, table)) => {
                 drop(store);
-                return Ok(RepairReport {
+                Ok(RepairReport {
                     transactions: table.len(),
                     ..RepairReport::default()
-                });
+                })
             }
-            Err(StoreError::Corrupt {
-                path,
-                offset,
-                reason,
-            }) => {
-                warn!(path = %path.display(), offset, reason = %reason, "store is damaged; salvaging what is intact");
+            Err(error @ StoreError::Corrupt { .. }) => {
+                warn!(error = %error, "store is damaged; salvaging what is intact");
+                let mut report = salvage(config, fs)?;
+                report.open_error = Some(error.to_string());
+                Ok(report)
             }
-            Err(other) => return Err(other),
+            Err(other) => Err(other),
         }
-        salvage(config, fs)
     }
 }
 
@@ -138,7 +142,7 @@ fn salvage(config: LogStoreConfig, fs: Arc<dyn FileSystem>) -> Result<RepairRepo
         disk.remove(temp)?;
     }
     let mut found = Vec::with_capacity(listing.segments.len());
-    for (_, path) in &listing.segments {
+    for (seq, path) in &listing.segments {
         let (len, header) = disk.read_header(path)?;
         if let Err(HeaderError::Version(found)) = header {
             // A newer Ferrata wrote this; rewriting it in this version's format could lose
@@ -150,6 +154,7 @@ fn salvage(config: LogStoreConfig, fs: Arc<dyn FileSystem>) -> Result<RepairRepo
             });
         }
         found.push(Found {
+            seq: *seq,
             path: path.clone(),
             len,
             header,
@@ -166,7 +171,7 @@ fn salvage(config: LogStoreConfig, fs: Arc<dyn FileSystem>) -> Result<RepairRepo
         if segment.header.as_ref().is_ok_and(|h| h.is_checkpoint()) {
             let mut probe_table = SessionTable::new();
             let mut probe_dropped = Vec::new();
-            let intact = salvage_segment(
+            let probe = salvage_segment(
                 &disk,
                 segment,
                 &mut probe_table,
@@ -174,7 +179,7 @@ fn salvage(config: LogStoreConfig, fs: Arc<dyn FileSystem>) -> Result<RepairRepo
                 &mut scratch,
                 &mut records,
             )?;
-            if intact {
+            if probe.intact_snapshot {
                 start = i;
                 break;
             }
@@ -182,8 +187,20 @@ fn salvage(config: LogStoreConfig, fs: Arc<dyn FileSystem>) -> Result<RepairRepo
     }
     let mut table = SessionTable::new();
     let mut dropped = Vec::new();
+    let mut previous: Option<(&Found, Salvaged)> = None;
     for segment in &found[start..] {
-        salvage_segment(
+        if previous.is_none()
+            && segment.seq != 1
+            && !segment.header.as_ref().is_ok_and(|h| h.is_checkpoint())
+        {
+            dropped.push(DroppedBytes {
+                path: segment.path.clone(),
+                offset: 0,
+                bytes: 0,
+                reason: format!("segments 1 to {} are missing", segment.seq - 1),
+            });
+        }
+        let salvaged = salvage_segment(
             &disk,
             segment,
             &mut table,
@@ -191,6 +208,17 @@ fn salvage(config: LogStoreConfig, fs: Arc<dyn FileSystem>) -> Result<RepairRepo
             &mut scratch,
             &mut records,
         )?;
+        if let Some((before, done)) = &previous
+            && let Some(reason) = missing_between(before, done, segment.seq)
+        {
+            dropped.push(DroppedBytes {
+                path: before.path.clone(),
+                offset: before.len,
+                bytes: 0,
+                reason,
+            });
+        }
+        previous = Some((segment, salvaged));
     }
 
     let next_seq = listing.segments.last().map_or(0, |(seq, _)| *seq) + 1;
@@ -221,6 +249,7 @@ fn salvage(config: LogStoreConfig, fs: Arc<dyn FileSystem>) -> Result<RepairRepo
         moved_to: Some(moved_to),
         moved_files,
         transactions: table.len(),
+        open_error: None,
     };
     info!(report = %report, "store repaired");
     Ok(report)
@@ -247,8 +276,41 @@ fn damaged_dir(dir: &Path) -> PathBuf {
     dir.join(format!("damaged-{ms}"))
 }
 
-/// Applies every intact frame of a segment to `table` and records what it skips. Returns
-/// whether the segment is a checkpoint whose snapshot part (up to its end frame) is intact.
+/// How a salvaged segment ended.
+#[derive(Debug, Default)]
+struct Salvaged {
+    /// A checkpoint whose snapshot part (up to its end frame) is intact.
+    intact_snapshot: bool,
+    /// The segment its seal names.
+    sealed: Option<u64>,
+    /// A version-2 (or later) segment, which must end with a seal unless it is a checkpoint
+    /// that ends with its end frame.
+    must_lead_on: bool,
+    /// A checkpoint whose last frame is its end frame.
+    ends_with_checkpoint_end: bool,
+    seq: u64,
+}
+
+/// What is missing between a salvaged segment and the next one present, if anything.
+fn missing_between(before: &Found, done: &Salvaged, next_seq: u64) -> Option<String> {
+    if !done.must_lead_on {
+        return None;
+    }
+    match done.sealed {
+        Some(named) if named == next_seq => None,
+        Some(named) => Some(format!(
+            "its end frame names segment {named} as the next, but the next present is \
+             {next_seq}: segments are missing"
+        )),
+        None if done.ends_with_checkpoint_end && next_seq == done.seq + 1 => None,
+        None => Some(format!(
+            "{} ends without its end frame although newer segments exist: its tail is missing",
+            before.path.display()
+        )),
+    }
+}
+
+/// Applies every intact frame of a segment to `table` and records what it skips.
 fn salvage_segment(
     disk: &Disk,
     segment: &Found,
@@ -256,7 +318,7 @@ fn salvage_segment(
     dropped: &mut Vec<DroppedBytes>,
     scratch: &mut Vec<u8>,
     records: &mut Vec<Record>,
-) -> Result<bool, StoreError> {
+) -> Result<Salvaged, StoreError> {
     let path = &segment.path;
     let mut drop_range = |offset: u64, bytes: u64, reason: String| {
         dropped.push(DroppedBytes {
@@ -265,6 +327,11 @@ fn salvage_segment(
             bytes,
             reason,
         });
+    };
+    let mut salvaged = Salvaged {
+        seq: segment.seq,
+        must_lead_on: segment.header.as_ref().is_ok_and(|h| h.version >= 2),
+        ..Salvaged::default()
     };
     let is_checkpoint = match &segment.header {
         Ok(header) => header.is_checkpoint(),
@@ -283,7 +350,7 @@ fn salvage_segment(
         }
     };
     if segment.len <= HEADER_LEN {
-        return Ok(false);
+        return Ok(salvaged);
     }
     let mut frames = FrameReader::open(disk, path)?;
     let mut intact = is_checkpoint;
@@ -306,8 +373,10 @@ fn salvage_segment(
                     if is_checkpoint && !end_seen {
                         end_seen = true;
                         intact &= expected == snapshot_records;
+                        salvaged.ends_with_checkpoint_end = frames.pos() == frames.len();
                     }
                 }
+                Ok(Payload::Seal(next)) => salvaged.sealed = Some(next),
                 Err(reason) => {
                     intact &= end_seen;
                     drop_range(pos, frames.pos() - pos, reason);
@@ -329,5 +398,6 @@ fn salvage_segment(
             }
         }
     }
-    Ok(intact && end_seen)
+    salvaged.intact_snapshot = intact && end_seen;
+    Ok(salvaged)
 }

@@ -11,7 +11,7 @@ use tracing::info;
 
 use crate::format::{
     BatchFrame, FLAG_CHECKPOINT, FRAME_HEADER_LEN, HeaderError, KIND_BATCH, KIND_CHECKPOINT_END,
-    Reader, SEGMENT_HEADER_LEN, SegmentHeader, decode_header, encode_header, frame_crc,
+    KIND_SEAL, Reader, SEGMENT_HEADER_LEN, SegmentHeader, decode_header, encode_header, frame_crc,
     push_checkpoint_end,
 };
 use crate::fs::{FileSystem, WritableFile};
@@ -321,7 +321,7 @@ pub(crate) fn find_valid_frame(rest: &[u8], base: u64, whole: bool) -> Resync {
         // Cheap plausibility first, so that garbage rarely costs a checksum.
         let plausible = match payload.first() {
             Some(&KIND_BATCH) => len >= 5,
-            Some(&KIND_CHECKPOINT_END) => len == 9,
+            Some(&KIND_CHECKPOINT_END | &KIND_SEAL) => len == 9,
             _ => false,
         };
         if !plausible {
@@ -391,6 +391,8 @@ pub(crate) enum Payload {
     Batch,
     /// A checkpoint-end frame with the record count it claims.
     CheckpointEnd(u64),
+    /// A seal frame with the sequence number of the segment it says follows.
+    Seal(u64),
 }
 
 /// Decodes a frame's payload; batch records go to `records` (cleared first). Errors are plain
@@ -407,6 +409,7 @@ pub(crate) fn decode_payload(payload: &[u8], records: &mut Vec<Record>) -> Resul
             Payload::Batch
         }
         KIND_CHECKPOINT_END => Payload::CheckpointEnd(reader.u64()?),
+        KIND_SEAL => Payload::Seal(reader.u64()?),
         other => return Err(format!("unknown frame kind {other}")),
     };
     if !reader.is_empty() {
