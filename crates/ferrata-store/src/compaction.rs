@@ -52,7 +52,8 @@ impl CompactionDone {
         self.bytes
     }
 
-    /// Older segments deleted because the checkpoint supersedes them.
+    /// Files deleted because the checkpoint supersedes them (older segments, and leftovers of
+    /// earlier failed compactions).
     pub fn removed_segments(&self) -> u64 {
         self.removed_segments
     }

@@ -2,7 +2,7 @@
 //! one write and one `fdatasync` per group commit, checkpoint compaction off the writer thread,
 //! crash recovery, and repair of damaged directories.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! The specification — files, byte layout, recovery rules, fault model — is in
 //! docs/RELIABILITY.md, "Embedded store format"; this is a summary. The directory holds segment
@@ -11,11 +11,14 @@
 //! `damaged-<unix-ms>/` directories left by repair; anything else is ignored. All integers are
 //! big-endian.
 //!
-//! * Segment header, 24 bytes: magic `FERRWAL\0`, format version u16 (= 1), flags u16 (bit 0:
-//!   checkpoint), sequence u64 (equals the file name), CRC-32 (IEEE) of the previous 20 bytes.
+//! * Segment header, 24 bytes: magic `FERRWAL\0`, format version u16 (2; 1 is still read),
+//!   flags u16 (bit 0: checkpoint), sequence u64 (equals the file name), CRC-32 (IEEE) of the
+//!   previous 20 bytes.
 //! * Frames: payload length u32, CRC-32 of (the 4 length bytes + payload), payload whose first
 //!   byte is the kind: `1` batch (record count u32, then the records of one `append`, or one
-//!   ~1 MiB chunk of a checkpoint), `2` checkpoint end (record count u64 of the checkpoint).
+//!   ~1 MiB chunk of a checkpoint), `2` checkpoint end (record count u64 of the checkpoint),
+//!   `3` seal (sequence u64 of the next segment; the last frame of every segment appends moved
+//!   on from; version 2).
 //! * Records: Seata's opcodes 1–6 (GlobalAdd, GlobalUpdate, GlobalRemove, BranchAdd,
 //!   BranchUpdate, BranchRemove) and Ferrata's 100 (IdReserve), then their fields; strings are
 //!   u32 byte length + UTF-8.
