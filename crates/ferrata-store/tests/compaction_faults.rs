@@ -120,6 +120,11 @@ fn allowed(scenario: &Scenario) -> Vec<SessionTable> {
 fn check_recovery(fs: &FaultFs, scenario: &Scenario, case: &str) {
     fs.clear_faults();
     let (mut store, recovered) = open(fs, cfg());
+    let files = fs.files(&common::dir());
+    assert!(
+        files.iter().all(|name| !name.ends_with(".tmp")),
+        "{case}: open deletes unfinished checkpoints: {files:?}"
+    );
     let allowed = allowed(scenario);
     assert!(
         allowed.contains(&recovered),
@@ -167,16 +172,21 @@ fn a_process_crash_at_every_call_of_a_compaction_recovers_old_or_new_state() {
     let done = scenario(&dry, |fs| start = fs.total_ops());
     assert!(done.finished_ok);
     let calls = dry.total_ops() - start;
+    let mut tmp_left = 0;
     for k in 0..=calls {
         let fs = FaultFs::new();
         let run = scenario(&fs, |fs| {
             fs.inject(Fault::on_any(&Op::ALL).after(k).power_cut())
         });
         assert_eq!(fs.is_dead(), k < calls, "call {k} of {calls}");
+        if fs.files(&common::dir()).iter().any(|n| n.ends_with(".tmp")) {
+            tmp_left += 1;
+        }
         // Unlike a power loss, everything written survives, synced or not.
         fs.kill();
         check_recovery(&fs, &run, &format!("process crash at call {k} of {calls}"));
     }
+    assert!(tmp_left > 0, "some crash points leave a .wal.tmp behind");
 }
 
 #[test]
