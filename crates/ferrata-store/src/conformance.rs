@@ -23,6 +23,7 @@ pub fn run_all(factory: &mut Factory<'_>) {
     many_batches(factory);
     compact_then_reopen(factory);
     append_after_compact_then_reopen(factory);
+    background_compaction(factory);
     large_values(factory);
     randomized(factory);
 }
@@ -457,6 +458,84 @@ pub fn append_after_compact_then_reopen(factory: &mut Factory<'_>) {
         &[Record::GlobalRemove { transaction_id: 7 }],
     );
     let store = reopen(factory, &dir.path, store, &model, "compact, append, reopen");
+    drop(store);
+}
+
+/// Compacts through `begin_compaction` with the job on another thread while appends go on
+/// (or in place, for stores that cannot): the snapshot and every append made meanwhile survive.
+fn compact_in_background(
+    store: &mut dyn SessionStore,
+    model: &mut SessionTable,
+    meanwhile: &[Record],
+) {
+    let job = match store.begin_compaction() {
+        Ok(Some(job)) => job,
+        Ok(None) => {
+            compact(store, model);
+            append(store, model, meanwhile);
+            return;
+        }
+        Err(e) => panic!("begin_compaction failed: {e}"),
+    };
+    // The snapshot describes the state when the job began, before the appends below.
+    let snapshot: Vec<Record> = model.snapshot_records().collect();
+    let worker = std::thread::spawn(move || job.run(&mut snapshot.into_iter()));
+    assert!(
+        !store.wants_compaction(),
+        "no second compaction while one runs"
+    );
+    append(store, model, meanwhile);
+    let outcome = worker
+        .join()
+        .unwrap_or_else(|_| panic!("the compaction job panicked"));
+    if let Err(e) = store.finish_compaction(outcome) {
+        panic!("background compaction failed: {e}");
+    }
+}
+
+/// A compaction running on another thread does not hold up appends, and loses none of them.
+pub fn background_compaction(factory: &mut Factory<'_>) {
+    let dir = fresh_dir();
+    let (mut store, _) = factory(&dir.path);
+    let mut model = SessionTable::new();
+    populated(store.as_mut(), &mut model);
+    let meanwhile: Vec<Record> = (100..110i64)
+        .flat_map(|tx| {
+            [
+                Record::GlobalAdd(global(tx, GlobalStatus::Begin)),
+                Record::GlobalRemove {
+                    transaction_id: tx - 99,
+                },
+                Record::IdReserve {
+                    next_free_id: 1_000 + tx,
+                },
+            ]
+        })
+        .collect();
+    compact_in_background(store.as_mut(), &mut model, &meanwhile);
+    append(
+        store.as_mut(),
+        &mut model,
+        &[Record::BranchAdd(branch(
+            100,
+            1000,
+            BranchStatus::Registered,
+        ))],
+    );
+    store = reopen(factory, &dir.path, store, &model, "background compaction");
+    let more = [Record::GlobalUpdate {
+        transaction_id: 100,
+        status: GlobalStatus::Committing,
+    }];
+    compact_in_background(store.as_mut(), &mut model, &more);
+    compact_in_background(store.as_mut(), &mut model, &[]);
+    let store = reopen(
+        factory,
+        &dir.path,
+        store,
+        &model,
+        "second background compaction",
+    );
     drop(store);
 }
 

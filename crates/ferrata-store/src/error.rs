@@ -19,7 +19,8 @@ pub enum StoreError {
     #[error(
         "store file {} is corrupt at byte offset {offset}: {reason}; the server refuses to start \
          rather than lose committed transactions: restore the store directory from a backup, or \
-         move this file aside to start without the sessions it holds",
+         run `ferrata-server --repair`, which keeps every intact record, moves the damaged files \
+         aside and reports exactly what was dropped",
         path.display()
     )]
     Corrupt {
@@ -30,7 +31,7 @@ pub enum StoreError {
 
     /// The file was written by a format version this build does not read.
     #[error(
-        "store file {} has format version {found}, this build reads version {supported}; run \
+        "store file {} has format version {found}, this build reads versions 1 to {supported}; run \
          the Ferrata version that wrote it, or drain it (let every transaction finish) first",
         path.display()
     )]
@@ -39,6 +40,22 @@ pub enum StoreError {
         found: u16,
         supported: u16,
     },
+
+    /// Another process (or another store in this one) holds the store directory.
+    #[error(
+        "store directory {} is in use by another ferrata-server{}; stop that server first, or \
+         give this one its own data directory",
+        dir.display(),
+        pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    Locked { dir: PathBuf, pid: Option<u32> },
+
+    /// `begin_compaction` was called while an earlier job had not been finished.
+    #[error(
+        "a compaction (checkpoint segment {checkpoint}) is still running; pass its outcome to \
+         finish_compaction before starting another"
+    )]
+    CompactionRunning { checkpoint: u64 },
 
     /// A record cannot be represented in the storage format (e.g. a field over 4 GiB).
     #[error("cannot encode record for storage: {0}")]

@@ -7,7 +7,10 @@ use ferrata_proto::{BranchStatus, BranchType, GlobalStatus};
 use crate::StoreError;
 
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"FERRWAL\0";
-pub(crate) const FORMAT_VERSION: u16 = 1;
+/// Written into every new segment. Version 2 added the seal frame; version-1 segments (which
+/// never have one) are still read.
+pub(crate) const FORMAT_VERSION: u16 = 2;
+pub(crate) const OLDEST_READABLE_VERSION: u16 = 1;
 /// Header flag: the segment starts with a checkpoint (a snapshot of the whole live state).
 pub(crate) const FLAG_CHECKPOINT: u16 = 1;
 /// magic(8) + version(2) + flags(2) + sequence(8) + crc32 of the preceding 20 bytes(4).
@@ -20,6 +23,10 @@ pub(crate) const FRAME_HEADER_LEN: usize = 8;
 pub(crate) const KIND_BATCH: u8 = 1;
 /// Payload: total number of records in the checkpoint (u64). Marks the checkpoint complete.
 pub(crate) const KIND_CHECKPOINT_END: u8 = 2;
+/// Payload: the sequence number of the segment that follows (u64). The last frame of a segment
+/// that appends moved on from, so recovery can tell a complete segment from one that lost its
+/// tail, and notice a missing segment. Version 2 and later.
+pub(crate) const KIND_SEAL: u8 = 3;
 
 pub(crate) const OP_GLOBAL_ADD: u8 = 1;
 pub(crate) const OP_GLOBAL_UPDATE: u8 = 2;
@@ -77,7 +84,7 @@ pub(crate) fn decode_header(
         ));
     }
     let version = u16::from_be_bytes([bytes[8], bytes[9]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(HeaderError::Version(version));
     }
     let flags = u16::from_be_bytes([bytes[10], bytes[11]]);
@@ -147,6 +154,15 @@ pub(crate) fn push_checkpoint_end(buf: &mut Vec<u8>, records: u64) -> Result<(),
     buf.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
     buf.push(KIND_CHECKPOINT_END);
     buf.extend_from_slice(&records.to_be_bytes());
+    finish_frame(buf, start)
+}
+
+/// Appends a seal frame naming the segment that follows.
+pub(crate) fn push_seal(buf: &mut Vec<u8>, next_segment: u64) -> Result<(), StoreError> {
+    let start = buf.len();
+    buf.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
+    buf.push(KIND_SEAL);
+    buf.extend_from_slice(&next_segment.to_be_bytes());
     finish_frame(buf, start)
 }
 
@@ -537,6 +553,7 @@ mod tests {
     fn header_round_trips_and_rejects_damage() {
         let header = encode_header(42, FLAG_CHECKPOINT);
         let decoded = decode_header(&header).unwrap();
+        assert_eq!(decoded.version, FORMAT_VERSION);
         assert_eq!(decoded.sequence, 42);
         assert!(decoded.is_checkpoint());
         for i in 0..SEGMENT_HEADER_LEN {

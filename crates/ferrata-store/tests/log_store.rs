@@ -225,9 +225,9 @@ fn damage_before_valid_frames_in_the_last_segment_is_corrupt() {
 }
 
 /// Builds a log, then the checkpoint its compaction would write, but for a *different* state so
-/// that the test can tell which one recovery used. Returns (log dir, checkpoint file, old state,
-/// checkpoint state).
-fn log_and_checkpoint(root: &Path) -> (PathBuf, PathBuf, SessionTable, SessionTable) {
+/// that the test can tell which one recovery used. Returns (log dir, checkpoint file, the empty
+/// segment appends moved to, old state, checkpoint state).
+fn log_and_checkpoint(root: &Path) -> (PathBuf, PathBuf, PathBuf, SessionTable, SessionTable) {
     let dir = root.join("log");
     let mut cfg = config(&dir);
     cfg.segment_bytes = 700;
@@ -253,19 +253,23 @@ fn log_and_checkpoint(root: &Path) -> (PathBuf, PathBuf, SessionTable, SessionTa
     let (mut store, _) = open(cfg);
     store.compact(&mut snapshot.snapshot_records()).unwrap();
     drop(store);
-    let checkpoint = segments(&scratch).pop().unwrap();
+    let mut files = segments(&scratch);
     assert_eq!(
-        segments(&scratch).len(),
-        1,
-        "compaction deletes older segments"
+        files.len(),
+        2,
+        "compaction deletes older segments, leaving the checkpoint and the append segment"
     );
-    (dir, checkpoint, old, snapshot)
+    let active = files.pop().unwrap();
+    let checkpoint = files.pop().unwrap();
+    (dir, checkpoint, active, old, snapshot)
 }
 
+/// Format-1 writers wrote checkpoints in place, so a crash could leave one unfinished as the
+/// newest file; such directories must still recover.
 #[test]
-fn interrupted_compaction_recovers_the_old_state() {
+fn interrupted_in_place_compaction_recovers_the_old_state() {
     let root = tempfile::tempdir().unwrap();
-    let (dir, checkpoint, old, _) = log_and_checkpoint(root.path());
+    let (dir, checkpoint, _, old, _) = log_and_checkpoint(root.path());
     let bytes = fs::read(&checkpoint).unwrap();
     let old_files = segments(&dir);
     // Any prefix of the checkpoint without its end frame: header only, mid-frame, all but the end.
@@ -300,18 +304,31 @@ fn interrupted_compaction_recovers_the_old_state() {
 #[test]
 fn finished_checkpoint_wins_over_leftover_old_segments() {
     let root = tempfile::tempdir().unwrap();
-    let (dir, checkpoint, _, snapshot) = log_and_checkpoint(root.path());
-    // Crash after the checkpoint was durable but before the old segments were deleted.
-    fs::copy(&checkpoint, dir.join(checkpoint.file_name().unwrap())).unwrap();
-    let (mut store, recovered) = open(config(&dir));
-    assert_eq!(recovered, snapshot);
-    assert_eq!(segments(&dir).len(), 1, "superseded segments are deleted");
-    let more = vec![Record::GlobalRemove { transaction_id: 4 }];
-    store.append(&more).unwrap();
-    drop(store);
-    let mut expected = snapshot;
-    apply_all(&mut expected, &more);
-    assert_eq!(open(config(&dir)).1, expected);
+    let (dir, checkpoint, active, _, snapshot) = log_and_checkpoint(root.path());
+    // Crash after the checkpoint was durable but before the old segments were deleted: with the
+    // segment appends moved to (this format), and without it (format 1, where appends followed
+    // the checkpoint in its own segment).
+    for with_active in [true, false] {
+        let case = root.path().join(format!("leftovers-{with_active}"));
+        copy_dir(&dir, &case);
+        fs::copy(&checkpoint, case.join(checkpoint.file_name().unwrap())).unwrap();
+        if with_active {
+            fs::copy(&active, case.join(active.file_name().unwrap())).unwrap();
+        }
+        let (mut store, recovered) = open(config(&case));
+        assert_eq!(recovered, snapshot);
+        assert_eq!(
+            segments(&case).len(),
+            1 + usize::from(with_active),
+            "superseded segments are deleted"
+        );
+        let more = vec![Record::GlobalRemove { transaction_id: 4 }];
+        store.append(&more).unwrap();
+        drop(store);
+        let mut expected = snapshot.clone();
+        apply_all(&mut expected, &more);
+        assert_eq!(open(config(&case)).1, expected);
+    }
 }
 
 #[test]
@@ -368,7 +385,8 @@ fn rotation_and_compaction_bookkeeping() {
     assert!(store.wants_compaction());
     store.compact(&mut model.snapshot_records()).unwrap();
     assert!(!store.wants_compaction());
-    assert_eq!(segments(&dir).len(), 1);
+    // The checkpoint, and the fresh segment appends moved to when the compaction began.
+    assert_eq!(segments(&dir).len(), 2);
     assert_eq!(store.stats().compactions, 1);
     drop(store);
     let (store, recovered) = open(cfg);
