@@ -135,6 +135,10 @@ pub struct Cli {
     /// Maximum concurrent client connections [default: 10000].
     #[arg(long, env = "FERRATA_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Repair a session log that refuses to open (damage before its tail): keep every intact
+    /// record, move the damaged files aside, print what was dropped, and exit.
+    #[arg(long)]
+    pub repair: bool,
     /// Maximum open global transactions [default: 1000000].
     #[arg(long, env = "FERRATA_MAX_SESSIONS")]
     pub max_sessions: Option<usize>,

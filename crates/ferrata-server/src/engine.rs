@@ -16,7 +16,7 @@ use ferrata_core::{
     BranchOutcome, BranchRegistration, BranchRequest, Coordinator, Effect, Record, Reply, Requester,
 };
 use ferrata_proto::{BranchStatus, BranchType, CodecContext, GlobalStatus, Message, MsgType};
-use ferrata_store::SessionStore;
+use ferrata_store::{CompactionDone, CompactionJob, SessionStore, StoreError};
 
 use crate::phase2::Phase2Sender;
 use crate::registry::Outbound;
@@ -580,36 +580,72 @@ fn writer_loop(
 ) -> Result<(), String> {
     let mut batches: Vec<WriteBatch> = Vec::new();
     let mut records: Vec<Record> = Vec::new();
-    while let Ok(first) = rx.recv() {
+    let mut compaction: Option<RunningCompaction> = None;
+    loop {
+        // While a compaction runs, wake up now and then to collect its outcome.
+        let first = if compaction.is_some() {
+            match rx.recv_timeout(COMPACTION_POLL) {
+                Ok(batch) => Some(batch),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(batch) => Some(batch),
+                Err(_) => break,
+            }
+        };
+        if compaction
+            .as_ref()
+            .is_some_and(RunningCompaction::is_finished)
+            && let Some(running) = compaction.take()
+        {
+            running.finish(store.as_mut());
+        }
+        let Some(first) = first else { continue };
         batches.push(first);
         while let Ok(next) = rx.try_recv() {
             batches.push(next);
         }
-        records.clear();
-        let last_snapshot = batches.iter().rposition(|b| b.snapshot.is_some());
+        let snapshot_at = batches.iter().rposition(|b| b.snapshot.is_some());
         let result = (|| {
-            let tail_from = match last_snapshot {
+            let split = match snapshot_at {
                 Some(index) => {
+                    // The snapshot describes the state after batch `index`: those records are
+                    // made durable first, then the checkpoint is written off this thread while
+                    // the records after it go on being appended.
+                    append_batches(store.as_mut(), &mut batches[..=index], &mut records)?;
                     let snapshot = batches[index].snapshot.take().unwrap_or_default();
-                    store.compact(&mut snapshot.into_iter())?;
+                    match store.begin_compaction() {
+                        Ok(Some(job)) => match RunningCompaction::start(job, snapshot) {
+                            Ok(running) => compaction = Some(running),
+                            Err(error) => {
+                                tracing::warn!(%error, "cannot start the compaction thread; the log keeps growing until the next attempt")
+                            }
+                        },
+                        Ok(None) => {
+                            if let Err(error) = store.compact(&mut snapshot.into_iter()) {
+                                tracing::warn!(%error, "compaction failed; the log is intact and keeps growing until the next attempt");
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot start a compaction; the log is intact")
+                        }
+                    }
                     index + 1
                 }
                 None => 0,
             };
-            for batch in &mut batches[tail_from..] {
-                records.append(&mut batch.records);
-            }
-            if records.is_empty() {
-                Ok(())
-            } else {
-                store.append(&records)
-            }
+            append_batches(store.as_mut(), &mut batches[split..], &mut records)
         })();
         if let Err(error) = result {
             let message =
                 format!("session store failed; refusing to acknowledge anything more: {error}");
             tracing::error!("{message}");
             on_fatal(message.clone());
+            if let Some(running) = compaction.take() {
+                running.finish(store.as_mut());
+            }
             return Err(message);
         }
         if let Some(last) = batches.last() {
@@ -624,7 +660,67 @@ fn writer_loop(
             }
         }
     }
+    // The job holds the directory lock: wait for it before the store is dropped.
+    if let Some(running) = compaction.take() {
+        running.finish(store.as_mut());
+    }
     Ok(())
+}
+
+/// How often the writer checks on a running compaction when no batch arrives.
+const COMPACTION_POLL: Duration = Duration::from_millis(100);
+
+/// A checkpoint being written on its own thread.
+struct RunningCompaction {
+    thread: std::thread::JoinHandle<Result<CompactionDone, StoreError>>,
+}
+
+impl RunningCompaction {
+    fn start(job: CompactionJob, snapshot: Vec<Record>) -> std::io::Result<RunningCompaction> {
+        let thread = std::thread::Builder::new()
+            .name("ferrata-compact".into())
+            .spawn(move || job.run(&mut snapshot.into_iter()))?;
+        Ok(RunningCompaction { thread })
+    }
+
+    fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Waits for the job and hands its outcome to the store; a failure is only logged (the
+    /// old log stays intact and serving goes on).
+    fn finish(self, store: &mut dyn SessionStore) {
+        let outcome = self.thread.join().unwrap_or_else(|_| {
+            Err(StoreError::Io {
+                context: "compaction".to_owned(),
+                source: std::io::Error::other("the compaction thread panicked"),
+            })
+        });
+        match store.finish_compaction(outcome) {
+            Ok(done) => tracing::info!(?done, "compaction finished"),
+            Err(error) => tracing::warn!(
+                %error,
+                "compaction failed; the log is intact and keeps growing until the next attempt"
+            ),
+        }
+    }
+}
+
+/// Appends the records of `batches` as one group commit (nothing when they have none).
+fn append_batches(
+    store: &mut dyn SessionStore,
+    batches: &mut [WriteBatch],
+    records: &mut Vec<Record>,
+) -> Result<(), StoreError> {
+    records.clear();
+    for batch in batches {
+        records.append(&mut batch.records);
+    }
+    if records.is_empty() {
+        Ok(())
+    } else {
+        store.append(records)
+    }
 }
 
 fn dispatch(phase2: &Arc<Phase2Sender>, action: Action) {

@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicU64;
 
 use anyhow::Context;
 use ferrata_core::{Coordinator, CoordinatorConfig};
-use ferrata_store::{LogStore, LogStoreConfig};
+use ferrata_store::{FileSystem, LogStore, LogStoreConfig, OsFileSystem, RepairReport};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
@@ -32,6 +32,16 @@ use crate::registry::Registry;
 pub async fn run(
     listener: TcpListener,
     config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_with_file_system(listener, config, Arc::new(OsFileSystem), shutdown).await
+}
+
+/// [`run`] with the session log on `file_system` (tests use a fault-injecting one).
+pub async fn run_with_file_system(
+    listener: TcpListener,
+    config: ServerConfig,
+    file_system: Arc<dyn FileSystem>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let bound = listener
@@ -54,18 +64,13 @@ pub async fn run(
         }
         None => None,
     };
-    let (store, table) = LogStore::open(LogStoreConfig {
-        dir: config.data_dir.clone(),
-        segment_bytes: config.segment_bytes,
-        compact_after_bytes: config.compact_after_bytes,
-        fsync: config.fsync,
-    })
-    .with_context(|| {
-        format!(
-            "cannot open the session store in {}",
-            config.data_dir.display()
-        )
-    })?;
+    let (store, table) =
+        LogStore::open_with(store_config(&config), file_system).with_context(|| {
+            format!(
+                "cannot open the session store in {}",
+                config.data_dir.display()
+            )
+        })?;
     let recovered = table.len();
     let coordinator = Coordinator::recover(
         CoordinatorConfig {
@@ -231,6 +236,26 @@ async fn accept_tls(
         }
         None => std::future::pending().await,
     }
+}
+
+fn store_config(config: &ServerConfig) -> LogStoreConfig {
+    LogStoreConfig {
+        dir: config.data_dir.clone(),
+        segment_bytes: config.segment_bytes,
+        compact_after_bytes: config.compact_after_bytes,
+        fsync: config.fsync,
+    }
+}
+
+/// `ferrata-server --repair`: salvages what it can from a session log that refuses to open
+/// (damage before its tail), moving the damaged files aside; the server must be stopped.
+pub fn repair(config: &ServerConfig) -> anyhow::Result<RepairReport> {
+    LogStore::repair(store_config(config)).with_context(|| {
+        format!(
+            "cannot repair the session store in {}",
+            config.data_dir.display()
+        )
+    })
 }
 
 /// Binds the configured address and serves until SIGINT or SIGTERM.

@@ -14,7 +14,14 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let config = ServerConfig::resolve(Cli::parse())?;
+    let cli = Cli::parse();
+    let repair = cli.repair;
+    let config = ServerConfig::resolve(cli)?;
+    if repair {
+        let report = ferrata_server::repair(&config)?;
+        println!("{report}");
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ferrata-io")
