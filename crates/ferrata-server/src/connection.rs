@@ -353,29 +353,20 @@ async fn handle_message(
 ) -> Result<(), CloseReason> {
     let operation = match message {
         Message::RegisterTm(request) => {
-            let outcome = shared
-                .auth
-                .admit(
-                    &mut session.auth,
-                    session.handle.peer,
-                    auth::Role::Tm,
-                    &request.application_id,
-                    &request.transaction_service_group,
-                    &request.extra_data,
-                )
-                .and_then(|()| {
-                    register(
-                        session,
-                        shared,
-                        &request.version,
-                        &request.application_id,
-                        &request.transaction_service_group,
-                        Role::Tm {
-                            empty_extra_data: request.extra_data.is_empty(),
-                        },
-                        Vec::new(),
-                    )
-                });
+            let outcome = identify(
+                session,
+                shared,
+                Identify {
+                    version: &request.version,
+                    application_id: &request.application_id,
+                    group: &request.transaction_service_group,
+                    extra_data: &request.extra_data,
+                    role: Role::Tm {
+                        empty_extra_data: request.extra_data.is_empty(),
+                    },
+                    resources: Vec::new(),
+                },
+            );
             let version = shared.config.reported_version.clone();
             // Only v2 connections can carry the reason; v1 clients see identified = false.
             let answer = Message::RegisterTmResponse(match outcome {
@@ -385,28 +376,18 @@ async fn handle_message(
             return answer_here(frame, to, session, answer).await;
         }
         Message::RegisterRm(request) => {
-            let resources = split_resources(&request.resource_ids);
-            let outcome = shared
-                .auth
-                .admit(
-                    &mut session.auth,
-                    session.handle.peer,
-                    auth::Role::Rm,
-                    &request.application_id,
-                    &request.transaction_service_group,
-                    &request.extra_data,
-                )
-                .and_then(|()| {
-                    register(
-                        session,
-                        shared,
-                        &request.version,
-                        &request.application_id,
-                        &request.transaction_service_group,
-                        Role::Rm,
-                        resources,
-                    )
-                });
+            let outcome = identify(
+                session,
+                shared,
+                Identify {
+                    version: &request.version,
+                    application_id: &request.application_id,
+                    group: &request.transaction_service_group,
+                    extra_data: &request.extra_data,
+                    role: Role::Rm,
+                    resources: split_resources(&request.resource_ids),
+                },
+            );
             let version = shared.config.reported_version.clone();
             let answer = Message::RegisterRmResponse(match outcome {
                 Ok(()) => RegisterRmResponse::new(true, version),
@@ -539,17 +520,40 @@ enum Role {
     Rm,
 }
 
-/// Records a TM or RM registration on this connection; `Err` rejects it with the reason (bad
-/// version string, or too many resources on one connection).
-fn register(
-    session: &mut Session,
-    shared: &Shared,
-    version: &str,
-    application_id: &str,
-    group: &str,
+/// The fields of a RegisterTM or RegisterRM request.
+struct Identify<'a> {
+    version: &'a str,
+    application_id: &'a str,
+    group: &'a str,
+    extra_data: &'a str,
     role: Role,
     resources: Vec<String>,
-) -> Result<(), String> {
+}
+
+/// Authenticates (when `[auth]` is on), then records a TM or RM registration on this
+/// connection; `Err` rejects it with the reason (failed authentication, bad version string, or
+/// too many resources on one connection).
+fn identify(session: &mut Session, shared: &Shared, request: Identify<'_>) -> Result<(), String> {
+    let Identify {
+        version,
+        application_id,
+        group,
+        extra_data,
+        role,
+        resources,
+    } = request;
+    let auth_role = match role {
+        Role::Tm { .. } => auth::Role::Tm,
+        Role::Rm => auth::Role::Rm,
+    };
+    shared.auth.admit(
+        &mut session.auth,
+        session.handle.peer,
+        auth_role,
+        application_id,
+        group,
+        extra_data,
+    )?;
     let parsed = match ClientVersion::parse(version) {
         Ok(parsed) if parsed >= ClientVersion::V0_7_1 => parsed,
         Ok(_) => {

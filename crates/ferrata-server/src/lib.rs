@@ -144,8 +144,7 @@ pub async fn run_with_file_system(
                         continue;
                     }
                 };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, limit = shared.config.max_connections, "connection limit reached; refusing");
+                let Some(permit) = connection_slot(&slots, peer, shared.config.max_connections) else {
                     drop(stream);
                     continue;
                 };
@@ -170,8 +169,7 @@ pub async fn run_with_file_system(
                         continue;
                     }
                 };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, limit = shared.config.max_connections, "connection limit reached; refusing");
+                let Some(permit) = connection_slot(&slots, peer, shared.config.max_connections) else {
                     drop(stream);
                     continue;
                 };
@@ -256,6 +254,19 @@ pub fn repair(config: &ServerConfig) -> anyhow::Result<RepairReport> {
             config.data_dir.display()
         )
     })
+}
+
+/// A place among the `limit` connections served at once, or `None` (logged) when all are taken.
+fn connection_slot(
+    slots: &Arc<Semaphore>,
+    peer: std::net::SocketAddr,
+    limit: usize,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let slot = slots.clone().try_acquire_owned().ok();
+    if slot.is_none() {
+        tracing::warn!(%peer, limit, "connection limit reached; refusing");
+    }
+    slot
 }
 
 /// Binds the configured address and serves until SIGINT or SIGTERM.

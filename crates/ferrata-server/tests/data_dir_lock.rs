@@ -11,7 +11,10 @@ fn a_second_server_on_the_same_data_directory_refuses_to_start() {
     let data = dir.path().join("data");
     let first = ServerProcess::start(&data, 0, &dir.path().join("first.log")).expect("first");
     let second = ServerProcess::start(&data, 0, &dir.path().join("second.log"));
-    let error = format!("{:#}", second.err().expect("the second server must not start"));
+    let error = format!(
+        "{:#}",
+        second.err().expect("the second server must not start")
+    );
     assert!(
         error.contains(&data.display().to_string()) && error.contains("another ferrata-server"),
         "the error names the directory and says why:\n{error}"

@@ -323,6 +323,15 @@ impl LogStore {
     fn seal(&mut self, next: u64) -> Result<(), StoreError> {
         self.buf.clear();
         push_seal(&mut self.buf, next)?;
+        self.write_buf_durably()?;
+        self.sealed_next = Some(next);
+        Ok(())
+    }
+
+    /// Writes `buf` at the end of the active segment and syncs it. From the write on, a failure
+    /// leaves the file tail unknown: appending after it could put acknowledged batches behind
+    /// garbage, so the store is poisoned instead.
+    fn write_buf_durably(&mut self) -> Result<(), StoreError> {
         let path = segment_path(&self.disk.dir, self.active_seq);
         let mut result = self
             .disk
@@ -339,7 +348,6 @@ impl LogStore {
         let n = self.buf.len() as u64;
         self.active_len += n;
         self.stats.bytes_since_compaction += n;
-        self.sealed_next = Some(next);
         Ok(())
     }
 
@@ -442,25 +450,7 @@ impl SessionStore for LogStore {
             frame.push(&mut self.buf, record)?;
         }
         frame.finish(&mut self.buf)?;
-
-        // From here on a failure leaves the file tail unknown: appending after it could put
-        // acknowledged batches behind garbage, so poison instead.
-        let path = segment_path(&self.disk.dir, self.active_seq);
-        let mut result = self
-            .disk
-            .write(self.active.as_mut(), &self.buf, &path, &mut self.stats);
-        if result.is_ok() {
-            result = self
-                .disk
-                .sync_file(self.active.as_mut(), &path, &mut self.stats);
-        }
-        if let Err(e) = result {
-            self.poison(&e);
-            return Err(e);
-        }
-        let n = self.buf.len() as u64;
-        self.active_len += n;
-        self.stats.bytes_since_compaction += n;
+        self.write_buf_durably()?;
         self.stats.appends += 1;
         self.shrink_buf();
         Ok(())

@@ -9,19 +9,9 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{apply_all, batch, big};
+use common::{apply_all, batch, big, wal_files};
 use ferrata_core::SessionTable;
 use ferrata_store::{LogStore, LogStoreConfig, SessionStore, StoreError};
-
-fn wal_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .collect();
-    out.sort();
-    out
-}
 
 /// A one-segment log of `n` batches; returns its file, the frame start offsets, and the state
 /// after each prefix of batches (`states[i]` = first `i` batches).

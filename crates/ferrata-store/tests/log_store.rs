@@ -3,10 +3,13 @@
 
 #![allow(clippy::unwrap_used)] // tests may panic
 
+mod common;
+
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use common::wal_files;
 use ferrata_core::{Record, SessionTable};
 use ferrata_proto::{BranchStatus, GlobalStatus};
 use ferrata_store::conformance::{self, branch, global};
@@ -27,16 +30,6 @@ fn apply_all(table: &mut SessionTable, records: &[Record]) {
     for r in records {
         table.apply(r);
     }
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .collect();
-    out.sort();
-    out
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -98,7 +91,7 @@ fn torn_last_batch_recovers_before_or_after_it() {
         store.append(&records).unwrap();
         apply_all(&mut before, &records);
     }
-    let segment = segments(&dir).pop().unwrap();
+    let segment = wal_files(&dir).pop().unwrap();
     let start = file_len(&segment);
     let last = batch(6);
     store.append(&last).unwrap();
@@ -165,7 +158,7 @@ fn a_flipped_byte_in_an_older_segment_is_corrupt() {
         store.append(&batch(tx)).unwrap();
     }
     drop(store);
-    let files = segments(&dir);
+    let files = wal_files(&dir);
     assert!(files.len() >= 3, "expected rotation, got {files:?}");
     let older = &files[1];
     let len = file_len(older);
@@ -209,7 +202,7 @@ fn damage_before_valid_frames_in_the_last_segment_is_corrupt() {
     let dir = root.path().join("log");
     let (mut store, _) = open(config(&dir));
     store.append(&batch(1)).unwrap();
-    let segment = segments(&dir).pop().unwrap();
+    let segment = wal_files(&dir).pop().unwrap();
     let first_end = file_len(&segment);
     store.append(&batch(2)).unwrap();
     store.append(&batch(3)).unwrap();
@@ -253,7 +246,7 @@ fn log_and_checkpoint(root: &Path) -> (PathBuf, PathBuf, PathBuf, SessionTable, 
     let (mut store, _) = open(cfg);
     store.compact(&mut snapshot.snapshot_records()).unwrap();
     drop(store);
-    let mut files = segments(&scratch);
+    let mut files = wal_files(&scratch);
     assert_eq!(
         files.len(),
         2,
@@ -271,7 +264,7 @@ fn interrupted_in_place_compaction_recovers_the_old_state() {
     let root = tempfile::tempdir().unwrap();
     let (dir, checkpoint, _, old, _) = log_and_checkpoint(root.path());
     let bytes = fs::read(&checkpoint).unwrap();
-    let old_files = segments(&dir);
+    let old_files = wal_files(&dir);
     // Any prefix of the checkpoint without its end frame: header only, mid-frame, all but the end.
     for cut in [
         0,
@@ -289,7 +282,7 @@ fn interrupted_in_place_compaction_recovers_the_old_state() {
         let (mut store, recovered) = open(config(&case));
         assert_eq!(recovered, old, "checkpoint cut at {cut}");
         assert!(!target.exists(), "unfinished checkpoint is removed");
-        assert_eq!(segments(&case).len(), old_files.len());
+        assert_eq!(wal_files(&case).len(), old_files.len());
         // And the log keeps working after.
         store
             .append(&[Record::GlobalAdd(global(500, GlobalStatus::Begin))])
@@ -318,7 +311,7 @@ fn finished_checkpoint_wins_over_leftover_old_segments() {
         let (mut store, recovered) = open(config(&case));
         assert_eq!(recovered, snapshot);
         assert_eq!(
-            segments(&case).len(),
+            wal_files(&case).len(),
             1 + usize::from(with_active),
             "superseded segments are deleted"
         );
@@ -378,7 +371,7 @@ fn rotation_and_compaction_bookkeeping() {
         store.append(&records).unwrap();
         apply_all(&mut model, &records);
     }
-    assert!(segments(&dir).len() >= 4, "{:?}", segments(&dir));
+    assert!(wal_files(&dir).len() >= 4, "{:?}", wal_files(&dir));
     drop(store);
     // The growth counter survives a restart.
     let (mut store, _) = open(cfg.clone());
@@ -386,7 +379,7 @@ fn rotation_and_compaction_bookkeeping() {
     store.compact(&mut model.snapshot_records()).unwrap();
     assert!(!store.wants_compaction());
     // The checkpoint, and the fresh segment appends moved to when the compaction began.
-    assert_eq!(segments(&dir).len(), 2);
+    assert_eq!(wal_files(&dir).len(), 2);
     assert_eq!(store.stats().compactions, 1);
     drop(store);
     let (store, recovered) = open(cfg);

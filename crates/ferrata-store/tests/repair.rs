@@ -9,20 +9,10 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{applied, batch, big};
+use common::{applied, batch, big, wal_files};
 use ferrata_core::{Record, SessionTable};
 use ferrata_store::fault::{Fault, FaultFs};
 use ferrata_store::{LogStore, LogStoreConfig, SessionStore, StoreError};
-
-fn wal_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .collect();
-    out.sort();
-    out
-}
 
 /// Where each batch's frame went: (segment file, offset, frame length).
 type Placement = (PathBuf, u64, u64);

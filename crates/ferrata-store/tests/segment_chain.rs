@@ -7,22 +7,12 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{apply_all, batch};
+use common::{apply_all, batch, wal_files};
 use ferrata_core::SessionTable;
 use ferrata_store::fault::{Fault, FaultFs, Op};
 use ferrata_store::{LogStore, LogStoreConfig, SessionStore, StoreError};
-
-fn wal_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .collect();
-    out.sort();
-    out
-}
 
 fn small(dir: &Path) -> LogStoreConfig {
     let mut cfg = LogStoreConfig::new(dir);

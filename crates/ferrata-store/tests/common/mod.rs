@@ -29,6 +29,17 @@ pub fn open(fs: &FaultFs, config: LogStoreConfig) -> (LogStore, SessionTable) {
     }
 }
 
+/// The segment files of a store directory on the real file system, in order.
+pub fn wal_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    out.sort();
+    out
+}
+
 pub fn apply_all(table: &mut SessionTable, records: &[Record]) {
     for r in records {
         table.apply(r);
