@@ -1,7 +1,8 @@
 //! Each configurable limit, exceeded through the wire, is answered with the Seata result and
 //! exception code a client understands and a message naming the limit, and the same client can
-//! go on within the limit (RELIABILITY.md, "Limits"). Frame and decompressed sizes are covered
-//! by bad_input.rs, connections and in-flight requests by hostile_clients.rs.
+//! go on within the limit (RELIABILITY.md, "Limits"). A body over the decompressed limit closes
+//! only its connection; the frame size is covered by bad_input.rs, connections and in-flight
+//! requests by hostile_clients.rs.
 
 mod support;
 
@@ -154,4 +155,40 @@ async fn begin_rate_limit() {
     let refused = begin(&client, 30_000).await;
     assert_refused(&refused.result, Code::BeginFailed, "server.ratelimit");
     assert!(refused.result.msg.contains("rate limit exception"));
+}
+
+#[tokio::test]
+async fn decompressed_body_size() {
+    use bytes::BufMut;
+    use tokio::io::AsyncWriteExt;
+    let (_dir, server, client) = served("[limits]\nmax_decompressed_bytes = 4096\n").await;
+    // A GlobalBegin whose name makes the body 64 KiB once inflated, but tiny on the wire.
+    let mut body = bytes::BytesMut::new();
+    body.put_u16(1);
+    body.put_i32(30_000);
+    let name = "n".repeat(65_000);
+    body.put_u16(name.len() as u16);
+    body.put_slice(name.as_bytes());
+    let packed =
+        ferrata_proto::compress(ferrata_proto::compress::COMPRESSOR_GZIP, &body).expect("gzip");
+    let mut frame = vec![0xDA, 0xDA, 1];
+    frame.extend_from_slice(&(16 + packed.len() as i32).to_be_bytes());
+    frame.extend_from_slice(&16i16.to_be_bytes());
+    frame.extend_from_slice(&[0, 1, ferrata_proto::compress::COMPRESSOR_GZIP]);
+    frame.extend_from_slice(&9i32.to_be_bytes());
+    frame.extend_from_slice(&packed);
+    let mut bomb = support::RawConn::connect(server.addr)
+        .await
+        .expect("connect");
+    bomb.register_tm(1, "bomb").await.expect("registers");
+    bomb.stream.write_all(&frame).await.expect("send");
+    assert!(bomb.closed_by_server().await, "over the decompressed limit");
+    assert!(
+        server.log().contains("closing connection"),
+        "{}",
+        server.log()
+    );
+    // Everyone else is served.
+    let xid = client.begin(30_000).await.expect("begin");
+    client.commit(&xid).await.expect("commit");
 }
