@@ -3,7 +3,7 @@
 //! releases the replies and phase-2 requests that depend on them. Both queues are bounded:
 //! connections wait for room in the command queue, the core waits for room in the writer's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -411,8 +411,7 @@ fn core_loop(
     let mut effects = Vec::new();
     let mut shutting_down = false;
     let mut seq: u64 = 0;
-    // Transaction → the newest batch holding a record of it that a phase-2 request depends on.
-    let mut unsynced: HashMap<i64, u64> = HashMap::new();
+    let mut unsynced = UnsyncedDecisions::default();
     loop {
         let now = now_ms();
         let wait = coordinator
@@ -441,9 +440,7 @@ fn core_loop(
         coordinator.drain_effects_into(&mut effects);
         seq += 1;
         let durable = durable_seq.load(Ordering::Acquire);
-        if unsynced.len() > 4096 {
-            unsynced.retain(|_, batch| *batch > durable);
-        }
+        unsynced.forget_durable(durable);
         let mut batch = WriteBatch {
             seq,
             ..WriteBatch::default()
@@ -451,13 +448,7 @@ fn core_loop(
         for effect in effects.drain(..) {
             match effect {
                 Effect::Persist(record) => {
-                    // A phase-2 request depends on its transaction's decision and branches,
-                    // not on the removal of branches already finished.
-                    if let Some(transaction_id) = record.transaction_id()
-                        && !matches!(record, Record::BranchRemove { .. })
-                    {
-                        unsynced.insert(transaction_id, seq);
-                    }
+                    unsynced.note(&record, seq);
                     batch.records.push(record);
                 }
                 Effect::Reply { token, reply } => {
@@ -471,14 +462,14 @@ fn core_loop(
                 // now instead of after this batch's fsync: a pass over many branches then costs
                 // a round trip per branch, not a round trip and an fsync.
                 Effect::BranchCommit(request) => {
-                    if depends_on_nothing_unsynced(&unsynced, durable, &request) {
+                    if unsynced.is_durable(request.transaction_id, durable) {
                         phase2.deliver(true, request);
                     } else {
                         batch.actions.push(Action::BranchCommit(request));
                     }
                 }
                 Effect::BranchRollback(request) => {
-                    if depends_on_nothing_unsynced(&unsynced, durable, &request) {
+                    if unsynced.is_durable(request.transaction_id, durable) {
                         phase2.deliver(false, request);
                     } else {
                         batch.actions.push(Action::BranchRollback(request));
@@ -503,15 +494,49 @@ fn core_loop(
     }
 }
 
-/// Whether every record `request` depends on was in a batch that is durable by now.
-fn depends_on_nothing_unsynced(
-    unsynced: &HashMap<i64, u64>,
-    durable: u64,
-    request: &BranchRequest,
-) -> bool {
-    unsynced
-        .get(&request.transaction_id)
-        .is_none_or(|batch| *batch <= durable)
+/// The transactions with a record that a phase-2 request depends on in a batch that may not be
+/// durable yet. Phase-2 requests only ever follow a status change of their transaction (a
+/// GlobalUpdate) or carry a branch's data (BranchAdd, BranchUpdate), so only those records count;
+/// begins, removals and finished branches do not.
+#[derive(Debug, Default)]
+struct UnsyncedDecisions {
+    /// Transaction → the newest batch with such a record.
+    newest: HashMap<i64, u64>,
+    /// (batch, transaction) in the order noted, to forget them once durable.
+    order: VecDeque<(u64, i64)>,
+}
+
+impl UnsyncedDecisions {
+    fn note(&mut self, record: &Record, batch: u64) {
+        let transaction_id = match record {
+            Record::GlobalUpdate { transaction_id, .. }
+            | Record::BranchUpdate { transaction_id, .. } => *transaction_id,
+            Record::BranchAdd(branch) => branch.transaction_id,
+            _ => return,
+        };
+        self.newest.insert(transaction_id, batch);
+        self.order.push_back((batch, transaction_id));
+    }
+
+    /// Forgets everything in batches up to `durable`.
+    fn forget_durable(&mut self, durable: u64) {
+        while let Some(&(batch, transaction_id)) = self.order.front() {
+            if batch > durable {
+                break;
+            }
+            self.order.pop_front();
+            if self.newest.get(&transaction_id) == Some(&batch) {
+                self.newest.remove(&transaction_id);
+            }
+        }
+    }
+
+    /// Whether every record a phase-2 request of this transaction depends on is durable.
+    fn is_durable(&self, transaction_id: i64, durable: u64) -> bool {
+        self.newest
+            .get(&transaction_id)
+            .is_none_or(|batch| *batch <= durable)
+    }
 }
 
 /// Applies one command; true when it asks the core to stop.
@@ -732,5 +757,51 @@ fn dispatch(phase2: &Arc<Phase2Sender>, action: Action) {
         Action::BranchCommit(request) => phase2.deliver(true, request),
         Action::BranchRollback(request) => phase2.deliver(false, request),
         Action::UndoLogDelete { save_days } => phase2.undo_log_delete(save_days),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrata_core::GlobalSession;
+
+    fn update(transaction_id: i64) -> Record {
+        Record::GlobalUpdate {
+            transaction_id,
+            status: GlobalStatus::Committing,
+        }
+    }
+
+    #[test]
+    fn a_transaction_is_durable_once_its_newest_decision_batch_is() {
+        let mut unsynced = UnsyncedDecisions::default();
+        unsynced.note(&update(7), 1);
+        unsynced.note(&update(7), 3);
+        // Begins and removals are not what phase 2 depends on.
+        unsynced.note(&Record::GlobalRemove { transaction_id: 8 }, 3);
+        unsynced.note(
+            &Record::GlobalAdd(GlobalSession {
+                transaction_id: 9,
+                xid: String::new(),
+                status: GlobalStatus::Begin,
+                application_id: String::new(),
+                transaction_service_group: String::new(),
+                transaction_name: String::new(),
+                timeout_ms: 1,
+                begin_time_ms: 0,
+                application_data: String::new(),
+            }),
+            3,
+        );
+        assert!(unsynced.is_durable(8, 0) && unsynced.is_durable(9, 0));
+        assert!(!unsynced.is_durable(7, 2));
+        unsynced.forget_durable(2);
+        assert!(
+            !unsynced.is_durable(7, 2),
+            "the newer batch is still pending"
+        );
+        unsynced.forget_durable(3);
+        assert!(unsynced.is_durable(7, 3));
+        assert!(unsynced.newest.is_empty() && unsynced.order.is_empty());
     }
 }
