@@ -128,16 +128,7 @@ async fn a_frame_split_at_every_byte_is_still_answered() {
     let server =
         ServerProcess::start(&dir.path().join("data"), 0, &dir.path().join("log")).expect("start");
     let mut stream = TcpStream::connect(server.addr).await.expect("connect");
-    let mut frames = support::frame_of(
-        MsgType::Request,
-        41,
-        &ferrata_proto::Message::RegisterTm(ferrata_proto::RegisterTmRequest {
-            version: "2.6.0".into(),
-            application_id: "split".into(),
-            transaction_service_group: "default_tx_group".into(),
-            extra_data: "vgroup=default_tx_group\n".into(),
-        }),
-    );
+    let mut frames = support::frame_of(MsgType::Request, 41, &support::tm_registration("split"));
     frames.extend_from_slice(&support::frame_of(
         MsgType::Request,
         42,

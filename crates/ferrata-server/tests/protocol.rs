@@ -79,13 +79,7 @@ async fn merged_requests_get_one_positional_merge_result() {
         ],
         msg_ids: Some(vec![11, 12, 13]),
     });
-    let registration = Message::RegisterRm(ferrata_proto::RegisterRmRequest {
-        version: "2.6.0".into(),
-        application_id: "merge-rm".into(),
-        transaction_service_group: "default_tx_group".into(),
-        extra_data: String::new(),
-        resource_ids: RESOURCE.into(),
-    });
+    let registration = support::rm_registration("merge-rm", RESOURCE);
     rm.write_all(&support::frame_of(MsgType::Request, 76, &registration))
         .await
         .expect("register rm");

@@ -577,11 +577,13 @@ pub fn large_values(factory: &mut Factory<'_>) {
     drop(store);
 }
 
-/// SplitMix64: enough randomness for reproducible cases without a dependency.
-struct Rng(u64);
+/// SplitMix64: enough randomness for reproducible cases without a dependency (also used by the
+/// store's own randomized tests).
+#[derive(Debug)]
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -589,8 +591,9 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
     }
 
     fn pick<T: Copy>(&mut self, items: &[T]) -> T {
@@ -631,7 +634,7 @@ fn random_record(rng: &mut Rng, model: &SessionTable, next_id: &mut i64) -> Reco
             let mut g = global(*next_id, rng.pick(GlobalStatus::ALL));
             g.application_data = rng.string();
             g.xid = rng.string();
-            g.timeout_ms = rng.next() as i32;
+            g.timeout_ms = rng.next_u64() as i32;
             Record::GlobalAdd(g)
         }
         25..=29 => {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use common::{applied, batch, big, wal_files};
 use ferrata_core::{Record, SessionTable};
+use ferrata_store::conformance::Rng;
 use ferrata_store::fault::{Fault, FaultFs};
 use ferrata_store::{LogStore, LogStoreConfig, SessionStore, StoreError};
 
@@ -271,23 +272,6 @@ fn a_power_loss_at_any_sync_point_of_a_repair_leaves_the_old_or_the_repaired_log
     }
 }
 
-/// SplitMix64, for reproducible random damage.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// Random damage anywhere in a log: `open` either refuses, or recovers everything that was
 /// acknowledged — except the very last batch when the damage is in it (a damaged last frame
 /// looks exactly like a torn write), and except what a truncation of the newest segment cut
@@ -330,13 +314,13 @@ fn random_damage_is_never_silently_dropped_and_repair_always_recovers() {
             1 => {
                 let end = (at + 1 + rng.below(64) as usize).min(bytes.len());
                 for b in &mut bytes[at..end] {
-                    *b = rng.next() as u8;
+                    *b = rng.next_u64() as u8;
                 }
             }
             2 => bytes.truncate(at),
             _ => {
                 let extra = 1 + rng.below(100) as usize;
-                bytes.extend((0..extra).map(|_| rng.next() as u8));
+                bytes.extend((0..extra).map(|_| rng.next_u64() as u8));
             }
         }
         assert!(fs.damage(&victim, bytes));

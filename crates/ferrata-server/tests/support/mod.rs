@@ -150,34 +150,14 @@ impl Client {
     }
 
     pub async fn register_tm(&self, application_id: &str) -> anyhow::Result<()> {
-        let answer = self
-            .call(Message::RegisterTm(RegisterTmRequest {
-                version: "2.6.0".into(),
-                application_id: application_id.into(),
-                transaction_service_group: "default_tx_group".into(),
-                extra_data: "vgroup=default_tx_group\n".into(),
-            }))
-            .await?;
-        match answer {
-            Message::RegisterTmResponse(r) if r.identified => Ok(()),
-            other => bail!("TM registration refused: {other:?}"),
-        }
+        registered(self.call(tm_registration(application_id)).await?)
     }
 
     pub async fn register_rm(&self, application_id: &str, resources: &str) -> anyhow::Result<()> {
-        let answer = self
-            .call(Message::RegisterRm(RegisterRmRequest {
-                version: "2.6.0".into(),
-                application_id: application_id.into(),
-                transaction_service_group: "default_tx_group".into(),
-                extra_data: String::new(),
-                resource_ids: resources.into(),
-            }))
-            .await?;
-        match answer {
-            Message::RegisterRmResponse(r) if r.identified => Ok(()),
-            other => bail!("RM registration refused: {other:?}"),
-        }
+        registered(
+            self.call(rm_registration(application_id, resources))
+                .await?,
+        )
     }
 
     pub async fn begin(&self, timeout_ms: i32) -> anyhow::Result<String> {
@@ -247,6 +227,36 @@ impl Client {
     /// Sends raw bytes, for malformed-input tests.
     pub fn send_raw(&self, bytes: &[u8]) {
         let _ = self.out.send(BytesMut::from(bytes));
+    }
+}
+
+/// A Java 2.6.0 TM's registration.
+pub fn tm_registration(application_id: &str) -> Message {
+    Message::RegisterTm(RegisterTmRequest {
+        version: "2.6.0".into(),
+        application_id: application_id.into(),
+        transaction_service_group: "default_tx_group".into(),
+        extra_data: "vgroup=default_tx_group\n".into(),
+    })
+}
+
+/// A Java 2.6.0 RM's registration of `resources` (comma-separated).
+pub fn rm_registration(application_id: &str, resources: &str) -> Message {
+    Message::RegisterRm(RegisterRmRequest {
+        version: "2.6.0".into(),
+        application_id: application_id.into(),
+        transaction_service_group: "default_tx_group".into(),
+        extra_data: String::new(),
+        resource_ids: resources.into(),
+    })
+}
+
+/// Ok when the answer accepts a TM or RM registration.
+fn registered(answer: Message) -> anyhow::Result<()> {
+    match answer {
+        Message::RegisterTmResponse(r) if r.identified => Ok(()),
+        Message::RegisterRmResponse(r) if r.identified => Ok(()),
+        other => bail!("registration refused: {other:?}"),
     }
 }
 
@@ -408,21 +418,7 @@ impl RawConn {
     }
 
     pub async fn register_tm(&mut self, id: i32, application_id: &str) -> anyhow::Result<()> {
-        let answer = self
-            .call(
-                id,
-                &Message::RegisterTm(RegisterTmRequest {
-                    version: "2.6.0".into(),
-                    application_id: application_id.into(),
-                    transaction_service_group: "default_tx_group".into(),
-                    extra_data: "vgroup=default_tx_group\n".into(),
-                }),
-            )
-            .await?;
-        match answer {
-            Message::RegisterTmResponse(r) if r.identified => Ok(()),
-            other => bail!("TM registration refused: {other:?}"),
-        }
+        registered(self.call(id, &tm_registration(application_id)).await?)
     }
 
     pub async fn register_rm(
@@ -431,21 +427,9 @@ impl RawConn {
         application_id: &str,
         resources: &str,
     ) -> anyhow::Result<()> {
-        let answer = self
-            .call(
-                id,
-                &Message::RegisterRm(RegisterRmRequest {
-                    version: "2.6.0".into(),
-                    application_id: application_id.into(),
-                    transaction_service_group: "default_tx_group".into(),
-                    extra_data: String::new(),
-                    resource_ids: resources.into(),
-                }),
-            )
-            .await?;
-        match answer {
-            Message::RegisterRmResponse(r) if r.identified => Ok(()),
-            other => bail!("RM registration refused: {other:?}"),
-        }
+        registered(
+            self.call(id, &rm_registration(application_id, resources))
+                .await?,
+        )
     }
 }
