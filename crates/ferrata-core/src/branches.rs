@@ -34,17 +34,9 @@ impl Branches {
         self.by_order.values()
     }
 
-    pub fn iter_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut BranchSession> {
-        self.by_order.values_mut()
-    }
-
     /// Branch ids in registration order.
     pub fn ids(&self) -> impl DoubleEndedIterator<Item = i64> + '_ {
         self.by_order.values().map(|b| b.branch_id)
-    }
-
-    pub fn contains(&self, branch_id: i64) -> bool {
-        self.order_of.contains_key(&branch_id)
     }
 
     pub fn get(&self, branch_id: i64) -> Option<&BranchSession> {
