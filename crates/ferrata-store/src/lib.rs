@@ -8,6 +8,7 @@ mod format;
 mod fs;
 mod log;
 mod memory;
+mod prealloc;
 mod recovery;
 mod repair;
 mod segment;
@@ -26,6 +27,7 @@ pub use log::{
     DEFAULT_COMPACT_AFTER_BYTES, DEFAULT_SEGMENT_BYTES, LogStore, LogStoreConfig, LogStoreStats,
 };
 pub use memory::MemoryStore;
+pub use prealloc::{Preallocation, SPARE_FILE_NAME};
 pub use repair::{DroppedBytes, RepairReport};
 
 use ferrata_core::Record;

@@ -36,6 +36,7 @@ use tracing::{info, warn};
 use crate::compaction::{CompactionDone, CompactionJob};
 use crate::format::{BatchFrame, FORMAT_VERSION, encode_header, push_seal};
 use crate::fs::{DirLock, FileSystem, LockError, OsFileSystem, WritableFile};
+use crate::prealloc::{Preallocation, Spare};
 use crate::recovery::recover;
 use crate::segment::{Disk, HEADER_LEN, segment_path};
 use crate::{SessionStore, StoreError};
@@ -60,6 +61,9 @@ pub struct LogStoreConfig {
     /// `fdatasync` every append (and the directory after creating files). `false` gives up
     /// durability; only for tests and benchmarks.
     pub fsync: bool,
+    /// Prepare each next segment as a zero-filled spare file, so syncs change no file size.
+    /// Costs one segment's worth of disk for the spare.
+    pub preallocation: Preallocation,
 }
 
 impl LogStoreConfig {
@@ -70,6 +74,7 @@ impl LogStoreConfig {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             compact_after_bytes: DEFAULT_COMPACT_AFTER_BYTES,
             fsync: true,
+            preallocation: Preallocation::Off,
         }
     }
 }
@@ -130,6 +135,11 @@ pub struct LogStore {
     sealed_next: Option<u64>,
     /// Reused for every append so the hot path does not allocate.
     buf: Vec<u8>,
+    /// The preallocated file the next segment is made from.
+    spare: Spare,
+    /// Whether the active segment was preallocated (its syncs change no file size). A growing
+    /// one is left for a preallocated one as soon as a spare is ready.
+    active_preallocated: bool,
     stats: LogStoreStats,
     /// Set when a write or sync failed: the tail of the log is then unknown.
     poisoned: Option<String>,
@@ -222,11 +232,13 @@ impl LogStore {
 
         let mut active_version = FORMAT_VERSION;
         let mut sealed_next = None;
+        let mut active_preallocated = false;
         let (active, active_seq, active_len) = match recovered.active {
             Some(segment) => {
+                active_preallocated = segment.preallocated;
                 let file = match segment.file {
                     Some(file) => file,
-                    None => disk.open_append(&segment.path)?,
+                    None => disk.open_write_at(&segment.path, segment.len)?,
                 };
                 active_version = segment.version;
                 // A crash between sealing a segment and creating the next: the first append
@@ -250,6 +262,7 @@ impl LogStore {
         stats.bytes_since_compaction = recovered.bytes_since_compaction;
         stats.active_segment = active_seq;
         let table = recovered.table;
+        let spare = Spare::new(&disk, config.preallocation, config.segment_bytes);
         info!(
             dir = %config.dir.display(),
             transactions = table.len(),
@@ -266,6 +279,8 @@ impl LogStore {
             active_version,
             sealed_next,
             buf: Vec::with_capacity(64 << 10),
+            spare,
+            active_preallocated,
             stats,
             poisoned: None,
             compaction: None,
@@ -314,6 +329,7 @@ impl LogStore {
                 if self.active_version >= 2 {
                     self.seal(next)?;
                 }
+                self.trim_preallocated_tail();
                 next
             }
         };
@@ -351,6 +367,18 @@ impl LogStore {
         Ok(())
     }
 
+    /// Gives the unused zeros of a preallocated segment that appends moved on from back to
+    /// the file system. Not synced: a crash before the size change is durable leaves zeros
+    /// after the seal, which recovery reads as the end of the segment.
+    fn trim_preallocated_tail(&mut self) {
+        if self.config.preallocation == Preallocation::Off {
+            return;
+        }
+        if let Err(e) = self.active.set_len(self.active_len) {
+            warn!(error = %e, segment = self.active_seq, "cannot trim the unused end of a preallocated segment");
+        }
+    }
+
     /// Makes `seq` the segment appends go to. On failure the current segment stays active,
     /// intact, and the half-made file is removed.
     fn switch_to_new_segment(&mut self, seq: u64) -> Result<(), StoreError> {
@@ -358,6 +386,23 @@ impl LogStore {
         // If even creating fails there is nothing to undo (and the name may not be ours).
         let mut file = self.disk.create(&path)?;
         self.stats.segments_created += 1;
+        let spare = self.spare.take();
+        let preallocated = spare.is_some();
+        if let Some(spare) = spare {
+            // The name is ours now; the spare replaces the empty file under it.
+            drop(file);
+            let renamed = self
+                .disk
+                .rename(&spare, &path)
+                .and_then(|()| self.disk.open_write_at(&path, 0));
+            file = match renamed {
+                Ok(file) => file,
+                Err(e) => {
+                    self.discard_partial(&path);
+                    return Err(e);
+                }
+            };
+        }
         if let Err(e) = init_segment(&self.disk, file.as_mut(), &path, seq, &mut self.stats) {
             drop(file);
             self.discard_partial(&path);
@@ -369,6 +414,8 @@ impl LogStore {
         self.active_version = FORMAT_VERSION;
         self.sealed_next = None;
         self.stats.active_segment = seq;
+        self.active_preallocated = preallocated;
+        self.spare.replenish(&self.disk);
         Ok(())
     }
 
@@ -440,7 +487,11 @@ impl SessionStore for LogStore {
         if records.is_empty() {
             return Ok(());
         }
-        if self.sealed_next.is_some() || self.active_len > self.config.segment_bytes {
+        let leave_growing_segment = !self.active_preallocated && self.spare.poll_ready();
+        if self.sealed_next.is_some()
+            || self.active_len > self.config.segment_bytes
+            || leave_growing_segment
+        {
             // A failure to create the new segment leaves the store usable (not poisoned).
             self.rotate(self.active_seq + 1)?;
         }
