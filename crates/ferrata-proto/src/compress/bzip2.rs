@@ -1,15 +1,15 @@
 //! bzip2 as Ant's `CBZip2OutputStream` writes it: the stream without its leading `BZ`.
 
-use super::{DecodeError, io_err, read_bounded};
-use std::io::{Read, Write};
+use super::{DecodeError, encode_all, read_bounded};
+use ::bzip2::write::BzEncoder;
+use std::io::Read;
 
 const SIGNATURE: &[u8] = b"BZ";
 
 pub(super) fn compress(data: &[u8]) -> Result<Vec<u8>, DecodeError> {
     // Block size 9 (900k) is also CBZip2OutputStream's default.
-    let mut enc = ::bzip2::write::BzEncoder::new(Vec::new(), ::bzip2::Compression::best());
-    enc.write_all(data).map_err(io_err)?;
-    let full = enc.finish().map_err(io_err)?;
+    let encoder = BzEncoder::new(Vec::new(), ::bzip2::Compression::best());
+    let full = encode_all(encoder, data, BzEncoder::finish)?;
     Ok(full.strip_prefix(SIGNATURE).unwrap_or(&full).to_vec())
 }
 

@@ -1,13 +1,12 @@
 //! zlib streams, as `java.util.zip.Deflater` with its default level writes them (Seata's
 //! DeflaterUtil).
 
-use super::{DecodeError, io_err, read_bounded};
-use std::io::Write;
+use super::{DecodeError, encode_all, read_bounded};
+use flate2::write::ZlibEncoder;
 
 pub(super) fn compress(data: &[u8]) -> Result<Vec<u8>, DecodeError> {
-    let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data).map_err(io_err)?;
-    enc.finish().map_err(io_err)
+    let encoder = ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    encode_all(encoder, data, ZlibEncoder::finish)
 }
 
 pub(super) fn decompress(data: &[u8], max_len: usize) -> Result<Vec<u8>, DecodeError> {

@@ -1,13 +1,12 @@
 //! gzip members, as `java.util.zip.GZIPOutputStream` writes them (Seata's GzipUtil); the reader
 //! also takes concatenated members.
 
-use super::{DecodeError, io_err, read_bounded};
-use std::io::Write;
+use super::{DecodeError, encode_all, read_bounded};
+use flate2::write::GzEncoder;
 
 pub(super) fn compress(data: &[u8]) -> Result<Vec<u8>, DecodeError> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data).map_err(io_err)?;
-    enc.finish().map_err(io_err)
+    let encoder = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encode_all(encoder, data, GzEncoder::finish)
 }
 
 pub(super) fn decompress(data: &[u8], max_len: usize) -> Result<Vec<u8>, DecodeError> {

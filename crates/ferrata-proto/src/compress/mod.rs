@@ -123,6 +123,17 @@ fn io_err(e: std::io::Error) -> DecodeError {
     DecodeError::Decompress(e.to_string())
 }
 
+/// Feeds `data` through a streaming encoder and returns its output (`finish` ends the stream).
+#[allow(dead_code)] // unused when every stream compressor feature is disabled
+fn encode_all<E: std::io::Write>(
+    mut encoder: E,
+    data: &[u8],
+    finish: impl FnOnce(E) -> std::io::Result<Vec<u8>>,
+) -> Result<Vec<u8>, DecodeError> {
+    encoder.write_all(data).map_err(io_err)?;
+    finish(encoder).map_err(io_err)
+}
+
 /// Reads a decoder to its end, but never more than `max_len + 1` bytes: the extra byte is how
 /// an over-long stream is told apart from one that is exactly at the cap.
 #[allow(dead_code)] // unused when every stream compressor feature is disabled

@@ -1,8 +1,9 @@
 //! Java's `ZipOutputStream` with one deflated entry named `zip` (Seata's ZipUtil): local
 //! header with sizes deferred to a data descriptor, central directory, end record.
 
-use super::{DecodeError, io_err};
-use std::io::{Read, Write};
+use super::{DecodeError, encode_all, io_err};
+use flate2::write::DeflateEncoder;
+use std::io::Read;
 
 const LOCAL_SIG: u32 = 0x0403_4b50;
 const DESCRIPTOR_SIG: u32 = 0x0807_4b50;
@@ -26,9 +27,8 @@ fn put32(out: &mut Vec<u8>, v: u32) {
 }
 
 pub(super) fn compress(data: &[u8]) -> Result<Vec<u8>, DecodeError> {
-    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data).map_err(io_err)?;
-    let deflated = enc.finish().map_err(io_err)?;
+    let encoder = DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    let deflated = encode_all(encoder, data, DeflateEncoder::finish)?;
     let crc = crc32fast::hash(data);
     // Sizes above 4 GiB would need ZIP64; bodies are capped far below that.
     let csize = u32::try_from(deflated.len()).unwrap_or(u32::MAX);
