@@ -12,7 +12,6 @@ use tracing::{info, warn};
 
 use crate::format::{FORMAT_VERSION, HeaderError, SegmentHeader};
 use crate::fs::{FileSystem, OsFileSystem};
-use crate::log::prepare_dir;
 use crate::segment::{
     Disk, FrameReader, HEADER_LEN, Payload, Resync, decode_payload, find_valid_frame,
     write_checkpoint,
@@ -135,7 +134,7 @@ fn salvage(config: LogStoreConfig, fs: Arc<dyn FileSystem>) -> Result<RepairRepo
         fsync: config.fsync,
     };
     let mut stats = LogStoreStats::default();
-    let _lock = prepare_dir(&disk, &mut stats)?;
+    let _lock = disk.prepare_dir(&mut stats)?;
     let listing = disk.list()?;
     for (_, temp) in &listing.temps {
         // Checkpoints whose writing never finished hold nothing that is not elsewhere.
