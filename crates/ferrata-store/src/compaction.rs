@@ -1,6 +1,7 @@
 //! Background compaction: the writer thread starts a [`CompactionJob`] (appends move on to a
 //! fresh segment), any thread runs it (writes the checkpoint, deletes what it supersedes), and
-//! the writer thread hands the outcome back to the store with `finish_compaction`.
+//! the writer thread hands the outcome back to the store with `finish_compaction`. Both halves
+//! live here: the job, and the [`LogStore`] side that starts it and takes its outcome.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use tracing::warn;
 
 use crate::fs::DirLock;
 use crate::segment::{Disk, write_checkpoint};
-use crate::{LogStoreStats, StoreError};
+use crate::{LogStore, LogStoreStats, StoreError};
 
 /// A checkpoint to write, started by [`crate::SessionStore::begin_compaction`]. `Send`: run it
 /// on any thread while the store keeps appending, then pass the result of [`run`] to
@@ -118,4 +119,93 @@ fn remove_superseded(disk: &Disk, seq: u64, io: &mut LogStoreStats) -> u64 {
         warn!(error = %e, "cannot sync the store directory after deleting old segments");
     }
     removed
+}
+
+/// The compaction a [`LogStore`] started and has not yet taken the outcome of.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunningCompaction {
+    seq: u64,
+    /// `bytes_since_compaction` when it started: what the checkpoint will make obsolete.
+    bytes_before: u64,
+}
+
+impl LogStore {
+    /// [`crate::SessionStore::wants_compaction`].
+    pub(crate) fn compaction_due(&self) -> bool {
+        let logged = self.stats.bytes_since_compaction;
+        self.poisoned.is_none()
+            && self.compaction.is_none()
+            && logged >= self.config.compact_after_bytes
+            && logged >= self.retry_compaction_at
+    }
+
+    /// Starts a compaction; see [`crate::SessionStore::begin_compaction`].
+    pub(crate) fn start_compaction(&mut self) -> Result<CompactionJob, StoreError> {
+        self.check_poisoned()?;
+        if let Some(running) = self.compaction {
+            return Err(StoreError::CompactionRunning {
+                checkpoint: running.seq,
+            });
+        }
+        let mut rotated = Ok(());
+        if let Some(named) = self.sealed_next {
+            // Finish the rotation a failure interrupted: the sealed segment names its successor.
+            rotated = self.rotate(named);
+        }
+        // The checkpoint takes the next number; appends move past it, so replaying the
+        // checkpoint and then every newer segment is correct whenever it completes.
+        let seq = self.active_seq + 1;
+        let bytes_before = self.stats.bytes_since_compaction;
+        if let Err(e) = rotated.and_then(|()| self.rotate(seq + 1)) {
+            self.compaction_failed(&e);
+            return Err(e);
+        }
+        self.compaction = Some(RunningCompaction { seq, bytes_before });
+        Ok(CompactionJob::new(
+            self.disk.clone(),
+            seq,
+            self.lock.clone(),
+        ))
+    }
+
+    /// [`crate::SessionStore::finish_compaction`]: books the outcome of the running job.
+    pub(crate) fn take_compaction_outcome(
+        &mut self,
+        outcome: Result<CompactionDone, StoreError>,
+    ) -> Result<CompactionDone, StoreError> {
+        let Some(running) = self.compaction.take() else {
+            warn!("finish_compaction called but no compaction is running; ignored");
+            return outcome;
+        };
+        match &outcome {
+            Ok(done) if done.checkpoint_sequence() == running.seq => {
+                self.stats.add_io(&done.io);
+                self.stats.compactions += 1;
+                self.stats.bytes_since_compaction = self
+                    .stats
+                    .bytes_since_compaction
+                    .saturating_sub(running.bytes_before);
+                self.retry_compaction_at = 0;
+            }
+            Ok(done) => {
+                warn!(
+                    running = running.seq,
+                    finished = done.checkpoint_sequence(),
+                    "finish_compaction got the outcome of another job; ignored"
+                );
+                self.compaction = Some(running);
+            }
+            Err(e) => self.compaction_failed(e),
+        }
+        outcome
+    }
+
+    fn compaction_failed(&mut self, error: &StoreError) {
+        warn!(error = %error, "compaction failed; the log is intact and appends continue");
+        self.stats.compactions_failed += 1;
+        self.retry_compaction_at = self
+            .stats
+            .bytes_since_compaction
+            .saturating_add(self.config.compact_after_bytes / 2);
+    }
 }

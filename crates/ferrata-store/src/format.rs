@@ -1,5 +1,6 @@
-//! Byte layout of the embedded log: segment header, checksummed frames and records.
-//! The layout is specified in the `log` module docs and in docs/RELIABILITY.md.
+//! Encoding and decoding of the embedded log's bytes: segment header, checksummed frames and
+//! records. The layout is specified once, in docs/RELIABILITY.md, "Embedded store format";
+//! the names here follow it.
 
 use ferrata_core::{BranchSession, GlobalSession, Record};
 use ferrata_proto::{BranchStatus, BranchType, GlobalStatus};
@@ -13,19 +14,18 @@ pub(crate) const FORMAT_VERSION: u16 = 2;
 pub(crate) const OLDEST_READABLE_VERSION: u16 = 1;
 /// Header flag: the segment starts with a checkpoint (a snapshot of the whole live state).
 pub(crate) const FLAG_CHECKPOINT: u16 = 1;
-/// magic(8) + version(2) + flags(2) + sequence(8) + crc32 of the preceding 20 bytes(4).
+/// Bytes in a segment header.
 pub(crate) const SEGMENT_HEADER_LEN: usize = 24;
 
-/// length(4) + crc32(4).
+/// Bytes before a frame's payload (length and checksum).
 pub(crate) const FRAME_HEADER_LEN: usize = 8;
-/// Payload: count(u32) then that many records. One `append` is one batch frame, which is what
-/// makes a batch atomic: a torn write fails the checksum of the whole batch.
+/// One `append` is one batch frame, which is what makes a batch atomic: a torn write fails the
+/// checksum of the whole batch.
 pub(crate) const KIND_BATCH: u8 = 1;
-/// Payload: total number of records in the checkpoint (u64). Marks the checkpoint complete.
+/// Marks the checkpoint complete.
 pub(crate) const KIND_CHECKPOINT_END: u8 = 2;
-/// Payload: the sequence number of the segment that follows (u64). The last frame of a segment
-/// that appends moved on from, so recovery can tell a complete segment from one that lost its
-/// tail, and notice a missing segment. Version 2 and later.
+/// The last frame of a segment that appends moved on from, naming the next, so recovery can
+/// tell a complete segment from one that lost its tail, and notice a missing segment.
 pub(crate) const KIND_SEAL: u8 = 3;
 
 pub(crate) const OP_GLOBAL_ADD: u8 = 1;

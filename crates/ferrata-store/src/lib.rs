@@ -2,7 +2,9 @@
 //! log ([`LogStore`]) over a pluggable [`FileSystem`], and an in-memory store ([`MemoryStore`])
 //! for tests of other crates.
 
+mod append;
 mod compaction;
+mod config;
 mod error;
 mod format;
 mod fs;
@@ -19,13 +21,14 @@ pub mod conformance;
 pub mod fault;
 
 pub use compaction::{CompactionDone, CompactionJob};
+pub use config::{
+    DEFAULT_COMPACT_AFTER_BYTES, DEFAULT_SEGMENT_BYTES, LogStoreConfig, LogStoreStats,
+};
 pub use error::StoreError;
 pub use fs::{
     DirLock, FileSystem, LOCK_FILE_NAME, LockError, OsFileSystem, ReadableFile, WritableFile,
 };
-pub use log::{
-    DEFAULT_COMPACT_AFTER_BYTES, DEFAULT_SEGMENT_BYTES, LogStore, LogStoreConfig, LogStoreStats,
-};
+pub use log::LogStore;
 pub use memory::MemoryStore;
 pub use prealloc::{Preallocation, SPARE_FILE_NAME};
 pub use repair::{DroppedBytes, RepairReport};

@@ -12,7 +12,6 @@ use tracing::{info, warn};
 
 use crate::format::{FORMAT_VERSION, HeaderError, SegmentHeader};
 use crate::fs::{FileSystem, OsFileSystem};
-use crate::log::prepare_dir;
 use crate::segment::{
     Disk, FrameReader, HEADER_LEN, Payload, Resync, decode_payload, find_valid_frame,
     write_checkpoint,
@@ -135,7 +134,7 @@ fn salvage(config: LogStoreConfig, fs: Arc<dyn FileSystem>) -> Result<RepairRepo
         fsync: config.fsync,
     };
     let mut stats = LogStoreStats::default();
-    let _lock = prepare_dir(&disk, &mut stats)?;
+    let _lock = disk.prepare_dir(&mut stats)?;
     let listing = disk.list()?;
     for (_, temp) in &listing.temps {
         // Checkpoints whose writing never finished hold nothing that is not elsewhere.
@@ -382,6 +381,10 @@ fn salvage_segment(
                     drop_range(pos, frames.pos() - pos, reason);
                 }
             },
+            Some(Err(_)) if frames.rest_is_zero(pos)? => {
+                // The unwritten end of a preallocated segment: nothing was lost there.
+                break;
+            }
             Some(Err(reason)) => {
                 intact &= end_seen;
                 let (rest, whole) = frames.rest(pos)?;

@@ -14,7 +14,7 @@ use crate::format::{
     KIND_SEAL, Reader, SEGMENT_HEADER_LEN, SegmentHeader, decode_header, encode_header, frame_crc,
     push_checkpoint_end,
 };
-use crate::fs::{FileSystem, WritableFile};
+use crate::fs::{DirLock, FileSystem, LockError, WritableFile};
 use crate::{LogStoreStats, StoreError};
 
 pub(crate) const HEADER_LEN: u64 = SEGMENT_HEADER_LEN as u64;
@@ -80,6 +80,52 @@ impl Disk {
         listing.segments.sort_unstable();
         listing.temps.sort_unstable();
         Ok(listing)
+    }
+
+    /// Creates the store directory, makes its entry durable, and locks it.
+    pub fn prepare_dir(&self, stats: &mut LogStoreStats) -> Result<Arc<dyn DirLock>, StoreError> {
+        let dir = &self.dir;
+        self.fs.create_dir_all(dir).map_err(|e| {
+            StoreError::io(
+                format!("cannot create store directory {}", dir.display()),
+                e,
+            )
+        })?;
+        // The directory may be new: its own entry must be durable before data in it is.
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        self.sync_other_dir(parent, stats)?;
+        match self.fs.lock_dir(dir) {
+            Ok(lock) => Ok(Arc::from(lock)),
+            Err(LockError::Held { pid }) => Err(StoreError::Locked {
+                dir: dir.clone(),
+                pid,
+            }),
+            Err(LockError::Io(e)) => Err(StoreError::io(
+                format!(
+                    "cannot lock store directory {} (it must be on a local file system that \
+                     supports file locks)",
+                    dir.display()
+                ),
+                e,
+            )),
+        }
+    }
+
+    /// Writes the header of a new segment for appends, and makes it and the directory entry
+    /// durable before any batch is acknowledged in it.
+    pub fn init_segment(
+        &self,
+        file: &mut dyn WritableFile,
+        path: &Path,
+        seq: u64,
+        stats: &mut LogStoreStats,
+    ) -> Result<(), StoreError> {
+        self.write(file, &encode_header(seq, 0), path, stats)?;
+        self.sync_file(file, path, stats)?;
+        self.sync_dir(stats)
     }
 
     pub fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>, StoreError> {
@@ -442,6 +488,26 @@ pub(crate) fn decode_payload(payload: &[u8], records: &mut Vec<Record>) -> Resul
     Ok(decoded)
 }
 
+/// Decodes one whole batch frame as built in memory (header, checksum, payload, nothing
+/// after it), for the check that a batch reads back before it is written.
+pub(crate) fn decode_batch_frame(frame: &[u8]) -> Result<Vec<Record>, String> {
+    let (head, payload) = frame
+        .split_at_checked(FRAME_HEADER_LEN)
+        .ok_or("shorter than a frame header")?;
+    let len_bytes = [head[0], head[1], head[2], head[3]];
+    if u32::from_be_bytes(len_bytes) as usize != payload.len() {
+        return Err("length field does not match the payload".into());
+    }
+    if frame_crc(len_bytes, payload) != u32::from_be_bytes([head[4], head[5], head[6], head[7]]) {
+        return Err("frame checksum mismatch".into());
+    }
+    let mut records = Vec::new();
+    match decode_payload(payload, &mut records)? {
+        Payload::Batch => Ok(records),
+        other => Err(format!("not a batch frame: {other:?}")),
+    }
+}
+
 /// What [`write_checkpoint`] wrote.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CheckpointWritten {
@@ -586,6 +652,35 @@ mod tests {
         assert_eq!(
             find_valid_frame(&bytes[..20], 0, false),
             Resync::Inconclusive
+        );
+    }
+
+    /// The check the append path runs before every write: it accepts exactly an intact batch
+    /// frame and names what is wrong with anything else.
+    #[test]
+    fn a_batch_frame_decodes_back_only_when_intact() {
+        let records = [
+            Record::IdReserve { next_free_id: 7 },
+            Record::GlobalRemove { transaction_id: 9 },
+        ];
+        let good = frame(&records);
+        assert_eq!(decode_batch_frame(&good).unwrap(), records);
+        let mut flipped = good.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            decode_batch_frame(&flipped).unwrap_err(),
+            "frame checksum mismatch"
+        );
+        let mut longer = good.clone();
+        longer.push(0);
+        assert!(decode_batch_frame(&longer).is_err());
+        assert!(decode_batch_frame(&good[..5]).is_err());
+        let mut seal = Vec::new();
+        crate::format::push_seal(&mut seal, 3).unwrap();
+        assert!(
+            decode_batch_frame(&seal)
+                .unwrap_err()
+                .contains("not a batch")
         );
     }
 }

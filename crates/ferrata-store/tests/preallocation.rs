@@ -9,7 +9,7 @@ mod common;
 use common::{append, applied, batch, config, dir, open, segments};
 use ferrata_core::SessionTable;
 use ferrata_store::fault::{Fault, FaultFs, Op};
-use ferrata_store::{LogStoreConfig, Preallocation, SPARE_FILE_NAME, SessionStore};
+use ferrata_store::{LogStore, LogStoreConfig, Preallocation, SPARE_FILE_NAME, SessionStore};
 
 const SEGMENT_BYTES: u64 = 2048;
 
@@ -152,4 +152,28 @@ fn a_newest_segment_of_only_zeros_is_an_unfinished_creation() {
     assert!(append(&mut store, &mut acked, &batch(4)));
     drop(store);
     assert_eq!(open(&fs, preallocated()).1, acked);
+}
+
+/// Repair of a damaged preallocated segment drops the damaged frame only: the zeros after the
+/// last frame are not reported as lost data.
+#[test]
+fn repair_does_not_report_the_zeros_of_a_preallocated_segment_as_lost() {
+    let fs = FaultFs::new();
+    let (mut store, _) = open(&fs, preallocated());
+    let mut acked = SessionTable::new();
+    for tx in 1..=3 {
+        assert!(append(&mut store, &mut acked, &batch(tx)));
+    }
+    drop(store);
+    let names = segments(&fs, &dir());
+    let active = dir().join(names.last().unwrap());
+    let mut bytes = fs.read(&active).unwrap();
+    assert_eq!(bytes.len() as u64, SEGMENT_BYTES);
+    // A bit flip inside the first batch (just after the 24-byte header and 8-byte frame head).
+    bytes[40] ^= 0x10;
+    assert!(fs.damage(&active, bytes));
+    let report = LogStore::repair_with(preallocated(), fs.as_file_system()).unwrap();
+    assert!(report.open_error.is_some(), "the damage made open refuse the store");
+    assert_eq!(report.dropped.len(), 1, "{:?}", report.dropped);
+    assert!(report.dropped[0].bytes < 1024, "{:?}", report.dropped);
 }
