@@ -173,7 +173,10 @@ fn repair_does_not_report_the_zeros_of_a_preallocated_segment_as_lost() {
     bytes[40] ^= 0x10;
     assert!(fs.damage(&active, bytes));
     let report = LogStore::repair_with(preallocated(), fs.as_file_system()).unwrap();
-    assert!(report.open_error.is_some(), "the damage made open refuse the store");
+    assert!(
+        report.open_error.is_some(),
+        "the damage made open refuse the store"
+    );
     assert_eq!(report.dropped.len(), 1, "{:?}", report.dropped);
     assert!(report.dropped[0].bytes < 1024, "{:?}", report.dropped);
 }
