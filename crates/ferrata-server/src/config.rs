@@ -50,6 +50,9 @@ pub struct ServerConfig {
     pub undo_log_save_days: i16,
     pub segment_bytes: u64,
     pub compact_after_bytes: u64,
+    /// Prepare each next log segment as a zero-filled file in the background, so a group
+    /// commit's fsync writes data only (`[store] preallocate`, on by default).
+    pub preallocate_segments: bool,
     /// Version string reported to clients in registration responses.
     pub reported_version: String,
     /// Client authentication (`[auth]`, off by default).
@@ -89,6 +92,7 @@ impl Default for ServerConfig {
             undo_log_save_days: 7,
             segment_bytes: 64 * 1024 * 1024,
             compact_after_bytes: 256 * 1024 * 1024,
+            preallocate_segments: true,
             reported_version: "2.6.0".to_owned(),
             auth: crate::auth::AuthConfig::default(),
             tls: None,
@@ -191,6 +195,7 @@ struct StoreSection {
     fsync: Option<bool>,
     segment_bytes: Option<u64>,
     compact_after_bytes: Option<u64>,
+    preallocate: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -252,6 +257,7 @@ impl ServerConfig {
         set!(c.fsync, file.store.fsync, cli.fsync);
         set!(c.segment_bytes, file.store.segment_bytes);
         set!(c.compact_after_bytes, file.store.compact_after_bytes);
+        set!(c.preallocate_segments, file.store.preallocate);
         set!(c.max_frame_len, file.limits.max_frame_bytes);
         set!(c.max_decompressed_len, file.limits.max_decompressed_bytes);
         set!(

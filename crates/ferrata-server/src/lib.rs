@@ -16,7 +16,9 @@ use std::sync::atomic::AtomicU64;
 
 use anyhow::Context;
 use ferrata_core::{Coordinator, CoordinatorConfig};
-use ferrata_store::{FileSystem, LogStore, LogStoreConfig, OsFileSystem, RepairReport};
+use ferrata_store::{
+    FileSystem, LogStore, LogStoreConfig, OsFileSystem, Preallocation, RepairReport,
+};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
@@ -242,6 +244,11 @@ fn store_config(config: &ServerConfig) -> LogStoreConfig {
         segment_bytes: config.segment_bytes,
         compact_after_bytes: config.compact_after_bytes,
         fsync: config.fsync,
+        preallocation: if config.preallocate_segments {
+            Preallocation::Background
+        } else {
+            Preallocation::Off
+        },
     }
 }
 

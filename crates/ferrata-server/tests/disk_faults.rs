@@ -34,6 +34,8 @@ impl InProcess {
             listen: addr,
             data_dir: PathBuf::from(DATA),
             compact_after_bytes,
+            // Faults are aimed by call count: no background thread may take calls.
+            preallocate_segments: false,
             ..ServerConfig::default()
         };
         let (stop, stopped) = oneshot::channel::<()>();

@@ -36,8 +36,10 @@ async fn damage_before_the_tail_refuses_to_start_until_repaired() {
     } // killed here (SIGKILL on drop)
     let segment = segments(&data).pop().expect("a segment");
     let mut bytes = std::fs::read(&segment).expect("read segment");
-    // Flip a byte in the middle: valid frames follow, so this is damage, not a torn tail.
-    let middle = bytes.len() / 2;
+    // Flip a byte in the middle of what was written (a preallocated segment ends in zeros):
+    // valid frames follow, so this is damage, not a torn tail.
+    let written = bytes.iter().rposition(|b| *b != 0).expect("data") + 1;
+    let middle = written / 2;
     bytes[middle] ^= 0xFF;
     std::fs::write(&segment, &bytes).expect("damage");
 

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use ferrata_core::Record;
+use tracing::warn;
 
 use crate::format::{BatchFrame, FORMAT_VERSION, push_seal};
 use crate::recovery::ActiveSegment;
@@ -34,6 +35,7 @@ pub(crate) fn first_segment(
         path,
         version: FORMAT_VERSION,
         len: HEADER_LEN,
+        preallocated: false,
         file: Some(file),
         sealed_next: None,
     })
@@ -47,7 +49,11 @@ impl LogStore {
         if records.is_empty() {
             return Ok(());
         }
-        if self.sealed_next.is_some() || self.active_len > self.config.segment_bytes {
+        let leave_growing_segment = !self.active_preallocated && self.spare.poll_ready();
+        if self.sealed_next.is_some()
+            || self.active_len > self.config.segment_bytes
+            || leave_growing_segment
+        {
             // A failure to create the new segment leaves the store usable (not poisoned).
             self.rotate(self.active_seq + 1)?;
         }
@@ -81,6 +87,7 @@ impl LogStore {
                 if self.active_version >= 2 {
                     self.seal(next)?;
                 }
+                self.trim_preallocated_tail();
                 next
             }
         };
@@ -118,13 +125,42 @@ impl LogStore {
         Ok(())
     }
 
-    /// Makes `seq` the segment appends go to. On failure the current segment stays active,
-    /// intact, and the half-made file is removed.
+    /// Gives the unused zeros of a preallocated segment that appends moved on from back to
+    /// the file system. Not synced: a crash before the size change is durable leaves zeros
+    /// after the seal, which recovery reads as the end of the segment.
+    fn trim_preallocated_tail(&mut self) {
+        if !self.active_preallocated {
+            return;
+        }
+        if let Err(e) = self.active.set_len(self.active_len) {
+            warn!(error = %e, segment = self.active_seq, "cannot trim the unused end of a preallocated segment");
+        }
+    }
+
+    /// Makes `seq` the segment appends go to, made from the spare when one is ready. On
+    /// failure the current segment stays active, intact, and the half-made file is removed.
     fn switch_to_new_segment(&mut self, seq: u64) -> Result<(), StoreError> {
         let path = segment_path(&self.disk.dir, seq);
         // If even creating fails there is nothing to undo (and the name may not be ours).
         let mut file = self.disk.create(&path)?;
         self.stats.segments_created += 1;
+        let spare = self.spare.take();
+        let preallocated = spare.is_some();
+        if let Some(spare) = spare {
+            // The name is ours now; the spare replaces the empty file under it.
+            drop(file);
+            let renamed = self
+                .disk
+                .rename(&spare, &path)
+                .and_then(|()| self.disk.open_write_at(&path, 0));
+            file = match renamed {
+                Ok(file) => file,
+                Err(e) => {
+                    self.discard_partial(&path);
+                    return Err(e);
+                }
+            };
+        }
         if let Err(e) = self
             .disk
             .init_segment(file.as_mut(), &path, seq, &mut self.stats)
@@ -139,6 +175,8 @@ impl LogStore {
         self.active_version = FORMAT_VERSION;
         self.sealed_next = None;
         self.stats.active_segment = seq;
+        self.active_preallocated = preallocated;
+        self.spare.replenish(&self.disk);
         Ok(())
     }
 

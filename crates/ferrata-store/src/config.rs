@@ -1,6 +1,8 @@
 //! What a [`crate::LogStore`] is opened with ([`LogStoreConfig`]) and the I/O counters it keeps
 //! ([`LogStoreStats`]).
 
+use crate::Preallocation;
+
 /// Default size after which a new segment is started.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 /// Default log growth after which [`crate::SessionStore::wants_compaction`] says yes.
@@ -19,6 +21,9 @@ pub struct LogStoreConfig {
     /// `fdatasync` every append (and the directory after creating files). `false` gives up
     /// durability; only for tests and benchmarks.
     pub fsync: bool,
+    /// Prepare each next segment as a zero-filled spare file, so syncs change no file size.
+    /// Costs one segment's worth of disk for the spare.
+    pub preallocation: Preallocation,
 }
 
 impl LogStoreConfig {
@@ -29,6 +34,7 @@ impl LogStoreConfig {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             compact_after_bytes: DEFAULT_COMPACT_AFTER_BYTES,
             fsync: true,
+            preallocation: Preallocation::Off,
         }
     }
 }

@@ -23,7 +23,7 @@ pub enum Op {
     Lock,
     List,
     Create,
-    OpenAppend,
+    OpenWrite,
     OpenRead,
     Write,
     /// `sync_data` or `sync_all` of a file.
@@ -41,7 +41,7 @@ impl Op {
         Op::Lock,
         Op::List,
         Op::Create,
-        Op::OpenAppend,
+        Op::OpenWrite,
         Op::OpenRead,
         Op::Write,
         Op::SyncFile,
@@ -420,6 +420,8 @@ struct FaultFile {
     id: u64,
     epoch: u64,
     path: PathBuf,
+    /// Where the next write lands.
+    pos: usize,
 }
 
 impl FaultFile {
@@ -437,10 +439,8 @@ impl FaultFile {
                 Ok(())
             }
             Err(injected) => {
-                if injected.torn && inode.current.starts_with(&inode.durable) {
-                    let keep =
-                        inode.durable.len() + (inode.current.len() - inode.durable.len()) / 2;
-                    inode.durable = inode.current[..keep].to_vec();
+                if injected.torn {
+                    half_sync(inode);
                 }
                 Err(injected.into())
             }
@@ -448,23 +448,44 @@ impl FaultFile {
     }
 }
 
+/// A torn sync: the first half of what changed since the last sync (from the first changed
+/// byte to the end) reaches the disk; a pending truncation does not.
+fn half_sync(inode: &mut Inode) {
+    if inode.current.len() < inode.durable.len() {
+        return;
+    }
+    let first_change = inode
+        .current
+        .iter()
+        .zip(&inode.durable)
+        .position(|(now, was)| now != was)
+        .unwrap_or(inode.durable.len());
+    let keep = first_change + (inode.current.len() - first_change) / 2;
+    let mut durable = inode.current[..keep].to_vec();
+    if let Some(old_rest) = inode.durable.get(keep..) {
+        durable.extend_from_slice(old_rest);
+    }
+    inode.durable = durable;
+}
+
 impl WritableFile for FaultFile {
-    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
         let mut state = self.state();
         let entered = state.enter(Op::Write, &self.path, Some(self.epoch));
         let inode = state.inode(self.id);
-        match entered {
-            Ok(()) => {
-                inode.current.extend_from_slice(buf);
-                Ok(())
-            }
-            Err(injected) => {
-                if injected.torn {
-                    inode.current.extend_from_slice(&buf[..buf.len() / 2]);
-                }
-                Err(injected.into())
-            }
+        let written = match &entered {
+            Ok(()) => buf,
+            Err(injected) if injected.torn => &buf[..buf.len() / 2],
+            Err(_) => &[],
+        };
+        let end = self.pos + written.len();
+        if inode.current.len() < end {
+            inode.current.resize(end, 0);
         }
+        inode.current[self.pos..end].copy_from_slice(written);
+        drop(state);
+        self.pos = end;
+        entered.map_err(io::Error::from)
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
@@ -480,6 +501,8 @@ impl WritableFile for FaultFile {
         state.enter(Op::Truncate, &self.path, Some(self.epoch))?;
         let len = usize::try_from(len).map_err(io::Error::other)?;
         state.inode(self.id).current.resize(len, 0);
+        drop(state);
+        self.pos = len;
         Ok(())
     }
 }
@@ -582,18 +605,20 @@ impl FileSystem for FaultFs {
             id,
             epoch: state.epoch,
             path: path.to_path_buf(),
+            pos: 0,
         }))
     }
 
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+    fn open_write_at(&self, path: &Path, offset: u64) -> io::Result<Box<dyn WritableFile>> {
         let mut state = self.state();
-        state.enter(Op::OpenAppend, path, None)?;
+        state.enter(Op::OpenWrite, path, None)?;
         let id = state.file(path)?;
         Ok(Box::new(FaultFile {
             state: self.state.clone(),
             id,
             epoch: state.epoch,
             path: path.to_path_buf(),
+            pos: usize::try_from(offset).map_err(io::Error::other)?,
         }))
     }
 
@@ -659,7 +684,7 @@ mod tests {
 
     fn write_file(fs: &FaultFs, path: &str, bytes: &[u8], sync: bool) {
         let mut file = fs.create_new(Path::new(path)).unwrap();
-        file.append(bytes).unwrap();
+        file.write(bytes).unwrap();
         if sync {
             file.sync_data().unwrap();
         }
@@ -674,14 +699,30 @@ mod tests {
         write_file(&fs, "/d/store/b", b"unsynced", false);
         fs.sync_dir(Path::new("/d/store")).unwrap();
         write_file(&fs, "/d/store/c", b"entry not synced", true);
-        let mut a = fs.open_append(Path::new("/d/store/a")).unwrap();
-        a.append(b" and more").unwrap();
+        let mut a = fs.open_write_at(Path::new("/d/store/a"), 6).unwrap();
+        a.write(b" and more").unwrap();
         fs.crash();
         assert_eq!(fs.files(Path::new("/d/store")), vec!["a", "b"]);
         assert_eq!(fs.read(Path::new("/d/store/a")).unwrap(), b"synced");
         assert_eq!(fs.read(Path::new("/d/store/b")).unwrap(), b"");
         // The handle belonged to the crashed process.
-        assert!(a.append(b"x").is_err());
+        assert!(a.write(b"x").is_err());
+    }
+
+    #[test]
+    fn writes_land_at_the_handle_position_and_a_torn_sync_keeps_half_of_an_overwrite() {
+        let fs = FaultFs::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        write_file(&fs, "/d/f", &[0u8; 8], true);
+        fs.sync_dir(Path::new("/d")).unwrap();
+        let mut file = fs.open_write_at(Path::new("/d/f"), 2).unwrap();
+        file.write(b"abcd").unwrap();
+        assert_eq!(fs.read(Path::new("/d/f")).unwrap(), b"\0\0abcd\0\0");
+        fs.inject(Fault::on(Op::SyncFile).torn());
+        assert!(file.sync_data().is_err());
+        fs.crash();
+        // Bytes 2..8 differed or followed; the first half of them (2..5) reached the disk.
+        assert_eq!(fs.read(Path::new("/d/f")).unwrap(), b"\0\0abc\0\0\0");
     }
 
     #[test]
@@ -718,11 +759,11 @@ mod tests {
         fs.create_dir_all(Path::new("/d")).unwrap();
         fs.inject(Fault::on(Op::Write).after(1).no_space().torn());
         let mut file = fs.create_new(Path::new("/d/f")).unwrap();
-        file.append(b"ok").unwrap();
-        let error = file.append(b"abcd").unwrap_err();
+        file.write(b"ok").unwrap();
+        let error = file.write(b"abcd").unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::StorageFull);
         assert_eq!(fs.read(Path::new("/d/f")).unwrap(), b"okab");
-        file.append(b"!").unwrap();
+        file.write(b"!").unwrap();
 
         fs.inject(Fault::on(Op::SyncFile).torn());
         assert!(file.sync_data().is_err());
@@ -738,7 +779,7 @@ mod tests {
         fs.create_dir_all(Path::new("/d")).unwrap();
         fs.inject(Fault::on_sync().after(1).power_cut());
         let mut file = fs.create_new(Path::new("/d/f")).unwrap();
-        file.append(b"one").unwrap();
+        file.write(b"one").unwrap();
         file.sync_data().unwrap();
         assert!(fs.sync_dir(Path::new("/d")).is_err());
         assert!(fs.is_dead());

@@ -17,10 +17,11 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn lock_dir(&self, dir: &Path) -> Result<Box<dyn DirLock>, LockError>;
     /// Names of the regular files directly in `dir`; names that are not UTF-8 are left out.
     fn list_files(&self, dir: &Path) -> io::Result<Vec<String>>;
-    /// Creates a file that must not exist yet, for appending.
+    /// Creates a file that must not exist yet, for writing from its start.
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
-    /// Opens an existing file for appending (and truncating).
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Opens an existing file for writing (and truncating), writes starting at byte `offset`:
+    /// a preallocated segment is written over its zeros, not after them.
+    fn open_write_at(&self, path: &Path, offset: u64) -> io::Result<Box<dyn WritableFile>>;
     /// Opens an existing file for reading.
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn ReadableFile>>;
     /// Renames a file, replacing `to` if it exists. Durable only after [`FileSystem::sync_dir`].
@@ -31,15 +32,16 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }
 
-/// A file open for appending.
+/// A file open for writing at a position that each write advances.
 pub trait WritableFile: Send + fmt::Debug {
-    /// Writes all of `buf` at the end of the file.
-    fn append(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Writes all of `buf` at the handle's position (over existing bytes, extending the file
+    /// where it runs past the end) and advances the position.
+    fn write(&mut self, buf: &[u8]) -> io::Result<()>;
     /// Makes the file's data durable (`fdatasync`).
     fn sync_data(&mut self) -> io::Result<()>;
     /// Makes the file's data and metadata durable (`fsync`).
     fn sync_all(&mut self) -> io::Result<()>;
-    /// Cuts (or zero-extends) the file to `len` bytes.
+    /// Cuts (or zero-extends) the file to `len` bytes; writes continue at `len`.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
 }
 
@@ -75,7 +77,7 @@ pub struct OsFileSystem;
 struct OsFile(File);
 
 impl WritableFile for OsFile {
-    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
         self.0.write_all(buf)
     }
 
@@ -88,7 +90,8 @@ impl WritableFile for OsFile {
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        self.0.set_len(len)?;
+        self.0.seek(SeekFrom::Start(len)).map(drop)
     }
 }
 
@@ -149,15 +152,13 @@ impl FileSystem for OsFileSystem {
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        let file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(path)?;
+        let file = OpenOptions::new().write(true).create_new(true).open(path)?;
         Ok(Box::new(OsFile(file)))
     }
 
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        let file = OpenOptions::new().append(true).open(path)?;
+    fn open_write_at(&self, path: &Path, offset: u64) -> io::Result<Box<dyn WritableFile>> {
+        let mut file = OpenOptions::new().write(true).open(path)?;
+        file.seek(SeekFrom::Start(offset))?;
         Ok(Box::new(OsFile(file)))
     }
 

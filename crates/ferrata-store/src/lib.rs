@@ -10,6 +10,7 @@ mod format;
 mod fs;
 mod log;
 mod memory;
+mod prealloc;
 mod recovery;
 mod repair;
 mod segment;
@@ -29,6 +30,7 @@ pub use fs::{
 };
 pub use log::LogStore;
 pub use memory::MemoryStore;
+pub use prealloc::{Preallocation, SPARE_FILE_NAME};
 pub use repair::{DroppedBytes, RepairReport};
 
 use ferrata_core::Record;

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use crate::append::{APPEND_BUFFER_BYTES, first_segment};
 use crate::compaction::{CompactionDone, CompactionJob, RunningCompaction};
 use crate::fs::{DirLock, FileSystem, OsFileSystem, WritableFile};
+use crate::prealloc::Spare;
 use crate::recovery::recover;
 use crate::segment::Disk;
 use crate::{LogStoreConfig, LogStoreStats, SessionStore, StoreError};
@@ -33,6 +34,11 @@ pub struct LogStore {
     pub(crate) sealed_next: Option<u64>,
     /// Reused for every append so the hot path does not allocate.
     pub(crate) buf: Vec<u8>,
+    /// The preallocated file the next segment is made from.
+    pub(crate) spare: Spare,
+    /// Whether the active segment was preallocated (its syncs change no file size). A growing
+    /// one is left for a preallocated one as soon as a spare is ready.
+    pub(crate) active_preallocated: bool,
     pub(crate) stats: LogStoreStats,
     /// Set when a write or sync failed: the tail of the log is then unknown.
     pub(crate) poisoned: Option<String>,
@@ -72,8 +78,9 @@ impl LogStore {
         };
         let active = match segment.file {
             Some(file) => file,
-            None => disk.open_append(&segment.path)?,
+            None => disk.open_write_at(&segment.path, segment.len)?,
         };
+        let spare = Spare::new(&disk, config.preallocation, config.segment_bytes);
         stats.bytes_since_compaction = recovered.bytes_since_compaction;
         stats.active_segment = segment.seq;
         let table = recovered.table;
@@ -95,6 +102,8 @@ impl LogStore {
             // compaction) creates it.
             sealed_next: segment.sealed_next,
             buf: Vec::with_capacity(APPEND_BUFFER_BYTES),
+            spare,
+            active_preallocated: segment.preallocated,
             stats,
             poisoned: None,
             compaction: None,

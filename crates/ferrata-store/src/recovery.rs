@@ -27,6 +27,8 @@ pub(crate) struct ActiveSegment {
     pub version: u16,
     /// End of its last good frame.
     pub len: u64,
+    /// Whether zeros follow the last good frame: the segment was preallocated.
+    pub preallocated: bool,
     /// Already open, when recovery had to truncate it.
     pub file: Option<Box<dyn WritableFile>>,
     /// The segment its seal names, when it was sealed but the next one was never created.
@@ -91,9 +93,14 @@ pub(crate) fn recover(disk: &Disk, stats: &mut LogStoreStats) -> Result<Recovere
                     });
                 }
                 Err(HeaderError::Invalid(reason)) => {
-                    if i + 1 == files.len() && len <= HEADER_LEN {
-                        // Segment creation was interrupted before its header was durable;
-                        // nothing in it was ever acknowledged.
+                    let newest = i + 1 == files.len();
+                    if newest
+                        && (len <= HEADER_LEN
+                            || FrameReader::open(disk, path)?.rest_is_zero(HEADER_LEN)?)
+                    {
+                        // Segment creation (or the renaming of a preallocated file into place)
+                        // was interrupted before its header was durable; nothing in it was
+                        // ever acknowledged.
                         warn!(path = %path.display(), reason = %reason, "deleting a segment whose creation was interrupted");
                         disk.remove(path)?;
                         disk.sync_dir(stats)?;
@@ -201,6 +208,7 @@ pub(crate) fn recover(disk: &Disk, stats: &mut LogStoreStats) -> Result<Recovere
                     path: path.clone(),
                     version: segment.header.version,
                     len: scan.valid_len,
+                    preallocated: file.is_none() && frames.len() > scan.valid_len,
                     file,
                     sealed_next: scan.sealed.map(|(_, next)| next),
                 });
@@ -329,6 +337,12 @@ fn replay(
                 }
                 continue;
             }
+        };
+        // Zeros to the end of the file are the unwritten rest of a preallocated segment:
+        // nothing was written there, so the log simply ends here.
+        let bad = match bad {
+            Some(_) if frames.rest_is_zero(pos)? => None,
+            bad => bad,
         };
         if bad.is_some() && sealed.is_some() {
             return Err(corrupt(

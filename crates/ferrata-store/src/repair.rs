@@ -381,6 +381,10 @@ fn salvage_segment(
                     drop_range(pos, frames.pos() - pos, reason);
                 }
             },
+            Some(Err(_)) if frames.rest_is_zero(pos)? => {
+                // The unwritten end of a preallocated segment: nothing was lost there.
+                break;
+            }
             Some(Err(reason)) => {
                 intact &= end_seen;
                 let (rest, whole) = frames.rest(pos)?;

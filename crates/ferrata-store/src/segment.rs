@@ -134,10 +134,15 @@ impl Disk {
             .map_err(|e| StoreError::io(format!("cannot create {}", path.display()), e))
     }
 
-    pub fn open_append(&self, path: &Path) -> Result<Box<dyn WritableFile>, StoreError> {
+    /// Opens `path` for writes starting at `offset` (the end of its last good frame).
+    pub fn open_write_at(
+        &self,
+        path: &Path,
+        offset: u64,
+    ) -> Result<Box<dyn WritableFile>, StoreError> {
         self.fs
-            .open_append(path)
-            .map_err(|e| StoreError::io(format!("cannot open {} for append", path.display()), e))
+            .open_write_at(path, offset)
+            .map_err(|e| StoreError::io(format!("cannot open {} for writing", path.display()), e))
     }
 
     pub fn write(
@@ -148,7 +153,7 @@ impl Disk {
         stats: &mut LogStoreStats,
     ) -> Result<(), StoreError> {
         stats.writes += 1;
-        file.append(buf)
+        file.write(buf)
             .map_err(|e| StoreError::io(format!("cannot write to {}", path.display()), e))
     }
 
@@ -207,7 +212,7 @@ impl Disk {
         let context = || format!("cannot truncate the torn tail of {}", path.display());
         let mut file = self
             .fs
-            .open_append(path)
+            .open_write_at(path, len)
             .map_err(|e| StoreError::io(context(), e))?;
         file.set_len(len)
             .map_err(|e| StoreError::io(context(), e))?;
@@ -324,6 +329,25 @@ impl FrameReader {
                 Ok(Some(Ok(())))
             }
         }
+    }
+
+    /// Whether every byte from `from` to the end of the file is zero: the unwritten rest of a
+    /// preallocated segment. Reads in chunks, so a large tail costs no large buffer.
+    pub fn rest_is_zero(&mut self, from: u64) -> Result<bool, StoreError> {
+        self.seek(from)?;
+        let mut chunk = vec![0u8; 1 << 20];
+        let mut left = self.len.saturating_sub(from);
+        let mut zero = true;
+        while left > 0 && zero {
+            let n = left.min(chunk.len() as u64) as usize;
+            self.reader
+                .read_exact(&mut chunk[..n])
+                .map_err(|e| self.io_err(e))?;
+            zero = chunk[..n].iter().all(|b| *b == 0);
+            left -= n as u64;
+        }
+        self.seek(from)?;
+        Ok(zero)
     }
 
     /// The bytes from `from` to the end of the file, at most [`RESYNC_WINDOW_BYTES`] of them,
