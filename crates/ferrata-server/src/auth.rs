@@ -25,7 +25,7 @@ use ferrata_proto::auth::{
     AUTH_VERSION_V4, FALLBACK_IP, KEY_ACCESS_KEY, KEY_AUTH_VERSION, KEY_DIGEST, KEY_IP,
     KEY_TIMESTAMP, digest_source, extra_value, verify_v4,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Default tolerance between a client's timestamp and the server's clock: 5 minutes.
 pub const DEFAULT_TIMESTAMP_WINDOW_MS: u64 = 300_000;
@@ -34,12 +34,18 @@ pub const DEFAULT_TIMESTAMP_WINDOW_MS: u64 = 300_000;
 const REPLAY_CAPACITY: usize = 100_000;
 
 /// One access key: the application it belongs to and its secret.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessKey {
     pub application_id: String,
     pub access_key: String,
+    /// Never written out (`--print-config` shows `<redacted>`).
+    #[serde(serialize_with = "redacted")]
     pub secret_key: String,
+}
+
+fn redacted<S: serde::Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("<redacted>")
 }
 
 impl std::fmt::Debug for AccessKey {
@@ -53,7 +59,7 @@ impl std::fmt::Debug for AccessKey {
 }
 
 /// The `[auth]` table of the configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     #[serde(default)]
