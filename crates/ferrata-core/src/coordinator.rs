@@ -436,7 +436,7 @@ impl Coordinator {
         if i64::from(timeout_ms) > max_timeout_ms {
             return Some(format!(
                 "transaction timeout of {timeout_ms} ms exceeds the limit of {max_timeout_ms} ms \
-                 (limits.max_transaction_timeout_ms)"
+                 (limits.max_transaction_timeout)"
             ));
         }
         let max_sessions = self.config.max_sessions;
@@ -454,7 +454,7 @@ impl Coordinator {
             // Seata answers BeginFailed with this message shape (RateLimiterHandler).
             return Some(format!(
                 "rate limit exception, rate limit info: GlobalBegin of application {} exceeds \
-                 {} per second with bursts of {} (server.ratelimit)",
+                 {} per second with bursts of {} (coordinator.begin_rate_limit)",
                 requester.application_id, limit.tokens_per_second, limit.max_tokens
             ));
         }

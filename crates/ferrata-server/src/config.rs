@@ -335,8 +335,16 @@ impl Config {
 
     /// Resolves the layers of [`Config::figment`] and validates the result.
     pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        if let Some(path) = &cli.config
+            && let Err(error) = std::fs::metadata(path)
+        {
+            return Err(ConfigError::Load(format!(
+                "cannot read the configuration file {}: {error}",
+                path.display()
+            )));
+        }
         let config: Config = Config::figment(cli).extract().map_err(|error| {
-            let all: Vec<String> = error.into_iter().map(|e| e.to_string()).collect();
+            let all: Vec<String> = error.into_iter().map(with_rename_hint).collect();
             ConfigError::Load(all.join("; "))
         })?;
         config.validate()?;
@@ -483,6 +491,66 @@ impl Config {
             undo_log_save_days: coordinator.undo_log_save_days,
         }
     }
+}
+
+/// Keys of earlier versions and what replaced them.
+const RENAMED: [(&str, &str); 12] = [
+    ("limits.idle_timeout_secs", "limits.idle_timeout"),
+    (
+        "limits.branch_request_timeout_secs",
+        "coordinator.branch_request_timeout",
+    ),
+    ("limits.write_timeout_ms", "limits.write_timeout"),
+    (
+        "limits.max_transaction_timeout_ms",
+        "limits.max_transaction_timeout",
+    ),
+    (
+        "server.enable_parallel_handle_branch",
+        "coordinator.parallel_phase2",
+    ),
+    (
+        "recovery.max_commit_retry_timeout_ms",
+        "coordinator.max_commit_retry_timeout (\"off\" for -1)",
+    ),
+    (
+        "recovery.max_rollback_retry_timeout_ms",
+        "coordinator.max_rollback_retry_timeout (\"off\" for -1)",
+    ),
+    (
+        "recovery.retry_backoff_initial_ms",
+        "coordinator.retry_backoff_initial",
+    ),
+    ("recovery.retry_backoff_max_ms", "coordinator.retry_backoff_max"),
+    (
+        "recovery.undo_log_delete_period_ms",
+        "coordinator.undo_log_delete_period (\"off\" for -1)",
+    ),
+    ("recovery.undo_log_save_days", "coordinator.undo_log_save_days"),
+    (
+        "ratelimit",
+        "[coordinator.begin_rate_limit] with tokens_per_second, max_tokens and initial_tokens \
+         (present = on)",
+    ),
+];
+
+/// A load error's text, telling where a key of an earlier version went.
+fn with_rename_hint(error: figment::Error) -> String {
+    let key = error.path.join(".");
+    let renamed: Vec<String> = RENAMED
+        .iter()
+        .filter(|(old, _)| {
+            !key.is_empty() && (*old == key || old.starts_with(&format!("{key}.")))
+        })
+        .map(|(old, new)| format!("{old} is now {new}"))
+        .collect();
+    if renamed.is_empty() {
+        return error.to_string();
+    }
+    format!(
+        "{error} ({}; durations are strings with units, e.g. \"500ms\", \"30s\", \"1day\")",
+        renamed.join(", ")
+    )
 }
 
 /// `figment` with `key` set to the flag's value when the flag was given (an unset flag must

@@ -196,7 +196,10 @@ fn unknown_keys_and_missing_files_are_errors() {
             "{error}"
         );
         let error = load_error(&with_file("missing.toml"));
-        assert!(error.contains("missing.toml"), "{error}");
+        assert!(
+            error.contains("cannot read the configuration file missing.toml"),
+            "{error}"
+        );
         jail.set_env("FERRATA_LIMITS__MAX_SESIONS", "3");
         let error = load_error(&Cli::default());
         assert!(error.contains("max_sesions"), "{error}");
@@ -223,6 +226,25 @@ fn printed_configuration_loads_back_unchanged() {
         assert!(
             printed.contains("max_rollback_retry_timeout = \"off\""),
             "{printed}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn keys_of_earlier_versions_name_their_replacement() {
+    Jail::expect_with(|jail| {
+        jail.create_file("old.toml", "[limits]\nwrite_timeout_ms = 500\n")?;
+        let error = load_error(&with_file("old.toml"));
+        assert!(
+            error.contains("limits.write_timeout_ms is now limits.write_timeout"),
+            "{error}"
+        );
+        jail.create_file("recovery.toml", "[recovery]\nretry_backoff_max_ms = 500\n")?;
+        let error = load_error(&with_file("recovery.toml"));
+        assert!(
+            error.contains("recovery.retry_backoff_max_ms is now coordinator.retry_backoff_max"),
+            "{error}"
         );
         Ok(())
     });
