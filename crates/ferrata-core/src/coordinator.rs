@@ -1142,7 +1142,8 @@ impl Coordinator {
                 // Only Committing / CommitRetrying give up (semantics §1.4); AsyncCommitting
                 // (AT undo-log deletion, already reported Committed) is retried indefinitely.
                 let limit = self.config.max_commit_retry_timeout_ms;
-                if limit.is_some_and(|limit| age > limit) && status != GlobalStatus::AsyncCommitting {
+                if limit.is_some_and(|limit| age > limit) && status != GlobalStatus::AsyncCommitting
+                {
                     self.end_failure(transaction_id, GlobalStatus::CommitRetryTimeout);
                 } else {
                     self.start_pass(transaction_id, Direction::Commit, true, None);
@@ -1157,8 +1158,12 @@ impl Coordinator {
             }
         }
         if now >= self.next_undo_log_delete_at {
-            self.next_undo_log_delete_at =
-                now.saturating_add(self.config.undo_log_delete_period_ms.unwrap_or(i64::MAX).max(1));
+            self.next_undo_log_delete_at = now.saturating_add(
+                self.config
+                    .undo_log_delete_period_ms
+                    .unwrap_or(i64::MAX)
+                    .max(1),
+            );
             self.effects.push(Effect::UndoLogDelete {
                 save_days: self.config.undo_log_save_days,
             });

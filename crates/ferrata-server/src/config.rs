@@ -311,15 +311,19 @@ impl Config {
         // Other FERRATA_* variables (FERRATA_LOG, test settings) are not configuration keys.
         let nested = Env::prefixed("FERRATA_")
             .filter(|key| {
-                key.as_str().split_once("__").is_some_and(|(table, _)| {
-                    TABLES.iter().any(|t| table.eq_ignore_ascii_case(t))
-                })
+                key.as_str()
+                    .split_once("__")
+                    .is_some_and(|(table, _)| TABLES.iter().any(|t| table.eq_ignore_ascii_case(t)))
             })
             .split("__");
         let duration = |d: Option<Duration>| d.map(|d| humantime::format_duration(d).to_string());
         let figment = figment.merge(short).merge(nested);
         let figment = flag(figment, "server.listen", cli.listen);
-        let figment = flag(figment, "server.advertise_host", cli.advertise_host.as_ref());
+        let figment = flag(
+            figment,
+            "server.advertise_host",
+            cli.advertise_host.as_ref(),
+        );
         let figment = flag(figment, "server.worker_id", cli.worker_id);
         let figment = flag(figment, "store.data_dir", cli.data_dir.as_ref());
         let figment = flag(figment, "store.fsync", cli.fsync);
@@ -368,7 +372,10 @@ impl Config {
         }
         for (key, value) in [
             ("limits.max_frame_bytes", limits.max_frame_bytes),
-            ("limits.max_decompressed_bytes", limits.max_decompressed_bytes),
+            (
+                "limits.max_decompressed_bytes",
+                limits.max_decompressed_bytes,
+            ),
             ("limits.max_connections", limits.max_connections),
             (
                 "limits.max_in_flight_per_connection",
@@ -521,12 +528,18 @@ const RENAMED: [(&str, &str); 12] = [
         "recovery.retry_backoff_initial_ms",
         "coordinator.retry_backoff_initial",
     ),
-    ("recovery.retry_backoff_max_ms", "coordinator.retry_backoff_max"),
+    (
+        "recovery.retry_backoff_max_ms",
+        "coordinator.retry_backoff_max",
+    ),
     (
         "recovery.undo_log_delete_period_ms",
         "coordinator.undo_log_delete_period (\"off\" for -1)",
     ),
-    ("recovery.undo_log_save_days", "coordinator.undo_log_save_days"),
+    (
+        "recovery.undo_log_save_days",
+        "coordinator.undo_log_save_days",
+    ),
     (
         "ratelimit",
         "[coordinator.begin_rate_limit] with tokens_per_second, max_tokens and initial_tokens \
@@ -539,9 +552,7 @@ fn with_rename_hint(error: figment::Error) -> String {
     let key = error.path.join(".");
     let renamed: Vec<String> = RENAMED
         .iter()
-        .filter(|(old, _)| {
-            !key.is_empty() && (*old == key || old.starts_with(&format!("{key}.")))
-        })
+        .filter(|(old, _)| !key.is_empty() && (*old == key || old.starts_with(&format!("{key}."))))
         .map(|(old, new)| format!("{old} is now {new}"))
         .collect();
     if renamed.is_empty() {

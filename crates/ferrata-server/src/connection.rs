@@ -66,9 +66,7 @@ enum CloseReason {
     Unregistered(u16),
     #[error("a response on a connection that has not registered")]
     UnregisteredResponse,
-    #[error(
-        "the client does not read: its socket took no bytes for {0:?} (limits.write_timeout)"
-    )]
+    #[error("the client does not read: its socket took no bytes for {0:?} (limits.write_timeout)")]
     WriteStalled(Duration),
     #[error("writing to the socket failed: {0}")]
     WriteFailed(std::io::Error),
@@ -294,7 +292,11 @@ fn decode_known(
     session: &mut Session,
     shared: &Shared,
 ) -> Result<Option<Message>, CloseReason> {
-    match decode_body(frame, &session.ctx, shared.config.limits.max_decompressed_bytes) {
+    match decode_body(
+        frame,
+        &session.ctx,
+        shared.config.limits.max_decompressed_bytes,
+    ) {
         Ok(message) => Ok(Some(message)),
         Err(DecodeError::UnknownTypeCode(code)) => {
             let first = session.unknown_types_logged.len() < MAX_UNKNOWN_TYPES_LOGGED

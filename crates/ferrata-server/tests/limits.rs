@@ -153,7 +153,11 @@ async fn begin_rate_limit() {
     .await;
     assert!(begin(&client, 30_000).await.result.is_success());
     let refused = begin(&client, 30_000).await;
-    assert_refused(&refused.result, Code::BeginFailed, "coordinator.begin_rate_limit");
+    assert_refused(
+        &refused.result,
+        Code::BeginFailed,
+        "coordinator.begin_rate_limit",
+    );
     assert!(refused.result.msg.contains("rate limit exception"));
 }
 

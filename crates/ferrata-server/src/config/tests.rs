@@ -1,6 +1,9 @@
 //! Layering, duration syntax, validation messages and `--print-config` output of [`Config`].
 //! Every test runs in a figment `Jail`: its own working directory and environment variables.
 
+// figment::Jail fixes its closures' error type (figment::Error, which is large).
+#![allow(clippy::result_large_err)]
+
 use super::*;
 use figment::Jail;
 
@@ -42,7 +45,10 @@ fn flags_beat_environment_which_beats_file_which_beats_defaults() {
         assert_eq!(config.limits.max_connections, 30);
         assert_eq!(config.server.worker_id, 5);
         assert_eq!(config.limits.max_sessions, 10);
-        assert_eq!(config.server.listen, SocketAddr::from(([127, 0, 0, 1], 9000)));
+        assert_eq!(
+            config.server.listen,
+            SocketAddr::from(([127, 0, 0, 1], 9000))
+        );
         assert!(config.store.fsync, "untouched keys keep their default");
 
         jail.clear_env();
@@ -140,7 +146,10 @@ fn validate_names_the_key_and_what_it_may_be() {
     );
     config = Config::default();
     config.auth.enabled = true;
-    let error = config.validate().expect_err("auth without keys").to_string();
+    let error = config
+        .validate()
+        .expect_err("auth without keys")
+        .to_string();
     assert!(
         error.starts_with("auth: ") && error.contains("auth.keys"),
         "{error}"
