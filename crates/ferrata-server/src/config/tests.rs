@@ -18,6 +18,19 @@ fn load_error(cli: &Cli) -> String {
     Config::load(cli).expect_err("invalid").to_string()
 }
 
+#[track_caller]
+fn assert_mentions(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "{part:?} missing from: {text}");
+    }
+}
+
+/// The error of loading a file holding `text`.
+fn file_error(jail: &mut Jail, text: &str) -> figment::Result<String> {
+    jail.create_file("invalid.toml", text)?;
+    Ok(load_error(&with_file("invalid.toml")))
+}
+
 #[test]
 fn flags_beat_environment_which_beats_file_which_beats_defaults() {
     Jail::expect_with(|jail| {
@@ -89,18 +102,18 @@ fn durations_are_human_readable_or_off() {
         assert_eq!(core.undo_log_delete_period_ms, None);
         assert_eq!(core.retry_backoff_max_ms, 86_400_000);
 
-        jail.create_file("bare.toml", "[limits]\nidle_timeout = 30\n")?;
-        let error = load_error(&with_file("bare.toml"));
-        assert!(error.contains("limits.idle_timeout"), "{error}");
-        jail.create_file(
-            "typo.toml",
+        let error = file_error(jail, "[limits]\nidle_timeout = 30\n")?;
+        assert_mentions(&error, &["limits.idle_timeout"]);
+        let error = file_error(
+            jail,
             "[coordinator]\nmax_rollback_retry_timeout = \"5 parsecs\"\n",
         )?;
-        let error = load_error(&with_file("typo.toml"));
-        assert!(
-            error.contains("\"5 parsecs\" is not a duration")
-                && error.contains("coordinator.max_rollback_retry_timeout"),
-            "{error}"
+        assert_mentions(
+            &error,
+            &[
+                "\"5 parsecs\" is not a duration",
+                "coordinator.max_rollback_retry_timeout",
+            ],
         );
         Ok(())
     });
@@ -198,20 +211,13 @@ fn auth_and_tls_tables() {
 #[test]
 fn unknown_keys_and_missing_files_are_errors() {
     Jail::expect_with(|jail| {
-        jail.create_file("ferrata.toml", "[store]\nfsynk = false\n")?;
-        let error = load_error(&with_file("ferrata.toml"));
-        assert!(
-            error.contains("fsynk") && error.contains("ferrata.toml"),
-            "{error}"
-        );
+        let error = file_error(jail, "[store]\nfsynk = false\n")?;
+        assert_mentions(&error, &["fsynk", "invalid.toml"]);
         let error = load_error(&with_file("missing.toml"));
-        assert!(
-            error.contains("cannot read the configuration file missing.toml"),
-            "{error}"
-        );
+        assert_mentions(&error, &["cannot read the configuration file missing.toml"]);
         jail.set_env("FERRATA_LIMITS__MAX_SESIONS", "3");
         let error = load_error(&Cli::default());
-        assert!(error.contains("max_sesions"), "{error}");
+        assert_mentions(&error, &["max_sesions"]);
         Ok(())
     });
 }
@@ -231,10 +237,12 @@ fn printed_configuration_loads_back_unchanged() {
         jail.create_file("printed.toml", &printed)?;
         let loaded = Config::load(&with_file("printed.toml")).expect("loads");
         assert_eq!(loaded.to_toml().expect("toml"), printed);
-        assert!(printed.contains("idle_timeout = \"30s\""), "{printed}");
-        assert!(
-            printed.contains("max_rollback_retry_timeout = \"off\""),
-            "{printed}"
+        assert_mentions(
+            &printed,
+            &[
+                "idle_timeout = \"30s\"",
+                "max_rollback_retry_timeout = \"off\"",
+            ],
         );
         Ok(())
     });
@@ -243,17 +251,15 @@ fn printed_configuration_loads_back_unchanged() {
 #[test]
 fn keys_of_earlier_versions_name_their_replacement() {
     Jail::expect_with(|jail| {
-        jail.create_file("old.toml", "[limits]\nwrite_timeout_ms = 500\n")?;
-        let error = load_error(&with_file("old.toml"));
-        assert!(
-            error.contains("limits.write_timeout_ms is now limits.write_timeout"),
-            "{error}"
+        let error = file_error(jail, "[limits]\nwrite_timeout_ms = 500\n")?;
+        assert_mentions(
+            &error,
+            &["limits.write_timeout_ms is now limits.write_timeout"],
         );
-        jail.create_file("recovery.toml", "[recovery]\nretry_backoff_max_ms = 500\n")?;
-        let error = load_error(&with_file("recovery.toml"));
-        assert!(
-            error.contains("recovery.retry_backoff_max_ms is now coordinator.retry_backoff_max"),
-            "{error}"
+        let error = file_error(jail, "[recovery]\nretry_backoff_max_ms = 500\n")?;
+        assert_mentions(
+            &error,
+            &["recovery.retry_backoff_max_ms is now coordinator.retry_backoff_max"],
         );
         Ok(())
     });
