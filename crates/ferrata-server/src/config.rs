@@ -237,39 +237,39 @@ pub enum ConfigError {
     name = "ferrata-server",
     version,
     about = "Seata-compatible transaction coordinator",
-    after_help = "Precedence: flags > FERRATA_<SECTION>__<KEY> > FERRATA_LISTEN-style short \
-                  variables > --config file > defaults. --print-config shows the result."
+    after_help = "Precedence: flags > FERRATA_<TABLE>__<KEY> > FERRATA_LISTEN-style short \
+                  variables > --config file > defaults. --print-config shows the result (with no \
+                  file and no variables: the defaults)."
 )]
 pub struct Cli {
     /// TOML configuration file.
     #[arg(long, env = "FERRATA_CONFIG")]
     pub config: Option<PathBuf>,
-    /// server.listen: address for Seata clients [default: 0.0.0.0:8091].
+    /// server.listen: address for Seata clients.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// server.advertise_host: host written into XIDs [default: the listen IP, or 127.0.0.1].
+    /// server.advertise_host: host written into XIDs.
     #[arg(long)]
     pub advertise_host: Option<String>,
-    /// store.data_dir: directory of the embedded write-ahead log [default: ./data].
+    /// store.data_dir: directory of the embedded write-ahead log.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// store.fsync: fsync each group commit [default: true]. Off loses acknowledged decisions
-    /// on power loss.
+    /// store.fsync: fsync each group commit; false loses acknowledged decisions on power loss.
     #[arg(long)]
     pub fsync: Option<bool>,
-    /// server.worker_id: Snowflake worker id, 0 to 1023 [default: 0].
+    /// server.worker_id: Snowflake worker id, 0 to 1023.
     #[arg(long)]
     pub worker_id: Option<u16>,
-    /// limits.idle_timeout: silence after which a client connection is closed [default: 30s].
+    /// limits.idle_timeout: silence after which a client connection is closed.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub idle_timeout: Option<Duration>,
-    /// coordinator.branch_request_timeout: wait for an RM's phase-2 answer [default: 15s].
+    /// coordinator.branch_request_timeout: wait for an RM's phase-2 answer.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub branch_request_timeout: Option<Duration>,
-    /// limits.max_connections: concurrent client connections [default: 10000].
+    /// limits.max_connections: concurrent client connections.
     #[arg(long)]
     pub max_connections: Option<usize>,
-    /// limits.max_sessions: open global transactions [default: 1000000].
+    /// limits.max_sessions: open global transactions.
     #[arg(long)]
     pub max_sessions: Option<usize>,
     /// Repair a session log that refuses to open (damage before its tail): keep every intact

@@ -78,3 +78,28 @@ fn an_invalid_configuration_is_refused_naming_the_key() {
     );
     assert!(output.stdout.is_empty());
 }
+
+#[test]
+fn the_documented_example_is_the_defaults() {
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/operations.md"
+    ))
+    .expect("read docs/operations.md");
+    let start = guide
+        .find("```toml\n[server]")
+        .expect("the full example in docs/operations.md")
+        + "```toml\n".len();
+    let end = start + guide[start..].find("```").expect("end of the example");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let documented = server(dir.path(), &guide[start..end])
+        .output()
+        .expect("run ferrata-server");
+    let defaults = Command::new(env!("CARGO_BIN_EXE_ferrata-server"))
+        .arg("--print-config")
+        .env_remove("FERRATA_CONFIG")
+        .current_dir(dir.path())
+        .output()
+        .expect("run ferrata-server");
+    assert_eq!(printed(&documented), printed(&defaults));
+}
