@@ -501,7 +501,8 @@ impl Config {
 }
 
 /// Keys of earlier versions and what replaced them.
-const RENAMED: [(&str, &str); 12] = [
+const RENAMED: [(&str, &str); 13] = [
+    ("auth.timestamp_window_ms", "auth.timestamp_window"),
     ("limits.idle_timeout_secs", "limits.idle_timeout"),
     (
         "limits.branch_request_timeout_secs",

@@ -186,13 +186,13 @@ fn auth_and_tls_tables() {
     Jail::expect_with(|jail| {
         jail.create_file(
             "ferrata.toml",
-            "[auth]\nenabled = true\ntimestamp_window_ms = 1000\n\
+            "[auth]\nenabled = true\ntimestamp_window = \"1s\"\n\
              [[auth.keys]]\napplication_id = \"orders\"\naccess_key = \"AK\"\nsecret_key = \"SK\"\n\
              [tls]\nlisten = \"127.0.0.1:8092\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n",
         )?;
         let config = Config::load(&with_file("ferrata.toml")).expect("valid");
         assert!(config.auth.enabled);
-        assert_eq!(config.auth.timestamp_window_ms, 1000);
+        assert_eq!(config.auth.timestamp_window, Duration::from_secs(1));
         assert_eq!(config.auth.keys.len(), 1);
         let printed = config.to_toml().expect("toml");
         assert!(
