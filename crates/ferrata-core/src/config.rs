@@ -1,6 +1,9 @@
 //! Coordinator policy: XID shape, id worker, retry backoff, undo-log cleanup, and the limits
 //! that keep one client from growing the coordinator's memory without bound.
 
+/// Seata's TC port, where clients look for the coordinator unless told otherwise.
+pub const SEATA_PORT: u16 = 8091;
+
 const DAY_MS: i64 = 86_400_000;
 
 /// A token bucket (Seata's `server.ratelimit.bucketTokenNumPerSecond`, `bucketTokenMaxNum`,
@@ -58,7 +61,7 @@ pub struct CoordinatorConfig {
 impl Default for CoordinatorConfig {
     fn default() -> CoordinatorConfig {
         CoordinatorConfig {
-            xid_prefix: "127.0.0.1:8091".to_owned(),
+            xid_prefix: format!("127.0.0.1:{SEATA_PORT}"),
             worker_id: 0,
             max_commit_retry_timeout_ms: None,
             max_rollback_retry_timeout_ms: None,

@@ -49,7 +49,7 @@ pub struct ServerSettings {
 impl Default for ServerSettings {
     fn default() -> ServerSettings {
         ServerSettings {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8091)),
+            listen: SocketAddr::from(([0, 0, 0, 0], ferrata_core::config::SEATA_PORT)),
             advertise_host: None,
             worker_id: CoordinatorConfig::default().worker_id,
             reported_version: "2.6.0".to_owned(),
