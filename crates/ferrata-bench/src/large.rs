@@ -172,7 +172,7 @@ fn start(config: &LargeConfig, dir: &std::path::Path) -> anyhow::Result<TcProces
     let mut args = Vec::new();
     if config.configure_limits {
         let toml = format!(
-            "[server]\nenable_parallel_handle_branch = {}\n[limits]\nmax_branches_per_transaction = {}\n",
+            "[coordinator]\nparallel_phase2 = {}\n[limits]\nmax_branches_per_transaction = {}\n",
             config.parallel, config.branches
         );
         let path = dir.join("ferrata.toml");

@@ -14,7 +14,7 @@ use clap::Parser;
 use ferrata_bench::cli::{Cli, Command, RunArgs};
 use ferrata_bench::dtm::HttpClient;
 use ferrata_bench::report::Report;
-use ferrata_server::ServerConfig;
+use ferrata_server::Config;
 use hyper::Method;
 
 fn args(list: &[&str]) -> RunArgs {
@@ -34,12 +34,10 @@ async fn start_server(dir: &std::path::Path) -> (SocketAddr, tokio::sync::onesho
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let config = ServerConfig {
-        listen: addr,
-        data_dir: dir.to_path_buf(),
-        fsync: false,
-        ..ServerConfig::default()
-    };
+    let mut config = Config::default();
+    config.server.listen = addr;
+    config.store.data_dir = dir.to_path_buf();
+    config.store.fsync = false;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let shutdown = async {

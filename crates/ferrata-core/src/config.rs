@@ -1,15 +1,10 @@
 //! Coordinator policy: XID shape, id worker, retry backoff, undo-log cleanup, and the limits
 //! that keep one client from growing the coordinator's memory without bound.
 
-/// Seata's `server.applicationDataLimit` default (64,000 bytes).
-pub const DEFAULT_APPLICATION_DATA_LIMIT: usize = 64_000;
-/// 1 MiB: about 100,000 eight-character keys.
-pub const DEFAULT_MAX_LOCK_KEY_BYTES: usize = 1 << 20;
-pub const DEFAULT_MAX_ROWS_PER_BRANCH: usize = 100_000;
-pub const DEFAULT_MAX_BRANCHES_PER_TRANSACTION: usize = 10_000;
-pub const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
-/// One day.
-pub const DEFAULT_MAX_TRANSACTION_TIMEOUT_MS: i64 = 86_400_000;
+/// Seata's TC port, where clients look for the coordinator unless told otherwise.
+pub const SEATA_PORT: u16 = 8091;
+
+const DAY_MS: i64 = 86_400_000;
 
 /// A token bucket (Seata's `server.ratelimit.bucketTokenNumPerSecond`, `bucketTokenMaxNum`,
 /// `bucketTokenInitialNum`).
@@ -20,17 +15,18 @@ pub struct RateLimit {
     pub initial_tokens: u32,
 }
 
-/// Settings of the coordinator core. Times are milliseconds.
+/// Settings of the coordinator core. Times are milliseconds. [`CoordinatorConfig::default`] is
+/// the one place these defaults are written; the server's configuration starts from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoordinatorConfig {
     /// `host:port` clients use to reach this TC; XIDs are `{xid_prefix}:{transactionId}`.
     pub xid_prefix: String,
     /// Snowflake worker id; nodes sharing a store need distinct ones.
     pub worker_id: u16,
-    /// Give up commit retries once a transaction is older than this; negative = never.
-    pub max_commit_retry_timeout_ms: i64,
-    /// Give up rollback retries once a transaction is older than this; negative = never.
-    pub max_rollback_retry_timeout_ms: i64,
+    /// Give up commit retries once a transaction is older than this; `None` = never.
+    pub max_commit_retry_timeout_ms: Option<i64>,
+    /// Give up rollback retries once a transaction is older than this; `None` = never.
+    pub max_rollback_retry_timeout_ms: Option<i64>,
     /// First retry of a failed phase 2 after this long; doubled per failed pass.
     pub retry_backoff_initial_ms: i64,
     /// Upper bound of the retry backoff.
@@ -56,8 +52,8 @@ pub struct CoordinatorConfig {
     pub parallel_phase2: bool,
     /// First undo-log cleanup request after start.
     pub undo_log_delete_initial_delay_ms: i64,
-    /// Period of undo-log cleanup requests; negative disables them.
-    pub undo_log_delete_period_ms: i64,
+    /// Period of undo-log cleanup requests; `None` sends none.
+    pub undo_log_delete_period_ms: Option<i64>,
     /// Days of undo log the RMs keep.
     pub undo_log_save_days: i16,
 }
@@ -65,23 +61,25 @@ pub struct CoordinatorConfig {
 impl Default for CoordinatorConfig {
     fn default() -> CoordinatorConfig {
         CoordinatorConfig {
-            xid_prefix: "127.0.0.1:8091".to_owned(),
+            xid_prefix: format!("127.0.0.1:{SEATA_PORT}"),
             worker_id: 0,
-            max_commit_retry_timeout_ms: -1,
-            max_rollback_retry_timeout_ms: -1,
+            max_commit_retry_timeout_ms: None,
+            max_rollback_retry_timeout_ms: None,
             retry_backoff_initial_ms: 1_000,
             retry_backoff_max_ms: 30_000,
             rollback_retry_timeout_unlock: false,
-            application_data_limit: Some(DEFAULT_APPLICATION_DATA_LIMIT),
-            max_lock_key_bytes: DEFAULT_MAX_LOCK_KEY_BYTES,
-            max_rows_per_branch: DEFAULT_MAX_ROWS_PER_BRANCH,
-            max_branches_per_transaction: DEFAULT_MAX_BRANCHES_PER_TRANSACTION,
-            max_sessions: DEFAULT_MAX_SESSIONS,
-            max_transaction_timeout_ms: DEFAULT_MAX_TRANSACTION_TIMEOUT_MS,
+            // Seata's `server.applicationDataLimit`.
+            application_data_limit: Some(64_000),
+            // 1 MiB: about 100,000 eight-character keys.
+            max_lock_key_bytes: 1 << 20,
+            max_rows_per_branch: 100_000,
+            max_branches_per_transaction: 10_000,
+            max_sessions: 1_000_000,
+            max_transaction_timeout_ms: DAY_MS,
             begin_rate_limit: None,
             parallel_phase2: false,
             undo_log_delete_initial_delay_ms: 180_000,
-            undo_log_delete_period_ms: 86_400_000,
+            undo_log_delete_period_ms: Some(DAY_MS),
             undo_log_save_days: 7,
         }
     }

@@ -205,10 +205,9 @@ impl Coordinator {
     pub fn recover(config: CoordinatorConfig, table: SessionTable, now: i64) -> Coordinator {
         let mut ids = IdGenerator::new(config.worker_id, now);
         ids.observe_reservation(table.next_free_id());
-        let next_undo_log_delete_at = if config.undo_log_delete_period_ms < 0 {
-            i64::MAX
-        } else {
-            now.saturating_add(config.undo_log_delete_initial_delay_ms)
+        let next_undo_log_delete_at = match config.undo_log_delete_period_ms {
+            None => i64::MAX,
+            Some(_) => now.saturating_add(config.undo_log_delete_initial_delay_ms),
         };
         let begin_tokens = config
             .begin_rate_limit
@@ -437,7 +436,7 @@ impl Coordinator {
         if i64::from(timeout_ms) > max_timeout_ms {
             return Some(format!(
                 "transaction timeout of {timeout_ms} ms exceeds the limit of {max_timeout_ms} ms \
-                 (limits.max_transaction_timeout_ms)"
+                 (limits.max_transaction_timeout)"
             ));
         }
         let max_sessions = self.config.max_sessions;
@@ -455,7 +454,7 @@ impl Coordinator {
             // Seata answers BeginFailed with this message shape (RateLimiterHandler).
             return Some(format!(
                 "rate limit exception, rate limit info: GlobalBegin of application {} exceeds \
-                 {} per second with bursts of {} (server.ratelimit)",
+                 {} per second with bursts of {} (coordinator.begin_rate_limit)",
                 requester.application_id, limit.tokens_per_second, limit.max_tokens
             ));
         }
@@ -1143,14 +1142,15 @@ impl Coordinator {
                 // Only Committing / CommitRetrying give up (semantics §1.4); AsyncCommitting
                 // (AT undo-log deletion, already reported Committed) is retried indefinitely.
                 let limit = self.config.max_commit_retry_timeout_ms;
-                if limit >= 0 && age > limit && status != GlobalStatus::AsyncCommitting {
+                if limit.is_some_and(|limit| age > limit) && status != GlobalStatus::AsyncCommitting
+                {
                     self.end_failure(transaction_id, GlobalStatus::CommitRetryTimeout);
                 } else {
                     self.start_pass(transaction_id, Direction::Commit, true, None);
                 }
             } else if is_rollback_family(status) {
                 let limit = self.config.max_rollback_retry_timeout_ms;
-                if limit >= 0 && age > limit {
+                if limit.is_some_and(|limit| age > limit) {
                     self.end_failure(transaction_id, GlobalStatus::RollbackRetryTimeout);
                 } else {
                     self.start_pass(transaction_id, Direction::Rollback, true, None);
@@ -1158,8 +1158,12 @@ impl Coordinator {
             }
         }
         if now >= self.next_undo_log_delete_at {
-            self.next_undo_log_delete_at =
-                now.saturating_add(self.config.undo_log_delete_period_ms.max(1));
+            self.next_undo_log_delete_at = now.saturating_add(
+                self.config
+                    .undo_log_delete_period_ms
+                    .unwrap_or(i64::MAX)
+                    .max(1),
+            );
             self.effects.push(Effect::UndoLogDelete {
                 save_days: self.config.undo_log_save_days,
             });

@@ -829,7 +829,7 @@ mod retries {
     #[test]
     fn commit_retries_give_up_after_max_commit_retry_timeout() {
         let mut h = Harness::with_config(ferrata_core::CoordinatorConfig {
-            max_commit_retry_timeout_ms: 5_000,
+            max_commit_retry_timeout_ms: Some(5_000),
             retry_backoff_max_ms: 1_000,
             ..backoff_config()
         });
@@ -873,7 +873,7 @@ mod retries {
     #[test]
     fn async_commit_failures_keep_async_committing_and_are_retried_without_a_deadline() {
         let mut h = Harness::with_config(ferrata_core::CoordinatorConfig {
-            max_commit_retry_timeout_ms: 5_000,
+            max_commit_retry_timeout_ms: Some(5_000),
             ..backoff_config()
         });
         let tx = h.begin(T0, 60_000);
@@ -943,7 +943,7 @@ mod retries {
 
     fn rollback_retry_timeout(unlock: bool) -> (Harness, Tx, Tx) {
         let mut h = Harness::with_config(ferrata_core::CoordinatorConfig {
-            max_rollback_retry_timeout_ms: 5_000,
+            max_rollback_retry_timeout_ms: Some(5_000),
             rollback_retry_timeout_unlock: unlock,
             ..backoff_config()
         });
@@ -1017,7 +1017,7 @@ mod retries {
     #[test]
     fn timeout_rollback_retries_keep_their_flavour_until_the_retry_timeout() {
         let mut h = Harness::with_config(ferrata_core::CoordinatorConfig {
-            max_rollback_retry_timeout_ms: 5_000,
+            max_rollback_retry_timeout_ms: Some(5_000),
             ..backoff_config()
         });
         let tx = h.begin(T0, 1_000);
@@ -1649,7 +1649,7 @@ mod undo_log {
     fn undo_log_cleanup_runs_after_the_initial_delay_then_every_period() {
         let mut h = Harness::with_config(ferrata_core::CoordinatorConfig {
             undo_log_delete_initial_delay_ms: 180_000,
-            undo_log_delete_period_ms: 86_400_000,
+            undo_log_delete_period_ms: Some(86_400_000),
             undo_log_save_days: 3,
             ..config()
         });
@@ -1672,7 +1672,7 @@ mod undo_log {
     fn undo_log_cleanup_comes_after_due_transaction_work_in_a_tick() {
         let mut h = Harness::with_config(ferrata_core::CoordinatorConfig {
             undo_log_delete_initial_delay_ms: 1_000,
-            undo_log_delete_period_ms: 1_000,
+            undo_log_delete_period_ms: Some(1_000),
             ..config()
         });
         let tx = h.begin(T0, 500);
@@ -1691,7 +1691,7 @@ mod undo_log {
     fn a_negative_period_disables_undo_log_cleanup() {
         let mut h = Harness::with_config(ferrata_core::CoordinatorConfig {
             undo_log_delete_initial_delay_ms: 0,
-            undo_log_delete_period_ms: -1,
+            undo_log_delete_period_ms: None,
             ..config()
         });
         for now in [T0, T0 + 180_000, T0 + 86_400_000 * 30] {
@@ -2122,8 +2122,8 @@ mod invariants {
         let config = CoordinatorConfig {
             retry_backoff_initial_ms: 200,
             retry_backoff_max_ms: 800,
-            max_commit_retry_timeout_ms: 6_000,
-            max_rollback_retry_timeout_ms: 6_000,
+            max_commit_retry_timeout_ms: Some(6_000),
+            max_rollback_retry_timeout_ms: Some(6_000),
             rollback_retry_timeout_unlock: unlock,
             ..config()
         };

@@ -209,7 +209,7 @@ fn a_timeout_above_the_maximum_is_refused() {
     let (code, message) = try_begin(&mut h, T0, 60_001).expect("refused");
     assert_eq!(code, Code::BeginFailed);
     assert!(
-        message.contains("limits.max_transaction_timeout_ms"),
+        message.contains("limits.max_transaction_timeout"),
         "{message}"
     );
     assert_eq!(try_begin(&mut h, T0, 60_000), None);
@@ -231,7 +231,10 @@ fn the_begin_rate_limit_answers_as_seata_and_refills_over_time() {
     let (code, message) = try_begin(&mut h, T0, 60_000).expect("limited");
     assert_eq!(code, Code::BeginFailed);
     assert!(message.starts_with("rate limit exception"), "{message}");
-    assert!(message.contains("server.ratelimit"), "{message}");
+    assert!(
+        message.contains("coordinator.begin_rate_limit"),
+        "{message}"
+    );
     // Refused begins leave nothing behind; branch work of open transactions is not limited.
     assert_eq!(h.tc.stats().sessions, 2);
     // Half a second later one token is back (2 per second).

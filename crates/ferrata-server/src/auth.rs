@@ -20,26 +20,33 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ferrata_proto::auth::{
     AUTH_VERSION_V4, FALLBACK_IP, KEY_ACCESS_KEY, KEY_AUTH_VERSION, KEY_DIGEST, KEY_IP,
     KEY_TIMESTAMP, digest_source, extra_value, verify_v4,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Default tolerance between a client's timestamp and the server's clock: 5 minutes.
-pub const DEFAULT_TIMESTAMP_WINDOW_MS: u64 = 300_000;
+pub const DEFAULT_TIMESTAMP_WINDOW: Duration = Duration::from_secs(300);
 
 /// At most this many recent digests are remembered against replays (oldest forgotten first).
 const REPLAY_CAPACITY: usize = 100_000;
 
 /// One access key: the application it belongs to and its secret.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessKey {
     pub application_id: String,
     pub access_key: String,
+    /// Never written out (`--print-config` shows `<redacted>`).
+    #[serde(serialize_with = "redacted")]
     pub secret_key: String,
+}
+
+fn redacted<S: serde::Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("<redacted>")
 }
 
 impl std::fmt::Debug for AccessKey {
@@ -53,28 +60,22 @@ impl std::fmt::Debug for AccessKey {
 }
 
 /// The `[auth]` table of the configuration file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    #[serde(default)]
     pub enabled: bool,
-    /// Largest accepted difference, in ms, between a registration's timestamp and now.
-    #[serde(default = "default_window")]
-    pub timestamp_window_ms: u64,
+    /// Largest accepted difference between a registration's timestamp and now.
+    #[serde(with = "humantime_serde")]
+    pub timestamp_window: Duration,
     /// Several keys may belong to one application (key rotation).
-    #[serde(default)]
     pub keys: Vec<AccessKey>,
-}
-
-fn default_window() -> u64 {
-    DEFAULT_TIMESTAMP_WINDOW_MS
 }
 
 impl Default for AuthConfig {
     fn default() -> AuthConfig {
         AuthConfig {
             enabled: false,
-            timestamp_window_ms: DEFAULT_TIMESTAMP_WINDOW_MS,
+            timestamp_window: DEFAULT_TIMESTAMP_WINDOW,
             keys: Vec::new(),
         }
     }
@@ -92,8 +93,8 @@ impl AuthConfig {
             "[auth] is enabled but has no [[auth.keys]]: every client would be refused"
         );
         anyhow::ensure!(
-            self.timestamp_window_ms > 0,
-            "[auth] timestamp_window_ms must be greater than 0"
+            !self.timestamp_window.is_zero(),
+            "[auth] timestamp_window must be more than 0s"
         );
         let mut seen = std::collections::HashSet::new();
         for key in &self.keys {
@@ -273,7 +274,7 @@ impl Authenticator {
     pub fn new(config: &AuthConfig) -> Authenticator {
         Authenticator {
             enabled: config.enabled,
-            window_ms: config.timestamp_window_ms,
+            window_ms: u64::try_from(config.timestamp_window.as_millis()).unwrap_or(u64::MAX),
             keys: config
                 .keys
                 .iter()
@@ -446,7 +447,7 @@ mod tests {
     fn config() -> AuthConfig {
         AuthConfig {
             enabled: true,
-            timestamp_window_ms: 60_000,
+            timestamp_window: Duration::from_secs(60),
             keys: vec![
                 AccessKey {
                     application_id: APP.into(),
@@ -495,7 +496,7 @@ mod tests {
     #[test]
     fn accepts_a_java_signed_registration() {
         let auth = Authenticator::new(&AuthConfig {
-            timestamp_window_ms: 300_000,
+            timestamp_window: Duration::from_secs(300),
             keys: vec![AccessKey {
                 application_id: APP.into(),
                 access_key: "AK".into(),

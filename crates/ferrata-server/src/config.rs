@@ -1,436 +1,638 @@
-//! Server configuration: defaults, an optional TOML file, `FERRATA_*` environment variables
-//! and command-line flags, in increasing order of precedence.
+//! Server configuration: one typed tree (`[server]`, `[store]`, `[limits]`, `[coordinator]`,
+//! `[auth]`, `[tls]`) layered, in increasing precedence, from defaults, the TOML file,
+//! `FERRATA_*` environment variables and command-line flags, then checked by [`Config::validate`].
 
+use std::fmt::Display;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
-use ferrata_core::RateLimit;
-use ferrata_core::config as core_limits;
-use serde::Deserialize;
+use ferrata_core::{CoordinatorConfig, RateLimit};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
 
-/// Everything the TC runtime needs, resolved.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub listen: SocketAddr,
-    /// Host put into XIDs; clients route follow-up requests by it.
-    pub advertise_host: String,
-    pub data_dir: PathBuf,
-    /// fsync every group commit (never turn off in production).
-    pub fsync: bool,
-    pub worker_id: u16,
-    pub max_frame_len: usize,
-    pub max_decompressed_len: usize,
-    pub max_connections: usize,
-    /// Requests of one connection admitted and not yet answered; more are refused at once.
-    pub max_in_flight_per_connection: usize,
-    /// A connection whose socket accepts no bytes for this long is closed (client not reading).
-    pub write_timeout: Duration,
-    pub max_lock_key_bytes: usize,
-    pub max_rows_per_branch: usize,
-    pub max_branches_per_transaction: usize,
-    pub max_sessions: usize,
-    pub max_application_data_bytes: usize,
-    pub max_transaction_timeout_ms: i64,
-    /// Seata 2.4's `server.ratelimit.*` token bucket on GlobalBegin; `None` = off.
-    pub begin_rate_limit: Option<RateLimit>,
-    /// Seata's `server.enableParallelHandleBranch`.
-    pub parallel_phase2: bool,
-    /// Close connections that send nothing (not even a heartbeat) for this long.
-    pub idle_timeout: Duration,
-    /// How long to wait for an RM's answer to BranchCommit/BranchRollback.
-    pub branch_request_timeout: Duration,
-    pub max_commit_retry_timeout_ms: i64,
-    pub max_rollback_retry_timeout_ms: i64,
-    pub retry_backoff_initial_ms: i64,
-    pub retry_backoff_max_ms: i64,
-    pub undo_log_delete_period_ms: i64,
-    pub undo_log_save_days: i16,
-    pub segment_bytes: u64,
-    pub compact_after_bytes: u64,
-    /// Prepare each next log segment as a zero-filled file in the background, so a group
-    /// commit's fsync writes data only (`[store] preallocate`, on by default).
-    pub preallocate_segments: bool,
-    /// Version string reported to clients in registration responses.
-    pub reported_version: String,
-    /// Client authentication (`[auth]`, off by default).
-    pub auth: crate::auth::AuthConfig,
-    /// The optional TLS listener (`[tls]`).
-    pub tls: Option<crate::tls::TlsConfig>,
+use crate::auth::AuthConfig;
+use crate::tls::TlsConfig;
+
+/// Everything the TC runtime reads, resolved.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub limits: Limits,
+    pub coordinator: CoordinatorSettings,
+    /// Client authentication (off by default).
+    pub auth: AuthConfig,
+    /// The optional TLS listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
-impl Default for ServerConfig {
-    fn default() -> ServerConfig {
-        ServerConfig {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8091)),
-            advertise_host: String::new(),
-            data_dir: PathBuf::from("data"),
-            fsync: true,
-            worker_id: 0,
-            max_frame_len: ferrata_proto::DEFAULT_MAX_FRAME_LEN,
-            max_decompressed_len: ferrata_proto::DEFAULT_MAX_DECOMPRESSED_LEN,
-            max_connections: 10_000,
-            max_in_flight_per_connection: DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
-            write_timeout: Duration::from_secs(10),
-            max_lock_key_bytes: core_limits::DEFAULT_MAX_LOCK_KEY_BYTES,
-            max_rows_per_branch: core_limits::DEFAULT_MAX_ROWS_PER_BRANCH,
-            max_branches_per_transaction: core_limits::DEFAULT_MAX_BRANCHES_PER_TRANSACTION,
-            max_sessions: core_limits::DEFAULT_MAX_SESSIONS,
-            max_application_data_bytes: core_limits::DEFAULT_APPLICATION_DATA_LIMIT,
-            max_transaction_timeout_ms: core_limits::DEFAULT_MAX_TRANSACTION_TIMEOUT_MS,
-            begin_rate_limit: None,
-            parallel_phase2: false,
-            idle_timeout: Duration::from_secs(30),
-            branch_request_timeout: Duration::from_secs(15),
-            max_commit_retry_timeout_ms: -1,
-            max_rollback_retry_timeout_ms: -1,
-            retry_backoff_initial_ms: 1_000,
-            retry_backoff_max_ms: 30_000,
-            undo_log_delete_period_ms: 86_400_000,
-            undo_log_save_days: 7,
-            segment_bytes: 64 * 1024 * 1024,
-            compact_after_bytes: 256 * 1024 * 1024,
-            preallocate_segments: true,
+/// `[server]`: where clients reach this TC and how it names itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// Host put into XIDs (clients route follow-up requests by it); unset = the listen IP, or
+    /// 127.0.0.1 when listening on all addresses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise_host: Option<String>,
+    /// Snowflake worker id (0 to 1023); nodes sharing a store need distinct ones.
+    pub worker_id: u16,
+    /// Version string reported to clients in registration responses.
+    pub reported_version: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> ServerSettings {
+        ServerSettings {
+            listen: SocketAddr::from(([0, 0, 0, 0], ferrata_core::config::SEATA_PORT)),
+            advertise_host: None,
+            worker_id: CoordinatorConfig::default().worker_id,
             reported_version: "2.6.0".to_owned(),
-            auth: crate::auth::AuthConfig::default(),
-            tls: None,
         }
     }
 }
 
-/// Requests one connection may have admitted and unanswered (Java clients share one
-/// connection between all threads of an application).
-pub const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION: usize = 4_096;
+/// `[store]`: the embedded write-ahead log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    pub data_dir: PathBuf,
+    /// fsync every group commit (never turn off in production).
+    pub fsync: bool,
+    /// Start a new segment once the active one is this long.
+    pub segment_bytes: u64,
+    /// Compact once this much log was written since the last snapshot.
+    pub compact_after_bytes: u64,
+    /// Prepare each next segment as a zero-filled file in the background, so a group
+    /// commit's fsync writes data only (docs/RELIABILITY.md, "Writing").
+    pub preallocate: bool,
+}
 
-/// Command-line flags; each also reads a `FERRATA_*` environment variable.
+impl Default for StoreSettings {
+    fn default() -> StoreSettings {
+        StoreSettings {
+            data_dir: PathBuf::from("data"),
+            fsync: true,
+            segment_bytes: ferrata_store::DEFAULT_SEGMENT_BYTES,
+            compact_after_bytes: ferrata_store::DEFAULT_COMPACT_AFTER_BYTES,
+            preallocate: true,
+        }
+    }
+}
+
+/// `[limits]`: what one client can make the server hold (docs/RELIABILITY.md, "Limits").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub max_frame_bytes: usize,
+    pub max_decompressed_bytes: usize,
+    pub max_connections: usize,
+    /// Requests of one connection admitted and not yet answered; more are refused at once.
+    pub max_in_flight_per_connection: usize,
+    /// Close connections that send nothing (not even a heartbeat) for this long.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A connection whose socket accepts no bytes for this long is closed (client not reading).
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    pub max_lock_key_bytes: usize,
+    pub max_rows_per_branch: usize,
+    pub max_branches_per_transaction: usize,
+    /// Open global transactions.
+    pub max_sessions: usize,
+    pub max_application_data_bytes: usize,
+    /// Largest timeout a GlobalBegin may ask for.
+    #[serde(with = "humantime_serde")]
+    pub max_transaction_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        let core = CoordinatorConfig::default();
+        Limits {
+            max_frame_bytes: ferrata_proto::DEFAULT_MAX_FRAME_LEN,
+            max_decompressed_bytes: ferrata_proto::DEFAULT_MAX_DECOMPRESSED_LEN,
+            max_connections: 10_000,
+            // Java clients share one connection between all threads of an application.
+            max_in_flight_per_connection: 4_096,
+            idle_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
+            max_lock_key_bytes: core.max_lock_key_bytes,
+            max_rows_per_branch: core.max_rows_per_branch,
+            max_branches_per_transaction: core.max_branches_per_transaction,
+            max_sessions: core.max_sessions,
+            max_application_data_bytes: core.application_data_limit.unwrap_or(usize::MAX),
+            max_transaction_timeout: from_ms(core.max_transaction_timeout_ms),
+        }
+    }
+}
+
+/// `[coordinator]`: phase 2, its retries, undo-log cleanup and the GlobalBegin rate limit.
+/// Every default but `branch_request_timeout` is [`CoordinatorConfig::default`]'s.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoordinatorSettings {
+    /// How long to wait for an RM's answer to BranchCommit/BranchRollback.
+    #[serde(with = "humantime_serde")]
+    pub branch_request_timeout: Duration,
+    /// Give up commit retries once a transaction is older than this; `"off"` = retry forever.
+    #[serde(with = "duration_or_off")]
+    pub max_commit_retry_timeout: Option<Duration>,
+    /// Give up rollback retries once a transaction is older than this; `"off"` = retry forever.
+    #[serde(with = "duration_or_off")]
+    pub max_rollback_retry_timeout: Option<Duration>,
+    /// Release the locks of a transaction whose rollback retries timed out.
+    pub rollback_retry_timeout_unlock: bool,
+    /// First retry of a failed phase 2 after this long; doubled per failed pass.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff_initial: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff_max: Duration,
+    /// Seata's `server.enableParallelHandleBranch`: phase 2 visits the branches of different
+    /// resources concurrently (branches of one resource stay in order).
+    pub parallel_phase2: bool,
+    /// First undo-log cleanup request after start.
+    #[serde(with = "humantime_serde")]
+    pub undo_log_delete_initial_delay: Duration,
+    /// Period of undo-log cleanup requests to AT RMs; `"off"` sends none.
+    #[serde(with = "duration_or_off")]
+    pub undo_log_delete_period: Option<Duration>,
+    /// Days of undo log the RMs keep.
+    pub undo_log_save_days: i16,
+    /// Seata 2.4's `server.ratelimit.*` token bucket on GlobalBegin; absent = off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub begin_rate_limit: Option<BeginRateLimit>,
+}
+
+impl Default for CoordinatorSettings {
+    fn default() -> CoordinatorSettings {
+        let core = CoordinatorConfig::default();
+        CoordinatorSettings {
+            branch_request_timeout: Duration::from_secs(15),
+            max_commit_retry_timeout: core.max_commit_retry_timeout_ms.map(from_ms),
+            max_rollback_retry_timeout: core.max_rollback_retry_timeout_ms.map(from_ms),
+            rollback_retry_timeout_unlock: core.rollback_retry_timeout_unlock,
+            retry_backoff_initial: from_ms(core.retry_backoff_initial_ms),
+            retry_backoff_max: from_ms(core.retry_backoff_max_ms),
+            parallel_phase2: core.parallel_phase2,
+            undo_log_delete_initial_delay: from_ms(core.undo_log_delete_initial_delay_ms),
+            undo_log_delete_period: core.undo_log_delete_period_ms.map(from_ms),
+            undo_log_save_days: core.undo_log_save_days,
+            begin_rate_limit: core.begin_rate_limit.map(BeginRateLimit::from),
+        }
+    }
+}
+
+/// `[coordinator.begin_rate_limit]`: Seata's `bucketTokenNumPerSecond`, `bucketTokenMaxNum` and
+/// `bucketTokenInitialNum`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeginRateLimit {
+    pub tokens_per_second: u32,
+    pub max_tokens: u32,
+    pub initial_tokens: u32,
+}
+
+impl From<RateLimit> for BeginRateLimit {
+    fn from(limit: RateLimit) -> BeginRateLimit {
+        BeginRateLimit {
+            tokens_per_second: limit.tokens_per_second,
+            max_tokens: limit.max_tokens,
+            initial_tokens: limit.initial_tokens,
+        }
+    }
+}
+
+impl From<BeginRateLimit> for RateLimit {
+    fn from(limit: BeginRateLimit) -> RateLimit {
+        RateLimit {
+            tokens_per_second: limit.tokens_per_second,
+            max_tokens: limit.max_tokens,
+            initial_tokens: limit.initial_tokens,
+        }
+    }
+}
+
+/// A configuration that cannot be loaded or cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file, an environment variable or a flag does not fit the configuration's shape.
+    #[error("invalid configuration: {0}")]
+    Load(String),
+    #[error("{key} = {value} is out of range: use {allowed}")]
+    OutOfRange {
+        key: &'static str,
+        value: String,
+        allowed: String,
+    },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Command-line flags. The file is `--config` or `FERRATA_CONFIG`; any key can also be set by
+/// `FERRATA_<SECTION>__<KEY>` (e.g. `FERRATA_LIMITS__MAX_SESSIONS=5000`).
 #[derive(Debug, Parser, Default)]
 #[command(
     name = "ferrata-server",
     version,
-    about = "Seata-compatible transaction coordinator"
+    about = "Seata-compatible transaction coordinator",
+    after_help = "Precedence: flags > FERRATA_<TABLE>__<KEY> > FERRATA_LISTEN-style short \
+                  variables > --config file > defaults. --print-config shows the result (with no \
+                  file and no variables: the defaults)."
 )]
 pub struct Cli {
     /// TOML configuration file.
     #[arg(long, env = "FERRATA_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address to listen on for Seata clients [default: 0.0.0.0:8091].
-    #[arg(long, env = "FERRATA_LISTEN")]
+    /// server.listen: address for Seata clients.
+    #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Host written into XIDs [default: the listen IP, or 127.0.0.1 when listening on all].
-    #[arg(long, env = "FERRATA_ADVERTISE_HOST")]
+    /// server.advertise_host: host written into XIDs.
+    #[arg(long)]
     pub advertise_host: Option<String>,
-    /// Directory of the embedded write-ahead log [default: ./data].
-    #[arg(long, env = "FERRATA_DATA_DIR")]
+    /// store.data_dir: directory of the embedded write-ahead log.
+    #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// fsync each group commit [default: true]. Turning it off loses acknowledged decisions on power loss.
-    #[arg(long, env = "FERRATA_FSYNC")]
+    /// store.fsync: fsync each group commit; false loses acknowledged decisions on power loss.
+    #[arg(long)]
     pub fsync: Option<bool>,
-    /// Snowflake worker id (0-1023) [default: 0].
-    #[arg(long, env = "FERRATA_WORKER_ID")]
+    /// server.worker_id: Snowflake worker id, 0 to 1023.
+    #[arg(long)]
     pub worker_id: Option<u16>,
-    /// Seconds of silence after which a client connection is closed [default: 30].
-    #[arg(long, env = "FERRATA_IDLE_TIMEOUT_SECS")]
-    pub idle_timeout_secs: Option<u64>,
-    /// Seconds to wait for an RM's phase-2 answer [default: 15].
-    #[arg(long, env = "FERRATA_BRANCH_REQUEST_TIMEOUT_SECS")]
-    pub branch_request_timeout_secs: Option<u64>,
-    /// Maximum concurrent client connections [default: 10000].
-    #[arg(long, env = "FERRATA_MAX_CONNECTIONS")]
+    /// limits.idle_timeout: silence after which a client connection is closed.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// coordinator.branch_request_timeout: wait for an RM's phase-2 answer.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub branch_request_timeout: Option<Duration>,
+    /// limits.max_connections: concurrent client connections.
+    #[arg(long)]
     pub max_connections: Option<usize>,
+    /// limits.max_sessions: open global transactions.
+    #[arg(long)]
+    pub max_sessions: Option<usize>,
     /// Repair a session log that refuses to open (damage before its tail): keep every intact
     /// record, move the damaged files aside, print what was dropped, and exit.
     #[arg(long)]
     pub repair: bool,
-    /// Maximum open global transactions [default: 1000000].
-    #[arg(long, env = "FERRATA_MAX_SESSIONS")]
-    pub max_sessions: Option<usize>,
+    /// Print the effective configuration as TOML (secrets redacted) and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
-/// The `[server]`, `[store]`, `[limits]`, `[recovery]`, `[ratelimit]`, `[auth]` and `[tls]`
-/// tables of the TOML file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    #[serde(default)]
-    server: ServerSection,
-    #[serde(default)]
-    store: StoreSection,
-    #[serde(default)]
-    limits: LimitsSection,
-    #[serde(default)]
-    recovery: RecoverySection,
-    #[serde(default)]
-    ratelimit: RateLimitSection,
-    #[serde(default)]
-    auth: crate::auth::AuthConfig,
-    tls: Option<crate::tls::TlsConfig>,
-}
+/// The tables of the configuration; `FERRATA_<TABLE>__<KEY>` variables set their keys.
+const TABLES: [&str; 6] = ["server", "store", "limits", "coordinator", "auth", "tls"];
 
-/// Seata's `server.ratelimit.*` keys, in snake case.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RateLimitSection {
-    enable: Option<bool>,
-    bucket_token_num_per_second: Option<u32>,
-    bucket_token_max_num: Option<u32>,
-    bucket_token_initial_num: Option<u32>,
-}
+/// The short variables of earlier versions (`FERRATA_LISTEN`, ...) and the keys they set.
+const SHORT_VARIABLES: [(&str, &str); 7] = [
+    ("listen", "server.listen"),
+    ("advertise_host", "server.advertise_host"),
+    ("worker_id", "server.worker_id"),
+    ("data_dir", "store.data_dir"),
+    ("fsync", "store.fsync"),
+    ("max_connections", "limits.max_connections"),
+    ("max_sessions", "limits.max_sessions"),
+];
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServerSection {
-    listen: Option<SocketAddr>,
-    advertise_host: Option<String>,
-    worker_id: Option<u16>,
-    reported_version: Option<String>,
-    enable_parallel_handle_branch: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StoreSection {
-    data_dir: Option<PathBuf>,
-    fsync: Option<bool>,
-    segment_bytes: Option<u64>,
-    compact_after_bytes: Option<u64>,
-    preallocate: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LimitsSection {
-    max_frame_bytes: Option<usize>,
-    max_decompressed_bytes: Option<usize>,
-    max_connections: Option<usize>,
-    idle_timeout_secs: Option<u64>,
-    branch_request_timeout_secs: Option<u64>,
-    max_in_flight_per_connection: Option<usize>,
-    write_timeout_ms: Option<u64>,
-    max_lock_key_bytes: Option<usize>,
-    max_rows_per_branch: Option<usize>,
-    max_branches_per_transaction: Option<usize>,
-    max_sessions: Option<usize>,
-    max_application_data_bytes: Option<usize>,
-    max_transaction_timeout_ms: Option<i64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RecoverySection {
-    max_commit_retry_timeout_ms: Option<i64>,
-    max_rollback_retry_timeout_ms: Option<i64>,
-    retry_backoff_initial_ms: Option<i64>,
-    retry_backoff_max_ms: Option<i64>,
-    undo_log_delete_period_ms: Option<i64>,
-    undo_log_save_days: Option<i16>,
-}
-
-impl ServerConfig {
-    /// Resolves defaults < file < environment/flags.
-    pub fn resolve(cli: Cli) -> anyhow::Result<ServerConfig> {
-        let file = match &cli.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| {
-                    format!("cannot read configuration file {}", path.display())
-                })?;
-                toml::from_str::<FileConfig>(&text)
-                    .with_context(|| format!("invalid configuration file {}", path.display()))?
-            }
-            None => FileConfig::default(),
-        };
-        let mut c = ServerConfig::default();
-        let secs = Duration::from_secs;
-        macro_rules! set {
-            ($field:expr, $($value:expr),+) => { $( if let Some(v) = $value { $field = v; } )+ };
+impl Config {
+    /// The layers of the configuration, lowest precedence first (not yet extracted).
+    pub fn figment(cli: &Cli) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &cli.config {
+            figment = figment.merge(Toml::file_exact(path));
         }
-        set!(c.listen, file.server.listen, cli.listen);
-        set!(
-            c.advertise_host,
-            file.server.advertise_host,
-            cli.advertise_host
+        let short = Env::prefixed("FERRATA_").filter_map(|key| {
+            SHORT_VARIABLES
+                .iter()
+                .find(|(short, _)| key.as_str().eq_ignore_ascii_case(short))
+                .map(|(_, nested)| (*nested).into())
+        });
+        // Other FERRATA_* variables (FERRATA_LOG, test settings) are not configuration keys.
+        let nested = Env::prefixed("FERRATA_")
+            .filter(|key| {
+                key.as_str()
+                    .split_once("__")
+                    .is_some_and(|(table, _)| TABLES.iter().any(|t| table.eq_ignore_ascii_case(t)))
+            })
+            .split("__");
+        let duration = |d: Option<Duration>| d.map(|d| humantime::format_duration(d).to_string());
+        let figment = figment.merge(short).merge(nested);
+        let figment = flag(figment, "server.listen", cli.listen);
+        let figment = flag(
+            figment,
+            "server.advertise_host",
+            cli.advertise_host.as_ref(),
         );
-        set!(c.worker_id, file.server.worker_id, cli.worker_id);
-        set!(c.reported_version, file.server.reported_version);
-        set!(c.data_dir, file.store.data_dir, cli.data_dir);
-        set!(c.fsync, file.store.fsync, cli.fsync);
-        set!(c.segment_bytes, file.store.segment_bytes);
-        set!(c.compact_after_bytes, file.store.compact_after_bytes);
-        set!(c.preallocate_segments, file.store.preallocate);
-        set!(c.max_frame_len, file.limits.max_frame_bytes);
-        set!(c.max_decompressed_len, file.limits.max_decompressed_bytes);
-        set!(
-            c.max_connections,
-            file.limits.max_connections,
-            cli.max_connections
-        );
-        set!(
-            c.idle_timeout,
-            file.limits.idle_timeout_secs.map(secs),
-            cli.idle_timeout_secs.map(secs)
-        );
-        set!(
-            c.branch_request_timeout,
-            file.limits.branch_request_timeout_secs.map(secs),
-            cli.branch_request_timeout_secs.map(secs)
-        );
-        set!(
-            c.max_commit_retry_timeout_ms,
-            file.recovery.max_commit_retry_timeout_ms
-        );
-        set!(
-            c.max_rollback_retry_timeout_ms,
-            file.recovery.max_rollback_retry_timeout_ms
-        );
-        set!(
-            c.retry_backoff_initial_ms,
-            file.recovery.retry_backoff_initial_ms
-        );
-        set!(c.retry_backoff_max_ms, file.recovery.retry_backoff_max_ms);
-        set!(
-            c.undo_log_delete_period_ms,
-            file.recovery.undo_log_delete_period_ms
-        );
-        set!(c.undo_log_save_days, file.recovery.undo_log_save_days);
-        set!(c.parallel_phase2, file.server.enable_parallel_handle_branch);
-        set!(
-            c.max_in_flight_per_connection,
-            file.limits.max_in_flight_per_connection
-        );
-        set!(
-            c.write_timeout,
-            file.limits.write_timeout_ms.map(Duration::from_millis)
-        );
-        set!(c.max_lock_key_bytes, file.limits.max_lock_key_bytes);
-        set!(c.max_rows_per_branch, file.limits.max_rows_per_branch);
-        set!(
-            c.max_branches_per_transaction,
-            file.limits.max_branches_per_transaction
-        );
-        set!(c.max_sessions, file.limits.max_sessions, cli.max_sessions);
-        set!(
-            c.max_application_data_bytes,
-            file.limits.max_application_data_bytes
-        );
-        set!(
-            c.max_transaction_timeout_ms,
-            file.limits.max_transaction_timeout_ms
-        );
-        let rate = &file.ratelimit;
-        if rate.enable == Some(true) {
-            // Seata's defaults for unset bucket sizes are "unlimited" (Integer.MAX_VALUE).
-            c.begin_rate_limit = Some(RateLimit {
-                tokens_per_second: rate.bucket_token_num_per_second.unwrap_or(u32::MAX),
-                max_tokens: rate.bucket_token_max_num.unwrap_or(u32::MAX),
-                initial_tokens: rate.bucket_token_initial_num.unwrap_or(u32::MAX),
-            });
+        let figment = flag(figment, "server.worker_id", cli.worker_id);
+        let figment = flag(figment, "store.data_dir", cli.data_dir.as_ref());
+        let figment = flag(figment, "store.fsync", cli.fsync);
+        let figment = flag(figment, "limits.idle_timeout", duration(cli.idle_timeout));
+        let figment = flag(figment, "limits.max_connections", cli.max_connections);
+        let figment = flag(figment, "limits.max_sessions", cli.max_sessions);
+        flag(
+            figment,
+            "coordinator.branch_request_timeout",
+            duration(cli.branch_request_timeout),
+        )
+    }
+
+    /// Resolves the layers of [`Config::figment`] and validates the result.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        if let Some(path) = &cli.config
+            && let Err(error) = std::fs::metadata(path)
+        {
+            return Err(ConfigError::Load(format!(
+                "cannot read the configuration file {}: {error}",
+                path.display()
+            )));
         }
-        for (name, value) in [
+        let config: Config = Config::figment(cli).extract().map_err(|error| {
+            let all: Vec<String> = error.into_iter().map(with_rename_hint).collect();
+            ConfigError::Load(all.join("; "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rejects settings that cannot work, naming the key and what it may be.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let (limits, coordinator) = (&self.limits, &self.coordinator);
+        within(
+            "server.worker_id",
+            self.server.worker_id,
+            self.server.worker_id <= 1023,
+            "0 to 1023",
+        )?;
+        for (key, value) in [
+            ("store.segment_bytes", self.store.segment_bytes),
+            ("store.compact_after_bytes", self.store.compact_after_bytes),
+        ] {
+            within(key, value, value >= 1, "at least 1")?;
+        }
+        for (key, value) in [
+            ("limits.max_frame_bytes", limits.max_frame_bytes),
+            (
+                "limits.max_decompressed_bytes",
+                limits.max_decompressed_bytes,
+            ),
+            ("limits.max_connections", limits.max_connections),
             (
                 "limits.max_in_flight_per_connection",
-                c.max_in_flight_per_connection,
+                limits.max_in_flight_per_connection,
             ),
-            ("limits.max_sessions", c.max_sessions),
-            ("limits.max_connections", c.max_connections),
+            ("limits.max_lock_key_bytes", limits.max_lock_key_bytes),
+            ("limits.max_rows_per_branch", limits.max_rows_per_branch),
+            (
+                "limits.max_branches_per_transaction",
+                limits.max_branches_per_transaction,
+            ),
+            ("limits.max_sessions", limits.max_sessions),
         ] {
-            if value == 0 {
-                anyhow::bail!("{name} must be at least 1");
+            within(key, value, value >= 1, "at least 1")?;
+        }
+        for (key, value) in [
+            ("limits.idle_timeout", Some(limits.idle_timeout)),
+            ("limits.write_timeout", Some(limits.write_timeout)),
+            (
+                "limits.max_transaction_timeout",
+                Some(limits.max_transaction_timeout),
+            ),
+            (
+                "coordinator.branch_request_timeout",
+                Some(coordinator.branch_request_timeout),
+            ),
+            (
+                "coordinator.retry_backoff_initial",
+                Some(coordinator.retry_backoff_initial),
+            ),
+            (
+                "coordinator.max_commit_retry_timeout",
+                coordinator.max_commit_retry_timeout,
+            ),
+            (
+                "coordinator.max_rollback_retry_timeout",
+                coordinator.max_rollback_retry_timeout,
+            ),
+            (
+                "coordinator.undo_log_delete_period",
+                coordinator.undo_log_delete_period,
+            ),
+        ] {
+            if let Some(value) = value {
+                within(
+                    key,
+                    quoted(value),
+                    value >= Duration::from_millis(1),
+                    "at least \"1ms\"",
+                )?;
             }
         }
-        if c.write_timeout.is_zero() {
-            anyhow::bail!("limits.write_timeout_ms must be at least 1");
+        within(
+            "coordinator.retry_backoff_max",
+            quoted(coordinator.retry_backoff_max),
+            coordinator.retry_backoff_max >= coordinator.retry_backoff_initial,
+            format!(
+                "at least coordinator.retry_backoff_initial ({})",
+                quoted(coordinator.retry_backoff_initial)
+            ),
+        )?;
+        within(
+            "coordinator.undo_log_save_days",
+            coordinator.undo_log_save_days,
+            coordinator.undo_log_save_days >= 1,
+            "at least 1",
+        )?;
+        if let Some(rate) = coordinator.begin_rate_limit {
+            for (key, value) in [
+                (
+                    "coordinator.begin_rate_limit.tokens_per_second",
+                    rate.tokens_per_second,
+                ),
+                ("coordinator.begin_rate_limit.max_tokens", rate.max_tokens),
+            ] {
+                within(key, value, value >= 1, "at least 1")?;
+            }
         }
-        c.auth = file.auth;
-        c.auth.validate()?;
-        c.tls = file.tls;
-        if c.worker_id > 1023 {
-            anyhow::bail!("worker_id {} is out of range: use 0 to 1023", c.worker_id);
-        }
-        Ok(c)
+        self.auth.validate().map_err(|error| ConfigError::Invalid {
+            key: "auth",
+            message: format!("{error:#}"),
+        })
+    }
+
+    /// The effective configuration as TOML, secrets redacted (`--print-config`).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
     }
 
     /// The host written into XIDs for a server bound to `bound`.
     pub fn xid_host(&self, bound: SocketAddr) -> String {
-        if !self.advertise_host.is_empty() {
-            self.advertise_host.clone()
-        } else if bound.ip().is_unspecified() {
-            "127.0.0.1".to_owned()
-        } else {
-            bound.ip().to_string()
+        match &self.server.advertise_host {
+            Some(host) if !host.is_empty() => host.clone(),
+            _ if bound.ip().is_unspecified() => "127.0.0.1".to_owned(),
+            _ => bound.ip().to_string(),
+        }
+    }
+
+    /// The coordinator core's settings; XIDs are `{xid_prefix}:{transactionId}`.
+    pub fn coordinator_config(&self, xid_prefix: String) -> CoordinatorConfig {
+        let (limits, coordinator) = (&self.limits, &self.coordinator);
+        CoordinatorConfig {
+            xid_prefix,
+            worker_id: self.server.worker_id,
+            max_commit_retry_timeout_ms: coordinator.max_commit_retry_timeout.map(to_ms),
+            max_rollback_retry_timeout_ms: coordinator.max_rollback_retry_timeout.map(to_ms),
+            retry_backoff_initial_ms: to_ms(coordinator.retry_backoff_initial),
+            retry_backoff_max_ms: to_ms(coordinator.retry_backoff_max),
+            rollback_retry_timeout_unlock: coordinator.rollback_retry_timeout_unlock,
+            application_data_limit: Some(limits.max_application_data_bytes),
+            max_lock_key_bytes: limits.max_lock_key_bytes,
+            max_rows_per_branch: limits.max_rows_per_branch,
+            max_branches_per_transaction: limits.max_branches_per_transaction,
+            max_sessions: limits.max_sessions,
+            max_transaction_timeout_ms: to_ms(limits.max_transaction_timeout),
+            begin_rate_limit: coordinator.begin_rate_limit.map(RateLimit::from),
+            parallel_phase2: coordinator.parallel_phase2,
+            undo_log_delete_initial_delay_ms: to_ms(coordinator.undo_log_delete_initial_delay),
+            undo_log_delete_period_ms: coordinator.undo_log_delete_period.map(to_ms),
+            undo_log_save_days: coordinator.undo_log_save_days,
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Keys of earlier versions and what replaced them.
+const RENAMED: [(&str, &str); 13] = [
+    ("auth.timestamp_window_ms", "auth.timestamp_window"),
+    ("limits.idle_timeout_secs", "limits.idle_timeout"),
+    (
+        "limits.branch_request_timeout_secs",
+        "coordinator.branch_request_timeout",
+    ),
+    ("limits.write_timeout_ms", "limits.write_timeout"),
+    (
+        "limits.max_transaction_timeout_ms",
+        "limits.max_transaction_timeout",
+    ),
+    (
+        "server.enable_parallel_handle_branch",
+        "coordinator.parallel_phase2",
+    ),
+    (
+        "recovery.max_commit_retry_timeout_ms",
+        "coordinator.max_commit_retry_timeout (\"off\" for -1)",
+    ),
+    (
+        "recovery.max_rollback_retry_timeout_ms",
+        "coordinator.max_rollback_retry_timeout (\"off\" for -1)",
+    ),
+    (
+        "recovery.retry_backoff_initial_ms",
+        "coordinator.retry_backoff_initial",
+    ),
+    (
+        "recovery.retry_backoff_max_ms",
+        "coordinator.retry_backoff_max",
+    ),
+    (
+        "recovery.undo_log_delete_period_ms",
+        "coordinator.undo_log_delete_period (\"off\" for -1)",
+    ),
+    (
+        "recovery.undo_log_save_days",
+        "coordinator.undo_log_save_days",
+    ),
+    (
+        "ratelimit",
+        "[coordinator.begin_rate_limit] with tokens_per_second, max_tokens and initial_tokens \
+         (present = on)",
+    ),
+];
 
-    #[test]
-    fn flags_override_file_which_overrides_defaults() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("ferrata.toml");
-        std::fs::write(
-            &path,
-            "[server]\nlisten = \"127.0.0.1:9000\"\n[store]\ndata_dir = \"/tmp/x\"\n[limits]\nidle_timeout_secs = 5\n",
-        )
-        .expect("write config");
-        let cli = Cli {
-            config: Some(path),
-            data_dir: Some(PathBuf::from("/tmp/y")),
-            ..Cli::default()
-        };
-        let config = ServerConfig::resolve(cli).expect("valid config");
-        assert_eq!(config.listen, "127.0.0.1:9000".parse().expect("addr"));
-        assert_eq!(config.data_dir, PathBuf::from("/tmp/y"));
-        assert_eq!(config.idle_timeout, Duration::from_secs(5));
-        assert!(config.fsync);
+/// A load error's text, telling where a key of an earlier version went.
+fn with_rename_hint(error: figment::Error) -> String {
+    let key = error.path.join(".");
+    let renamed: Vec<String> = RENAMED
+        .iter()
+        .filter(|(old, _)| !key.is_empty() && (*old == key || old.starts_with(&format!("{key}."))))
+        .map(|(old, new)| format!("{old} is now {new}"))
+        .collect();
+    if renamed.is_empty() {
+        return error.to_string();
     }
+    format!(
+        "{error} ({}; durations are strings with units, e.g. \"500ms\", \"30s\", \"1day\")",
+        renamed.join(", ")
+    )
+}
 
-    #[test]
-    fn auth_and_tls_tables() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("ferrata.toml");
-        std::fs::write(
-            &path,
-            "[auth]\nenabled = true\ntimestamp_window_ms = 1000\n\
-             [[auth.keys]]\napplication_id = \"orders\"\naccess_key = \"AK\"\nsecret_key = \"SK\"\n\
-             [tls]\nlisten = \"127.0.0.1:8092\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n",
-        )
-        .expect("write config");
-        let config = ServerConfig::resolve(Cli {
-            config: Some(path.clone()),
-            ..Cli::default()
-        })
-        .expect("valid config");
-        assert!(config.auth.enabled);
-        assert_eq!(config.auth.timestamp_window_ms, 1000);
-        assert_eq!(config.auth.keys.len(), 1);
-        let tls = config.tls.expect("tls table");
-        assert_eq!(tls.listen, "127.0.0.1:8092".parse().expect("addr"));
-        assert!(tls.client_ca.is_none());
-
-        std::fs::write(&path, "[auth]\nenabled = true\n").expect("write config");
-        let error = ServerConfig::resolve(Cli {
-            config: Some(path),
-            ..Cli::default()
-        })
-        .expect_err("auth without keys");
-        assert!(format!("{error:#}").contains("auth.keys"), "{error:#}");
-        let defaults = ServerConfig::default();
-        assert!(!defaults.auth.enabled && defaults.tls.is_none());
-    }
-
-    #[test]
-    fn unknown_keys_are_rejected() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("ferrata.toml");
-        std::fs::write(&path, "[store]\nfsynk = false\n").expect("write config");
-        let error = ServerConfig::resolve(Cli {
-            config: Some(path),
-            ..Cli::default()
-        })
-        .expect_err("typo");
-        assert!(format!("{error:#}").contains("fsynk"), "{error:#}");
+/// `figment` with `key` set to the flag's value when the flag was given (an unset flag must
+/// not hide the layers below it).
+fn flag<T: Serialize>(figment: Figment, key: &str, value: Option<T>) -> Figment {
+    match value {
+        Some(value) => figment.merge(Serialized::default(key, value)),
+        None => figment,
     }
 }
+
+fn within(
+    key: &'static str,
+    value: impl Display,
+    ok: bool,
+    allowed: impl Into<String>,
+) -> Result<(), ConfigError> {
+    if ok {
+        return Ok(());
+    }
+    Err(ConfigError::OutOfRange {
+        key,
+        value: value.to_string(),
+        allowed: allowed.into(),
+    })
+}
+
+fn quoted(duration: Duration) -> String {
+    format!("\"{}\"", humantime::format_duration(duration))
+}
+
+fn from_ms(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+fn to_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A duration written like `"30s"` or `"1day 2h"`, or `"off"` for none.
+mod duration_or_off {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    const OFF: &str = "off";
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            None => s.serialize_str(OFF),
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim() == OFF {
+            return Ok(None);
+        }
+        humantime::parse_duration(&text).map(Some).map_err(|error| {
+            D::Error::custom(format!(
+                "{text:?} is not a duration ({error}): write e.g. \"30s\", \"10min\" or \"off\""
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::{self, Authenticator};
-use crate::config::ServerConfig;
+use crate::config::Config;
 use crate::engine::{
     CoreCommand, EngineHandle, InFlight, MergeBatch, Operation, ReplySlot, RequestKind, Route,
 };
@@ -41,7 +41,7 @@ pub const MAX_RESOURCES_PER_CONNECTION: usize = 10_000;
 /// What every connection task shares.
 #[derive(Debug)]
 pub struct Shared {
-    pub config: ServerConfig,
+    pub config: Config,
     pub registry: Arc<Registry>,
     pub engine: EngineHandle,
     pub next_conn_id: AtomicU64,
@@ -66,9 +66,7 @@ enum CloseReason {
     Unregistered(u16),
     #[error("a response on a connection that has not registered")]
     UnregisteredResponse,
-    #[error(
-        "the client does not read: its socket took no bytes for {0:?} (limits.write_timeout_ms)"
-    )]
+    #[error("the client does not read: its socket took no bytes for {0:?} (limits.write_timeout)")]
     WriteStalled(Duration),
     #[error("writing to the socket failed: {0}")]
     WriteFailed(std::io::Error),
@@ -120,7 +118,7 @@ pub async fn serve<R, W>(
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = mpsc::channel(shared.config.max_in_flight_per_connection + OUTBOX_SLACK);
+    let (tx, rx) = mpsc::channel(shared.config.limits.max_in_flight_per_connection + OUTBOX_SLACK);
     let handle = ConnHandle::new(id, peer, tx);
     let (close_tx, close_rx) = oneshot::channel();
     let mut writer_task = tokio::spawn(write_loop(
@@ -128,7 +126,7 @@ pub async fn serve<R, W>(
         rx,
         close_rx,
         peer,
-        shared.config.write_timeout,
+        shared.config.limits.write_timeout,
     ));
     let mut writer_done = false;
     let mut session = Session {
@@ -149,7 +147,7 @@ pub async fn serve<R, W>(
     };
     tracing::debug!(%peer, conn = id, "connection opened");
     let mut buf = BytesMut::with_capacity(16 * 1024);
-    let idle = shared.config.idle_timeout;
+    let idle = shared.config.limits.idle_timeout;
     let reason: Option<CloseReason> = loop {
         if let Err(reason) = process_buffered(&mut buf, &mut session, &shared).await {
             break Some(reason);
@@ -199,7 +197,7 @@ async fn process_buffered(
     session: &mut Session,
     shared: &Shared,
 ) -> Result<(), CloseReason> {
-    while let Some(frame) = decode_frame(buf, shared.config.max_frame_len)? {
+    while let Some(frame) = decode_frame(buf, shared.config.limits.max_frame_bytes)? {
         if !session.version_fixed {
             // Like seata-server: the first frame fixes the connection's protocol version
             // (capped at the highest this server speaks) for both directions.
@@ -294,7 +292,11 @@ fn decode_known(
     session: &mut Session,
     shared: &Shared,
 ) -> Result<Option<Message>, CloseReason> {
-    match decode_body(frame, &session.ctx, shared.config.max_decompressed_len) {
+    match decode_body(
+        frame,
+        &session.ctx,
+        shared.config.limits.max_decompressed_bytes,
+    ) {
         Ok(message) => Ok(Some(message)),
         Err(DecodeError::UnknownTypeCode(code)) => {
             let first = session.unknown_types_logged.len() < MAX_UNKNOWN_TYPES_LOGGED
@@ -367,7 +369,7 @@ async fn handle_message(
                     resources: Vec::new(),
                 },
             );
-            let version = shared.config.reported_version.clone();
+            let version = shared.config.server.reported_version.clone();
             // Only v2 connections can carry the reason; v1 clients see identified = false.
             let answer = Message::RegisterTmResponse(match outcome {
                 Ok(()) => RegisterTmResponse::new(true, version),
@@ -388,7 +390,7 @@ async fn handle_message(
                     resources: split_resources(&request.resource_ids),
                 },
             );
-            let version = shared.config.reported_version.clone();
+            let version = shared.config.server.reported_version.clone();
             let answer = Message::RegisterRmResponse(match outcome {
                 Ok(()) => RegisterRmResponse::new(true, version),
                 Err(reason) => RegisterRmResponse::rejected(version, reason),
@@ -399,7 +401,7 @@ async fn handle_message(
             shared
                 .registry
                 .unregister_resources(session.handle.id, &split_resources(&request.resource_ids));
-            let version = shared.config.reported_version.clone();
+            let version = shared.config.server.reported_version.clone();
             let answer = Message::UnregisterRmResponse(UnregisterRmResponse {
                 identified: true,
                 version,
@@ -442,7 +444,7 @@ async fn handle_message(
         return Err(CloseReason::Unregistered(operation.kind().type_code()));
     }
     let kind = operation.kind();
-    let limit = shared.config.max_in_flight_per_connection;
+    let limit = shared.config.limits.max_in_flight_per_connection;
     let Some(in_flight) = InFlight::try_admit(&session.in_flight, limit) else {
         let why = format!(
             "too many requests in flight on this connection: the limit is {limit} \

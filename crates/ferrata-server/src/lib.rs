@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use anyhow::Context;
-use ferrata_core::{Coordinator, CoordinatorConfig};
+use ferrata_core::Coordinator;
 use ferrata_store::{
     FileSystem, LogStore, LogStoreConfig, OsFileSystem, Preallocation, RepairReport,
 };
@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
-pub use config::{Cli, ServerConfig};
+pub use config::{Cli, Config, ConfigError};
 
 use crate::connection::Shared;
 use crate::phase2::Phase2Sender;
@@ -33,7 +33,7 @@ use crate::registry::Registry;
 /// accepting, lets the engine make every accepted change durable, and closes connections.
 pub async fn run(
     listener: TcpListener,
-    config: ServerConfig,
+    config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     run_with_file_system(listener, config, Arc::new(OsFileSystem), shutdown).await
@@ -42,7 +42,7 @@ pub async fn run(
 /// [`run`] with the session log on `file_system` (tests use a fault-injecting one).
 pub async fn run_with_file_system(
     listener: TcpListener,
-    config: ServerConfig,
+    config: Config,
     file_system: Arc<dyn FileSystem>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -70,30 +70,13 @@ pub async fn run_with_file_system(
         LogStore::open_with(store_config(&config), file_system).with_context(|| {
             format!(
                 "cannot open the session store in {}",
-                config.data_dir.display()
+                config.store.data_dir.display()
             )
         })?;
     let recovered = table.len();
+    let xid_prefix = format!("{}:{}", config.xid_host(bound), bound.port());
     let coordinator = Coordinator::recover(
-        CoordinatorConfig {
-            xid_prefix: format!("{}:{}", config.xid_host(bound), bound.port()),
-            worker_id: config.worker_id,
-            max_commit_retry_timeout_ms: config.max_commit_retry_timeout_ms,
-            max_rollback_retry_timeout_ms: config.max_rollback_retry_timeout_ms,
-            retry_backoff_initial_ms: config.retry_backoff_initial_ms,
-            retry_backoff_max_ms: config.retry_backoff_max_ms,
-            undo_log_delete_period_ms: config.undo_log_delete_period_ms,
-            undo_log_save_days: config.undo_log_save_days,
-            application_data_limit: Some(config.max_application_data_bytes),
-            max_lock_key_bytes: config.max_lock_key_bytes,
-            max_rows_per_branch: config.max_rows_per_branch,
-            max_branches_per_transaction: config.max_branches_per_transaction,
-            max_sessions: config.max_sessions,
-            max_transaction_timeout_ms: config.max_transaction_timeout_ms,
-            begin_rate_limit: config.begin_rate_limit,
-            parallel_phase2: config.parallel_phase2,
-            ..CoordinatorConfig::default()
-        },
+        config.coordinator_config(xid_prefix),
         table,
         engine::now_ms(),
     );
@@ -103,7 +86,7 @@ pub async fn run_with_file_system(
         registry.clone(),
         engine_handle.clone(),
         tokio::runtime::Handle::current(),
-        config.branch_request_timeout,
+        config.coordinator.branch_request_timeout,
     ));
     let (fatal_tx, mut fatal_rx) = watch::channel(None::<String>);
     let threads = engine::start(
@@ -118,7 +101,7 @@ pub async fn run_with_file_system(
     .context("cannot start engine threads")?;
     tracing::info!(
         listen = %bound,
-        data_dir = %config.data_dir.display(),
+        data_dir = %config.store.data_dir.display(),
         recovered_sessions = recovered,
         startup_ms = started.elapsed().as_millis() as u64,
         "ferrata-server ready"
@@ -131,7 +114,7 @@ pub async fn run_with_file_system(
         config,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let slots = Arc::new(Semaphore::new(shared.config.max_connections));
+    let slots = Arc::new(Semaphore::new(shared.config.limits.max_connections));
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     let failure = loop {
@@ -146,7 +129,7 @@ pub async fn run_with_file_system(
                         continue;
                     }
                 };
-                let Some(permit) = connection_slot(&slots, peer, shared.config.max_connections) else {
+                let Some(permit) = connection_slot(&slots, peer, shared.config.limits.max_connections) else {
                     drop(stream);
                     continue;
                 };
@@ -171,7 +154,7 @@ pub async fn run_with_file_system(
                         continue;
                     }
                 };
-                let Some(permit) = connection_slot(&slots, peer, shared.config.max_connections) else {
+                let Some(permit) = connection_slot(&slots, peer, shared.config.limits.max_connections) else {
                     drop(stream);
                     continue;
                 };
@@ -182,7 +165,7 @@ pub async fn run_with_file_system(
                     async move {
                         let _ = stream.set_nodelay(true);
                         // The handshake runs in the connection's task, bounded like a silent client.
-                        let idle = shared.config.idle_timeout;
+                        let idle = shared.config.limits.idle_timeout;
                         match tokio::time::timeout(idle, acceptor.accept(stream)).await {
                             Ok(Ok(tls)) => {
                                 let (reader, writer) = tokio::io::split(tls);
@@ -238,13 +221,13 @@ async fn accept_tls(
     }
 }
 
-fn store_config(config: &ServerConfig) -> LogStoreConfig {
+fn store_config(config: &Config) -> LogStoreConfig {
     LogStoreConfig {
-        dir: config.data_dir.clone(),
-        segment_bytes: config.segment_bytes,
-        compact_after_bytes: config.compact_after_bytes,
-        fsync: config.fsync,
-        preallocation: if config.preallocate_segments {
+        dir: config.store.data_dir.clone(),
+        segment_bytes: config.store.segment_bytes,
+        compact_after_bytes: config.store.compact_after_bytes,
+        fsync: config.store.fsync,
+        preallocation: if config.store.preallocate {
             Preallocation::Background
         } else {
             Preallocation::Off
@@ -254,11 +237,11 @@ fn store_config(config: &ServerConfig) -> LogStoreConfig {
 
 /// `ferrata-server --repair`: salvages what it can from a session log that refuses to open
 /// (damage before its tail), moving the damaged files aside; the server must be stopped.
-pub fn repair(config: &ServerConfig) -> anyhow::Result<RepairReport> {
+pub fn repair(config: &Config) -> anyhow::Result<RepairReport> {
     LogStore::repair(store_config(config)).with_context(|| {
         format!(
             "cannot repair the session store in {}",
-            config.data_dir.display()
+            config.store.data_dir.display()
         )
     })
 }
@@ -277,10 +260,10 @@ fn connection_slot(
 }
 
 /// Binds the configured address and serves until SIGINT or SIGTERM.
-pub async fn run_until_signal(config: ServerConfig) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen)
+pub async fn run_until_signal(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.server.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     run(listener, config, shutdown_signal()).await
 }
 

@@ -1,9 +1,10 @@
-//! The `ferrata-server` binary: resolves configuration, sets up logging and runs the TC.
+//! The `ferrata-server` binary: resolves configuration, sets up logging and runs the TC (or
+//! prints the configuration, or repairs the log, and exits).
 
 use std::io::IsTerminal;
 
 use clap::Parser;
-use ferrata_server::{Cli, ServerConfig};
+use ferrata_server::{Cli, Config};
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -15,9 +16,12 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
-    let repair = cli.repair;
-    let config = ServerConfig::resolve(cli)?;
-    if repair {
+    let config = Config::load(&cli)?;
+    if cli.print_config {
+        print!("{}", config.to_toml()?);
+        return Ok(());
+    }
+    if cli.repair {
         let report = ferrata_server::repair(&config)?;
         println!("{report}");
         return Ok(());

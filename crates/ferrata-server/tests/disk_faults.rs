@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrata_proto::GlobalStatus;
-use ferrata_server::ServerConfig;
+use ferrata_server::Config;
 use ferrata_store::fault::{Fault, FaultFs, Op};
 use support::Client;
 use tokio::net::TcpListener;
@@ -30,14 +30,12 @@ impl InProcess {
     async fn start(disk: &FaultFs, compact_after_bytes: u64) -> InProcess {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let config = ServerConfig {
-            listen: addr,
-            data_dir: PathBuf::from(DATA),
-            compact_after_bytes,
-            // Faults are aimed by call count: no background thread may take calls.
-            preallocate_segments: false,
-            ..ServerConfig::default()
-        };
+        let mut config = Config::default();
+        config.server.listen = addr;
+        config.store.data_dir = PathBuf::from(DATA);
+        config.store.compact_after_bytes = compact_after_bytes;
+        // Faults are aimed by call count: no background thread may take calls.
+        config.store.preallocate = false;
         let (stop, stopped) = oneshot::channel::<()>();
         let file_system = disk.as_file_system();
         let task = tokio::spawn(async move {

@@ -299,7 +299,7 @@ async fn a_client_that_never_reads_is_closed_and_its_slot_freed() {
     let server = ServerProcess::start_with_config(
         dir.path(),
         loopback(),
-        "[limits]\nwrite_timeout_ms = 500\nmax_connections = 2\nmax_in_flight_per_connection = 64\n",
+        "[limits]\nwrite_timeout = \"500ms\"\nmax_connections = 2\nmax_in_flight_per_connection = 64\n",
     )
     .expect("start");
     let healthy = Client::connect(server.addr)

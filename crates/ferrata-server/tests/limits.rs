@@ -134,12 +134,12 @@ async fn open_global_sessions() {
 
 #[tokio::test]
 async fn largest_transaction_timeout() {
-    let (_dir, _server, client) = served("[limits]\nmax_transaction_timeout_ms = 60000\n").await;
+    let (_dir, _server, client) = served("[limits]\nmax_transaction_timeout = \"1m\"\n").await;
     let refused = begin(&client, 60_001).await;
     assert_refused(
         &refused.result,
         Code::BeginFailed,
-        "limits.max_transaction_timeout_ms",
+        "limits.max_transaction_timeout",
     );
     assert!(begin(&client, 60_000).await.result.is_success());
 }
@@ -148,12 +148,16 @@ async fn largest_transaction_timeout() {
 async fn begin_rate_limit() {
     // Seata 2.4's server.ratelimit: one token, refilled at one per second.
     let (_dir, _server, client) = served(
-        "[ratelimit]\nenable = true\nbucket_token_num_per_second = 1\nbucket_token_max_num = 1\nbucket_token_initial_num = 1\n",
+        "[coordinator.begin_rate_limit]\ntokens_per_second = 1\nmax_tokens = 1\ninitial_tokens = 1\n",
     )
     .await;
     assert!(begin(&client, 30_000).await.result.is_success());
     let refused = begin(&client, 30_000).await;
-    assert_refused(&refused.result, Code::BeginFailed, "server.ratelimit");
+    assert_refused(
+        &refused.result,
+        Code::BeginFailed,
+        "coordinator.begin_rate_limit",
+    );
     assert!(refused.result.msg.contains("rate limit exception"));
 }
 

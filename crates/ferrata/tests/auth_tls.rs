@@ -20,7 +20,7 @@ const SK: &str = "SK-auth-app-secret";
 
 fn auth_toml() -> String {
     format!(
-        "[auth]\nenabled = true\ntimestamp_window_ms = 60000\n\
+        "[auth]\nenabled = true\ntimestamp_window = \"1m\"\n\
          [[auth.keys]]\napplication_id = \"{APP}\"\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n"
     )
 }

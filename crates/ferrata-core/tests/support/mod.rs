@@ -28,7 +28,7 @@ pub fn config() -> CoordinatorConfig {
     CoordinatorConfig {
         xid_prefix: PREFIX.to_owned(),
         worker_id: 5,
-        undo_log_delete_period_ms: -1,
+        undo_log_delete_period_ms: None,
         ..CoordinatorConfig::default()
     }
 }

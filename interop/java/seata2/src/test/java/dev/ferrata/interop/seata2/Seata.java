@@ -58,7 +58,7 @@ final class Seata {
 
     /** ferrata-server's [auth] table: only {@link #APP_ID} with {@link #ACCESS_KEY}. */
     static String authToml() {
-        return "[auth]\nenabled = true\ntimestamp_window_ms = 60000\n"
+        return "[auth]\nenabled = true\ntimestamp_window = \"1m\"\n"
             + "[[auth.keys]]\napplication_id = \"" + APP_ID + "\"\n"
             + "access_key = \"" + ACCESS_KEY + "\"\nsecret_key = \"" + SECRET_KEY + "\"\n";
     }
