@@ -9,7 +9,8 @@
 mod support;
 
 use ferrata_core::{
-    BranchOutcome, Coordinator, Effect, GlobalSession, Record, Reply, transaction_id_of,
+    BranchOutcome, Coordinator, Effect, GlobalSession, Record, Reply, RequestKind,
+    transaction_id_of,
 };
 use ferrata_proto::{BranchStatus, BranchType, GlobalStatus, TransactionExceptionCode as Code};
 use support::*;
@@ -23,7 +24,7 @@ mod begin_and_end {
     #[test]
     fn begin_persists_the_session_before_returning_the_xid() {
         let mut h = Harness::new();
-        h.tc.begin(T0 + 5, 7, &requester(), 30_000, "place-order".to_owned());
+        h.begin_request(T0 + 5, 7, 30_000, "place-order");
         let effects = h.effects();
         let Some(Effect::Persist(Record::GlobalAdd(global))) = effects.first() else {
             panic!("the session must be persisted first: {effects:?}");
@@ -93,16 +94,16 @@ mod begin_and_end {
     fn commit_without_branches_removes_the_session_and_answers_committed() {
         let mut h = Harness::new();
         let tx = h.begin(T0, 60_000);
-        h.tc.global_commit(T0 + 10, 9, &tx.xid);
+        h.commit(T0 + 10, 9, &tx.xid);
         assert_eq!(
             h.effects(),
-            vec![remove_global(&tx), status(9, GlobalStatus::Committed)]
+            vec![remove_global(&tx), commit_reply(9, GlobalStatus::Committed)]
         );
         assert_eq!(h.tc.status_of(tx.id), None);
         assert_eq!(h.global_status(&tx), GlobalStatus::Finished);
         // A repeated commit finds nothing: Finished, nothing persisted.
-        h.tc.global_commit(T0 + 11, 10, &tx.xid);
-        assert_eq!(h.effects(), vec![status(10, GlobalStatus::Finished)]);
+        h.commit(T0 + 11, 10, &tx.xid);
+        assert_eq!(h.effects(), vec![commit_reply(10, GlobalStatus::Finished)]);
         // No timeout fires for a finished transaction.
         h.tc.tick(T0 + 120_000);
         h.assert_quiet();
@@ -113,13 +114,13 @@ mod begin_and_end {
     fn rollback_without_branches_ends_rollbacked() {
         let mut h = Harness::new();
         let tx = h.begin(T0, 60_000);
-        h.tc.global_rollback(4, &tx.xid);
+        h.rollback(4, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![
                 update(&tx, GlobalStatus::Rollbacking),
                 remove_global(&tx),
-                status(4, GlobalStatus::Rollbacked),
+                rollback_reply(4, GlobalStatus::Rollbacked),
             ]
         );
         assert_eq!(h.tc.stats(), Default::default());
@@ -140,12 +141,12 @@ mod at_commit {
         assert_eq!(h.try_at(&other, "orders:2", ""), Err(Code::LockKeyConflict));
         assert_eq!(h.tc.stats().locked_rows, 4);
 
-        h.tc.global_commit(T0 + 10, 9, &tx.xid);
+        h.commit(T0 + 10, 9, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![
                 update(&tx, GlobalStatus::AsyncCommitting),
-                status(9, GlobalStatus::Committed),
+                commit_reply(9, GlobalStatus::Committed),
                 h.commit_of(b1),
             ]
         );
@@ -156,10 +157,13 @@ mod at_commit {
         assert!(taken > b2);
 
         // Commits are idempotent for the TM: AsyncCommitting is shown as Committed.
-        h.tc.global_commit(T0 + 11, 10, &tx.xid);
-        assert_eq!(h.effects(), vec![status(10, GlobalStatus::Committed)]);
-        h.tc.global_rollback(11, &tx.xid);
-        assert_eq!(h.effects(), vec![status(11, GlobalStatus::AsyncCommitting)]);
+        h.commit(T0 + 11, 10, &tx.xid);
+        assert_eq!(h.effects(), vec![commit_reply(10, GlobalStatus::Committed)]);
+        h.rollback(11, &tx.xid);
+        assert_eq!(
+            h.effects(),
+            vec![rollback_reply(11, GlobalStatus::AsyncCommitting)]
+        );
         assert_eq!(h.global_status(&tx), GlobalStatus::AsyncCommitting);
         // No more branches may join.
         assert_eq!(
@@ -188,12 +192,12 @@ mod at_commit {
         let tx = h.begin(T0, 60_000);
         let b1 = h.at(&tx, "");
         assert_eq!(h.tc.stats().locked_rows, 0);
-        h.tc.global_commit(T0 + 1, 1, &tx.xid);
+        h.commit(T0 + 1, 1, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![
                 update(&tx, GlobalStatus::AsyncCommitting),
-                status(1, GlobalStatus::Committed),
+                commit_reply(1, GlobalStatus::Committed),
                 h.commit_of(b1),
             ]
         );
@@ -214,7 +218,7 @@ mod tcc_commit {
         let tx = h.begin(T0, 60_000);
         let t1 = h.tcc(&tx, "debit");
         let t2 = h.tcc(&tx, "credit");
-        h.tc.global_commit(T0 + 10, 3, &tx.xid);
+        h.commit(T0 + 10, 3, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![update(&tx, GlobalStatus::Committing), h.commit_of(t1)]
@@ -229,7 +233,7 @@ mod tcc_commit {
             vec![
                 remove_branch(&tx, t2),
                 remove_global(&tx),
-                status(3, GlobalStatus::Committed),
+                commit_reply(3, GlobalStatus::Committed),
             ]
         );
         assert!(h.replay().is_empty());
@@ -245,7 +249,7 @@ mod tcc_commit {
         let t2 = h.tcc(&tx, "credit");
         let other = h.begin(T0, 60_000);
 
-        h.tc.global_commit(T0 + 10, 3, &tx.xid);
+        h.commit(T0 + 10, 3, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![update(&tx, GlobalStatus::Committing), h.commit_of(t1)]
@@ -262,7 +266,7 @@ mod tcc_commit {
             vec![
                 remove_branch(&tx, t2),
                 update(&tx, GlobalStatus::AsyncCommitting),
-                status(3, GlobalStatus::Committed),
+                commit_reply(3, GlobalStatus::Committed),
                 h.commit_of(a1),
             ]
         );
@@ -289,7 +293,7 @@ mod rollback {
         let t1 = h.tcc(&tx, "debit");
         let other = h.begin(T0, 60_000);
 
-        h.tc.global_rollback(4, &tx.xid);
+        h.rollback(4, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![update(&tx, GlobalStatus::Rollbacking), h.rollback_of(t1)]
@@ -297,13 +301,13 @@ mod rollback {
         assert!(!h.lockable(&other.xid, "orders:1"));
         assert!(!h.lockable(&other.xid, "orders:2"));
         // Repeated end requests see the running rollback and change nothing.
-        h.tc.global_rollback(5, &tx.xid);
-        h.tc.global_commit(T0 + 1, 6, &tx.xid);
+        h.rollback(5, &tx.xid);
+        h.commit(T0 + 1, 6, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![
-                status(5, GlobalStatus::Rollbacking),
-                status(6, GlobalStatus::Rollbacking)
+                rollback_reply(5, GlobalStatus::Rollbacking),
+                commit_reply(6, GlobalStatus::Rollbacking)
             ]
         );
 
@@ -324,7 +328,7 @@ mod rollback {
             vec![
                 remove_branch(&tx, a1),
                 remove_global(&tx),
-                status(4, GlobalStatus::Rollbacked),
+                rollback_reply(4, GlobalStatus::Rollbacked),
             ]
         );
         assert!(h.lockable(&other.xid, "orders:1,2"));
@@ -419,19 +423,19 @@ mod locks {
         assert_eq!(h.try_at(&b, "orders:2", ""), Err(Code::LockKeyConflict));
 
         // Holder a commits: its row is free at once.
-        h.tc.global_commit(T0 + 1, 1, &a.xid);
+        h.commit(T0 + 1, 1, &a.xid);
         assert_eq!(
             h.effects(),
             vec![
                 update(&a, GlobalStatus::AsyncCommitting),
-                status(1, GlobalStatus::Committed),
+                commit_reply(1, GlobalStatus::Committed),
                 h.commit_of(a1),
             ]
         );
         h.at(&b, "orders:1");
 
         // Holder c rolls back: the row is free once its branch is undone.
-        h.tc.global_rollback(2, &c.xid);
+        h.rollback(2, &c.xid);
         assert_eq!(
             h.effects(),
             vec![update(&c, GlobalStatus::Rollbacking), h.rollback_of(c1)]
@@ -442,7 +446,7 @@ mod locks {
             vec![
                 remove_branch(&c, c1),
                 remove_global(&c),
-                status(2, GlobalStatus::Rollbacked)
+                rollback_reply(2, GlobalStatus::Rollbacked)
             ]
         );
         h.at(&b, "orders:2");
@@ -462,7 +466,7 @@ mod locks {
             Err(Code::LockKeyConflict)
         );
 
-        h.tc.global_rollback(2, &a.xid);
+        h.rollback(2, &a.xid);
         assert_eq!(
             h.effects(),
             vec![update(&a, GlobalStatus::Rollbacking), h.rollback_of(a1)]
@@ -492,7 +496,7 @@ mod locks {
             h.effects(),
             vec![
                 update(&a, GlobalStatus::RollbackRetrying),
-                status(2, GlobalStatus::RollbackRetrying)
+                rollback_reply(2, GlobalStatus::RollbackRetrying)
             ]
         );
         assert_eq!(
@@ -580,13 +584,13 @@ mod timeouts {
             Err(Code::GlobalTransactionNotActive)
         );
         assert!(!h.lockable(&other.xid, "orders:1"));
-        h.tc.global_commit(T0 + 1_002, 5, &tx.xid);
-        h.tc.global_rollback(6, &tx.xid);
+        h.commit(T0 + 1_002, 5, &tx.xid);
+        h.rollback(6, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![
-                status(5, GlobalStatus::TimeoutRollbacking),
-                status(6, GlobalStatus::TimeoutRollbacking)
+                commit_reply(5, GlobalStatus::TimeoutRollbacking),
+                rollback_reply(6, GlobalStatus::TimeoutRollbacking)
             ]
         );
 
@@ -609,10 +613,10 @@ mod timeouts {
         let mut h = Harness::new();
         let tx = h.begin(T0, 1_000);
         let a1 = h.at(&tx, "orders:1");
-        h.tc.global_commit(T0 + 1_001, 5, &tx.xid);
+        h.commit(T0 + 1_001, 5, &tx.xid);
         assert_eq!(
             h.effects(),
-            vec![status(5, GlobalStatus::TimeoutRollbacking)]
+            vec![commit_reply(5, GlobalStatus::TimeoutRollbacking)]
         );
         // Nothing changed: still Begin, rows still held, the tick does the rollback.
         assert_eq!(h.tc.status_of(tx.id), Some(GlobalStatus::Begin));
@@ -631,10 +635,10 @@ mod timeouts {
     fn commit_exactly_at_the_deadline_still_commits() {
         let mut h = Harness::new();
         let tx = h.begin(T0, 1_000);
-        h.tc.global_commit(T0 + 1_000, 5, &tx.xid);
+        h.commit(T0 + 1_000, 5, &tx.xid);
         assert_eq!(
             h.effects(),
-            vec![remove_global(&tx), status(5, GlobalStatus::Committed)]
+            vec![remove_global(&tx), commit_reply(5, GlobalStatus::Committed)]
         );
     }
 
@@ -643,7 +647,7 @@ mod timeouts {
         let mut h = Harness::new();
         let committing = h.begin(T0, 60_000);
         let t1 = h.tcc(&committing, "debit");
-        h.tc.global_commit(T0 + 1, 1, &committing.xid);
+        h.commit(T0 + 1, 1, &committing.xid);
         assert_eq!(
             h.effects(),
             vec![
@@ -653,7 +657,7 @@ mod timeouts {
         );
         let rolling = h.begin(T0, 60_000);
         let a1 = h.at(&rolling, "orders:1");
-        h.tc.global_rollback(2, &rolling.xid);
+        h.rollback(2, &rolling.xid);
         assert_eq!(
             h.effects(),
             vec![
@@ -691,30 +695,30 @@ mod timeouts {
                 h.try_at(tx, "orders:1", ""),
                 Err(Code::GlobalTransactionNotExist)
             );
-            h.tc.global_commit(T0, 1, &tx.xid);
-            h.tc.global_rollback(2, &tx.xid);
-            h.tc.global_status(3, &tx.xid);
-            h.tc.global_report(T0, 4, &tx.xid, Some(GlobalStatus::Committed));
-            h.tc.global_report(T0, 5, &tx.xid, None);
+            h.commit(T0, 1, &tx.xid);
+            h.rollback(2, &tx.xid);
+            h.status_request(3, &tx.xid);
+            h.report(T0, 4, &tx.xid, Some(GlobalStatus::Committed));
+            h.report(T0, 5, &tx.xid, None);
             assert_eq!(
                 h.effects(),
                 vec![
-                    status(1, GlobalStatus::Finished),
-                    status(2, GlobalStatus::Finished),
-                    status(3, GlobalStatus::Finished),
-                    status(4, GlobalStatus::Committed),
-                    status(5, GlobalStatus::Finished),
+                    commit_reply(1, GlobalStatus::Finished),
+                    rollback_reply(2, GlobalStatus::Finished),
+                    status_reply(3, GlobalStatus::Finished),
+                    report_reply(4, GlobalStatus::Committed),
+                    report_reply(5, GlobalStatus::Finished),
                 ]
             );
-            h.tc.branch_report(6, &tx.xid, 1, BranchStatus::PhaseOneDone, String::new());
+            h.branch_report(6, &tx.xid, 1, BranchStatus::PhaseOneDone, String::new());
             match h.effects().as_slice() {
                 [
                     Effect::Reply {
                         token: 6,
                         reply:
                             Reply::Failed {
+                                request: RequestKind::BranchReport,
                                 error,
-                                status: None,
                             },
                     },
                 ] => assert_eq!(error.code, Code::GlobalTransactionNotExist),
@@ -743,7 +747,7 @@ mod retries {
         let tx = h.begin(T0, 60_000);
         let t1 = h.tcc(&tx, "debit");
         let t2 = h.tcc(&tx, "credit");
-        h.tc.global_commit(T0 + 10, 1, &tx.xid);
+        h.commit(T0 + 10, 1, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![update(&tx, GlobalStatus::Committing), h.commit_of(t1)]
@@ -753,12 +757,15 @@ mod retries {
             h.effects(),
             vec![
                 update(&tx, GlobalStatus::CommitRetrying),
-                status(1, GlobalStatus::CommitRetrying),
+                commit_reply(1, GlobalStatus::CommitRetrying),
             ]
         );
         // The TM asking again sees the retrying status.
-        h.tc.global_commit(T0 + 21, 2, &tx.xid);
-        assert_eq!(h.effects(), vec![status(2, GlobalStatus::CommitRetrying)]);
+        h.commit(T0 + 21, 2, &tx.xid);
+        assert_eq!(
+            h.effects(),
+            vec![commit_reply(2, GlobalStatus::CommitRetrying)]
+        );
 
         // First retry after the initial backoff, not before.
         assert_eq!(h.tc.next_deadline(), Some(T0 + 1_020));
@@ -804,7 +811,7 @@ mod retries {
         let mut h = Harness::with_config(backoff_config());
         let tx = h.begin(T0, 60_000);
         let t1 = h.tcc(&tx, "debit");
-        h.tc.global_commit(T0 + 10, 1, &tx.xid);
+        h.commit(T0 + 10, 1, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![update(&tx, GlobalStatus::Committing), h.commit_of(t1)]
@@ -814,7 +821,7 @@ mod retries {
             h.effects(),
             vec![
                 update(&tx, GlobalStatus::CommitRetrying),
-                status(1, GlobalStatus::CommitRetrying),
+                commit_reply(1, GlobalStatus::CommitRetrying),
             ]
         );
         h.tc.tick(T0 + 1_020);
@@ -835,7 +842,7 @@ mod retries {
         });
         let tx = h.begin(T0, 60_000);
         let t1 = h.tcc(&tx, "debit");
-        h.tc.global_commit(T0 + 3_900, 1, &tx.xid);
+        h.commit(T0 + 3_900, 1, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![update(&tx, GlobalStatus::Committing), h.commit_of(t1)]
@@ -845,7 +852,7 @@ mod retries {
             h.effects(),
             vec![
                 update(&tx, GlobalStatus::CommitRetrying),
-                status(1, GlobalStatus::CommitRetrying),
+                commit_reply(1, GlobalStatus::CommitRetrying),
             ]
         );
         // Age exactly at the limit: still retried.
@@ -878,12 +885,12 @@ mod retries {
         });
         let tx = h.begin(T0, 60_000);
         let a1 = h.at(&tx, "orders:1");
-        h.tc.global_commit(T0 + 10, 1, &tx.xid);
+        h.commit(T0 + 10, 1, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![
                 update(&tx, GlobalStatus::AsyncCommitting),
-                status(1, GlobalStatus::Committed),
+                commit_reply(1, GlobalStatus::Committed),
                 h.commit_of(a1),
             ]
         );
@@ -909,7 +916,7 @@ mod retries {
         let tx = h.begin(T0, 60_000);
         let a1 = h.at(&tx, "orders:1");
         let other = h.begin(T0, 60_000);
-        h.tc.global_rollback(2, &tx.xid);
+        h.rollback(2, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![update(&tx, GlobalStatus::Rollbacking), h.rollback_of(a1)]
@@ -919,7 +926,7 @@ mod retries {
             h.effects(),
             vec![
                 update(&tx, GlobalStatus::RollbackRetrying),
-                status(2, GlobalStatus::RollbackRetrying),
+                rollback_reply(2, GlobalStatus::RollbackRetrying),
             ]
         );
         assert!(!h.lockable(&other.xid, "orders:1"));
@@ -950,7 +957,7 @@ mod retries {
         let tx = h.begin(T0, 60_000);
         let a1 = h.at(&tx, "orders:1");
         let other = h.begin(T0, 60_000);
-        h.tc.global_rollback(2, &tx.xid);
+        h.rollback(2, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![update(&tx, GlobalStatus::Rollbacking), h.rollback_of(a1)]
@@ -960,7 +967,7 @@ mod retries {
             h.effects(),
             vec![
                 update(&tx, GlobalStatus::RollbackRetrying),
-                status(2, GlobalStatus::RollbackRetrying),
+                rollback_reply(2, GlobalStatus::RollbackRetrying),
             ]
         );
         h.tc.tick(T0 + 5_500);
@@ -1061,7 +1068,7 @@ mod failures {
         let tx = h.begin(T0, 60_000);
         let t1 = h.tcc(&tx, "debit");
         h.tcc(&tx, "credit");
-        h.tc.global_commit(T0 + 10, 1, &tx.xid);
+        h.commit(T0 + 10, 1, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![update(&tx, GlobalStatus::Committing), h.commit_of(t1)]
@@ -1071,7 +1078,7 @@ mod failures {
             h.effects(),
             vec![
                 update(&tx, GlobalStatus::CommitFailed),
-                status(1, GlobalStatus::CommitFailed),
+                commit_reply(1, GlobalStatus::CommitFailed),
             ]
         );
         assert_eq!(h.tc.status_of(tx.id), Some(GlobalStatus::CommitFailed));
@@ -1080,8 +1087,11 @@ mod failures {
         // Nothing is retried any more.
         h.tc.tick(T0 + 1_000_000);
         h.assert_quiet();
-        h.tc.global_commit(T0 + 1_000_001, 2, &tx.xid);
-        assert_eq!(h.effects(), vec![status(2, GlobalStatus::CommitFailed)]);
+        h.commit(T0 + 1_000_001, 2, &tx.xid);
+        assert_eq!(
+            h.effects(),
+            vec![commit_reply(2, GlobalStatus::CommitFailed)]
+        );
         h.assert_log_matches_state();
     }
 
@@ -1090,12 +1100,12 @@ mod failures {
         let mut h = Harness::new();
         let tx = h.begin(T0, 60_000);
         let a1 = h.at(&tx, "orders:1");
-        h.tc.global_commit(T0 + 10, 1, &tx.xid);
+        h.commit(T0 + 10, 1, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![
                 update(&tx, GlobalStatus::AsyncCommitting),
-                status(1, GlobalStatus::Committed),
+                commit_reply(1, GlobalStatus::Committed),
                 h.commit_of(a1),
             ]
         );
@@ -1112,7 +1122,7 @@ mod failures {
         h.at(&tx, "orders:1");
         let a2 = h.at(&tx, "orders:2");
         let other = h.begin(T0, 60_000);
-        h.tc.global_rollback(2, &tx.xid);
+        h.rollback(2, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![update(&tx, GlobalStatus::Rollbacking), h.rollback_of(a2)]
@@ -1122,7 +1132,7 @@ mod failures {
             h.effects(),
             vec![
                 update(&tx, GlobalStatus::RollbackFailed),
-                status(2, GlobalStatus::RollbackFailed),
+                rollback_reply(2, GlobalStatus::RollbackFailed),
             ]
         );
         assert_eq!(h.tc.status_of(tx.id), Some(GlobalStatus::RollbackFailed));
@@ -1138,8 +1148,11 @@ mod failures {
                 remove_global(&other)
             ]
         );
-        h.tc.global_rollback(3, &tx.xid);
-        assert_eq!(h.effects(), vec![status(3, GlobalStatus::RollbackFailed)]);
+        h.rollback(3, &tx.xid);
+        assert_eq!(
+            h.effects(),
+            vec![rollback_reply(3, GlobalStatus::RollbackFailed)]
+        );
         assert_eq!(h.tc.stats().locked_rows, 2);
     }
 
@@ -1191,7 +1204,7 @@ mod branch_reports {
         let tx = h.begin(T0, 60_000);
         let t1 = h.tcc(&tx, "debit");
         let data = r#"{"actionContext":{"amount":5}}"#;
-        h.tc.branch_report(7, &tx.xid, t1, BranchStatus::PhaseOneDone, data.to_owned());
+        h.branch_report(7, &tx.xid, t1, BranchStatus::PhaseOneDone, data.to_owned());
         assert_eq!(
             h.effects(),
             vec![
@@ -1205,7 +1218,7 @@ mod branch_reports {
             ]
         );
         // Blank data leaves the stored data alone.
-        h.tc.branch_report(8, &tx.xid, t1, BranchStatus::Registered, "  ".to_owned());
+        h.branch_report(8, &tx.xid, t1, BranchStatus::Registered, "  ".to_owned());
         assert_eq!(
             h.effects(),
             vec![
@@ -1231,7 +1244,7 @@ mod branch_reports {
 
         // Phase 2 hands the reported data back to the RM.
         h.set_application_data(t1, data);
-        h.tc.global_commit(T0 + 10, 9, &tx.xid);
+        h.commit(T0 + 10, 9, &tx.xid);
         let effects = h.effects();
         assert_eq!(
             effects,
@@ -1247,7 +1260,7 @@ mod branch_reports {
     fn reports_for_unknown_branches_fail() {
         let mut h = Harness::new();
         let tx = h.begin(T0, 60_000);
-        h.tc.branch_report(
+        h.branch_report(
             7,
             &tx.xid,
             424_242,
@@ -1260,8 +1273,8 @@ mod branch_reports {
                     token: 7,
                     reply:
                         Reply::Failed {
+                            request: RequestKind::BranchReport,
                             error,
-                            status: None,
                         },
                 },
             ] => assert_eq!(error.code, Code::BranchTransactionNotExist),
@@ -1276,9 +1289,9 @@ mod branch_reports {
         let a1 = h.at(&tx, "orders:1");
         let a2 = h.at(&tx, "orders:2");
         let other = h.begin(T0, 60_000);
-        h.tc.branch_report(1, &tx.xid, a2, BranchStatus::PhaseOneFailed, String::new());
+        h.branch_report(1, &tx.xid, a2, BranchStatus::PhaseOneFailed, String::new());
         h.effects();
-        h.tc.global_rollback(2, &tx.xid);
+        h.rollback(2, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![
@@ -1295,7 +1308,7 @@ mod branch_reports {
             vec![
                 remove_branch(&tx, a1),
                 remove_global(&tx),
-                status(2, GlobalStatus::Rollbacked)
+                rollback_reply(2, GlobalStatus::Rollbacked)
             ]
         );
     }
@@ -1306,9 +1319,9 @@ mod branch_reports {
         let tx = h.begin(T0, 60_000);
         let t1 = h.tcc(&tx, "debit");
         let t2 = h.tcc(&tx, "credit");
-        h.tc.branch_report(1, &tx.xid, t2, BranchStatus::PhaseOneFailed, String::new());
+        h.branch_report(1, &tx.xid, t2, BranchStatus::PhaseOneFailed, String::new());
         h.effects();
-        h.tc.global_commit(T0 + 1, 2, &tx.xid);
+        h.commit(T0 + 1, 2, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![update(&tx, GlobalStatus::Committing), h.commit_of(t1)]
@@ -1320,7 +1333,7 @@ mod branch_reports {
             vec![
                 remove_branch(&tx, t1),
                 update(&tx, GlobalStatus::AsyncCommitting),
-                status(2, GlobalStatus::Committed),
+                commit_reply(2, GlobalStatus::Committed),
                 remove_branch(&tx, t2),
                 remove_global(&tx),
             ]
@@ -1333,9 +1346,9 @@ mod branch_reports {
         let tx = h.begin(T0, 60_000);
         let x1 = h.register(&tx, BranchType::Xa, DB, "", "");
         let x2 = h.register(&tx, BranchType::Xa, DB, "", "");
-        h.tc.branch_report(1, &tx.xid, x1, BranchStatus::PhaseOneRdonly, String::new());
+        h.branch_report(1, &tx.xid, x1, BranchStatus::PhaseOneRdonly, String::new());
         h.effects();
-        h.tc.global_commit(T0 + 1, 2, &tx.xid);
+        h.commit(T0 + 1, 2, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![
@@ -1359,7 +1372,7 @@ mod stale_answers {
         let idle = h.begin(T0, 60_000);
         let i1 = h.tcc(&idle, "debit");
 
-        h.tc.global_commit(T0 + 1, 1, &tx.xid);
+        h.commit(T0 + 1, 1, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![update(&tx, GlobalStatus::Committing), h.commit_of(t1)]
@@ -1386,7 +1399,7 @@ mod stale_answers {
             vec![
                 remove_branch(&tx, t2),
                 remove_global(&tx),
-                status(1, GlobalStatus::Committed)
+                commit_reply(1, GlobalStatus::Committed)
             ]
         );
         // Late answers for an ended transaction are ignored too.
@@ -1399,14 +1412,14 @@ mod stale_answers {
         let mut h = Harness::new();
         let tx = h.begin(T0, 60_000);
         let t1 = h.tcc(&tx, "debit");
-        h.tc.global_commit(T0 + 1, 1, &tx.xid);
+        h.commit(T0 + 1, 1, &tx.xid);
         h.effects();
         h.tc.branch_result(T0 + 2, tx.id, t1, BranchOutcome::Unreachable);
         assert_eq!(
             h.effects(),
             vec![
                 update(&tx, GlobalStatus::CommitRetrying),
-                status(1, GlobalStatus::CommitRetrying)
+                commit_reply(1, GlobalStatus::CommitRetrying)
             ]
         );
         // The RM's real answer shows up after the request was given up on.
@@ -1430,7 +1443,7 @@ mod recovery {
         let rolling = h.begin(T0, 60_000);
         let r1 = h.at(&rolling, "orders:2");
         let r2 = h.at(&rolling, "orders:3");
-        h.tc.global_rollback(1, &rolling.xid);
+        h.rollback(1, &rolling.xid);
         assert_eq!(
             h.effects(),
             vec![
@@ -1446,21 +1459,21 @@ mod recovery {
         // Commit waiting for a retry.
         let retrying = h.begin(T0, 60_000);
         let c1 = h.tcc(&retrying, "debit");
-        h.tc.global_commit(T0 + 2, 2, &retrying.xid);
+        h.commit(T0 + 2, 2, &retrying.xid);
         h.effects();
         h.tc.branch_result(T0 + 3, retrying.id, c1, COMMIT_RETRYABLE);
         assert_eq!(
             h.effects(),
             vec![
                 update(&retrying, GlobalStatus::CommitRetrying),
-                status(2, GlobalStatus::CommitRetrying)
+                commit_reply(2, GlobalStatus::CommitRetrying)
             ]
         );
         // Synchronous commit interrupted.
         let committing = h.begin(T0, 60_000);
         let s1 = h.at(&committing, "orders:7");
         let s2 = h.tcc(&committing, "credit");
-        h.tc.global_commit(T0 + 4, 3, &committing.xid);
+        h.commit(T0 + 4, 3, &committing.xid);
         assert_eq!(
             h.effects(),
             vec![
@@ -1471,19 +1484,19 @@ mod recovery {
         // Asynchronous commit interrupted.
         let asyncing = h.begin(T0, 60_000);
         let d1 = h.at(&asyncing, "orders:4");
-        h.tc.global_commit(T0 + 5, 4, &asyncing.xid);
+        h.commit(T0 + 5, 4, &asyncing.xid);
         h.effects();
         // Finished before the crash.
         let done = h.begin(T0, 60_000);
         let e1 = h.at(&done, "orders:5");
-        h.tc.global_commit(T0 + 6, 5, &done.xid);
+        h.commit(T0 + 6, 5, &done.xid);
         h.effects();
         h.tc.branch_result(T0 + 7, done.id, e1, COMMITTED);
         h.effects();
         // Rollback failed for good.
         let failed = h.begin(T0, 60_000);
         let f1 = h.at(&failed, "orders:6");
-        h.tc.global_rollback(6, &failed.xid);
+        h.rollback(6, &failed.xid);
         h.effects();
         h.tc.branch_result(T0 + 8, failed.id, f1, ROLLBACK_UNRETRYABLE);
         h.effects();
@@ -1708,10 +1721,10 @@ mod saga_reports {
     fn saga_committed_report_ends_the_transaction() {
         let mut h = Harness::new();
         let tx = h.begin_named(T0, 60_000, "$Saga_order");
-        h.tc.global_report(T0 + 5, 3, &tx.xid, Some(GlobalStatus::Committed));
+        h.report(T0 + 5, 3, &tx.xid, Some(GlobalStatus::Committed));
         assert_eq!(
             h.effects(),
-            vec![remove_global(&tx), status(3, GlobalStatus::Committed)]
+            vec![remove_global(&tx), report_reply(3, GlobalStatus::Committed)]
         );
         assert_eq!(h.tc.status_of(tx.id), None);
     }
@@ -1722,10 +1735,13 @@ mod saga_reports {
             let mut h = Harness::new();
             let tx = h.begin_named(T0, 60_000, "$Saga_order");
             h.register(&tx, BranchType::Saga, "order#reduce", "", "");
-            h.tc.global_report(T0 + 5, 3, &tx.xid, Some(reported));
+            h.report(T0 + 5, 3, &tx.xid, Some(reported));
             assert_eq!(
                 h.effects(),
-                vec![remove_global(&tx), status(3, GlobalStatus::Rollbacked)],
+                vec![
+                    remove_global(&tx),
+                    report_reply(3, GlobalStatus::Rollbacked)
+                ],
                 "{reported:?}"
             );
         }
@@ -1744,12 +1760,12 @@ mod saga_reports {
                 h.rollback_of(s1)
             ]
         );
-        h.tc.global_report(T0 + 1_005, 3, &tx.xid, Some(GlobalStatus::Rollbacked));
+        h.report(T0 + 1_005, 3, &tx.xid, Some(GlobalStatus::Rollbacked));
         assert_eq!(
             h.effects(),
             vec![
                 remove_global(&tx),
-                status(3, GlobalStatus::TimeoutRollbacked)
+                report_reply(3, GlobalStatus::TimeoutRollbacked)
             ]
         );
         // The RM's late answer is ignored.
@@ -1762,12 +1778,12 @@ mod saga_reports {
         let mut h = Harness::new();
         let tx = h.begin_named(T0, 60_000, "$Saga_order");
         let s1 = h.register(&tx, BranchType::Saga, "order#reduce", "", "");
-        h.tc.global_report(T0 + 5, 3, &tx.xid, Some(GlobalStatus::RollbackRetrying));
+        h.report(T0 + 5, 3, &tx.xid, Some(GlobalStatus::RollbackRetrying));
         assert_eq!(
             h.effects(),
             vec![
                 update(&tx, GlobalStatus::RollbackRetrying),
-                status(3, GlobalStatus::RollbackRetrying)
+                report_reply(3, GlobalStatus::RollbackRetrying)
             ]
         );
         h.tc.tick(T0 + 5);
@@ -1775,12 +1791,12 @@ mod saga_reports {
 
         let forward = h.begin_named(T0, 60_000, "$Saga_pay");
         let p1 = h.register(&forward, BranchType::Saga, "pay#charge", "", "");
-        h.tc.global_report(T0 + 6, 4, &forward.xid, Some(GlobalStatus::CommitRetrying));
+        h.report(T0 + 6, 4, &forward.xid, Some(GlobalStatus::CommitRetrying));
         assert_eq!(
             h.effects(),
             vec![
                 update(&forward, GlobalStatus::CommitRetrying),
-                status(4, GlobalStatus::CommitRetrying)
+                report_reply(4, GlobalStatus::CommitRetrying)
             ]
         );
         h.tc.tick(T0 + 6);
@@ -1801,7 +1817,7 @@ mod saga_reports {
         let mut h = Harness::new();
         let tx = h.begin_named(T0, 60_000, "$Saga_order");
         let s1 = h.register(&tx, BranchType::Saga, "order#reduce", "", "");
-        h.tc.global_commit(T0 + 1, 1, &tx.xid);
+        h.commit(T0 + 1, 1, &tx.xid);
         assert_eq!(
             h.effects(),
             vec![update(&tx, GlobalStatus::Committing), h.commit_of(s1)]
@@ -1811,7 +1827,10 @@ mod saga_reports {
         h.tc.branch_result(T0 + 2, tx.id, s1, COMMITTED);
         assert_eq!(
             h.effects(),
-            vec![remove_branch(&tx, s1), status(1, GlobalStatus::Committing)]
+            vec![
+                remove_branch(&tx, s1),
+                commit_reply(1, GlobalStatus::Committing)
+            ]
         );
         // Due at once: the next tick goes round again.
         h.tc.tick(T0 + 2);
@@ -1837,13 +1856,13 @@ mod saga_reports {
             Some(GlobalStatus::Rollbacked),
             None,
         ] {
-            h.tc.global_report(T0 + 5, 3, &tx.xid, reported);
-            h.tc.global_report(T0 + 5, 4, &lookalike.xid, reported);
+            h.report(T0 + 5, 3, &tx.xid, reported);
+            h.report(T0 + 5, 4, &lookalike.xid, reported);
             assert_eq!(
                 h.effects(),
                 vec![
-                    status(3, GlobalStatus::Begin),
-                    status(4, GlobalStatus::Begin)
+                    report_reply(3, GlobalStatus::Begin),
+                    report_reply(4, GlobalStatus::Begin)
                 ]
             );
         }
@@ -1990,7 +2009,13 @@ mod invariants {
                             "token {token} answered twice"
                         );
                         prop_assert!(
-                            matches!(reply, Reply::Status(_)),
+                            matches!(
+                                reply,
+                                Reply::GlobalCommit { .. }
+                                    | Reply::GlobalRollback { .. }
+                                    | Reply::GlobalStatus { .. }
+                                    | Reply::GlobalReport { .. }
+                            ),
                             "unexpected reply {reply:?}"
                         );
                     }
@@ -2214,7 +2239,7 @@ mod invariants {
                     };
                     let token = next_token;
                     next_token += 1;
-                    h.tc.branch_report(
+                    h.branch_report(
                         token,
                         &tx.xid,
                         branch_id,
@@ -2241,13 +2266,13 @@ mod invariants {
                 }
                 Op::Commit { tx } => {
                     let Some(tx) = model.tx(tx) else { continue };
-                    h.tc.global_commit(model.now, 1_000_000 + next_token, &tx.xid);
+                    h.commit(model.now, 1_000_000 + next_token, &tx.xid);
                     next_token += 1;
                     model.observe(&mut h)?;
                 }
                 Op::Rollback { tx } => {
                     let Some(tx) = model.tx(tx) else { continue };
-                    h.tc.global_rollback(1_000_000 + next_token, &tx.xid);
+                    h.rollback(1_000_000 + next_token, &tx.xid);
                     next_token += 1;
                     model.observe(&mut h)?;
                 }

@@ -4,13 +4,13 @@
 
 mod support;
 
-use ferrata_core::{Coordinator, Effect, Record, Reply, SessionTable};
+use ferrata_core::{Coordinator, Effect, Record, Reply, Request, SessionTable};
 use support::*;
 
 #[test]
 fn the_reservation_is_persisted_before_the_first_id_is_revealed() {
     let mut h = Harness::new();
-    h.tc.begin(T0, 1, &requester(), 60_000, "first".to_owned());
+    h.begin_request(T0, 1, 60_000, "first");
     let effects = h.raw_effects();
     let reserve = effects
         .iter()
@@ -34,7 +34,7 @@ fn the_reservation_is_persisted_before_the_first_id_is_revealed() {
     let id = ferrata_core::transaction_id_of(xid).expect("id");
     assert!(id < next_free_id);
     // Later ids of the same block log nothing more.
-    h.tc.begin(T0, 2, &requester(), 60_000, "second".to_owned());
+    h.begin_request(T0, 2, 60_000, "second");
     assert!(
         !h.raw_effects()
             .iter()
@@ -52,7 +52,7 @@ fn ids_do_not_repeat_after_a_restart_with_the_clock_an_hour_back() {
         let branch = h.tcc(&tx, "debit");
         used.push(branch);
         // Every transaction ends: nothing of it is left in the live state.
-        h.tc.global_commit(T0 + 1, 7, &tx.xid);
+        h.commit(T0 + 1, 7, &tx.xid);
         h.effects();
         h.tc.branch_result(
             T0 + 2,
@@ -73,7 +73,11 @@ fn ids_do_not_repeat_after_a_restart_with_the_clock_an_hour_back() {
         compacted.apply(&record);
     }
     let mut restarted = Coordinator::recover(config(), compacted, T0 - 3_600_000);
-    restarted.begin(T0 - 3_600_000, 9, &requester(), 60_000, "after".to_owned());
+    let begin = Request::Begin {
+        timeout_ms: 60_000,
+        transaction_name: "after".to_owned(),
+    };
+    restarted.handle(T0 - 3_600_000, 9, &requester(), begin);
     let xid = restarted
         .take_effects()
         .into_iter()

@@ -13,9 +13,9 @@ use tokio::sync::Semaphore;
 use tokio::sync::mpsc::OwnedPermit;
 
 use ferrata_core::{
-    BranchOutcome, BranchRegistration, BranchRequest, Coordinator, Effect, Record, Reply, Requester,
+    BranchOutcome, BranchRequest, Coordinator, Effect, Record, Reply, Request, Requester,
 };
-use ferrata_proto::{BranchStatus, BranchType, CodecContext, GlobalStatus, Message, MsgType};
+use ferrata_proto::{CodecContext, Message, MsgType};
 use ferrata_store::{CompactionDone, CompactionJob, SessionStore, StoreError};
 
 use crate::phase2::Phase2Sender;
@@ -33,85 +33,6 @@ pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// The kind of request a reply answers, which fixes the response message type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestKind {
-    Begin,
-    BranchRegister,
-    BranchReport,
-    GlobalCommit,
-    GlobalRollback,
-    GlobalStatus,
-    GlobalReport,
-    LockQuery,
-}
-
-/// A transaction request for the core.
-#[derive(Debug)]
-pub enum Operation {
-    Begin {
-        timeout_ms: i32,
-        name: String,
-    },
-    BranchRegister(BranchRegistration),
-    BranchReport {
-        xid: String,
-        branch_id: i64,
-        status: BranchStatus,
-        application_data: String,
-    },
-    GlobalCommit {
-        xid: String,
-    },
-    GlobalRollback {
-        xid: String,
-    },
-    GlobalStatus {
-        xid: String,
-    },
-    GlobalReport {
-        xid: String,
-        status: Option<GlobalStatus>,
-    },
-    LockQuery {
-        xid: String,
-        branch_type: BranchType,
-        resource_id: String,
-        lock_key: String,
-    },
-}
-
-impl RequestKind {
-    /// The SEATA type code of the request message.
-    pub fn type_code(self) -> u16 {
-        match self {
-            RequestKind::Begin => 1,
-            RequestKind::GlobalCommit => 7,
-            RequestKind::GlobalRollback => 9,
-            RequestKind::BranchRegister => 11,
-            RequestKind::BranchReport => 13,
-            RequestKind::GlobalStatus => 15,
-            RequestKind::GlobalReport => 17,
-            RequestKind::LockQuery => 21,
-        }
-    }
-}
-
-impl Operation {
-    pub fn kind(&self) -> RequestKind {
-        match self {
-            Operation::Begin { .. } => RequestKind::Begin,
-            Operation::BranchRegister(_) => RequestKind::BranchRegister,
-            Operation::BranchReport { .. } => RequestKind::BranchReport,
-            Operation::GlobalCommit { .. } => RequestKind::GlobalCommit,
-            Operation::GlobalRollback { .. } => RequestKind::GlobalRollback,
-            Operation::GlobalStatus { .. } => RequestKind::GlobalStatus,
-            Operation::GlobalReport { .. } => RequestKind::GlobalReport,
-            Operation::LockQuery { .. } => RequestKind::LockQuery,
-        }
-    }
 }
 
 /// Counts a connection's requests from admission until their answer is queued.
@@ -174,10 +95,9 @@ impl ReplySlot {
     }
 }
 
-/// Where the answer to a request goes, and what kind of answer it is.
+/// Where the answer to a request goes.
 #[derive(Debug)]
 pub struct Route {
-    pub kind: RequestKind,
     pub ctx: CodecContext,
     pub slot: ReplySlot,
     pub in_flight: InFlight,
@@ -254,7 +174,7 @@ pub enum CoreCommand {
     Request {
         route: Route,
         requester: Arc<Requester>,
-        operation: Operation,
+        request: Request,
     },
     BranchResult {
         transaction_id: i64,
@@ -559,37 +479,12 @@ fn apply(
         CoreCommand::Request {
             route,
             requester,
-            operation,
+            request,
         } => {
             *next_token = next_token.wrapping_add(1);
             let token = *next_token;
             routes.insert(token, route);
-            match operation {
-                Operation::Begin { timeout_ms, name } => {
-                    coordinator.begin(now, token, &requester, timeout_ms, name)
-                }
-                Operation::BranchRegister(registration) => {
-                    coordinator.branch_register(token, &requester.client_id, registration)
-                }
-                Operation::BranchReport {
-                    xid,
-                    branch_id,
-                    status,
-                    application_data,
-                } => coordinator.branch_report(token, &xid, branch_id, status, application_data),
-                Operation::GlobalCommit { xid } => coordinator.global_commit(now, token, &xid),
-                Operation::GlobalRollback { xid } => coordinator.global_rollback(token, &xid),
-                Operation::GlobalStatus { xid } => coordinator.global_status(token, &xid),
-                Operation::GlobalReport { xid, status } => {
-                    coordinator.global_report(now, token, &xid, status)
-                }
-                Operation::LockQuery {
-                    xid,
-                    branch_type,
-                    resource_id,
-                    lock_key,
-                } => coordinator.lock_query(token, &xid, branch_type, &resource_id, &lock_key),
-            }
+            coordinator.handle(now, token, &requester, request);
         }
     }
     false
@@ -751,7 +646,7 @@ fn append_batches(
 fn dispatch(phase2: &Arc<Phase2Sender>, action: Action) {
     match action {
         Action::Respond { route, reply } => {
-            let message = build_response(route.kind, reply, &route.ctx);
+            let message = build_response(reply, &route.ctx);
             route.answer(message);
         }
         Action::BranchCommit(request) => phase2.deliver(true, request),
@@ -764,6 +659,7 @@ fn dispatch(phase2: &Arc<Phase2Sender>, action: Action) {
 mod tests {
     use super::*;
     use ferrata_core::GlobalSession;
+    use ferrata_proto::GlobalStatus;
 
     fn update(transaction_id: i64) -> Record {
         Record::GlobalUpdate {
