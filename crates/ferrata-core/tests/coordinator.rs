@@ -1969,23 +1969,6 @@ mod invariants {
         }
     }
 
-    fn is_commit_phase(status: GlobalStatus) -> bool {
-        matches!(
-            status,
-            GlobalStatus::Committing | GlobalStatus::CommitRetrying | GlobalStatus::AsyncCommitting
-        )
-    }
-
-    fn is_rollback_phase(status: GlobalStatus) -> bool {
-        matches!(
-            status,
-            GlobalStatus::Rollbacking
-                | GlobalStatus::RollbackRetrying
-                | GlobalStatus::TimeoutRollbacking
-                | GlobalStatus::TimeoutRollbackRetrying
-        )
-    }
-
     #[derive(Debug, Default)]
     struct Model {
         now: i64,
@@ -2022,7 +2005,7 @@ mod invariants {
                     Effect::BranchCommit(request) => {
                         let status = h.tc.status_of(request.transaction_id);
                         prop_assert!(
-                            status.is_some_and(is_commit_phase),
+                            status.is_some_and(GlobalStatus::is_committing),
                             "commit sent in {status:?}"
                         );
                         *requests_per_tx.entry(request.transaction_id).or_default() += 1;
@@ -2032,7 +2015,7 @@ mod invariants {
                     Effect::BranchRollback(request) => {
                         let status = h.tc.status_of(request.transaction_id);
                         prop_assert!(
-                            status.is_some_and(is_rollback_phase),
+                            status.is_some_and(GlobalStatus::is_rollbacking),
                             "rollback sent in {status:?}"
                         );
                         *requests_per_tx.entry(request.transaction_id).or_default() += 1;
