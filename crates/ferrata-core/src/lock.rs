@@ -175,6 +175,16 @@ impl LockManager {
         self.rows == 0
     }
 
+    /// Every locked row as (resource, table, primary key, holder), in no particular order.
+    pub fn rows(&self) -> impl Iterator<Item = (&str, &str, &str, LockHolder)> {
+        self.resources.iter().flat_map(|(resource, tables)| {
+            tables.iter().flat_map(move |(table, keys)| {
+                keys.iter()
+                    .map(move |(pk, holder)| (&**resource, &**table, &**pk, *holder))
+            })
+        })
+    }
+
     pub fn holder(&self, resource_id: &str, table: &str, pk: &str) -> Option<LockHolder> {
         self.resources
             .get(resource_id)?

@@ -3,6 +3,8 @@
 //! retries. Every entry point appends effects; the runtime drains and executes them in order.
 //! Requests are in `requests.rs`, phase-2 passes in `phase2.rs`, timers in `timers.rs`.
 
+#[cfg(debug_assertions)]
+mod invariants;
 mod phase2;
 mod requests;
 mod timers;
@@ -13,7 +15,7 @@ use ferrata_proto::{BranchStatus, BranchType, GlobalStatus, TransactionException
 
 use crate::branches::Branches;
 use crate::config::CoordinatorConfig;
-use crate::effect::{Effect, Reply, ReplyToken, TxError};
+use crate::effect::{BranchOutcome, Effect, Reply, ReplyToken, TxError};
 use crate::id::IdGenerator;
 use crate::lock::{LockHolder, LockKeyLimits, LockManager, parse_lock_key};
 use crate::model::{BranchSession, GlobalSession, Record, SessionTable, StoredTransaction};
@@ -180,13 +182,16 @@ pub struct CoordinatorStats {
 pub struct Coordinator {
     config: CoordinatorConfig,
     ids: IdGenerator,
-    sessions: HashMap<i64, Session>,
+    /// Ordered, so that whatever iterates sessions (snapshots) comes out the same every run.
+    sessions: BTreeMap<i64, Session>,
     locks: LockManager,
     timeouts: BTreeSet<(i64, i64)>,
     retries: BTreeSet<(i64, i64)>,
     next_undo_log_delete_at: i64,
     begin_tokens: Option<TokenBucket>,
     effects: Vec<Effect>,
+    #[cfg(debug_assertions)]
+    open_tokens: invariants::OpenTokens,
 }
 
 impl Coordinator {
@@ -211,13 +216,15 @@ impl Coordinator {
         let mut coordinator = Coordinator {
             config,
             ids: IdGenerator::new(0, now),
-            sessions: HashMap::new(),
+            sessions: BTreeMap::new(),
             locks: LockManager::new(),
             timeouts: BTreeSet::new(),
             retries: BTreeSet::new(),
             next_undo_log_delete_at,
             begin_tokens,
             effects: Vec::new(),
+            #[cfg(debug_assertions)]
+            open_tokens: invariants::OpenTokens::default(),
         };
         for StoredTransaction { global, branches } in table.into_transactions() {
             ids.observe(global.transaction_id);
@@ -351,6 +358,8 @@ impl Coordinator {
     }
 
     fn reply(&mut self, token: ReplyToken, reply: Reply) {
+        #[cfg(debug_assertions)]
+        self.token_answered(token);
         self.effects.push(Effect::Reply { token, reply });
     }
 
@@ -385,6 +394,8 @@ impl Coordinator {
     /// Handles one request at `now`; its reply (exactly one) carries `token`, possibly after
     /// effects of later calls when it waits for a synchronous phase 2.
     pub fn handle(&mut self, now: i64, token: ReplyToken, requester: &Requester, request: Request) {
+        #[cfg(debug_assertions)]
+        self.token_opened(token);
         match request {
             Request::Begin {
                 timeout_ms,
@@ -410,6 +421,30 @@ impl Coordinator {
                 lock_key,
             } => self.lock_query(token, &xid, branch_type, &resource_id, &lock_key),
         }
+        #[cfg(debug_assertions)]
+        self.check_invariants();
+    }
+
+    /// The answer (or the failure) of a phase-2 request sent for this branch. Answers for a
+    /// branch with no request in flight (late, duplicated or forged) change nothing.
+    pub fn branch_result(
+        &mut self,
+        now: i64,
+        transaction_id: i64,
+        branch_id: i64,
+        outcome: BranchOutcome,
+    ) {
+        self.apply_branch_result(now, transaction_id, branch_id, outcome);
+        #[cfg(debug_assertions)]
+        self.check_invariants();
+    }
+
+    /// Time passes: roll back timed-out transactions, retry due phase-2 passes, schedule undo-log
+    /// cleanup.
+    pub fn tick(&mut self, now: i64) {
+        self.run_timers(now);
+        #[cfg(debug_assertions)]
+        self.check_invariants();
     }
 }
 

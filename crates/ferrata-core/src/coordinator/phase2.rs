@@ -2,7 +2,7 @@
 //! answers of resource managers, and how a transaction ends, in success or failure.
 
 use super::*;
-use crate::effect::{BranchOutcome, BranchRequest};
+use crate::effect::BranchRequest;
 
 impl Coordinator {
     /// Starts a pass. The first synchronous commit pass skips async-committable branches, which
@@ -135,9 +135,8 @@ impl Coordinator {
         });
     }
 
-    /// The answer (or the failure) of a phase-2 request sent for this branch. Answers for a
-    /// branch with no request in flight (late, duplicated or forged) change nothing.
-    pub fn branch_result(
+    /// Applies the outcome of a phase-2 request (see [`Coordinator::branch_result`]).
+    pub(super) fn apply_branch_result(
         &mut self,
         now: i64,
         transaction_id: i64,

@@ -4,9 +4,8 @@
 use super::*;
 
 impl Coordinator {
-    /// Time passes: roll back timed-out transactions, retry due phase-2 passes, schedule undo-log
-    /// cleanup.
-    pub fn tick(&mut self, now: i64) {
+    /// Runs what is due at `now` (see [`Coordinator::tick`]).
+    pub(super) fn run_timers(&mut self, now: i64) {
         while let Some(&(deadline, transaction_id)) = self.timeouts.first() {
             if deadline >= now {
                 break;
