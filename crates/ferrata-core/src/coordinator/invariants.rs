@@ -42,7 +42,7 @@ impl Coordinator {
     pub(super) fn check_invariants(&mut self) {
         self.open_tokens.calls += 1;
         let state = self.sessions.len() + self.locks.len();
-        if state > FULL_CHECK_STATE && self.open_tokens.calls % SAMPLE_EVERY != 0 {
+        if state > FULL_CHECK_STATE && !self.open_tokens.calls.is_multiple_of(SAMPLE_EVERY) {
             return;
         }
         self.check_tokens_are_waiting();

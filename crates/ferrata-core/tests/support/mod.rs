@@ -57,6 +57,8 @@ pub struct Harness {
     pub config: CoordinatorConfig,
     /// Every record the coordinator asked to persist, in order (what a store would hold).
     pub log: Vec<Record>,
+    /// Every effect drained so far, in order, id reservations included.
+    pub trace: Vec<Effect>,
     requests: HashMap<i64, BranchRequest>,
     next_token: ReplyToken,
     /// The time of the latest request sent with one, used for requests whose outcome does not
@@ -74,6 +76,7 @@ impl Harness {
             tc: Coordinator::new(config.clone(), T0),
             config,
             log: Vec::new(),
+            trace: Vec::new(),
             requests: HashMap::new(),
             next_token: 1_000,
             now: T0,
@@ -208,6 +211,7 @@ impl Harness {
                 self.log.push(record.clone());
             }
         }
+        self.trace.extend(effects.iter().cloned());
         effects
     }
 
