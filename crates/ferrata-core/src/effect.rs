@@ -4,6 +4,7 @@
 
 use ferrata_proto::{BranchType, GlobalStatus, TransactionExceptionCode};
 
+use crate::id::{BranchId, TransactionId};
 use crate::model::Record;
 use crate::request::RequestKind;
 
@@ -33,7 +34,7 @@ pub enum Reply {
     /// GlobalBegin succeeded.
     Began { xid: String },
     /// BranchRegister succeeded.
-    BranchRegistered { branch_id: i64 },
+    BranchRegistered { branch_id: BranchId },
     /// BranchReport succeeded.
     BranchReported,
     /// The global status after GlobalCommit.
@@ -73,9 +74,9 @@ impl Reply {
 /// A phase-2 request for one branch, with what the runtime needs to pick a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BranchRequest {
-    pub transaction_id: i64,
+    pub transaction_id: TransactionId,
     pub xid: String,
-    pub branch_id: i64,
+    pub branch_id: BranchId,
     pub branch_type: BranchType,
     pub resource_id: String,
     pub application_data: String,

@@ -25,5 +25,6 @@ pub use branches::Branches;
 pub use config::{CoordinatorConfig, RateLimit};
 pub use coordinator::{Coordinator, CoordinatorStats, transaction_id_of};
 pub use effect::{BranchOutcome, BranchRequest, Effect, Reply, ReplyToken, TxError};
+pub use id::{BranchId, TransactionId};
 pub use model::{BranchSession, GlobalSession, Record, SessionTable, StoredTransaction};
 pub use request::{BranchRegistration, Request, RequestKind, Requester};

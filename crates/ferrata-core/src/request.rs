@@ -3,6 +3,8 @@
 
 use ferrata_proto::{BranchStatus, BranchType, GlobalStatus};
 
+use crate::id::BranchId;
+
 /// Who sent a request: the registration of the connection it arrived on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Requester {
@@ -36,7 +38,7 @@ pub enum Request {
     /// BranchReportRequest: the RM's phase-1 outcome for a branch.
     BranchReport {
         xid: String,
-        branch_id: i64,
+        branch_id: BranchId,
         status: BranchStatus,
         application_data: String,
     },

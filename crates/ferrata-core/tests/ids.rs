@@ -32,7 +32,7 @@ fn the_reservation_is_persisted_before_the_first_id_is_revealed() {
         unreachable!()
     };
     let id = ferrata_core::transaction_id_of(xid).expect("id");
-    assert!(id < next_free_id);
+    assert!(id.0 < next_free_id);
     // Later ids of the same block log nothing more.
     h.begin_request(T0, 2, 60_000, "second");
     assert!(
@@ -48,9 +48,9 @@ fn ids_do_not_repeat_after_a_restart_with_the_clock_an_hour_back() {
     let mut used = Vec::new();
     for _ in 0..5 {
         let tx = h.begin(T0, 60_000);
-        used.push(tx.id);
+        used.push(tx.id.0);
         let branch = h.tcc(&tx, "debit");
-        used.push(branch);
+        used.push(branch.0);
         // Every transaction ends: nothing of it is left in the live state.
         h.commit(T0 + 1, 7, &tx.xid);
         h.effects();
@@ -91,7 +91,7 @@ fn ids_do_not_repeat_after_a_restart_with_the_clock_an_hour_back() {
         .expect("began");
     let id = ferrata_core::transaction_id_of(&xid).expect("id");
     assert!(
-        used.iter().all(|u| id > *u),
+        used.iter().all(|u| id.0 > *u),
         "id {id} after the clock went back must be above every id used before: {used:?}"
     );
 }
@@ -104,5 +104,5 @@ fn the_coordinator_snapshot_carries_the_reservation() {
     let Some(Record::IdReserve { next_free_id }) = snapshot.first() else {
         panic!("the snapshot starts with the reservation: {snapshot:?}")
     };
-    assert!(*next_free_id > tx.id);
+    assert!(*next_free_id > tx.id.0);
 }

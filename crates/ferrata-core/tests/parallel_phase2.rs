@@ -5,7 +5,7 @@
 
 mod support;
 
-use ferrata_core::CoordinatorConfig;
+use ferrata_core::{BranchId, CoordinatorConfig};
 use ferrata_proto::{BranchType, GlobalStatus};
 use support::*;
 
@@ -17,7 +17,7 @@ fn parallel() -> Harness {
     })
 }
 
-fn tcc_on(h: &mut Harness, tx: &Tx, resource: &str) -> i64 {
+fn tcc_on(h: &mut Harness, tx: &Tx, resource: &str) -> BranchId {
     h.register(tx, BranchType::Tcc, resource, "", "")
 }
 

@@ -322,7 +322,10 @@ mod tests {
     fn status_classes_are_consistent() {
         for s in GlobalStatus::ALL.iter().copied() {
             // In progress and final exclude each other; so do the two phase-2 directions.
-            assert!(!(s.is_final() && (s.is_committing() || s.is_rollbacking())), "{s:?}");
+            assert!(
+                !(s.is_final() && (s.is_committing() || s.is_rollbacking())),
+                "{s:?}"
+            );
             assert!(!(s.is_commit_decided() && s.is_rollback_decided()), "{s:?}");
             assert!(!s.is_committing() || s.is_commit_decided(), "{s:?}");
             assert!(!s.is_rollbacking() || s.is_rollback_decided(), "{s:?}");

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use ferrata_core::{BranchRegistration, Reply, Request, RequestKind, Requester, TxError};
+use ferrata_core::{BranchId, BranchRegistration, Reply, Request, RequestKind, Requester, TxError};
 use ferrata_proto::{
     ClientVersion, CodecContext, DecodeError, Dialect, Frame, Message, MsgType, RegisterRmResponse,
     RegisterTmResponse, TransactionExceptionCode, UnregisterRmResponse, decode_body, decode_frame,
@@ -417,7 +417,7 @@ async fn handle_message(
         }),
         Message::BranchReport(r) => Request::BranchReport {
             xid: r.xid,
-            branch_id: r.branch_id,
+            branch_id: BranchId(r.branch_id),
             status: r.status,
             application_data: r.application_data,
         },

@@ -13,12 +13,13 @@ use tokio::sync::Semaphore;
 use tokio::sync::mpsc::OwnedPermit;
 
 use ferrata_core::{
-    BranchOutcome, BranchRequest, Coordinator, Effect, Record, Reply, Request, Requester,
+    BranchId, BranchOutcome, BranchRequest, Coordinator, Effect, Record, Reply, Request, Requester,
+    TransactionId,
 };
 use ferrata_proto::{CodecContext, Message, MsgType};
 use ferrata_store::{CompactionDone, CompactionJob, SessionStore, StoreError};
 
-use crate::phase2::Phase2Sender;
+use crate::phase2::{Phase2, Phase2Sender};
 use crate::registry::Outbound;
 use crate::response::build_response;
 
@@ -177,8 +178,8 @@ pub enum CoreCommand {
         request: Request,
     },
     BranchResult {
-        transaction_id: i64,
-        branch_id: i64,
+        transaction_id: TransactionId,
+        branch_id: BranchId,
         outcome: BranchOutcome,
     },
     Shutdown,
@@ -335,7 +336,7 @@ fn core_loop(
     loop {
         let now = now_ms();
         let wait = coordinator
-            .next_deadline()
+            .next_deadline_ms()
             .map_or(1_000, |at| at.saturating_sub(now).clamp(0, 1_000));
         let mut applied = 0;
         match rx.recv_timeout(Duration::from_millis(wait as u64)) {
@@ -383,14 +384,14 @@ fn core_loop(
                 // a round trip per branch, not a round trip and an fsync.
                 Effect::BranchCommit(request) => {
                     if unsynced.is_durable(request.transaction_id, durable) {
-                        phase2.deliver(true, request);
+                        phase2.deliver(Phase2::Commit, request);
                     } else {
                         batch.actions.push(Action::BranchCommit(request));
                     }
                 }
                 Effect::BranchRollback(request) => {
                     if unsynced.is_durable(request.transaction_id, durable) {
-                        phase2.deliver(false, request);
+                        phase2.deliver(Phase2::Rollback, request);
                     } else {
                         batch.actions.push(Action::BranchRollback(request));
                     }
@@ -421,9 +422,9 @@ fn core_loop(
 #[derive(Debug, Default)]
 struct UnsyncedDecisions {
     /// Transaction → the newest batch with such a record.
-    newest: HashMap<i64, u64>,
+    newest: HashMap<TransactionId, u64>,
     /// (batch, transaction) in the order noted, to forget them once durable.
-    order: VecDeque<(u64, i64)>,
+    order: VecDeque<(u64, TransactionId)>,
 }
 
 impl UnsyncedDecisions {
@@ -452,7 +453,7 @@ impl UnsyncedDecisions {
     }
 
     /// Whether every record a phase-2 request of this transaction depends on is durable.
-    fn is_durable(&self, transaction_id: i64, durable: u64) -> bool {
+    fn is_durable(&self, transaction_id: TransactionId, durable: u64) -> bool {
         self.newest
             .get(&transaction_id)
             .is_none_or(|batch| *batch <= durable)
@@ -649,8 +650,8 @@ fn dispatch(phase2: &Arc<Phase2Sender>, action: Action) {
             let message = build_response(reply, &route.ctx);
             route.answer(message);
         }
-        Action::BranchCommit(request) => phase2.deliver(true, request),
-        Action::BranchRollback(request) => phase2.deliver(false, request),
+        Action::BranchCommit(request) => phase2.deliver(Phase2::Commit, request),
+        Action::BranchRollback(request) => phase2.deliver(Phase2::Rollback, request),
         Action::UndoLogDelete { save_days } => phase2.undo_log_delete(save_days),
     }
 }
@@ -663,7 +664,7 @@ mod tests {
 
     fn update(transaction_id: i64) -> Record {
         Record::GlobalUpdate {
-            transaction_id,
+            transaction_id: TransactionId(transaction_id),
             status: GlobalStatus::Committing,
         }
     }
@@ -674,10 +675,15 @@ mod tests {
         unsynced.note(&update(7), 1);
         unsynced.note(&update(7), 3);
         // Begins and removals are not what phase 2 depends on.
-        unsynced.note(&Record::GlobalRemove { transaction_id: 8 }, 3);
+        unsynced.note(
+            &Record::GlobalRemove {
+                transaction_id: TransactionId(8),
+            },
+            3,
+        );
         unsynced.note(
             &Record::GlobalAdd(GlobalSession {
-                transaction_id: 9,
+                transaction_id: TransactionId(9),
                 xid: String::new(),
                 status: GlobalStatus::Begin,
                 application_id: String::new(),
@@ -689,15 +695,17 @@ mod tests {
             }),
             3,
         );
-        assert!(unsynced.is_durable(8, 0) && unsynced.is_durable(9, 0));
-        assert!(!unsynced.is_durable(7, 2));
+        assert!(
+            unsynced.is_durable(TransactionId(8), 0) && unsynced.is_durable(TransactionId(9), 0)
+        );
+        assert!(!unsynced.is_durable(TransactionId(7), 2));
         unsynced.forget_durable(2);
         assert!(
-            !unsynced.is_durable(7, 2),
+            !unsynced.is_durable(TransactionId(7), 2),
             "the newer batch is still pending"
         );
         unsynced.forget_durable(3);
-        assert!(unsynced.is_durable(7, 3));
+        assert!(unsynced.is_durable(TransactionId(7), 3));
         assert!(unsynced.newest.is_empty() && unsynced.order.is_empty());
     }
 }

@@ -20,7 +20,7 @@ pub fn build_response(reply: Reply, ctx: &CodecContext) -> Message {
         Reply::BranchRegistered { branch_id } => {
             Message::BranchRegisterResponse(BranchRegisterResponse {
                 result: ResultInfo::success(),
-                branch_id,
+                branch_id: branch_id.0,
             })
         }
         Reply::BranchReported => Message::BranchReportResponse(BranchReportResponse {

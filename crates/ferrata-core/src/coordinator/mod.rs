@@ -16,7 +16,7 @@ use ferrata_proto::{BranchStatus, BranchType, GlobalStatus, TransactionException
 use crate::branches::Branches;
 use crate::config::CoordinatorConfig;
 use crate::effect::{BranchOutcome, Effect, Reply, ReplyToken, TxError};
-use crate::id::IdGenerator;
+use crate::id::{BranchId, IdGenerator, TransactionId};
 use crate::lock::{LockHolder, LockKeyLimits, LockManager, parse_lock_key};
 use crate::model::{BranchSession, GlobalSession, Record, SessionTable, StoredTransaction};
 use crate::rate_limit::TokenBucket;
@@ -71,11 +71,11 @@ enum PassFailure {
 struct Phase2Pass {
     direction: Direction,
     /// Branch ids still to visit, per lane, in visiting order.
-    lanes: Vec<VecDeque<i64>>,
+    lanes: Vec<VecDeque<BranchId>>,
     /// Whether a lane has a request in flight.
     busy: Vec<bool>,
     /// Branch id → lane of every request sent and not yet answered.
-    in_flight: BTreeMap<i64, usize>,
+    in_flight: BTreeMap<BranchId, usize>,
     /// Set by the first failure: no new requests; the pass ends when `in_flight` drains.
     failure: Option<PassFailure>,
     /// The TM request waiting for the outcome of a synchronous pass.
@@ -88,18 +88,18 @@ struct Session {
     branches: Branches,
     pass: Option<Phase2Pass>,
     failed_passes: u32,
-    retry_at: Option<i64>,
+    retry_at_ms: Option<i64>,
 }
 
 impl Session {
-    fn deadline(&self) -> i64 {
+    fn deadline_ms(&self) -> i64 {
         self.global
             .begin_time_ms
             .saturating_add(i64::from(self.global.timeout_ms))
     }
 
-    fn is_timed_out(&self, now: i64) -> bool {
-        now > self.deadline()
+    fn is_timed_out(&self, now_ms: i64) -> bool {
+        now_ms > self.deadline_ms()
     }
 
     fn is_saga(&self) -> bool {
@@ -147,8 +147,10 @@ fn is_timeout_rollbacking(status: GlobalStatus) -> bool {
 }
 
 /// The transaction id of an XID: the number after the last `:`.
-pub fn transaction_id_of(xid: &str) -> Option<i64> {
-    xid.rsplit_once(':').and_then(|(_, id)| id.parse().ok())
+pub fn transaction_id_of(xid: &str) -> Option<TransactionId> {
+    xid.rsplit_once(':')
+        .and_then(|(_, id)| id.parse().ok())
+        .map(TransactionId)
 }
 
 /// Reads a boolean flag from the JSON application data of an AT registration
@@ -183,11 +185,13 @@ pub struct Coordinator {
     config: CoordinatorConfig,
     ids: IdGenerator,
     /// Ordered, so that whatever iterates sessions (snapshots) comes out the same every run.
-    sessions: BTreeMap<i64, Session>,
+    sessions: BTreeMap<TransactionId, Session>,
     locks: LockManager,
-    timeouts: BTreeSet<(i64, i64)>,
-    retries: BTreeSet<(i64, i64)>,
-    next_undo_log_delete_at: i64,
+    /// (deadline_ms, transaction) of every session in Begin, earliest first.
+    timeouts: BTreeSet<(i64, TransactionId)>,
+    /// (retry_at_ms, transaction) of every scheduled phase-2 pass, earliest first.
+    retries: BTreeSet<(i64, TransactionId)>,
+    next_undo_log_delete_at_ms: i64,
     begin_tokens: Option<TokenBucket>,
     effects: Vec<Effect>,
     #[cfg(debug_assertions)]
@@ -195,41 +199,41 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    pub fn new(config: CoordinatorConfig, now: i64) -> Coordinator {
-        Coordinator::recover(config, SessionTable::new(), now)
+    pub fn new(config: CoordinatorConfig, now_ms: i64) -> Coordinator {
+        Coordinator::recover(config, SessionTable::new(), now_ms)
     }
 
     /// Rebuilds the coordinator from recovered state (semantics §3.2): sessions in Begin or a
     /// rollback status take their locks back, unfinished phase 2 resumes at once, and ended
     /// successes left behind are removed.
-    pub fn recover(config: CoordinatorConfig, table: SessionTable, now: i64) -> Coordinator {
-        let mut ids = IdGenerator::new(config.worker_id, now);
+    pub fn recover(config: CoordinatorConfig, table: SessionTable, now_ms: i64) -> Coordinator {
+        let mut ids = IdGenerator::new(config.worker_id, now_ms);
         ids.observe_reservation(table.next_free_id());
-        let next_undo_log_delete_at = if config.undo_log_delete_period_ms < 0 {
+        let next_undo_log_delete_at_ms = if config.undo_log_delete_period_ms < 0 {
             i64::MAX
         } else {
-            now.saturating_add(config.undo_log_delete_initial_delay_ms)
+            now_ms.saturating_add(config.undo_log_delete_initial_delay_ms)
         };
         let begin_tokens = config
             .begin_rate_limit
-            .map(|limit| TokenBucket::new(limit, now));
+            .map(|limit| TokenBucket::new(limit, now_ms));
         let mut coordinator = Coordinator {
             config,
-            ids: IdGenerator::new(0, now),
+            ids: IdGenerator::new(0, now_ms),
             sessions: BTreeMap::new(),
             locks: LockManager::new(),
             timeouts: BTreeSet::new(),
             retries: BTreeSet::new(),
-            next_undo_log_delete_at,
+            next_undo_log_delete_at_ms,
             begin_tokens,
             effects: Vec::new(),
             #[cfg(debug_assertions)]
             open_tokens: invariants::OpenTokens::default(),
         };
         for StoredTransaction { global, branches } in table.into_transactions() {
-            ids.observe(global.transaction_id);
+            ids.observe(global.transaction_id.0);
             for branch in &branches {
-                ids.observe(branch.branch_id);
+                ids.observe(branch.branch_id.0);
             }
             let transaction_id = global.transaction_id;
             let status = global.status;
@@ -238,7 +242,7 @@ impl Coordinator {
                 branches,
                 pass: None,
                 failed_passes: 0,
-                retry_at: None,
+                retry_at_ms: None,
             };
             match status {
                 GlobalStatus::Committed
@@ -275,20 +279,20 @@ impl Coordinator {
                             .acquire(holder, &branch.resource_id, &rows)
                     {
                         tracing::warn!(
-                            transaction_id,
-                            branch_id = branch.branch_id,
-                            holder = other.transaction_id,
+                            transaction_id = transaction_id.0,
+                            branch_id = branch.branch_id.0,
+                            holder = other.transaction_id.0,
                             "recovered branch overlaps the locks of another transaction"
                         );
                     }
                 }
             }
-            let deadline = session.deadline();
+            let deadline = session.deadline_ms();
             coordinator.sessions.insert(transaction_id, session);
             if status == GlobalStatus::Begin {
                 coordinator.timeouts.insert((deadline, transaction_id));
             } else if status.is_rollbacking() || status.is_committing() {
-                coordinator.schedule_retry(transaction_id, now);
+                coordinator.schedule_retry(transaction_id, now_ms);
             }
         }
         coordinator.ids = ids;
@@ -317,7 +321,7 @@ impl Coordinator {
     }
 
     /// The stored status of a transaction, if the coordinator still holds it.
-    pub fn status_of(&self, transaction_id: i64) -> Option<GlobalStatus> {
+    pub fn status_of(&self, transaction_id: TransactionId) -> Option<GlobalStatus> {
         self.sessions.get(&transaction_id).map(|s| s.global.status)
     }
 
@@ -335,10 +339,10 @@ impl Coordinator {
     }
 
     /// The earliest time at which `tick` has work to do.
-    pub fn next_deadline(&self) -> Option<i64> {
+    pub fn next_deadline_ms(&self) -> Option<i64> {
         let timeout = self.timeouts.first().map(|(at, _)| at.saturating_add(1));
         let retry = self.retries.first().map(|(at, _)| *at);
-        [timeout, retry, Some(self.next_undo_log_delete_at)]
+        [timeout, retry, Some(self.next_undo_log_delete_at_ms)]
             .into_iter()
             .flatten()
             .min()
@@ -375,7 +379,7 @@ impl Coordinator {
         }
     }
 
-    fn set_status(&mut self, transaction_id: i64, status: GlobalStatus) {
+    fn set_status(&mut self, transaction_id: TransactionId, status: GlobalStatus) {
         if let Some(session) = self.sessions.get_mut(&transaction_id)
             && session.global.status != status
         {
@@ -387,20 +391,26 @@ impl Coordinator {
         }
     }
 
-    fn lookup(&self, xid: &str) -> Option<i64> {
+    fn lookup(&self, xid: &str) -> Option<TransactionId> {
         transaction_id_of(xid).filter(|id| self.sessions.contains_key(id))
     }
 
     /// Handles one request at `now`; its reply (exactly one) carries `token`, possibly after
     /// effects of later calls when it waits for a synchronous phase 2.
-    pub fn handle(&mut self, now: i64, token: ReplyToken, requester: &Requester, request: Request) {
+    pub fn handle(
+        &mut self,
+        now_ms: i64,
+        token: ReplyToken,
+        requester: &Requester,
+        request: Request,
+    ) {
         #[cfg(debug_assertions)]
         self.token_opened(token);
         match request {
             Request::Begin {
                 timeout_ms,
                 transaction_name,
-            } => self.begin(now, token, requester, timeout_ms, transaction_name),
+            } => self.begin(now_ms, token, requester, timeout_ms, transaction_name),
             Request::BranchRegister(registration) => {
                 self.branch_register(token, &requester.client_id, registration)
             }
@@ -410,10 +420,12 @@ impl Coordinator {
                 status,
                 application_data,
             } => self.branch_report(token, &xid, branch_id, status, application_data),
-            Request::GlobalCommit { xid } => self.global_commit(now, token, &xid),
+            Request::GlobalCommit { xid } => self.global_commit(now_ms, token, &xid),
             Request::GlobalRollback { xid } => self.global_rollback(token, &xid),
             Request::GlobalStatus { xid } => self.global_status(token, &xid),
-            Request::GlobalReport { xid, status } => self.global_report(now, token, &xid, status),
+            Request::GlobalReport { xid, status } => {
+                self.global_report(now_ms, token, &xid, status)
+            }
             Request::LockQuery {
                 xid,
                 branch_type,
@@ -429,20 +441,20 @@ impl Coordinator {
     /// branch with no request in flight (late, duplicated or forged) change nothing.
     pub fn branch_result(
         &mut self,
-        now: i64,
-        transaction_id: i64,
-        branch_id: i64,
+        now_ms: i64,
+        transaction_id: TransactionId,
+        branch_id: BranchId,
         outcome: BranchOutcome,
     ) {
-        self.apply_branch_result(now, transaction_id, branch_id, outcome);
+        self.apply_branch_result(now_ms, transaction_id, branch_id, outcome);
         #[cfg(debug_assertions)]
         self.check_invariants();
     }
 
     /// Time passes: roll back timed-out transactions, retry due phase-2 passes, schedule undo-log
     /// cleanup.
-    pub fn tick(&mut self, now: i64) {
-        self.run_timers(now);
+    pub fn tick(&mut self, now_ms: i64) {
+        self.run_timers(now_ms);
         #[cfg(debug_assertions)]
         self.check_invariants();
     }
@@ -467,8 +479,11 @@ mod tests {
 
     #[test]
     fn transaction_id_is_the_number_after_the_last_colon() {
-        assert_eq!(transaction_id_of("10.0.0.1:8091:42"), Some(42));
-        assert_eq!(transaction_id_of("[::1]:8091:7"), Some(7));
+        assert_eq!(
+            transaction_id_of("10.0.0.1:8091:42"),
+            Some(TransactionId(42))
+        );
+        assert_eq!(transaction_id_of("[::1]:8091:7"), Some(TransactionId(7)));
         assert_eq!(transaction_id_of("nonsense"), None);
     }
 }

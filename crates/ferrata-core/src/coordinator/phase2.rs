@@ -9,7 +9,7 @@ impl Coordinator {
     /// the asynchronous pass that follows handles; rollback visits branches newest first.
     pub(super) fn start_pass(
         &mut self,
-        transaction_id: i64,
+        transaction_id: TransactionId,
         direction: Direction,
         scope: Scope,
         reply: Option<ReplyToken>,
@@ -27,7 +27,7 @@ impl Coordinator {
                 .collect(),
             Direction::Rollback => session.branches.iter().rev().collect(),
         };
-        let mut lanes: Vec<VecDeque<i64>> = Vec::new();
+        let mut lanes: Vec<VecDeque<BranchId>> = Vec::new();
         if parallel {
             // One lane per resource, in the order resources first appear.
             let mut lane_of: HashMap<&str, usize> = HashMap::new();
@@ -56,7 +56,7 @@ impl Coordinator {
 
     /// Sends the next branch request of every idle lane, or finishes the pass when nothing is
     /// left to send or to wait for.
-    pub(super) fn advance(&mut self, transaction_id: i64) {
+    pub(super) fn advance(&mut self, transaction_id: TransactionId) {
         let mut skipped = Vec::new();
         let mut requests = Vec::new();
         let finished = {
@@ -123,7 +123,7 @@ impl Coordinator {
         }
     }
 
-    pub(super) fn remove_branch(&mut self, transaction_id: i64, branch_id: i64) {
+    pub(super) fn remove_branch(&mut self, transaction_id: TransactionId, branch_id: BranchId) {
         if let Some(session) = self.sessions.get_mut(&transaction_id)
             && let Some(branch) = session.branches.remove(branch_id)
         {
@@ -138,9 +138,9 @@ impl Coordinator {
     /// Applies the outcome of a phase-2 request (see [`Coordinator::branch_result`]).
     pub(super) fn apply_branch_result(
         &mut self,
-        now: i64,
-        transaction_id: i64,
-        branch_id: i64,
+        now_ms: i64,
+        transaction_id: TransactionId,
+        branch_id: BranchId,
         outcome: BranchOutcome,
     ) {
         let timeout_flavour = self
@@ -191,14 +191,14 @@ impl Coordinator {
         match pass_failure {
             None => self.advance(transaction_id),
             Some(_) if !settled => {}
-            Some(PassFailure::Retry) => self.pass_failed(now, transaction_id),
+            Some(PassFailure::Retry) => self.pass_failed(now_ms, transaction_id),
             Some(PassFailure::Final(status)) => self.end_failure(transaction_id, status),
         }
     }
 
     /// A branch could not finish: move to the retrying status, answer a waiting TM with it,
     /// and try the whole pass again after a backoff.
-    pub(super) fn pass_failed(&mut self, now: i64, transaction_id: i64) {
+    pub(super) fn pass_failed(&mut self, now_ms: i64, transaction_id: TransactionId) {
         let Some(session) = self.sessions.get_mut(&transaction_id) else {
             return;
         };
@@ -212,10 +212,10 @@ impl Coordinator {
         };
         self.set_status(transaction_id, next);
         self.answer(reply, next);
-        self.schedule_retry(transaction_id, now);
+        self.schedule_retry(transaction_id, now_ms);
     }
 
-    pub(super) fn finish_pass(&mut self, transaction_id: i64) {
+    pub(super) fn finish_pass(&mut self, transaction_id: TransactionId) {
         let Some(session) = self.sessions.get_mut(&transaction_id) else {
             return;
         };
@@ -251,7 +251,11 @@ impl Coordinator {
         }
     }
 
-    pub(super) fn end_success(&mut self, transaction_id: i64, final_status: GlobalStatus) {
+    pub(super) fn end_success(
+        &mut self,
+        transaction_id: TransactionId,
+        final_status: GlobalStatus,
+    ) {
         let reply = self
             .sessions
             .get_mut(&transaction_id)
@@ -263,7 +267,7 @@ impl Coordinator {
     /// A successful end: release every lock, forget the session, answer a waiting TM.
     pub(super) fn end_success_replying(
         &mut self,
-        transaction_id: i64,
+        transaction_id: TransactionId,
         final_status: GlobalStatus,
         reply: Option<Waiting>,
     ) {
@@ -278,7 +282,7 @@ impl Coordinator {
     }
 
     /// A failed end: the session stays, with its locks, for an operator to resolve.
-    pub(super) fn end_failure(&mut self, transaction_id: i64, status: GlobalStatus) {
+    pub(super) fn end_failure(&mut self, transaction_id: TransactionId, status: GlobalStatus) {
         self.unschedule(transaction_id);
         let reply = self
             .sessions
@@ -295,7 +299,7 @@ impl Coordinator {
             }
         }
         tracing::error!(
-            transaction_id,
+            transaction_id = transaction_id.0,
             ?status,
             "global transaction ended in failure and needs manual handling"
         );

@@ -7,17 +7,17 @@ impl Coordinator {
     /// GlobalBegin: a new session in Begin, durable before the XID is returned.
     pub(super) fn begin(
         &mut self,
-        now: i64,
+        now_ms: i64,
         token: ReplyToken,
         requester: &Requester,
         timeout_ms: i32,
         transaction_name: String,
     ) {
-        if let Some(message) = self.begin_refusal(now, requester, timeout_ms) {
+        if let Some(message) = self.begin_refusal(now_ms, requester, timeout_ms) {
             tracing::warn!(application_id = %requester.application_id, %message, "GlobalBegin refused");
             return self.fail(token, RequestKind::Begin, Code::BeginFailed, message);
         }
-        let transaction_id = self.next_id();
+        let transaction_id = TransactionId(self.next_id());
         let xid = format!("{}:{}", self.config.xid_prefix, transaction_id);
         let global = GlobalSession {
             transaction_id,
@@ -27,7 +27,7 @@ impl Coordinator {
             transaction_service_group: requester.transaction_service_group.clone(),
             transaction_name,
             timeout_ms,
-            begin_time_ms: now,
+            begin_time_ms: now_ms,
             application_data: String::new(),
         };
         let session = Session {
@@ -35,9 +35,10 @@ impl Coordinator {
             branches: Branches::new(),
             pass: None,
             failed_passes: 0,
-            retry_at: None,
+            retry_at_ms: None,
         };
-        self.timeouts.insert((session.deadline(), transaction_id));
+        self.timeouts
+            .insert((session.deadline_ms(), transaction_id));
         self.sessions.insert(transaction_id, session);
         self.persist(Record::GlobalAdd(global));
         self.reply(token, Reply::Began { xid });
@@ -46,7 +47,7 @@ impl Coordinator {
     /// Why a GlobalBegin must be refused (a limit it exceeds), if it must.
     pub(super) fn begin_refusal(
         &mut self,
-        now: i64,
+        now_ms: i64,
         requester: &Requester,
         timeout_ms: i32,
     ) -> Option<String> {
@@ -66,7 +67,7 @@ impl Coordinator {
             ));
         }
         if let Some(bucket) = self.begin_tokens.as_mut()
-            && !bucket.try_take(now)
+            && !bucket.try_take(now_ms)
         {
             let limit = bucket.limit();
             // Seata answers BeginFailed with this message shape (RateLimiterHandler).
@@ -174,7 +175,7 @@ impl Coordinator {
         } else {
             Vec::new()
         };
-        let branch_id = self.next_id();
+        let branch_id = BranchId(self.next_id());
         if request.branch_type == BranchType::At {
             let holder = LockHolder {
                 transaction_id,
@@ -221,7 +222,7 @@ impl Coordinator {
         &mut self,
         token: ReplyToken,
         xid: &str,
-        branch_id: i64,
+        branch_id: BranchId,
         status: BranchStatus,
         application_data: String,
     ) {
@@ -262,7 +263,7 @@ impl Coordinator {
 
     /// GlobalCommit: the commit decision is made durable, AT locks are released at once, then
     /// non-AT branches are committed synchronously (the reply waits) and AT ones asynchronously.
-    pub(super) fn global_commit(&mut self, now: i64, token: ReplyToken, xid: &str) {
+    pub(super) fn global_commit(&mut self, now_ms: i64, token: ReplyToken, xid: &str) {
         let Some(transaction_id) = self.lookup(xid) else {
             return self.reply(
                 token,
@@ -283,7 +284,7 @@ impl Coordinator {
             };
             return self.reply(token, Reply::GlobalCommit { status: shown });
         }
-        if session.is_timed_out(now) {
+        if session.is_timed_out(now_ms) {
             // The timeout check will roll it back; the TM turns this into a timeout error.
             return self.reply(
                 token,
@@ -294,7 +295,8 @@ impl Coordinator {
         }
         let asynchronous = session.can_be_committed_async();
         let no_branches = session.branches.is_empty();
-        self.timeouts.remove(&(session.deadline(), transaction_id));
+        self.timeouts
+            .remove(&(session.deadline_ms(), transaction_id));
         for branch in session.branches.iter() {
             release_locks(&mut self.locks, branch);
         }
@@ -344,7 +346,8 @@ impl Coordinator {
         if status != GlobalStatus::Begin {
             return self.reply(token, Reply::GlobalRollback { status });
         }
-        self.timeouts.remove(&(session.deadline(), transaction_id));
+        self.timeouts
+            .remove(&(session.deadline_ms(), transaction_id));
         self.set_status(transaction_id, GlobalStatus::Rollbacking);
         self.start_pass(transaction_id, Direction::Rollback, Scope::All, Some(token));
     }
@@ -361,7 +364,7 @@ impl Coordinator {
     /// GlobalReport: only Saga transactions are driven by it (semantics §6.4).
     pub(super) fn global_report(
         &mut self,
-        now: i64,
+        now_ms: i64,
         token: ReplyToken,
         xid: &str,
         reported: Option<GlobalStatus>,
@@ -381,7 +384,7 @@ impl Coordinator {
         let Some(reported) = reported.filter(|_| session.is_saga()) else {
             return self.reply(token, Reply::GlobalReport { status: current });
         };
-        let deadline = session.deadline();
+        let deadline = session.deadline_ms();
         match reported {
             GlobalStatus::Committed => {
                 self.end_success(transaction_id, GlobalStatus::Committed);
@@ -418,12 +421,12 @@ impl Coordinator {
                 };
                 self.timeouts.remove(&(deadline, transaction_id));
                 self.set_status(transaction_id, next);
-                self.schedule_retry(transaction_id, now);
+                self.schedule_retry(transaction_id, now_ms);
             }
             GlobalStatus::CommitRetrying => {
                 self.timeouts.remove(&(deadline, transaction_id));
                 self.set_status(transaction_id, GlobalStatus::CommitRetrying);
-                self.schedule_retry(transaction_id, now);
+                self.schedule_retry(transaction_id, now_ms);
             }
             other => self.set_status(transaction_id, other),
         }
@@ -455,7 +458,7 @@ impl Coordinator {
                 );
             }
         };
-        let transaction_id = transaction_id_of(xid).unwrap_or(-1);
+        let transaction_id = transaction_id_of(xid).unwrap_or(TransactionId(-1));
         let lockable = self
             .locks
             .conflict(transaction_id, resource_id, &rows)

@@ -30,13 +30,13 @@ fn begin_persists_the_session_before_returning_the_xid() {
         ]
     );
     // Snowflake layout: positive, worker id in bits 62..53.
-    assert!(id > 0);
-    assert_eq!(id >> 53, 5);
+    assert!(id.0 > 0);
+    assert_eq!(id.0 >> 53, 5);
     assert_eq!(transaction_id_of(&xid), Some(id));
     assert_eq!(h.tc.status_of(id), Some(GlobalStatus::Begin));
     assert_eq!(h.tc.stats().sessions, 1);
     // The deadline is begin time + timeout; the timeout check fires strictly after it.
-    assert_eq!(h.tc.next_deadline(), Some(T0 + 5 + 30_000 + 1));
+    assert_eq!(h.tc.next_deadline_ms(), Some(T0 + 5 + 30_000 + 1));
 }
 
 #[test]
@@ -59,7 +59,7 @@ fn the_tc_does_not_clamp_the_timeout() {
     });
     let tx = h.begin(T0, 0);
     let long = h.begin(T0, i32::MAX);
-    assert_eq!(h.tc.next_deadline(), Some(T0 + 1));
+    assert_eq!(h.tc.next_deadline_ms(), Some(T0 + 1));
     h.tc.tick(T0 + 1);
     assert_eq!(
         h.effects(),

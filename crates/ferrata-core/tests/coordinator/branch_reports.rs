@@ -67,7 +67,7 @@ fn reports_for_unknown_branches_fail() {
     h.branch_report(
         7,
         &tx.xid,
-        424_242,
+        BranchId(424_242),
         BranchStatus::PhaseOneDone,
         String::new(),
     );

@@ -10,8 +10,8 @@
 mod support;
 
 use ferrata_core::{
-    BranchOutcome, Coordinator, Effect, GlobalSession, Record, Reply, RequestKind,
-    transaction_id_of,
+    BranchId, BranchOutcome, Coordinator, Effect, GlobalSession, Record, Reply, RequestKind,
+    TransactionId, transaction_id_of,
 };
 use ferrata_proto::{BranchStatus, BranchType, GlobalStatus, TransactionExceptionCode as Code};
 use support::*;

@@ -111,7 +111,7 @@ fn recovered_sessions_keep_their_locks_and_resume_phase_two() {
     );
 
     // The next tick resumes every unfinished phase 2, in transaction order.
-    assert_eq!(h.tc.next_deadline(), Some(T0 + 100));
+    assert_eq!(h.tc.next_deadline_ms(), Some(T0 + 100));
     h.tc.tick(T0 + 100);
     assert_eq!(
         h.effects(),
@@ -173,15 +173,15 @@ fn ids_issued_after_recovery_never_repeat_recovered_ids() {
     let tx = h.begin(T0, 60_000);
     let b1 = h.at(&tx, "orders:1");
     let b2 = h.tcc(&tx, "debit");
-    let highest = b2.max(b1).max(tx.id);
+    let highest = b2.0.max(b1.0).max(tx.id.0);
     // Restart with the same clock reading as the first start: the counter would be seeded
     // with exactly the same value.
     assert_eq!(Coordinator::new(config(), T0).take_effects(), vec![]);
     h.recover(T0);
     let next = h.begin(T0, 60_000);
-    assert!(next.id > highest, "{} must be above {highest}", next.id);
+    assert!(next.id.0 > highest, "{} must be above {highest}", next.id);
     let branch = h.tcc(&next, "credit");
-    assert!(branch > next.id);
+    assert!(branch.0 > next.id.0);
     // A fresh coordinator without recovery would have reused the first id.
     let mut fresh = Harness::new();
     assert_eq!(fresh.begin(T0, 60_000).id, tx.id);
@@ -212,7 +212,7 @@ fn recovered_timed_out_sessions_roll_back_on_the_first_tick() {
     let a1 = h.at(&tx, "orders:1");
     h.recover(T0 + 5_000);
     h.assert_quiet();
-    assert_eq!(h.tc.next_deadline(), Some(T0 + 1_001));
+    assert_eq!(h.tc.next_deadline_ms(), Some(T0 + 1_001));
     h.tc.tick(T0 + 5_000);
     assert_eq!(
         h.effects(),

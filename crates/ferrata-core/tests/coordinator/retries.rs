@@ -37,7 +37,7 @@ fn commit_retries_back_off_exponentially_up_to_the_cap() {
     );
 
     // First retry after the initial backoff, not before.
-    assert_eq!(h.tc.next_deadline(), Some(T0 + 1_020));
+    assert_eq!(h.tc.next_deadline_ms(), Some(T0 + 1_020));
     h.tc.tick(T0 + 1_019);
     h.assert_quiet();
     h.tc.tick(T0 + 1_020);
@@ -46,7 +46,7 @@ fn commit_retries_back_off_exponentially_up_to_the_cap() {
     // Second failure (no answer at all): the backoff doubles, nothing new is persisted.
     h.tc.branch_result(T0 + 1_030, tx.id, t1, BranchOutcome::Unreachable);
     h.assert_quiet();
-    assert_eq!(h.tc.next_deadline(), Some(T0 + 3_030));
+    assert_eq!(h.tc.next_deadline_ms(), Some(T0 + 3_030));
     h.tc.tick(T0 + 3_029);
     h.assert_quiet();
     h.tc.tick(T0 + 3_030);
@@ -55,11 +55,11 @@ fn commit_retries_back_off_exponentially_up_to_the_cap() {
     // Third failure: 4000 ms capped at 3000 ms, and it stays capped.
     h.tc.branch_result(T0 + 3_040, tx.id, t1, COMMIT_RETRYABLE);
     h.assert_quiet();
-    assert_eq!(h.tc.next_deadline(), Some(T0 + 6_040));
+    assert_eq!(h.tc.next_deadline_ms(), Some(T0 + 6_040));
     h.tc.tick(T0 + 6_040);
     assert_eq!(h.effects(), vec![h.commit_of(t1)]);
     h.tc.branch_result(T0 + 6_050, tx.id, t1, BranchOutcome::Unreachable);
-    assert_eq!(h.tc.next_deadline(), Some(T0 + 9_050));
+    assert_eq!(h.tc.next_deadline_ms(), Some(T0 + 9_050));
     h.tc.tick(T0 + 9_050);
     assert_eq!(h.effects(), vec![h.commit_of(t1)]);
 

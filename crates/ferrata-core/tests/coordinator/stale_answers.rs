@@ -21,7 +21,7 @@ fn answers_for_other_branches_or_transactions_are_ignored() {
     h.tc.branch_result(T0 + 2, tx.id, t2, COMMIT_UNRETRYABLE);
     h.tc.branch_result(T0 + 2, idle.id, t1, COMMITTED);
     h.tc.branch_result(T0 + 2, idle.id, i1, COMMITTED);
-    h.tc.branch_result(T0 + 2, 99, t1, COMMITTED);
+    h.tc.branch_result(T0 + 2, TransactionId(99), t1, COMMITTED);
     h.assert_quiet();
     assert_eq!(h.tc.status_of(tx.id), Some(GlobalStatus::Committing));
     assert_eq!(h.tc.status_of(idle.id), Some(GlobalStatus::Begin));

@@ -9,7 +9,7 @@ fn timeout_rolls_back_newest_first_and_ends_timeout_rollbacked() {
     let a1 = h.at(&tx, "orders:1");
     let t1 = h.tcc(&tx, "debit");
     let other = h.begin(T0, 60_000);
-    assert_eq!(h.tc.next_deadline(), Some(T0 + 1_001));
+    assert_eq!(h.tc.next_deadline_ms(), Some(T0 + 1_001));
 
     // At the deadline the transaction is not yet timed out.
     h.tc.tick(T0 + 1_000);
@@ -128,7 +128,7 @@ fn unknown_transactions_are_reported_as_missing_or_finished() {
     let mut h = Harness::new();
     let gone = Tx {
         xid: format!("{PREFIX}:12345"),
-        id: 12_345,
+        id: TransactionId(12_345),
         begin_time: T0,
         timeout_ms: 60_000,
     };
@@ -156,7 +156,13 @@ fn unknown_transactions_are_reported_as_missing_or_finished() {
                 report_reply(5, GlobalStatus::Finished),
             ]
         );
-        h.branch_report(6, &tx.xid, 1, BranchStatus::PhaseOneDone, String::new());
+        h.branch_report(
+            6,
+            &tx.xid,
+            BranchId(1),
+            BranchStatus::PhaseOneDone,
+            String::new(),
+        );
         match h.effects().as_slice() {
             [
                 Effect::Reply {

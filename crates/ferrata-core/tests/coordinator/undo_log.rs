@@ -10,7 +10,7 @@ fn undo_log_cleanup_runs_after_the_initial_delay_then_every_period() {
         undo_log_save_days: 3,
         ..config()
     });
-    assert_eq!(h.tc.next_deadline(), Some(T0 + 180_000));
+    assert_eq!(h.tc.next_deadline_ms(), Some(T0 + 180_000));
     h.tc.tick(T0 + 179_999);
     h.assert_quiet();
     h.tc.tick(T0 + 180_000);
@@ -18,7 +18,7 @@ fn undo_log_cleanup_runs_after_the_initial_delay_then_every_period() {
     h.tc.tick(T0 + 180_001);
     h.assert_quiet();
     let next = T0 + 180_000 + 86_400_000;
-    assert_eq!(h.tc.next_deadline(), Some(next));
+    assert_eq!(h.tc.next_deadline_ms(), Some(next));
     h.tc.tick(next - 1);
     h.assert_quiet();
     h.tc.tick(next);

@@ -7,7 +7,7 @@ mod support;
 
 mod simulation;
 
-use ferrata_core::{BranchOutcome, CoordinatorConfig, Effect, Reply};
+use ferrata_core::{BranchId, BranchOutcome, CoordinatorConfig, Effect, Reply, TransactionId};
 use ferrata_proto::{BranchStatus, BranchType, GlobalStatus, TransactionExceptionCode as Code};
 use proptest::prelude::*;
 use simulation::*;

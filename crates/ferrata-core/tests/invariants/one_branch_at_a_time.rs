@@ -9,7 +9,7 @@ struct OneBranchAtATime;
 
 impl Invariant for OneBranchAtATime {
     fn check(&mut self, _: &mut Harness, _: &Model, step: &Step) -> Result<(), TestCaseError> {
-        let mut requests_per_tx: BTreeMap<i64, usize> = BTreeMap::new();
+        let mut requests_per_tx: BTreeMap<TransactionId, usize> = BTreeMap::new();
         for effect in &step.effects {
             if let Effect::BranchCommit(request) | Effect::BranchRollback(request) = effect {
                 *requests_per_tx.entry(request.transaction_id).or_default() += 1;

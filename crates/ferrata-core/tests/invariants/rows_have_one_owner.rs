@@ -37,7 +37,7 @@ struct RowsHaveOneOwner;
 
 impl Invariant for RowsHaveOneOwner {
     fn check(&mut self, h: &mut Harness, model: &Model, _: &Step) -> Result<(), TestCaseError> {
-        let mut expected_owner: BTreeMap<String, i64> = BTreeMap::new();
+        let mut expected_owner: BTreeMap<String, TransactionId> = BTreeMap::new();
         for tx in h.replay().transactions() {
             if !holds_locks(tx.global.status, model.unlock) {
                 continue;
@@ -65,7 +65,7 @@ impl Invariant for RowsHaveOneOwner {
         for row in 0..ROWS {
             let key = format!("orders:{row}");
             let free = h.lockable("", &key);
-            let holders: Vec<i64> = model
+            let holders: Vec<TransactionId> = model
                 .txs
                 .iter()
                 .filter(|tx| h.lockable(&tx.xid, &key))

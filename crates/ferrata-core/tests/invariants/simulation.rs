@@ -100,9 +100,9 @@ pub enum Unlock {
 pub struct Model {
     pub now: i64,
     pub txs: Vec<Tx>,
-    pub branches: Vec<(usize, i64)>,
+    pub branches: Vec<(usize, BranchId)>,
     /// Phase-2 requests sent and not answered yet: (transaction, branch, is_commit).
-    pub outstanding: Vec<(i64, i64, bool)>,
+    pub outstanding: Vec<(TransactionId, BranchId, bool)>,
     pub unlock: Unlock,
 }
 

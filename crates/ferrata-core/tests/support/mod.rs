@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 
 use ferrata_core::{
-    BranchOutcome, BranchRegistration, BranchRequest, BranchSession, Coordinator,
+    BranchId, BranchOutcome, BranchRegistration, BranchRequest, BranchSession, Coordinator,
     CoordinatorConfig, Effect, GlobalSession, Record, Reply, ReplyToken, Request, RequestKind,
-    Requester, SessionTable,
+    Requester, SessionTable, TransactionId,
 };
 use ferrata_proto::{BranchStatus, BranchType, GlobalStatus, TransactionExceptionCode as Code};
 
@@ -46,7 +46,7 @@ pub fn requester() -> Requester {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tx {
     pub xid: String,
-    pub id: i64,
+    pub id: TransactionId,
     pub begin_time: i64,
     pub timeout_ms: i32,
 }
@@ -59,7 +59,7 @@ pub struct Harness {
     pub log: Vec<Record>,
     /// Every effect drained so far, in order, id reservations included.
     pub trace: Vec<Effect>,
-    requests: HashMap<i64, BranchRequest>,
+    requests: HashMap<BranchId, BranchRequest>,
     next_token: ReplyToken,
     /// The time of the latest request sent with one, used for requests whose outcome does not
     /// depend on time (rollback, status, report, lock query).
@@ -120,7 +120,7 @@ impl Harness {
         &mut self,
         token: ReplyToken,
         xid: &str,
-        branch_id: i64,
+        branch_id: BranchId,
         status: BranchStatus,
         application_data: String,
     ) {
@@ -276,7 +276,7 @@ impl Harness {
         resource_id: &str,
         lock_key: &str,
         application_data: &str,
-    ) -> Result<i64, Code> {
+    ) -> Result<BranchId, Code> {
         let token = self.token();
         self.branch_register(
             token,
@@ -353,7 +353,7 @@ impl Harness {
         resource_id: &str,
         lock_key: &str,
         application_data: &str,
-    ) -> i64 {
+    ) -> BranchId {
         match self.try_register(tx, branch_type, resource_id, lock_key, application_data) {
             Ok(branch_id) => branch_id,
             Err(code) => panic!("registration into {} failed with {code:?}", tx.xid),
@@ -362,41 +362,46 @@ impl Harness {
 
     /// An AT branch on [`DB`] holding the rows of `lock_key`.
     #[track_caller]
-    pub fn at(&mut self, tx: &Tx, lock_key: &str) -> i64 {
+    pub fn at(&mut self, tx: &Tx, lock_key: &str) -> BranchId {
         self.register(tx, BranchType::At, DB, lock_key, "")
     }
 
     /// An AT registration on [`DB`] with application data; returns the code on failure.
     #[track_caller]
-    pub fn try_at(&mut self, tx: &Tx, lock_key: &str, application_data: &str) -> Result<i64, Code> {
+    pub fn try_at(
+        &mut self,
+        tx: &Tx,
+        lock_key: &str,
+        application_data: &str,
+    ) -> Result<BranchId, Code> {
         self.try_register(tx, BranchType::At, DB, lock_key, application_data)
     }
 
     /// A TCC branch for the action `action`.
     #[track_caller]
-    pub fn tcc(&mut self, tx: &Tx, action: &str) -> i64 {
+    pub fn tcc(&mut self, tx: &Tx, action: &str) -> BranchId {
         self.register(tx, BranchType::Tcc, action, "", r#"{"actionContext":{}}"#)
     }
 
     /// The phase-2 request the coordinator should send for a registered branch.
     #[track_caller]
-    pub fn request(&self, branch_id: i64) -> BranchRequest {
+    pub fn request(&self, branch_id: BranchId) -> BranchRequest {
         self.requests
             .get(&branch_id)
             .cloned()
             .unwrap_or_else(|| panic!("branch {branch_id} was not registered by the harness"))
     }
 
-    pub fn commit_of(&self, branch_id: i64) -> Effect {
+    pub fn commit_of(&self, branch_id: BranchId) -> Effect {
         Effect::BranchCommit(self.request(branch_id))
     }
 
-    pub fn rollback_of(&self, branch_id: i64) -> Effect {
+    pub fn rollback_of(&self, branch_id: BranchId) -> Effect {
         Effect::BranchRollback(self.request(branch_id))
     }
 
     /// Records that a branch report replaced the application data the RM will get back.
-    pub fn set_application_data(&mut self, branch_id: i64, data: &str) {
+    pub fn set_application_data(&mut self, branch_id: BranchId, data: &str) {
         if let Some(request) = self.requests.get_mut(&branch_id) {
             request.application_data = data.to_owned();
         }
@@ -507,7 +512,7 @@ pub fn remove_global(tx: &Tx) -> Effect {
     })
 }
 
-pub fn remove_branch(tx: &Tx, branch_id: i64) -> Effect {
+pub fn remove_branch(tx: &Tx, branch_id: BranchId) -> Effect {
     Effect::Persist(Record::BranchRemove {
         transaction_id: tx.id,
         branch_id,
