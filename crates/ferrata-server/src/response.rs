@@ -92,3 +92,75 @@ fn failure(request: RequestKind, error: TxError, global_status: GlobalStatus) ->
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ferrata_core::BranchId;
+    use ferrata_proto::{ClientVersion, Dialect, ResultCode, TransactionExceptionCode};
+
+    use super::*;
+
+    fn context(client_version: ClientVersion) -> CodecContext {
+        CodecContext::new(client_version, Dialect::Java)
+    }
+
+    #[test]
+    fn each_reply_builds_the_response_of_its_request() {
+        let ctx = context(ClientVersion::V2_6_0);
+        let registered = build_response(
+            Reply::BranchRegistered {
+                branch_id: BranchId(42),
+            },
+            &ctx,
+        );
+        assert_eq!(
+            registered,
+            Message::BranchRegisterResponse(BranchRegisterResponse {
+                result: ResultInfo::success(),
+                branch_id: 42,
+            })
+        );
+        let rolled_back = build_response(
+            Reply::GlobalRollback {
+                status: GlobalStatus::Rollbacked,
+            },
+            &ctx,
+        );
+        assert_eq!(
+            rolled_back,
+            Message::GlobalRollbackResponse(GlobalRollbackResponse {
+                result: ResultInfo::success(),
+                global_status: GlobalStatus::Rollbacked,
+            })
+        );
+    }
+
+    #[test]
+    fn statuses_are_clamped_for_old_clients_and_failures_say_finished() {
+        let old = context(ClientVersion::V0_7_1);
+        let committed = build_response(
+            Reply::GlobalCommit {
+                status: GlobalStatus::CommitRetryTimeout,
+            },
+            &old,
+        );
+        let Message::GlobalCommitResponse(response) = committed else {
+            panic!("a commit reply must build a GlobalCommitResponse: {committed:?}");
+        };
+        assert_eq!(response.global_status, GlobalStatus::CommitFailed);
+
+        let failed = build_response(
+            Reply::Failed {
+                request: RequestKind::GlobalStatus,
+                error: TxError::new(TransactionExceptionCode::Unknown, "no room"),
+            },
+            &context(ClientVersion::V2_6_0),
+        );
+        let Message::GlobalStatusResponse(response) = failed else {
+            panic!("a failed status request must build a GlobalStatusResponse: {failed:?}");
+        };
+        assert_eq!(response.result.result_code, ResultCode::Failed);
+        assert_eq!(response.result.msg, "TransactionException[no room]");
+        assert_eq!(response.global_status, GlobalStatus::Finished);
+    }
+}
