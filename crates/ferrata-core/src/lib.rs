@@ -2,10 +2,11 @@
 //! time is an input, and everything the coordinator wants done comes out as an [`Effect`].
 //!
 //! ```text
-//!   Request + token ──▶ Coordinator::handle ─┐          ┌─▶ Effect::Persist(Record)   (store)
-//!   BranchOutcome  ───▶ Coordinator::branch_result ─▶ effects ─▶ Effect::Reply{token}   (client)
-//!   now            ───▶ Coordinator::tick ───┘          └─▶ Effect::BranchCommit/Rollback (RM)
-//!   SessionTable   ───▶ Coordinator::recover                    Effect::UndoLogDelete     (RMs)
+//!   in (Coordinator methods)                       out (Effect, drained in order)
+//!   handle(now_ms, token, requester, Request) ──┐   ┌──▶ Persist(Record)         → store
+//!   branch_result(now_ms, tx, branch, outcome) ─┼──▶┼──▶ Reply { token, Reply }  → requester
+//!   tick(now_ms)                               ─┘   ├──▶ BranchCommit / Rollback → one RM
+//!   recover(config, SessionTable, now_ms): start    └──▶ UndoLogDelete           → AT RMs
 //! ```
 //!
 //! Effects come out in the order they must take effect; each [`Effect`] variant says what must be
