@@ -5,13 +5,14 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use ferrata_core::lock::{LockHolder, LockKeyLimits, LockManager, LockRow, parse_lock_key};
+use ferrata_core::{BranchId, TransactionId};
 
 const RESOURCE: &str = "jdbc:mysql://127.0.0.1:3306/seata";
 
 fn holder(tx: i64, branch: i64) -> LockHolder {
     LockHolder {
-        transaction_id: tx,
-        branch_id: branch,
+        transaction_id: TransactionId(tx),
+        branch_id: BranchId(branch),
     }
 }
 
@@ -65,7 +66,7 @@ fn acquire_release(c: &mut Criterion) {
                 let key = format!("t:{next}_a,{next}_b");
                 let rows = rows(&key);
                 let taken = locks.acquire(holder(next, next), RESOURCE, &rows);
-                locks.release(next, RESOURCE, &rows);
+                locks.release(BranchId(next), RESOURCE, &rows);
                 taken.is_ok()
             })
         });
@@ -92,7 +93,7 @@ fn acquire_release(c: &mut Criterion) {
             },
             |mut locks| {
                 for (branch, key) in keys.iter().enumerate() {
-                    locks.release(branch as i64, RESOURCE, &rows(key));
+                    locks.release(BranchId(branch as i64), RESOURCE, &rows(key));
                 }
                 locks.len()
             },

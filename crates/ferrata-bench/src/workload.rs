@@ -248,26 +248,11 @@ impl TxMachine {
 
 /// Commit answers a TC gives for a commit that went through (AT commits asynchronously).
 fn commit_succeeded(status: GlobalStatus) -> bool {
-    matches!(
-        status,
-        GlobalStatus::Committed
-            | GlobalStatus::AsyncCommitting
-            | GlobalStatus::Committing
-            | GlobalStatus::CommitRetrying
-            | GlobalStatus::Finished
-    )
+    status.is_commit_decided() || status == GlobalStatus::Finished
 }
 
 fn rollback_succeeded(status: GlobalStatus) -> bool {
-    matches!(
-        status,
-        GlobalStatus::Rollbacked
-            | GlobalStatus::Rollbacking
-            | GlobalStatus::RollbackRetrying
-            | GlobalStatus::TimeoutRollbacked
-            | GlobalStatus::TimeoutRollbacking
-            | GlobalStatus::Finished
-    )
+    status.is_rollback_decided() || status == GlobalStatus::Finished
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::id::BranchId;
 use crate::model::BranchSession;
 
 /// Branches in registration order, indexed by branch id.
@@ -12,7 +13,7 @@ pub struct Branches {
     /// Registration sequence number → branch; iteration order is registration order.
     by_order: BTreeMap<u64, BranchSession>,
     /// Branch id → its registration sequence number.
-    order_of: HashMap<i64, u64>,
+    order_of: HashMap<BranchId, u64>,
     next_order: u64,
 }
 
@@ -35,16 +36,16 @@ impl Branches {
     }
 
     /// Branch ids in registration order.
-    pub fn ids(&self) -> impl DoubleEndedIterator<Item = i64> + '_ {
+    pub fn ids(&self) -> impl DoubleEndedIterator<Item = BranchId> + '_ {
         self.by_order.values().map(|b| b.branch_id)
     }
 
-    pub fn get(&self, branch_id: i64) -> Option<&BranchSession> {
+    pub fn get(&self, branch_id: BranchId) -> Option<&BranchSession> {
         let order = self.order_of.get(&branch_id)?;
         self.by_order.get(order)
     }
 
-    pub fn get_mut(&mut self, branch_id: i64) -> Option<&mut BranchSession> {
+    pub fn get_mut(&mut self, branch_id: BranchId) -> Option<&mut BranchSession> {
         let order = self.order_of.get(&branch_id)?;
         self.by_order.get_mut(order)
     }
@@ -65,7 +66,7 @@ impl Branches {
         debug_assert_eq!(self.by_order.len(), self.order_of.len());
     }
 
-    pub fn remove(&mut self, branch_id: i64) -> Option<BranchSession> {
+    pub fn remove(&mut self, branch_id: BranchId) -> Option<BranchSession> {
         let order = self.order_of.remove(&branch_id)?;
         let removed = self.by_order.remove(&order);
         debug_assert!(removed.is_some(), "branch index out of mirror");
@@ -127,8 +128,8 @@ mod tests {
 
     fn branch(id: i64) -> BranchSession {
         BranchSession {
-            branch_id: id,
-            transaction_id: 1,
+            branch_id: BranchId(id),
+            transaction_id: crate::id::TransactionId(1),
             resource_id: "r".into(),
             lock_key: String::new(),
             branch_type: BranchType::Tcc,
@@ -142,22 +143,32 @@ mod tests {
     fn keeps_registration_order_through_removals_and_replacements() {
         // Ids deliberately not in registration order.
         let mut list: Branches = [30, 10, 20, 40].into_iter().map(branch).collect();
-        assert!(list.remove(10).is_some());
-        assert!(list.remove(10).is_none());
+        assert!(list.remove(BranchId(10)).is_some());
+        assert!(list.remove(BranchId(10)).is_none());
         let mut updated = branch(20);
         updated.status = BranchStatus::PhaseOneDone;
         list.insert(updated);
         list.insert(branch(5));
-        assert_eq!(list.ids().collect::<Vec<_>>(), [30, 20, 40, 5]);
-        assert_eq!(list.ids().rev().collect::<Vec<_>>(), [5, 40, 20, 30]);
         assert_eq!(
-            list.get(20).map(|b| b.status),
+            list.ids().map(|id| id.0).collect::<Vec<_>>(),
+            [30, 20, 40, 5]
+        );
+        assert_eq!(
+            list.ids().rev().map(|id| id.0).collect::<Vec<_>>(),
+            [5, 40, 20, 30]
+        );
+        assert_eq!(
+            list.get(BranchId(20)).map(|b| b.status),
             Some(BranchStatus::PhaseOneDone)
         );
         assert_eq!(list.len(), 4);
         let same: Branches = [30, 20, 40, 5]
             .into_iter()
-            .map(|id| list.get(id).cloned().unwrap_or_else(|| branch(id)))
+            .map(|id| {
+                list.get(BranchId(id))
+                    .cloned()
+                    .unwrap_or_else(|| branch(id))
+            })
             .collect();
         assert_eq!(list, same);
     }

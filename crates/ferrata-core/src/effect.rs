@@ -4,7 +4,9 @@
 
 use ferrata_proto::{BranchType, GlobalStatus, TransactionExceptionCode};
 
+use crate::id::{BranchId, TransactionId};
 use crate::model::Record;
+use crate::request::RequestKind;
 
 /// Opaque handle the runtime uses to route a reply back to the request that caused it.
 pub type ReplyToken = u64;
@@ -25,32 +27,56 @@ impl TxError {
     }
 }
 
-/// The answer to one request.
+/// The answer to one request. Each variant is the answer to one [`RequestKind`], so the runtime
+/// builds the response message from the reply alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    Began {
-        xid: String,
-    },
-    BranchRegistered {
-        branch_id: i64,
-    },
+    /// GlobalBegin succeeded.
+    Began { xid: String },
+    /// BranchRegister succeeded.
+    BranchRegistered { branch_id: BranchId },
+    /// BranchReport succeeded.
     BranchReported,
-    /// The global status after GlobalCommit, GlobalRollback, GlobalStatus or GlobalReport.
-    Status(GlobalStatus),
+    /// The global status after GlobalCommit.
+    GlobalCommit { status: GlobalStatus },
+    /// The global status after GlobalRollback.
+    GlobalRollback { status: GlobalStatus },
+    /// The stored global status (Finished for a transaction the TC no longer holds).
+    GlobalStatus { status: GlobalStatus },
+    /// The global status after GlobalReport.
+    GlobalReport { status: GlobalStatus },
+    /// GlobalLockQuery: whether every row asked about is free or held by the asker.
     Lockable(bool),
-    /// A failed request; `status` is the stored global status for the global end requests.
+    /// The request failed; `request` says which response carries the error.
     Failed {
+        request: RequestKind,
         error: TxError,
-        status: Option<GlobalStatus>,
     },
+}
+
+impl Reply {
+    /// The request this reply answers.
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Reply::Began { .. } => RequestKind::Begin,
+            Reply::BranchRegistered { .. } => RequestKind::BranchRegister,
+            Reply::BranchReported => RequestKind::BranchReport,
+            Reply::GlobalCommit { .. } => RequestKind::GlobalCommit,
+            Reply::GlobalRollback { .. } => RequestKind::GlobalRollback,
+            Reply::GlobalStatus { .. } => RequestKind::GlobalStatus,
+            Reply::GlobalReport { .. } => RequestKind::GlobalReport,
+            Reply::Lockable(_) => RequestKind::LockQuery,
+            Reply::Failed { request, .. } => *request,
+        }
+    }
 }
 
 /// A phase-2 request for one branch, with what the runtime needs to pick a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BranchRequest {
-    pub transaction_id: i64,
+    pub transaction_id: TransactionId,
     pub xid: String,
-    pub branch_id: i64,
+    pub branch_id: BranchId,
     pub branch_type: BranchType,
     pub resource_id: String,
     pub application_data: String,
@@ -67,17 +93,23 @@ pub enum BranchOutcome {
     Unreachable,
 }
 
+/// One thing for the runtime to do. Effects are executed in the order they were produced; the
+/// durability rule of each variant says what must be durable before it takes effect outside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
+    /// Append this record to the store. Durable once the store says so (fsync or a committed
+    /// database transaction); records of one transaction are appended in order.
     Persist(Record),
-    Reply {
-        token: ReplyToken,
-        reply: Reply,
-    },
+    /// Answer the request that carried `token`. Released only once every record produced before
+    /// it is durable: never acknowledge what is not durable (ARCHITECTURE.md, principle 2).
+    Reply { token: ReplyToken, reply: Reply },
+    /// Send BranchCommit to the branch's RM. Sent only once the records of its transaction
+    /// produced before it (the commit decision, the branch's data) are durable; records of other
+    /// transactions need not be.
     BranchCommit(BranchRequest),
+    /// Send BranchRollback to the branch's RM; the same rule as [`Effect::BranchCommit`].
     BranchRollback(BranchRequest),
-    /// Ask every connected AT resource to delete undo logs older than `save_days`.
-    UndoLogDelete {
-        save_days: i16,
-    },
+    /// Ask every connected AT resource to delete undo logs older than `save_days`. Depends on no
+    /// record: it may be sent at any time.
+    UndoLogDelete { save_days: i16 },
 }

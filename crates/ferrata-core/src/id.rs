@@ -12,6 +12,27 @@ const COUNTER_MASK: i64 = (1 << COUNTER_BITS) - 1;
 /// Ids reserved per logged reservation: about one record per second at 1M ids/s.
 pub const ID_RESERVATION_BLOCK: i64 = 1 << 20;
 
+/// A global transaction's id: the number after the last `:` of its XID. Displays as the bare
+/// number, as in XIDs and on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct TransactionId(pub i64);
+
+/// A branch's id, drawn from the same generator (and so unique across transactions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct BranchId(pub i64);
+
+impl std::fmt::Display for TransactionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Display for BranchId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// Hands out unique positive 64-bit ids.
 #[derive(Debug, Clone)]
 pub struct IdGenerator {

@@ -1,6 +1,16 @@
-//! `ferrata-core`: the sans-IO transaction coordinator. Commands go in (requests, phase-2
-//! results, timer ticks), effects come out (records to persist, replies, branch requests).
-//! No sockets, files, threads or clocks: time is an input.
+//! `ferrata-core`: the sans-IO transaction coordinator. No sockets, files, threads or clocks:
+//! time is an input, and everything the coordinator wants done comes out as an [`Effect`].
+//!
+//! ```text
+//!   in (Coordinator methods)                       out (Effect, drained in order)
+//!   handle(now_ms, token, requester, Request) ──┐   ┌──▶ Persist(Record)         → store
+//!   branch_result(now_ms, tx, branch, outcome) ─┼──▶┼──▶ Reply { token, Reply }  → requester
+//!   tick(now_ms)                               ─┘   ├──▶ BranchCommit / Rollback → one RM
+//!   recover(config, SessionTable, now_ms): start    └──▶ UndoLogDelete           → AT RMs
+//! ```
+//!
+//! Effects come out in the order they must take effect; each [`Effect`] variant says what must be
+//! durable before the runtime may let it out.
 
 pub mod branches;
 pub mod config;
@@ -10,11 +20,12 @@ pub mod id;
 pub mod lock;
 pub mod model;
 pub mod rate_limit;
+pub mod request;
 
 pub use branches::Branches;
 pub use config::{CoordinatorConfig, RateLimit};
-pub use coordinator::{
-    BranchRegistration, Coordinator, CoordinatorStats, Requester, transaction_id_of,
-};
+pub use coordinator::{Coordinator, CoordinatorStats, transaction_id_of};
 pub use effect::{BranchOutcome, BranchRequest, Effect, Reply, ReplyToken, TxError};
+pub use id::{BranchId, TransactionId};
 pub use model::{BranchSession, GlobalSession, Record, SessionTable, StoredTransaction};
+pub use request::{BranchRegistration, Request, RequestKind, Requester};

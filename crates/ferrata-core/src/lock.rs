@@ -5,6 +5,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::id::{BranchId, TransactionId};
+
 /// One row of a parsed lock key: `(table, primary key)`, borrowed from the lock key.
 pub type LockRow<'a> = (&'a str, &'a str);
 
@@ -79,8 +81,8 @@ pub fn parse_lock_key(
 /// Who holds a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockHolder {
-    pub transaction_id: i64,
-    pub branch_id: i64,
+    pub transaction_id: TransactionId,
+    pub branch_id: BranchId,
 }
 
 type Table = HashMap<Box<str>, LockHolder>;
@@ -132,7 +134,7 @@ impl LockManager {
     /// The first row held by another transaction, if any.
     pub fn conflict(
         &self,
-        transaction_id: i64,
+        transaction_id: TransactionId,
         resource_id: &str,
         rows: &[LockRow<'_>],
     ) -> Option<LockHolder> {
@@ -145,7 +147,7 @@ impl LockManager {
 
     /// Releases the rows of `rows` that `branch_id` holds (rows it found already held by its
     /// own transaction stay with the branch that took them).
-    pub fn release(&mut self, branch_id: i64, resource_id: &str, rows: &[LockRow<'_>]) {
+    pub fn release(&mut self, branch_id: BranchId, resource_id: &str, rows: &[LockRow<'_>]) {
         let Some(tables) = self.resources.get_mut(resource_id) else {
             return;
         };
@@ -175,6 +177,16 @@ impl LockManager {
         self.rows == 0
     }
 
+    /// Every locked row as (resource, table, primary key, holder), in no particular order.
+    pub fn rows(&self) -> impl Iterator<Item = (&str, &str, &str, LockHolder)> {
+        self.resources.iter().flat_map(|(resource, tables)| {
+            tables.iter().flat_map(move |(table, keys)| {
+                keys.iter()
+                    .map(move |(pk, holder)| (&**resource, &**table, &**pk, *holder))
+            })
+        })
+    }
+
     pub fn holder(&self, resource_id: &str, table: &str, pk: &str) -> Option<LockHolder> {
         self.resources
             .get(resource_id)?
@@ -189,6 +201,7 @@ mod tests {
     use super::*;
 
     fn holder(tx: i64, branch: i64) -> LockHolder {
+        let (tx, branch) = (TransactionId(tx), BranchId(branch));
         LockHolder {
             transaction_id: tx,
             branch_id: branch,
@@ -259,14 +272,14 @@ mod tests {
         locks
             .acquire(holder(2, 20), "db2", &rows("t:1"))
             .expect("other resource");
-        locks.release(11, "db", &rows("t:2,3"));
+        locks.release(BranchId(11), "db", &rows("t:2,3"));
         assert_eq!(locks.holder("db", "t", "2"), Some(holder(1, 10)));
         locks
             .acquire(holder(2, 21), "db", &rows("t:3"))
             .expect("released");
-        locks.release(10, "db", &rows("t:1,2"));
-        locks.release(20, "db2", &rows("t:1"));
-        locks.release(21, "db", &rows("t:3"));
+        locks.release(BranchId(10), "db", &rows("t:1,2"));
+        locks.release(BranchId(20), "db2", &rows("t:1"));
+        locks.release(BranchId(21), "db", &rows("t:3"));
         assert!(locks.is_empty());
         assert!(
             locks.resources.is_empty(),

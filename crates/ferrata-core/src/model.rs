@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use ferrata_proto::{BranchStatus, BranchType, GlobalStatus};
 
 use crate::branches::Branches;
+use crate::id::{BranchId, TransactionId};
 
 /// A global transaction as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlobalSession {
-    pub transaction_id: i64,
+    pub transaction_id: TransactionId,
     pub xid: String,
     pub status: GlobalStatus,
     pub application_id: String,
@@ -26,8 +27,8 @@ pub struct GlobalSession {
 /// A branch transaction as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BranchSession {
-    pub branch_id: i64,
-    pub transaction_id: i64,
+    pub branch_id: BranchId,
+    pub transaction_id: TransactionId,
     pub resource_id: String,
     /// AT lock key (`table:pk1,pk2;table2:pk3`); empty for other modes.
     pub lock_key: String,
@@ -43,23 +44,23 @@ pub struct BranchSession {
 pub enum Record {
     GlobalAdd(GlobalSession),
     GlobalUpdate {
-        transaction_id: i64,
+        transaction_id: TransactionId,
         status: GlobalStatus,
     },
     GlobalRemove {
-        transaction_id: i64,
+        transaction_id: TransactionId,
     },
     BranchAdd(BranchSession),
     BranchUpdate {
-        transaction_id: i64,
-        branch_id: i64,
+        transaction_id: TransactionId,
+        branch_id: BranchId,
         status: BranchStatus,
         /// Replaces the stored application data when present.
         application_data: Option<String>,
     },
     BranchRemove {
-        transaction_id: i64,
-        branch_id: i64,
+        transaction_id: TransactionId,
+        branch_id: BranchId,
     },
     /// Ids up to (excluding) `next_free_id` may have been handed out: after a restart the id
     /// generator starts at or above it whatever the clock says (RELIABILITY.md, "Ids").
@@ -70,7 +71,7 @@ pub enum Record {
 
 impl Record {
     /// The global transaction this record belongs to; `None` for records of the TC itself.
-    pub fn transaction_id(&self) -> Option<i64> {
+    pub fn transaction_id(&self) -> Option<TransactionId> {
         match self {
             Record::GlobalAdd(g) => Some(g.transaction_id),
             Record::BranchAdd(b) => Some(b.transaction_id),
@@ -93,7 +94,7 @@ pub struct StoredTransaction {
 /// The live state a sequence of records describes: what a store must give back on recovery.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionTable {
-    transactions: BTreeMap<i64, StoredTransaction>,
+    transactions: BTreeMap<TransactionId, StoredTransaction>,
     /// The highest [`Record::IdReserve`] seen (0 when none).
     next_free_id: i64,
 }
@@ -177,7 +178,7 @@ impl SessionTable {
         self.transactions.is_empty()
     }
 
-    pub fn get(&self, transaction_id: i64) -> Option<&StoredTransaction> {
+    pub fn get(&self, transaction_id: TransactionId) -> Option<&StoredTransaction> {
         self.transactions.get(&transaction_id)
     }
 

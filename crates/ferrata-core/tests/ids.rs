@@ -4,13 +4,13 @@
 
 mod support;
 
-use ferrata_core::{Coordinator, Effect, Record, Reply, SessionTable};
+use ferrata_core::{Coordinator, Effect, Record, Reply, Request, SessionTable};
 use support::*;
 
 #[test]
 fn the_reservation_is_persisted_before_the_first_id_is_revealed() {
     let mut h = Harness::new();
-    h.tc.begin(T0, 1, &requester(), 60_000, "first".to_owned());
+    h.begin_request(T0, 1, 60_000, "first");
     let effects = h.raw_effects();
     let reserve = effects
         .iter()
@@ -32,9 +32,9 @@ fn the_reservation_is_persisted_before_the_first_id_is_revealed() {
         unreachable!()
     };
     let id = ferrata_core::transaction_id_of(xid).expect("id");
-    assert!(id < next_free_id);
+    assert!(id.0 < next_free_id);
     // Later ids of the same block log nothing more.
-    h.tc.begin(T0, 2, &requester(), 60_000, "second".to_owned());
+    h.begin_request(T0, 2, 60_000, "second");
     assert!(
         !h.raw_effects()
             .iter()
@@ -48,11 +48,11 @@ fn ids_do_not_repeat_after_a_restart_with_the_clock_an_hour_back() {
     let mut used = Vec::new();
     for _ in 0..5 {
         let tx = h.begin(T0, 60_000);
-        used.push(tx.id);
+        used.push(tx.id.0);
         let branch = h.tcc(&tx, "debit");
-        used.push(branch);
+        used.push(branch.0);
         // Every transaction ends: nothing of it is left in the live state.
-        h.tc.global_commit(T0 + 1, 7, &tx.xid);
+        h.commit(T0 + 1, 7, &tx.xid);
         h.effects();
         h.tc.branch_result(
             T0 + 2,
@@ -73,7 +73,11 @@ fn ids_do_not_repeat_after_a_restart_with_the_clock_an_hour_back() {
         compacted.apply(&record);
     }
     let mut restarted = Coordinator::recover(config(), compacted, T0 - 3_600_000);
-    restarted.begin(T0 - 3_600_000, 9, &requester(), 60_000, "after".to_owned());
+    let begin = Request::Begin {
+        timeout_ms: 60_000,
+        transaction_name: "after".to_owned(),
+    };
+    restarted.handle(T0 - 3_600_000, 9, &requester(), begin);
     let xid = restarted
         .take_effects()
         .into_iter()
@@ -87,7 +91,7 @@ fn ids_do_not_repeat_after_a_restart_with_the_clock_an_hour_back() {
         .expect("began");
     let id = ferrata_core::transaction_id_of(&xid).expect("id");
     assert!(
-        used.iter().all(|u| id > *u),
+        used.iter().all(|u| id.0 > *u),
         "id {id} after the clock went back must be above every id used before: {used:?}"
     );
 }
@@ -100,5 +104,5 @@ fn the_coordinator_snapshot_carries_the_reservation() {
     let Some(Record::IdReserve { next_free_id }) = snapshot.first() else {
         panic!("the snapshot starts with the reservation: {snapshot:?}")
     };
-    assert!(*next_free_id > tx.id);
+    assert!(*next_free_id > tx.id.0);
 }

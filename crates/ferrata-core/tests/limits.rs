@@ -4,7 +4,7 @@
 
 mod support;
 
-use ferrata_core::{CoordinatorConfig, Effect, RateLimit, Reply};
+use ferrata_core::{CoordinatorConfig, Effect, RateLimit, Reply, RequestKind};
 use ferrata_proto::{BranchType, GlobalStatus, TransactionExceptionCode as Code};
 use support::*;
 
@@ -15,16 +15,16 @@ fn with(config: CoordinatorConfig) -> Harness {
 /// Runs a GlobalBegin and returns its failure (code, message), or `None` when it began.
 fn try_begin(h: &mut Harness, now: i64, timeout_ms: i32) -> Option<(Code, String)> {
     let token = h.token();
-    h.tc.begin(now, token, &requester(), timeout_ms, "t".to_owned());
+    h.begin_request(now, token, timeout_ms, "t");
     let effects = h.effects();
     match effects.as_slice() {
         [
             Effect::Reply {
-                reply: Reply::Failed { error, status },
+                reply: Reply::Failed { request, error },
                 ..
             },
         ] => {
-            assert_eq!(*status, None);
+            assert_eq!(*request, RequestKind::Begin);
             Some((error.code, error.message.clone()))
         }
         [
@@ -41,9 +41,8 @@ fn try_begin(h: &mut Harness, now: i64, timeout_ms: i32) -> Option<(Code, String
 /// The failure message of the last registration attempt (after `try_register` returned Err).
 fn last_failure_message(h: &mut Harness, tx: &Tx, lock_key: &str, data: &str) -> String {
     let token = h.token();
-    h.tc.branch_register(
+    h.branch_register(
         token,
-        CLIENT,
         ferrata_core::BranchRegistration {
             xid: tx.xid.clone(),
             branch_type: BranchType::At,
@@ -116,15 +115,15 @@ fn a_lock_query_over_the_limits_fails_with_lockable_check_failed() {
     let tx = h.begin(T0, 60_000);
     for lock_key in ["orders:1,2,3", &format!("{}:1", "t".repeat(40))] {
         let token = h.token();
-        h.tc.lock_query(token, &tx.xid, BranchType::At, DB, lock_key);
+        h.lock_query(token, &tx.xid, BranchType::At, DB, lock_key);
         match h.effects().as_slice() {
             [
                 Effect::Reply {
                     token: t,
                     reply:
                         Reply::Failed {
+                            request: RequestKind::LockQuery,
                             error,
-                            status: None,
                         },
                 },
             ] if *t == token => {
@@ -192,10 +191,10 @@ fn begins_beyond_the_open_session_limit_are_refused_until_one_ends() {
     assert_eq!(code, Code::BeginFailed);
     assert!(message.contains("limits.max_sessions"), "{message}");
     assert_eq!(h.tc.stats().sessions, 2);
-    h.tc.global_commit(T0 + 1, 1, &a.xid);
+    h.commit(T0 + 1, 1, &a.xid);
     assert_eq!(
         h.effects(),
-        vec![remove_global(&a), status(1, GlobalStatus::Committed)]
+        vec![remove_global(&a), commit_reply(1, GlobalStatus::Committed)]
     );
     assert_eq!(try_begin(&mut h, T0 + 2, 60_000), None);
 }

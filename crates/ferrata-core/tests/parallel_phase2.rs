@@ -5,7 +5,7 @@
 
 mod support;
 
-use ferrata_core::CoordinatorConfig;
+use ferrata_core::{BranchId, CoordinatorConfig};
 use ferrata_proto::{BranchType, GlobalStatus};
 use support::*;
 
@@ -17,7 +17,7 @@ fn parallel() -> Harness {
     })
 }
 
-fn tcc_on(h: &mut Harness, tx: &Tx, resource: &str) -> i64 {
+fn tcc_on(h: &mut Harness, tx: &Tx, resource: &str) -> BranchId {
     h.register(tx, BranchType::Tcc, resource, "", "")
 }
 
@@ -28,7 +28,7 @@ fn branches_of_different_resources_commit_concurrently_and_each_resource_in_orde
     let a = tcc_on(&mut h, &tx, "stock");
     let b = tcc_on(&mut h, &tx, "account");
     let c = tcc_on(&mut h, &tx, "stock");
-    h.tc.global_commit(T0 + 1, 5, &tx.xid);
+    h.commit(T0 + 1, 5, &tx.xid);
     assert_eq!(
         h.effects(),
         vec![
@@ -47,7 +47,7 @@ fn branches_of_different_resources_commit_concurrently_and_each_resource_in_orde
         vec![
             remove_branch(&tx, c),
             remove_global(&tx),
-            status(5, GlobalStatus::Committed)
+            commit_reply(5, GlobalStatus::Committed)
         ]
     );
     h.assert_log_matches_state();
@@ -60,7 +60,7 @@ fn rollback_runs_each_resource_newest_first() {
     let a = tcc_on(&mut h, &tx, "stock");
     let b = tcc_on(&mut h, &tx, "account");
     let c = tcc_on(&mut h, &tx, "stock");
-    h.tc.global_rollback(6, &tx.xid);
+    h.rollback(6, &tx.xid);
     assert_eq!(
         h.effects(),
         vec![
@@ -79,7 +79,7 @@ fn rollback_runs_each_resource_newest_first() {
         vec![
             remove_branch(&tx, b),
             remove_global(&tx),
-            status(6, GlobalStatus::Rollbacked)
+            rollback_reply(6, GlobalStatus::Rollbacked)
         ]
     );
 }
@@ -91,7 +91,7 @@ fn a_failure_waits_for_the_requests_in_flight_then_retries_only_what_is_left() {
     let a = tcc_on(&mut h, &tx, "stock");
     let b = tcc_on(&mut h, &tx, "account");
     let c = tcc_on(&mut h, &tx, "stock");
-    h.tc.global_commit(T0 + 1, 5, &tx.xid);
+    h.commit(T0 + 1, 5, &tx.xid);
     h.effects();
     h.tc.branch_result(T0 + 2, tx.id, b, COMMIT_RETRYABLE);
     // `a` is still in flight: nothing new is sent and the TM keeps waiting.
@@ -102,7 +102,7 @@ fn a_failure_waits_for_the_requests_in_flight_then_retries_only_what_is_left() {
         vec![
             remove_branch(&tx, a),
             update(&tx, GlobalStatus::CommitRetrying),
-            status(5, GlobalStatus::CommitRetrying)
+            commit_reply(5, GlobalStatus::CommitRetrying)
         ]
     );
     // A repeated answer for a branch with no request in flight changes nothing.
@@ -120,7 +120,7 @@ fn a_final_failure_outranks_a_retry_in_the_same_pass() {
     let tx = h.begin(T0, 60_000);
     let a = tcc_on(&mut h, &tx, "stock");
     let b = tcc_on(&mut h, &tx, "account");
-    h.tc.global_commit(T0 + 1, 5, &tx.xid);
+    h.commit(T0 + 1, 5, &tx.xid);
     h.effects();
     h.tc.branch_result(T0 + 2, tx.id, a, COMMIT_RETRYABLE);
     h.assert_quiet();
@@ -129,7 +129,7 @@ fn a_final_failure_outranks_a_retry_in_the_same_pass() {
         h.effects(),
         vec![
             update(&tx, GlobalStatus::CommitFailed),
-            status(5, GlobalStatus::CommitFailed)
+            commit_reply(5, GlobalStatus::CommitFailed)
         ]
     );
 }
@@ -140,7 +140,7 @@ fn without_the_option_branches_are_visited_one_at_a_time() {
     let tx = h.begin(T0, 60_000);
     let a = tcc_on(&mut h, &tx, "stock");
     let b = tcc_on(&mut h, &tx, "account");
-    h.tc.global_commit(T0 + 1, 5, &tx.xid);
+    h.commit(T0 + 1, 5, &tx.xid);
     assert_eq!(
         h.effects(),
         vec![update(&tx, GlobalStatus::Committing), h.commit_of(a)]

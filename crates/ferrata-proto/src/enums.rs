@@ -131,6 +131,51 @@ impl GlobalStatus {
                 | GlobalStatus::RollbackRetryTimeout
         )
     }
+
+    /// Phase-2 commit is under way: the commit is decided, branches are still being committed.
+    pub const fn is_committing(self) -> bool {
+        matches!(
+            self,
+            GlobalStatus::Committing | GlobalStatus::CommitRetrying | GlobalStatus::AsyncCommitting
+        )
+    }
+
+    /// Phase-2 rollback is under way, on the TM's request or after a timeout.
+    pub const fn is_rollbacking(self) -> bool {
+        matches!(
+            self,
+            GlobalStatus::Rollbacking
+                | GlobalStatus::RollbackRetrying
+                | GlobalStatus::TimeoutRollbacking
+                | GlobalStatus::TimeoutRollbackRetrying
+        )
+    }
+
+    /// A status of the timeout-rollback path (Seata's `TimeoutRollback*`), in progress or ended.
+    pub const fn is_timeout_rollback(self) -> bool {
+        matches!(
+            self,
+            GlobalStatus::TimeoutRollbacking
+                | GlobalStatus::TimeoutRollbackRetrying
+                | GlobalStatus::TimeoutRollbacked
+                | GlobalStatus::TimeoutRollbackFailed
+        )
+    }
+
+    /// The commit went through: committed, or decided and being committed. What a TM may treat
+    /// as a successful commit answer.
+    pub const fn is_commit_decided(self) -> bool {
+        matches!(self, GlobalStatus::Committed) || self.is_committing()
+    }
+
+    /// The rollback went through: rolled back, or decided and being rolled back. What a TM may
+    /// treat as a successful rollback answer.
+    pub const fn is_rollback_decided(self) -> bool {
+        matches!(
+            self,
+            GlobalStatus::Rollbacked | GlobalStatus::TimeoutRollbacked
+        ) || self.is_rollbacking()
+    }
 }
 
 code_enum!(
@@ -271,6 +316,37 @@ mod tests {
         }
         assert_eq!(GlobalStatus::from_code(21), None);
         assert_eq!(BranchType::from_code(5), None);
+    }
+
+    #[test]
+    fn status_classes_are_consistent() {
+        for s in GlobalStatus::ALL.iter().copied() {
+            // In progress and final exclude each other; so do the two phase-2 directions.
+            assert!(
+                !(s.is_final() && (s.is_committing() || s.is_rollbacking())),
+                "{s:?}"
+            );
+            assert!(!(s.is_commit_decided() && s.is_rollback_decided()), "{s:?}");
+            assert!(!s.is_committing() || s.is_commit_decided(), "{s:?}");
+            assert!(!s.is_rollbacking() || s.is_rollback_decided(), "{s:?}");
+        }
+        let committing: Vec<_> = GlobalStatus::ALL
+            .iter()
+            .filter(|s| s.is_committing())
+            .collect();
+        assert_eq!(
+            committing,
+            [
+                &GlobalStatus::Committing,
+                &GlobalStatus::CommitRetrying,
+                &GlobalStatus::AsyncCommitting
+            ]
+        );
+        assert!(GlobalStatus::TimeoutRollbackFailed.is_timeout_rollback());
+        assert!(!GlobalStatus::TimeoutRollbackFailed.is_rollbacking());
+        assert!(GlobalStatus::TimeoutRollbacked.is_rollback_decided());
+        assert!(!GlobalStatus::Finished.is_commit_decided());
+        assert!(!GlobalStatus::Begin.is_rollback_decided());
     }
 
     #[test]

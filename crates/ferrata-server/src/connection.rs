@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use ferrata_core::{BranchRegistration, Reply, Requester, TxError};
+use ferrata_core::{BranchId, BranchRegistration, Reply, Request, RequestKind, Requester, TxError};
 use ferrata_proto::{
     ClientVersion, CodecContext, DecodeError, Dialect, Frame, Message, MsgType, RegisterRmResponse,
     RegisterTmResponse, TransactionExceptionCode, UnregisterRmResponse, decode_body, decode_frame,
@@ -23,9 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::{self, Authenticator};
 use crate::config::Config;
-use crate::engine::{
-    CoreCommand, EngineHandle, InFlight, MergeBatch, Operation, ReplySlot, RequestKind, Route,
-};
+use crate::engine::{CoreCommand, EngineHandle, InFlight, MergeBatch, ReplySlot, Route};
 use crate::phase2::AnswerMatch;
 use crate::registry::{ConnHandle, Outbound, Registry};
 use crate::response::build_response;
@@ -353,7 +351,7 @@ async fn handle_message(
     session: &mut Session,
     shared: &Shared,
 ) -> Result<(), CloseReason> {
-    let operation = match message {
+    let request = match message {
         Message::RegisterTm(request) => {
             let outcome = identify(
                 session,
@@ -408,31 +406,31 @@ async fn handle_message(
             });
             return answer_here(frame, to, session, answer).await;
         }
-        Message::GlobalBegin(r) => Operation::Begin {
+        Message::GlobalBegin(r) => Request::Begin {
             timeout_ms: r.timeout_ms,
-            name: r.transaction_name,
+            transaction_name: r.transaction_name,
         },
-        Message::BranchRegister(r) => Operation::BranchRegister(BranchRegistration {
+        Message::BranchRegister(r) => Request::BranchRegister(BranchRegistration {
             xid: r.xid,
             branch_type: r.branch_type,
             resource_id: r.resource_id,
             lock_key: r.lock_key,
             application_data: r.application_data,
         }),
-        Message::BranchReport(r) => Operation::BranchReport {
+        Message::BranchReport(r) => Request::BranchReport {
             xid: r.xid,
-            branch_id: r.branch_id,
+            branch_id: BranchId(r.branch_id),
             status: r.status,
             application_data: r.application_data,
         },
-        Message::GlobalCommit(r) => Operation::GlobalCommit { xid: r.xid },
-        Message::GlobalRollback(r) => Operation::GlobalRollback { xid: r.xid },
-        Message::GlobalStatus(r) => Operation::GlobalStatus { xid: r.xid },
-        Message::GlobalReport(r) => Operation::GlobalReport {
+        Message::GlobalCommit(r) => Request::GlobalCommit { xid: r.xid },
+        Message::GlobalRollback(r) => Request::GlobalRollback { xid: r.xid },
+        Message::GlobalStatus(r) => Request::GlobalStatus { xid: r.xid },
+        Message::GlobalReport(r) => Request::GlobalReport {
             xid: r.xid,
             status: r.global_status,
         },
-        Message::GlobalLockQuery(r) => Operation::LockQuery {
+        Message::GlobalLockQuery(r) => Request::LockQuery {
             xid: r.xid,
             branch_type: r.branch_type,
             resource_id: r.resource_id,
@@ -441,9 +439,9 @@ async fn handle_message(
         other => return Err(CloseReason::Unexpected(other.type_code())),
     };
     if !session.registered {
-        return Err(CloseReason::Unregistered(operation.kind().type_code()));
+        return Err(CloseReason::Unregistered(request.kind().type_code()));
     }
-    let kind = operation.kind();
+    let kind = request.kind();
     let limit = shared.config.limits.max_in_flight_per_connection;
     let Some(in_flight) = InFlight::try_admit(&session.in_flight, limit) else {
         let why = format!(
@@ -455,10 +453,10 @@ async fn handle_message(
             tracing::warn!(peer = %session.handle.peer, limit, "refusing requests beyond the in-flight limit (logged once per connection)");
         }
         let reply = Reply::Failed {
+            request: kind,
             error: TxError::new(refusal_code(kind), why),
-            status: None,
         };
-        let answer = build_response(kind, reply, &session.ctx);
+        let answer = build_response(reply, &session.ctx);
         return answer_here(frame, to, session, answer).await;
     };
     let slot = match to {
@@ -476,13 +474,12 @@ async fn handle_message(
     };
     let command = CoreCommand::Request {
         route: Route {
-            kind,
             ctx: session.ctx,
             slot,
             in_flight,
         },
         requester: session.requester.clone(),
-        operation,
+        request,
     };
     if shared.engine.submit(command).await {
         Ok(())

@@ -13,12 +13,13 @@ use tokio::sync::Semaphore;
 use tokio::sync::mpsc::OwnedPermit;
 
 use ferrata_core::{
-    BranchOutcome, BranchRegistration, BranchRequest, Coordinator, Effect, Record, Reply, Requester,
+    BranchId, BranchOutcome, BranchRequest, Coordinator, Effect, Record, Reply, Request, Requester,
+    TransactionId,
 };
-use ferrata_proto::{BranchStatus, BranchType, CodecContext, GlobalStatus, Message, MsgType};
+use ferrata_proto::{CodecContext, Message, MsgType};
 use ferrata_store::{CompactionDone, CompactionJob, SessionStore, StoreError};
 
-use crate::phase2::Phase2Sender;
+use crate::phase2::{Phase2, Phase2Sender};
 use crate::registry::Outbound;
 use crate::response::build_response;
 
@@ -33,85 +34,6 @@ pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// The kind of request a reply answers, which fixes the response message type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestKind {
-    Begin,
-    BranchRegister,
-    BranchReport,
-    GlobalCommit,
-    GlobalRollback,
-    GlobalStatus,
-    GlobalReport,
-    LockQuery,
-}
-
-/// A transaction request for the core.
-#[derive(Debug)]
-pub enum Operation {
-    Begin {
-        timeout_ms: i32,
-        name: String,
-    },
-    BranchRegister(BranchRegistration),
-    BranchReport {
-        xid: String,
-        branch_id: i64,
-        status: BranchStatus,
-        application_data: String,
-    },
-    GlobalCommit {
-        xid: String,
-    },
-    GlobalRollback {
-        xid: String,
-    },
-    GlobalStatus {
-        xid: String,
-    },
-    GlobalReport {
-        xid: String,
-        status: Option<GlobalStatus>,
-    },
-    LockQuery {
-        xid: String,
-        branch_type: BranchType,
-        resource_id: String,
-        lock_key: String,
-    },
-}
-
-impl RequestKind {
-    /// The SEATA type code of the request message.
-    pub fn type_code(self) -> u16 {
-        match self {
-            RequestKind::Begin => 1,
-            RequestKind::GlobalCommit => 7,
-            RequestKind::GlobalRollback => 9,
-            RequestKind::BranchRegister => 11,
-            RequestKind::BranchReport => 13,
-            RequestKind::GlobalStatus => 15,
-            RequestKind::GlobalReport => 17,
-            RequestKind::LockQuery => 21,
-        }
-    }
-}
-
-impl Operation {
-    pub fn kind(&self) -> RequestKind {
-        match self {
-            Operation::Begin { .. } => RequestKind::Begin,
-            Operation::BranchRegister(_) => RequestKind::BranchRegister,
-            Operation::BranchReport { .. } => RequestKind::BranchReport,
-            Operation::GlobalCommit { .. } => RequestKind::GlobalCommit,
-            Operation::GlobalRollback { .. } => RequestKind::GlobalRollback,
-            Operation::GlobalStatus { .. } => RequestKind::GlobalStatus,
-            Operation::GlobalReport { .. } => RequestKind::GlobalReport,
-            Operation::LockQuery { .. } => RequestKind::LockQuery,
-        }
-    }
 }
 
 /// Counts a connection's requests from admission until their answer is queued.
@@ -174,10 +96,9 @@ impl ReplySlot {
     }
 }
 
-/// Where the answer to a request goes, and what kind of answer it is.
+/// Where the answer to a request goes.
 #[derive(Debug)]
 pub struct Route {
-    pub kind: RequestKind,
     pub ctx: CodecContext,
     pub slot: ReplySlot,
     pub in_flight: InFlight,
@@ -254,11 +175,11 @@ pub enum CoreCommand {
     Request {
         route: Route,
         requester: Arc<Requester>,
-        operation: Operation,
+        request: Request,
     },
     BranchResult {
-        transaction_id: i64,
-        branch_id: i64,
+        transaction_id: TransactionId,
+        branch_id: BranchId,
         outcome: BranchOutcome,
     },
     Shutdown,
@@ -415,7 +336,7 @@ fn core_loop(
     loop {
         let now = now_ms();
         let wait = coordinator
-            .next_deadline()
+            .next_deadline_ms()
             .map_or(1_000, |at| at.saturating_sub(now).clamp(0, 1_000));
         let mut applied = 0;
         match rx.recv_timeout(Duration::from_millis(wait as u64)) {
@@ -463,14 +384,14 @@ fn core_loop(
                 // a round trip per branch, not a round trip and an fsync.
                 Effect::BranchCommit(request) => {
                     if unsynced.is_durable(request.transaction_id, durable) {
-                        phase2.deliver(true, request);
+                        phase2.deliver(Phase2::Commit, request);
                     } else {
                         batch.actions.push(Action::BranchCommit(request));
                     }
                 }
                 Effect::BranchRollback(request) => {
                     if unsynced.is_durable(request.transaction_id, durable) {
-                        phase2.deliver(false, request);
+                        phase2.deliver(Phase2::Rollback, request);
                     } else {
                         batch.actions.push(Action::BranchRollback(request));
                     }
@@ -501,9 +422,9 @@ fn core_loop(
 #[derive(Debug, Default)]
 struct UnsyncedDecisions {
     /// Transaction → the newest batch with such a record.
-    newest: HashMap<i64, u64>,
+    newest: HashMap<TransactionId, u64>,
     /// (batch, transaction) in the order noted, to forget them once durable.
-    order: VecDeque<(u64, i64)>,
+    order: VecDeque<(u64, TransactionId)>,
 }
 
 impl UnsyncedDecisions {
@@ -532,7 +453,7 @@ impl UnsyncedDecisions {
     }
 
     /// Whether every record a phase-2 request of this transaction depends on is durable.
-    fn is_durable(&self, transaction_id: i64, durable: u64) -> bool {
+    fn is_durable(&self, transaction_id: TransactionId, durable: u64) -> bool {
         self.newest
             .get(&transaction_id)
             .is_none_or(|batch| *batch <= durable)
@@ -559,37 +480,12 @@ fn apply(
         CoreCommand::Request {
             route,
             requester,
-            operation,
+            request,
         } => {
             *next_token = next_token.wrapping_add(1);
             let token = *next_token;
             routes.insert(token, route);
-            match operation {
-                Operation::Begin { timeout_ms, name } => {
-                    coordinator.begin(now, token, &requester, timeout_ms, name)
-                }
-                Operation::BranchRegister(registration) => {
-                    coordinator.branch_register(token, &requester.client_id, registration)
-                }
-                Operation::BranchReport {
-                    xid,
-                    branch_id,
-                    status,
-                    application_data,
-                } => coordinator.branch_report(token, &xid, branch_id, status, application_data),
-                Operation::GlobalCommit { xid } => coordinator.global_commit(now, token, &xid),
-                Operation::GlobalRollback { xid } => coordinator.global_rollback(token, &xid),
-                Operation::GlobalStatus { xid } => coordinator.global_status(token, &xid),
-                Operation::GlobalReport { xid, status } => {
-                    coordinator.global_report(now, token, &xid, status)
-                }
-                Operation::LockQuery {
-                    xid,
-                    branch_type,
-                    resource_id,
-                    lock_key,
-                } => coordinator.lock_query(token, &xid, branch_type, &resource_id, &lock_key),
-            }
+            coordinator.handle(now, token, &requester, request);
         }
     }
     false
@@ -751,11 +647,11 @@ fn append_batches(
 fn dispatch(phase2: &Arc<Phase2Sender>, action: Action) {
     match action {
         Action::Respond { route, reply } => {
-            let message = build_response(route.kind, reply, &route.ctx);
+            let message = build_response(reply, &route.ctx);
             route.answer(message);
         }
-        Action::BranchCommit(request) => phase2.deliver(true, request),
-        Action::BranchRollback(request) => phase2.deliver(false, request),
+        Action::BranchCommit(request) => phase2.deliver(Phase2::Commit, request),
+        Action::BranchRollback(request) => phase2.deliver(Phase2::Rollback, request),
         Action::UndoLogDelete { save_days } => phase2.undo_log_delete(save_days),
     }
 }
@@ -764,10 +660,11 @@ fn dispatch(phase2: &Arc<Phase2Sender>, action: Action) {
 mod tests {
     use super::*;
     use ferrata_core::GlobalSession;
+    use ferrata_proto::GlobalStatus;
 
     fn update(transaction_id: i64) -> Record {
         Record::GlobalUpdate {
-            transaction_id,
+            transaction_id: TransactionId(transaction_id),
             status: GlobalStatus::Committing,
         }
     }
@@ -778,10 +675,15 @@ mod tests {
         unsynced.note(&update(7), 1);
         unsynced.note(&update(7), 3);
         // Begins and removals are not what phase 2 depends on.
-        unsynced.note(&Record::GlobalRemove { transaction_id: 8 }, 3);
+        unsynced.note(
+            &Record::GlobalRemove {
+                transaction_id: TransactionId(8),
+            },
+            3,
+        );
         unsynced.note(
             &Record::GlobalAdd(GlobalSession {
-                transaction_id: 9,
+                transaction_id: TransactionId(9),
                 xid: String::new(),
                 status: GlobalStatus::Begin,
                 application_id: String::new(),
@@ -793,15 +695,17 @@ mod tests {
             }),
             3,
         );
-        assert!(unsynced.is_durable(8, 0) && unsynced.is_durable(9, 0));
-        assert!(!unsynced.is_durable(7, 2));
+        assert!(
+            unsynced.is_durable(TransactionId(8), 0) && unsynced.is_durable(TransactionId(9), 0)
+        );
+        assert!(!unsynced.is_durable(TransactionId(7), 2));
         unsynced.forget_durable(2);
         assert!(
-            !unsynced.is_durable(7, 2),
+            !unsynced.is_durable(TransactionId(7), 2),
             "the newer batch is still pending"
         );
         unsynced.forget_durable(3);
-        assert!(unsynced.is_durable(7, 3));
+        assert!(unsynced.is_durable(TransactionId(7), 3));
         assert!(unsynced.newest.is_empty() && unsynced.order.is_empty());
     }
 }

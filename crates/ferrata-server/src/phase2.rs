@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrata_core::{BranchOutcome, BranchRequest};
+use ferrata_core::{BranchId, BranchOutcome, BranchRequest};
 use ferrata_proto::{
     BranchCommitRequest, BranchRollbackRequest, BranchType, Message, MsgType, UndoLogDeleteRequest,
 };
@@ -17,12 +17,28 @@ use tokio::sync::oneshot;
 use crate::engine::{CoreCommand, EngineHandle};
 use crate::registry::{Outbound, Registry};
 
+/// Which phase-2 request a branch gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase2 {
+    Commit,
+    Rollback,
+}
+
+impl Phase2 {
+    fn name(self) -> &'static str {
+        match self {
+            Phase2::Commit => "commit",
+            Phase2::Rollback => "rollback",
+        }
+    }
+}
+
 /// A phase-2 request waiting for its answer on one connection.
 #[derive(Debug)]
 struct Awaited {
     xid: String,
-    branch_id: i64,
-    commit: bool,
+    branch_id: BranchId,
+    phase2: Phase2,
     outcome: oneshot::Sender<BranchOutcome>,
 }
 
@@ -52,13 +68,13 @@ impl ConnPending {
         &self,
         id: i32,
         request: &BranchRequest,
-        commit: bool,
+        phase2: Phase2,
     ) -> oneshot::Receiver<BranchOutcome> {
         let (outcome, receiver) = oneshot::channel();
         let awaited = Awaited {
             xid: request.xid.clone(),
             branch_id: request.branch_id,
-            commit,
+            phase2,
             outcome,
         };
         let previous = self.lock().insert(id, awaited);
@@ -82,13 +98,21 @@ impl ConnPending {
         let Some(awaited) = waiting.get(&id) else {
             return AnswerMatch::NoRequest;
         };
-        let (result, xid, branch_id, status, commit) = match message {
-            Message::BranchCommitResponse(r) => {
-                (r.result, r.xid, r.branch_id, r.branch_status, true)
-            }
-            Message::BranchRollbackResponse(r) => {
-                (r.result, r.xid, r.branch_id, r.branch_status, false)
-            }
+        let (result, xid, branch_id, status, phase2) = match message {
+            Message::BranchCommitResponse(r) => (
+                r.result,
+                r.xid,
+                r.branch_id,
+                r.branch_status,
+                Phase2::Commit,
+            ),
+            Message::BranchRollbackResponse(r) => (
+                r.result,
+                r.xid,
+                r.branch_id,
+                r.branch_status,
+                Phase2::Rollback,
+            ),
             other => {
                 return AnswerMatch::Mismatch(format!(
                     "a message of type {} cannot answer a phase-2 request",
@@ -96,14 +120,14 @@ impl ConnPending {
                 ));
             }
         };
-        if commit != awaited.commit {
+        if phase2 != awaited.phase2 {
             return AnswerMatch::Mismatch(format!(
                 "a {} answer to a {} request",
-                if commit { "commit" } else { "rollback" },
-                if awaited.commit { "commit" } else { "rollback" }
+                phase2.name(),
+                awaited.phase2.name()
             ));
         }
-        let about_the_request = xid == awaited.xid && branch_id == awaited.branch_id;
+        let about_the_request = xid == awaited.xid && branch_id == awaited.branch_id.0;
         // Java's RM leaves xid and branch id unset when its handler fails; such an answer can
         // only make the TC retry, never end a branch, so it is accepted without them.
         let anonymous_failure = !result.is_success() && xid.is_empty() && branch_id == 0;
@@ -119,7 +143,7 @@ impl ConnPending {
         } else {
             tracing::warn!(
                 xid = %awaited.xid,
-                branch_id = awaited.branch_id,
+                branch_id = awaited.branch_id.0,
                 code = ?result.exception_code,
                 message = %result.msg,
                 "the RM failed to handle a phase-2 request; it will be retried"
@@ -165,10 +189,10 @@ impl Phase2Sender {
         self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1) & i32::MAX
     }
 
-    pub fn deliver(self: &Arc<Self>, commit: bool, request: BranchRequest) {
+    pub fn deliver(self: &Arc<Self>, phase2: Phase2, request: BranchRequest) {
         let this = self.clone();
         self.runtime.spawn(async move {
-            let outcome = this.round_trip(commit, &request).await;
+            let outcome = this.round_trip(phase2, &request).await;
             this.engine
                 .submit(CoreCommand::BranchResult {
                     transaction_id: request.transaction_id,
@@ -179,7 +203,7 @@ impl Phase2Sender {
         });
     }
 
-    async fn round_trip(&self, commit: bool, request: &BranchRequest) -> BranchOutcome {
+    async fn round_trip(&self, phase2: Phase2, request: &BranchRequest) -> BranchOutcome {
         let Some((conn, ctx)) = self.registry.pick(
             &request.resource_id,
             &request.client_id,
@@ -187,7 +211,7 @@ impl Phase2Sender {
         ) else {
             tracing::warn!(
                 xid = %request.xid,
-                branch_id = request.branch_id,
+                branch_id = request.branch_id.0,
                 resource_id = %request.resource_id,
                 "no live connection serves this resource; phase 2 will be retried"
             );
@@ -196,18 +220,18 @@ impl Phase2Sender {
         let Some(permit) = conn.reserve_within(self.timeout).await else {
             tracing::warn!(
                 xid = %request.xid,
-                branch_id = request.branch_id,
+                branch_id = request.branch_id.0,
                 peer = %conn.peer,
                 "the RM's connection is gone or does not read its socket; phase 2 will be retried"
             );
             return BranchOutcome::Unreachable;
         };
         let id = self.next_id();
-        let answer = conn.pending.insert(id, request, commit);
-        let message = if commit {
+        let answer = conn.pending.insert(id, request, phase2);
+        let message = if phase2 == Phase2::Commit {
             Message::BranchCommit(BranchCommitRequest {
                 xid: request.xid.clone(),
-                branch_id: request.branch_id,
+                branch_id: request.branch_id.0,
                 branch_type: request.branch_type,
                 resource_id: request.resource_id.clone(),
                 application_data: request.application_data.clone(),
@@ -215,7 +239,7 @@ impl Phase2Sender {
         } else {
             Message::BranchRollback(BranchRollbackRequest {
                 xid: request.xid.clone(),
-                branch_id: request.branch_id,
+                branch_id: request.branch_id.0,
                 branch_type: request.branch_type,
                 resource_id: request.resource_id.clone(),
                 application_data: request.application_data.clone(),
@@ -235,7 +259,7 @@ impl Phase2Sender {
             Ok(Err(_)) => BranchOutcome::Unreachable,
             Err(_) => {
                 conn.pending.forget(id);
-                tracing::warn!(xid = %request.xid, branch_id = request.branch_id, "phase-2 request timed out; will retry");
+                tracing::warn!(xid = %request.xid, branch_id = request.branch_id.0, "phase-2 request timed out; will retry");
                 BranchOutcome::Unreachable
             }
         }
@@ -268,9 +292,9 @@ mod tests {
 
     fn request() -> BranchRequest {
         BranchRequest {
-            transaction_id: 7,
+            transaction_id: ferrata_core::TransactionId(7),
             xid: "127.0.0.1:8091:7".into(),
-            branch_id: 8,
+            branch_id: BranchId(8),
             branch_type: BranchType::Tcc,
             resource_id: "r".into(),
             application_data: String::new(),
@@ -290,7 +314,7 @@ mod tests {
     #[test]
     fn only_an_answer_about_the_request_completes_it() {
         let pending = ConnPending::default();
-        let mut answer = pending.insert(3, &request(), true);
+        let mut answer = pending.insert(3, &request(), Phase2::Commit);
         assert_eq!(
             pending.complete(
                 4,
@@ -339,7 +363,7 @@ mod tests {
     #[test]
     fn a_failed_answer_without_ids_means_retry() {
         let pending = ConnPending::default();
-        let mut answer = pending.insert(3, &request(), true);
+        let mut answer = pending.insert(3, &request(), Phase2::Commit);
         let failed = ResultInfo::failure(TransactionExceptionCode::Unknown, "boom");
         assert_eq!(
             pending.complete(3, commit_answer(failed, "", 0)),

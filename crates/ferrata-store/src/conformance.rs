@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ferrata_core::{BranchSession, GlobalSession, Record, SessionTable};
+use ferrata_core::{BranchId, BranchSession, GlobalSession, Record, SessionTable, TransactionId};
 use ferrata_proto::{BranchStatus, BranchType, GlobalStatus};
 
 use crate::SessionStore;
@@ -83,7 +83,7 @@ fn reopen(
 /// A global session with plausible field values.
 pub fn global(transaction_id: i64, status: GlobalStatus) -> GlobalSession {
     GlobalSession {
-        transaction_id,
+        transaction_id: TransactionId(transaction_id),
         xid: format!("10.0.0.1:8091:{transaction_id}"),
         status,
         application_id: "order-service".into(),
@@ -98,8 +98,8 @@ pub fn global(transaction_id: i64, status: GlobalStatus) -> GlobalSession {
 /// A branch session with plausible field values.
 pub fn branch(transaction_id: i64, branch_id: i64, status: BranchStatus) -> BranchSession {
     BranchSession {
-        branch_id,
-        transaction_id,
+        branch_id: BranchId(branch_id),
+        transaction_id: TransactionId(transaction_id),
         resource_id: "jdbc:mysql://db/stock".into(),
         lock_key: format!("stock:{branch_id}"),
         branch_type: BranchType::At,
@@ -190,7 +190,7 @@ pub fn reopen_is_idempotent(factory: &mut Factory<'_>) {
         store.as_mut(),
         &mut model,
         &[Record::GlobalUpdate {
-            transaction_id: 7,
+            transaction_id: TransactionId(7),
             status: GlobalStatus::Committed,
         }],
     );
@@ -220,49 +220,51 @@ pub fn update_and_remove(factory: &mut Factory<'_>) {
         &mut model,
         &[
             Record::GlobalUpdate {
-                transaction_id: 1,
+                transaction_id: TransactionId(1),
                 status: GlobalStatus::Committing,
             },
             Record::BranchUpdate {
-                transaction_id: 1,
-                branch_id: 11,
+                transaction_id: TransactionId(1),
+                branch_id: BranchId(11),
                 status: BranchStatus::PhaseTwoCommitted,
                 application_data: None,
             },
             Record::BranchUpdate {
-                transaction_id: 1,
-                branch_id: 12,
+                transaction_id: TransactionId(1),
+                branch_id: BranchId(12),
                 status: BranchStatus::PhaseOneDone,
                 application_data: Some("{\"k\":\"v\"}".into()),
             },
             Record::BranchRemove {
-                transaction_id: 2,
-                branch_id: 21,
+                transaction_id: TransactionId(2),
+                branch_id: BranchId(21),
             },
-            Record::GlobalRemove { transaction_id: 3 },
+            Record::GlobalRemove {
+                transaction_id: TransactionId(3),
+            },
             // Unknown sessions: ignored by replay.
             Record::GlobalUpdate {
-                transaction_id: 99,
+                transaction_id: TransactionId(99),
                 status: GlobalStatus::Rollbacking,
             },
             Record::BranchUpdate {
-                transaction_id: 1,
-                branch_id: 999,
+                transaction_id: TransactionId(1),
+                branch_id: BranchId(999),
                 status: BranchStatus::PhaseTwoRollbacked,
                 application_data: None,
             },
             Record::BranchAdd(branch(98, 981, BranchStatus::Registered)),
             Record::BranchRemove {
-                transaction_id: 97,
-                branch_id: 1,
+                transaction_id: TransactionId(97),
+                branch_id: BranchId(1),
             },
         ],
     );
     assert_eq!(
-        model.get(1).map(|tx| tx.global.status),
+        model.get(TransactionId(1)).map(|tx| tx.global.status),
         Some(GlobalStatus::Committing)
     );
-    assert!(model.get(3).is_none());
+    assert!(model.get(TransactionId(3)).is_none());
     store = reopen(factory, &dir.path, store, &model, "updates and removes");
 
     // A removed session can come back; a repeated GlobalAdd replaces the global, keeps branches.
@@ -274,16 +276,21 @@ pub fn update_and_remove(factory: &mut Factory<'_>) {
         &[
             Record::GlobalAdd(global(3, GlobalStatus::Begin)),
             Record::GlobalAdd(replaced),
-            Record::GlobalRemove { transaction_id: 2 },
+            Record::GlobalRemove {
+                transaction_id: TransactionId(2),
+            },
             Record::BranchUpdate {
-                transaction_id: 1,
-                branch_id: 12,
+                transaction_id: TransactionId(1),
+                branch_id: BranchId(12),
                 status: BranchStatus::PhaseTwoRollbacked,
                 application_data: None,
             },
         ],
     );
-    assert_eq!(model.get(1).map(|tx| tx.branches.len()), Some(2));
+    assert_eq!(
+        model.get(TransactionId(1)).map(|tx| tx.branches.len()),
+        Some(2)
+    );
     let store = reopen(factory, &dir.path, store, &model, "re-add and replace");
     drop(store);
 }
@@ -312,8 +319,8 @@ pub fn branch_order_preserved(factory: &mut Factory<'_>) {
             Record::BranchAdd(branch(5, 1, BranchStatus::Registered)),
             Record::BranchAdd(branch(5, 40, BranchStatus::Registered)),
             Record::BranchRemove {
-                transaction_id: 5,
-                branch_id: 27,
+                transaction_id: TransactionId(5),
+                branch_id: BranchId(27),
             },
             Record::BranchAdd(branch(5, 3, BranchStatus::PhaseOneDone)),
             Record::BranchAdd(branch(5, 27, BranchStatus::Registered)),
@@ -321,8 +328,8 @@ pub fn branch_order_preserved(factory: &mut Factory<'_>) {
     );
     let order = |table: &SessionTable| -> Vec<i64> {
         table
-            .get(5)
-            .map(|tx| tx.branches.iter().map(|b| b.branch_id).collect())
+            .get(TransactionId(5))
+            .map(|tx| tx.branches.iter().map(|b| b.branch_id.0).collect())
             .unwrap_or_default()
     };
     assert_eq!(order(&model), vec![50, 3, 1, 40, 27]);
@@ -359,7 +366,7 @@ pub fn many_batches(factory: &mut Factory<'_>) {
                 store.as_mut(),
                 &mut model,
                 &[Record::GlobalRemove {
-                    transaction_id: tx - 1,
+                    transaction_id: TransactionId(tx - 1),
                 }],
             );
         }
@@ -386,10 +393,12 @@ fn populated(store: &mut dyn SessionStore, model: &mut SessionTable) {
             model,
             &[
                 Record::GlobalUpdate {
-                    transaction_id: tx,
+                    transaction_id: TransactionId(tx),
                     status: GlobalStatus::Committed,
                 },
-                Record::GlobalRemove { transaction_id: tx },
+                Record::GlobalRemove {
+                    transaction_id: TransactionId(tx),
+                },
             ],
         );
     }
@@ -424,20 +433,22 @@ pub fn append_after_compact_then_reopen(factory: &mut Factory<'_>) {
         &mut model,
         &[
             Record::GlobalUpdate {
-                transaction_id: 1,
+                transaction_id: TransactionId(1),
                 status: GlobalStatus::Rollbacking,
             },
             Record::BranchUpdate {
-                transaction_id: 1,
-                branch_id: 10,
+                transaction_id: TransactionId(1),
+                branch_id: BranchId(10),
                 status: BranchStatus::PhaseTwoRollbacked,
                 application_data: Some("after".into()),
             },
             Record::BranchRemove {
-                transaction_id: 3,
-                branch_id: 31,
+                transaction_id: TransactionId(3),
+                branch_id: BranchId(31),
             },
-            Record::GlobalRemove { transaction_id: 5 },
+            Record::GlobalRemove {
+                transaction_id: TransactionId(5),
+            },
             Record::GlobalAdd(global(100, GlobalStatus::Begin)),
         ],
     );
@@ -455,7 +466,9 @@ pub fn append_after_compact_then_reopen(factory: &mut Factory<'_>) {
     append(
         store.as_mut(),
         &mut model,
-        &[Record::GlobalRemove { transaction_id: 7 }],
+        &[Record::GlobalRemove {
+            transaction_id: TransactionId(7),
+        }],
     );
     let store = reopen(factory, &dir.path, store, &model, "compact, append, reopen");
     drop(store);
@@ -504,7 +517,7 @@ pub fn background_compaction(factory: &mut Factory<'_>) {
             [
                 Record::GlobalAdd(global(tx, GlobalStatus::Begin)),
                 Record::GlobalRemove {
-                    transaction_id: tx - 99,
+                    transaction_id: TransactionId(tx - 99),
                 },
                 Record::IdReserve {
                     next_free_id: 1_000 + tx,
@@ -524,7 +537,7 @@ pub fn background_compaction(factory: &mut Factory<'_>) {
     );
     store = reopen(factory, &dir.path, store, &model, "background compaction");
     let more = [Record::GlobalUpdate {
-        transaction_id: 100,
+        transaction_id: TransactionId(100),
         status: GlobalStatus::Committing,
     }];
     compact_in_background(store.as_mut(), &mut model, &more);
@@ -565,8 +578,8 @@ pub fn large_values(factory: &mut Factory<'_>) {
         store.as_mut(),
         &mut model,
         &[Record::BranchUpdate {
-            transaction_id: 1,
-            branch_id: 10,
+            transaction_id: TransactionId(1),
+            branch_id: BranchId(10),
             status: BranchStatus::PhaseOneDone,
             application_data: Some("ü".repeat(40_000)),
         }],
@@ -609,7 +622,7 @@ impl Rng {
 fn random_record(rng: &mut Rng, model: &SessionTable, next_id: &mut i64) -> Record {
     let txs: Vec<i64> = model
         .transactions()
-        .map(|tx| tx.global.transaction_id)
+        .map(|tx| tx.global.transaction_id.0)
         .collect();
     let existing = |rng: &mut Rng| -> i64 {
         if txs.is_empty() || rng.below(20) == 0 {
@@ -620,10 +633,10 @@ fn random_record(rng: &mut Rng, model: &SessionTable, next_id: &mut i64) -> Reco
         }
     };
     let branch_of = |rng: &mut Rng, tx: i64| -> i64 {
-        match model.get(tx) {
+        match model.get(TransactionId(tx)) {
             Some(t) if !t.branches.is_empty() && rng.below(5) != 0 => {
                 let pick = rng.below(t.branches.len() as u64) as usize;
-                t.branches.ids().nth(pick).unwrap_or_default()
+                t.branches.ids().nth(pick).unwrap_or_default().0
             }
             _ => tx * 1000 + rng.below(8) as i64,
         }
@@ -651,14 +664,14 @@ fn random_record(rng: &mut Rng, model: &SessionTable, next_id: &mut i64) -> Reco
             Record::BranchAdd(b)
         }
         50..=64 => Record::GlobalUpdate {
-            transaction_id: existing(rng),
+            transaction_id: TransactionId(existing(rng)),
             status: rng.pick(GlobalStatus::ALL),
         },
         65..=82 => {
             let tx = existing(rng);
             Record::BranchUpdate {
-                transaction_id: tx,
-                branch_id: branch_of(rng, tx),
+                transaction_id: TransactionId(tx),
+                branch_id: BranchId(branch_of(rng, tx)),
                 status: rng.pick(BranchStatus::ALL),
                 application_data: if rng.below(2) == 0 {
                     None
@@ -670,12 +683,12 @@ fn random_record(rng: &mut Rng, model: &SessionTable, next_id: &mut i64) -> Reco
         83..=91 => {
             let tx = existing(rng);
             Record::BranchRemove {
-                transaction_id: tx,
-                branch_id: branch_of(rng, tx),
+                transaction_id: TransactionId(tx),
+                branch_id: BranchId(branch_of(rng, tx)),
             }
         }
         _ => Record::GlobalRemove {
-            transaction_id: existing(rng),
+            transaction_id: TransactionId(existing(rng)),
         },
     }
 }

@@ -2,7 +2,7 @@
 //! records. The layout is specified once, in docs/RELIABILITY.md, "Embedded store format";
 //! the names here follow it.
 
-use ferrata_core::{BranchSession, GlobalSession, Record};
+use ferrata_core::{BranchId, BranchSession, GlobalSession, Record, TransactionId};
 use ferrata_proto::{BranchStatus, BranchType, GlobalStatus};
 
 use crate::StoreError;
@@ -197,7 +197,7 @@ pub(crate) fn encode_record(buf: &mut Vec<u8>, record: &Record) -> Result<(), St
     match record {
         Record::GlobalAdd(g) => {
             buf.push(OP_GLOBAL_ADD);
-            buf.extend_from_slice(&g.transaction_id.to_be_bytes());
+            buf.extend_from_slice(&g.transaction_id.0.to_be_bytes());
             buf.push(g.status.code());
             buf.extend_from_slice(&g.timeout_ms.to_be_bytes());
             buf.extend_from_slice(&g.begin_time_ms.to_be_bytes());
@@ -216,17 +216,17 @@ pub(crate) fn encode_record(buf: &mut Vec<u8>, record: &Record) -> Result<(), St
             status,
         } => {
             buf.push(OP_GLOBAL_UPDATE);
-            buf.extend_from_slice(&transaction_id.to_be_bytes());
+            buf.extend_from_slice(&transaction_id.0.to_be_bytes());
             buf.push(status.code());
         }
         Record::GlobalRemove { transaction_id } => {
             buf.push(OP_GLOBAL_REMOVE);
-            buf.extend_from_slice(&transaction_id.to_be_bytes());
+            buf.extend_from_slice(&transaction_id.0.to_be_bytes());
         }
         Record::BranchAdd(b) => {
             buf.push(OP_BRANCH_ADD);
-            buf.extend_from_slice(&b.transaction_id.to_be_bytes());
-            buf.extend_from_slice(&b.branch_id.to_be_bytes());
+            buf.extend_from_slice(&b.transaction_id.0.to_be_bytes());
+            buf.extend_from_slice(&b.branch_id.0.to_be_bytes());
             buf.push(b.branch_type.code());
             buf.push(b.status.code());
             put_str(buf, "resource_id", &b.resource_id)?;
@@ -241,8 +241,8 @@ pub(crate) fn encode_record(buf: &mut Vec<u8>, record: &Record) -> Result<(), St
             application_data,
         } => {
             buf.push(OP_BRANCH_UPDATE);
-            buf.extend_from_slice(&transaction_id.to_be_bytes());
-            buf.extend_from_slice(&branch_id.to_be_bytes());
+            buf.extend_from_slice(&transaction_id.0.to_be_bytes());
+            buf.extend_from_slice(&branch_id.0.to_be_bytes());
             buf.push(status.code());
             match application_data {
                 None => buf.push(0),
@@ -257,8 +257,8 @@ pub(crate) fn encode_record(buf: &mut Vec<u8>, record: &Record) -> Result<(), St
             branch_id,
         } => {
             buf.push(OP_BRANCH_REMOVE);
-            buf.extend_from_slice(&transaction_id.to_be_bytes());
-            buf.extend_from_slice(&branch_id.to_be_bytes());
+            buf.extend_from_slice(&transaction_id.0.to_be_bytes());
+            buf.extend_from_slice(&branch_id.0.to_be_bytes());
         }
         Record::IdReserve { next_free_id } => {
             buf.push(OP_ID_RESERVE);
@@ -347,7 +347,7 @@ impl<'a> Reader<'a> {
         let op = self.u8()?;
         let record = match op {
             OP_GLOBAL_ADD => {
-                let transaction_id = self.i64()?;
+                let transaction_id = TransactionId(self.i64()?);
                 let status = self.global_status()?;
                 let timeout_ms = self.i32()?;
                 let begin_time_ms = self.i64()?;
@@ -364,15 +364,15 @@ impl<'a> Reader<'a> {
                 })
             }
             OP_GLOBAL_UPDATE => Record::GlobalUpdate {
-                transaction_id: self.i64()?,
+                transaction_id: TransactionId(self.i64()?),
                 status: self.global_status()?,
             },
             OP_GLOBAL_REMOVE => Record::GlobalRemove {
-                transaction_id: self.i64()?,
+                transaction_id: TransactionId(self.i64()?),
             },
             OP_BRANCH_ADD => {
-                let transaction_id = self.i64()?;
-                let branch_id = self.i64()?;
+                let transaction_id = TransactionId(self.i64()?);
+                let branch_id = BranchId(self.i64()?);
                 let type_code = self.u8()?;
                 let branch_type = BranchType::from_code(type_code)
                     .ok_or_else(|| format!("unknown branch type code {type_code}"))?;
@@ -389,8 +389,8 @@ impl<'a> Reader<'a> {
                 })
             }
             OP_BRANCH_UPDATE => {
-                let transaction_id = self.i64()?;
-                let branch_id = self.i64()?;
+                let transaction_id = TransactionId(self.i64()?);
+                let branch_id = BranchId(self.i64()?);
                 let status = self.branch_status()?;
                 let application_data = match self.u8()? {
                     0 => None,
@@ -405,8 +405,8 @@ impl<'a> Reader<'a> {
                 }
             }
             OP_BRANCH_REMOVE => Record::BranchRemove {
-                transaction_id: self.i64()?,
-                branch_id: self.i64()?,
+                transaction_id: TransactionId(self.i64()?),
+                branch_id: BranchId(self.i64()?),
             },
             OP_ID_RESERVE => Record::IdReserve {
                 next_free_id: self.i64()?,
@@ -446,7 +446,7 @@ mod tests {
             .prop_map(
                 |(id, status, timeout, begin, xid, app, group, name, data)| {
                     Record::GlobalAdd(GlobalSession {
-                        transaction_id: id,
+                        transaction_id: TransactionId(id),
                         xid,
                         status,
                         application_id: app,
@@ -470,8 +470,8 @@ mod tests {
         )
             .prop_map(|(tx, id, ty, status, res, lock, client, data)| {
                 Record::BranchAdd(BranchSession {
-                    branch_id: id,
-                    transaction_id: tx,
+                    branch_id: BranchId(id),
+                    transaction_id: TransactionId(tx),
                     resource_id: res,
                     lock_key: lock,
                     branch_type: ty,
@@ -482,13 +482,15 @@ mod tests {
             });
         prop_oneof![
             global,
-            (any::<i64>(), any_global_status()).prop_map(|(transaction_id, status)| {
+            (any::<i64>(), any_global_status()).prop_map(|(id, status)| {
                 Record::GlobalUpdate {
-                    transaction_id,
+                    transaction_id: TransactionId(id),
                     status,
                 }
             }),
-            any::<i64>().prop_map(|transaction_id| Record::GlobalRemove { transaction_id }),
+            any::<i64>().prop_map(|id| Record::GlobalRemove {
+                transaction_id: TransactionId(id)
+            }),
             branch,
             (
                 any::<i64>(),
@@ -496,18 +498,18 @@ mod tests {
                 any_branch_status(),
                 proptest::option::of(".*")
             )
-                .prop_map(|(transaction_id, branch_id, status, application_data)| {
+                .prop_map(|(tx, id, status, application_data)| {
                     Record::BranchUpdate {
-                        transaction_id,
-                        branch_id,
+                        transaction_id: TransactionId(tx),
+                        branch_id: BranchId(id),
                         status,
                         application_data,
                     }
                 }),
-            (any::<i64>(), any::<i64>()).prop_map(|(transaction_id, branch_id)| {
+            (any::<i64>(), any::<i64>()).prop_map(|(tx, id)| {
                 Record::BranchRemove {
-                    transaction_id,
-                    branch_id,
+                    transaction_id: TransactionId(tx),
+                    branch_id: BranchId(id),
                 }
             }),
             any::<i64>().prop_map(|next_free_id| Record::IdReserve { next_free_id }),

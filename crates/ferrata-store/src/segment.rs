@@ -661,7 +661,9 @@ mod tests {
     fn a_batch_frame_decodes_back_only_when_intact() {
         let records = [
             Record::IdReserve { next_free_id: 7 },
-            Record::GlobalRemove { transaction_id: 9 },
+            Record::GlobalRemove {
+                transaction_id: ferrata_core::TransactionId(9),
+            },
         ];
         let good = frame(&records);
         assert_eq!(decode_batch_frame(&good).unwrap(), records);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use common::wal_files;
-use ferrata_core::{Record, SessionTable};
+use ferrata_core::{Record, SessionTable, TransactionId};
 use ferrata_proto::{BranchStatus, GlobalStatus};
 use ferrata_store::conformance::{self, branch, global};
 use ferrata_store::{LogStore, LogStoreConfig, SessionStore, StoreError};
@@ -51,10 +51,12 @@ fn batch(tx: i64) -> Vec<Record> {
         Record::BranchAdd(branch(tx, tx * 10, BranchStatus::Registered)),
         Record::BranchAdd(branch(tx, tx * 10 + 1, BranchStatus::Registered)),
         Record::GlobalUpdate {
-            transaction_id: 1,
+            transaction_id: TransactionId(1),
             status: GlobalStatus::Committing,
         },
-        Record::GlobalRemove { transaction_id: 2 },
+        Record::GlobalRemove {
+            transaction_id: TransactionId(2),
+        },
     ]
 }
 
@@ -248,7 +250,9 @@ fn log_and_checkpoint(root: &Path) -> (PathBuf, PathBuf, PathBuf, SessionTable, 
     drop(store);
 
     let mut snapshot = old.clone();
-    snapshot.apply(&Record::GlobalRemove { transaction_id: 3 });
+    snapshot.apply(&Record::GlobalRemove {
+        transaction_id: TransactionId(3),
+    });
     assert_ne!(snapshot, old);
     let scratch = root.join("scratch");
     copy_dir(&dir, &scratch);
@@ -299,7 +303,7 @@ fn interrupted_in_place_compaction_recovers_the_old_state() {
             .unwrap();
         drop(store);
         let (_, recovered) = open(config(&case));
-        assert!(recovered.get(500).is_some());
+        assert!(recovered.get(TransactionId(500)).is_some());
         fs::remove_dir_all(&case).unwrap();
     }
 }
@@ -325,7 +329,9 @@ fn finished_checkpoint_wins_over_leftover_old_segments() {
             1 + usize::from(with_active),
             "superseded segments are deleted"
         );
-        let more = vec![Record::GlobalRemove { transaction_id: 4 }];
+        let more = vec![Record::GlobalRemove {
+            transaction_id: TransactionId(4),
+        }];
         store.append(&more).unwrap();
         drop(store);
         let mut expected = snapshot.clone();

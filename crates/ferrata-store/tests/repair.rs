@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{applied, batch, big, wal_files};
-use ferrata_core::{Record, SessionTable};
+use ferrata_core::{Record, SessionTable, TransactionId};
 use ferrata_store::conformance::Rng;
 use ferrata_store::fault::{Fault, FaultFs};
 use ferrata_store::{LogStore, LogStoreConfig, SessionStore, StoreError};
@@ -112,7 +112,9 @@ fn repair_keeps_every_intact_batch_and_reports_what_it_dropped() {
 
     let (mut store, recovered) = LogStore::open(LogStoreConfig::new(&dir)).unwrap();
     assert_eq!(recovered, expected);
-    let more = vec![Record::GlobalRemove { transaction_id: 1 }];
+    let more = vec![Record::GlobalRemove {
+        transaction_id: TransactionId(1),
+    }];
     store.append(&more).unwrap();
     drop(store);
     let expected = applied(&expected, &more);

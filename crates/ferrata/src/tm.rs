@@ -154,37 +154,16 @@ impl<E> TransactionError<E> {
 }
 
 fn commit_ok(status: GlobalStatus) -> bool {
-    matches!(
-        status,
-        GlobalStatus::Committed
-            | GlobalStatus::AsyncCommitting
-            | GlobalStatus::Committing
-            | GlobalStatus::CommitRetrying
-    )
+    status.is_commit_decided()
 }
 
 fn timed_out(status: GlobalStatus) -> bool {
-    matches!(
-        status,
-        GlobalStatus::TimeoutRollbacking
-            | GlobalStatus::TimeoutRollbackRetrying
-            | GlobalStatus::TimeoutRollbacked
-            | GlobalStatus::TimeoutRollbackFailed
-    )
+    status.is_timeout_rollback()
 }
 
 fn rollback_ok(status: GlobalStatus) -> bool {
-    matches!(
-        status,
-        GlobalStatus::Rollbacked
-            | GlobalStatus::Rollbacking
-            | GlobalStatus::RollbackRetrying
-            | GlobalStatus::TimeoutRollbacking
-            | GlobalStatus::TimeoutRollbackRetrying
-            | GlobalStatus::TimeoutRollbacked
-            // The TC no longer knows it: it was already rolled back (or never existed).
-            | GlobalStatus::Finished
-    )
+    // Finished: the TC no longer knows it, so it was already rolled back (or never existed).
+    status.is_rollback_decided() || status == GlobalStatus::Finished
 }
 
 impl GlobalTransaction {

@@ -8,8 +8,9 @@
 use std::collections::HashMap;
 
 use ferrata_core::{
-    BranchOutcome, BranchRegistration, BranchRequest, BranchSession, Coordinator,
-    CoordinatorConfig, Effect, GlobalSession, Record, Reply, ReplyToken, Requester, SessionTable,
+    BranchId, BranchOutcome, BranchRegistration, BranchRequest, BranchSession, Coordinator,
+    CoordinatorConfig, Effect, GlobalSession, Record, Reply, ReplyToken, Request, RequestKind,
+    Requester, SessionTable, TransactionId,
 };
 use ferrata_proto::{BranchStatus, BranchType, GlobalStatus, TransactionExceptionCode as Code};
 
@@ -45,7 +46,7 @@ pub fn requester() -> Requester {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tx {
     pub xid: String,
-    pub id: i64,
+    pub id: TransactionId,
     pub begin_time: i64,
     pub timeout_ms: i32,
 }
@@ -56,8 +57,13 @@ pub struct Harness {
     pub config: CoordinatorConfig,
     /// Every record the coordinator asked to persist, in order (what a store would hold).
     pub log: Vec<Record>,
-    requests: HashMap<i64, BranchRequest>,
+    /// Every effect drained so far, in order, id reservations included.
+    pub trace: Vec<Effect>,
+    requests: HashMap<BranchId, BranchRequest>,
     next_token: ReplyToken,
+    /// The time of the latest request sent with one, used for requests whose outcome does not
+    /// depend on time (rollback, status, report, lock query).
+    now: i64,
 }
 
 impl Harness {
@@ -70,8 +76,10 @@ impl Harness {
             tc: Coordinator::new(config.clone(), T0),
             config,
             log: Vec::new(),
+            trace: Vec::new(),
             requests: HashMap::new(),
             next_token: 1_000,
+            now: T0,
         }
     }
 
@@ -79,6 +87,109 @@ impl Harness {
     pub fn token(&mut self) -> ReplyToken {
         self.next_token += 1;
         self.next_token
+    }
+
+    /// Sends one request from [`requester`] at `now`.
+    pub fn send(&mut self, now: i64, token: ReplyToken, request: Request) {
+        self.now = self.now.max(now);
+        self.tc.handle(now, token, &requester(), request);
+    }
+
+    /// Sends one request at the time of the latest timed request.
+    pub fn send_untimed(&mut self, token: ReplyToken, request: Request) {
+        self.send(self.now, token, request);
+    }
+
+    pub fn begin_request(&mut self, now: i64, token: ReplyToken, timeout_ms: i32, name: &str) {
+        let transaction_name = name.to_owned();
+        self.send(
+            now,
+            token,
+            Request::Begin {
+                timeout_ms,
+                transaction_name,
+            },
+        );
+    }
+
+    pub fn branch_register(&mut self, token: ReplyToken, registration: BranchRegistration) {
+        self.send_untimed(token, Request::BranchRegister(registration));
+    }
+
+    pub fn branch_report(
+        &mut self,
+        token: ReplyToken,
+        xid: &str,
+        branch_id: BranchId,
+        status: BranchStatus,
+        application_data: String,
+    ) {
+        let xid = xid.to_owned();
+        self.send_untimed(
+            token,
+            Request::BranchReport {
+                xid,
+                branch_id,
+                status,
+                application_data,
+            },
+        );
+    }
+
+    pub fn commit(&mut self, now: i64, token: ReplyToken, xid: &str) {
+        self.send(
+            now,
+            token,
+            Request::GlobalCommit {
+                xid: xid.to_owned(),
+            },
+        );
+    }
+
+    pub fn rollback(&mut self, token: ReplyToken, xid: &str) {
+        self.send_untimed(
+            token,
+            Request::GlobalRollback {
+                xid: xid.to_owned(),
+            },
+        );
+    }
+
+    pub fn status_request(&mut self, token: ReplyToken, xid: &str) {
+        self.send_untimed(
+            token,
+            Request::GlobalStatus {
+                xid: xid.to_owned(),
+            },
+        );
+    }
+
+    pub fn report(&mut self, now: i64, token: ReplyToken, xid: &str, status: Option<GlobalStatus>) {
+        self.send(
+            now,
+            token,
+            Request::GlobalReport {
+                xid: xid.to_owned(),
+                status,
+            },
+        );
+    }
+
+    pub fn lock_query(
+        &mut self,
+        token: ReplyToken,
+        xid: &str,
+        branch_type: BranchType,
+        resource_id: &str,
+        lock_key: &str,
+    ) {
+        let request = Request::LockQuery {
+            xid: xid.to_owned(),
+            branch_type,
+            resource_id: resource_id.to_owned(),
+            lock_key: lock_key.to_owned(),
+        };
+        self.send_untimed(token, request);
     }
 
     /// Drains the pending effects, keeping the persisted records in [`Harness::log`]. Id
@@ -100,6 +211,7 @@ impl Harness {
                 self.log.push(record.clone());
             }
         }
+        self.trace.extend(effects.iter().cloned());
         effects
     }
 
@@ -117,8 +229,7 @@ impl Harness {
     #[track_caller]
     pub fn begin_named(&mut self, now: i64, timeout_ms: i32, name: &str) -> Tx {
         let token = self.token();
-        self.tc
-            .begin(now, token, &requester(), timeout_ms, name.to_owned());
+        self.begin_request(now, token, timeout_ms, name);
         let effects = self.effects();
         let Some(Effect::Persist(Record::GlobalAdd(global))) = effects.first() else {
             panic!("begin must persist the session first: {effects:?}");
@@ -165,11 +276,10 @@ impl Harness {
         resource_id: &str,
         lock_key: &str,
         application_data: &str,
-    ) -> Result<i64, Code> {
+    ) -> Result<BranchId, Code> {
         let token = self.token();
-        self.tc.branch_register(
+        self.branch_register(
             token,
-            CLIENT,
             BranchRegistration {
                 xid: tx.xid.clone(),
                 branch_type,
@@ -183,11 +293,15 @@ impl Harness {
             [
                 Effect::Reply {
                     token: t,
-                    reply: Reply::Failed { error, status },
+                    reply: Reply::Failed { request, error },
                 },
             ] => {
                 assert_eq!(*t, token);
-                assert_eq!(*status, None, "register failures carry no global status");
+                assert_eq!(
+                    *request,
+                    RequestKind::BranchRegister,
+                    "answered as a registration"
+                );
                 assert!(!error.message.is_empty(), "a failure explains itself");
                 Err(error.code)
             }
@@ -239,7 +353,7 @@ impl Harness {
         resource_id: &str,
         lock_key: &str,
         application_data: &str,
-    ) -> i64 {
+    ) -> BranchId {
         match self.try_register(tx, branch_type, resource_id, lock_key, application_data) {
             Ok(branch_id) => branch_id,
             Err(code) => panic!("registration into {} failed with {code:?}", tx.xid),
@@ -248,41 +362,46 @@ impl Harness {
 
     /// An AT branch on [`DB`] holding the rows of `lock_key`.
     #[track_caller]
-    pub fn at(&mut self, tx: &Tx, lock_key: &str) -> i64 {
+    pub fn at(&mut self, tx: &Tx, lock_key: &str) -> BranchId {
         self.register(tx, BranchType::At, DB, lock_key, "")
     }
 
     /// An AT registration on [`DB`] with application data; returns the code on failure.
     #[track_caller]
-    pub fn try_at(&mut self, tx: &Tx, lock_key: &str, application_data: &str) -> Result<i64, Code> {
+    pub fn try_at(
+        &mut self,
+        tx: &Tx,
+        lock_key: &str,
+        application_data: &str,
+    ) -> Result<BranchId, Code> {
         self.try_register(tx, BranchType::At, DB, lock_key, application_data)
     }
 
     /// A TCC branch for the action `action`.
     #[track_caller]
-    pub fn tcc(&mut self, tx: &Tx, action: &str) -> i64 {
+    pub fn tcc(&mut self, tx: &Tx, action: &str) -> BranchId {
         self.register(tx, BranchType::Tcc, action, "", r#"{"actionContext":{}}"#)
     }
 
     /// The phase-2 request the coordinator should send for a registered branch.
     #[track_caller]
-    pub fn request(&self, branch_id: i64) -> BranchRequest {
+    pub fn request(&self, branch_id: BranchId) -> BranchRequest {
         self.requests
             .get(&branch_id)
             .cloned()
             .unwrap_or_else(|| panic!("branch {branch_id} was not registered by the harness"))
     }
 
-    pub fn commit_of(&self, branch_id: i64) -> Effect {
+    pub fn commit_of(&self, branch_id: BranchId) -> Effect {
         Effect::BranchCommit(self.request(branch_id))
     }
 
-    pub fn rollback_of(&self, branch_id: i64) -> Effect {
+    pub fn rollback_of(&self, branch_id: BranchId) -> Effect {
         Effect::BranchRollback(self.request(branch_id))
     }
 
     /// Records that a branch report replaced the application data the RM will get back.
-    pub fn set_application_data(&mut self, branch_id: i64, data: &str) {
+    pub fn set_application_data(&mut self, branch_id: BranchId, data: &str) {
         if let Some(request) = self.requests.get_mut(&branch_id) {
             request.application_data = data.to_owned();
         }
@@ -297,7 +416,7 @@ impl Harness {
     #[track_caller]
     pub fn lockable_as(&mut self, xid: &str, branch_type: BranchType, lock_key: &str) -> bool {
         let token = self.token();
-        self.tc.lock_query(token, xid, branch_type, DB, lock_key);
+        self.lock_query(token, xid, branch_type, DB, lock_key);
         match self.effects().as_slice() {
             [
                 Effect::Reply {
@@ -313,12 +432,12 @@ impl Harness {
     #[track_caller]
     pub fn global_status(&mut self, tx: &Tx) -> GlobalStatus {
         let token = self.token();
-        self.tc.global_status(token, &tx.xid);
+        self.status_request(token, &tx.xid);
         match self.effects().as_slice() {
             [
                 Effect::Reply {
                     token: t,
-                    reply: Reply::Status(status),
+                    reply: Reply::GlobalStatus { status },
                 },
             ] if *t == token => *status,
             other => panic!("global status must answer once: {other:?}"),
@@ -360,8 +479,24 @@ pub fn reply(token: ReplyToken, reply: Reply) -> Effect {
     Effect::Reply { token, reply }
 }
 
-pub fn status(token: ReplyToken, status: GlobalStatus) -> Effect {
-    reply(token, Reply::Status(status))
+/// The answer to GlobalCommit `token`.
+pub fn commit_reply(token: ReplyToken, status: GlobalStatus) -> Effect {
+    reply(token, Reply::GlobalCommit { status })
+}
+
+/// The answer to GlobalRollback `token`.
+pub fn rollback_reply(token: ReplyToken, status: GlobalStatus) -> Effect {
+    reply(token, Reply::GlobalRollback { status })
+}
+
+/// The answer to GlobalStatus `token`.
+pub fn status_reply(token: ReplyToken, status: GlobalStatus) -> Effect {
+    reply(token, Reply::GlobalStatus { status })
+}
+
+/// The answer to GlobalReport `token`.
+pub fn report_reply(token: ReplyToken, status: GlobalStatus) -> Effect {
+    reply(token, Reply::GlobalReport { status })
 }
 
 pub fn update(tx: &Tx, status: GlobalStatus) -> Effect {
@@ -377,7 +512,7 @@ pub fn remove_global(tx: &Tx) -> Effect {
     })
 }
 
-pub fn remove_branch(tx: &Tx, branch_id: i64) -> Effect {
+pub fn remove_branch(tx: &Tx, branch_id: BranchId) -> Effect {
     Effect::Persist(Record::BranchRemove {
         transaction_id: tx.id,
         branch_id,

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ferrata_core::{Record, SessionTable};
+use ferrata_core::{Record, SessionTable, TransactionId};
 use ferrata_proto::{BranchStatus, GlobalStatus};
 use ferrata_store::conformance::{branch, global};
 use ferrata_store::fault::FaultFs;
@@ -59,10 +59,12 @@ pub fn batch(tx: i64) -> Vec<Record> {
         Record::BranchAdd(branch(tx, tx * 10, BranchStatus::Registered)),
         Record::BranchAdd(branch(tx, tx * 10 + 1, BranchStatus::Registered)),
         Record::GlobalUpdate {
-            transaction_id: 1,
+            transaction_id: TransactionId(1),
             status: GlobalStatus::Committing,
         },
-        Record::GlobalRemove { transaction_id: 2 },
+        Record::GlobalRemove {
+            transaction_id: TransactionId(2),
+        },
     ]
 }
 

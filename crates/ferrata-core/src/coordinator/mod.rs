@@ -1,0 +1,488 @@
+//! The coordinator state machine: global and branch sessions, their legal transitions
+//! (semantics §1.4–1.7), lock acquisition, synchronous and asynchronous phase 2, timeouts and
+//! retries. Every entry point appends effects; the runtime drains and executes them in order.
+//! Requests are in `requests.rs`, phase-2 passes in `phase2.rs`, timers in `timers.rs`.
+
+#[cfg(debug_assertions)]
+mod invariants;
+mod phase2;
+mod requests;
+mod timers;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use ferrata_proto::{BranchStatus, BranchType, GlobalStatus, TransactionExceptionCode as Code};
+
+use crate::branches::Branches;
+use crate::config::CoordinatorConfig;
+use crate::effect::{BranchOutcome, Effect, Reply, ReplyToken, TxError};
+use crate::id::{BranchId, IdGenerator, TransactionId};
+use crate::lock::{LockHolder, LockKeyLimits, LockManager, parse_lock_key};
+use crate::model::{BranchSession, GlobalSession, Record, SessionTable, StoredTransaction};
+use crate::rate_limit::TokenBucket;
+use crate::request::{BranchRegistration, Request, RequestKind, Requester};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Commit,
+    Rollback,
+}
+
+/// Which branches a commit pass visits (a rollback pass visits every branch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The synchronous part of a commit: branches that cannot be committed asynchronously; the
+    /// asynchronous pass that follows handles the rest.
+    Synchronous,
+    /// Every branch: an asynchronous commit, a retry, or a rollback.
+    All,
+}
+
+/// A TM request (GlobalCommit or GlobalRollback) waiting for the outcome of a phase-2 pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Waiting {
+    token: ReplyToken,
+    direction: Direction,
+}
+
+impl Waiting {
+    /// The answer to the waiting request: the global status it ended up in.
+    fn reply(self, status: GlobalStatus) -> Reply {
+        match self.direction {
+            Direction::Commit => Reply::GlobalCommit { status },
+            Direction::Rollback => Reply::GlobalRollback { status },
+        }
+    }
+}
+
+/// How a phase-2 pass ends once its in-flight requests have come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PassFailure {
+    /// A branch could not finish now: retry the pass later.
+    Retry,
+    /// A branch failed for good: the transaction ends in this status.
+    Final(GlobalStatus),
+}
+
+/// One pass over the branches of a transaction in phase 2. Branches are visited one at a time
+/// per lane: a single lane normally, one lane per resource with parallel phase 2 (Seata's
+/// `enableParallelHandleBranch`), so at most one request per lane is in flight.
+#[derive(Debug)]
+struct Phase2Pass {
+    direction: Direction,
+    /// Branch ids still to visit, per lane, in visiting order.
+    lanes: Vec<VecDeque<BranchId>>,
+    /// Whether a lane has a request in flight.
+    busy: Vec<bool>,
+    /// Branch id → lane of every request sent and not yet answered.
+    in_flight: BTreeMap<BranchId, usize>,
+    /// Set by the first failure: no new requests; the pass ends when `in_flight` drains.
+    failure: Option<PassFailure>,
+    /// The TM request waiting for the outcome of a synchronous pass.
+    reply: Option<Waiting>,
+}
+
+#[derive(Debug)]
+struct Session {
+    global: GlobalSession,
+    branches: Branches,
+    pass: Option<Phase2Pass>,
+    failed_passes: u32,
+    retry_at_ms: Option<i64>,
+}
+
+impl Session {
+    fn deadline_ms(&self) -> i64 {
+        self.global
+            .begin_time_ms
+            .saturating_add(i64::from(self.global.timeout_ms))
+    }
+
+    fn is_timed_out(&self, now_ms: i64) -> bool {
+        now_ms > self.deadline_ms()
+    }
+
+    fn is_saga(&self) -> bool {
+        match self.branches.first() {
+            Some(branch) => branch.branch_type == BranchType::Saga,
+            None => self.global.transaction_name.starts_with("$Saga_"),
+        }
+    }
+
+    fn can_be_committed_async(&self) -> bool {
+        self.branches.iter().all(is_async_committable)
+    }
+}
+
+/// Releases the rows a branch holds (only AT branches hold rows).
+fn release_locks(locks: &mut LockManager, branch: &BranchSession) {
+    if branch.branch_type == BranchType::At && !branch.lock_key.is_empty() {
+        // Accepted when registered, so no limits apply when reading it back.
+        if let Ok(rows) = parse_lock_key(&branch.lock_key, LockKeyLimits::NONE) {
+            locks.release(branch.branch_id, &branch.resource_id, &rows);
+        }
+    }
+}
+
+fn is_async_committable(branch: &BranchSession) -> bool {
+    branch.branch_type == BranchType::At || branch.status == BranchStatus::PhaseOneFailed
+}
+
+/// Statuses a transaction reaches through Rollbacking or TimeoutRollbacking while its rows may
+/// still be locked. Seata marks those locks Rollbacking and never unmarks them (semantics §2.3),
+/// which is what fail-fast keys on (§2.2).
+fn is_rollback_lock_status(status: GlobalStatus) -> bool {
+    status.is_rollbacking()
+        || matches!(
+            status,
+            GlobalStatus::RollbackFailed
+                | GlobalStatus::TimeoutRollbackFailed
+                | GlobalStatus::RollbackRetryTimeout
+        )
+}
+
+/// A timeout rollback still in progress: its end keeps the timeout flavour.
+fn is_timeout_rollbacking(status: GlobalStatus) -> bool {
+    status.is_rollbacking() && status.is_timeout_rollback()
+}
+
+/// The transaction id of an XID: the number after the last `:`.
+pub fn transaction_id_of(xid: &str) -> Option<TransactionId> {
+    xid.rsplit_once(':')
+        .and_then(|(_, id)| id.parse().ok())
+        .map(TransactionId)
+}
+
+/// Reads a boolean flag from the JSON application data of an AT registration
+/// (`{"autoCommit":false,"skipCheckLock":true}`) without a JSON parser on the hot path.
+fn json_flag(application_data: &str, name: &str) -> Option<bool> {
+    let compact: String = application_data
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let key = format!("\"{name}\":");
+    let rest = &compact[compact.find(&key)? + key.len()..];
+    if rest.starts_with("true") {
+        Some(true)
+    } else if rest.starts_with("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Counts of what the coordinator holds, for metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CoordinatorStats {
+    pub sessions: usize,
+    pub branches: usize,
+    pub locked_rows: usize,
+}
+
+/// The transaction coordinator. Not thread-safe by design: one owner drives it.
+#[derive(Debug)]
+pub struct Coordinator {
+    config: CoordinatorConfig,
+    ids: IdGenerator,
+    /// Ordered, so that whatever iterates sessions (snapshots) comes out the same every run.
+    sessions: BTreeMap<TransactionId, Session>,
+    locks: LockManager,
+    /// (deadline_ms, transaction) of every session in Begin, earliest first.
+    timeouts: BTreeSet<(i64, TransactionId)>,
+    /// (retry_at_ms, transaction) of every scheduled phase-2 pass, earliest first.
+    retries: BTreeSet<(i64, TransactionId)>,
+    next_undo_log_delete_at_ms: i64,
+    begin_tokens: Option<TokenBucket>,
+    effects: Vec<Effect>,
+    #[cfg(debug_assertions)]
+    open_tokens: invariants::OpenTokens,
+}
+
+impl Coordinator {
+    pub fn new(config: CoordinatorConfig, now_ms: i64) -> Coordinator {
+        Coordinator::recover(config, SessionTable::new(), now_ms)
+    }
+
+    /// Rebuilds the coordinator from recovered state (semantics §3.2): sessions in Begin or a
+    /// rollback status take their locks back, unfinished phase 2 resumes at once, and ended
+    /// successes left behind are removed.
+    pub fn recover(config: CoordinatorConfig, table: SessionTable, now_ms: i64) -> Coordinator {
+        let mut ids = IdGenerator::new(config.worker_id, now_ms);
+        ids.observe_reservation(table.next_free_id());
+        let next_undo_log_delete_at_ms = match config.undo_log_delete_period_ms {
+            None => i64::MAX,
+            Some(_) => now_ms.saturating_add(config.undo_log_delete_initial_delay_ms),
+        };
+        let begin_tokens = config
+            .begin_rate_limit
+            .map(|limit| TokenBucket::new(limit, now_ms));
+        let mut coordinator = Coordinator {
+            config,
+            ids: IdGenerator::new(0, now_ms),
+            sessions: BTreeMap::new(),
+            locks: LockManager::new(),
+            timeouts: BTreeSet::new(),
+            retries: BTreeSet::new(),
+            next_undo_log_delete_at_ms,
+            begin_tokens,
+            effects: Vec::new(),
+            #[cfg(debug_assertions)]
+            open_tokens: invariants::OpenTokens::default(),
+        };
+        for StoredTransaction { global, branches } in table.into_transactions() {
+            ids.observe(global.transaction_id.0);
+            for branch in &branches {
+                ids.observe(branch.branch_id.0);
+            }
+            let transaction_id = global.transaction_id;
+            let status = global.status;
+            let session = Session {
+                global,
+                branches,
+                pass: None,
+                failed_passes: 0,
+                retry_at_ms: None,
+            };
+            match status {
+                GlobalStatus::Committed
+                | GlobalStatus::Rollbacked
+                | GlobalStatus::TimeoutRollbacked
+                | GlobalStatus::UnKnown
+                | GlobalStatus::Finished => {
+                    coordinator.persist(Record::GlobalRemove { transaction_id });
+                    continue;
+                }
+                _ => {}
+            }
+            // A rollback-retry timeout with unlocking enabled released its rows before the
+            // restart; taking them back would steal rows other transactions hold since.
+            let released = status == GlobalStatus::RollbackRetryTimeout
+                && coordinator.config.rollback_retry_timeout_unlock;
+            let takes_locks =
+                status == GlobalStatus::Begin || (is_rollback_lock_status(status) && !released);
+            if takes_locks {
+                for branch in session
+                    .branches
+                    .iter()
+                    .filter(|b| b.branch_type == BranchType::At)
+                {
+                    let holder = LockHolder {
+                        transaction_id,
+                        branch_id: branch.branch_id,
+                    };
+                    let rows =
+                        parse_lock_key(&branch.lock_key, LockKeyLimits::NONE).unwrap_or_default();
+                    if let Err(other) =
+                        coordinator
+                            .locks
+                            .acquire(holder, &branch.resource_id, &rows)
+                    {
+                        tracing::warn!(
+                            transaction_id = transaction_id.0,
+                            branch_id = branch.branch_id.0,
+                            holder = other.transaction_id.0,
+                            "recovered branch overlaps the locks of another transaction"
+                        );
+                    }
+                }
+            }
+            let deadline = session.deadline_ms();
+            coordinator.sessions.insert(transaction_id, session);
+            if status == GlobalStatus::Begin {
+                coordinator.timeouts.insert((deadline, transaction_id));
+            } else if status.is_rollbacking() || status.is_committing() {
+                coordinator.schedule_retry(transaction_id, now_ms);
+            }
+        }
+        coordinator.ids = ids;
+        coordinator
+    }
+
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.config
+    }
+
+    /// Moves the pending effects into `out`, in the order they were produced.
+    pub fn drain_effects_into(&mut self, out: &mut Vec<Effect>) {
+        out.append(&mut self.effects);
+    }
+
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    pub fn stats(&self) -> CoordinatorStats {
+        CoordinatorStats {
+            sessions: self.sessions.len(),
+            branches: self.sessions.values().map(|s| s.branches.len()).sum(),
+            locked_rows: self.locks.len(),
+        }
+    }
+
+    /// The stored status of a transaction, if the coordinator still holds it.
+    pub fn status_of(&self, transaction_id: TransactionId) -> Option<GlobalStatus> {
+        self.sessions.get(&transaction_id).map(|s| s.global.status)
+    }
+
+    /// The records that recreate the current state, for compacting the store.
+    pub fn snapshot_records(&self) -> Vec<Record> {
+        let mut records = Vec::with_capacity(self.sessions.len() * 2 + 1);
+        if let Some(next_free_id) = self.ids.last_reservation() {
+            records.push(Record::IdReserve { next_free_id });
+        }
+        for session in self.sessions.values() {
+            records.push(Record::GlobalAdd(session.global.clone()));
+            records.extend(session.branches.iter().cloned().map(Record::BranchAdd));
+        }
+        records
+    }
+
+    /// The earliest time at which `tick` has work to do.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        let timeout = self.timeouts.first().map(|(at, _)| at.saturating_add(1));
+        let retry = self.retries.first().map(|(at, _)| *at);
+        [timeout, retry, Some(self.next_undo_log_delete_at_ms)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// A fresh id; a new reservation block is logged before any effect that reveals the id.
+    fn next_id(&mut self) -> i64 {
+        let id = self.ids.next_id();
+        if let Some(next_free_id) = self.ids.take_reservation() {
+            self.persist(Record::IdReserve { next_free_id });
+        }
+        id
+    }
+
+    fn persist(&mut self, record: Record) {
+        self.effects.push(Effect::Persist(record));
+    }
+
+    fn reply(&mut self, token: ReplyToken, reply: Reply) {
+        #[cfg(debug_assertions)]
+        self.token_answered(token);
+        self.effects.push(Effect::Reply { token, reply });
+    }
+
+    fn fail(&mut self, token: ReplyToken, request: RequestKind, code: Code, message: String) {
+        let error = TxError::new(code, message);
+        self.reply(token, Reply::Failed { request, error });
+    }
+
+    /// Answers a TM request that waited for a phase-2 pass, if one did.
+    fn answer(&mut self, waiting: Option<Waiting>, status: GlobalStatus) {
+        if let Some(waiting) = waiting {
+            self.reply(waiting.token, waiting.reply(status));
+        }
+    }
+
+    fn set_status(&mut self, transaction_id: TransactionId, status: GlobalStatus) {
+        if let Some(session) = self.sessions.get_mut(&transaction_id)
+            && session.global.status != status
+        {
+            session.global.status = status;
+            self.effects.push(Effect::Persist(Record::GlobalUpdate {
+                transaction_id,
+                status,
+            }));
+        }
+    }
+
+    fn lookup(&self, xid: &str) -> Option<TransactionId> {
+        transaction_id_of(xid).filter(|id| self.sessions.contains_key(id))
+    }
+
+    /// Handles one request at `now`; its reply (exactly one) carries `token`, possibly after
+    /// effects of later calls when it waits for a synchronous phase 2.
+    pub fn handle(
+        &mut self,
+        now_ms: i64,
+        token: ReplyToken,
+        requester: &Requester,
+        request: Request,
+    ) {
+        #[cfg(debug_assertions)]
+        self.token_opened(token);
+        match request {
+            Request::Begin {
+                timeout_ms,
+                transaction_name,
+            } => self.begin(now_ms, token, requester, timeout_ms, transaction_name),
+            Request::BranchRegister(registration) => {
+                self.branch_register(token, &requester.client_id, registration)
+            }
+            Request::BranchReport {
+                xid,
+                branch_id,
+                status,
+                application_data,
+            } => self.branch_report(token, &xid, branch_id, status, application_data),
+            Request::GlobalCommit { xid } => self.global_commit(now_ms, token, &xid),
+            Request::GlobalRollback { xid } => self.global_rollback(token, &xid),
+            Request::GlobalStatus { xid } => self.global_status(token, &xid),
+            Request::GlobalReport { xid, status } => {
+                self.global_report(now_ms, token, &xid, status)
+            }
+            Request::LockQuery {
+                xid,
+                branch_type,
+                resource_id,
+                lock_key,
+            } => self.lock_query(token, &xid, branch_type, &resource_id, &lock_key),
+        }
+        #[cfg(debug_assertions)]
+        self.check_invariants();
+    }
+
+    /// The answer (or the failure) of a phase-2 request sent for this branch. Answers for a
+    /// branch with no request in flight (late, duplicated or forged) change nothing.
+    pub fn branch_result(
+        &mut self,
+        now_ms: i64,
+        transaction_id: TransactionId,
+        branch_id: BranchId,
+        outcome: BranchOutcome,
+    ) {
+        self.apply_branch_result(now_ms, transaction_id, branch_id, outcome);
+        #[cfg(debug_assertions)]
+        self.check_invariants();
+    }
+
+    /// Time passes: roll back timed-out transactions, retry due phase-2 passes, schedule undo-log
+    /// cleanup.
+    pub fn tick(&mut self, now_ms: i64) {
+        self.run_timers(now_ms);
+        #[cfg(debug_assertions)]
+        self.check_invariants();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_json_flags() {
+        assert_eq!(
+            json_flag(r#"{"autoCommit": false}"#, "autoCommit"),
+            Some(false)
+        );
+        assert_eq!(
+            json_flag(r#"{"skipCheckLock":true}"#, "skipCheckLock"),
+            Some(true)
+        );
+        assert_eq!(json_flag("", "autoCommit"), None);
+    }
+
+    #[test]
+    fn transaction_id_is_the_number_after_the_last_colon() {
+        assert_eq!(
+            transaction_id_of("10.0.0.1:8091:42"),
+            Some(TransactionId(42))
+        );
+        assert_eq!(transaction_id_of("[::1]:8091:7"), Some(TransactionId(7)));
+        assert_eq!(transaction_id_of("nonsense"), None);
+    }
+}

@@ -1,0 +1,308 @@
+//! Phase 2: passes over the branches of a transaction (one request in flight per lane), the
+//! answers of resource managers, and how a transaction ends, in success or failure.
+
+use super::*;
+use crate::effect::BranchRequest;
+
+impl Coordinator {
+    /// Starts a pass. The first synchronous commit pass skips async-committable branches, which
+    /// the asynchronous pass that follows handles; rollback visits branches newest first.
+    pub(super) fn start_pass(
+        &mut self,
+        transaction_id: TransactionId,
+        direction: Direction,
+        scope: Scope,
+        reply: Option<ReplyToken>,
+    ) {
+        let parallel = self.config.parallel_phase2;
+        let Some(session) = self.sessions.get_mut(&transaction_id) else {
+            return;
+        };
+        debug_assert!(session.pass.is_none(), "a second pass for one transaction");
+        let ordered: Vec<&BranchSession> = match direction {
+            Direction::Commit => session
+                .branches
+                .iter()
+                .filter(|b| scope == Scope::All || !is_async_committable(b))
+                .collect(),
+            Direction::Rollback => session.branches.iter().rev().collect(),
+        };
+        let mut lanes: Vec<VecDeque<BranchId>> = Vec::new();
+        if parallel {
+            // One lane per resource, in the order resources first appear.
+            let mut lane_of: HashMap<&str, usize> = HashMap::new();
+            for branch in ordered {
+                let lane = *lane_of
+                    .entry(branch.resource_id.as_str())
+                    .or_insert_with(|| {
+                        lanes.push(VecDeque::new());
+                        lanes.len() - 1
+                    });
+                lanes[lane].push_back(branch.branch_id);
+            }
+        } else {
+            lanes.push(ordered.iter().map(|b| b.branch_id).collect());
+        }
+        session.pass = Some(Phase2Pass {
+            direction,
+            busy: vec![false; lanes.len()],
+            lanes,
+            in_flight: BTreeMap::new(),
+            failure: None,
+            reply: reply.map(|token| Waiting { token, direction }),
+        });
+        self.advance(transaction_id);
+    }
+
+    /// Sends the next branch request of every idle lane, or finishes the pass when nothing is
+    /// left to send or to wait for.
+    pub(super) fn advance(&mut self, transaction_id: TransactionId) {
+        let mut skipped = Vec::new();
+        let mut requests = Vec::new();
+        let finished = {
+            let Some(session) = self.sessions.get_mut(&transaction_id) else {
+                return;
+            };
+            let Some(pass) = session.pass.as_mut() else {
+                return;
+            };
+            if pass.failure.is_some() {
+                return;
+            }
+            for (lane, queue) in pass.lanes.iter_mut().enumerate() {
+                if pass.busy[lane] {
+                    continue;
+                }
+                while let Some(branch_id) = queue.pop_front() {
+                    let Some(branch) = session.branches.get(branch_id) else {
+                        continue;
+                    };
+                    let skip = branch.status == BranchStatus::PhaseOneFailed
+                        || (pass.direction == Direction::Commit
+                            && branch.status == BranchStatus::PhaseOneRdonly);
+                    if skip {
+                        skipped.push(branch_id);
+                        continue;
+                    }
+                    requests.push(BranchRequest {
+                        transaction_id,
+                        xid: session.global.xid.clone(),
+                        branch_id,
+                        branch_type: branch.branch_type,
+                        resource_id: branch.resource_id.clone(),
+                        application_data: branch.application_data.clone(),
+                        client_id: branch.client_id.clone(),
+                    });
+                    debug_assert!(
+                        !pass.in_flight.contains_key(&branch_id),
+                        "a second phase-2 request in flight for one branch"
+                    );
+                    pass.busy[lane] = true;
+                    pass.in_flight.insert(branch_id, lane);
+                    break;
+                }
+            }
+            pass.in_flight.is_empty()
+        };
+        let direction = self
+            .sessions
+            .get(&transaction_id)
+            .and_then(|s| s.pass.as_ref())
+            .map(|p| p.direction);
+        for branch_id in skipped {
+            self.remove_branch(transaction_id, branch_id);
+        }
+        for request in requests {
+            self.effects.push(match direction {
+                Some(Direction::Rollback) => Effect::BranchRollback(request),
+                _ => Effect::BranchCommit(request),
+            });
+        }
+        if finished {
+            self.finish_pass(transaction_id);
+        }
+    }
+
+    pub(super) fn remove_branch(&mut self, transaction_id: TransactionId, branch_id: BranchId) {
+        if let Some(session) = self.sessions.get_mut(&transaction_id)
+            && let Some(branch) = session.branches.remove(branch_id)
+        {
+            release_locks(&mut self.locks, &branch);
+        }
+        self.persist(Record::BranchRemove {
+            transaction_id,
+            branch_id,
+        });
+    }
+
+    /// Applies the outcome of a phase-2 request (see [`Coordinator::branch_result`]).
+    pub(super) fn apply_branch_result(
+        &mut self,
+        now_ms: i64,
+        transaction_id: TransactionId,
+        branch_id: BranchId,
+        outcome: BranchOutcome,
+    ) {
+        let timeout_flavour = self
+            .status_of(transaction_id)
+            .is_some_and(is_timeout_rollbacking);
+        let Some(pass) = self
+            .sessions
+            .get_mut(&transaction_id)
+            .and_then(|s| s.pass.as_mut())
+        else {
+            return;
+        };
+        let Some(lane) = pass.in_flight.remove(&branch_id) else {
+            return;
+        };
+        pass.busy[lane] = false;
+        let failure = match (pass.direction, outcome) {
+            (Direction::Commit, BranchOutcome::Status(BranchStatus::PhaseTwoCommitted))
+            | (Direction::Rollback, BranchOutcome::Status(BranchStatus::PhaseTwoRollbacked)) => {
+                None
+            }
+            (
+                Direction::Commit,
+                BranchOutcome::Status(BranchStatus::PhaseTwoCommitFailedUnretryable),
+            ) => Some(PassFailure::Final(GlobalStatus::CommitFailed)),
+            (
+                Direction::Rollback,
+                BranchOutcome::Status(BranchStatus::PhaseTwoRollbackFailedUnretryable),
+            ) => Some(PassFailure::Final(if timeout_flavour {
+                GlobalStatus::TimeoutRollbackFailed
+            } else {
+                GlobalStatus::RollbackFailed
+            })),
+            _ => Some(PassFailure::Retry),
+        };
+        if let Some(failure) = failure {
+            // A final failure outranks a retry; the first final failure wins.
+            match pass.failure {
+                None | Some(PassFailure::Retry) => pass.failure = Some(failure),
+                Some(PassFailure::Final(_)) => {}
+            }
+        }
+        let settled = pass.failure.is_some() && pass.in_flight.is_empty();
+        let pass_failure = pass.failure;
+        if failure.is_none() {
+            self.remove_branch(transaction_id, branch_id);
+        }
+        match pass_failure {
+            None => self.advance(transaction_id),
+            Some(_) if !settled => {}
+            Some(PassFailure::Retry) => self.pass_failed(now_ms, transaction_id),
+            Some(PassFailure::Final(status)) => self.end_failure(transaction_id, status),
+        }
+    }
+
+    /// A branch could not finish: move to the retrying status, answer a waiting TM with it,
+    /// and try the whole pass again after a backoff.
+    pub(super) fn pass_failed(&mut self, now_ms: i64, transaction_id: TransactionId) {
+        let Some(session) = self.sessions.get_mut(&transaction_id) else {
+            return;
+        };
+        let reply = session.pass.take().and_then(|p| p.reply);
+        session.failed_passes = session.failed_passes.saturating_add(1);
+        let next = match session.global.status {
+            GlobalStatus::Committing => GlobalStatus::CommitRetrying,
+            GlobalStatus::Rollbacking => GlobalStatus::RollbackRetrying,
+            GlobalStatus::TimeoutRollbacking => GlobalStatus::TimeoutRollbackRetrying,
+            other => other,
+        };
+        self.set_status(transaction_id, next);
+        self.answer(reply, next);
+        self.schedule_retry(transaction_id, now_ms);
+    }
+
+    pub(super) fn finish_pass(&mut self, transaction_id: TransactionId) {
+        let Some(session) = self.sessions.get_mut(&transaction_id) else {
+            return;
+        };
+        let Some(pass) = session.pass.take() else {
+            return;
+        };
+        let status = session.global.status;
+        let no_branches = session.branches.is_empty();
+        let all_async = session.can_be_committed_async();
+        match pass.direction {
+            Direction::Commit if no_branches => {
+                self.end_success_replying(transaction_id, GlobalStatus::Committed, pass.reply)
+            }
+            Direction::Commit if all_async => {
+                // The synchronous part is done; AT branches only need their undo logs removed.
+                self.set_status(transaction_id, GlobalStatus::AsyncCommitting);
+                self.answer(pass.reply, GlobalStatus::Committed);
+                self.start_pass(transaction_id, Direction::Commit, Scope::All, None);
+            }
+            Direction::Rollback if no_branches => {
+                let final_status = if is_timeout_rollbacking(status) {
+                    GlobalStatus::TimeoutRollbacked
+                } else {
+                    GlobalStatus::Rollbacked
+                };
+                self.end_success_replying(transaction_id, final_status, pass.reply)
+            }
+            _ => {
+                // Branches joined during the pass (Saga forward recovery): go round again.
+                self.answer(pass.reply, status);
+                self.schedule_retry(transaction_id, 0);
+            }
+        }
+    }
+
+    pub(super) fn end_success(
+        &mut self,
+        transaction_id: TransactionId,
+        final_status: GlobalStatus,
+    ) {
+        let reply = self
+            .sessions
+            .get_mut(&transaction_id)
+            .and_then(|s| s.pass.take())
+            .and_then(|p| p.reply);
+        self.end_success_replying(transaction_id, final_status, reply);
+    }
+
+    /// A successful end: release every lock, forget the session, answer a waiting TM.
+    pub(super) fn end_success_replying(
+        &mut self,
+        transaction_id: TransactionId,
+        final_status: GlobalStatus,
+        reply: Option<Waiting>,
+    ) {
+        self.unschedule(transaction_id);
+        if let Some(session) = self.sessions.remove(&transaction_id) {
+            for branch in session.branches.iter() {
+                release_locks(&mut self.locks, branch);
+            }
+        }
+        self.persist(Record::GlobalRemove { transaction_id });
+        self.answer(reply, final_status);
+    }
+
+    /// A failed end: the session stays, with its locks, for an operator to resolve.
+    pub(super) fn end_failure(&mut self, transaction_id: TransactionId, status: GlobalStatus) {
+        self.unschedule(transaction_id);
+        let reply = self
+            .sessions
+            .get_mut(&transaction_id)
+            .and_then(|s| s.pass.take())
+            .and_then(|p| p.reply);
+        self.set_status(transaction_id, status);
+        if status == GlobalStatus::RollbackRetryTimeout
+            && self.config.rollback_retry_timeout_unlock
+            && let Some(session) = self.sessions.get(&transaction_id)
+        {
+            for branch in session.branches.iter() {
+                release_locks(&mut self.locks, branch);
+            }
+        }
+        tracing::error!(
+            transaction_id = transaction_id.0,
+            ?status,
+            "global transaction ended in failure and needs manual handling"
+        );
+        self.answer(reply, status);
+    }
+}
