@@ -398,8 +398,15 @@ impl FrameBatch {
         ctx: &crate::CodecContext,
     ) -> Result<(), crate::DecodeError> {
         let start = self.buf.len();
-        let encoded =
-            crate::encode_message(msg_type, request_id, codec, compressor, msg, ctx, &mut self.buf);
+        let encoded = crate::encode_message(
+            msg_type,
+            request_id,
+            codec,
+            compressor,
+            msg,
+            ctx,
+            &mut self.buf,
+        );
         match encoded {
             Ok(()) => self.frames += 1,
             Err(_) => self.buf.truncate(start),
