@@ -420,7 +420,8 @@ async fn write_loop<W: AsyncWrite + Unpin, E: Encoder>(
     mut close: oneshot::Receiver<()>,
     heartbeat_after: Option<Duration>,
 ) -> CloseReason {
-    let mut last_write = Instant::now();
+    // tokio's clock, like the ticker's.
+    let mut last_write = tokio::time::Instant::now();
     let mut ticker = heartbeat_after.map(|after| {
         let mut ticker = tokio::time::interval(after.min(Duration::from_secs(1)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -453,7 +454,7 @@ async fn write_loop<W: AsyncWrite + Unpin, E: Encoder>(
                         if let Err(reason) = write(&mut out, &mut encoder).await {
                             return reason;
                         }
-                        last_write = Instant::now();
+                        last_write = tokio::time::Instant::now();
                     }
                     continue;
                 }
@@ -478,7 +479,7 @@ async fn write_loop<W: AsyncWrite + Unpin, E: Encoder>(
         if let Err(reason) = write(&mut out, &mut encoder).await {
             return reason;
         }
-        last_write = Instant::now();
+        last_write = tokio::time::Instant::now();
     }
 }
 
