@@ -96,28 +96,8 @@ impl Client {
                         }
                         continue;
                     }
-                    (_, Message::BranchCommit(r)) => {
-                        p.lock()
-                            .expect("log")
-                            .push((r.xid.clone(), r.branch_id, true));
-                        Message::BranchCommitResponse(BranchCommitResponse {
-                            result: ResultInfo::success(),
-                            xid: r.xid,
-                            branch_id: r.branch_id,
-                            branch_status: BranchStatus::PhaseTwoCommitted,
-                        })
-                    }
-                    (_, Message::BranchRollback(r)) => {
-                        p.lock()
-                            .expect("log")
-                            .push((r.xid.clone(), r.branch_id, false));
-                        Message::BranchRollbackResponse(BranchRollbackResponse {
-                            result: ResultInfo::success(),
-                            xid: r.xid,
-                            branch_id: r.branch_id,
-                            branch_status: BranchStatus::PhaseTwoRollbacked,
-                        })
-                    }
+                    (_, Message::BranchCommit(r)) => phase2_done(&p, r.xid, r.branch_id, true),
+                    (_, Message::BranchRollback(r)) => phase2_done(&p, r.xid, r.branch_id, false),
                     _ => continue,
                 };
                 let response = Outbound::message(MsgType::Response, frame.request_id, answer, ctx);
@@ -226,6 +206,29 @@ impl Client {
             Message::GlobalStatusResponse(r) if r.result.is_success() => Ok(r.global_status),
             other => bail!("status failed: {other:?}"),
         }
+    }
+}
+
+/// Logs a phase-2 request and answers it done.
+fn phase2_done(log: &Phase2Log, xid: String, branch_id: i64, commit: bool) -> Message {
+    log.lock()
+        .expect("log")
+        .push((xid.clone(), branch_id, commit));
+    let result = ResultInfo::success();
+    if commit {
+        Message::BranchCommitResponse(BranchCommitResponse {
+            result,
+            xid,
+            branch_id,
+            branch_status: BranchStatus::PhaseTwoCommitted,
+        })
+    } else {
+        Message::BranchRollbackResponse(BranchRollbackResponse {
+            result,
+            xid,
+            branch_id,
+            branch_status: BranchStatus::PhaseTwoRollbacked,
+        })
     }
 }
 
