@@ -373,7 +373,9 @@ impl<R: AsyncRead + Unpin> Connection<R> {
             writer,
             ..
         } = self;
+        // Reading first: the writer stopping is the rare case.
         tokio::select! {
+            biased;
             frame = reader.next_frame(*read_idle) => frame,
             reason = writer.stopped() => Err(reason),
         }
@@ -442,7 +444,10 @@ async fn write_loop<W: AsyncWrite + Unpin, E: Encoder>(
                 biased;
                 next = outbox.recv() => match next {
                     Some(first) => first,
-                    None => return CloseReason::Closed,
+                    None => {
+                        out.shutdown().await;
+                        return CloseReason::Closed;
+                    }
                 },
                 _ = &mut close => {
                     closing = true;
