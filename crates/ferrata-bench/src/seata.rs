@@ -20,9 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::schedule::{Pacer, share};
 use crate::stats::{Recorder, Stats, Window, kind};
-use crate::transport::{
-    ClientIdentity, Conn, HEARTBEAT_AFTER, Inbound, phase_two_answer, read_more,
-};
+use crate::transport::{ClientIdentity, Conn, HEARTBEAT_AFTER, Inbound, phase_two_answer};
 use crate::workload::{EndAnswer, Next, Outcome, RegisterAnswer, Step, TxMachine, TxPlan};
 
 /// The resource every bench RM registers and every branch names.
@@ -294,7 +292,7 @@ impl TmDriver {
                 sleep_at = wake;
             }
             let event = tokio::select! {
-                read = read_more(&mut self.conn.reader, &mut self.conn.rbuf) => Event::Read(read),
+                read = self.conn.reader.read_more() => Event::Read(read),
                 reply = self.inbox.recv(), if self.inbox_open => Event::Reply(reply),
                 () = &mut sleep => Event::Timer,
             };
@@ -673,7 +671,7 @@ impl RmDriver {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let event = tokio::select! {
-                read = read_more(&mut self.conn.reader, &mut self.conn.rbuf) => RmEvent::Read(read),
+                read = self.conn.reader.read_more() => RmEvent::Read(read),
                 n = self.inbox.recv_many(&mut self.jobs, MAX_MERGED), if self.inbox_open => RmEvent::Jobs(n),
                 _ = self.stop.changed() => RmEvent::Stop,
                 _ = tick.tick() => RmEvent::Timer,

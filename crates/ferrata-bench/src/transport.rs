@@ -1,19 +1,19 @@
 //! One Seata connection seen from the generator: request ids, frames encoded straight into a
-//! write buffer that is flushed once per event-loop turn (so pipelined requests share one
-//! syscall), frames decoded from a read buffer, heartbeats, and the registration handshake.
+//! write batch that is flushed once per event-loop turn (so pipelined requests share one
+//! syscall), frames decoded from ferrata-net's reader, heartbeats, and the registration
+//! handshake. The generator drives both halves from its own event loop, so it uses
+//! ferrata-net's reader and writer halves rather than its writer task.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use bytes::{Bytes, BytesMut};
+use ferrata_net::{FrameReader, FrameWriter};
 use ferrata_proto::{
     BranchCommitResponse, BranchRollbackResponse, BranchStatus, CodecContext,
-    DEFAULT_MAX_DECOMPRESSED_LEN, DEFAULT_MAX_FRAME_LEN, Frame, Message, MsgType,
-    RegisterRmRequest, RegisterTmRequest, ResultInfo, decode_body, decode_frame, encode_frame,
-    encode_message,
+    DEFAULT_MAX_DECOMPRESSED_LEN, DEFAULT_MAX_FRAME_LEN, Message, MsgType, PROTOCOL_VERSION,
+    RegisterRmRequest, RegisterTmRequest, ResultInfo, decode_body,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -51,10 +51,9 @@ pub enum Inbound {
 /// A registered (or registering) connection.
 #[derive(Debug)]
 pub struct Conn {
-    pub reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
-    pub rbuf: BytesMut,
-    wbuf: BytesMut,
+    /// Read it with [`FrameReader::read_more`] (cancel-safe) from the generator's event loop.
+    pub reader: FrameReader<OwnedReadHalf>,
+    writer: FrameWriter<OwnedWriteHalf>,
     next_id: i32,
     pub ctx: CodecContext,
     pub last_write: Instant,
@@ -68,10 +67,8 @@ impl Conn {
         stream.set_nodelay(true)?;
         let (reader, writer) = stream.into_split();
         Ok(Conn {
-            reader,
-            writer,
-            rbuf: BytesMut::with_capacity(64 * 1024),
-            wbuf: BytesMut::with_capacity(16 * 1024),
+            reader: FrameReader::new(reader, DEFAULT_MAX_FRAME_LEN),
+            writer: FrameWriter::new(writer, None),
             next_id: 1,
             ctx,
             last_write: Instant::now(),
@@ -85,26 +82,32 @@ impl Conn {
         id
     }
 
-    /// Appends one frame to the write buffer (SEATA codec, no compression).
+    /// Appends one frame to the write batch (SEATA codec, no compression).
     pub fn queue(&mut self, msg_type: MsgType, id: i32, message: &Message) {
         // Only an unsupported codec or compressor can fail, and these are fixed to 1 and 0.
-        let _ = encode_message(msg_type, id, 1, 0, message, &self.ctx, &mut self.wbuf);
+        let _ = self
+            .writer
+            .batch()
+            .push_message(msg_type, id, 1, 0, message, &self.ctx);
     }
 
     pub fn queue_ping(&mut self) {
         let id = self.next_id();
-        encode_frame(&heartbeat(MsgType::HeartbeatRequest, id), &mut self.wbuf);
+        self.writer
+            .batch()
+            .push_heartbeat(MsgType::HeartbeatRequest, PROTOCOL_VERSION, id);
     }
 
     pub fn queue_pong(&mut self, id: i32) {
-        encode_frame(&heartbeat(MsgType::HeartbeatResponse, id), &mut self.wbuf);
+        self.writer
+            .batch()
+            .push_heartbeat(MsgType::HeartbeatResponse, PROTOCOL_VERSION, id);
     }
 
     /// Writes everything queued in one go.
-    pub async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.wbuf.is_empty() {
-            self.writer.write_all(&self.wbuf).await?;
-            self.wbuf.clear();
+    pub async fn flush(&mut self) -> Result<(), ferrata_net::CloseReason> {
+        if !self.writer.batch().is_empty() {
+            self.writer.flush().await?;
             self.last_write = Instant::now();
         }
         Ok(())
@@ -112,12 +115,12 @@ impl Conn {
 
     /// Reads what the socket has; 0 means the TC closed the connection.
     pub async fn read_more(&mut self) -> std::io::Result<usize> {
-        read_more(&mut self.reader, &mut self.rbuf).await
+        self.reader.read_more().await
     }
 
     /// The next whole frame from the read buffer, decoded.
     pub fn next_inbound(&mut self) -> anyhow::Result<Option<Inbound>> {
-        let Some(frame) = decode_frame(&mut self.rbuf, DEFAULT_MAX_FRAME_LEN)? else {
+        let Some(frame) = self.reader.buffered_frame()? else {
             return Ok(None);
         };
         let inbound = match frame.msg_type {
@@ -207,27 +210,6 @@ impl Conn {
             Message::RegisterRmResponse(r) if r.identified => Ok(()),
             other => bail!("RM registration refused: {other:?}"),
         }
-    }
-}
-
-/// Reads into `rbuf`, keeping room for a burst of frames. Cancel-safe: a `select!` that drops
-/// it loses no bytes.
-pub async fn read_more(reader: &mut OwnedReadHalf, rbuf: &mut BytesMut) -> std::io::Result<usize> {
-    if rbuf.capacity() - rbuf.len() < 4096 {
-        rbuf.reserve(64 * 1024);
-    }
-    reader.read_buf(rbuf).await
-}
-
-fn heartbeat(msg_type: MsgType, id: i32) -> Frame {
-    Frame {
-        version: 1,
-        msg_type,
-        codec: 1,
-        compressor: 0,
-        request_id: id,
-        head_map: Vec::new(),
-        body: Bytes::new(),
     }
 }
 

@@ -73,6 +73,20 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// A heartbeat frame (ping or pong) in `version`: SEATA codec, no compression, no head map
+    /// or body (spec §8.14).
+    pub fn heartbeat(msg_type: MsgType, version: u8, request_id: i32) -> Frame {
+        Frame {
+            version,
+            msg_type,
+            codec: 1,
+            compressor: 0,
+            request_id,
+            head_map: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
     /// The version-1 pong for this ping (spec §8.14): same id, codec and compressor, no head map
     /// or body. On a connection that negotiated another version use
     /// [`Frame::heartbeat_response`].
@@ -287,6 +301,144 @@ pub fn encode_frame(frame: &Frame, out: &mut BytesMut) {
     out.put_slice(&frame.body);
 }
 
+/// The sans-IO read side of a connection: bytes go in as they arrive (in any split), whole
+/// frames come out, checked as [`decode_frame`] checks them. It also remembers the version of
+/// the first frame, which fixes a connection's protocol version.
+#[derive(Debug)]
+pub struct FrameBuffer {
+    buf: BytesMut,
+    max_frame_len: usize,
+    /// Free room kept ahead of each socket read, so that a burst of frames needs one read.
+    read_room: usize,
+    first_version: Option<u8>,
+}
+
+impl FrameBuffer {
+    /// Buffers frames of at most `max_frame_len` bytes, reading `read_room` bytes at a time.
+    pub fn new(max_frame_len: usize, read_room: usize) -> FrameBuffer {
+        FrameBuffer {
+            buf: BytesMut::with_capacity(read_room),
+            max_frame_len,
+            read_room: read_room.max(HEADER_LEN),
+            first_version: None,
+        }
+    }
+
+    /// Appends received bytes.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The buffer to read the socket into, with room reserved for a read of `read_room`
+    /// bytes (a reader such as tokio's `read_buf` appends to it).
+    pub fn read_target(&mut self) -> &mut BytesMut {
+        if self.buf.capacity() - self.buf.len() < self.read_room / 4 {
+            self.buf.reserve(self.read_room);
+        }
+        &mut self.buf
+    }
+
+    /// The next whole frame, `Ok(None)` when more bytes are needed. An error means framing is
+    /// lost: the connection must be closed, as nothing after it can be trusted.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        let frame = decode_frame(&mut self.buf, self.max_frame_len)?;
+        if let Some(frame) = &frame {
+            self.first_version.get_or_insert(frame.version);
+        }
+        Ok(frame)
+    }
+
+    /// The version byte of the first frame decoded, once there was one.
+    pub fn first_version(&self) -> Option<u8> {
+        self.first_version
+    }
+
+    /// Bytes received and not yet decoded.
+    pub fn buffered_len(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+/// The write side's encoder: frames appended back to back into one buffer, so that all the
+/// frames queued at one wake-up leave in one socket write. Counts them for statistics.
+#[derive(Debug, Default)]
+pub struct FrameBatch {
+    buf: BytesMut,
+    frames: u64,
+}
+
+impl FrameBatch {
+    pub fn with_capacity(bytes: usize) -> FrameBatch {
+        FrameBatch {
+            buf: BytesMut::with_capacity(bytes),
+            frames: 0,
+        }
+    }
+
+    /// Appends a frame whose body is already encoded (heartbeats, raw frames).
+    pub fn push_frame(&mut self, frame: &Frame) {
+        encode_frame(frame, &mut self.buf);
+        self.frames += 1;
+    }
+
+    /// Appends a heartbeat (ping or pong) of `version` with no head map or body.
+    pub fn push_heartbeat(&mut self, msg_type: MsgType, version: u8, request_id: i32) {
+        self.push_frame(&Frame::heartbeat(msg_type, version, request_id));
+    }
+
+    /// Appends a frame carrying `msg` (see [`crate::encode_message`]); on error nothing is
+    /// appended.
+    pub fn push_message(
+        &mut self,
+        msg_type: MsgType,
+        request_id: i32,
+        codec: u8,
+        compressor: u8,
+        msg: &crate::Message,
+        ctx: &crate::CodecContext,
+    ) -> Result<(), crate::DecodeError> {
+        let start = self.buf.len();
+        let encoded = crate::encode_message(
+            msg_type,
+            request_id,
+            codec,
+            compressor,
+            msg,
+            ctx,
+            &mut self.buf,
+        );
+        match encoded {
+            Ok(()) => self.frames += 1,
+            Err(_) => self.buf.truncate(start),
+        }
+        encoded
+    }
+
+    /// The encoded bytes, for one socket write.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Frames appended since the last [`FrameBatch::clear`].
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Empties the batch after it was written, keeping its allocation.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.frames = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,5 +629,112 @@ mod tests {
         assert_eq!(negotiated_version(2), PROTOCOL_VERSION_2);
         // A newer client talking to this server gets this server's highest (Seata PR #7250).
         assert_eq!(negotiated_version(3), HIGHEST_PROTOCOL_VERSION);
+    }
+
+    fn three_frames() -> (Vec<Frame>, BytesMut) {
+        let mut first = frame(b"\x00\x01abc");
+        first.head_map = vec![(Some("k".into()), Some("v".into()))];
+        let ping = Frame::heartbeat(MsgType::HeartbeatRequest, 2, 7);
+        let mut last = frame(b"");
+        last.request_id = -3;
+        let frames = vec![first, ping, last];
+        let mut wire = BytesMut::new();
+        for f in &frames {
+            encode_frame(f, &mut wire);
+        }
+        (frames, wire)
+    }
+
+    #[test]
+    fn frame_buffer_yields_every_frame_whatever_the_read_boundaries() {
+        let (frames, wire) = three_frames();
+        // Two reads split at every byte boundary.
+        for split in 0..=wire.len() {
+            let mut buffer = FrameBuffer::new(DEFAULT_MAX_FRAME_LEN, 64);
+            let mut got = Vec::new();
+            for part in [&wire[..split], &wire[split..]] {
+                buffer.extend(part);
+                while let Some(f) = buffer.next_frame().expect("valid") {
+                    got.push(f);
+                }
+            }
+            assert_eq!(got, frames, "split at {split}");
+            assert_eq!(buffer.buffered_len(), 0);
+            assert_eq!(buffer.first_version(), Some(1));
+        }
+        // One byte per read.
+        let mut buffer = FrameBuffer::new(DEFAULT_MAX_FRAME_LEN, 64);
+        let mut got = Vec::new();
+        for byte in wire.iter() {
+            buffer.read_target().put_u8(*byte);
+            while let Some(f) = buffer.next_frame().expect("valid") {
+                got.push(f);
+            }
+        }
+        assert_eq!(got, frames);
+    }
+
+    #[test]
+    fn frame_buffer_yields_several_frames_of_one_read_in_order() {
+        let (frames, wire) = three_frames();
+        let mut buffer = FrameBuffer::new(DEFAULT_MAX_FRAME_LEN, 16);
+        buffer.extend(&wire);
+        for expected in &frames {
+            assert_eq!(buffer.next_frame().expect("valid").as_ref(), Some(expected));
+        }
+        assert_eq!(buffer.next_frame().expect("valid"), None);
+    }
+
+    #[test]
+    fn frame_buffer_refuses_an_oversized_frame_from_its_length_alone() {
+        let mut buffer = FrameBuffer::new(1024, 64);
+        // Only the first 7 bytes of a 1025-byte frame: refused before the rest arrives.
+        buffer.extend(&[0xda, 0xda, 1, 0, 0, 0x04, 0x01]);
+        assert!(matches!(
+            buffer.next_frame(),
+            Err(FrameError::TooLarge {
+                len: 1025,
+                max: 1024
+            })
+        ));
+        assert_eq!(buffer.first_version(), None);
+    }
+
+    #[test]
+    fn frame_batch_appends_frames_back_to_back_and_counts_them() {
+        let (frames, wire) = three_frames();
+        let mut batch = FrameBatch::with_capacity(16);
+        for f in &frames {
+            batch.push_frame(f);
+        }
+        assert_eq!(batch.bytes(), &wire[..]);
+        assert_eq!(batch.frames(), 3);
+        batch.push_heartbeat(MsgType::HeartbeatResponse, 1, 9);
+        assert_eq!(
+            batch.bytes().get(wire.len()..),
+            Some(&[0xda, 0xda, 1, 0, 0, 0, 0x10, 0, 0x10, 4, 1, 0, 0, 0, 0, 9][..])
+        );
+        batch.clear();
+        assert!(batch.is_empty());
+        assert_eq!(batch.frames(), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn frame_buffer_never_panics_on_arbitrary_bytes(
+            chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 0..16),
+            magic_first in proptest::bool::ANY,
+        ) {
+            let mut buffer = FrameBuffer::new(4096, 64);
+            if magic_first {
+                buffer.extend(&[0xda, 0xda, 1]);
+            }
+            for chunk in chunks {
+                buffer.extend(&chunk);
+                while let Ok(Some(f)) = buffer.next_frame() {
+                    proptest::prop_assert!(f.body.len() < 4096);
+                }
+            }
+        }
     }
 }

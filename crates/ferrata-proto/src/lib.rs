@@ -16,8 +16,9 @@ pub use codec::{DecodeError, Reader, put_str16, put_str32};
 pub use compress::{DEFAULT_MAX_DECOMPRESSED_LEN, compress, compress_for, decompress};
 pub use enums::{BranchStatus, BranchType, GlobalStatus, ResultCode, TransactionExceptionCode};
 pub use frame::{
-    DEFAULT_MAX_FRAME_LEN, Frame, FrameError, HEADER_LEN, HIGHEST_PROTOCOL_VERSION, HeadMap, MAGIC,
-    MsgType, PROTOCOL_VERSION, PROTOCOL_VERSION_2, decode_frame, encode_frame, negotiated_version,
+    DEFAULT_MAX_FRAME_LEN, Frame, FrameBatch, FrameBuffer, FrameError, HEADER_LEN,
+    HIGHEST_PROTOCOL_VERSION, HeadMap, MAGIC, MsgType, PROTOCOL_VERSION, PROTOCOL_VERSION_2,
+    decode_frame, encode_frame, negotiated_version,
 };
 pub use message::{
     BatchResultMessage, BranchCommitRequest, BranchCommitResponse, BranchRegisterRequest,

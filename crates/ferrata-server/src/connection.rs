@@ -9,17 +9,16 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
 
-use bytes::BytesMut;
 use ferrata_core::{BranchId, BranchRegistration, Reply, Request, RequestKind, Requester, TxError};
+use ferrata_net::{Connection, ConnectionConfig, OutboundEncoder};
 use ferrata_proto::{
     ClientVersion, CodecContext, DecodeError, Dialect, Frame, Message, MsgType, RegisterRmResponse,
-    RegisterTmResponse, TransactionExceptionCode, UnregisterRmResponse, decode_body, decode_frame,
-    encode_frame, encode_message,
+    RegisterTmResponse, TransactionExceptionCode, UnregisterRmResponse, decode_body,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::auth::{self, Authenticator};
 use crate::config::Config;
@@ -28,8 +27,6 @@ use crate::phase2::AnswerMatch;
 use crate::registry::{ConnHandle, Outbound, Registry};
 use crate::response::build_response;
 
-/// Stop adding frames to one socket write beyond this many bytes.
-const WRITE_BATCH_BYTES: usize = 256 * 1024;
 /// Outbox places beyond the answers of requests in flight: heartbeats, registration answers,
 /// refusals and the TC's own phase-2 requests.
 const OUTBOX_SLACK: usize = 64;
@@ -49,12 +46,11 @@ pub struct Shared {
 /// Why a connection was closed by the server.
 #[derive(Debug, thiserror::Error)]
 enum CloseReason {
-    #[error("malformed frame: {0}")]
-    Frame(#[from] ferrata_proto::FrameError),
+    /// The connection itself ended: peer gone, bad framing, idle, a client that does not read.
+    #[error(transparent)]
+    Connection(#[from] ferrata_net::CloseReason),
     #[error("undecodable message: {0}")]
     Body(#[from] ferrata_proto::DecodeError),
-    #[error("no data for {0:?}: idle timeout")]
-    Idle(Duration),
     #[error("unexpected message type {0} from a client")]
     Unexpected(u16),
     #[error(
@@ -64,16 +60,12 @@ enum CloseReason {
     Unregistered(u16),
     #[error("a response on a connection that has not registered")]
     UnregisteredResponse,
-    #[error("the client does not read: its socket took no bytes for {0:?} (limits.write_timeout)")]
-    WriteStalled(Duration),
-    #[error("writing to the socket failed: {0}")]
-    WriteFailed(std::io::Error),
-    #[error("the connection's writer has stopped")]
-    WriterGone,
     #[error("the transaction engine has stopped")]
     EngineStopped,
-    #[error("read failed: {0}")]
-    Io(#[from] std::io::Error),
+}
+
+impl CloseReason {
+    const WRITER_GONE: CloseReason = CloseReason::Connection(ferrata_net::CloseReason::WriterGone);
 }
 
 /// Per-connection registration state.
@@ -104,9 +96,9 @@ enum AnswerTo {
     Merged(Arc<MergeBatch>, usize),
 }
 
-/// Serves one connection, plain or TLS, given its two halves.
+/// Serves one connection, plain or TLS, given its two halves, inside the connection's span.
 pub async fn serve<R, W>(
-    mut reader: R,
+    reader: R,
     writer: W,
     peer: SocketAddr,
     shared: Arc<Shared>,
@@ -118,15 +110,14 @@ pub async fn serve<R, W>(
     let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(shared.config.limits.max_in_flight_per_connection + OUTBOX_SLACK);
     let handle = ConnHandle::new(id, peer, tx);
-    let (close_tx, close_rx) = oneshot::channel();
-    let mut writer_task = tokio::spawn(write_loop(
-        writer,
-        rx,
-        close_rx,
-        peer,
-        shared.config.limits.write_timeout,
-    ));
-    let mut writer_done = false;
+    let config = ConnectionConfig {
+        max_frame_len: shared.config.limits.max_frame_bytes,
+        read_idle: Some(shared.config.limits.idle_timeout),
+        write_timeout: Some(shared.config.limits.write_timeout),
+        heartbeat_after: None,
+    };
+    let mut conn = Connection::open(reader, writer, rx, OutboundEncoder, &config, peer, id);
+    let span = conn.span().clone();
     let mut session = Session {
         handle: handle.clone(),
         requester: Arc::new(Requester {
@@ -143,68 +134,46 @@ pub async fn serve<R, W>(
         version_fixed: false,
         unknown_types_logged: HashSet::new(),
     };
-    tracing::debug!(%peer, conn = id, "connection opened");
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    let idle = shared.config.limits.idle_timeout;
-    let reason: Option<CloseReason> = loop {
-        if let Err(reason) = process_buffered(&mut buf, &mut session, &shared).await {
-            break Some(reason);
-        }
-        let read = tokio::select! {
-            read = tokio::time::timeout(idle, reader.read_buf(&mut buf)) => read,
-            _ = shutdown.changed() => break None,
-            ended = &mut writer_task => {
-                writer_done = true;
-                break ended.ok().flatten();
+    async move {
+        tracing::debug!("connection opened");
+        let reason = loop {
+            let frame = tokio::select! {
+                frame = conn.next_frame() => frame,
+                _ = shutdown.changed() => break ferrata_net::CloseReason::Closed.into(),
+            };
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(reason) => break reason.into(),
+            };
+            if !session.version_fixed {
+                // Like seata-server: the first frame fixes the connection's protocol version
+                // (capped at the highest this server speaks) for both directions.
+                session.ctx = session.ctx.with_protocol_version(frame.version);
+                session.version_fixed = true;
+            }
+            if let Err(reason) = handle_frame(frame, &mut session, &shared).await {
+                break reason;
             }
         };
-        match read {
-            Err(_) => break Some(CloseReason::Idle(idle)),
-            Ok(Err(error)) => break Some(CloseReason::Io(error)),
-            Ok(Ok(0)) => break None,
-            Ok(Ok(_)) => {}
-        }
-    };
-    let reason = match reason {
-        // The writer stopped first: its own reason (e.g. the client does not read) says why.
-        Some(CloseReason::WriterGone) if !writer_done => {
-            writer_done = true;
-            match (&mut writer_task).await {
-                Ok(Some(why)) => Some(why),
-                _ => Some(CloseReason::WriterGone),
+        let reason = match reason {
+            // The writer stopped first: its own reason (e.g. the client does not read) says why.
+            CloseReason::Connection(ferrata_net::CloseReason::WriterGone) => {
+                CloseReason::from(conn.writer_stopped().await)
             }
+            other => other,
+        };
+        match &reason {
+            CloseReason::Connection(why) if why.is_orderly() => {
+                tracing::debug!(%reason, "connection closed")
+            }
+            reason => tracing::warn!(%reason, "closing connection"),
         }
-        other => other,
-    };
-    match &reason {
-        Some(CloseReason::Io(_)) | Some(CloseReason::WriteFailed(_)) | None => {
-            tracing::debug!(%peer, conn = id, "connection closed")
-        }
-        Some(reason) => tracing::warn!(%peer, conn = id, %reason, "closing connection"),
+        shared.registry.remove(id);
+        handle.pending.clear();
+        conn.close().await;
     }
-    shared.registry.remove(id);
-    handle.pending.clear();
-    let _ = close_tx.send(());
-    if !writer_done {
-        let _ = writer_task.await;
-    }
-}
-
-async fn process_buffered(
-    buf: &mut BytesMut,
-    session: &mut Session,
-    shared: &Shared,
-) -> Result<(), CloseReason> {
-    while let Some(frame) = decode_frame(buf, shared.config.limits.max_frame_bytes)? {
-        if !session.version_fixed {
-            // Like seata-server: the first frame fixes the connection's protocol version
-            // (capped at the highest this server speaks) for both directions.
-            session.ctx = session.ctx.with_protocol_version(frame.version);
-            session.version_fixed = true;
-        }
-        handle_frame(frame, session, shared).await?;
-    }
-    Ok(())
+    .instrument(span)
+    .await
 }
 
 async fn handle_frame(
@@ -218,7 +187,7 @@ async fn handle_frame(
             if session.handle.send(pong).await {
                 Ok(())
             } else {
-                Err(CloseReason::WriterGone)
+                Err(CloseReason::WRITER_GONE)
             }
         }
         MsgType::HeartbeatResponse => Ok(()),
@@ -258,7 +227,7 @@ async fn handle_frame(
                         .handle
                         .reserve()
                         .await
-                        .ok_or(CloseReason::WriterGone)?;
+                        .ok_or(CloseReason::WRITER_GONE)?;
                     let batch = Arc::new(MergeBatch::new(
                         permit,
                         frame.request_id,
@@ -338,7 +307,7 @@ async fn answer_here(
             if session.handle.send(outbound).await {
                 Ok(())
             } else {
-                Err(CloseReason::WriterGone)
+                Err(CloseReason::WRITER_GONE)
             }
         }
     }
@@ -466,7 +435,7 @@ async fn handle_message(
                 .handle
                 .reserve()
                 .await
-                .ok_or(CloseReason::WriterGone)?,
+                .ok_or(CloseReason::WRITER_GONE)?,
             request_id: frame.request_id,
             codec: frame.codec,
             compressor: frame.compressor,
@@ -624,79 +593,4 @@ fn identify(session: &mut Session, shared: &Shared, request: Identify<'_>) -> Re
         "client registered"
     );
     Ok(())
-}
-
-/// Writes queued frames in batches until told to close (then flushes what is queued) or until
-/// the socket takes no bytes for `write_timeout` (a client that does not read).
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut writer: W,
-    mut rx: mpsc::Receiver<Outbound>,
-    mut close: oneshot::Receiver<()>,
-    peer: SocketAddr,
-    write_timeout: Duration,
-) -> Option<CloseReason> {
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    let mut closing = false;
-    let mut failure = None;
-    loop {
-        // Once closing, flush what was queued before the close, then stop.
-        let first = if closing {
-            match rx.try_recv() {
-                Ok(first) => first,
-                Err(_) => break,
-            }
-        } else {
-            tokio::select! {
-                biased;
-                next = rx.recv() => match next {
-                    Some(first) => first,
-                    None => break,
-                },
-                _ = &mut close => {
-                    closing = true;
-                    continue;
-                }
-            }
-        };
-        let mut next = Some(first);
-        while let Some(outbound) = next.take() {
-            match outbound {
-                Outbound::Raw(frame) => encode_frame(&frame, &mut buf),
-                Outbound::Message {
-                    msg_type,
-                    request_id,
-                    codec,
-                    compressor,
-                    message,
-                    ctx,
-                } => {
-                    if let Err(error) = encode_message(
-                        msg_type, request_id, codec, compressor, &message, &ctx, &mut buf,
-                    ) {
-                        tracing::error!(%peer, %error, "cannot encode an outgoing frame; dropped");
-                    }
-                }
-            }
-            if buf.len() < WRITE_BATCH_BYTES {
-                next = rx.try_recv().ok();
-            }
-        }
-        if !buf.is_empty() {
-            match tokio::time::timeout(write_timeout, writer.write_all(&buf)).await {
-                Ok(Ok(())) => buf.clear(),
-                Ok(Err(error)) => {
-                    failure = Some(CloseReason::WriteFailed(error));
-                    break;
-                }
-                Err(_) => {
-                    failure = Some(CloseReason::WriteStalled(write_timeout));
-                    break;
-                }
-            }
-        }
-    }
-    if failure.is_none() {
-        let _ = tokio::time::timeout(write_timeout, writer.shutdown()).await;
-    }
-    failure
 }

@@ -135,16 +135,13 @@ pub async fn run_with_file_system(
                 };
                 let shared = shared.clone();
                 let stop = stop_rx.clone();
-                let span = tracing::info_span!("conn", %peer);
-                connections.spawn(
-                    async move {
-                        let _ = stream.set_nodelay(true);
-                        let (reader, writer) = stream.into_split();
-                        connection::serve(reader, writer, peer, shared, stop).await;
-                        drop(permit);
-                    }
-                    .instrument(span),
-                );
+                // serve() runs in the connection's own span (id and peer).
+                connections.spawn(async move {
+                    let _ = stream.set_nodelay(true);
+                    let (reader, writer) = stream.into_split();
+                    connection::serve(reader, writer, peer, shared, stop).await;
+                    drop(permit);
+                });
             }
             accepted = accept_tls(tls_listener.as_ref()) => {
                 let (stream, peer, acceptor) = match accepted {
@@ -160,7 +157,7 @@ pub async fn run_with_file_system(
                 };
                 let shared = shared.clone();
                 let stop = stop_rx.clone();
-                let span = tracing::info_span!("conn", %peer, tls = true);
+                let span = tracing::info_span!("tls", %peer);
                 connections.spawn(
                     async move {
                         let _ = stream.set_nodelay(true);

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrata_proto::{BranchType, ClientVersion, CodecContext, Dialect, Frame, Message, MsgType};
+use ferrata_proto::{BranchType, ClientVersion, CodecContext, Dialect};
 use tokio::sync::mpsc::{self, OwnedPermit};
 
 use crate::phase2::ConnPending;
@@ -15,18 +15,7 @@ use crate::phase2::ConnPending;
 pub type ConnId = u64;
 
 /// A frame to write on a connection; encoded by the connection's writer task.
-#[derive(Debug)]
-pub enum Outbound {
-    Message {
-        msg_type: MsgType,
-        request_id: i32,
-        codec: u8,
-        compressor: u8,
-        message: Message,
-        ctx: CodecContext,
-    },
-    Raw(Frame),
-}
+pub use ferrata_net::Outbound;
 
 /// A cheap handle to a connection's bounded outbox and to the phase-2 requests awaiting its
 /// answers.

@@ -141,19 +141,14 @@ async fn a_frame_split_at_every_byte_is_still_answered() {
         stream.write_all(&[*byte]).await.expect("write one byte");
         stream.flush().await.expect("flush");
     }
-    let mut received = bytes::BytesMut::new();
+    let mut received = ferrata_net::FrameBuffer::new(1 << 20, 1024);
     let answered = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            while let Ok(Some(frame)) = ferrata_proto::decode_frame(&mut received, 1 << 20) {
-                if frame.msg_type == MsgType::Response && frame.request_id == 42 {
-                    return true;
-                }
-            }
-            match stream.read_buf(&mut received).await {
-                Ok(0) | Err(_) => return false,
-                Ok(_) => {}
+        while let Ok(frame) = ferrata_net::read_frame(&mut stream, &mut received, None).await {
+            if frame.msg_type == MsgType::Response && frame.request_id == 42 {
+                return true;
             }
         }
+        false
     })
     .await;
     assert_eq!(answered, Ok(true), "a response to request 42");

@@ -5,13 +5,13 @@ mod support;
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use ferrata_net::FrameBuffer;
 use ferrata_proto::{
     BranchRegisterRequest, BranchType, CodecContext, GlobalLockQueryRequest, GlobalStatus,
-    MergedWarpMessage, Message, MsgType, TransactionExceptionCode, decode_body, decode_frame,
+    MergedWarpMessage, Message, MsgType, TransactionExceptionCode, decode_body,
 };
 use support::{Client, RESOURCE, ServerProcess};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 fn server() -> (tempfile::TempDir, ServerProcess) {
@@ -21,17 +21,10 @@ fn server() -> (tempfile::TempDir, ServerProcess) {
     (dir, server)
 }
 
-async fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut) -> ferrata_proto::Frame {
-    loop {
-        if let Some(frame) = decode_frame(buf, 8 << 20).expect("valid frame") {
-            return frame;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read_buf(buf))
-            .await
-            .expect("in time")
-            .expect("read");
-        assert!(n > 0, "server closed the connection");
-    }
+async fn read_frame(stream: &mut TcpStream, frames: &mut FrameBuffer) -> ferrata_proto::Frame {
+    ferrata_net::read_frame(stream, frames, Some(Duration::from_secs(10)))
+        .await
+        .expect("a frame within 10 s")
 }
 
 #[tokio::test]
@@ -40,7 +33,7 @@ async fn heartbeat_is_answered_with_the_same_id() {
     let mut stream = TcpStream::connect(server.addr).await.expect("connect");
     let ping = [0xDA, 0xDA, 1, 0, 0, 0, 16, 0, 16, 3, 1, 0, 0, 0, 0, 9];
     stream.write_all(&ping).await.expect("ping");
-    let mut buf = BytesMut::new();
+    let mut buf = FrameBuffer::new(8 << 20, 1024);
     let pong = read_frame(&mut stream, &mut buf).await;
     assert_eq!(pong.msg_type, MsgType::HeartbeatResponse);
     assert_eq!(pong.request_id, 9);
@@ -83,7 +76,7 @@ async fn merged_requests_get_one_positional_merge_result() {
     rm.write_all(&support::frame_of(MsgType::Request, 76, &registration))
         .await
         .expect("register rm");
-    let mut buf = BytesMut::new();
+    let mut buf = FrameBuffer::new(8 << 20, 1024);
     let registered = read_frame(&mut rm, &mut buf).await;
     assert_eq!(registered.request_id, 76);
     rm.write_all(&support::frame_of(MsgType::Oneway, 77, &merged))

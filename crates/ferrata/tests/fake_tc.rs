@@ -6,18 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use ferrata::rm::{BranchHandler, BranchRequest, UndoLogDelete};
 use ferrata::{BranchStatus, BranchType};
 use ferrata::{Client, ClientConfig, Error};
+use ferrata_net::{Connection, ConnectionConfig, Outbound, OutboundEncoder};
 use ferrata_proto::{
     BatchResultMessage, BranchRollbackRequest, ClientVersion, CodecContext, Dialect,
     GlobalBeginResponse, MergeResultMessage, Message, MsgType, RegisterRmResponse,
-    RegisterTmResponse, ResultInfo, UndoLogDeleteRequest, decode_body, decode_frame, encode_frame,
-    encode_message,
+    RegisterTmResponse, ResultInfo, UndoLogDeleteRequest, decode_body,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -94,27 +93,38 @@ fn answer(message: &Message, xid_prefix: &str) -> Option<Message> {
 }
 
 async fn serve(
-    mut stream: TcpStream,
+    stream: TcpStream,
     mode: Mode,
     xid_prefix: String,
     log: Arc<std::sync::Mutex<Vec<(i32, Message)>>>,
 ) {
-    let mut buf = BytesMut::new();
-    let mut out = BytesMut::new();
-    loop {
-        while let Ok(Some(frame)) = decode_frame(&mut buf, 8 << 20) {
+    let peer = stream.peer_addr().expect("peer");
+    let (reader, writer) = stream.into_split();
+    // Room for a whole flood, so that it leaves in as few writes as the writer can make.
+    let (outbox, rx) = mpsc::channel(FLOOD + 64);
+    let config = ConnectionConfig {
+        max_frame_len: 8 << 20,
+        read_idle: None,
+        write_timeout: None,
+        heartbeat_after: None,
+    };
+    let id = ferrata_net::next_connection_id();
+    let mut conn = Connection::open(reader, writer, rx, OutboundEncoder, &config, peer, id);
+    let mut out: Vec<Outbound> = Vec::new();
+    while let Ok(frame) = conn.next_frame().await {
+        'frame: {
             if frame.msg_type == MsgType::HeartbeatRequest {
                 if mode != Mode::NoPong {
-                    encode_frame(&frame.heartbeat_response_to(), &mut out);
+                    out.push(Outbound::Raw(frame.heartbeat_response_to()));
                 }
-                continue;
+                break 'frame;
             }
             let Ok(message) = decode_body(&frame, &ctx(), 8 << 20) else {
-                continue;
+                break 'frame;
             };
             if frame.msg_type == MsgType::Response {
                 log.lock().expect("log").push((frame.request_id, message));
-                continue;
+                break 'frame;
             }
             if let (Mode::Phase2, Message::RegisterRm(r)) = (mode, &message)
                 && !r.resource_ids.is_empty()
@@ -124,7 +134,7 @@ async fn serve(
                     resource_id: r.resource_ids.clone(),
                     save_days: 3,
                 });
-                encode_message(MsgType::Oneway, 76, 1, 0, &undo, &ctx(), &mut out).expect("encode");
+                out.push(Outbound::message(MsgType::Oneway, 76, undo, ctx()));
                 let rollback = Message::BranchRollback(BranchRollbackRequest {
                     xid: format!("{xid_prefix}:9"),
                     branch_id: 99,
@@ -132,8 +142,7 @@ async fn serve(
                     resource_id: r.resource_ids.clone(),
                     application_data: String::new(),
                 });
-                encode_message(MsgType::Request, 77, 1, 0, &rollback, &ctx(), &mut out)
-                    .expect("encode");
+                out.push(Outbound::message(MsgType::Request, 77, rollback, ctx()));
             }
             if let (Mode::Flood, Message::RegisterRm(r)) = (mode, &message)
                 && !r.resource_ids.is_empty()
@@ -146,24 +155,20 @@ async fn serve(
                         resource_id: r.resource_ids.clone(),
                         application_data: String::new(),
                     });
-                    encode_message(
+                    out.push(Outbound::message(
                         MsgType::Request,
                         1000 + id as i32,
-                        1,
-                        0,
-                        &rollback,
-                        &ctx(),
-                        &mut out,
-                    )
-                    .expect("encode");
+                        rollback,
+                        ctx(),
+                    ));
                 }
             }
             let registration = matches!(message, Message::RegisterTm(_) | Message::RegisterRm(_));
             if mode == Mode::Silent && !registration {
-                continue;
+                break 'frame;
             }
-            let reply = |id: i32, m: &Message, out: &mut BytesMut| {
-                encode_message(MsgType::Response, id, 1, 0, m, &ctx(), out).expect("encode");
+            let reply = |id: i32, m: &Message, out: &mut Vec<Outbound>| {
+                out.push(Outbound::message(MsgType::Response, id, m.clone(), ctx()));
             };
             match message {
                 Message::MergedWarp(merged) => {
@@ -204,15 +209,10 @@ async fn serve(
                 }
             }
         }
-        if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
+        for outbound in out.drain(..) {
+            if outbox.send(outbound).await.is_err() {
                 return;
             }
-            out.clear();
-        }
-        match stream.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
         }
     }
 }

@@ -12,14 +12,17 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::BytesMut;
+use ferrata_net::{
+    CloseReason, Connection, ConnectionConfig, FrameBuffer, Outbound, OutboundEncoder,
+};
 use ferrata_proto::{
     BranchCommitResponse, BranchRegisterRequest, BranchRollbackResponse, BranchStatus, BranchType,
     CodecContext, GlobalBeginRequest, GlobalCommitRequest, GlobalRollbackRequest, GlobalStatus,
     GlobalStatusRequest, Message, MsgType, RegisterRmRequest, RegisterTmRequest, ResultInfo,
-    decode_body, decode_frame, encode_message,
+    decode_body, encode_message,
 };
 use ferrata_testkit::TcProcess;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -32,21 +35,28 @@ type Waiters = Arc<Mutex<HashMap<i32, oneshot::Sender<Message>>>>;
 
 /// One client connection.
 pub struct Client {
-    out: mpsc::UnboundedSender<BytesMut>,
+    out: mpsc::Sender<Outbound>,
     waiters: Waiters,
     next_id: AtomicI32,
     pub phase2: Phase2Log,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Owns the connection: aborting it closes the socket.
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Client {
     /// Dropping a client closes its connection.
     fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+        self.task.abort();
     }
 }
+
+/// How test peers frame: the server's limit, no timers.
+pub const PEER_CONNECTION: ConnectionConfig = ConnectionConfig {
+    max_frame_len: 8 << 20,
+    read_idle: None,
+    write_timeout: None,
+    heartbeat_after: None,
+};
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> anyhow::Result<Client> {
@@ -54,68 +64,45 @@ impl Client {
             .await
             .with_context(|| format!("connect {addr}"))?;
         stream.set_nodelay(true)?;
-        let (mut reader, mut writer) = stream.into_split();
-        let (out, mut out_rx) = mpsc::unbounded_channel::<BytesMut>();
+        let (reader, writer) = stream.into_split();
+        let (out, rx) = mpsc::channel(1024);
+        let id = ferrata_net::next_connection_id();
+        let mut conn = Connection::open(
+            reader,
+            writer,
+            rx,
+            OutboundEncoder,
+            &PEER_CONNECTION,
+            addr,
+            id,
+        );
         let waiters: Waiters = Arc::default();
         let phase2: Phase2Log = Arc::default();
-        let writer_task = tokio::spawn(async move {
-            while let Some(buf) = out_rx.recv().await {
-                if writer.write_all(&buf).await.is_err() {
-                    break;
-                }
-            }
-        });
         let reply = out.clone();
         let (w, p) = (waiters.clone(), phase2.clone());
-        let reader_task = tokio::spawn(async move {
-            let mut buf = BytesMut::new();
+        let task = tokio::spawn(async move {
             let ctx = CodecContext::default();
-            loop {
-                while let Ok(Some(frame)) = decode_frame(&mut buf, 8 << 20) {
-                    if frame.msg_type == MsgType::HeartbeatResponse {
-                        continue;
-                    }
-                    let Ok(message) = decode_body(&frame, &ctx, 8 << 20) else {
-                        continue;
-                    };
-                    match (frame.msg_type, message) {
-                        (MsgType::Response, message) => {
-                            if let Some(tx) = w.lock().expect("waiters").remove(&frame.request_id) {
-                                let _ = tx.send(message);
-                            }
-                        }
-                        (_, Message::BranchCommit(r)) => {
-                            p.lock()
-                                .expect("log")
-                                .push((r.xid.clone(), r.branch_id, true));
-                            let answer = Message::BranchCommitResponse(BranchCommitResponse {
-                                result: ResultInfo::success(),
-                                xid: r.xid,
-                                branch_id: r.branch_id,
-                                branch_status: BranchStatus::PhaseTwoCommitted,
-                            });
-                            let _ =
-                                reply.send(frame_of(MsgType::Response, frame.request_id, &answer));
-                        }
-                        (_, Message::BranchRollback(r)) => {
-                            p.lock()
-                                .expect("log")
-                                .push((r.xid.clone(), r.branch_id, false));
-                            let answer = Message::BranchRollbackResponse(BranchRollbackResponse {
-                                result: ResultInfo::success(),
-                                xid: r.xid,
-                                branch_id: r.branch_id,
-                                branch_status: BranchStatus::PhaseTwoRollbacked,
-                            });
-                            let _ =
-                                reply.send(frame_of(MsgType::Response, frame.request_id, &answer));
-                        }
-                        _ => {}
-                    }
+            while let Ok(frame) = conn.next_frame().await {
+                if frame.msg_type == MsgType::HeartbeatResponse {
+                    continue;
                 }
-                match reader.read_buf(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+                let Ok(message) = decode_body(&frame, &ctx, 8 << 20) else {
+                    continue;
+                };
+                let answer = match (frame.msg_type, message) {
+                    (MsgType::Response, message) => {
+                        if let Some(tx) = w.lock().expect("waiters").remove(&frame.request_id) {
+                            let _ = tx.send(message);
+                        }
+                        continue;
+                    }
+                    (_, Message::BranchCommit(r)) => phase2_done(&p, r.xid, r.branch_id, true),
+                    (_, Message::BranchRollback(r)) => phase2_done(&p, r.xid, r.branch_id, false),
+                    _ => continue,
+                };
+                let response = Outbound::message(MsgType::Response, frame.request_id, answer, ctx);
+                if reply.send(response).await.is_err() {
+                    break;
                 }
             }
             // Wake every waiter: the connection is gone.
@@ -126,7 +113,7 @@ impl Client {
             waiters,
             next_id: AtomicI32::new(1),
             phase2,
-            tasks: vec![writer_task, reader_task],
+            task,
         })
     }
 
@@ -135,11 +122,8 @@ impl Client {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.waiters.lock().expect("waiters").insert(id, tx);
-        if self
-            .out
-            .send(frame_of(MsgType::Request, id, &message))
-            .is_err()
-        {
+        let request = Outbound::message(MsgType::Request, id, message, CodecContext::default());
+        if self.out.send(request).await.is_err() {
             bail!("connection closed");
         }
         match tokio::time::timeout(Duration::from_secs(20), rx).await {
@@ -223,10 +207,28 @@ impl Client {
             other => bail!("status failed: {other:?}"),
         }
     }
+}
 
-    /// Sends raw bytes, for malformed-input tests.
-    pub fn send_raw(&self, bytes: &[u8]) {
-        let _ = self.out.send(BytesMut::from(bytes));
+/// Logs a phase-2 request and answers it done.
+fn phase2_done(log: &Phase2Log, xid: String, branch_id: i64, commit: bool) -> Message {
+    log.lock()
+        .expect("log")
+        .push((xid.clone(), branch_id, commit));
+    let result = ResultInfo::success();
+    if commit {
+        Message::BranchCommitResponse(BranchCommitResponse {
+            result,
+            xid,
+            branch_id,
+            branch_status: BranchStatus::PhaseTwoCommitted,
+        })
+    } else {
+        Message::BranchRollbackResponse(BranchRollbackResponse {
+            result,
+            xid,
+            branch_id,
+            branch_status: BranchStatus::PhaseTwoRollbacked,
+        })
     }
 }
 
@@ -347,7 +349,7 @@ impl ServerProcess {
 /// does not answer, a stranger, a client that never reads).
 pub struct RawConn {
     pub stream: TcpStream,
-    buf: BytesMut,
+    frames: FrameBuffer,
     /// Frames read while waiting for something else.
     pub seen: Vec<ferrata_proto::Frame>,
 }
@@ -358,7 +360,7 @@ impl RawConn {
         stream.set_nodelay(true)?;
         Ok(RawConn {
             stream,
-            buf: BytesMut::new(),
+            frames: FrameBuffer::new(PEER_CONNECTION.max_frame_len, 16 * 1024),
             seen: Vec::new(),
         })
     }
@@ -377,18 +379,12 @@ impl RawConn {
 
     /// The next frame, within 10 s; `None` when the server closed the connection.
     pub async fn next_frame(&mut self) -> anyhow::Result<Option<ferrata_proto::Frame>> {
-        loop {
-            if let Some(frame) = decode_frame(&mut self.buf, 8 << 20)? {
-                return Ok(Some(frame));
-            }
-            let read =
-                tokio::time::timeout(Duration::from_secs(10), self.stream.read_buf(&mut self.buf))
-                    .await
-                    .context("no frame within 10 s")?;
-            match read {
-                Ok(0) | Err(_) => return Ok(None),
-                Ok(_) => {}
-            }
+        let idle = Duration::from_secs(10);
+        match ferrata_net::read_frame(&mut self.stream, &mut self.frames, Some(idle)).await {
+            Ok(frame) => Ok(Some(frame)),
+            Err(CloseReason::Idle(_)) => bail!("no frame within 10 s"),
+            Err(CloseReason::Frame(error)) => Err(error.into()),
+            Err(_) => Ok(None),
         }
     }
 

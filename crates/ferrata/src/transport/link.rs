@@ -1,19 +1,21 @@
 //! One live TCP connection to a TC: request/response correlation (including merged batches
-//! answered by MergeResultMessage, BatchResultMessage or individual responses), a writer that
-//! merges requests and pings when idle, and a reader that never runs handlers itself.
+//! answered by MergeResultMessage, BatchResultMessage or individual responses), an encoder for
+//! the connection's writer that merges requests and pings when idle, and a reader that never
+//! runs handlers itself. The reading and writing are ferrata-net's.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use ferrata_net::{CloseReason, Connection, ConnectionConfig, Encoder, FrameBatch};
 use ferrata_proto::{
-    CODEC_SEATA, CodecContext, Frame, MergedWarpMessage, Message, MsgType, decode_body,
-    decode_frame, encode_frame, encode_message,
+    CODEC_SEATA, CodecContext, Frame, MergedWarpMessage, Message, MsgType, PROTOCOL_VERSION,
+    decode_body,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use super::{Settings, Stats};
 use crate::error::Error;
@@ -21,8 +23,6 @@ use crate::rm::RmRuntime;
 
 type Waiter = oneshot::Sender<Result<Message, Error>>;
 
-/// Stop adding frames to one socket write beyond this many bytes.
-const WRITE_BATCH_BYTES: usize = 256 * 1024;
 /// Frames queued for the writer; requesters wait for room beyond this.
 const OUTBOX_CAPACITY: usize = 4_096;
 /// Requests of one connection waiting for their answers; more wait for one to finish.
@@ -233,7 +233,7 @@ pub(crate) fn start<R, W>(
     settings: Arc<Settings>,
     stats: Arc<Stats>,
     rm: Option<Arc<RmRuntime>>,
-) -> (Arc<Link>, tokio::task::JoinHandle<String>)
+) -> (Arc<Link>, tokio::task::JoinHandle<CloseReason>)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -247,57 +247,40 @@ where
         merged: Mutex::new(HashMap::new()),
         next_id: AtomicI32::new(0),
     });
+    let encoder = LinkEncoder {
+        link: link.clone(),
+        settings: settings.clone(),
+        stats: stats.clone(),
+        batch: Vec::new(),
+        window_end: None,
+    };
+    let config = ConnectionConfig {
+        max_frame_len: settings.max_frame_len,
+        read_idle: settings.heartbeat.then_some(settings.read_idle),
+        write_timeout: None,
+        heartbeat_after: settings.heartbeat.then_some(settings.write_idle),
+    };
+    let id = ferrata_net::next_connection_id();
+    let mut conn = Connection::open(reader, writer, rx, encoder, &config, &link.addr, id);
+    let span = conn.span().clone();
     let task_link = link.clone();
-    // Reader and writer share one task so that aborting it (shutdown) ends both and closes
-    // the socket; neither ever waits on a branch handler.
-    let task = tokio::spawn(async move {
-        let reason = tokio::select! {
-            reason = read_loop(reader, &task_link, &settings, rm, &stats) => reason,
-            reason = write_loop(writer, rx, task_link.clone(), settings.clone(), stats.clone()) => reason,
-        };
-        task_link.fail_all();
-        tracing::info!(addr = %task_link.addr, %reason, "TC connection closed");
-        reason
-    });
-    (link, task)
-}
-
-async fn read_loop(
-    mut reader: impl AsyncRead + Unpin,
-    link: &Arc<Link>,
-    settings: &Settings,
-    rm: Option<Arc<RmRuntime>>,
-    stats: &Stats,
-) -> String {
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    loop {
-        loop {
-            match decode_frame(&mut buf, settings.max_frame_len) {
-                Ok(Some(frame)) => handle_frame(frame, link, settings, rm.as_ref(), stats),
-                Ok(None) => break,
-                // Framing is lost: nothing after this point can be trusted.
-                Err(error) => return format!("malformed frame from the TC: {error}"),
-            }
-        }
-        let read = if settings.heartbeat {
-            match tokio::time::timeout(settings.read_idle, reader.read_buf(&mut buf)).await {
-                Ok(read) => read,
-                Err(_) => {
-                    return format!(
-                        "nothing received for {:?} (not even a heartbeat answer); reconnecting",
-                        settings.read_idle
-                    );
+    // Aborting this task (shutdown) drops the connection, which stops its writer and closes
+    // the socket; the reader never waits on a branch handler.
+    let task = tokio::spawn(
+        async move {
+            let reason = loop {
+                match conn.next_frame().await {
+                    Ok(frame) => handle_frame(frame, &task_link, &settings, rm.as_ref(), &stats),
+                    Err(reason) => break reason,
                 }
-            }
-        } else {
-            reader.read_buf(&mut buf).await
-        };
-        match read {
-            Ok(0) => return "closed by the TC".to_owned(),
-            Ok(_) => {}
-            Err(error) => return format!("read failed: {error}"),
+            };
+            task_link.fail_all();
+            tracing::info!(%reason, "TC connection closed");
+            reason
         }
-    }
+        .instrument(span),
+    );
+    (link, task)
 }
 
 fn handle_frame(
@@ -373,172 +356,120 @@ fn handle_frame(
     }
 }
 
-/// Encodes frames into one buffer per socket write. Mergeable requests that arrive within
+/// Encodes the outbox for the connection's writer. Mergeable requests that arrive within
 /// `batch_window` of the first are sent as one MergedWarpMessage (with msgIds, as Java ≥1.5).
-async fn write_loop(
-    mut writer: impl AsyncWrite + Unpin,
-    mut rx: mpsc::Receiver<Outgoing>,
+struct LinkEncoder {
     link: Arc<Link>,
     settings: Arc<Settings>,
     stats: Arc<Stats>,
-) -> String {
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    let mut last_write = Instant::now();
-    let tick = settings.write_idle.min(Duration::from_secs(1));
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let first = tokio::select! {
-            item = rx.recv() => match item {
-                Some(item) => item,
-                None => return "client closed the connection".to_owned(),
-            },
-            _ = ticker.tick(), if settings.heartbeat => {
-                if last_write.elapsed() >= settings.write_idle {
-                    let ping = Frame {
-                        version: 1,
-                        msg_type: MsgType::HeartbeatRequest,
-                        codec: CODEC_SEATA,
-                        compressor: 0,
-                        request_id: link.next_id(),
-                        head_map: Vec::new(),
-                        body: bytes::Bytes::new(),
-                    };
-                    encode_frame(&ping, &mut buf);
-                    if let Err(error) = writer.write_all(&buf).await {
-                        return format!("write failed: {error}");
-                    }
-                    buf.clear();
-                    last_write = Instant::now();
-                    stats.frames_sent.fetch_add(1, Ordering::Relaxed);
-                    stats.heartbeats_sent.fetch_add(1, Ordering::Relaxed);
-                }
-                continue;
-            }
-        };
-        let mut batch: Vec<(i32, Message)> = Vec::new();
-        let mut frames = 0u64;
-        let mut window_end = None;
-        let mut next = Some(first);
-        loop {
-            if let Some(item) = next.take() {
-                match item {
-                    Outgoing::Request {
-                        id,
-                        message,
-                        mergeable: true,
-                        queued,
-                    } if settings.batch => {
-                        window_end.get_or_insert(queued + settings.batch_window);
-                        batch.push((id, message));
-                        if batch.len() >= settings.max_batch {
-                            frames += flush_batch(&mut batch, &link, &settings, &stats, &mut buf);
-                        }
-                    }
-                    Outgoing::Request { id, message, .. } => {
-                        frames += encode(MsgType::Request, id, &message, &settings, &mut buf);
-                    }
-                    Outgoing::Response { id, message } => {
-                        frames += encode(MsgType::Response, id, &message, &settings, &mut buf);
-                    }
-                    Outgoing::Pong { id } => {
-                        let pong = Frame {
-                            version: 1,
-                            msg_type: MsgType::HeartbeatResponse,
-                            codec: CODEC_SEATA,
-                            compressor: 0,
-                            request_id: id,
-                            head_map: Vec::new(),
-                            body: bytes::Bytes::new(),
-                        };
-                        encode_frame(&pong, &mut buf);
-                        frames += 1;
-                    }
+    /// Mergeable requests collected for the next MergedWarpMessage.
+    batch: Vec<(i32, Message)>,
+    /// When the open batch must be written.
+    window_end: Option<Instant>,
+}
+
+impl Encoder for LinkEncoder {
+    type Item = Outgoing;
+
+    fn encode(&mut self, item: Outgoing, out: &mut FrameBatch) {
+        match item {
+            Outgoing::Request {
+                id,
+                message,
+                mergeable: true,
+                queued,
+            } if self.settings.batch => {
+                self.window_end
+                    .get_or_insert(queued + self.settings.batch_window);
+                self.batch.push((id, message));
+                if self.batch.len() >= self.settings.max_batch {
+                    self.write_merged(out);
                 }
             }
-            // One socket write at a time stays bounded even under a flood of frames.
-            if buf.len() >= WRITE_BATCH_BYTES {
-                break;
+            Outgoing::Request { id, message, .. } => {
+                encode(MsgType::Request, id, &message, &self.settings, out);
             }
-            // Take what is already queued; while a batch is open, wait out its window.
-            match rx.try_recv() {
-                Ok(item) => {
-                    next = Some(item);
-                    continue;
-                }
-                Err(mpsc::error::TryRecvError::Disconnected) if batch.is_empty() => break,
-                Err(_) => {}
+            Outgoing::Response { id, message } => {
+                encode(MsgType::Response, id, &message, &self.settings, out);
             }
-            let Some(end) = window_end.filter(|_| !batch.is_empty()) else {
-                break;
-            };
-            match tokio::time::timeout_at(end.into(), rx.recv()).await {
-                Ok(Some(item)) => next = Some(item),
-                Ok(None) | Err(_) => break,
+            Outgoing::Pong { id } => {
+                out.push_heartbeat(MsgType::HeartbeatResponse, PROTOCOL_VERSION, id)
             }
         }
-        frames += flush_batch(&mut batch, &link, &settings, &stats, &mut buf);
-        if buf.is_empty() {
-            continue;
-        }
-        if let Err(error) = writer.write_all(&buf).await {
-            return format!("write failed: {error}");
-        }
-        buf.clear();
-        last_write = Instant::now();
-        stats.frames_sent.fetch_add(frames, Ordering::Relaxed);
+    }
+
+    fn hold_until(&self) -> Option<Instant> {
+        self.window_end.filter(|_| !self.batch.is_empty())
+    }
+
+    fn flush(&mut self, out: &mut FrameBatch) {
+        self.write_merged(out);
+        self.window_end = None;
+    }
+
+    fn written(&mut self, out: &FrameBatch) {
+        self.stats
+            .frames_sent
+            .fetch_add(out.frames(), Ordering::Relaxed);
+    }
+
+    fn idle(&mut self, out: &mut FrameBatch) {
+        out.push_heartbeat(
+            MsgType::HeartbeatRequest,
+            PROTOCOL_VERSION,
+            self.link.next_id(),
+        );
+        self.stats.heartbeats_sent.fetch_add(1, Ordering::Relaxed);
     }
 }
 
+impl LinkEncoder {
+    /// Writes the collected mergeable requests: one alone goes as a plain request, more as one
+    /// MergedWarpMessage (MSGTYPE 2, as Java sends it) whose sub-ids are remembered.
+    fn write_merged(&mut self, out: &mut FrameBatch) {
+        match self.batch.len() {
+            0 => {}
+            1 => {
+                if let Some((id, message)) = self.batch.pop() {
+                    encode(MsgType::Request, id, &message, &self.settings, out);
+                }
+            }
+            n => {
+                let wrapper = self.link.next_id();
+                let (ids, messages): (Vec<i32>, Vec<Message>) =
+                    std::mem::take(&mut self.batch).into_iter().unzip();
+                self.link.remember_batch(wrapper, ids.clone());
+                let merged = Message::MergedWarp(MergedWarpMessage {
+                    messages,
+                    msg_ids: Some(ids),
+                });
+                if encode(MsgType::Oneway, wrapper, &merged, &self.settings, out) {
+                    self.stats
+                        .merged_frames_sent
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .merged_requests_sent
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Appends one frame; false (logged) when it cannot be encoded.
 fn encode(
     msg_type: MsgType,
     id: i32,
     message: &Message,
     settings: &Settings,
-    buf: &mut BytesMut,
-) -> u64 {
-    match encode_message(msg_type, id, CODEC_SEATA, 0, message, &settings.codec, buf) {
-        Ok(()) => 1,
+    out: &mut FrameBatch,
+) -> bool {
+    match out.push_message(msg_type, id, CODEC_SEATA, 0, message, &settings.codec) {
+        Ok(()) => true,
         Err(error) => {
             // Only an unsupported codec/compressor can fail here, and both are fixed.
             tracing::error!(%error, "cannot encode a frame for the TC; dropped");
-            0
-        }
-    }
-}
-
-/// Writes the collected mergeable requests: one alone goes as a plain request, more as one
-/// MergedWarpMessage (MSGTYPE 2, as Java sends it) whose sub-ids are remembered.
-fn flush_batch(
-    batch: &mut Vec<(i32, Message)>,
-    link: &Link,
-    settings: &Settings,
-    stats: &Stats,
-    buf: &mut BytesMut,
-) -> u64 {
-    match batch.len() {
-        0 => 0,
-        1 => {
-            let Some((id, message)) = batch.pop() else {
-                return 0;
-            };
-            encode(MsgType::Request, id, &message, settings, buf)
-        }
-        n => {
-            let wrapper = link.next_id();
-            let (ids, messages): (Vec<i32>, Vec<Message>) =
-                std::mem::take(batch).into_iter().unzip();
-            link.remember_batch(wrapper, ids.clone());
-            let merged = Message::MergedWarp(MergedWarpMessage {
-                messages,
-                msg_ids: Some(ids),
-            });
-            let sent = encode(MsgType::Oneway, wrapper, &merged, settings, buf);
-            stats.merged_frames_sent.fetch_add(sent, Ordering::Relaxed);
-            stats
-                .merged_requests_sent
-                .fetch_add(n as u64 * sent, Ordering::Relaxed);
-            sent
+            false
         }
     }
 }

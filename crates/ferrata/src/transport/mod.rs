@@ -387,7 +387,14 @@ impl Pool {
     async fn establish(
         &self,
         conn: &Conn,
-    ) -> Result<(Arc<Link>, tokio::task::JoinHandle<String>, Vec<String>), Error> {
+    ) -> Result<
+        (
+            Arc<Link>,
+            tokio::task::JoinHandle<ferrata_net::CloseReason>,
+            Vec<String>,
+        ),
+        Error,
+    > {
         let settings = &self.settings;
         let unreachable = |reason: String| Error::Unreachable {
             role: settings.role,
@@ -502,7 +509,7 @@ impl Pool {
         addr: &str,
         host: &str,
         stream: TcpStream,
-    ) -> Result<(Arc<Link>, tokio::task::JoinHandle<String>), String> {
+    ) -> Result<(Arc<Link>, tokio::task::JoinHandle<ferrata_net::CloseReason>), String> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.settings.tls {
             let timeout = self.settings.connect_timeout;
@@ -522,7 +529,7 @@ impl Pool {
         addr: &str,
         reader: R,
         writer: W,
-    ) -> (Arc<Link>, tokio::task::JoinHandle<String>)
+    ) -> (Arc<Link>, tokio::task::JoinHandle<ferrata_net::CloseReason>)
     where
         R: tokio::io::AsyncRead + Unpin + Send + 'static,
         W: tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -624,7 +631,7 @@ async fn supervise(pool: Arc<Pool>, conn: Arc<Conn>, mut shutdown: watch::Receiv
                     }
                 }
                 let reason = tokio::select! {
-                    joined = &mut io => joined.unwrap_or_else(|_| "connection task ended".into()),
+                    joined = &mut io => joined.map_or_else(|_| "connection task ended".to_owned(), |reason| reason.to_string()),
                     _ = shutdown.changed() => {
                         io.abort();
                         break;
