@@ -25,6 +25,7 @@ fn args(list: &[&str]) -> RunArgs {
         .command
     {
         Command::Run(run) => run,
+        other => panic!("not a run: {other:?}"),
     }
 }
 
