@@ -14,7 +14,8 @@ use ferrata_bench::results;
 fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Run(args) => {
-            let report = ferrata_bench::runtime(args.threads)?.block_on(ferrata_bench::run(&args))?;
+            let report =
+                ferrata_bench::runtime(args.threads)?.block_on(ferrata_bench::run(&args))?;
             print!("{}", report.table());
             if let Some(path) = &args.json {
                 results::write(path, &report)?;
@@ -37,17 +38,24 @@ fn main() -> anyhow::Result<ExitCode> {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let (t0_us, pid) = match fields.as_slice() {
                 ["T0", t0, pid] => (t0.parse::<u128>()?, pid.parse::<u32>()?),
-                _ => bail!("expected 'T0 <epoch microseconds> <server pid>' on stdin, got {line:?}"),
+                _ => {
+                    bail!("expected 'T0 <epoch microseconds> <server pid>' on stdin, got {line:?}")
+                }
             };
             let runtime = ferrata_bench::runtime(1)?;
-            let result = runtime.block_on(ferrata_bench::sessions::probe(&args, t0_us, Pid::Other(pid)))?;
+            let result = runtime.block_on(ferrata_bench::sessions::probe(
+                &args,
+                t0_us,
+                Pid::Other(pid),
+            ))?;
             results::write(&args.out, &result)?;
             if !result.ok {
                 return Ok(ExitCode::FAILURE);
             }
         }
         Command::Hold(args) => {
-            let result = ferrata_bench::runtime(2)?.block_on(ferrata_bench::sessions::hold(&args))?;
+            let result =
+                ferrata_bench::runtime(2)?.block_on(ferrata_bench::sessions::hold(&args))?;
             results::write(&args.out, &result)?;
         }
         Command::Record(what) => ferrata_bench::record::record(&what)?,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::{Cli, Command, RunArgs};
 use crate::procfs::{self, MachineBusy, Pid, TICKS_PER_SEC, round2};
 use crate::results::{
-    self, Attempt, ProcessSamples, RunRecord, ResultsDir, SCHEMA_VERSION, ServerSamples,
+    self, Attempt, ProcessSamples, ResultsDir, RunRecord, SCHEMA_VERSION, ServerSamples,
     SystemStatus, Totals,
 };
 use crate::workload::Workload;
@@ -195,7 +195,11 @@ fn wait_quiet(args: &MeasureArgs, measured: Measured, budget: &mut Budget) -> f6
     let mut calm = 0;
     loop {
         let cores = procfs::other_cores(&measured.pids());
-        calm = if cores <= args.quiet_cores { calm + 1 } else { 0 };
+        calm = if cores <= args.quiet_cores {
+            calm + 1
+        } else {
+            0
+        };
         let waited = started.elapsed().as_secs();
         if calm >= 2 || waited >= left {
             // Only waiting beyond the two samples every run takes counts against the budget.
@@ -212,7 +216,12 @@ fn measure_run(
     measured: Measured,
     budget: &mut Budget,
 ) -> anyhow::Result<RunRecord> {
-    let what = format!("{} {} c={}", args.system, run.workload.name(), run.connections);
+    let what = format!(
+        "{} {} c={}",
+        args.system,
+        run.workload.name(),
+        run.connections
+    );
     let mut attempts = Vec::new();
     let mut best: Option<(u32, Tried)> = None;
     for attempt in 1.. {
@@ -304,10 +313,7 @@ impl Snapshot {
     fn take(measured: Measured) -> Snapshot {
         Snapshot {
             server: procfs::cpu_ticks(measured.server).unwrap_or(0),
-            store: measured
-                .store
-                .and_then(procfs::cpu_ticks)
-                .unwrap_or(0),
+            store: measured.store.and_then(procfs::cpu_ticks).unwrap_or(0),
             busy: MachineBusy::read(),
             at: Instant::now(),
         }

@@ -11,8 +11,8 @@ use clap::{Args, Subcommand};
 
 use crate::procfs::{self, Pid};
 use crate::results::{
-    self, Disk, HoldResult, Machine, Meta, ProbeResult, ResultsDir, SCHEMA_VERSION,
-    SessionsRecord, SystemStatus, Versions,
+    self, Disk, HoldResult, Machine, Meta, ProbeResult, ResultsDir, SCHEMA_VERSION, SessionsRecord,
+    SystemStatus, Versions,
 };
 
 #[derive(Debug, Clone, Subcommand)]
@@ -133,7 +133,10 @@ pub fn record(what: &Record) -> anyhow::Result<()> {
 
 fn load_average() -> String {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The first line a command prints (stdout, else stderr); empty when it cannot run.
@@ -213,7 +216,11 @@ fn disk(dir: &Path) -> Disk {
         device = source.rsplit('/').next().unwrap_or_default().to_owned();
     }
     let dev = format!("/dev/{device}");
-    let lsblk = |column: &str| first_line("lsblk", &["-dno", column, &dev]).trim().to_owned();
+    let lsblk = |column: &str| {
+        first_line("lsblk", &["-dno", column, &dev])
+            .trim()
+            .to_owned()
+    };
     Disk {
         rotational: match lsblk("ROTA").as_str() {
             "1" => Some(true),
@@ -416,7 +423,10 @@ fn sessions(args: &SessionsArgs) -> anyhow::Result<()> {
     if let Some(reason) = failure {
         crate::measure::log(&format!("WARNING: {} sessions: {reason}", args.system));
     }
-    results::write(&ResultsDir(args.results.clone()).sessions(&args.system), &record)
+    results::write(
+        &ResultsDir(args.results.clone()).sessions(&args.system),
+        &record,
+    )
 }
 
 #[cfg(test)]
@@ -461,13 +471,20 @@ mod tests {
         let record: SessionsRecord =
             results::read_versioned(&results.sessions("ferrata")).expect("read");
         assert_eq!(record.status, SystemStatus::Failed);
-        assert!(record.reason.starts_with("did not serve again"), "{}", record.reason);
+        assert!(
+            record.reason.starts_with("did not serve again"),
+            "{}",
+            record.reason
+        );
 
         results::write(&path("restart.json"), &ok).expect("write");
         sessions(&args).expect("record");
         let record: SessionsRecord =
             results::read_versioned(&results.sessions("ferrata")).expect("read");
-        assert_eq!((record.status, record.reason.as_str()), (SystemStatus::Ok, ""));
+        assert_eq!(
+            (record.status, record.reason.as_str()),
+            (SystemStatus::Ok, "")
+        );
         assert_eq!(record.hold.map(|h| h.begun), Some(10));
     }
 }

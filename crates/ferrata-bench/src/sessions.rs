@@ -7,9 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use ferrata_proto::{
-    CodecContext, GlobalBeginRequest, GlobalStatusRequest, Message, MsgType,
-};
+use ferrata_proto::{CodecContext, GlobalBeginRequest, GlobalStatusRequest, Message, MsgType};
 use tokio::net::TcpStream;
 
 use crate::procfs::{self, Pid};
