@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Parser;
 use ferrata_bench::cli::{Cli, Command};
-use ferrata_bench::measure::{Outcome, run_matrix};
+use ferrata_bench::measure::{Outcome, log, run_matrix};
 use ferrata_bench::procfs::Pid;
 use ferrata_bench::results;
 

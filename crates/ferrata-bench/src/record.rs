@@ -326,7 +326,15 @@ fn system(args: &SystemArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.cold_start {
         let probe = probe_file(path)?;
-        if !probe.ok {
+        let ms = |v: Option<f64>| v.map_or("?".to_owned(), |ms| format!("{ms} ms"));
+        if probe.ok {
+            crate::measure::log(&format!(
+                "{}: cold start {} to first accepted connection, {} to first begin",
+                args.id,
+                ms(probe.ms_to_accept),
+                ms(probe.ms_to_first_begin)
+            ));
+        } else {
             record.status = SystemStatus::Failed;
             record.reason = format!(
                 "did not start serving: {}",

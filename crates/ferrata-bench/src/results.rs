@@ -158,6 +158,7 @@ pub struct Totals {
 
 /// What `ferrata-bench probe` saw while a server started.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ProbeResult {
     pub ok: bool,
     pub ms_to_accept: Option<f64>,

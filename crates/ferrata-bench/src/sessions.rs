@@ -135,8 +135,13 @@ pub async fn probe(args: &ProbeArgs, t0_us: u128, server: Pid) -> anyhow::Result
             }
         }
     }
+    let awaited = if args.accept_only {
+        "accepted connection"
+    } else {
+        "successful begin"
+    };
     result.reason = Some(format!(
-        "no successful begin within {}s; last error: {last_error}",
+        "no {awaited} within {}s; last error: {last_error}",
         args.timeout_secs
     ));
     Ok(result)
