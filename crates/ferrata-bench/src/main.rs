@@ -57,6 +57,20 @@ fn main() -> anyhow::Result<ExitCode> {
             let result =
                 ferrata_bench::runtime(2)?.block_on(ferrata_bench::sessions::hold(&args))?;
             results::write(&args.out, &result)?;
+            let kb = |v: Option<u64>| v.map_or("?".to_owned(), |kb| kb.to_string());
+            log(&format!(
+                "{} of {} sessions open ({} begins/s); server RSS {} kB idle -> {} kB with them \
+                 (peak {} kB)",
+                result.begun,
+                result.sessions_requested,
+                result.begins_per_sec.unwrap_or(0.0),
+                kb(result.rss_idle_kb),
+                kb(result.rss_with_sessions_kb),
+                kb(result.rss_peak_while_holding_kb),
+            ));
+            if result.begun != result.sessions_requested {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Record(what) => ferrata_bench::record::record(&what)?,
     }

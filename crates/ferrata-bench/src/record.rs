@@ -395,7 +395,7 @@ fn sessions(args: &SessionsArgs) -> anyhow::Result<()> {
     };
     let failure = if !start.as_ref().is_some_and(|p| p.ok) {
         Some(format!("did not start: {}", reason(&start)))
-    } else if !hold.as_ref().is_some_and(|h| h.begun == args.sessions) {
+    } else if hold.as_ref().is_none_or(|h| h.begun != args.sessions) {
         Some(match &hold {
             Some(h) => format!(
                 "could not hold {} sessions: begun {}, failed {}, errors {:?}",
@@ -428,8 +428,18 @@ fn sessions(args: &SessionsArgs) -> anyhow::Result<()> {
         rss_after_restart_kb: server.and_then(|p| procfs::status_kb(p, "VmRSS")),
         rss_peak_after_restart_kb: server.and_then(|p| procfs::status_kb(p, "VmHWM")),
     };
-    if let Some(reason) = failure {
-        crate::measure::log(&format!("WARNING: {} sessions: {reason}", args.system));
+    match (
+        &failure,
+        record.restart.as_ref().and_then(|r| r.ms_to_first_begin),
+    ) {
+        (Some(reason), _) => {
+            crate::measure::log(&format!("WARNING: {} sessions: {reason}", args.system));
+        }
+        (None, Some(ms)) => crate::measure::log(&format!(
+            "{}: restart with {} in flight: first begin after {ms} ms",
+            args.system, args.sessions
+        )),
+        (None, None) => {}
     }
     results::write(
         &ResultsDir(args.results.clone()).sessions(&args.system),

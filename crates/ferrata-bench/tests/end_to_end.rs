@@ -14,6 +14,7 @@ use clap::Parser;
 use ferrata_bench::cli::{Cli, Command, RunArgs};
 use ferrata_bench::dtm::HttpClient;
 use ferrata_bench::report::Report;
+use ferrata_bench::results::Mode;
 use ferrata_server::ServerConfig;
 use hyper::Method;
 
@@ -130,7 +131,7 @@ async fn every_seata_workload_runs_clean_against_ferrata() {
         "400",
     ]))
     .await;
-    assert_eq!(report.mode, "open");
+    assert_eq!(report.mode, Mode::Open);
     assert!(report.latency_us.contains_key("start_lag"));
     assert!(
         (300..=460).contains(&report.transactions),
