@@ -291,7 +291,15 @@ fn finish(args: &FinishArgs) -> anyhow::Result<()> {
     meta.finished_at = Some(args.finished_at.clone());
     meta.elapsed_secs = Some(args.elapsed_secs);
     meta.load_average_at_end = Some(load_average());
-    results::write(&path, &meta)
+    results::write(&path, &meta)?;
+    let layout = ResultsDir(args.results.clone());
+    for id in &meta.systems {
+        let system = layout.load_system(id)?;
+        if system.status != SystemStatus::Ok {
+            eprintln!("[bench] {id}: NOT MEASURED: {}", system.reason);
+        }
+    }
+    Ok(())
 }
 
 /// A step as recorded: addresses are left out (the module proxy's version list named as such).

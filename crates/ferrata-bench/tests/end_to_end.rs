@@ -15,8 +15,9 @@ use ferrata_bench::cli::{Cli, Command, RunArgs};
 use ferrata_bench::dtm::HttpClient;
 use ferrata_bench::report::Report;
 use ferrata_bench::results::Mode;
-use ferrata_server::ServerConfig;
 use hyper::Method;
+
+mod support;
 
 fn args(list: &[&str]) -> RunArgs {
     let mut argv = vec!["ferrata-bench", "run", "--warmup-secs", "0.2"];
@@ -36,21 +37,11 @@ async fn start_server(dir: &std::path::Path) -> (SocketAddr, tokio::sync::onesho
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let config = ServerConfig {
-        listen: addr,
-        data_dir: dir.to_path_buf(),
-        fsync: false,
-        ..ServerConfig::default()
-    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        if let Err(error) = ferrata_server::run(listener, config, shutdown).await {
-            eprintln!("server failed: {error:#}");
-        }
-    });
+    let shutdown = async {
+        let _ = stopped.await;
+    };
+    tokio::spawn(support::serve(listener, dir.to_path_buf(), shutdown));
     (addr, stop)
 }
 

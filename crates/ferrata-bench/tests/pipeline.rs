@@ -10,27 +10,20 @@ use ferrata_bench::measure::{Outcome, run_matrix};
 use ferrata_bench::procfs::Pid;
 use ferrata_bench::results::{self, ResultsDir, RunRecord, SystemRecord, SystemStatus};
 use ferrata_bench::sessions::{hold, probe};
-use ferrata_server::ServerConfig;
+
+mod support;
 
 /// A ferrata-server on its own runtime thread for the rest of the test process.
 fn start_server(dir: &Path) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
     let addr = listener.local_addr().expect("addr");
-    let config = ServerConfig {
-        listen: addr,
-        data_dir: dir.to_path_buf(),
-        fsync: false,
-        ..ServerConfig::default()
-    };
+    let dir = dir.to_path_buf();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            if let Err(error) = ferrata_server::run(listener, config, std::future::pending()).await
-            {
-                eprintln!("server failed: {error:#}");
-            }
+            support::serve(listener, dir, std::future::pending()).await;
         });
     });
     addr
