@@ -27,10 +27,10 @@ tail_of() {
 now_us() { local t="$EPOCHREALTIME"; echo "${t/./}"; }
 
 # ---------------------------------------------------------------------------------------------
-# apt_install PACKAGE...: installs the missing Debian packages (as root). Service starts are
-# forbidden meanwhile (as Docker does): the scripts run private instances on their own ports,
-# not the system-wide daemons Debian's maintainer scripts would start. Output goes to
-# $apt_log when set.
+# apt_install PACKAGE...: installs the missing Debian packages (as root; fails otherwise).
+# Service starts are forbidden meanwhile (as Docker does): the scripts run private instances on
+# their own ports, not the system-wide daemons Debian's maintainer scripts would start. Output
+# goes to $apt_log when set.
 apt_updated=0
 apt_install() {
     local missing=() package
@@ -38,7 +38,10 @@ apt_install() {
         dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
     done
     [[ ${#missing[@]} -eq 0 ]] && return 0
-    [[ "$(id -u)" -eq 0 ]] || die "missing packages ${missing[*]}: run as root or install them first"
+    if [[ "$(id -u)" -ne 0 ]]; then
+        warn "missing packages ${missing[*]}: run as root or install them first"
+        return 1
+    fi
     local added_policy=0 rc=0 out="${apt_log:-/dev/stderr}"
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
