@@ -1,4 +1,5 @@
-//! Command-line interface. The `run` flags are a contract with scripts/bench: keep the names.
+//! Command-line interface: `run` drives one workload; `measure`, `probe`, `hold` and `record`
+//! are the measurements and results files of scripts/bench.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -27,6 +28,17 @@ pub struct Cli {
 pub enum Command {
     /// Drive one workload against a TC for a fixed time and report throughput and latency.
     Run(RunArgs),
+    /// Every workload at every connection count against a running server, with server-side
+    /// samples, into a results directory (scripts/bench).
+    Measure(crate::measure::MeasureArgs),
+    /// Time a server's start: print READY, read "T0 <epoch µs> <server pid>" from stdin, poll
+    /// connect() every 1 ms, then begin one global transaction.
+    Probe(crate::sessions::ProbeArgs),
+    /// Begin many global transactions and leave them open (memory with open sessions).
+    Hold(crate::sessions::HoldArgs),
+    /// Write the results files that are not measured by the generator.
+    #[command(subcommand)]
+    Record(crate::record::Record),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -231,6 +243,7 @@ mod tests {
             .command
         {
             Command::Run(run) => run,
+            other => panic!("not a run: {other:?}"),
         }
     }
 

@@ -47,6 +47,25 @@ pub struct LargeRound {
     pub recovered_commit_ms: f64,
 }
 
+/// What `bench-large` prints (read by scripts/bench-compare): every round and the medians.
+#[derive(Debug, Clone, Serialize)]
+pub struct LargeSummary {
+    pub branches: usize,
+    pub resources: usize,
+    pub parallel: bool,
+    pub rounds: Vec<LargeRound>,
+    pub median_ms: LargeMedians,
+}
+
+/// Median of each timing over the rounds, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct LargeMedians {
+    pub register: f64,
+    pub commit: f64,
+    pub restart: f64,
+    pub recovered_commit: f64,
+}
+
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }

@@ -5,10 +5,15 @@
 pub mod cli;
 pub mod dtm;
 pub mod large;
+pub mod measure;
+pub mod procfs;
+pub mod record;
 pub mod report;
+pub mod results;
 pub mod samples;
 pub mod schedule;
 pub mod seata;
+pub mod sessions;
 pub mod stats;
 pub mod transport;
 pub mod workload;
@@ -26,4 +31,18 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
         seata::run(args.seata_config()?).await?
     };
     Ok(Report::new(&args.run_info(), &stats))
+}
+
+/// The generator's runtime: one thread avoids cross-thread wake-ups; more overlap socket calls.
+pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
 }

@@ -1,12 +1,11 @@
-//! The result of a run, shaped for its two readers: a JSON document for scripts (the field
-//! names are a contract with scripts/bench) and a table for people.
+//! The result of a run, shaped for its two readers: the typed [`Report`] of the results schema
+//! (crate::results) and a table for people.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
-
-use crate::stats::{LatencySummary, Stats, kind};
+pub use crate::results::Report;
+use crate::results::{Mode, SCHEMA_VERSION};
+use crate::stats::{Stats, kind};
 
 /// What was asked for, echoed in the report.
 #[derive(Debug, Clone)]
@@ -23,32 +22,6 @@ pub struct RunInfo {
     pub merged: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub label: Option<String>,
-    pub target: String,
-    pub workload: String,
-    /// `closed` (back-to-back per connection) or `open` (fixed arrival rate).
-    pub mode: &'static str,
-    pub connections: usize,
-    /// Open-loop arrival rate (tx/s, total); null in closed loop.
-    pub rate: Option<f64>,
-    /// Length of the measurement window (warm-up excluded).
-    pub duration_secs: f64,
-    pub transactions: u64,
-    pub tx_per_sec: f64,
-    pub errors: BTreeMap<String, u64>,
-    pub latency_us: BTreeMap<String, LatencySummary>,
-    /// Lock conflicts answered to branch registrations (retried, not errors).
-    pub conflicts: u64,
-    pub warmup_secs: f64,
-    pub tm_connections: Option<usize>,
-    pub rm_connections: Option<usize>,
-    pub merged: bool,
-    pub phase2_commits: u64,
-    pub phase2_rollbacks: u64,
-}
-
 impl Report {
     pub fn new(info: &RunInfo, stats: &Stats) -> Report {
         let tx_per_sec = if info.duration_secs > 0.0 {
@@ -57,13 +30,14 @@ impl Report {
             0.0
         };
         Report {
+            schema: SCHEMA_VERSION,
             label: info.label.clone(),
             target: info.target.clone(),
             workload: info.workload.clone(),
             mode: if info.rate.is_some() {
-                "open"
+                Mode::Open
             } else {
-                "closed"
+                Mode::Closed
             },
             connections: info.connections,
             rate: info.rate,
@@ -104,7 +78,10 @@ impl Report {
             "ferrata-bench{label} workload={} target={} mode={}{rate} connections={}{}{} duration={}s",
             self.workload,
             self.target,
-            self.mode,
+            match self.mode {
+                Mode::Open => "open",
+                Mode::Closed => "closed",
+            },
             self.connections,
             self.tm_connections
                 .map(|n| format!(" tm={n}"))

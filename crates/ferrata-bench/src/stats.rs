@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Request-type names used as latency keys (the JSON contract of `latency_us`).
 pub mod kind {
@@ -53,7 +53,7 @@ pub struct Stats {
 }
 
 /// Percentiles of one request type, in microseconds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
     pub count: u64,
     pub p50: u64,

@@ -14,8 +14,10 @@ use clap::Parser;
 use ferrata_bench::cli::{Cli, Command, RunArgs};
 use ferrata_bench::dtm::HttpClient;
 use ferrata_bench::report::Report;
-use ferrata_server::Config;
+use ferrata_bench::results::Mode;
 use hyper::Method;
+
+mod support;
 
 fn args(list: &[&str]) -> RunArgs {
     let mut argv = vec!["ferrata-bench", "run", "--warmup-secs", "0.2"];
@@ -25,6 +27,7 @@ fn args(list: &[&str]) -> RunArgs {
         .command
     {
         Command::Run(run) => run,
+        other => panic!("not a run: {other:?}"),
     }
 }
 
@@ -34,19 +37,11 @@ async fn start_server(dir: &std::path::Path) -> (SocketAddr, tokio::sync::onesho
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let mut config = Config::default();
-    config.server.listen = addr;
-    config.store.data_dir = dir.to_path_buf();
-    config.store.fsync = false;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        if let Err(error) = ferrata_server::run(listener, config, shutdown).await {
-            eprintln!("server failed: {error:#}");
-        }
-    });
+    let shutdown = async {
+        let _ = stopped.await;
+    };
+    tokio::spawn(support::serve(listener, dir.to_path_buf(), shutdown));
     (addr, stop)
 }
 
@@ -127,7 +122,7 @@ async fn every_seata_workload_runs_clean_against_ferrata() {
         "400",
     ]))
     .await;
-    assert_eq!(report.mode, "open");
+    assert_eq!(report.mode, Mode::Open);
     assert!(report.latency_us.contains_key("start_lag"));
     assert!(
         (300..=460).contains(&report.transactions),

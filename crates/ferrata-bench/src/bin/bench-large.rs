@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use ferrata_bench::large::{LargeConfig, LargeRound, round};
+use ferrata_bench::large::{LargeConfig, LargeMedians, LargeRound, LargeSummary, round};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,18 +57,18 @@ fn main() -> anyhow::Result<()> {
         rounds.push(result);
     }
     let pick = |f: fn(&LargeRound) -> f64| median(rounds.iter().map(f).collect());
-    let summary = serde_json::json!({
-        "branches": config.branches,
-        "resources": config.resources,
-        "parallel": config.parallel,
-        "rounds": rounds,
-        "median_ms": {
-            "register": pick(|r| r.register_ms),
-            "commit": pick(|r| r.commit_ms),
-            "restart": pick(|r| r.restart_ms),
-            "recovered_commit": pick(|r| r.recovered_commit_ms),
+    let summary = LargeSummary {
+        branches: config.branches,
+        resources: config.resources,
+        parallel: config.parallel,
+        median_ms: LargeMedians {
+            register: pick(|r| r.register_ms),
+            commit: pick(|r| r.commit_ms),
+            restart: pick(|r| r.restart_ms),
+            recovered_commit: pick(|r| r.recovered_commit_ms),
         },
-    });
+        rounds,
+    };
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }

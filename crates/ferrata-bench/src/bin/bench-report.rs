@@ -1,14 +1,10 @@
 //! `bench-report`: turns the results of one `scripts/bench` run into `docs/BENCHMARKS.md` and
 //! PNG charts.
 //!
-//! It reads only what that run wrote under `target/bench/results/`:
-//!
-//! * `meta.json` — the machine, the versions, the settings of the run;
-//! * `systems/<id>.json` — per system: status (and, when it could not run, the reason and
-//!   everything that was tried), cold start, lifetime peak RSS;
-//! * `runs/<id>__<workload>__c<N>.json` — the `ferrata-bench run --json` report of one run, and
-//!   `….server.json` beside it — the server's peak RSS and CPU seconds during that run;
-//! * `sessions/<id>.json` — RSS with many open global transactions, and restart after kill -9.
+//! It reads only what that run wrote under `target/bench/results/`, typed by
+//! `ferrata_bench::results` (which also says what each file holds): `meta.json`,
+//! `systems/<id>.json`, `runs/<id>__<workload>__c<N>.json` (the generator's report and the
+//! server-side samples of one run) and `sessions/<id>.json`.
 //!
 //! Every number in the Markdown and in the charts comes from those files, so the document
 //! always shows what the command produced. Text in the charts is drawn with a TrueType font
@@ -18,10 +14,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use clap::Parser;
+use ferrata_bench::results::{
+    self, Meta, ResultsDir, RunRecord, ServerSamples, SessionsRecord, SystemRecord, SystemStatus,
+};
+use ferrata_bench::stats::kind;
 use plotters::prelude::*;
-use serde_json::Value;
 
 /// Where to read results and where to write the report.
 #[derive(Debug, Parser)]
@@ -68,71 +67,83 @@ type Section = (
 );
 
 /// One measured run: the generator's report and the server-side samples.
-#[derive(Debug, Clone)]
-struct Run {
-    bench: Option<Value>,
-    server: Value,
+type Run = RunRecord;
+
+/// Figures of a run, as the tables show them.
+trait RunFigures {
+    fn tx_per_sec(&self) -> Option<f64>;
+    fn transactions(&self) -> Option<f64>;
+    fn latency_us(&self, key: &str) -> Option<f64>;
+    fn errors(&self) -> Option<u64>;
+    fn error_kinds(&self) -> String;
+    fn rss_mb(&self) -> Option<f64>;
+    fn cpu_per_1k(&self) -> Option<f64>;
+    fn cpu_shares(&self) -> Option<CpuShares>;
+    fn failure(&self) -> Option<String>;
 }
 
-impl Run {
+impl RunFigures for Run {
     fn tx_per_sec(&self) -> Option<f64> {
-        self.bench.as_ref().and_then(|b| b["tx_per_sec"].as_f64())
+        self.bench.as_ref().map(|b| b.tx_per_sec)
     }
     fn transactions(&self) -> Option<f64> {
-        self.bench.as_ref().and_then(|b| b["transactions"].as_f64())
+        self.bench.as_ref().map(|b| b.transactions as f64)
     }
     /// Whole-transaction latency percentile in microseconds (`p50`, `p99`, …).
     fn latency_us(&self, key: &str) -> Option<f64> {
-        self.bench
-            .as_ref()
-            .and_then(|b| b["latency_us"]["transaction"][key].as_f64())
+        let l = self.bench.as_ref()?.latency_us.get(kind::TRANSACTION)?;
+        let us = match key {
+            "p50" => l.p50,
+            "p90" => l.p90,
+            "p99" => l.p99,
+            "p999" => l.p999,
+            "max" => l.max,
+            _ => return None,
+        };
+        Some(us as f64)
     }
     fn errors(&self) -> Option<u64> {
-        self.bench.as_ref().map(|b| {
-            b["errors"]
-                .as_object()
-                .map(|m| m.values().filter_map(Value::as_u64).sum())
-                .unwrap_or(0)
-        })
+        self.bench.as_ref().map(|b| b.errors.values().sum())
     }
     fn error_kinds(&self) -> String {
-        let Some(map) = self.bench.as_ref().and_then(|b| b["errors"].as_object()) else {
+        let Some(bench) = &self.bench else {
             return String::new();
         };
-        map.iter()
-            .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+        bench
+            .errors
+            .iter()
+            .filter(|(_, n)| **n > 0)
             .map(|(k, n)| format!("{k}: {n}"))
             .collect::<Vec<_>>()
             .join(", ")
     }
     /// Server (plus store, for DTM) peak RSS during the run, in MB.
     fn rss_mb(&self) -> Option<f64> {
-        let own = self.server["rss_peak_kb"].as_f64()?;
-        let store = self.server["store"]["rss_peak_kb"].as_f64().unwrap_or(0.0);
+        let own = self.samples.server.rss_peak_kb? as f64;
+        let store = self
+            .samples
+            .store
+            .as_ref()
+            .and_then(|s| s.rss_peak_kb)
+            .unwrap_or(0) as f64;
         Some((own + store) / 1024.0)
     }
     /// Server (plus store) CPU seconds per 1,000 measured transactions.
     fn cpu_per_1k(&self) -> Option<f64> {
         let tx = self.transactions().filter(|t| *t > 0.0)?;
-        let cpu = self.server["cpu_seconds"].as_f64()?
-            + self.server["store"]["cpu_seconds"].as_f64().unwrap_or(0.0);
-        Some(cpu / tx * 1000.0)
+        Some(server_cpu(&self.samples) / tx * 1000.0)
     }
     /// CPU use on the whole machine during the measured window.
     fn cpu_shares(&self) -> Option<CpuShares> {
-        let window = self.server["cpu_window_secs"]
-            .as_f64()
-            .filter(|w| *w > 0.0)?;
-        let tasks = self.server["machine_busy_cpu_seconds"].as_f64()?;
-        let irq = self.server["machine_irq_cpu_seconds"]
-            .as_f64()
-            .unwrap_or(0.0);
-        let server = self.server["cpu_seconds"].as_f64()?
-            + self.server["store"]["cpu_seconds"].as_f64().unwrap_or(0.0);
+        let s = &self.samples;
+        let window = Some(s.cpu_window_secs).filter(|w| *w > 0.0)?;
+        let tasks = s.machine_busy_cpu_seconds;
+        let irq = s.machine_irq_cpu_seconds;
+        let server = server_cpu(s);
         // The generator's CPU is known for its whole life (warm-up included): take the share
         // that falls in the window.
-        let wall = self.server["wall_secs"].as_f64().filter(|w| *w > 0.0)?;
-        let generator = self.server["generator_cpu_seconds"].as_f64()? * (window / wall).min(1.0);
+        let wall = Some(s.wall_secs).filter(|w| *w > 0.0)?;
+        let generator = s.generator_cpu_seconds * (window / wall).min(1.0);
         // Part of the interrupt time is charged to the interrupted processes, so "everything
         // else" is the whole machine's busy time less what the measured processes were charged.
         let others = (tasks + irq - server - generator).max(0.0);
@@ -146,19 +157,19 @@ impl Run {
     }
 
     fn failure(&self) -> Option<String> {
-        let exit = self.server["bench_exit"].as_i64().unwrap_or(0);
-        if self.bench.is_some() && exit == 0 {
+        if self.bench.is_some() {
             return None;
         }
-        let tail = self.server["bench_stderr_tail"]
-            .as_str()
-            .unwrap_or("")
-            .lines()
-            .last()
-            .unwrap_or("")
-            .to_owned();
-        Some(format!("ferrata-bench exited with {exit}: {tail}"))
+        Some(format!(
+            "ferrata-bench failed: {}",
+            self.bench_error.as_deref().unwrap_or("no report")
+        ))
     }
+}
+
+/// CPU seconds of the server plus its store over the measured window.
+fn server_cpu(s: &ServerSamples) -> f64 {
+    s.server.cpu_seconds + s.store.as_ref().map_or(0.0, |st| st.cpu_seconds)
 }
 
 /// CPU seconds spent on the whole machine during one run's measured window.
@@ -179,72 +190,33 @@ struct CpuShares {
 /// Everything read from the results directory.
 #[derive(Debug)]
 struct Results {
-    meta: Value,
-    systems: BTreeMap<String, Value>,
+    meta: Meta,
+    systems: BTreeMap<String, SystemRecord>,
     /// (system, workload) -> connections -> run
     runs: BTreeMap<(String, String), BTreeMap<u64, Run>>,
-    sessions: BTreeMap<String, Value>,
-}
-
-fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
-}
-
-fn json_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if !dir.is_dir() {
-        return Ok(Vec::new());
-    }
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "json") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-fn stem_of(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    sessions: BTreeMap<String, SessionsRecord>,
 }
 
 impl Results {
     fn load(dir: &Path) -> anyhow::Result<Results> {
-        let meta = read_json(&dir.join("meta.json"))?;
+        let layout = ResultsDir(dir.to_path_buf());
+        let meta = results::read_versioned(&layout.meta())?;
         let mut systems = BTreeMap::new();
-        for path in json_files(&dir.join("systems"))? {
-            systems.insert(stem_of(&path), read_json(&path)?);
+        for path in layout.files("systems")? {
+            let record: SystemRecord = results::read_versioned(&path)?;
+            systems.insert(record.id.clone(), record);
         }
         let mut sessions = BTreeMap::new();
-        for path in json_files(&dir.join("sessions"))? {
-            sessions.insert(stem_of(&path), read_json(&path)?);
+        for path in layout.files("sessions")? {
+            let record: SessionsRecord = results::read_versioned(&path)?;
+            sessions.insert(record.system.clone(), record);
         }
         let mut runs: BTreeMap<(String, String), BTreeMap<u64, Run>> = BTreeMap::new();
-        for path in json_files(&dir.join("runs"))? {
-            let name = stem_of(&path);
-            let Some(base) = name.strip_suffix(".server") else {
-                continue;
-            };
-            let server = read_json(&path)?;
-            let bench_path = path.with_file_name(format!("{base}.json"));
-            let bench = if bench_path.is_file() {
-                Some(read_json(&bench_path)?)
-            } else {
-                None
-            };
-            let system = server["system"].as_str().unwrap_or_default().to_owned();
-            let workload = server["workload"].as_str().unwrap_or_default().to_owned();
-            let Some(connections) = server["connections"].as_u64() else {
-                bail!("{} has no connection count", path.display());
-            };
-            runs.entry((system, workload))
+        for path in layout.files("runs")? {
+            let run: Run = results::read_versioned(&path)?;
+            runs.entry((run.system.clone(), run.workload.clone()))
                 .or_default()
-                .insert(connections, Run { bench, server });
+                .insert(run.connections, run);
         }
         Ok(Results {
             meta,
@@ -255,10 +227,7 @@ impl Results {
     }
 
     fn connections(&self) -> Vec<u64> {
-        let mut list: Vec<u64> = self.meta["connections"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_u64).collect())
-            .unwrap_or_default();
+        let mut list = self.meta.connections.clone();
         if list.is_empty() {
             let mut all: Vec<u64> = self.runs.values().flat_map(|m| m.keys().copied()).collect();
             all.sort_unstable();
@@ -283,23 +252,21 @@ impl Results {
             .reduce(f64::max)
     }
 
-    fn system(&self, id: &str) -> Option<&Value> {
+    fn system(&self, id: &str) -> Option<&SystemRecord> {
         self.systems.get(id)
     }
 
     fn system_ok(&self, id: &str) -> bool {
-        self.system(id).is_some_and(|s| s["status"] == "ok")
+        self.system(id)
+            .is_some_and(|s| s.status == SystemStatus::Ok)
     }
 
     /// Systems that took part in this run (asked for), in display order.
     fn requested(&self) -> Vec<&'static (&'static str, &'static str, RGBColor)> {
-        let asked: Vec<&str> = self.meta["systems"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let asked = &self.meta.systems;
         SYSTEMS
             .iter()
-            .filter(|(id, _, _)| asked.is_empty() || asked.contains(id))
+            .filter(|(id, _, _)| asked.is_empty() || asked.iter().any(|a| a == id))
             .collect()
     }
 }
@@ -384,7 +351,6 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
     let mut md = String::new();
     let meta = &r.meta;
     let conns = r.connections();
-    let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
 
     let _ = writeln!(md, "# Benchmarks\n");
     let _ = writeln!(
@@ -392,10 +358,8 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
         "Generated by `./scripts/bench` on {} (measurements took {} s). Every figure and chart \
          below was written by `bench-report` from the JSON that run left in \
          `target/bench/results/`; re-run the command to refresh them, do not edit by hand.\n",
-        s(&meta["started_at"]),
-        meta["elapsed_secs"]
-            .as_f64()
-            .map_or("?".to_owned(), |v| format!("{v:.0}")),
+        meta.started_at,
+        meta.elapsed_secs.map_or("?".to_owned(), |v| v.to_string()),
     );
 
     // Reproduce.
@@ -408,21 +372,21 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
          `BENCH_SESSIONS={}`). The script installs what it needs (Redis from Debian, DTM from \
          the Go module proxy, seata-server from Maven Central), builds in release mode, starts \
          every server itself on 127.0.0.1 and stops it afterwards.\n",
-        meta["duration_secs"],
-        meta["warmup_secs"],
+        meta.duration_secs,
+        meta.warmup_secs,
         conns
             .iter()
             .map(u64::to_string)
             .collect::<Vec<_>>()
             .join(", "),
-        meta["duration_secs"],
-        meta["warmup_secs"],
+        meta.duration_secs,
+        meta.warmup_secs,
         conns
             .iter()
             .map(u64::to_string)
             .collect::<Vec<_>>()
             .join(" "),
-        meta["sessions"],
+        meta.sessions,
     );
     let _ = writeln!(
         md,
@@ -435,12 +399,12 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
     let _ = writeln!(md, "## Targets (measured)\n");
     let ferrata = r.system("ferrata");
     let fs = r.sessions.get("ferrata");
-    let sessions_n = meta["sessions"].as_u64().unwrap_or(0);
+    let sessions_n = meta.sessions;
     let rss_sessions = fs
-        .and_then(|v| v["rss_with_sessions_kb"].as_f64())
-        .map(|kb| kb / 1024.0);
-    let cold = ferrata.and_then(|v| v["cold_start_ms"].as_f64());
-    let restart = fs.and_then(|v| v["restart"]["ms_to_first_begin"].as_f64());
+        .and_then(|v| v.hold.as_ref()?.rss_with_sessions_kb)
+        .map(|kb| kb as f64 / 1024.0);
+    let cold = ferrata.and_then(|v| v.cold_start.as_ref()?.ms_to_accept);
+    let restart = fs.and_then(|v| v.restart.as_ref()?.ms_to_first_begin);
     let _ = writeln!(md, "| Target | Measured (Ferrata) | Verdict |");
     let _ = writeln!(md, "|---|---|---|");
     let _ = writeln!(
@@ -449,8 +413,11 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
         thousands(sessions_n as f64),
         rss_sessions.map_or("–".to_owned(), |v| format!(
             "{v:.1} MB (peak while beginning them: {})",
-            fs.and_then(|v| v["rss_peak_while_holding_kb"].as_f64())
-                .map_or("–".to_owned(), |kb| format!("{:.1} MB", kb / 1024.0))
+            fs.and_then(|v| v.hold.as_ref()?.rss_peak_while_holding_kb)
+                .map_or("–".to_owned(), |kb| format!(
+                    "{:.1} MB",
+                    kb as f64 / 1024.0
+                ))
         )),
         verdict(rss_sessions, TARGET_RSS_MB)
     );
@@ -460,7 +427,7 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
         cold.map_or("–".to_owned(), |v| format!(
             "{v:.1} ms (first successful begin: {})",
             ferrata
-                .and_then(|f| f["cold_start_first_begin_ms"].as_f64())
+                .and_then(|f| f.cold_start.as_ref()?.ms_to_first_begin)
                 .map_or("–".to_owned(), |b| format!("{b:.1} ms"))
         )),
         verdict(cold, TARGET_COLD_START_MS)
@@ -514,67 +481,59 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
     }
 
     // Machine.
-    let m = &meta["machine"];
-    let disk = &m["disk"];
+    let m = &meta.machine;
+    let disk = &m.disk;
     let _ = writeln!(md, "## Machine\n");
     let _ = writeln!(md, "| | |\n|---|---|");
-    let _ = writeln!(
-        md,
-        "| CPU | {} cores (`nproc`), {} |",
-        m["nproc"],
-        s(&m["cpu_model"])
-    );
+    let _ = writeln!(md, "| CPU | {} cores (`nproc`), {} |", m.nproc, m.cpu_model);
     let _ = writeln!(
         md,
         "| Memory | {:.1} GiB |",
-        m["mem_total_kb"].as_f64().unwrap_or(0.0) / 1024.0 / 1024.0
+        m.mem_total_kb as f64 / 1024.0 / 1024.0
     );
-    let rota = match disk["rotational"].as_str() {
-        Some("1") => "reported rotational",
-        Some("0") => "reported non-rotational (SSD)",
+    let rota = match disk.rotational {
+        Some(true) => "reported rotational",
+        Some(false) => "reported non-rotational (SSD)",
         _ => "rotational flag unknown",
     };
     let _ = writeln!(
         md,
         "| Disk | `{}` ({}, {}, {}{}), file system {}; one 4 KiB O_DSYNC write took {} ms on average |",
-        s(&disk["device"]),
-        s(&disk["size"]),
+        disk.device,
+        disk.size,
         rota,
-        if s(&disk["model"]).is_empty() {
-            "no model string".to_owned()
+        if disk.model.is_empty() {
+            "no model string"
         } else {
-            s(&disk["model"])
+            &disk.model
         },
-        if s(&disk["device"]).starts_with("vd") {
+        if disk.device.starts_with("vd") {
             "; a virtio disk of a virtual machine, the kernel's rotational flag says nothing about the media"
         } else {
             ""
         },
-        s(&disk["fs"]),
-        if s(&disk["dsync_write_4k_ms"]).is_empty() {
-            "?".to_owned()
-        } else {
-            s(&disk["dsync_write_4k_ms"])
-        },
+        disk.fs,
+        disk.dsync_write_4k_ms
+            .map_or("?".to_owned(), |v| format!("{v:.3}")),
     );
-    let _ = writeln!(md, "| Kernel | {} |", s(&m["kernel"]));
-    let _ = writeln!(md, "| OS | {} |", s(&m["os"]));
+    let _ = writeln!(md, "| Kernel | {} |", m.kernel);
+    let _ = writeln!(md, "| OS | {} |", m.os);
     let _ = writeln!(
         md,
         "| Load average (1, 5, 15 min) | {} before measuring, {} at the end (other work on the \
          machine shows here) |\n",
-        s(&meta["load_average_before_measuring"]),
-        s(&meta["load_average_at_end"]),
+        meta.load_average_before_measuring,
+        meta.load_average_at_end.as_deref().unwrap_or(""),
     );
     let _ = writeln!(
         md,
         "The load generator (`ferrata-bench`, one thread) runs on the same machine as the \
          server under test and competes with it for the {} cores.\n",
-        m["nproc"]
+        m.nproc
     );
 
     // Systems.
-    let v = &meta["versions"];
+    let v = &meta.versions;
     let _ = writeln!(md, "## Systems and versions\n");
     let _ = writeln!(
         md,
@@ -583,39 +542,39 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
     let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     for &(id, name, _) in r.requested() {
         let sys = r.system(id);
-        let status = match sys.map(|x| s(&x["status"])) {
-            Some(st) if st == "ok" => "measured".to_owned(),
-            Some(st) if st.is_empty() => "not run".to_owned(),
-            Some(st) => format!("**{st}** (see notes)"),
+        let status = match sys.map(|x| x.status) {
+            Some(SystemStatus::Ok) => "measured".to_owned(),
+            Some(SystemStatus::Failed) => "**failed** (see notes)".to_owned(),
+            Some(SystemStatus::Pending) => "**pending** (see notes)".to_owned(),
             None => "not run".to_owned(),
         };
         let (version, store) = match id {
             "ferrata" => (
-                format!("{} ({})", s(&v["ferrata"]), s(&v["rustc"])),
+                format!("{} ({})", v.ferrata, v.rustc),
                 "embedded log store, fsync on every group commit".to_owned(),
             ),
             "seata" => (
-                format!("{} ({})", s(&v["seata_server"]), s(&v["java"])),
+                format!("{} ({})", v.seata_server, v.java),
                 format!(
                     "file store (`store.mode=file`), default `flush-disk-mode=async` (no fsync \
                      per transaction), default logging; JVM options of seata-server's own \
                      launcher: `{}`",
-                    sys.map(|x| s(&x["jvm_opts"]))
+                    sys.and_then(|x| x.jvm_opts.as_deref())
                         .filter(|o| !o.is_empty())
-                        .unwrap_or_else(|| "not recorded".to_owned())
+                        .unwrap_or("not recorded")
                 ),
             ),
             _ => (
-                format!("{} ({})", s(&v["dtm"]), s(&v["go"])),
+                format!("{} ({})", v.dtm, v.go),
                 format!(
                     "Redis {} with its built-in defaults (RDB snapshots, no AOF: no fsync per \
                      transaction); RSS and CPU below are DTM + Redis",
-                    s(&v["redis"])
+                    v.redis
                 ),
             ),
         };
-        let cold = sys.and_then(|x| x["cold_start_ms"].as_f64());
-        let first = sys.and_then(|x| x["cold_start_first_begin_ms"].as_f64());
+        let cold = sys.and_then(|x| x.cold_start.as_ref()?.ms_to_accept);
+        let first = sys.and_then(|x| x.cold_start.as_ref()?.ms_to_first_begin);
         let rss = r.peak_rss_mb(id);
         let _ = writeln!(
             md,
@@ -651,12 +610,7 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
          the server and the load generator were charged (other work on this shared machine, \
          kernel threads such as the file system's journal, interrupts); a run with more than {} cores of it was repeated up to {} times and the \
          cleanest attempt kept.\n",
-        meta["quiet_cores"]
-            .as_f64()
-            .map_or("?".to_owned(), |v| format!("{v}")),
-        meta["retries"]
-            .as_u64()
-            .map_or("?".to_owned(), |v| v.to_string()),
+        meta.quiet_cores, meta.retries,
     );
     let workloads: Vec<Section> = vec![
         (
@@ -730,11 +684,9 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
                     },
                 };
                 let other = run.map_or("–".to_owned(), |run| {
-                    let cores = run.server["other_cores"]
-                        .as_f64()
-                        .map_or("–".to_owned(), |o| format!("{o:.2}"));
-                    match run.server["attempts"].as_array().map(Vec::len) {
-                        Some(n) if n > 1 => format!("{cores} (best of {n})"),
+                    let cores = format!("{:.2}", run.samples.other_cores);
+                    match run.attempts.len() {
+                        n if n > 1 => format!("{cores} (best of {n})"),
                         _ => cores,
                     }
                 });
@@ -808,9 +760,10 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
         "| System | Status | Begins/s while filling | RSS idle | RSS with sessions | Peak while filling | Restart: first accepted conn. | Restart: first begin | RSS after restart | Sample XIDs still open |"
     );
     let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
-    let mb = |v: &Value| {
-        v.as_f64()
-            .map_or("–".to_owned(), |kb| format!("{:.1} MB", kb / 1024.0))
+    let mb = |v: Option<u64>| {
+        v.map_or("–".to_owned(), |kb| {
+            format!("{:.1} MB", kb as f64 / 1024.0)
+        })
     };
     for id in ["ferrata", "seata"] {
         if !r.requested().iter().any(|(i, _, _)| *i == id) {
@@ -824,32 +777,35 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
             );
             continue;
         };
-        let statuses = x["restart"]["xid_status"].as_object();
-        let open = statuses.map(|m| {
-            let total = m.len();
-            let begun = m.values().filter(|v| v.as_u64() == Some(1)).count();
+        let open = x.restart.as_ref().map(|r| {
+            let total = r.xid_status.len();
+            // GlobalStatus 1 = Begin: the transaction survived the restart.
+            let begun = r.xid_status.values().filter(|v| **v == Some(1)).count();
             format!("{begun} of {total}")
         });
-        let status = if x["status"] == "ok" {
+        let status = if x.status == SystemStatus::Ok {
             "ok".to_owned()
         } else {
-            format!("**failed**: {}", one_line(&s(&x["reason"])))
+            format!("**failed**: {}", one_line(&x.reason))
         };
+        let hold = x.hold.as_ref();
         let _ = writeln!(
             md,
             "| {} | {status} | {} | {} | {} | {} | {} | {} | {} | {} |",
             system_name(id),
-            tps(x["hold"]["begins_per_sec"].as_f64()),
-            mb(&x["rss_idle_kb"]),
-            mb(&x["rss_with_sessions_kb"]),
-            mb(&x["rss_peak_while_holding_kb"]),
-            x["restart"]["ms_to_accept"]
-                .as_f64()
+            tps(hold.and_then(|h| h.begins_per_sec)),
+            mb(hold.and_then(|h| h.rss_idle_kb)),
+            mb(hold.and_then(|h| h.rss_with_sessions_kb)),
+            mb(hold.and_then(|h| h.rss_peak_while_holding_kb)),
+            x.restart
+                .as_ref()
+                .and_then(|r| r.ms_to_accept)
                 .map_or("–".to_owned(), |v| format!("{v:.1} ms")),
-            x["restart"]["ms_to_first_begin"]
-                .as_f64()
+            x.restart
+                .as_ref()
+                .and_then(|r| r.ms_to_first_begin)
                 .map_or("–".to_owned(), |v| format!("{v:.1} ms")),
-            mb(&x["rss_after_restart_kb"]),
+            mb(x.rss_after_restart_kb),
             open.unwrap_or_else(|| "–".to_owned()),
         );
     }
@@ -872,17 +828,10 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
             let _ = writeln!(
                 md,
                 "* **{name} was not measured**: {}",
-                one_line(&s(&sys["reason"]))
+                one_line(&sys.reason)
             );
         }
-        let tried: Vec<String> = sys["tried"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|t| one_line(t.as_str().unwrap_or("")))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let tried: Vec<String> = sys.tried.iter().map(|t| one_line(t)).collect();
         if !tried.is_empty() && (!r.system_ok(id) || id != "ferrata") {
             let _ = writeln!(md, "* How {name} was obtained and started in this run:");
             for t in tried {
@@ -893,7 +842,7 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
     if !any_missing {
         let _ = writeln!(md, "* All three systems were measured in this run.");
     }
-    let cores = meta["machine"]["nproc"].as_u64().unwrap_or(0);
+    let cores = meta.machine.nproc;
     for &(id, name, _) in r.requested() {
         let shares: Vec<(u64, String, CpuShares)> = r
             .runs
@@ -934,7 +883,7 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
         .requested()
         .iter()
         .filter_map(|(id, name, _)| {
-            let bytes = r.system(id)?["log_bytes"].as_f64()?;
+            let bytes = r.system(id)?.totals.as_ref()?.log_bytes? as f64;
             Some(format!("{name} {:.1} MB", bytes / 1024.0 / 1024.0))
         })
         .collect();
@@ -971,9 +920,9 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
          ports on all interfaces; the generator only talks to it over 127.0.0.1. seata-server \
          puts a non-loopback host address in its XIDs (it refuses loopback for that); the \
          generator still only connects to 127.0.0.1.\n\
-         * Raw results: `target/bench/results/` (one `ferrata-bench` JSON report per run, \
-         `*.server.json` with the server-side samples, `systems/`, `sessions/`, `meta.json`); \
-         server logs: `target/bench/logs/`."
+         * Raw results: `target/bench/results/` (`runs/` with one file per run: the \
+         `ferrata-bench` report and the server-side samples; `systems/`, `sessions/`, \
+         `meta.json`); server logs: `target/bench/logs/`."
     );
     md
 }
