@@ -36,6 +36,48 @@ impl FenceStatus {
     }
 }
 
+/// The fence's database operations, as named in [`FenceError::Database`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FenceOperation {
+    Begin,
+    InsertTried,
+    /// An empty rollback's insert, which may lose a race to a concurrent try.
+    InsertSuspended,
+    SelectForUpdate,
+    SelectStatus,
+    UpdateStatus,
+    CommitTry,
+    CommitPhaseTwo,
+    CommitEmptyRollback,
+    DeleteOldRows,
+    LockForCreateTable,
+    LookUpTable,
+    CreateTable,
+    CommitCreateTable,
+}
+
+impl std::fmt::Display for FenceOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FenceOperation::Begin => "begin transaction",
+            FenceOperation::InsertTried => "insert tried row",
+            FenceOperation::InsertSuspended => "insert suspended row",
+            FenceOperation::SelectForUpdate => "select for update",
+            FenceOperation::SelectStatus => "select status",
+            FenceOperation::UpdateStatus => "update status",
+            FenceOperation::CommitTry => "commit try",
+            FenceOperation::CommitPhaseTwo => "commit phase 2",
+            FenceOperation::CommitEmptyRollback => "commit empty rollback",
+            FenceOperation::DeleteOldRows => "delete old rows",
+            FenceOperation::LockForCreateTable => "lock for create table",
+            FenceOperation::LookUpTable => "look up table",
+            FenceOperation::CreateTable => "create table",
+            FenceOperation::CommitCreateTable => "commit create table",
+        })
+    }
+}
+
 /// Why a guarded phase (fenced or not) did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum FenceError {
@@ -85,7 +127,7 @@ pub enum FenceError {
          retryable, so the TC will try again"
     )]
     Database {
-        operation: &'static str,
+        operation: FenceOperation,
         table: String,
         #[source]
         source: Box<sqlx::Error>,

@@ -52,9 +52,10 @@ pub mod resource;
 
 pub use client::TccBranchClient;
 pub use context::{BusinessActionContext, ContextError};
-pub use error::{BoxError, FenceError, FenceStatus, PhaseTwoError, TccError};
+pub use error::{BoxError, FenceError, FenceOperation, FenceStatus, PhaseTwoError, TccError};
+pub use fence::TableSetup;
 pub use fence::{DDL_MYSQL, DDL_POSTGRES};
 #[cfg(any(feature = "mysql", feature = "postgres"))]
-pub use fence::{FenceDatabase, TccFence};
+pub use fence::{FenceDatabase, TccFence, TccFenceBuilder};
 pub use participant::{BranchKey, NoFence, PhaseFuture, PhaseGuard, PhaseWork, TccParticipant};
 pub use resource::{TccResource, register_tcc_resource, tcc_try};

@@ -135,6 +135,48 @@ macro_rules! fence_suite {
         }
 
         #[tokio::test]
+        async fn builder_creates_its_table_and_the_fence_works_on_it() {
+            let shared = fence().await;
+            let table = "tcc_fence_built".to_owned();
+            sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {table}"))
+                .execute(shared.pool())
+                .await
+                .unwrap();
+            let fence = TccFence::builder(shared.pool().clone())
+                .table(table.clone())
+                .clean_period(Duration::ZERO)
+                .start()
+                .await
+                .unwrap();
+            assert_eq!(fence.table(), table);
+            let xid = support::unique_xid();
+            fence
+                .fenced_try(
+                    &xid,
+                    1,
+                    "act",
+                    |tx| async move { (tx, Ok::<_, BoxError>(())) },
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                fence.status(&xid, 1).await.unwrap(),
+                Some(FenceStatus::Tried)
+            );
+            // Starting again finds the table and leaves its rows alone.
+            let again = TccFence::builder(shared.pool().clone())
+                .table(table.clone())
+                .clean_period(Duration::ZERO)
+                .start()
+                .await
+                .unwrap();
+            assert_eq!(
+                again.status(&xid, 1).await.unwrap(),
+                Some(FenceStatus::Tried)
+            );
+        }
+
+        #[tokio::test]
         async fn try_commits_its_row_and_business_work_together() {
             let fence = fence().await;
             let xid = support::unique_xid();
