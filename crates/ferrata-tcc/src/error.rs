@@ -134,20 +134,19 @@ pub enum FenceError {
     },
 }
 
-/// Why a TCC try (phase 1 through [`crate::tcc_try`]) failed.
+/// Why a TCC try (phase 1) failed. `E` is the participant's own error type, returned as
+/// [`TccError::Business`] without downcasting. In every case, roll the global transaction back
+/// (returning `Err` from the transaction scope does): the TC then cancels the branch if it was
+/// registered.
 #[derive(Debug, thiserror::Error)]
-pub enum TccError {
-    #[error(
-        "TCC action {action:?} called outside a global transaction: no XID is bound to this \
-         task. Call it inside ferrata's global transaction scope, or bind the caller's XID \
-         (ferrata::context::with_xid)"
-    )]
+pub enum TccError<E> {
+    /// No XID is bound to this task: call the action inside the TM's transaction scope, or
+    /// bind the caller's XID (`ferrata::context::with_xid`, or the axum/tower layer).
+    #[error("TCC action {action:?} called outside a global transaction")]
     NoGlobalTransaction { action: String },
 
-    #[error(
-        "registering the TCC branch of action {action:?} in {xid} failed: {source}. The try did \
-         not run; roll the global transaction back or retry the call"
-    )]
+    /// BranchRegister failed; the try did not run.
+    #[error("registering the branch of TCC action {action:?} failed: {source}")]
     Register {
         action: String,
         xid: String,
@@ -155,11 +154,20 @@ pub enum TccError {
         source: ferrata::Error,
     },
 
-    #[error(
-        "the try of action {action:?} (branch {branch_id} of {xid}) failed: {source}. Roll the \
-         global transaction back: the TC will cancel the branch"
-    )]
-    Try {
+    /// The participant's `prepare` failed; its local work was rolled back.
+    #[error("{source}")]
+    Business {
+        action: String,
+        xid: String,
+        branch_id: i64,
+        #[source]
+        source: E,
+    },
+
+    /// The fence refused the try (the branch was rolled back before it arrived:
+    /// [`FenceError::Suspended`]) or its database failed; the local work was rolled back.
+    #[error("try of TCC action {action:?} failed: {source}")]
+    Fence {
         action: String,
         xid: String,
         branch_id: i64,
@@ -167,10 +175,8 @@ pub enum TccError {
         source: FenceError,
     },
 
-    #[error(
-        "reporting the updated action context of branch {branch_id} of {xid} failed: {source}. \
-         Phase 2 would not see the values the try stored, so roll the global transaction back"
-    )]
+    /// Reporting the context the try changed failed: phase 2 would not see the new values.
+    #[error("reporting the action context of branch {branch_id} failed: {source}")]
     Report {
         xid: String,
         branch_id: i64,
@@ -178,8 +184,27 @@ pub enum TccError {
         source: ferrata::Error,
     },
 
+    /// The participant's parameters could not be written as the action context.
     #[error(transparent)]
     Context(#[from] ContextError),
+}
+
+impl<E> TccError<E> {
+    /// The participant's own error, when that is what failed.
+    pub fn business(&self) -> Option<&E> {
+        match self {
+            TccError::Business { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// The participant's own error, when that is what failed.
+    pub fn into_business(self) -> Option<E> {
+        match self {
+            TccError::Business { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 /// Why a phase-2 call did not succeed; every case is answered to the TC as retryable.

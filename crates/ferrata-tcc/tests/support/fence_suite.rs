@@ -26,10 +26,10 @@ macro_rules! fence_suite {
         use std::sync::atomic::{AtomicUsize, Ordering};
         use std::time::Duration;
 
-        use ferrata::{BranchHandler, BranchRequest, BranchStatus, BranchType};
+        use ferrata::{BranchRequest, BranchStatus, BranchType};
         use ferrata_tcc::{
-            BoxError, BusinessActionContext, FenceError, FenceStatus, TccFence, TccParticipant,
-            TccResource, tcc_try,
+            BoxError, FenceError, FenceStatus, TccFence, TccParticipant,
+            TccContext, TccError, TccResource, tcc_try,
         };
         use sqlx::Transaction;
 
@@ -766,21 +766,33 @@ macro_rules! fence_suite {
             cancels: AtomicUsize,
         }
 
+        /// The ledger's action context: the amount, stored by the try.
+        #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+        struct LedgerParams {
+            amount: Option<i64>,
+        }
+
         impl TccParticipant for Ledger {
             type Local = Tx;
             type Args = i64;
             type Output = ();
+            type Params = LedgerParams;
+            type Error = sqlx::Error;
 
             fn action_name(&self) -> &str {
                 "ledger-action"
             }
 
+            fn params(&self, _: &i64) -> LedgerParams {
+                LedgerParams::default()
+            }
+
             async fn prepare(
                 &self,
                 tx: &mut Tx,
-                ctx: &mut BusinessActionContext,
+                ctx: &mut TccContext<LedgerParams>,
                 amount: i64,
-            ) -> Result<(), BoxError> {
+            ) -> Result<(), sqlx::Error> {
                 self.prepares.fetch_add(1, Ordering::SeqCst);
                 sqlx::query($insert_ledger)
                     .bind(&ctx.xid)
@@ -788,18 +800,18 @@ macro_rules! fence_suite {
                     .bind("try")
                     .execute(&mut **tx)
                     .await?;
-                ctx.put("amount", amount)?;
+                ctx.params.amount = Some(amount);
                 Ok(())
             }
 
             async fn confirm(
                 &self,
                 tx: &mut Tx,
-                ctx: &BusinessActionContext,
-            ) -> Result<bool, BoxError> {
+                ctx: &TccContext<LedgerParams>,
+            ) -> Result<(), sqlx::Error> {
                 self.confirms.fetch_add(1, Ordering::SeqCst);
                 assert_eq!(
-                    ctx.get::<i64>("amount")?,
+                    ctx.params.amount,
                     Some(12),
                     "phase 2 sees the reported context"
                 );
@@ -809,14 +821,14 @@ macro_rules! fence_suite {
                     .bind("confirm")
                     .execute(&mut **tx)
                     .await?;
-                Ok(true)
+                Ok(())
             }
 
             async fn cancel(
                 &self,
                 tx: &mut Tx,
-                ctx: &BusinessActionContext,
-            ) -> Result<bool, BoxError> {
+                ctx: &TccContext<LedgerParams>,
+            ) -> Result<(), sqlx::Error> {
                 self.cancels.fetch_add(1, Ordering::SeqCst);
                 sqlx::query($insert_ledger)
                     .bind(&ctx.xid)
@@ -824,7 +836,7 @@ macro_rules! fence_suite {
                     .bind("cancel")
                     .execute(&mut **tx)
                     .await?;
-                Ok(true)
+                Ok(())
             }
         }
 
@@ -894,7 +906,16 @@ macro_rules! fence_suite {
             let client = support::RecordingClient::default();
             let late =
                 ferrata::context::with_xid(xid.clone(), tcc_try(&client, &resource, 12)).await;
-            assert!(late.is_err(), "the late try must be refused");
+            assert!(
+                matches!(
+                    late,
+                    Err(TccError::Fence {
+                        source: FenceError::Suspended { .. },
+                        ..
+                    })
+                ),
+                "the late try must be refused: {late:?}"
+            );
             assert_eq!(client.registered()[0].branch_id, 1000);
             assert_eq!(resource.participant().prepares.load(Ordering::SeqCst), 0);
             assert_eq!(ledger(&fence, &xid, "try").await, 0);
