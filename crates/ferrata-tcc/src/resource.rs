@@ -168,16 +168,19 @@ where
             }
             Err(error) => Err(error),
         };
-        let (xid, branch_id, action) = (
-            request.xid.as_str(),
-            request.branch_id,
-            self.action_name(),
-        );
+        let (xid, branch_id, action) =
+            (request.xid.as_str(), request.branch_id, self.action_name());
         let phase = phase.name();
         match outcome {
             Ok(true) => true,
             Ok(false) => {
-                tracing::warn!(xid, branch_id, action, phase, "TCC phase 2 not done; the TC will retry");
+                tracing::warn!(
+                    xid,
+                    branch_id,
+                    action,
+                    phase,
+                    "TCC phase 2 not done; the TC will retry"
+                );
                 false
             }
             Err(error) => {

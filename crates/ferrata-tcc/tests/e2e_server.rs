@@ -92,9 +92,9 @@ async fn global_commit_confirms_once_and_global_rollback_cancels_once() {
         name: "e2e-counting".into(),
         ..Counting::default()
     })
-        .register(&client)
-        .await
-        .unwrap();
+    .register(&client)
+    .await
+    .unwrap();
     let p = action.participant();
 
     // Commit: the try's reported context reaches confirm.
@@ -138,9 +138,9 @@ async fn phase_two_reaches_a_tcc_participant_connected_over_ipv6() {
         name: "ipv6-counting".into(),
         ..Counting::default()
     })
-        .register(&client)
-        .await
-        .unwrap();
+    .register(&client)
+    .await
+    .unwrap();
     let p = action.participant();
     let a = &action;
     client

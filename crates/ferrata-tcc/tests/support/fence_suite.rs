@@ -28,8 +28,8 @@ macro_rules! fence_suite {
 
         use ferrata::{BranchRequest, BranchStatus, BranchType};
         use ferrata_tcc::{
-            BoxError, FenceError, FenceStatus, TccFence, TccParticipant,
-            TccContext, TccError, TccResource, tcc_try,
+            BoxError, FenceError, FenceStatus, TccContext, TccError, TccFence, TccParticipant,
+            TccResource, tcc_try,
         };
         use sqlx::Transaction;
 
