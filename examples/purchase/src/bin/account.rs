@@ -97,8 +97,7 @@ impl TccParticipant for AccountDebit {
                 "insufficient balance of {}: {available} available, {} needed",
                 args.user, args.money
             ),
-        })
-        .into())
+        }))
     }
 
     async fn confirm(&self, tx: &mut Tx, ctx: &TccContext<Debit>) -> Result<(), ActionError> {

@@ -96,8 +96,7 @@ impl TccParticipant for StockReserve {
                 "not enough stock of {}: {available} available, {} asked",
                 args.commodity, args.count
             ),
-        })
-        .into())
+        }))
     }
 
     async fn confirm(
