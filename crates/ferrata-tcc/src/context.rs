@@ -89,6 +89,23 @@ pub struct TccContext<P> {
 }
 
 impl<P: Serialize + DeserializeOwned> TccContext<P> {
+    /// The context phase 2 sees for a branch with this applicationData (as the TC hands it
+    /// back); for tests of a participant's phase 2.
+    pub fn from_application_data(
+        xid: &str,
+        branch_id: i64,
+        action_name: &str,
+        application_data: &str,
+    ) -> Result<TccContext<P>, ContextError> {
+        let branch = BusinessActionContext::from_application_data(
+            xid,
+            branch_id,
+            action_name,
+            application_data,
+        )?;
+        TccContext::decode(&branch)
+    }
+
     /// The context of a phase-2 call, from the branch's applicationData.
     pub(crate) fn decode(branch: &BusinessActionContext) -> Result<TccContext<P>, ContextError> {
         let params = P::deserialize(Value::Object(branch.action_context.clone()))

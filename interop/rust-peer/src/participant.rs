@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn calls_are_listed_as_the_java_suite_reads_them() {
         let calls = Calls::default();
-        let ctx = BusinessActionContext::from_application_data(
+        let ctx = TccContext::from_application_data(
             "127.0.0.1:8091:7",
             8,
             ACTION,
@@ -243,7 +243,8 @@ mod tests {
         )
         .expect("context");
         calls.record("commit", &ctx);
-        calls.record("rollback", &BusinessActionContext::default());
+        let empty = TccContext::from_application_data("", 0, "", "").expect("empty context");
+        calls.record("rollback", &empty);
         let json = serde_json::to_value(calls.snapshot()).expect("json");
         assert_eq!(
             json,
