@@ -210,16 +210,14 @@ fn request(resource_id: &str) -> BranchRequest {
 
 // ---- compile-time checks (never called) --------------------------------------------------
 
-/// Without a fence, with the recording client and with the SDK's `Client`/`ResourceManager`.
+/// Without a fence, with the recording client and with the SDK's `Client`.
 #[allow(dead_code)]
 fn no_fence_is_send(
     client: &ferrata::Client,
-    rm: &ferrata::ResourceManager,
     recording: &RecordingClient,
     resource: &TccResource<Plain>,
 ) {
     assert_send(&tcc_try(client, resource, String::new()));
-    assert_send(&tcc_try(rm, resource, String::new()));
     assert_send(&tcc_try(recording, resource, String::new()));
     assert_send(&ferrata::context::with_xid(
         "x",

@@ -13,7 +13,9 @@ use ferrata::context::current_xid;
 use ferrata::integrations::reqwest::XidPropagation;
 use ferrata::integrations::tower::XidLayer;
 use ferrata::rm::{BranchHandler, BranchRequest};
-use ferrata::{BranchStatus, BranchType, Client, ClientConfig, TransactionOptions};
+use ferrata::{
+    BranchRegistration, BranchStatus, BranchType, Client, ClientConfig, TransactionOptions,
+};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -96,7 +98,9 @@ pub async fn start_stock_service(tc: &str, stock: Stock) -> Result<String, BoxEr
         // Register the branch first, so that a rollback reaches us even if the try fails.
         let context = format!(r#"{{"quantity":{quantity}}}"#);
         if let Err(error) = client
-            .branch_register(&xid, BranchType::Tcc, RESOURCE, "", &context)
+            .branch_register(
+                BranchRegistration::new(&xid, BranchType::Tcc, RESOURCE).application_data(&context),
+            )
             .await
         {
             return (StatusCode::SERVICE_UNAVAILABLE, error.to_string());
@@ -136,7 +140,7 @@ pub async fn purchase(
                 // Err rolls the whole transaction back: the stock service cancels.
                 return Err::<String, BoxError>("payment declined".into());
             }
-            Ok(format!("order in {}", tx.xid.unwrap_or_default()))
+            Ok(format!("order in {}", tx.xid))
         })
         .await?;
     Ok(order)

@@ -21,13 +21,92 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// The TC request a failed call was making.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    GlobalBegin,
+    GlobalCommit,
+    GlobalRollback,
+    GlobalStatus,
+    BranchRegister,
+    BranchReport,
+    GlobalLockQuery,
+    /// RegisterTM or RegisterRM when a connection opens.
+    Registration,
+    /// RegisterRM for resources added on an open connection.
+    ResourceRegistration,
+    /// Any request, where the answer could not be matched to one.
+    Request,
+    /// A batch of merged requests.
+    MergedRequest,
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Operation::GlobalBegin => "global begin",
+            Operation::GlobalCommit => "global commit",
+            Operation::GlobalRollback => "global rollback",
+            Operation::GlobalStatus => "global status",
+            Operation::BranchRegister => "branch register",
+            Operation::BranchReport => "branch report",
+            Operation::GlobalLockQuery => "global lock query",
+            Operation::Registration => "registration",
+            Operation::ResourceRegistration => "resource registration",
+            Operation::Request => "request",
+            Operation::MergedRequest => "merged request",
+        })
+    }
+}
+
+/// Why a configuration cannot work. The properties to set are named in the variants' docs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Set `service.vgroupMapping.<group>=<cluster>`.
+    #[error(
+        "transaction-service group {group:?} maps to no cluster (service.vgroupMapping.{group})"
+    )]
+    NoCluster { group: String },
+    /// Set `service.<cluster>.grouplist=host:port[,host:port...]`.
+    #[error(
+        "cluster {cluster:?} of group {group:?} has no TC addresses (service.{cluster}.grouplist)"
+    )]
+    NoAddresses { cluster: String, group: String },
+    #[error("TC address {addr:?} is not host:port")]
+    BadAddress { addr: String },
+    /// Set both `seata.accessKey` and `seata.secretKey` (non-empty), or neither.
+    #[error("only one of accessKey and secretKey is set")]
+    HalfCredentials,
+    /// Set `seata.application-id` (or the builder's application id).
+    #[error("application id is not set")]
+    NoApplicationId,
+    /// Java signs registrations over a comma-separated text, so such a group cannot be signed.
+    #[error("transaction-service group {group:?} contains a comma and cannot be signed")]
+    GroupWithComma { group: String },
+    #[error("{field} must be at least 1")]
+    Zero { field: &'static str },
+    #[error("{key} must be {expected}, not {value:?}")]
+    BadValue {
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
+    /// RegisterRM joins resource ids with commas.
+    #[error("resource id {resource_id:?} must be non-empty and contain no comma")]
+    BadResourceId { resource_id: String },
+    #[error("TLS {what}: {reason}")]
+    Tls { what: String, reason: String },
+}
+
 /// Everything an SDK call can fail with.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The configuration cannot work (no TC address, unknown group, bad value).
     #[error("invalid ferrata configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
 
     /// No TC address of the configured cluster accepted a connection.
     #[error(
@@ -63,7 +142,7 @@ pub enum Error {
          before retrying, or raise transport.rpcTmRequestTimeout / transport.rpcRmRequestTimeout"
     )]
     Timeout {
-        operation: &'static str,
+        operation: Operation,
         addr: String,
         timeout: Duration,
     },
@@ -73,10 +152,7 @@ pub enum Error {
         "the connection to TC {addr} closed before {operation} was answered; the SDK reconnects \
          by itself. The request may or may not have taken effect: query the status before retrying"
     )]
-    ConnectionLost {
-        operation: &'static str,
-        addr: String,
-    },
+    ConnectionLost { operation: Operation, addr: String },
 
     /// An AT branch could not take its row locks because another global transaction holds them.
     #[error(
@@ -117,7 +193,7 @@ pub enum Error {
     /// The TC answered with a failure result (anything but a lock conflict).
     #[error("TC refused {operation} ({code:?}): {message}. {}", code_hint(*.code))]
     Rejected {
-        operation: &'static str,
+        operation: Operation,
         code: TransactionExceptionCode,
         message: String,
     },
@@ -129,6 +205,11 @@ pub enum Error {
     )]
     NoTransaction,
 
+    /// [`crate::Client::in_global_transaction`] was given a propagation mode that would run the
+    /// work without a global transaction; use [`crate::Client::with_propagation`] for those.
+    #[error("propagation {propagation:?} does not run in a global transaction")]
+    NotTransactional { propagation: crate::Propagation },
+
     /// NEVER propagation with a global transaction bound to the task.
     #[error(
         "propagation NEVER forbids a global transaction, but {xid} is bound to this task; run \
@@ -139,7 +220,7 @@ pub enum Error {
     /// The TC sent something that does not answer the request (a protocol bug on either side).
     #[error("unexpected answer to {operation}: {detail}; this is a bug, please report it")]
     Protocol {
-        operation: &'static str,
+        operation: Operation,
         detail: String,
     },
 
@@ -194,7 +275,7 @@ impl Error {
 
     /// Maps a TC failure response for `operation` to an error.
     pub(crate) fn from_result(
-        operation: &'static str,
+        operation: Operation,
         code: TransactionExceptionCode,
         message: String,
     ) -> Error {

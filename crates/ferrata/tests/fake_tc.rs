@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use ferrata::rm::{BranchHandler, BranchRequest, UndoLogDelete};
 use ferrata::{BranchStatus, BranchType};
-use ferrata::{Client, ClientConfig, Error};
+use ferrata::{Client, ClientConfig, Error, Operation};
 use ferrata_proto::{
     BatchResultMessage, BranchRollbackRequest, ClientVersion, CodecContext, Dialect,
     GlobalBeginResponse, MergeResultMessage, Message, MsgType, RegisterRmResponse,
@@ -289,7 +289,7 @@ async fn unanswered_request_times_out_with_a_typed_error() {
         matches!(
             err,
             Error::Timeout {
-                operation: "global begin",
+                operation: Operation::GlobalBegin,
                 ..
             }
         ),
