@@ -73,6 +73,12 @@
 //! the `mysql`/`postgres` features: use it (or the same sqlx minor version) for the pools and
 //! transactions handed to the fence, since two sqlx versions make two incompatible types.
 
+/// The guide's snippets (docs/guide/sdk.md), compiled as doctests of this crate, which sees
+/// both the SDK and the TCC API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide/sdk.md")]
+pub struct Guide;
+
 pub mod client;
 pub mod context;
 pub mod error;

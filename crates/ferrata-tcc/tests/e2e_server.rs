@@ -282,7 +282,7 @@ async fn fenced_participant_through_the_tc_on_postgres() {
     let (xid, branch) = client
         .in_global_transaction(TransactionOptions::new("pg-commit"), |info| async move {
             let branch = a.call(()).await?;
-            Ok::<_, ferrata_tcc::TccError<sqlx::Error>>((info.xid.unwrap(), branch))
+            Ok::<_, ferrata_tcc::TccError<sqlx::Error>>((info.xid, branch))
         })
         .await
         .unwrap();
@@ -305,7 +305,7 @@ async fn fenced_participant_through_the_tc_on_postgres() {
     let failed = client
         .in_global_transaction(TransactionOptions::new("pg-rollback"), |info| async move {
             let branch = a.call(()).await?;
-            *cap.lock().unwrap() = Some((info.xid.unwrap(), branch));
+            *cap.lock().unwrap() = Some((info.xid, branch));
             Err::<(), BoxError>("payment declined".into())
         })
         .await;

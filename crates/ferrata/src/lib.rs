@@ -45,6 +45,15 @@ pub use tm::{
 };
 pub use transport::TransportStats;
 
+/// The `reqwest` (0.13) the `reqwest` integration is built against.
+#[cfg(feature = "reqwest")]
+pub use reqwest;
+/// The `reqwest-middleware` (0.5) [`integrations::reqwest::XidPropagation`] plugs into: build
+/// the HTTP client with this one (or the same minor version), since two versions make two
+/// incompatible middleware traits.
+#[cfg(feature = "reqwest")]
+pub use reqwest_middleware;
+
 use ferrata_proto::{Message, ResultInfo};
 use tokio::sync::watch;
 
