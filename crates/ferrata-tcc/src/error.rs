@@ -36,7 +36,7 @@ impl FenceStatus {
     }
 }
 
-/// The fence's database operations, as named in [`FenceError::Database`].
+/// The fence's database operations, as named in `FenceError::Database`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FenceOperation {

@@ -69,7 +69,7 @@
 //! phase 2 runs later, when the TC asks. `Err` from confirm or cancel means "not done": that
 //! call's local work is rolled back and the TC calls again, until it succeeds.
 //!
-//! The SDK is built against `sqlx` 0.8, re-exported as [`ferrata_tcc::sqlx`](crate::sqlx) with
+//! The SDK is built against `sqlx` 0.8, re-exported as `ferrata_tcc::sqlx` with
 //! the `mysql`/`postgres` features: use it (or the same sqlx minor version) for the pools and
 //! transactions handed to the fence, since two sqlx versions make two incompatible types.
 

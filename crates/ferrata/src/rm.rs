@@ -1,6 +1,7 @@
 //! The resource-manager (RM) side: [`BranchHandler`]s registered per resource id answer the TC's
-//! phase-2 BranchCommit/BranchRollback (and UndoLogDelete) requests, and [`ResourceManager`]
-//! [`Client`] registers branches, reports their status and queries global locks.
+//! phase-2 BranchCommit/BranchRollback (and UndoLogDelete) requests, and the [`Client`]
+//! registers resources and branches, reports their status and queries global locks, with
+//! request structs ([`BranchRegistration`], [`BranchReport`], [`LockQuery`]).
 //!
 //! ```no_run
 //! use ferrata::rm::{BranchHandler, BranchRequest};

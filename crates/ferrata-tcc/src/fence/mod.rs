@@ -218,7 +218,7 @@ pub struct TccFenceBuilder<DB: sqlx::Database> {
     table_setup: TableSetup,
 }
 
-/// Whether [`TccFenceBuilder::start`] creates the fence table.
+/// Whether `TccFenceBuilder::start` creates the fence table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TableSetup {
     /// Create the table with Seata's DDL when it does not exist (the default).
