@@ -85,47 +85,36 @@ pub enum FenceError {
     #[error("{0}")]
     Business(#[source] BoxError),
 
-    /// A try arrived after the branch had been rolled back (an empty rollback left status 4).
-    #[error(
-        "try of branch {branch_id} of {xid} refused: the branch was already rolled back before \
-         this try arrived (suspension), so its business work was rolled back too; the global \
-         transaction is ending as rolled back, do not retry this try"
-    )]
+    /// A try arrived after the branch had been rolled back (an empty rollback left status 4):
+    /// its business work was rolled back too. The global transaction is ending as rolled back;
+    /// do not retry this try.
+    #[error("branch {branch_id} of {xid} was rolled back before its try arrived")]
     Suspended { xid: String, branch_id: i64 },
 
-    /// Phase 2 commit found no fence row: the try never committed on this database.
-    #[error(
-        "no tcc_fence_log row for branch {branch_id} of {xid}: commit arrived for a try that \
-         never committed on this database (is the fence pointed at the try's database?); \
-         answering retryable so the TC tries again"
-    )]
+    /// Phase 2 commit found no fence row: the try never committed on this database (is the
+    /// fence pointed at the try's database?). Answered retryable, so the TC tries again.
+    #[error("no tcc_fence_log row for branch {branch_id} of {xid}")]
     NoRecord { xid: String, branch_id: i64 },
 
-    /// The fence row holds a status this code does not know.
-    #[error(
-        "tcc_fence_log row for branch {branch_id} of {xid} has unknown status {status}; \
-         valid statuses are 1 (tried), 2 (committed), 3 (rollbacked), 4 (suspended): fix the row"
-    )]
+    /// The fence row holds a status this code does not know; valid statuses are 1 (tried),
+    /// 2 (committed), 3 (rollbacked), 4 (suspended): fix the row.
+    #[error("tcc_fence_log row for branch {branch_id} of {xid} has unknown status {status}")]
     UnknownStatus {
         xid: String,
         branch_id: i64,
         status: i64,
     },
 
-    /// The configured fence table name is not a plain SQL identifier.
-    #[error(
-        "fence table name {0:?} is not a plain identifier (letters, digits, `_`, optionally \
-         `schema.table`); choose another name"
-    )]
+    /// The configured fence table name is not a plain SQL identifier (letters, digits, `_`,
+    /// optionally `schema.table`).
+    #[error("fence table name {0:?} is not a plain identifier")]
     BadTableName(String),
 
-    /// The database failed (connection, missing table, deadlock, ...).
+    /// The database failed (connection, missing table, deadlock, ...): check it is reachable
+    /// and the table exists (`TccFence::builder` creates it). Phase 2 answers retryable, so the
+    /// TC tries again.
     #[cfg(any(feature = "mysql", feature = "postgres"))]
-    #[error(
-        "fence database operation `{operation}` on table {table} failed: {source}; check the \
-         database is reachable and the table exists (TccFence::create_table). Phase 2 answers \
-         retryable, so the TC will try again"
-    )]
+    #[error("fence {operation} on {table} failed: {source}")]
     Database {
         operation: FenceOperation,
         table: String,
@@ -210,16 +199,13 @@ impl<E> TccError<E> {
 /// Why a phase-2 call did not succeed; every case is answered to the TC as retryable.
 #[derive(Debug, thiserror::Error)]
 pub enum PhaseTwoError {
-    #[error(
-        "phase 2 for resource {resource_id:?} reached the TCC resource of action {action:?}; \
-         register each TccResource under its own action name"
-    )]
+    /// A phase-2 request for another resource id (cannot happen through
+    /// `TccResource::register`, which registers under the action name).
+    #[error("phase 2 for resource {resource_id:?} reached the TCC action {action:?}")]
     WrongResource { resource_id: String, action: String },
 
-    #[error(
-        "cannot rebuild the action context of branch {branch_id} of {xid}: {source}; the TC \
-         will retry, but the applicationData must be fixed for the branch to finish"
-    )]
+    /// The TC retries, but the applicationData must be fixed for the branch to finish.
+    #[error("cannot rebuild the action context of branch {branch_id} of {xid}: {source}")]
     Context {
         xid: String,
         branch_id: i64,
@@ -227,11 +213,9 @@ pub enum PhaseTwoError {
         source: ContextError,
     },
 
-    #[error(
-        "branch {branch_id} of {xid} was registered with useTCCFence=true but this TccResource \
-         has no fence; build it with TccResource::with_guard(participant, TccFence::new(pool)) \
-         on the database the try used"
-    )]
+    /// Build the resource with `TccResource::with_guard(participant, fence)` on the database
+    /// the try used.
+    #[error("branch {branch_id} of {xid} was registered with the fence, and this action has none")]
     FenceRequired { xid: String, branch_id: i64 },
 
     #[error("{phase} of branch {branch_id} of {xid} failed: {source}")]

@@ -296,7 +296,7 @@ async fn unanswered_request_times_out_with_a_typed_error() {
         "{err:?}"
     );
     assert!(
-        err.to_string().contains("query the transaction status"),
+        err.advice().contains("query the transaction status"),
         "{err}"
     );
     // Commit and rollback are retried (5 attempts) before the error is returned.
