@@ -245,6 +245,7 @@ impl Default for ClientConfig {
 
 /// Builds a [`ClientConfig`]; `build` checks that the group resolves to TC addresses.
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct ClientConfigBuilder {
     config: ClientConfig,
     addresses: Option<Vec<String>>,

@@ -166,6 +166,35 @@ async fn scoped_helper_rolls_back_on_panic() {
 }
 
 #[tokio::test]
+async fn dropping_a_begun_transaction_rolls_it_back() {
+    let setup_ = setup("tm-drop").await;
+    let s = &setup_;
+    let tx = s
+        .client
+        .begin(Duration::from_secs(30), "dropped")
+        .await
+        .expect("begin");
+    tx.scope(async { s.enlist().await.expect("branch") }).await;
+    let xid = tx.xid().to_owned();
+    // An early return drops the handle without commit or rollback.
+    drop(tx);
+    assert_eq!(s.outcome(&xid).await, Some(false));
+
+    // A joined (participant) handle leaves its transaction alone when dropped.
+    let launched = s
+        .client
+        .begin(Duration::from_secs(30), "joined")
+        .await
+        .expect("begin");
+    drop(s.client.join(launched.xid()));
+    assert_eq!(
+        launched.status().await.expect("status"),
+        GlobalStatus::Begin
+    );
+    launched.rollback().await.expect("rollback");
+}
+
+#[tokio::test]
 async fn dropping_the_scoped_future_rolls_back() {
     let setup_ = setup("tm-cancel").await;
     let s = &setup_;
