@@ -196,6 +196,24 @@ impl<E> TccError<E> {
     }
 }
 
+/// Which phase-2 call of a TCC action ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PhaseTwo {
+    /// Confirm, for the TC's BranchCommit.
+    Commit,
+    /// Cancel, for the TC's BranchRollback.
+    Rollback,
+}
+
+impl std::fmt::Display for PhaseTwo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PhaseTwo::Commit => "confirm",
+            PhaseTwo::Rollback => "cancel",
+        })
+    }
+}
+
 /// Why a phase-2 call did not succeed; every case is answered to the TC as retryable.
 #[derive(Debug, thiserror::Error)]
 pub enum PhaseTwoError {
@@ -220,7 +238,7 @@ pub enum PhaseTwoError {
 
     #[error("{phase} of branch {branch_id} of {xid} failed: {source}")]
     Failed {
-        phase: &'static str,
+        phase: PhaseTwo,
         xid: String,
         branch_id: i64,
         #[source]

@@ -92,7 +92,9 @@ pub use sqlx;
 
 pub use client::TccBranchClient;
 pub use context::{BusinessActionContext, ContextError, TccContext};
-pub use error::{BoxError, FenceError, FenceOperation, FenceStatus, PhaseTwoError, TccError};
+pub use error::{
+    BoxError, FenceError, FenceOperation, FenceStatus, PhaseTwo, PhaseTwoError, TccError,
+};
 pub use fence::TableSetup;
 pub use fence::{DDL_MYSQL, DDL_POSTGRES};
 #[cfg(any(feature = "mysql", feature = "postgres"))]

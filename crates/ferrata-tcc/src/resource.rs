@@ -13,7 +13,7 @@ use crate::client::TccBranchClient;
 use crate::context::{
     BusinessActionContext, ContextError, TccContext, encode_application_data, keys, params_map,
 };
-use crate::error::{BoxError, FenceError, PhaseTwoError, TccError};
+use crate::error::{BoxError, FenceError, PhaseTwo, PhaseTwoError, TccError};
 use crate::participant::{BranchKey, NoFence, PhaseGuard, PhaseWork, TccParticipant};
 
 /// Method names written as `sys::prepare` / `sys::commit` / `sys::rollback`; informational for
@@ -21,22 +21,6 @@ use crate::participant::{BranchKey, NoFence, PhaseGuard, PhaseWork, TccParticipa
 const PREPARE_METHOD: &str = "prepare";
 const COMMIT_METHOD: &str = "confirm";
 const ROLLBACK_METHOD: &str = "cancel";
-
-/// Which phase-2 call a resource is running.
-#[derive(Debug, Clone, Copy)]
-enum PhaseTwo {
-    Commit,
-    Rollback,
-}
-
-impl PhaseTwo {
-    fn name(self) -> &'static str {
-        match self {
-            PhaseTwo::Commit => "confirm",
-            PhaseTwo::Rollback => "cancel",
-        }
-    }
-}
 
 /// A participant together with the guard its phases run through. Register it with
 /// [`TccResource::register`] to get the [`TccAction`] that runs its try.
@@ -170,7 +154,6 @@ where
         };
         let (xid, branch_id, action) =
             (request.xid.as_str(), request.branch_id, self.action_name());
-        let phase = phase.name();
         match outcome {
             Ok(true) => true,
             Ok(false) => {
@@ -178,13 +161,13 @@ where
                     xid,
                     branch_id,
                     action,
-                    phase,
+                    %phase,
                     "TCC phase 2 not done; the TC will retry"
                 );
                 false
             }
             Err(error) => {
-                tracing::warn!(xid, branch_id, action, phase, %error, "TCC phase 2 failed; the TC will retry");
+                tracing::warn!(xid, branch_id, action, %phase, %error, "TCC phase 2 failed; the TC will retry");
                 false
             }
         }
@@ -219,7 +202,7 @@ where
             PhaseTwo::Rollback => self.guard.guard_rollback(key, fenced, work).await,
         };
         guarded.map_err(|source| PhaseTwoError::Failed {
-            phase: phase.name(),
+            phase,
             xid: xid.to_owned(),
             branch_id,
             source,
