@@ -1,6 +1,8 @@
 //! `ferrata`: the Rust SDK for Seata-protocol distributed transactions — a transaction manager
 //! (begin/commit/rollback, scoped helper with Seata's propagation modes), a resource-manager
 //! runtime ([`rm`]), task-local XID context ([`context`]) and XID propagation integrations.
+//! TCC participants (with the `tcc_fence_log` fence) are the `ferrata-tcc` crate; the guide
+//! (`docs/guide/sdk.md`) starts with one.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -14,6 +16,7 @@
 //! let order_id = client
 //!     .in_global_transaction(TransactionOptions::new("create-order"), |tx| async move {
 //!         // Calls made here carry tx.xid (task-local) to participants.
+//!         println!("in {}", tx.xid);
 //!         Ok::<_, std::io::Error>(42)
 //!     })
 //!     .await?;
