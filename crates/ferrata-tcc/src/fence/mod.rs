@@ -451,8 +451,7 @@ enum PhaseTwoStart<Tx> {
     Done(bool),
 }
 
-/// The business work of one fenced phase: receives the open transaction and hands it back
-/// with its result.
+/// The local transaction a fenced phase runs in (the business work's `Local`).
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 type Tx<DB> = sqlx::Transaction<'static, DB>;
 
