@@ -1,8 +1,9 @@
 //! The two TC calls a TCC try makes (BranchRegister, BranchReport), as a small trait so the try
-//! path can run on the SDK's `Client`/`ResourceManager` and tests can record the calls.
+//! path can run on the SDK's `Client` and tests can record the calls.
 
 use std::future::Future;
 
+use ferrata::{BranchRegistration, BranchReport};
 use ferrata_proto::{BranchStatus, BranchType};
 
 /// What `tcc_try` needs from the SDK client.
@@ -33,39 +34,32 @@ pub trait TccBranchClient: Send + Sync {
     }
 }
 
-/// Both SDK handles expose the same branch calls; one body serves them.
-macro_rules! impl_tcc_branch_client {
-    ($($client:ty),+) => {$(
-        impl TccBranchClient for $client {
-            fn register_tcc_branch(
-                &self,
-                xid: &str,
-                resource_id: &str,
-                application_data: &str,
-            ) -> impl Future<Output = Result<i64, ferrata::Error>> + Send {
-                // Seata's TCC registers with a null lock key, which the wire carries as empty.
-                self.branch_register(xid, BranchType::Tcc, resource_id, "", application_data)
-            }
+impl TccBranchClient for ferrata::Client {
+    fn register_tcc_branch(
+        &self,
+        xid: &str,
+        resource_id: &str,
+        application_data: &str,
+    ) -> impl Future<Output = Result<i64, ferrata::Error>> + Send {
+        // Seata's TCC registers with a null lock key, which the wire carries as empty.
+        self.branch_register(
+            BranchRegistration::new(xid, BranchType::Tcc, resource_id)
+                .application_data(application_data),
+        )
+    }
 
-            fn report_tcc_branch(
-                &self,
-                xid: &str,
-                branch_id: i64,
-                resource_id: &str,
-                status: BranchStatus,
-                application_data: &str,
-            ) -> impl Future<Output = Result<(), ferrata::Error>> + Send {
-                self.branch_report(
-                    xid,
-                    branch_id,
-                    BranchType::Tcc,
-                    resource_id,
-                    status,
-                    application_data,
-                )
-            }
-        }
-    )+};
+    fn report_tcc_branch(
+        &self,
+        xid: &str,
+        branch_id: i64,
+        resource_id: &str,
+        status: BranchStatus,
+        application_data: &str,
+    ) -> impl Future<Output = Result<(), ferrata::Error>> + Send {
+        self.branch_report(
+            BranchReport::new(xid, branch_id, BranchType::Tcc, status)
+                .resource_id(resource_id)
+                .application_data(application_data),
+        )
+    }
 }
-
-impl_tcc_branch_client!(ferrata::ResourceManager, ferrata::Client);

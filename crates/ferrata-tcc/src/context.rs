@@ -64,6 +64,104 @@ pub enum ContextError {
         #[source]
         source: serde_json::Error,
     },
+    /// The participant's `Params` did not serialize as a JSON object.
+    #[error("the action context parameters are not a JSON object ({found})")]
+    ParamsNotAnObject { found: &'static str },
+    /// The branch's action context does not hold the participant's `Params`.
+    #[error("the action context does not match the participant's parameters: {source}")]
+    Params {
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// What a TCC participant sees in each phase: the branch identity and its typed action
+/// context ([`crate::TccParticipant::Params`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TccContext<P> {
+    pub xid: String,
+    pub branch_id: i64,
+    pub action_name: String,
+    /// The action context values; the try may change them (they are reported to the TC).
+    pub params: P,
+    /// The whole context as registered, framework keys included.
+    raw: Map<String, Value>,
+}
+
+impl<P: Serialize + DeserializeOwned> TccContext<P> {
+    /// The context phase 2 sees for a branch with this applicationData (as the TC hands it
+    /// back); for tests of a participant's phase 2.
+    pub fn from_application_data(
+        xid: &str,
+        branch_id: i64,
+        action_name: &str,
+        application_data: &str,
+    ) -> Result<TccContext<P>, ContextError> {
+        let branch = BusinessActionContext::from_application_data(
+            xid,
+            branch_id,
+            action_name,
+            application_data,
+        )?;
+        TccContext::decode(&branch)
+    }
+
+    /// The context of a phase-2 call, from the branch's applicationData.
+    pub(crate) fn decode(branch: &BusinessActionContext) -> Result<TccContext<P>, ContextError> {
+        let params = P::deserialize(Value::Object(branch.action_context.clone()))
+            .map_err(|source| ContextError::Params { source })?;
+        Ok(TccContext {
+            xid: branch.xid.clone(),
+            branch_id: branch.branch_id,
+            action_name: branch.action_name.clone(),
+            params,
+            raw: branch.action_context.clone(),
+        })
+    }
+
+    /// The context a try starts with: `params` plus the framework keys in `raw`.
+    pub(crate) fn new(
+        xid: String,
+        branch_id: i64,
+        action_name: String,
+        params: P,
+        raw: Map<String, Value>,
+    ) -> TccContext<P> {
+        TccContext {
+            xid,
+            branch_id,
+            action_name,
+            params,
+            raw,
+        }
+    }
+
+    /// The whole context map as the TC holds it, with the framework keys Java and Go write
+    /// ([`keys`]); for reading values a participant written in another language stored.
+    pub fn raw(&self) -> &Map<String, Value> {
+        &self.raw
+    }
+
+    /// The map to register or report: the framework keys with the current `params` over them.
+    pub(crate) fn to_map(&self) -> Result<Map<String, Value>, ContextError> {
+        let mut map = self.raw.clone();
+        map.extend(params_map(&self.params)?);
+        Ok(map)
+    }
+}
+
+/// `params` as the JSON object it must serialize to.
+pub(crate) fn params_map(params: &impl Serialize) -> Result<Map<String, Value>, ContextError> {
+    match serde_json::to_value(params) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(ContextError::ParamsNotAnObject {
+            found: json_kind(&other),
+        }),
+        Err(source) => Err(ContextError::NotSerializable {
+            key: "(parameters)".to_owned(),
+            source,
+        }),
+    }
 }
 
 /// What a TCC participant sees in every phase: the branch identity and the action context map

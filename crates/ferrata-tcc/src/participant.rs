@@ -4,9 +4,10 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::context::BusinessActionContext;
+use crate::context::TccContext;
 use crate::error::{BoxError, FenceError};
 
 /// A TCC action. Its name is the branch resource id and must be unique per application.
@@ -15,47 +16,59 @@ use crate::error::{BoxError, FenceError};
 /// and the open `sqlx::Transaction` for one behind a `TccFence`, so that the business writes
 /// commit or roll back together with the fence row.
 ///
+/// `Params` is the action context as a serde type (Java's `@BusinessActionContextParameter`
+/// values): built from the try arguments, registered with the branch, changed by the try if it
+/// needs to, and handed back to confirm and cancel. It must serialize as a JSON object (a struct
+/// with named fields; [`NoParams`] when there is nothing to keep).
+///
 /// Phase-2 methods may be called more than once and on any node of the application; without a
-/// fence they must be idempotent themselves. `Ok(false)` or `Err` from confirm/cancel makes the
-/// TC retry later.
+/// fence they must be idempotent themselves. `Err` from confirm/cancel means "not done": the
+/// business work of that call is rolled back and the TC calls again later.
 pub trait TccParticipant: Send + Sync + 'static {
     type Local: Send;
     type Args: Send;
     type Output: Send;
+    type Params: Serialize + DeserializeOwned + Send + Sync;
+    /// The business error of all three phases, returned to the try's caller as
+    /// [`crate::TccError::Business`].
+    type Error: std::error::Error + Send + Sync + 'static;
 
     /// The action name (Java's `@TwoPhaseBusinessAction(name)`), registered as the resource id.
     fn action_name(&self) -> &str;
 
-    /// Values from the try arguments to register with the branch (Java's
-    /// `@BusinessActionContextParameter`), so phase 2 can read them from the context.
-    fn action_context(&self, args: &Self::Args) -> Map<String, Value> {
-        let _ = args;
-        Map::new()
-    }
+    /// The action context to register with the branch, from the try arguments.
+    fn params(&self, args: &Self::Args) -> Self::Params;
 
-    /// Phase 1 (try): reserve the resources. Values `put` into `ctx` are reported to the TC.
+    /// Phase 1 (try): reserve the resources. Changes to `ctx.params` are reported to the TC
+    /// (even when the try fails, as cancel may need them).
     fn prepare(
         &self,
         local: &mut Self::Local,
-        ctx: &mut BusinessActionContext,
+        ctx: &mut TccContext<Self::Params>,
         args: Self::Args,
-    ) -> impl Future<Output = Result<Self::Output, BoxError>> + Send;
+    ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send;
 
-    /// Phase 2 commit: use the reservation. `Ok(true)` is success.
+    /// Phase 2 commit: use the reservation. `Err`: not done, the TC retries.
     fn confirm(
         &self,
         local: &mut Self::Local,
-        ctx: &BusinessActionContext,
-    ) -> impl Future<Output = Result<bool, BoxError>> + Send;
+        ctx: &TccContext<Self::Params>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
-    /// Phase 2 rollback: release the reservation. `Ok(true)` is success. Without a fence this may
-    /// run for a try that never happened (empty rollback) and must then succeed doing nothing.
+    /// Phase 2 rollback: release the reservation. `Err`: not done, the TC retries. Without a
+    /// fence this may run for a try that never happened (empty rollback) and must then succeed
+    /// doing nothing.
     fn cancel(
         &self,
         local: &mut Self::Local,
-        ctx: &BusinessActionContext,
-    ) -> impl Future<Output = Result<bool, BoxError>> + Send;
+        ctx: &TccContext<Self::Params>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
+
+/// [`TccParticipant::Params`] for an action that keeps nothing in its context (phase 2 finds
+/// its work by `ctx.xid` and `ctx.branch_id`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NoParams {}
 
 /// Which branch a phase belongs to.
 #[derive(Debug, Clone, Copy)]

@@ -1,5 +1,6 @@
-//! A TCC resource (participant + phase guard): phase 1 through [`tcc_try`], which registers the
-//! branch and runs the try, and phase 2 rebuilt from the branch applicationData.
+//! A TCC resource (participant + phase guard) and [`TccAction`], the handle it becomes once
+//! registered: phase 1 through [`TccAction::call`], phase 2 rebuilt from the branch
+//! applicationData when the TC asks.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,8 +10,10 @@ use ferrata_proto::{BranchStatus, BranchType};
 use serde_json::Value;
 
 use crate::client::TccBranchClient;
-use crate::context::{BusinessActionContext, encode_application_data, keys};
-use crate::error::{PhaseTwoError, TccError};
+use crate::context::{
+    BusinessActionContext, ContextError, TccContext, encode_application_data, keys, params_map,
+};
+use crate::error::{BoxError, FenceError, PhaseTwo, PhaseTwoError, TccError};
 use crate::participant::{BranchKey, NoFence, PhaseGuard, PhaseWork, TccParticipant};
 
 /// Method names written as `sys::prepare` / `sys::commit` / `sys::rollback`; informational for
@@ -19,14 +22,8 @@ const PREPARE_METHOD: &str = "prepare";
 const COMMIT_METHOD: &str = "confirm";
 const ROLLBACK_METHOD: &str = "cancel";
 
-/// Which phase-2 call a resource is running.
-#[derive(Debug, Clone, Copy)]
-enum PhaseTwo {
-    Commit,
-    Rollback,
-}
-
-/// A participant together with the guard its phases run through.
+/// A participant together with the guard its phases run through. Register it with
+/// [`TccResource::register`] to get the [`TccAction`] that runs its try.
 pub struct TccResource<P, G = NoFence> {
     participant: P,
     guard: G,
@@ -79,6 +76,25 @@ where
         self.participant.action_name()
     }
 
+    /// Registers the resource with the TC under its action name (RegisterRM), so that phase-2
+    /// requests for its branches reach it, and returns the handle that runs its try.
+    pub async fn register(
+        self,
+        client: &ferrata::Client,
+    ) -> Result<TccAction<P, G>, ferrata::Error> {
+        let resource = Arc::new(self);
+        client
+            .register_resource(
+                resource.action_name().to_owned(),
+                Registered(resource.clone()),
+            )
+            .await?;
+        Ok(TccAction {
+            resource,
+            client: client.clone(),
+        })
+    }
+
     /// Phase 2 commit: rebuilds the context and runs confirm (through the fence when the branch
     /// was registered with it). `Ok(false)`: not done, retry later.
     pub async fn commit(
@@ -103,6 +119,60 @@ where
             .await
     }
 
+    /// Phase 2 commit as the TC asks for it (what the registered resource answers). TCC never
+    /// answers "unretryable": any failure is retried by the TC.
+    pub async fn branch_commit(&self, request: BranchRequest) -> BranchStatus {
+        if self.handle(PhaseTwo::Commit, &request).await {
+            BranchStatus::PhaseTwoCommitted
+        } else {
+            BranchStatus::PhaseTwoCommitFailedRetryable
+        }
+    }
+
+    /// Phase 2 rollback as the TC asks for it; failures are retryable.
+    pub async fn branch_rollback(&self, request: BranchRequest) -> BranchStatus {
+        if self.handle(PhaseTwo::Rollback, &request).await {
+            BranchStatus::PhaseTwoRollbacked
+        } else {
+            BranchStatus::PhaseTwoRollbackFailedRetryable
+        }
+    }
+
+    /// Runs phase 2 for a TC request; true when it is done.
+    async fn handle(&self, phase: PhaseTwo, request: &BranchRequest) -> bool {
+        let outcome = match self.check_resource(request) {
+            Ok(()) => {
+                self.phase_two(
+                    phase,
+                    &request.xid,
+                    request.branch_id,
+                    &request.application_data,
+                )
+                .await
+            }
+            Err(error) => Err(error),
+        };
+        let (xid, branch_id, action) =
+            (request.xid.as_str(), request.branch_id, self.action_name());
+        match outcome {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::warn!(
+                    xid,
+                    branch_id,
+                    action,
+                    %phase,
+                    "TCC phase 2 not done; the TC will retry"
+                );
+                false
+            }
+            Err(error) => {
+                tracing::warn!(xid, branch_id, action, %phase, %error, "TCC phase 2 failed; the TC will retry");
+                false
+            }
+        }
+    }
+
     async fn phase_two(
         &self,
         phase: PhaseTwo,
@@ -124,7 +194,7 @@ where
                     PhaseTwo::Commit => participant.confirm(&mut local, ctx).await,
                     PhaseTwo::Rollback => participant.cancel(&mut local, ctx).await,
                 };
-                (local, result)
+                (local, result.map(|()| true).map_err(BoxError::from))
             })
         });
         let guarded = match phase {
@@ -132,10 +202,7 @@ where
             PhaseTwo::Rollback => self.guard.guard_rollback(key, fenced, work).await,
         };
         guarded.map_err(|source| PhaseTwoError::Failed {
-            phase: match phase {
-                PhaseTwo::Commit => "confirm",
-                PhaseTwo::Rollback => "cancel",
-            },
+            phase,
             xid: xid.to_owned(),
             branch_id,
             source,
@@ -159,27 +226,29 @@ where
         xid: &str,
         branch_id: i64,
         application_data: &str,
-    ) -> Result<(BusinessActionContext, bool), PhaseTwoError> {
-        let ctx = BusinessActionContext::from_application_data(
+    ) -> Result<(TccContext<P::Params>, bool), PhaseTwoError> {
+        let context_error = |source| PhaseTwoError::Context {
+            xid: xid.to_owned(),
+            branch_id,
+            source,
+        };
+        let branch = BusinessActionContext::from_application_data(
             xid,
             branch_id,
             self.action_name(),
             application_data,
         )
-        .map_err(|source| PhaseTwoError::Context {
-            xid: xid.to_owned(),
-            branch_id,
-            source,
-        })?;
+        .map_err(context_error)?;
         // As Java: the branch's own flag decides, so branches registered before the fence was
         // switched on (no fence row) still finish.
-        let fenced = ctx.use_tcc_fence();
+        let fenced = branch.use_tcc_fence();
         if fenced && !self.guard.is_fence() {
             return Err(PhaseTwoError::FenceRequired {
                 xid: xid.to_owned(),
                 branch_id,
             });
         }
+        let ctx = TccContext::decode(&branch).map_err(context_error)?;
         Ok((ctx, fenced))
     }
 
@@ -189,8 +258,9 @@ where
         &self,
         args: &P::Args,
         host: Option<String>,
-    ) -> serde_json::Map<String, Value> {
-        let mut map = self.participant.action_context(args);
+    ) -> Result<(P::Params, serde_json::Map<String, Value>), ContextError> {
+        let params = self.participant.params(args);
+        let mut map = params_map(&params)?;
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -205,99 +275,98 @@ where
             keys::HOST_NAME.into(),
             host.unwrap_or_else(|| "127.0.0.1".to_owned()).into(),
         );
-        map
+        Ok((params, map))
     }
 }
 
-impl<P, G> ferrata::BranchHandler for TccResource<P, G>
+/// The RM's view of a registered resource: registered only by [`TccResource::register`], under
+/// the action name, so phase 2 always reaches the resource the branch was registered for.
+struct Registered<P, G>(Arc<TccResource<P, G>>);
+
+impl<P, G> ferrata::BranchHandler for Registered<P, G>
 where
     P: TccParticipant,
     G: PhaseGuard<P::Local>,
 {
-    /// Phase 2 commit as the TC asks for it. TCC never answers "unretryable": any failure is
-    /// retried by the TC.
     async fn branch_commit(&self, request: BranchRequest) -> BranchStatus {
-        let outcome = match self.check_resource(&request) {
-            Ok(()) => {
-                self.commit(&request.xid, request.branch_id, &request.application_data)
-                    .await
-            }
-            Err(error) => Err(error),
-        };
-        let (xid, branch_id) = (request.xid.as_str(), request.branch_id);
-        match outcome {
-            Ok(true) => BranchStatus::PhaseTwoCommitted,
-            Ok(false) => {
-                tracing::warn!(
-                    xid,
-                    branch_id,
-                    action = self.action_name(),
-                    "TCC confirm not done; the TC will retry"
-                );
-                BranchStatus::PhaseTwoCommitFailedRetryable
-            }
-            Err(error) => {
-                tracing::warn!(xid, branch_id, %error, "TCC confirm failed; the TC will retry");
-                BranchStatus::PhaseTwoCommitFailedRetryable
-            }
-        }
+        self.0.branch_commit(request).await
     }
 
-    /// Phase 2 rollback as the TC asks for it; failures are retryable.
     async fn branch_rollback(&self, request: BranchRequest) -> BranchStatus {
-        let outcome = match self.check_resource(&request) {
-            Ok(()) => {
-                self.rollback(&request.xid, request.branch_id, &request.application_data)
-                    .await
-            }
-            Err(error) => Err(error),
-        };
-        let (xid, branch_id) = (request.xid.as_str(), request.branch_id);
-        match outcome {
-            Ok(true) => BranchStatus::PhaseTwoRollbacked,
-            Ok(false) => {
-                tracing::warn!(
-                    xid,
-                    branch_id,
-                    action = self.action_name(),
-                    "TCC cancel not done; the TC will retry"
-                );
-                BranchStatus::PhaseTwoRollbackFailedRetryable
-            }
-            Err(error) => {
-                tracing::warn!(xid, branch_id, %error, "TCC cancel failed; the TC will retry");
-                BranchStatus::PhaseTwoRollbackFailedRetryable
-            }
+        self.0.branch_rollback(request).await
+    }
+}
+
+/// A registered TCC action: cheap to clone, one per application, shared by the request
+/// handlers that run its try. From [`TccResource::register`].
+pub struct TccAction<P, G = NoFence, C = ferrata::Client> {
+    resource: Arc<TccResource<P, G>>,
+    client: C,
+}
+
+impl<P, G, C: Clone> Clone for TccAction<P, G, C> {
+    fn clone(&self) -> Self {
+        TccAction {
+            resource: self.resource.clone(),
+            client: self.client.clone(),
         }
     }
 }
 
-/// Registers `resource` with the SDK's RM under its action name (RegisterRM), so the TC's
-/// phase-2 requests for its branches reach it. Keep the `Arc` to call [`tcc_try`] with.
-pub async fn register_tcc_resource<P, G>(
-    rm: &ferrata::ResourceManager,
-    resource: &Arc<TccResource<P, G>>,
-) -> Result<(), ferrata::Error>
+impl<P, G, C> std::fmt::Debug for TccAction<P, G, C>
 where
     P: TccParticipant,
     G: PhaseGuard<P::Local>,
 {
-    rm.register_resource(resource.action_name().to_owned(), resource.clone())
-        .await
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TccAction")
+            .field("resource", &self.resource)
+            .finish_non_exhaustive()
+    }
 }
 
-/// Phase 1 of a TCC action inside the global transaction bound to this task: registers the
-/// branch (type TCC, resource id = action name, no lock key, applicationData = the action
-/// context), runs `prepare` (through the fence when the resource has one) with branch type TCC
-/// bound, then reports the context to the TC if `prepare` changed it.
-///
-/// A failed try is not reported as PhaseOne_Failed (as in Java): the caller rolls the global
-/// transaction back and the TC cancels the branch.
+impl<P, G, C> TccAction<P, G, C>
+where
+    P: TccParticipant,
+    G: PhaseGuard<P::Local>,
+    C: TccBranchClient,
+{
+    /// A handle that registers branches through `client` without registering the resource for
+    /// phase 2 (for tests, and for clients that are not a `ferrata::Client`); drive phase 2
+    /// through [`TccAction::resource`].
+    pub fn unregistered(resource: TccResource<P, G>, client: C) -> Self {
+        TccAction {
+            resource: Arc::new(resource),
+            client,
+        }
+    }
+
+    pub fn resource(&self) -> &TccResource<P, G> {
+        &self.resource
+    }
+
+    pub fn participant(&self) -> &P {
+        self.resource.participant()
+    }
+
+    /// Phase 1 (try) inside the global transaction bound to this task: registers the branch
+    /// (type TCC, resource id = action name, no lock key, applicationData = the action
+    /// context), runs `prepare` (through the fence when the resource has one) with branch type
+    /// TCC bound, then reports the context to the TC if `prepare` changed it.
+    ///
+    /// A failed try is not reported as PhaseOne_Failed (as in Java): the caller rolls the
+    /// global transaction back and the TC cancels the branch.
+    pub async fn call(&self, args: P::Args) -> Result<P::Output, TccError<P::Error>> {
+        tcc_try(&self.client, &self.resource, args).await
+    }
+}
+
+/// [`TccAction::call`] with a client and resource of the caller's own (the handle's body).
 pub async fn tcc_try<C, P, G>(
     client: &C,
     resource: &TccResource<P, G>,
     args: P::Args,
-) -> Result<P::Output, TccError>
+) -> Result<P::Output, TccError<P::Error>>
 where
     C: TccBranchClient,
     P: TccParticipant,
@@ -307,8 +376,8 @@ where
     let Some(xid) = ferrata::context::current_xid() else {
         return Err(TccError::NoGlobalTransaction { action });
     };
-    let action_context = resource.initial_context(&args, client.local_ip());
-    let application_data = encode_application_data(&action_context);
+    let (params, registered) = resource.initial_context(&args, client.local_ip())?;
+    let application_data = encode_application_data(&registered);
     let branch_id = client
         .register_tcc_branch(&xid, &action, &application_data)
         .await
@@ -318,13 +387,13 @@ where
             source,
         })?;
 
-    let registered = action_context.clone();
-    let mut ctx = BusinessActionContext {
-        xid: xid.clone(),
+    let mut ctx = TccContext::new(
+        xid.clone(),
         branch_id,
-        action_name: action.clone(),
-        action_context,
-    };
+        action.clone(),
+        params,
+        registered.clone(),
+    );
     let key = BranchKey {
         xid: &xid,
         branch_id,
@@ -339,7 +408,7 @@ where
             Box::new(move |mut local| {
                 Box::pin(async move {
                     let result = participant.prepare(&mut local, ctx_mut, args).await;
-                    (local, result)
+                    (local, result.map_err(BoxError::from))
                 })
             }),
         ),
@@ -347,14 +416,15 @@ where
     .await;
 
     // Reported whatever the outcome, as Java does: a cancel may need what a failed try stored.
-    let reported = if ctx.action_context != registered {
+    let current = ctx.to_map()?;
+    let reported = if current != registered {
         client
             .report_tcc_branch(
                 &xid,
                 branch_id,
                 &action,
                 BranchStatus::Registered,
-                &ctx.to_application_data(),
+                &encode_application_data(&current),
             )
             .await
             .map_err(|source| TccError::Report {
@@ -372,11 +442,28 @@ where
             if let Err(error) = reported {
                 tracing::warn!(%error, "after a failed try");
             }
-            Err(TccError::Try {
-                action,
-                xid,
-                branch_id,
-                source,
+            Err(match source {
+                FenceError::Business(error) => match error.downcast::<P::Error>() {
+                    Ok(business) => TccError::Business {
+                        action,
+                        xid,
+                        branch_id,
+                        source: *business,
+                    },
+                    // Only the participant's errors are boxed as Business on the try path.
+                    Err(other) => TccError::Fence {
+                        action,
+                        xid,
+                        branch_id,
+                        source: FenceError::Business(other),
+                    },
+                },
+                source => TccError::Fence {
+                    action,
+                    xid,
+                    branch_id,
+                    source,
+                },
             })
         }
     }

@@ -1,5 +1,5 @@
 //! End to end through the real ferrata-server: the SDK client registers the TCC resource,
-//! begins a global transaction, `tcc_try` registers the branch, and the TC drives phase 2 —
+//! begins a global transaction, `TccAction::call` registers the branch, and the TC drives phase 2 —
 //! global commit confirms once, global rollback cancels once (also through the fence on
 //! PostgreSQL).
 #![allow(clippy::unwrap_used)]
@@ -8,15 +8,11 @@
 mod server;
 mod support;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ferrata::{Client, ClientConfig, TransactionError, TransactionOptions};
-use ferrata_tcc::{
-    BoxError, BusinessActionContext, FenceStatus, TccFence, TccParticipant, TccResource,
-    register_tcc_resource, tcc_try,
-};
+use ferrata_tcc::{BoxError, FenceStatus, TccContext, TccFence, TccParticipant, TccResource};
 use server::{Server, eventually};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -41,38 +37,50 @@ struct Counting {
     confirmed_amounts: std::sync::Mutex<Vec<Option<i64>>>,
 }
 
+/// The counting action's context: the amount, stored by the try.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Amount {
+    amount: Option<i64>,
+}
+
 impl TccParticipant for Counting {
     type Local = ();
     type Args = i64;
     type Output = ();
+    type Params = Amount;
+    type Error = std::convert::Infallible;
 
     fn action_name(&self) -> &str {
         &self.name
     }
 
+    fn params(&self, _: &i64) -> Amount {
+        Amount::default()
+    }
+
     async fn prepare(
         &self,
         _: &mut (),
-        ctx: &mut BusinessActionContext,
+        ctx: &mut TccContext<Amount>,
         amount: i64,
-    ) -> Result<(), BoxError> {
+    ) -> Result<(), Self::Error> {
         self.prepares.fetch_add(1, Ordering::SeqCst);
-        ctx.put("amount", amount)?;
+        ctx.params.amount = Some(amount);
         Ok(())
     }
 
-    async fn confirm(&self, _: &mut (), ctx: &BusinessActionContext) -> Result<bool, BoxError> {
+    async fn confirm(&self, _: &mut (), ctx: &TccContext<Amount>) -> Result<(), Self::Error> {
         self.confirms.fetch_add(1, Ordering::SeqCst);
         self.confirmed_amounts
             .lock()
             .unwrap()
-            .push(ctx.get("amount")?);
-        Ok(true)
+            .push(ctx.params.amount);
+        Ok(())
     }
 
-    async fn cancel(&self, _: &mut (), _: &BusinessActionContext) -> Result<bool, BoxError> {
+    async fn cancel(&self, _: &mut (), _: &TccContext<Amount>) -> Result<(), Self::Error> {
         self.cancels.fetch_add(1, Ordering::SeqCst);
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -80,20 +88,20 @@ impl TccParticipant for Counting {
 async fn global_commit_confirms_once_and_global_rollback_cancels_once() {
     let server = Server::start();
     let client = Client::connect(config("tcc-e2e", &server)).await.unwrap();
-    let resource = Arc::new(TccResource::new(Counting {
+    let action = TccResource::new(Counting {
         name: "e2e-counting".into(),
         ..Counting::default()
-    }));
-    register_tcc_resource(&client.resource_manager(), &resource)
-        .await
-        .unwrap();
-    let p = resource.participant();
+    })
+    .register(&client)
+    .await
+    .unwrap();
+    let p = action.participant();
 
     // Commit: the try's reported context reaches confirm.
     let options = TransactionOptions::new("tcc-commit");
-    let (c, r) = (&client, &resource);
+    let a = &action;
     client
-        .in_global_transaction(options, |_| async move { tcc_try(c, &**r, 42).await })
+        .in_global_transaction(options, |_| async move { a.call(42).await })
         .await
         .unwrap();
     assert!(eventually(WAIT, || async { p.confirms.load(Ordering::SeqCst) >= 1 }).await);
@@ -105,7 +113,7 @@ async fn global_commit_confirms_once_and_global_rollback_cancels_once() {
     let options = TransactionOptions::new("tcc-rollback");
     let failed = client
         .in_global_transaction(options, |_| async move {
-            tcc_try(c, &**r, 7).await?;
+            a.call(7).await?;
             Err::<(), BoxError>("order rejected after the reservation".into())
         })
         .await;
@@ -126,25 +134,25 @@ async fn phase_two_reaches_a_tcc_participant_connected_over_ipv6() {
     let server = Server::start_on("[::1]:0".parse().unwrap());
     assert!(server.addr.is_ipv6());
     let client = Client::connect(config("tcc-ipv6", &server)).await.unwrap();
-    let resource = Arc::new(TccResource::new(Counting {
+    let action = TccResource::new(Counting {
         name: "ipv6-counting".into(),
         ..Counting::default()
-    }));
-    register_tcc_resource(&client.resource_manager(), &resource)
-        .await
-        .unwrap();
-    let p = resource.participant();
-    let (c, r) = (&client, &resource);
+    })
+    .register(&client)
+    .await
+    .unwrap();
+    let p = action.participant();
+    let a = &action;
     client
         .in_global_transaction(TransactionOptions::new("ipv6-commit"), |_| async move {
-            tcc_try(c, &**r, 5).await
+            a.call(5).await
         })
         .await
         .unwrap();
     assert!(eventually(WAIT, || async { p.confirms.load(Ordering::SeqCst) >= 1 }).await);
     let failed = client
         .in_global_transaction(TransactionOptions::new("ipv6-rollback"), |_| async move {
-            tcc_try(c, &**r, 6).await?;
+            a.call(6).await?;
             Err::<(), BoxError>("rejected".into())
         })
         .await;
@@ -174,9 +182,9 @@ struct PgLedger {
 impl PgLedger {
     async fn write(
         tx: &mut PgTx,
-        ctx: &BusinessActionContext,
+        ctx: &TccContext<ferrata_tcc::NoParams>,
         phase: &str,
-    ) -> Result<(), BoxError> {
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("INSERT INTO tcc_e2e_ledger (xid, branch_id, phase) VALUES ($1, $2, $3)")
             .bind(&ctx.xid)
             .bind(ctx.branch_id)
@@ -191,31 +199,43 @@ impl TccParticipant for PgLedger {
     type Local = PgTx;
     type Args = ();
     type Output = i64;
+    type Params = ferrata_tcc::NoParams;
+    type Error = sqlx::Error;
 
     fn action_name(&self) -> &str {
         "e2e-pg-ledger"
     }
 
+    fn params(&self, _: &()) -> ferrata_tcc::NoParams {
+        ferrata_tcc::NoParams {}
+    }
+
     async fn prepare(
         &self,
         tx: &mut PgTx,
-        ctx: &mut BusinessActionContext,
+        ctx: &mut TccContext<ferrata_tcc::NoParams>,
         _: (),
-    ) -> Result<i64, BoxError> {
+    ) -> Result<i64, sqlx::Error> {
         Self::write(tx, ctx, "try").await?;
         Ok(ctx.branch_id)
     }
 
-    async fn confirm(&self, tx: &mut PgTx, ctx: &BusinessActionContext) -> Result<bool, BoxError> {
+    async fn confirm(
+        &self,
+        tx: &mut PgTx,
+        ctx: &TccContext<ferrata_tcc::NoParams>,
+    ) -> Result<(), sqlx::Error> {
         self.confirms.fetch_add(1, Ordering::SeqCst);
-        Self::write(tx, ctx, "confirm").await?;
-        Ok(true)
+        Self::write(tx, ctx, "confirm").await
     }
 
-    async fn cancel(&self, tx: &mut PgTx, ctx: &BusinessActionContext) -> Result<bool, BoxError> {
+    async fn cancel(
+        &self,
+        tx: &mut PgTx,
+        ctx: &TccContext<ferrata_tcc::NoParams>,
+    ) -> Result<(), sqlx::Error> {
         self.cancels.fetch_add(1, Ordering::SeqCst);
-        Self::write(tx, ctx, "cancel").await?;
-        Ok(true)
+        Self::write(tx, ctx, "cancel").await
     }
 }
 
@@ -227,8 +247,7 @@ async fn fenced_participant_through_the_tc_on_postgres() {
         .connect(&url)
         .await
         .unwrap();
-    let fence = TccFence::new(pool.clone());
-    fence.create_table().await.unwrap();
+    let fence = TccFence::builder(pool.clone()).start().await.unwrap();
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS tcc_e2e_ledger \
          (xid VARCHAR(128) NOT NULL, branch_id BIGINT NOT NULL, phase VARCHAR(16) NOT NULL)",
@@ -241,11 +260,11 @@ async fn fenced_participant_through_the_tc_on_postgres() {
     let client = Client::connect(config("tcc-e2e-pg", &server))
         .await
         .unwrap();
-    let resource = Arc::new(TccResource::with_guard(PgLedger::default(), fence.clone()));
-    register_tcc_resource(&client.resource_manager(), &resource)
+    let action = TccResource::with_guard(PgLedger::default(), fence.clone())
+        .register(&client)
         .await
         .unwrap();
-    let (c, r) = (&client, &resource);
+    let a = &action;
     let count = |xid: String, phase: &'static str| {
         let pool = pool.clone();
         async move {
@@ -262,8 +281,8 @@ async fn fenced_participant_through_the_tc_on_postgres() {
 
     let (xid, branch) = client
         .in_global_transaction(TransactionOptions::new("pg-commit"), |info| async move {
-            let branch = tcc_try(c, &**r, ()).await?;
-            Ok::<_, ferrata_tcc::TccError>((info.xid.unwrap(), branch))
+            let branch = a.call(()).await?;
+            Ok::<_, ferrata_tcc::TccError<sqlx::Error>>((info.xid, branch))
         })
         .await
         .unwrap();
@@ -279,14 +298,14 @@ async fn fenced_participant_through_the_tc_on_postgres() {
     );
     assert_eq!(count(xid.clone(), "try").await, 1);
     assert_eq!(count(xid.clone(), "confirm").await, 1);
-    assert_eq!(resource.participant().confirms.load(Ordering::SeqCst), 1);
+    assert_eq!(action.participant().confirms.load(Ordering::SeqCst), 1);
 
     let captured = std::sync::Mutex::new(None);
     let cap = &captured;
     let failed = client
         .in_global_transaction(TransactionOptions::new("pg-rollback"), |info| async move {
-            let branch = tcc_try(c, &**r, ()).await?;
-            *cap.lock().unwrap() = Some((info.xid.unwrap(), branch));
+            let branch = a.call(()).await?;
+            *cap.lock().unwrap() = Some((info.xid, branch));
             Err::<(), BoxError>("payment declined".into())
         })
         .await;
@@ -305,5 +324,5 @@ async fn fenced_participant_through_the_tc_on_postgres() {
     assert_eq!(count(xid.clone(), "try").await, 1);
     assert_eq!(count(xid.clone(), "cancel").await, 1);
     assert_eq!(count(xid, "confirm").await, 0);
-    assert_eq!(resource.participant().cancels.load(Ordering::SeqCst), 1);
+    assert_eq!(action.participant().cancels.load(Ordering::SeqCst), 1);
 }

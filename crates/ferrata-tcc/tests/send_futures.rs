@@ -13,12 +13,22 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ferrata::{BranchHandler, BranchRequest, BranchStatus, BranchType};
-use ferrata_tcc::{
-    BoxError, BusinessActionContext, TccFence, TccParticipant, TccResource, tcc_try,
-};
+use ferrata::{BranchRequest, BranchStatus, BranchType};
+use ferrata_tcc::{TccAction, TccContext, TccFence, TccParticipant, TccResource, tcc_try};
 use sqlx::{MySql, Postgres, Transaction};
-use support::RecordingClient;
+use support::{Failed, RecordingClient};
+
+/// The action context of the participants below.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Probe {
+    probe: Option<String>,
+}
+
+/// The action context of the database participants.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Amount {
+    amount: i64,
+}
 
 fn assert_send<T: Send>(_: &T) {}
 
@@ -33,21 +43,27 @@ impl TccParticipant for Plain {
     type Local = ();
     type Args = String;
     type Output = i64;
+    type Params = Probe;
+    type Error = Failed;
 
     fn action_name(&self) -> &str {
         "send-plain"
     }
 
+    fn params(&self, _: &String) -> Probe {
+        Probe::default()
+    }
+
     async fn prepare(
         &self,
         _: &mut (),
-        ctx: &mut BusinessActionContext,
+        ctx: &mut TccContext<Probe>,
         probe: String,
-    ) -> Result<i64, BoxError> {
+    ) -> Result<i64, Failed> {
         self.prepares.fetch_add(1, Ordering::SeqCst);
         // Await something in the middle, holding the borrows, as real business code does.
         tokio::task::yield_now().await;
-        ctx.put("probe", probe)?;
+        ctx.params.probe = Some(probe);
         assert_eq!(
             ferrata::context::current_branch_type(),
             Some(BranchType::Tcc)
@@ -55,14 +71,14 @@ impl TccParticipant for Plain {
         Ok(ctx.branch_id)
     }
 
-    async fn confirm(&self, _: &mut (), _: &BusinessActionContext) -> Result<bool, BoxError> {
+    async fn confirm(&self, _: &mut (), _: &TccContext<Probe>) -> Result<(), Failed> {
         tokio::task::yield_now().await;
-        Ok(true)
+        Ok(())
     }
 
-    async fn cancel(&self, _: &mut (), _: &BusinessActionContext) -> Result<bool, BoxError> {
+    async fn cancel(&self, _: &mut (), _: &TccContext<Probe>) -> Result<(), Failed> {
         tokio::task::yield_now().await;
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -74,47 +90,53 @@ impl TccParticipant for OnMySql {
     type Local = Transaction<'static, MySql>;
     type Args = i64;
     type Output = ();
+    type Params = Amount;
+    type Error = sqlx::Error;
 
     fn action_name(&self) -> &str {
         "send-mysql"
     }
 
+    fn params(&self, amount: &i64) -> Amount {
+        Amount { amount: *amount }
+    }
+
     async fn prepare(
         &self,
         tx: &mut Self::Local,
-        ctx: &mut BusinessActionContext,
+        ctx: &mut TccContext<Amount>,
         amount: i64,
-    ) -> Result<(), BoxError> {
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT ?")
             .bind(amount)
             .execute(&mut **tx)
             .await?;
-        ctx.put("amount", amount)?;
+        ctx.params.amount = amount;
         Ok(())
     }
 
     async fn confirm(
         &self,
         tx: &mut Self::Local,
-        ctx: &BusinessActionContext,
-    ) -> Result<bool, BoxError> {
+        ctx: &TccContext<Amount>,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT ?")
             .bind(ctx.branch_id)
             .execute(&mut **tx)
             .await?;
-        Ok(true)
+        Ok(())
     }
 
     async fn cancel(
         &self,
         tx: &mut Self::Local,
-        ctx: &BusinessActionContext,
-    ) -> Result<bool, BoxError> {
+        ctx: &TccContext<Amount>,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT ?")
             .bind(ctx.branch_id)
             .execute(&mut **tx)
             .await?;
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -126,47 +148,53 @@ impl TccParticipant for OnPostgres {
     type Local = Transaction<'static, Postgres>;
     type Args = i64;
     type Output = ();
+    type Params = Amount;
+    type Error = sqlx::Error;
 
     fn action_name(&self) -> &str {
         "send-postgres"
     }
 
+    fn params(&self, amount: &i64) -> Amount {
+        Amount { amount: *amount }
+    }
+
     async fn prepare(
         &self,
         tx: &mut Self::Local,
-        ctx: &mut BusinessActionContext,
+        ctx: &mut TccContext<Amount>,
         amount: i64,
-    ) -> Result<(), BoxError> {
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT $1")
             .bind(amount)
             .execute(&mut **tx)
             .await?;
-        ctx.put("amount", amount)?;
+        ctx.params.amount = amount;
         Ok(())
     }
 
     async fn confirm(
         &self,
         tx: &mut Self::Local,
-        ctx: &BusinessActionContext,
-    ) -> Result<bool, BoxError> {
+        ctx: &TccContext<Amount>,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT $1")
             .bind(ctx.branch_id)
             .execute(&mut **tx)
             .await?;
-        Ok(true)
+        Ok(())
     }
 
     async fn cancel(
         &self,
         tx: &mut Self::Local,
-        ctx: &BusinessActionContext,
-    ) -> Result<bool, BoxError> {
+        ctx: &TccContext<Amount>,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT $1")
             .bind(ctx.branch_id)
             .execute(&mut **tx)
             .await?;
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -182,16 +210,14 @@ fn request(resource_id: &str) -> BranchRequest {
 
 // ---- compile-time checks (never called) --------------------------------------------------
 
-/// Without a fence, with the recording client and with the SDK's `Client`/`ResourceManager`.
+/// Without a fence, with the recording client and with the SDK's `Client`.
 #[allow(dead_code)]
 fn no_fence_is_send(
     client: &ferrata::Client,
-    rm: &ferrata::ResourceManager,
     recording: &RecordingClient,
     resource: &TccResource<Plain>,
 ) {
     assert_send(&tcc_try(client, resource, String::new()));
-    assert_send(&tcc_try(rm, resource, String::new()));
     assert_send(&tcc_try(recording, resource, String::new()));
     assert_send(&ferrata::context::with_xid(
         "x",
@@ -201,6 +227,20 @@ fn no_fence_is_send(
     assert_send(&resource.rollback("x", 1, "{}"));
     assert_send(&resource.branch_commit(request("send-plain")));
     assert_send(&resource.branch_rollback(request("send-plain")));
+}
+
+/// The registered handle, as request handlers hold it.
+#[allow(dead_code)]
+fn actions_are_send(
+    client: &ferrata::Client,
+    plain: &TccAction<Plain>,
+    mysql: &TccAction<OnMySql, TccFence<MySql>>,
+    postgres: &TccAction<OnPostgres, TccFence<Postgres>>,
+) {
+    assert_send(&plain.call(String::new()));
+    assert_send(&mysql.call(1));
+    assert_send(&postgres.call(1));
+    assert_send(&TccResource::new(Plain::default()).register(client));
 }
 
 /// Behind the MySQL fence.

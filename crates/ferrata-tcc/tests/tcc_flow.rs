@@ -8,19 +8,17 @@ mod support;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use ferrata::{BranchHandler, BranchRequest, BranchStatus, BranchType};
+use ferrata::{BranchRequest, BranchStatus, BranchType};
 use ferrata_tcc::context::keys;
-use ferrata_tcc::{
-    BoxError, BusinessActionContext, TccError, TccParticipant, TccResource, tcc_try,
-};
-use serde_json::{Map, Value, json};
-use support::RecordingClient;
+use ferrata_tcc::{TccContext, TccError, TccParticipant, TccResource, tcc_try};
+use serde_json::{Value, json};
+use support::{Failed, RecordingClient};
 
 /// Reserves `amount`; the try stores a reservation id, phase 2 records what it saw.
 #[derive(Debug, Default)]
 struct Account {
     fail_prepare: AtomicBool,
-    confirm_answer: Mutex<Option<Result<bool, String>>>,
+    confirm_error: Mutex<Option<String>>,
     prepares: AtomicUsize,
     confirms: AtomicUsize,
     cancels: AtomicUsize,
@@ -33,62 +31,68 @@ struct Args {
     store_reservation: bool,
 }
 
+/// The action context: the amount from the arguments, and the reservation the try makes.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Reservation {
+    amount: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reservation: Option<String>,
+}
+
 impl TccParticipant for Account {
     type Local = ();
     type Args = Args;
     type Output = i64;
+    type Params = Reservation;
+    type Error = Failed;
 
     fn action_name(&self) -> &str {
         "account-debit"
     }
 
-    fn action_context(&self, args: &Args) -> Map<String, Value> {
-        let mut map = Map::new();
-        map.insert("amount".into(), args.amount.into());
-        map
+    fn params(&self, args: &Args) -> Reservation {
+        Reservation {
+            amount: args.amount,
+            reservation: None,
+        }
     }
 
     async fn prepare(
         &self,
         _local: &mut (),
-        ctx: &mut BusinessActionContext,
+        ctx: &mut TccContext<Reservation>,
         args: Args,
-    ) -> Result<i64, BoxError> {
+    ) -> Result<i64, Failed> {
         self.prepares.fetch_add(1, Ordering::SeqCst);
         *self.branch_type_in_prepare.lock().unwrap() = ferrata::context::current_branch_type();
         if args.store_reservation {
-            ctx.put("reservation", format!("R-{}", ctx.branch_id))?;
+            ctx.params.reservation = Some(format!("R-{}", ctx.branch_id));
         }
         if self.fail_prepare.load(Ordering::SeqCst) {
-            return Err("insufficient funds".into());
+            return Err(Failed("insufficient funds".into()));
         }
         Ok(args.amount)
     }
 
-    async fn confirm(
-        &self,
-        _local: &mut (),
-        ctx: &BusinessActionContext,
-    ) -> Result<bool, BoxError> {
+    async fn confirm(&self, _local: &mut (), ctx: &TccContext<Reservation>) -> Result<(), Failed> {
         self.confirms.fetch_add(1, Ordering::SeqCst);
         self.seen_in_phase_two
             .lock()
             .unwrap()
-            .push(ctx.get::<String>("reservation")?);
-        match self.confirm_answer.lock().unwrap().clone() {
-            None => Ok(true),
-            Some(Ok(answer)) => Ok(answer),
-            Some(Err(message)) => Err(message.into()),
+            .push(ctx.params.reservation.clone());
+        match self.confirm_error.lock().unwrap().clone() {
+            None => Ok(()),
+            Some(message) => Err(Failed(message)),
         }
     }
 
-    async fn cancel(&self, _local: &mut (), ctx: &BusinessActionContext) -> Result<bool, BoxError> {
+    async fn cancel(&self, _local: &mut (), ctx: &TccContext<Reservation>) -> Result<(), Failed> {
         self.cancels.fetch_add(1, Ordering::SeqCst);
         self.seen_in_phase_two
             .lock()
             .unwrap()
-            .push(ctx.get::<String>("reservation")?);
-        Ok(true)
+            .push(ctx.params.reservation.clone());
+        Ok(())
     }
 }
 
@@ -211,8 +215,12 @@ async fn failed_try_is_an_error_and_still_reports_what_cancel_needs() {
     let err = ferrata::context::with_xid(xid.clone(), tcc_try(&client, &resource, args))
         .await
         .unwrap_err();
-    assert!(matches!(err, TccError::Try { .. }), "{err}");
-    assert!(err.to_string().contains("insufficient funds"), "{err}");
+    assert!(matches!(err, TccError::Business { .. }), "{err}");
+    assert_eq!(err.to_string(), "insufficient funds");
+    assert_eq!(
+        err.business().map(|e| e.0.as_str()),
+        Some("insufficient funds")
+    );
     let reported = client.reported();
     assert_eq!(
         reported.len(),
@@ -242,10 +250,10 @@ async fn failed_try_is_an_error_and_still_reports_what_cancel_needs() {
 async fn phase_two_failures_are_always_retryable() {
     let resource = TccResource::new(Account::default());
     let xid = support::unique_xid();
-    let data = r#"{"actionContext":{"reservation":"R-1"}}"#;
-    let answers = [Some(Ok(false)), Some(Err("db down".to_owned()))];
+    let data = r#"{"actionContext":{"amount":1,"reservation":"R-1"}}"#;
+    let answers = [Some("db down".to_owned()), Some("again".to_owned())];
     for answer in answers {
-        *resource.participant().confirm_answer.lock().unwrap() = answer;
+        *resource.participant().confirm_error.lock().unwrap() = answer;
         let status = resource
             .branch_commit(request(&xid, 1, "account-debit", data))
             .await;
@@ -257,6 +265,13 @@ async fn phase_two_failures_are_always_retryable() {
     let cases = [
         request(&xid, 1, "someone-else", data),
         request(&xid, 1, "account-debit", "{broken"),
+        // The context lacks the participant's `amount`.
+        request(
+            &xid,
+            1,
+            "account-debit",
+            r#"{"actionContext":{"reservation":"R-1"}}"#,
+        ),
         // Registered with the fence, but this resource has none: do not run cancel unfenced.
         request(
             &xid,

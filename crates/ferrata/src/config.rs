@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 
 /// The version string the SDK registers with: 2.x, so the TC uses the 2.x enum tables.
 pub const CLIENT_VERSION: &str = "2.6.0";
@@ -121,26 +121,25 @@ impl ClientConfig {
     pub fn tc_addresses(&self) -> Result<(String, Vec<String>), Error> {
         let group = &self.tx_service_group;
         let cluster = self.vgroup_mapping.get(group).ok_or_else(|| {
-            Error::Config(format!(
-                "transaction-service group {group:?} has no cluster: set \
-                 service.vgroupMapping.{group}=<cluster>"
-            ))
+            Error::Config(ConfigError::NoCluster {
+                group: group.clone(),
+            })
         })?;
         let list = self
             .grouplists
             .get(cluster)
             .filter(|list| !list.is_empty())
             .ok_or_else(|| {
-                Error::Config(format!(
-                    "cluster {cluster:?} (group {group:?}) has no TC addresses: set \
-                     service.{cluster}.grouplist=host:port[,host:port...]"
-                ))
+                Error::Config(ConfigError::NoAddresses {
+                    cluster: cluster.clone(),
+                    group: group.clone(),
+                })
             })?;
         for addr in list {
             if split_host_port(addr).is_none() {
-                return Err(Error::Config(format!(
-                    "TC address {addr:?} of cluster {cluster:?} is not host:port"
-                )));
+                return Err(Error::Config(ConfigError::BadAddress {
+                    addr: addr.clone(),
+                }));
             }
         }
         Ok((cluster.clone(), list.clone()))
@@ -175,16 +174,12 @@ impl ClientConfig {
             }
             (None, None) => {}
             _ => {
-                return Err(Error::Config(
-                    "set both seata.accessKey and seata.secretKey (non-empty), or neither".into(),
-                ));
+                return Err(Error::Config(ConfigError::HalfCredentials));
             }
         }
         c.check_credentials()?;
         if c.application_id.is_empty() {
-            return Err(Error::Config(
-                "applicationId is not set (seata.application-id)".into(),
-            ));
+            return Err(Error::Config(ConfigError::NoApplicationId));
         }
         c.tc_addresses()?;
         Ok(c)
@@ -193,10 +188,9 @@ impl ClientConfig {
     /// Java cannot sign for a group containing a comma (the digest source is comma-separated).
     fn check_credentials(&self) -> Result<(), Error> {
         if self.credentials.is_some() && self.tx_service_group.contains(',') {
-            return Err(Error::Config(format!(
-                "transaction-service group {:?} contains a comma: registrations cannot be signed",
-                self.tx_service_group
-            )));
+            return Err(Error::Config(ConfigError::GroupWithComma {
+                group: self.tx_service_group.clone(),
+            }));
         }
         Ok(())
     }
@@ -251,6 +245,7 @@ impl Default for ClientConfig {
 
 /// Builds a [`ClientConfig`]; `build` checks that the group resolves to TC addresses.
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct ClientConfigBuilder {
     config: ClientConfig,
     addresses: Option<Vec<String>>,
@@ -357,12 +352,15 @@ impl ClientConfigBuilder {
         }
         let c = &self.config;
         if c.application_id.is_empty() {
-            return Err(Error::Config("application id must not be empty".into()));
+            return Err(Error::Config(ConfigError::NoApplicationId));
         }
-        if c.max_batch == 0 || c.handler_concurrency == 0 {
-            return Err(Error::Config(
-                "max_batch and handler_concurrency must be at least 1".into(),
-            ));
+        if c.max_batch == 0 {
+            return Err(Error::Config(ConfigError::Zero { field: "max_batch" }));
+        }
+        if c.handler_concurrency == 0 {
+            return Err(Error::Config(ConfigError::Zero {
+                field: "handler_concurrency",
+            }));
         }
         c.check_credentials()?;
         c.tc_addresses()?;
@@ -378,21 +376,25 @@ pub(crate) fn split_host_port(addr: &str) -> Option<(&str, u16)> {
     (!host.is_empty()).then_some((host, port))
 }
 
+fn bad_value(key: &str, value: &str, expected: &'static str) -> Error {
+    Error::Config(ConfigError::BadValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        expected,
+    })
+}
+
 fn parse_ms(key: &str, value: &str) -> Result<Duration, Error> {
     value
         .parse::<u64>()
         .map(Duration::from_millis)
-        .map_err(|_| {
-            Error::Config(format!(
-                "{key} must be a number of milliseconds, not {value:?}"
-            ))
-        })
+        .map_err(|_| bad_value(key, value, "a number of milliseconds"))
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, Error> {
     value
         .parse::<bool>()
-        .map_err(|_| Error::Config(format!("{key} must be true or false, not {value:?}")))
+        .map_err(|_| bad_value(key, value, "true or false"))
 }
 
 fn parse_count(key: &str, value: &str) -> Result<u32, Error> {
@@ -400,9 +402,7 @@ fn parse_count(key: &str, value: &str) -> Result<u32, Error> {
     match value.parse::<i64>() {
         Ok(n) if n > 0 => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
         Ok(_) => Ok(5),
-        Err(_) => Err(Error::Config(format!(
-            "{key} must be a whole number, not {value:?}"
-        ))),
+        Err(_) => Err(bad_value(key, value, "a whole number")),
     }
 }
 
@@ -498,6 +498,10 @@ mod tests {
     fn missing_mapping_says_which_key_to_set() {
         let err =
             ClientConfig::from_properties([("seata.application-id", "a")]).expect_err("no mapping");
+        assert!(
+            matches!(&err, Error::Config(ConfigError::NoCluster { group }) if group == "default_tx_group"),
+            "{err:?}"
+        );
         assert!(
             err.to_string()
                 .contains("service.vgroupMapping.default_tx_group"),

@@ -1,6 +1,8 @@
 //! `ferrata`: the Rust SDK for Seata-protocol distributed transactions — a transaction manager
 //! (begin/commit/rollback, scoped helper with Seata's propagation modes), a resource-manager
 //! runtime ([`rm`]), task-local XID context ([`context`]) and XID propagation integrations.
+//! TCC participants (with the `tcc_fence_log` fence) are the `ferrata-tcc` crate; the guide
+//! (`docs/guide/sdk.md`) starts with one.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -14,6 +16,7 @@
 //! let order_id = client
 //!     .in_global_transaction(TransactionOptions::new("create-order"), |tx| async move {
 //!         // Calls made here carry tx.xid (task-local) to participants.
+//!         println!("in {}", tx.xid);
 //!         Ok::<_, std::io::Error>(42)
 //!     })
 //!     .await?;
@@ -35,13 +38,24 @@ mod transport;
 use std::sync::Arc;
 
 pub use config::{ClientConfig, ClientConfigBuilder, Credentials};
-pub use error::{Error, Role};
+pub use error::{ConfigError, Error, Operation, Role};
 pub use ferrata_proto::{BranchStatus, BranchType, GlobalStatus, TransactionExceptionCode};
-pub use rm::{BranchHandler, BranchRequest, ResourceManager, UndoLogDelete};
+pub use rm::{
+    BranchHandler, BranchRegistration, BranchReport, BranchRequest, LockQuery, UndoLogDelete,
+};
 pub use tm::{
     GlobalTransaction, Propagation, TransactionError, TransactionOptions, TxInfo, TxRole,
 };
 pub use transport::TransportStats;
+
+/// The `reqwest` (0.13) the `reqwest` integration is built against.
+#[cfg(feature = "reqwest")]
+pub use reqwest;
+/// The `reqwest-middleware` (0.5) [`integrations::reqwest::XidPropagation`] plugs into: build
+/// the HTTP client with this one (or the same minor version), since two versions make two
+/// incompatible middleware traits.
+#[cfg(feature = "reqwest")]
+pub use reqwest_middleware;
 
 use ferrata_proto::{Message, ResultInfo};
 use tokio::sync::watch;
@@ -122,76 +136,9 @@ impl Client {
         self.inner.stats.snapshot()
     }
 
-    /// The RM side of this client (same connections).
-    pub fn resource_manager(&self) -> ResourceManager {
-        ResourceManager {
-            client: self.clone(),
-        }
-    }
-
-    /// See [`ResourceManager::register_resource`].
-    pub async fn register_resource(
-        &self,
-        resource_id: impl Into<String>,
-        handler: impl BranchHandler,
-    ) -> Result<(), Error> {
-        self.resource_manager()
-            .register_resource(resource_id, handler)
-            .await
-    }
-
-    /// See [`ResourceManager::branch_register`].
-    pub async fn branch_register(
-        &self,
-        xid: &str,
-        branch_type: BranchType,
-        resource_id: &str,
-        lock_key: &str,
-        application_data: &str,
-    ) -> Result<i64, Error> {
-        self.resource_manager()
-            .branch_register(xid, branch_type, resource_id, lock_key, application_data)
-            .await
-    }
-
-    /// See [`ResourceManager::branch_report`].
-    pub async fn branch_report(
-        &self,
-        xid: &str,
-        branch_id: i64,
-        branch_type: BranchType,
-        resource_id: &str,
-        status: BranchStatus,
-        application_data: &str,
-    ) -> Result<(), Error> {
-        self.resource_manager()
-            .branch_report(
-                xid,
-                branch_id,
-                branch_type,
-                resource_id,
-                status,
-                application_data,
-            )
-            .await
-    }
-
-    /// See [`ResourceManager::lock_query`].
-    pub async fn lock_query(
-        &self,
-        xid: &str,
-        branch_type: BranchType,
-        resource_id: &str,
-        lock_key: &str,
-    ) -> Result<bool, Error> {
-        self.resource_manager()
-            .lock_query(xid, branch_type, resource_id, lock_key)
-            .await
-    }
-
     pub(crate) async fn tm_call(
         &self,
-        operation: &'static str,
+        operation: Operation,
         xid: Option<&str>,
         message: Message,
     ) -> Result<Message, Error> {
@@ -203,7 +150,7 @@ impl Client {
 
     pub(crate) async fn rm_call(
         &self,
-        operation: &'static str,
+        operation: Operation,
         xid: Option<&str>,
         message: Message,
     ) -> Result<Message, Error> {
@@ -216,11 +163,11 @@ impl Client {
 
 /// Turns a response's result block into `Result`.
 pub(crate) trait ResultExt {
-    fn into_result(self, operation: &'static str) -> Result<(), Error>;
+    fn into_result(self, operation: Operation) -> Result<(), Error>;
 }
 
 impl ResultExt for ResultInfo {
-    fn into_result(self, operation: &'static str) -> Result<(), Error> {
+    fn into_result(self, operation: Operation) -> Result<(), Error> {
         if self.is_success() {
             Ok(())
         } else {
@@ -229,7 +176,7 @@ impl ResultExt for ResultInfo {
     }
 }
 
-pub(crate) fn unexpected(operation: &'static str, message: &Message) -> Error {
+pub(crate) fn unexpected(operation: Operation, message: &Message) -> Error {
     Error::Protocol {
         operation,
         detail: format!("got a {}", message.name()),

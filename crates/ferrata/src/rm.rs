@@ -1,10 +1,11 @@
 //! The resource-manager (RM) side: [`BranchHandler`]s registered per resource id answer the TC's
-//! phase-2 BranchCommit/BranchRollback (and UndoLogDelete) requests, and [`ResourceManager`]
-//! registers branches, reports their status and queries global locks.
+//! phase-2 BranchCommit/BranchRollback (and UndoLogDelete) requests, and the [`Client`]
+//! registers resources and branches, reports their status and queries global locks, with
+//! request structs ([`BranchRegistration`], [`BranchReport`], [`LockQuery`]).
 //!
 //! ```no_run
 //! use ferrata::rm::{BranchHandler, BranchRequest};
-//! use ferrata::{BranchStatus, BranchType, Client, ClientConfig};
+//! use ferrata::{BranchRegistration, BranchStatus, BranchType, Client, ClientConfig};
 //!
 //! struct Inventory;
 //!
@@ -26,9 +27,9 @@
 //! let client = Client::connect(config).await?;
 //! client.register_resource("inventory-reserve", Inventory).await?;
 //! // Inside a global transaction (the XID arrived with the request):
-//! let branch_id = client
-//!     .branch_register("127.0.0.1:8091:42", BranchType::Tcc, "inventory-reserve", "", "{}")
-//!     .await?;
+//! let branch = BranchRegistration::new("127.0.0.1:8091:42", BranchType::Tcc, "inventory-reserve")
+//!     .application_data("{}");
+//! let branch_id = client.branch_register(branch).await?;
 //! # let _ = branch_id;
 //! # Ok(())
 //! # }
@@ -49,7 +50,7 @@ use ferrata_proto::{
 };
 use tokio::sync::Semaphore;
 
-use crate::error::Error;
+use crate::error::{ConfigError, Error, Operation};
 use crate::{Client, ResultExt};
 
 /// A phase-2 request from the TC: commit or roll back one branch.
@@ -299,15 +300,122 @@ impl RmRuntime {
     }
 }
 
-/// The RM client: registers resources with their handlers, and registers/reports branches and
-/// queries locks on the RM connections. Get one with [`Client::resource_manager`]; it is a cheap
-/// handle to the same client.
-#[derive(Debug, Clone)]
-pub struct ResourceManager {
-    pub(crate) client: Client,
+/// BranchRegister: a branch of `xid` on `resource_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct BranchRegistration {
+    pub xid: String,
+    pub branch_type: BranchType,
+    pub resource_id: String,
+    /// The AT row-lock key (`table:pk1,pk2;table2:pk3`); empty for other modes.
+    pub lock_key: String,
+    /// Handed back in phase two (TCC: the action context as JSON).
+    pub application_data: String,
 }
 
-impl ResourceManager {
+impl BranchRegistration {
+    /// A branch with no lock key and no application data.
+    pub fn new(
+        xid: impl Into<String>,
+        branch_type: BranchType,
+        resource_id: impl Into<String>,
+    ) -> Self {
+        BranchRegistration {
+            xid: xid.into(),
+            branch_type,
+            resource_id: resource_id.into(),
+            lock_key: String::new(),
+            application_data: String::new(),
+        }
+    }
+
+    pub fn lock_key(mut self, lock_key: impl Into<String>) -> Self {
+        self.lock_key = lock_key.into();
+        self
+    }
+
+    pub fn application_data(mut self, application_data: impl Into<String>) -> Self {
+        self.application_data = application_data.into();
+        self
+    }
+}
+
+/// BranchReport: a branch's phase-one status, and new application data when non-empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct BranchReport {
+    pub xid: String,
+    pub branch_id: i64,
+    pub branch_type: BranchType,
+    pub resource_id: String,
+    pub status: BranchStatus,
+    pub application_data: String,
+}
+
+impl BranchReport {
+    /// A report of `status` for branch `branch_id` of `xid`, with no resource id and no new
+    /// application data.
+    pub fn new(
+        xid: impl Into<String>,
+        branch_id: i64,
+        branch_type: BranchType,
+        status: BranchStatus,
+    ) -> Self {
+        BranchReport {
+            xid: xid.into(),
+            branch_id,
+            branch_type,
+            resource_id: String::new(),
+            status,
+            application_data: String::new(),
+        }
+    }
+
+    pub fn resource_id(mut self, resource_id: impl Into<String>) -> Self {
+        self.resource_id = resource_id.into();
+        self
+    }
+
+    pub fn application_data(mut self, application_data: impl Into<String>) -> Self {
+        self.application_data = application_data.into();
+        self
+    }
+}
+
+/// GlobalLockQuery: are the rows of `lock_key` on `resource_id` free for `xid`?
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct LockQuery {
+    /// The asking transaction (rows it holds itself count as free); empty outside one.
+    pub xid: String,
+    pub branch_type: BranchType,
+    pub resource_id: String,
+    pub lock_key: String,
+}
+
+impl LockQuery {
+    pub fn new(
+        xid: impl Into<String>,
+        branch_type: BranchType,
+        resource_id: impl Into<String>,
+    ) -> Self {
+        LockQuery {
+            xid: xid.into(),
+            branch_type,
+            resource_id: resource_id.into(),
+            lock_key: String::new(),
+        }
+    }
+
+    pub fn lock_key(mut self, lock_key: impl Into<String>) -> Self {
+        self.lock_key = lock_key.into();
+        self
+    }
+}
+
+/// The RM calls: resources with their handlers, branches and global locks, on the RM
+/// connections.
+impl Client {
     /// Registers `resource_id` (a TCC action name, an AT/XA datasource URL…) with the handler
     /// that answers its phase-2 requests, and announces it (RegisterRM) on every RM connection;
     /// connections made later, including reconnects, announce every registered resource.
@@ -319,51 +427,41 @@ impl ResourceManager {
     ) -> Result<(), Error> {
         let resource_id = resource_id.into();
         if resource_id.is_empty() || resource_id.contains(',') {
-            return Err(Error::Config(format!(
-                "resource id {resource_id:?} must be non-empty and contain no comma (RegisterRM \
-                 joins ids with commas)"
-            )));
+            return Err(Error::Config(ConfigError::BadResourceId { resource_id }));
         }
-        self.client
-            .inner
+        self.inner
             .rm_runtime
             .insert(resource_id.clone(), Arc::new(handler));
-        self.client
-            .inner
-            .rm
-            .announce_resources(&[resource_id])
-            .await
+        self.inner.rm.announce_resources(&[resource_id]).await
     }
 
-    /// Registers a branch of `xid` for `resource_id` and returns its branch id. `lock_key` is
-    /// the AT row-lock key (`table:pk1,pk2;table2:pk3`, empty for other modes);
-    /// `application_data` is handed back in phase two (TCC: its action context as JSON).
-    /// A row held by another transaction is [`Error::LockConflict`].
-    pub async fn branch_register(
-        &self,
-        xid: &str,
-        branch_type: BranchType,
-        resource_id: &str,
-        lock_key: &str,
-        application_data: &str,
-    ) -> Result<i64, Error> {
-        let request = Message::BranchRegister(ferrata_proto::BranchRegisterRequest {
-            xid: xid.to_owned(),
+    /// Registers a branch and returns its branch id. A row held by another transaction is
+    /// [`Error::LockConflict`].
+    pub async fn branch_register(&self, branch: BranchRegistration) -> Result<i64, Error> {
+        let BranchRegistration {
+            xid,
             branch_type,
-            resource_id: resource_id.to_owned(),
-            lock_key: lock_key.to_owned(),
-            application_data: application_data.to_owned(),
+            resource_id,
+            lock_key,
+            application_data,
+        } = branch;
+        let request = Message::BranchRegister(ferrata_proto::BranchRegisterRequest {
+            xid: xid.clone(),
+            branch_type,
+            resource_id: resource_id.clone(),
+            lock_key: lock_key.clone(),
+            application_data,
         });
-        let op = "branch register";
-        match self.client.rm_call(op, Some(xid), request).await? {
+        let op = Operation::BranchRegister;
+        match self.rm_call(op, Some(&xid), request).await? {
             Message::BranchRegisterResponse(r) if r.result.is_success() => Ok(r.branch_id),
             Message::BranchRegisterResponse(r) => {
                 use ferrata_proto::TransactionExceptionCode as C;
                 match r.result.exception_code {
                     C::LockKeyConflict | C::LockKeyConflictFailFast => Err(Error::LockConflict {
-                        xid: xid.to_owned(),
-                        resource_id: resource_id.to_owned(),
-                        lock_key: lock_key.to_owned(),
+                        xid,
+                        resource_id,
+                        lock_key,
                         fail_fast: r.result.exception_code == C::LockKeyConflictFailFast,
                         message: r.result.msg,
                     }),
@@ -375,48 +473,36 @@ impl ResourceManager {
     }
 
     /// Reports a branch's phase-one status (and new application data when non-empty).
-    pub async fn branch_report(
-        &self,
-        xid: &str,
-        branch_id: i64,
-        branch_type: BranchType,
-        resource_id: &str,
-        status: BranchStatus,
-        application_data: &str,
-    ) -> Result<(), Error> {
+    pub async fn branch_report(&self, report: BranchReport) -> Result<(), Error> {
+        let xid = report.xid.clone();
         let request = Message::BranchReport(ferrata_proto::BranchReportRequest {
-            xid: xid.to_owned(),
-            branch_id,
-            status,
-            resource_id: resource_id.to_owned(),
-            application_data: application_data.to_owned(),
-            branch_type,
+            xid: report.xid,
+            branch_id: report.branch_id,
+            status: report.status,
+            resource_id: report.resource_id,
+            application_data: report.application_data,
+            branch_type: report.branch_type,
         });
-        let op = "branch report";
-        match self.client.rm_call(op, Some(xid), request).await? {
+        let op = Operation::BranchReport;
+        match self.rm_call(op, Some(&xid), request).await? {
             Message::BranchReportResponse(r) => r.result.into_result(op).map(|_| ()),
             other => Err(crate::unexpected(op, &other)),
         }
     }
 
-    /// True when every row of `lock_key` is free or held by `xid` itself (AT `@GlobalLock`).
-    pub async fn lock_query(
-        &self,
-        xid: &str,
-        branch_type: BranchType,
-        resource_id: &str,
-        lock_key: &str,
-    ) -> Result<bool, Error> {
+    /// True when every row of the query's lock key is free or held by its `xid` itself (AT
+    /// `@GlobalLock`).
+    pub async fn lock_query(&self, query: LockQuery) -> Result<bool, Error> {
+        let route = (!query.xid.is_empty()).then(|| query.xid.clone());
         let request = Message::GlobalLockQuery(ferrata_proto::GlobalLockQueryRequest {
-            xid: xid.to_owned(),
-            branch_type,
-            resource_id: resource_id.to_owned(),
-            lock_key: lock_key.to_owned(),
+            xid: query.xid,
+            branch_type: query.branch_type,
+            resource_id: query.resource_id,
+            lock_key: query.lock_key,
             application_data: String::new(),
         });
-        let op = "global lock query";
-        let route = (!xid.is_empty()).then_some(xid);
-        match self.client.rm_call(op, route, request).await? {
+        let op = Operation::GlobalLockQuery;
+        match self.rm_call(op, route.as_deref(), request).await? {
             Message::GlobalLockQueryResponse(r) => r.result.into_result(op).map(|_| r.lockable),
             other => Err(crate::unexpected(op, &other)),
         }

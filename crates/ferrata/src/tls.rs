@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 
 /// How to connect to the TC over TLS. The server name checked against the TC's certificate is
 /// the host of the TC address unless [`TlsOptions::server_name`] overrides it.
@@ -24,7 +24,10 @@ pub struct TlsOptions {
 }
 
 fn config_error(what: &str, error: impl std::fmt::Display) -> Error {
-    Error::Config(format!("TLS: {what}: {error}"))
+    Error::Config(ConfigError::Tls {
+        what: what.to_owned(),
+        reason: error.to_string(),
+    })
 }
 
 /// rustls' ring provider (no C toolchain step); deprecated in rustls 0.23.48 only for lacking
@@ -56,7 +59,7 @@ impl TlsOptions {
             found = true;
         }
         if !found {
-            return Err(Error::Config("TLS: no CA certificate in the PEM".into()));
+            return Err(config_error("CA certificate", "none in the PEM"));
         }
         let roots = Arc::new(roots);
         let config = Arc::new(builder(&roots)?.with_no_client_auth());
@@ -89,9 +92,7 @@ impl TlsOptions {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| config_error("client certificate", e))?;
         if chain.is_empty() {
-            return Err(Error::Config(
-                "TLS: no client certificate in the PEM".into(),
-            ));
+            return Err(config_error("client certificate", "none in the PEM"));
         }
         let key = PrivateKeyDer::from_pem_slice(key_pem)
             .map_err(|e| config_error("client private key", e))?;

@@ -17,7 +17,7 @@ use ferrata_proto::{
 use tokio::task::futures::TaskLocalFuture;
 
 use crate::context::{self, TxContext};
-use crate::error::Error;
+use crate::error::{Error, Operation};
 use crate::{Client, ResultExt};
 
 /// Seata's transaction propagation modes (semantics §8.3).
@@ -40,6 +40,7 @@ pub enum Propagation {
 
 /// How [`Client::in_global_transaction`] runs its closure.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
 pub struct TransactionOptions {
     /// Transaction name the TC records (Java: the method signature).
     pub name: String,
@@ -75,23 +76,29 @@ pub enum TxRole {
     Participant,
 }
 
-/// What the closure of [`Client::in_global_transaction`] runs in.
+/// The global transaction the closure of [`Client::in_global_transaction`] runs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxInfo {
-    /// The XID, or `None` when the propagation mode runs the closure without a transaction.
-    pub xid: Option<String>,
-    /// `None` without a transaction.
-    pub role: Option<TxRole>,
+    pub xid: String,
+    /// Whether this call began the transaction (and ends it) or joined one begun elsewhere.
+    pub role: TxRole,
 }
 
 /// A global transaction this client began or joined.
-#[derive(Debug, Clone)]
+///
+/// Finish a begun transaction with [`GlobalTransaction::commit`] or
+/// [`GlobalTransaction::rollback`]; one dropped unfinished is rolled back in the background,
+/// as the scoped [`Client::in_global_transaction`] does.
+#[derive(Debug)]
+#[must_use = "a begun transaction dropped without commit or rollback is rolled back"]
 pub struct GlobalTransaction {
     client: Client,
     xid: String,
     role: TxRole,
     timeout: Duration,
     began: Instant,
+    /// Set once commit or rollback has been sent: dropping no longer rolls back.
+    finished: bool,
 }
 
 /// Why [`Client::in_global_transaction`] failed.
@@ -184,7 +191,16 @@ impl GlobalTransaction {
     /// Commits (launcher only; a participant's commit does nothing and returns `Begin`).
     /// Checks the timeout first, as Java's template does: an expired transaction is rolled
     /// back and reported as [`Error::TransactionTimeout`].
-    pub async fn commit(&self) -> Result<GlobalStatus, Error> {
+    ///
+    /// `Ok` means the TC decided to commit: phase 2 (each branch's confirm or commit) may still
+    /// be running — `Committed` when it finished, `Committing`/`AsyncCommitting`/
+    /// `CommitRetrying` while the TC is still driving (and retrying) the branches.
+    pub async fn commit(mut self) -> Result<GlobalStatus, Error> {
+        self.finished = true;
+        self.commit_once().await
+    }
+
+    async fn commit_once(&self) -> Result<GlobalStatus, Error> {
         if self.role == TxRole::Participant {
             return Ok(GlobalStatus::Begin);
         }
@@ -218,7 +234,13 @@ impl GlobalTransaction {
     }
 
     /// Rolls back (launcher only; a participant's rollback does nothing and returns `Begin`).
-    pub async fn rollback(&self) -> Result<GlobalStatus, Error> {
+    /// `Ok` with `Rollbacking`/`RollbackRetrying` means the TC is still undoing branches.
+    pub async fn rollback(mut self) -> Result<GlobalStatus, Error> {
+        self.finished = true;
+        self.rollback_once().await
+    }
+
+    async fn rollback_once(&self) -> Result<GlobalStatus, Error> {
         if self.role == TxRole::Participant {
             return Ok(GlobalStatus::Begin);
         }
@@ -243,7 +265,7 @@ impl Client {
     /// Begins a global transaction (this client is its launcher). `timeout` is how long the TC
     /// lets it run before rolling it back by itself.
     pub async fn begin(&self, timeout: Duration, name: &str) -> Result<GlobalTransaction, Error> {
-        let op = "global begin";
+        let op = Operation::GlobalBegin;
         let request = Message::GlobalBegin(GlobalBeginRequest {
             timeout_ms: i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX),
             transaction_name: name.to_owned(),
@@ -257,6 +279,7 @@ impl Client {
                     role: TxRole::Launcher,
                     timeout,
                     began: Instant::now(),
+                    finished: false,
                 })
             }
             Message::GlobalBeginResponse(r) => Err(Error::from_result(
@@ -281,6 +304,7 @@ impl Client {
             role: TxRole::Participant,
             timeout: Duration::MAX,
             began: Instant::now(),
+            finished: false,
         }
     }
 
@@ -289,7 +313,7 @@ impl Client {
     pub async fn commit(&self, xid: &str) -> Result<GlobalStatus, Error> {
         let attempts = self.inner.config.commit_retry_count.max(1);
         self.end_with_retry(
-            "global commit",
+            Operation::GlobalCommit,
             attempts,
             || {
                 Message::GlobalCommit(GlobalCommitRequest {
@@ -306,7 +330,7 @@ impl Client {
     pub async fn rollback(&self, xid: &str) -> Result<GlobalStatus, Error> {
         let attempts = self.inner.config.rollback_retry_count.max(1);
         self.end_with_retry(
-            "global rollback",
+            Operation::GlobalRollback,
             attempts,
             || {
                 Message::GlobalRollback(GlobalRollbackRequest {
@@ -321,7 +345,7 @@ impl Client {
 
     /// The TC's status of `xid` (`Finished` when the TC no longer knows it).
     pub async fn status(&self, xid: &str) -> Result<GlobalStatus, Error> {
-        let op = "global status";
+        let op = Operation::GlobalStatus;
         let request = Message::GlobalStatus(GlobalStatusRequest {
             xid: xid.to_owned(),
             extra_data: String::new(),
@@ -334,7 +358,7 @@ impl Client {
 
     async fn end_with_retry(
         &self,
-        op: &'static str,
+        op: Operation,
         attempts: u32,
         request: impl Fn() -> Message,
         xid: &str,
@@ -368,21 +392,23 @@ impl Client {
         Err(last)
     }
 
-    /// Runs `work` according to `options.propagation`:
+    /// Runs `work` in a global transaction, as `options.propagation` says:
     ///
     /// | propagation   | transaction bound to the task | none bound |
     /// |---------------|-------------------------------|------------|
     /// | Required      | join (participant)            | begin (launcher) |
     /// | RequiresNew   | suspend it, begin a new one, resume after | begin |
-    /// | NotSupported  | suspend it, run without, resume after | run without |
-    /// | Supports      | join                          | run without |
-    /// | Never         | `Error::ExistingTransaction`  | run without |
     /// | Mandatory     | join                          | `Error::NoTransaction` |
+    /// | Supports      | join                          | `Error::NotTransactional` |
+    /// | NotSupported, Never | `Error::NotTransactional` | `Error::NotTransactional` |
+    ///
+    /// The modes that may run without a transaction go through [`Client::with_propagation`].
     ///
     /// As launcher it binds the new XID for `work`, commits when `work` returns `Ok` (after
     /// checking the timeout), and rolls back when it returns `Err`, panics (the panic then
     /// continues) or is dropped before finishing (the rollback is spawned). A participant
-    /// never commits or rolls back; its launcher does.
+    /// never commits or rolls back; its launcher does. `Ok` means the TC decided to commit;
+    /// phase 2 may still be running (see [`GlobalTransaction::commit`]).
     pub async fn in_global_transaction<F, Fut, T, E>(
         &self,
         options: TransactionOptions,
@@ -392,16 +418,11 @@ impl Client {
         F: FnOnce(TxInfo) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let bound = context::current_xid();
-        let none = TxInfo {
-            xid: None,
-            role: None,
-        };
-        match (options.propagation, bound) {
+        match (options.propagation, context::current_xid()) {
             (Propagation::Required | Propagation::Supports | Propagation::Mandatory, Some(xid)) => {
                 let info = TxInfo {
-                    xid: Some(xid),
-                    role: Some(TxRole::Participant),
+                    xid,
+                    role: TxRole::Participant,
                 };
                 work(info).await.map_err(TransactionError::Aborted)
             }
@@ -411,22 +432,55 @@ impl Client {
             (Propagation::RequiresNew, Some(_)) => {
                 context::without_xid(self.launch(&options, work)).await
             }
+            (Propagation::Mandatory, None) => {
+                Err(TransactionError::Transaction(Error::NoTransaction))
+            }
+            (
+                propagation @ (Propagation::Supports
+                | Propagation::NotSupported
+                | Propagation::Never),
+                _,
+            ) => Err(TransactionError::Transaction(Error::NotTransactional {
+                propagation,
+            })),
+        }
+    }
+
+    /// Runs `work` according to `options.propagation`, with or without a global transaction:
+    /// as [`Client::in_global_transaction`] when the mode runs in one, and otherwise
+    ///
+    /// | propagation   | transaction bound to the task | none bound |
+    /// |---------------|-------------------------------|------------|
+    /// | Supports      | (joins)                       | run without |
+    /// | NotSupported  | suspend it, run without, resume after | run without |
+    /// | Never         | `Error::ExistingTransaction`  | run without |
+    pub async fn with_propagation<F, Fut, T, E>(
+        &self,
+        options: TransactionOptions,
+        work: F,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: FnOnce(Option<TxInfo>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        match (options.propagation, context::current_xid()) {
             // The closure itself (not only its future) runs inside the suspended scope.
             (Propagation::NotSupported, Some(_)) => {
-                context::without_xid(async move { work(none).await })
+                context::without_xid(async move { work(None).await })
                     .await
                     .map_err(TransactionError::Aborted)
             }
             (Propagation::NotSupported | Propagation::Supports | Propagation::Never, None) => {
-                work(none).await.map_err(TransactionError::Aborted)
+                work(None).await.map_err(TransactionError::Aborted)
             }
             (Propagation::Never, Some(xid)) => {
                 Err(TransactionError::Transaction(Error::ExistingTransaction {
                     xid,
                 }))
             }
-            (Propagation::Mandatory, None) => {
-                Err(TransactionError::Transaction(Error::NoTransaction))
+            _ => {
+                self.in_global_transaction(options, |info| work(Some(info)))
+                    .await
             }
         }
     }
@@ -443,17 +497,14 @@ impl Client {
         let timeout = options
             .timeout
             .unwrap_or(self.inner.config.default_transaction_timeout);
+        // Dropping `tx` before it is finished (this future cancelled) rolls it back.
         let tx = self.begin(timeout, &options.name).await?;
-        let mut guard = RollbackOnDrop {
-            tx: Some(tx.clone()),
-        };
         let info = TxInfo {
-            xid: Some(tx.xid.clone()),
-            role: Some(TxRole::Launcher),
+            xid: tx.xid.clone(),
+            role: TxRole::Launcher,
         };
         // Calling `work` inside the scope binds the XID for the closure's synchronous part too.
         let outcome = CatchUnwind(Box::pin(tx.scope(async move { work(info).await }))).await;
-        guard.tx = None;
         match outcome {
             Ok(Ok(value)) => {
                 tx.commit().await?;
@@ -464,8 +515,9 @@ impl Client {
                 Err(rollback) => Err(TransactionError::RollbackFailed { error, rollback }),
             },
             Err(panic) => {
+                let xid = tx.xid.clone();
                 if let Err(error) = tx.rollback().await {
-                    tracing::error!(xid = %tx.xid, %error, "rollback after a panic failed; the TC rolls back at the timeout");
+                    tracing::error!(%xid, %error, "rollback after a panic failed; the TC rolls back at the timeout");
                 }
                 std::panic::resume_unwind(panic)
             }
@@ -473,26 +525,32 @@ impl Client {
     }
 }
 
-/// Rolls the transaction back in the background if the launching future is dropped before it
-/// decided (e.g. the caller's own timeout cancelled it): nothing is left half-done.
-struct RollbackOnDrop {
-    tx: Option<GlobalTransaction>,
-}
-
-impl Drop for RollbackOnDrop {
+/// A begun transaction dropped before commit or rollback (an early return, or the caller's own
+/// timeout cancelling the future) is rolled back in the background: nothing is left half-done.
+impl Drop for GlobalTransaction {
     fn drop(&mut self) {
-        let Some(tx) = self.tx.take() else { return };
+        if self.finished || self.role == TxRole::Participant {
+            return;
+        }
+        let tx = GlobalTransaction {
+            client: self.client.clone(),
+            xid: std::mem::take(&mut self.xid),
+            role: self.role,
+            timeout: self.timeout,
+            began: self.began,
+            finished: true,
+        };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                tracing::warn!(xid = %tx.xid, "global transaction abandoned before it finished; rolling back");
+                tracing::warn!(xid = %tx.xid, "global transaction dropped before it finished; rolling back");
                 handle.spawn(async move {
-                    if let Err(error) = tx.rollback().await {
+                    if let Err(error) = tx.rollback_once().await {
                         tracing::warn!(xid = %tx.xid, %error, "background rollback failed; the TC rolls back at the timeout");
                     }
                 });
             }
             Err(_) => {
-                tracing::warn!(xid = %tx.xid, "global transaction abandoned outside a runtime; the TC rolls it back at its timeout");
+                tracing::warn!(xid = %tx.xid, "global transaction dropped outside a runtime; the TC rolls it back at its timeout");
             }
         }
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ferrata::tls::TlsOptions;
-use ferrata::{BranchType, Client, ClientConfig, Error, GlobalStatus};
+use ferrata::{BranchRegistration, BranchType, Client, ClientConfig, Error, GlobalStatus};
 use ferrata_testkit::TcProcess;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use support::{Recorder, config, eventually, server_binary};
@@ -58,7 +58,10 @@ async fn signed_client_registers_begins_and_gets_phase_two() {
         .await
         .expect("begin");
     client
-        .branch_register(tx.xid(), BranchType::Tcc, "auth-action", "", "{}")
+        .branch_register(
+            BranchRegistration::new(tx.xid(), BranchType::Tcc, "auth-action")
+                .application_data("{}"),
+        )
         .await
         .expect("branch registered");
     let xid = tx.xid().to_owned();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ferrata::rm::{BranchHandler, BranchRequest, UndoLogDelete};
 use ferrata::{BranchStatus, BranchType};
-use ferrata::{Client, ClientConfig, Error};
+use ferrata::{Client, ClientConfig, Error, Operation};
 use ferrata_net::{Connection, ConnectionConfig, Outbound, OutboundEncoder};
 use ferrata_proto::{
     BatchResultMessage, BranchRollbackRequest, ClientVersion, CodecContext, Dialect,
@@ -289,14 +289,14 @@ async fn unanswered_request_times_out_with_a_typed_error() {
         matches!(
             err,
             Error::Timeout {
-                operation: "global begin",
+                operation: Operation::GlobalBegin,
                 ..
             }
         ),
         "{err:?}"
     );
     assert!(
-        err.to_string().contains("query the transaction status"),
+        err.advice().contains("query the transaction status"),
         "{err}"
     );
     // Commit and rollback are retried (5 attempts) before the error is returned.

@@ -14,7 +14,7 @@ use ferrata::context::{current_branch_type, current_xid, with_branch_type, with_
 use ferrata::integrations::reqwest::XidPropagation;
 use ferrata::integrations::tonic::XidInterceptor;
 use ferrata::integrations::tower::XidLayer;
-use ferrata::{BranchType, Client, TransactionOptions};
+use ferrata::{BranchRegistration, BranchType, Client, TransactionOptions};
 use support::{Recorder, Server, config, eventually};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http;
@@ -123,7 +123,10 @@ async fn a_participant_service_joins_over_http_and_is_committed() {
                         return (axum::http::StatusCode::BAD_REQUEST, "no xid".to_owned());
                     };
                     match p
-                        .branch_register(&xid, BranchType::Tcc, "http-reserve", "", "{}")
+                        .branch_register(
+                            BranchRegistration::new(&xid, BranchType::Tcc, "http-reserve")
+                                .application_data("{}"),
+                        )
                         .await
                     {
                         Ok(id) => (axum::http::StatusCode::OK, id.to_string()),
@@ -148,7 +151,7 @@ async fn a_participant_service_joins_over_http_and_is_committed() {
                 "{:?}",
                 response.text().await
             );
-            Ok::<_, reqwest_middleware::Error>(tx.xid.expect("xid"))
+            Ok::<_, reqwest_middleware::Error>(tx.xid)
         })
         .await
         .expect("committed");
@@ -156,7 +159,7 @@ async fn a_participant_service_joins_over_http_and_is_committed() {
         let mut seen = None;
         let result: Result<(), _> = launcher
             .in_global_transaction(TransactionOptions::new("purchase-fails"), |tx| {
-                seen = tx.xid.clone();
+                seen = Some(tx.xid.clone());
                 let http = http.clone();
                 let base = base.clone();
                 async move {

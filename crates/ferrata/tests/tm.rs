@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use ferrata::context::{current_xid, with_xid};
 use ferrata::{
-    BranchType, Client, Error, GlobalStatus, Propagation, TransactionError, TransactionOptions,
-    TxRole,
+    BranchRegistration, BranchType, Client, Error, GlobalStatus, LockQuery, Propagation,
+    TransactionError, TransactionOptions, TxInfo, TxRole,
 };
 use support::{Recorder, Server, config, dead_address, eventually};
 
@@ -46,7 +46,10 @@ impl Setup {
     async fn enlist(&self) -> Result<i64, Error> {
         let xid = current_xid().expect("inside a transaction");
         self.client
-            .branch_register(&xid, BranchType::Tcc, &self.resource, "", "{}")
+            .branch_register(
+                BranchRegistration::new(&xid, BranchType::Tcc, &self.resource)
+                    .application_data("{}"),
+            )
             .await
     }
 
@@ -73,12 +76,13 @@ async fn begin_commit_rollback_status() {
     assert_eq!(tx.role(), TxRole::Launcher);
     assert_eq!(tx.status().await.expect("status"), GlobalStatus::Begin);
     tx.scope(async { s.enlist().await.expect("branch") }).await;
+    let xid = tx.xid().to_owned();
     let status = tx.commit().await.expect("commit");
     assert!(
         matches!(status, GlobalStatus::Committed | GlobalStatus::Committing),
         "{status:?}"
     );
-    assert_eq!(s.outcome(tx.xid()).await, Some(true));
+    assert_eq!(s.outcome(&xid).await, Some(true));
 
     let tx = s
         .client
@@ -86,11 +90,12 @@ async fn begin_commit_rollback_status() {
         .await
         .expect("begin");
     tx.scope(async { s.enlist().await.expect("branch") }).await;
+    let xid = tx.xid().to_owned();
     tx.rollback().await.expect("rollback");
-    assert_eq!(s.outcome(tx.xid()).await, Some(false));
+    assert_eq!(s.outcome(&xid).await, Some(false));
     // The TC forgets a finished transaction.
     assert_eq!(
-        s.client.status(tx.xid()).await.expect("status"),
+        s.client.status(&xid).await.expect("status"),
         GlobalStatus::Finished
     );
 }
@@ -102,9 +107,9 @@ async fn scoped_helper_commits_on_ok_and_rolls_back_on_err() {
     let (xid, value) = s
         .client
         .in_global_transaction(TransactionOptions::new("ok"), |tx| async move {
-            assert_eq!(current_xid(), tx.xid);
+            assert_eq!(current_xid().as_ref(), Some(&tx.xid));
             s.enlist().await?;
-            Ok::<_, Error>((tx.xid.clone().expect("xid"), 7))
+            Ok::<_, Error>((tx.xid.clone(), 7))
         })
         .await
         .expect("committed");
@@ -116,7 +121,7 @@ async fn scoped_helper_commits_on_ok_and_rolls_back_on_err() {
     let result: Result<(), _> = s
         .client
         .in_global_transaction(TransactionOptions::new("err"), |tx| {
-            seen = tx.xid.clone();
+            seen = Some(tx.xid.clone());
             async move {
                 s.enlist().await.expect("branch");
                 Err("business failure")
@@ -141,9 +146,9 @@ async fn scoped_helper_rolls_back_on_panic() {
         let _: Result<(), TransactionError<Error>> = client
             .clone()
             .in_global_transaction(TransactionOptions::new("panics"), |tx| async move {
-                let xid = tx.xid.expect("xid");
+                let xid = tx.xid;
                 client
-                    .branch_register(&xid, BranchType::Tcc, &resource, "", "")
+                    .branch_register(BranchRegistration::new(&xid, BranchType::Tcc, &resource))
                     .await
                     .expect("branch");
                 let _ = xid_tx.send(xid);
@@ -161,6 +166,35 @@ async fn scoped_helper_rolls_back_on_panic() {
 }
 
 #[tokio::test]
+async fn dropping_a_begun_transaction_rolls_it_back() {
+    let setup_ = setup("tm-drop").await;
+    let s = &setup_;
+    let tx = s
+        .client
+        .begin(Duration::from_secs(30), "dropped")
+        .await
+        .expect("begin");
+    tx.scope(async { s.enlist().await.expect("branch") }).await;
+    let xid = tx.xid().to_owned();
+    // An early return drops the handle without commit or rollback.
+    drop(tx);
+    assert_eq!(s.outcome(&xid).await, Some(false));
+
+    // A joined (participant) handle leaves its transaction alone when dropped.
+    let launched = s
+        .client
+        .begin(Duration::from_secs(30), "joined")
+        .await
+        .expect("begin");
+    drop(s.client.join(launched.xid()));
+    assert_eq!(
+        launched.status().await.expect("status"),
+        GlobalStatus::Begin
+    );
+    launched.rollback().await.expect("rollback");
+}
+
+#[tokio::test]
 async fn dropping_the_scoped_future_rolls_back() {
     let setup_ = setup("tm-cancel").await;
     let s = &setup_;
@@ -169,7 +203,7 @@ async fn dropping_the_scoped_future_rolls_back() {
         s.client
             .in_global_transaction(TransactionOptions::new("cancelled"), |tx| async move {
                 s.enlist().await.expect("branch");
-                let _ = xid_tx.send(tx.xid.expect("xid"));
+                let _ = xid_tx.send(tx.xid);
                 std::future::pending::<Result<(), Error>>().await
             });
     // The caller stops waiting once the branch exists: the future is dropped mid-transaction.
@@ -191,16 +225,17 @@ async fn propagation_modes() {
 
     // Without a bound transaction.
     let none = c
-        .in_global_transaction(opts(Propagation::Supports), |tx| async move {
-            Ok::<_, Error>((tx.xid, current_xid()))
+        .with_propagation(opts(Propagation::Supports), |tx| async move {
+            Ok::<_, Error>((tx, current_xid()))
         })
         .await
         .expect("supports");
     assert_eq!(none, (None, None));
     let never = c
-        .in_global_transaction(opts(Propagation::Never), |tx| async move {
-            Ok::<_, Error>(tx.role)
-        })
+        .with_propagation(
+            opts(Propagation::Never),
+            |tx| async move { Ok::<_, Error>(tx) },
+        )
         .await
         .expect("never");
     assert_eq!(never, None);
@@ -217,20 +252,42 @@ async fn propagation_modes() {
         "{mandatory:?}"
     );
     let not_supported = c
-        .in_global_transaction(opts(Propagation::NotSupported), |tx| async move {
-            Ok::<_, Error>(tx.xid)
+        .with_propagation(opts(Propagation::NotSupported), |tx| async move {
+            Ok::<_, Error>(tx)
         })
         .await
         .expect("not supported");
     assert_eq!(not_supported, None);
+    // The modes that may run without a transaction are refused by in_global_transaction,
+    // before running the work.
+    for p in [
+        Propagation::Supports,
+        Propagation::NotSupported,
+        Propagation::Never,
+    ] {
+        let refused = c
+            .in_global_transaction(opts(p), |_| async move {
+                panic!("must not run");
+                #[allow(unreachable_code)]
+                Ok::<_, Error>(())
+            })
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(TransactionError::Transaction(Error::NotTransactional { propagation })) if propagation == p
+            ),
+            "{refused:?}"
+        );
+    }
     let (new_xid, role) = c
         .in_global_transaction(opts(Propagation::RequiresNew), |tx| async move {
             s.enlist().await?;
-            Ok::<_, Error>((tx.xid.expect("xid"), tx.role))
+            Ok::<_, Error>((tx.xid, tx.role))
         })
         .await
         .expect("requires new");
-    assert_eq!(role, Some(TxRole::Launcher));
+    assert_eq!(role, TxRole::Launcher);
     assert_eq!(s.outcome(&new_xid).await, Some(true));
 
     // Inside an outer transaction.
@@ -248,16 +305,23 @@ async fn propagation_modes() {
                 Propagation::Mandatory,
             ] {
                 let joined = c
-                    .in_global_transaction(opts(p), |tx| async move {
-                        Ok::<_, Error>((tx.xid, tx.role))
-                    })
+                    .in_global_transaction(opts(p), |tx| async move { Ok::<_, Error>(tx) })
                     .await
                     .expect("joins");
                 assert_eq!(
                     joined,
-                    (Some(outer_xid.clone()), Some(TxRole::Participant)),
+                    TxInfo {
+                        xid: outer_xid.clone(),
+                        role: TxRole::Participant
+                    },
                     "{p:?}"
                 );
+                // with_propagation joins the same way.
+                let joined = c
+                    .with_propagation(opts(p), |tx| async move { Ok::<_, Error>(tx) })
+                    .await
+                    .expect("joins");
+                assert_eq!(joined.map(|tx| tx.xid).as_ref(), Some(outer_xid), "{p:?}");
             }
             // A participant's failure does not end the outer transaction.
             let failed = c
@@ -268,7 +332,7 @@ async fn propagation_modes() {
             assert!(matches!(failed, Err(TransactionError::Aborted(_))));
 
             let never = c
-                .in_global_transaction(opts(Propagation::Never), |_| async move { Ok::<_, Error>(()) })
+                .with_propagation(opts(Propagation::Never), |_| async move { Ok::<_, Error>(()) })
                 .await;
             assert!(
                 matches!(
@@ -279,8 +343,8 @@ async fn propagation_modes() {
             );
 
             let suspended = c
-                .in_global_transaction(opts(Propagation::NotSupported), |tx| async move {
-                    Ok::<_, Error>((tx.xid, current_xid()))
+                .with_propagation(opts(Propagation::NotSupported), |tx| async move {
+                    Ok::<_, Error>((tx, current_xid()))
                 })
                 .await
                 .expect("not supported");
@@ -291,7 +355,7 @@ async fn propagation_modes() {
             let mut inner = None;
             let rolled_back = c
                 .in_global_transaction(opts(Propagation::RequiresNew), |tx| {
-                    inner = tx.xid.clone();
+                    inner = Some(tx.xid.clone());
                     async move {
                         assert_ne!(current_xid().as_deref(), Some(outer_xid.as_str()));
                         s.enlist().await.expect("inner branch");
@@ -326,7 +390,7 @@ async fn transaction_timeout_is_a_typed_error_and_rolls_back() {
         .in_global_transaction(
             TransactionOptions::new("slow").timeout(Duration::from_millis(300)),
             |tx| {
-                seen = tx.xid.clone();
+                seen = Some(tx.xid.clone());
                 async move {
                     s.enlist().await?;
                     // Outlive the timeout: wait until the TC itself has timed it out.
@@ -380,7 +444,7 @@ async fn transaction_timeout_is_a_typed_error_and_rolls_back() {
     let err = tx.commit().await.expect_err("timed out");
     assert!(matches!(err, Error::TransactionTimeout { .. }), "{err:?}");
     assert!(
-        err.to_string().contains("raise the transaction timeout"),
+        err.advice().contains("raise the transaction timeout"),
         "{err}"
     );
 }
@@ -405,18 +469,22 @@ async fn lock_conflict_is_a_typed_error() {
         .await
         .expect("begin");
     s.client
-        .branch_register(first.xid(), BranchType::At, resource, "stock:1,2", "")
+        .branch_register(
+            BranchRegistration::new(first.xid(), BranchType::At, resource).lock_key("stock:1,2"),
+        )
         .await
         .expect("first takes the locks");
     assert!(
         !s.client
-            .lock_query(second.xid(), BranchType::At, resource, "stock:2")
+            .lock_query(LockQuery::new(second.xid(), BranchType::At, resource).lock_key("stock:2"))
             .await
             .expect("query")
     );
     let err = s
         .client
-        .branch_register(second.xid(), BranchType::At, resource, "stock:2", "")
+        .branch_register(
+            BranchRegistration::new(second.xid(), BranchType::At, resource).lock_key("stock:2"),
+        )
         .await
         .expect_err("conflict");
     match &err {
@@ -433,10 +501,13 @@ async fn lock_conflict_is_a_typed_error() {
         other => panic!("expected a lock conflict, got {other:?}"),
     }
     assert!(err.is_retryable());
+    let first_xid = first.xid().to_owned();
     first.rollback().await.expect("rollback releases the locks");
-    assert_eq!(s.outcome(first.xid()).await, Some(false));
+    assert_eq!(s.outcome(&first_xid).await, Some(false));
     s.client
-        .branch_register(second.xid(), BranchType::At, resource, "stock:2", "")
+        .branch_register(
+            BranchRegistration::new(second.xid(), BranchType::At, resource).lock_key("stock:2"),
+        )
         .await
         .expect("free now");
     second.rollback().await.expect("rollback");
@@ -448,10 +519,7 @@ async fn unreachable_tc_is_a_typed_error() {
         .await
         .expect_err("nothing listens there");
     assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
-    assert!(
-        err.to_string().contains("ferrata-server is running"),
-        "{err}"
-    );
+    assert!(err.advice().contains("ferrata-server is running"), "{err}");
 }
 
 #[tokio::test]

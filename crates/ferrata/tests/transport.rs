@@ -10,7 +10,7 @@ use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use ferrata::rm::{BranchHandler, BranchRequest};
-use ferrata::{BranchStatus, BranchType, Client, GlobalStatus};
+use ferrata::{BranchRegistration, BranchStatus, BranchType, Client, GlobalStatus};
 use support::{Recorder, Server, config, eventually};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -62,9 +62,13 @@ async fn reconnects_and_re_registers_resources_after_a_server_restart() {
         eventually(WAIT, || {
             let (c, xid) = (c.clone(), xid.clone());
             async move {
-                c.branch_register(&xid, BranchType::Tcc, "restart-action", "", "")
-                    .await
-                    .is_ok()
+                c.branch_register(BranchRegistration::new(
+                    &xid,
+                    BranchType::Tcc,
+                    "restart-action",
+                ))
+                .await
+                .is_ok()
             }
         })
         .await
@@ -106,9 +110,12 @@ async fn concurrent_requests_are_merged_into_one_frame() {
         .into_iter()
         .map(|r| r.expect("begin"))
         .collect();
-    let registers = txs
-        .iter()
-        .map(|tx| client.branch_register(tx.xid(), BranchType::Tcc, "merge-action", "", "{}"));
+    let registers = txs.iter().map(|tx| {
+        client.branch_register(
+            BranchRegistration::new(tx.xid(), BranchType::Tcc, "merge-action")
+                .application_data("{}"),
+        )
+    });
     let branch_ids: Vec<i64> = futures_join_all(registers)
         .await
         .into_iter()
@@ -128,7 +135,7 @@ async fn concurrent_requests_are_merged_into_one_frame() {
     assert!(merged >= 2, "begins and registers were merged: {after:?}");
     assert_eq!(inside, 16, "every request travelled in a batch: {after:?}");
     assert!(frames < 16, "fewer frames than requests: {frames}");
-    for tx in &txs {
+    for tx in txs {
         tx.commit().await.expect("commit");
     }
 }
@@ -178,7 +185,10 @@ async fn idle_connections_send_heartbeats_and_stay_up() {
     client
         .begin(Duration::from_secs(5), "still connected")
         .await
-        .expect("begin");
+        .expect("begin")
+        .rollback()
+        .await
+        .expect("rollback");
     assert_eq!(
         client.transport_stats().connections_established,
         2,
@@ -273,18 +283,20 @@ async fn a_blocked_branch_handler_does_not_stall_other_transactions() {
         .await
         .expect("begin");
     client
-        .branch_register(stuck.xid(), BranchType::Tcc, "blocked-action", "", "")
+        .branch_register(BranchRegistration::new(
+            stuck.xid(),
+            BranchType::Tcc,
+            "blocked-action",
+        ))
         .await
         .expect("branch");
-    let rollback = tokio::spawn({
-        let stuck = stuck.clone();
-        async move { stuck.rollback().await }
-    });
+    let stuck_xid = stuck.xid().to_owned();
+    let rollback = tokio::spawn(stuck.rollback());
     // Wait (without blocking the runtime) until the handler is blocked.
     let started = tokio::task::spawn_blocking(move || started_rx.recv_timeout(WAIT))
         .await
         .expect("join");
-    assert_eq!(started.as_deref().ok(), Some(stuck.xid()));
+    assert_eq!(started.as_deref().ok(), Some(stuck_xid.as_str()));
 
     // While it is blocked: a new transaction begins, registers a branch on the same RM
     // connection, commits, and its branch commit is handled.
@@ -293,12 +305,16 @@ async fn a_blocked_branch_handler_does_not_stall_other_transactions() {
         .await
         .expect("begin while a handler is blocked");
     client
-        .branch_register(other.xid(), BranchType::Tcc, "free-action", "", "")
+        .branch_register(BranchRegistration::new(
+            other.xid(),
+            BranchType::Tcc,
+            "free-action",
+        ))
         .await
         .expect("register while a handler is blocked");
+    let xid = other.xid().to_owned();
     other.commit().await.expect("commit");
     let r = recorder.clone();
-    let xid = other.xid().to_owned();
     assert!(
         eventually(WAIT, || {
             let (r, xid) = (r.clone(), xid.clone());
@@ -314,7 +330,7 @@ async fn a_blocked_branch_handler_does_not_stall_other_transactions() {
         "the other transaction finished while the handler was still blocked"
     );
     let c = client.clone();
-    let xid = stuck.xid().to_owned();
+    let xid = stuck_xid;
     assert!(
         eventually(WAIT, || {
             let (c, xid) = (c.clone(), xid.clone());
@@ -345,10 +361,14 @@ async fn a_dead_tm_is_rolled_back_by_the_tc_timeout() {
         .expect("begin");
     let xid = tx.xid().to_owned();
     participant
-        .branch_register(&xid, BranchType::Tcc, "tm-dies-action", "", "{}")
+        .branch_register(
+            BranchRegistration::new(&xid, BranchType::Tcc, "tm-dies-action").application_data("{}"),
+        )
         .await
         .expect("branch");
-    // The launcher dies without committing or rolling back.
+    // The launcher dies without committing or rolling back (shut down first, so that dropping
+    // the transaction cannot roll it back either).
+    launcher.shutdown();
     drop(tx);
     drop(launcher);
 

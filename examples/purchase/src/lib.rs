@@ -4,4 +4,4 @@
 pub mod api;
 pub mod service;
 
-pub use service::{Refused, required};
+pub use service::{ActionError, one_row};

@@ -9,9 +9,8 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ferrata::{Client, ClientConfig};
-use ferrata_tcc::{BoxError, BusinessActionContext, FenceError, TccError};
+use ferrata_tcc::TccError;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::api::ErrorBody;
 
@@ -140,51 +139,42 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// A participant's business refusal (not enough stock or money, unknown item). The try's local
-/// transaction is rolled back and the caller gets 409, which makes it roll the global one back.
-#[derive(Debug)]
-pub struct Refused(pub String);
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// How a participant's phase fails. A [`ActionError::Refused`] try is a business answer (not
+/// enough stock or money, unknown item): its local transaction is rolled back and the caller
+/// gets 409, which makes it roll the global one back. In phase 2 every error means "not done":
+/// the TC calls again.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("phase 2 found nothing to {0}")]
+    NothingToDo(&'static str),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
 }
 
-impl std::error::Error for Refused {}
-
-/// A value the try stored in the action context, needed by phase 2.
-pub fn required<T: DeserializeOwned>(
-    ctx: &BusinessActionContext,
-    key: &str,
-) -> Result<T, BoxError> {
-    ctx.get(key)?.ok_or_else(|| {
-        format!(
-            "branch {} of {} has no {key:?} in its action context",
-            ctx.branch_id, ctx.xid
-        )
-        .into()
-    })
-}
-
-/// The HTTP answer to a try: 200 with `body`, 409 for a [`Refused`] try, 503 for anything else
+/// The HTTP answer to a try: 200 with `body`, 409 for a refused try, 503 for anything else
 /// (TC or database trouble). Any non-2xx makes the business service roll back.
-pub fn try_reply<T: Serialize>(result: Result<T, TccError>) -> Response {
+pub fn try_reply<T: Serialize>(result: Result<T, TccError<ActionError>>) -> Response {
     match result {
         Ok(body) => Json(body).into_response(),
         Err(error) => {
-            if let TccError::Try {
-                source: FenceError::Business(business),
-                ..
-            } = &error
-                && let Some(refused) = business.downcast_ref::<Refused>()
-            {
+            if let Some(ActionError::Refused(refused)) = error.business() {
                 tracing::info!(%refused, "try refused");
-                return error_reply(StatusCode::CONFLICT, refused.to_string());
+                return error_reply(StatusCode::CONFLICT, refused.clone());
             }
             tracing::warn!(%error, "try failed");
             error_reply(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
         }
+    }
+}
+
+/// `Ok` when a phase-2 statement changed one row; otherwise the TC retries.
+pub fn one_row(rows: u64, what: &'static str) -> Result<(), ActionError> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(ActionError::NothingToDo(what))
     }
 }
 

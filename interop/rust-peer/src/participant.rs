@@ -4,7 +4,7 @@
 //!
 //! | Route | Does |
 //! |---|---|
-//! | `POST /try` | runs `tcc_try` under the inbound XID; the body is kept in the action context as `probe`; answers `{"xid","branch_id"}` (400 without `TX_XID`, 500 when the try fails) |
+//! | `POST /try` | runs the action's try under the inbound XID; the body is kept in the action context as `probe`; answers `{"xid","branch_id"}` (400 without `TX_XID`, 500 when the try fails) |
 //! | `GET /calls` | every confirm/cancel the TC delivered, in arrival order: `[{"xid","branch_id","action","phase":"commit"\|"rollback","probe"}]` |
 //!
 //! The SDK client connects and registers the resource before the port is bound, so once the
@@ -21,16 +21,17 @@ use axum::routing::{get, post};
 use ferrata::Client;
 use ferrata::context::current_xid;
 use ferrata::integrations::tower::XidLayer;
-use ferrata_tcc::{
-    BoxError, BusinessActionContext, TccParticipant, TccResource, register_tcc_resource, tcc_try,
-};
-use serde::Serialize;
-use serde_json::{Map, Value, json};
+use ferrata_tcc::{TccAction, TccContext, TccParticipant, TccResource};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 /// The action name, which is the TCC resource id registered with the TC.
 pub const ACTION: &str = "rust-tcc-action";
-/// Action-context key holding the body of `POST /try`.
-const PROBE_KEY: &str = "probe";
+/// The action context: the body of `POST /try` under the key `probe`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Probe {
+    probe: Option<String>,
+}
 
 /// One phase-two call as the participant received it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -56,13 +57,13 @@ impl Calls {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn record(&self, phase: &'static str, ctx: &BusinessActionContext) {
+    fn record(&self, phase: &'static str, ctx: &TccContext<Probe>) {
         let call = PhaseCall {
             xid: ctx.xid.clone(),
             branch_id: ctx.branch_id,
             action: ctx.action_name.clone(),
             phase,
-            probe: ctx.get_str(PROBE_KEY).map(str::to_owned),
+            probe: ctx.params.probe.clone(),
         };
         tracing::info!(?call, "phase two");
         self.lock().push(call);
@@ -87,42 +88,43 @@ impl TccParticipant for RecordingAction {
     type Args = String;
     /// The branch id the TC assigned.
     type Output = i64;
+    type Params = Probe;
+    type Error = std::convert::Infallible;
 
     fn action_name(&self) -> &str {
         ACTION
     }
 
-    fn action_context(&self, probe: &String) -> Map<String, Value> {
-        let mut map = Map::new();
-        map.insert(PROBE_KEY.to_owned(), Value::String(probe.clone()));
-        map
+    fn params(&self, probe: &String) -> Probe {
+        Probe {
+            probe: Some(probe.clone()),
+        }
     }
 
     async fn prepare(
         &self,
         _: &mut (),
-        ctx: &mut BusinessActionContext,
+        ctx: &mut TccContext<Probe>,
         _probe: String,
-    ) -> Result<i64, BoxError> {
+    ) -> Result<i64, Self::Error> {
         tracing::info!(xid = %ctx.xid, branch_id = ctx.branch_id, "try");
         Ok(ctx.branch_id)
     }
 
-    async fn confirm(&self, _: &mut (), ctx: &BusinessActionContext) -> Result<bool, BoxError> {
+    async fn confirm(&self, _: &mut (), ctx: &TccContext<Probe>) -> Result<(), Self::Error> {
         self.calls.record("commit", ctx);
-        Ok(true)
+        Ok(())
     }
 
-    async fn cancel(&self, _: &mut (), ctx: &BusinessActionContext) -> Result<bool, BoxError> {
+    async fn cancel(&self, _: &mut (), ctx: &TccContext<Probe>) -> Result<(), Self::Error> {
         self.calls.record("rollback", ctx);
-        Ok(true)
+        Ok(())
     }
 }
 
 #[derive(Debug, Clone)]
 struct AppState {
-    client: Client,
-    resource: Arc<TccResource<RecordingAction>>,
+    action: TccAction<RecordingAction>,
     calls: Calls,
 }
 
@@ -142,7 +144,7 @@ async fn try_action(State(state): State<AppState>, probe: String) -> Response {
             &json!({"error": "no TX_XID header: call me inside a global transaction"}),
         );
     };
-    match tcc_try(&state.client, &*state.resource, probe).await {
+    match state.action.call(probe).await {
         Ok(branch_id) => {
             json_response(StatusCode::OK, &json!({"xid": xid, "branch_id": branch_id}))
         }
@@ -171,18 +173,14 @@ pub async fn run(tc: &str, listen: SocketAddr) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("connecting to the TC at {tc}"))?;
     let calls = Calls::default();
-    let resource = Arc::new(TccResource::new(RecordingAction {
+    let action = TccResource::new(RecordingAction {
         calls: calls.clone(),
-    }));
-    register_tcc_resource(&client.resource_manager(), &resource)
-        .await
-        .context("registering the TCC resource")?;
+    })
+    .register(&client)
+    .await
+    .context("registering the TCC resource")?;
 
-    let state = AppState {
-        client: client.clone(),
-        resource,
-        calls,
-    };
+    let state = AppState { action, calls };
     let app = axum::Router::new()
         .route("/try", post(try_action))
         .route("/calls", get(list_calls))
@@ -237,7 +235,7 @@ mod tests {
     #[test]
     fn calls_are_listed_as_the_java_suite_reads_them() {
         let calls = Calls::default();
-        let ctx = BusinessActionContext::from_application_data(
+        let ctx = TccContext::from_application_data(
             "127.0.0.1:8091:7",
             8,
             ACTION,
@@ -245,7 +243,8 @@ mod tests {
         )
         .expect("context");
         calls.record("commit", &ctx);
-        calls.record("rollback", &BusinessActionContext::default());
+        let empty = TccContext::from_application_data("", 0, "", "").expect("empty context");
+        calls.record("rollback", &empty);
         let json = serde_json::to_value(calls.snapshot()).expect("json");
         assert_eq!(
             json,

@@ -95,7 +95,7 @@ pub async fn run(
         .in_global_transaction(options, |tx| {
             let (http, seen) = (&http, &seen);
             async move {
-                remember(seen, |s| s.xid = tx.xid.clone());
+                remember(seen, |s| s.xid = Some(tx.xid.clone()));
                 tracing::info!(xid = ?tx.xid, participant_url, "calling the participant");
                 let response = http
                     .post(participant_url)

@@ -5,6 +5,10 @@
 use std::time::Duration;
 
 use crate::error::FenceError;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+use crate::error::{BoxError, FenceOperation, FenceStatus};
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+use crate::participant::{BranchKey, PhaseWork};
 
 #[cfg(feature = "mysql")]
 mod mysql;
@@ -53,30 +57,40 @@ pub const CLEAN_BATCH: u64 = 1000;
 /// The MySQL DDL for a fence table named `table` (Seata's text when it is the default).
 pub fn ddl_mysql(table: &str) -> Result<String, FenceError> {
     check_table_name(table)?;
+    Ok(ddl_mysql_unchecked(table))
+}
+
+/// [`ddl_mysql`] for a name that passed `check_table_name`.
+pub(crate) fn ddl_mysql_unchecked(table: &str) -> String {
     if table == DEFAULT_TABLE {
-        return Ok(DDL_MYSQL.to_owned());
+        return DDL_MYSQL.to_owned();
     }
     let quoted = table
         .split('.')
         .map(|part| format!("`{part}`"))
         .collect::<Vec<_>>()
         .join(".");
-    Ok(DDL_MYSQL.replacen("`tcc_fence_log`", &quoted, 1))
+    DDL_MYSQL.replacen("`tcc_fence_log`", &quoted, 1)
 }
 
 /// The PostgreSQL DDL for a fence table named `table` (Seata's text when it is the default).
 /// Index names are schema-wide in PostgreSQL, so another table's indexes get its name prefixed.
 pub fn ddl_postgres(table: &str) -> Result<String, FenceError> {
     check_table_name(table)?;
+    Ok(ddl_postgres_unchecked(table))
+}
+
+/// [`ddl_postgres`] for a name that passed `check_table_name`.
+pub(crate) fn ddl_postgres_unchecked(table: &str) -> String {
     if table == DEFAULT_TABLE {
-        return Ok(DDL_POSTGRES.to_owned());
+        return DDL_POSTGRES.to_owned();
     }
     let base = table.rsplit('.').next().unwrap_or(table);
-    Ok(DDL_POSTGRES
+    DDL_POSTGRES
         .replace("public.tcc_fence_log", table)
         .replace("pk_tcc_fence_log", &format!("pk_{base}"))
         .replace("idx_gmt_modified", &format!("idx_{base}_gmt_modified"))
-        .replace("idx_status", &format!("idx_{base}_status")))
+        .replace("idx_status", &format!("idx_{base}_status"))
 }
 
 /// Table names are spliced into SQL text, so only plain identifiers are accepted.
@@ -97,10 +111,13 @@ pub(crate) fn check_table_name(table: &str) -> Result<(), FenceError> {
     }
 }
 
-/// Dialect plumbing, public only to the dialect modules (sealed: only MySQL and PostgreSQL).
+/// The per-database part of the fence: SQL text and error codes. Sealed: implemented for
+/// `sqlx::MySql` (also MariaDB) and `sqlx::Postgres` only.
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub(crate) mod sealed {
-    /// The statements of one dialect, with the table name filled in.
+    /// The statements of one dialect, with the table name filled in. Parameters, in order:
+    /// `insert` (xid, branch_id, action_name, status); `select_*` (xid, branch_id);
+    /// `update_status` (new status, xid, branch_id, old status); `delete_older` (age in µs).
     #[derive(Debug, Clone)]
     pub struct FenceSql {
         pub insert: String,
@@ -108,29 +125,62 @@ pub(crate) mod sealed {
         pub select_status: String,
         pub update_status: String,
         pub delete_older: String,
+        /// Seata's DDL for the table.
+        pub create_table: String,
+        /// Run first, in the creating transaction, to serialise concurrent creators (needed
+        /// where the DDL is not idempotent).
+        pub create_lock: Option<String>,
+        /// Returns one nullable text column, NULL when the table does not exist yet; `None`
+        /// when the DDL is idempotent by itself.
+        pub table_exists: Option<String>,
     }
 
-    pub trait Dialect {
+    pub trait Dialect: sqlx::Database {
         /// `table` has passed `check_table_name`.
         fn fence_sql(table: &str) -> FenceSql;
+
+        /// A duplicate primary key (the branch's row exists already).
+        fn is_duplicate_key(error: &dyn sqlx::error::DatabaseError) -> bool;
+
+        /// The database rolled the whole transaction back to break a deadlock or a
+        /// serialization conflict, so running it again from its start can succeed.
+        fn is_deadlock(error: &dyn sqlx::error::DatabaseError) -> bool;
+
+        /// Rows a statement changed (sqlx has no trait method for it).
+        fn rows_affected(result: &Self::QueryResult) -> u64;
     }
 }
 
 /// The databases the fence runs on: `sqlx::MySql` (feature `mysql`, also MariaDB) and
 /// `sqlx::Postgres` (feature `postgres`).
 #[cfg(any(feature = "mysql", feature = "postgres"))]
-pub trait FenceDatabase: sqlx::Database + sealed::Dialect {}
+pub trait FenceDatabase: sealed::Dialect {}
 
 /// The fence over one database pool. Each `fenced_*` call opens one local transaction, does the
 /// fence step, hands the open transaction to the business work, and commits both or neither.
 ///
 /// Timestamps come from the database clock (`gmt_create`, `gmt_modified` and the cleanup
 /// cut-off), so application hosts with skewed clocks cannot delete each other's fresh rows.
+/// Build it with [`TccFence::builder`], which creates the table and starts the cleanup.
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub struct TccFence<DB: sqlx::Database> {
     pool: sqlx::Pool<DB>,
     table: String,
-    sql: sealed::FenceSql,
+    sql: std::sync::Arc<sealed::FenceSql>,
+    /// The cleanup task started by the builder; stopped when the last clone is dropped.
+    cleanup: Option<std::sync::Arc<AbortOnDrop>>,
+}
+
+/// Aborts a background task when dropped.
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(any(feature = "mysql", feature = "postgres"))]
@@ -140,6 +190,7 @@ impl<DB: sqlx::Database> Clone for TccFence<DB> {
             pool: self.pool.clone(),
             table: self.table.clone(),
             sql: self.sql.clone(),
+            cleanup: self.cleanup.clone(),
         }
     }
 }
@@ -150,28 +201,115 @@ impl<DB: sqlx::Database> std::fmt::Debug for TccFence<DB> {
         f.debug_struct("TccFence")
             .field("database", &DB::NAME)
             .field("table", &self.table)
+            .field("cleanup", &self.cleanup.is_some())
             .finish()
+    }
+}
+
+/// Sets a fence up in one call: creates its table (Seata's DDL, if missing) and starts the
+/// periodic cleanup. From [`TccFence::builder`].
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+#[derive(Debug)]
+#[must_use = "a fence builder does nothing until `start` is awaited"]
+pub struct TccFenceBuilder<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
+    table: String,
+    clean_period: Duration,
+    table_setup: TableSetup,
+}
+
+/// Whether `TccFenceBuilder::start` creates the fence table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TableSetup {
+    /// Create the table with Seata's DDL when it does not exist (the default).
+    #[default]
+    CreateIfMissing,
+    /// The table is managed elsewhere (migrations, a DBA); leave the schema alone.
+    Existing,
+}
+
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+impl<DB: sqlx::Database> TccFenceBuilder<DB> {
+    /// The fence table (Java's `tcc.fence.logTableName`; default `tcc_fence_log`).
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// How often the cleanup runs and how old a final row must be to go (Java's
+    /// `tcc.fence.cleanPeriod`; default one day). Zero starts no cleanup.
+    pub fn clean_period(mut self, period: Duration) -> Self {
+        self.clean_period = period;
+        self
+    }
+
+    /// Whether to create the table (default [`TableSetup::CreateIfMissing`]).
+    pub fn table_setup(mut self, setup: TableSetup) -> Self {
+        self.table_setup = setup;
+        self
+    }
+}
+
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+impl<DB> TccFenceBuilder<DB>
+where
+    DB: FenceDatabase,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i16: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    /// Creates the table (unless [`TableSetup::Existing`]) and starts the cleanup (unless the
+    /// period is zero); the cleanup stops when the last clone of the fence is dropped.
+    /// Needs a Tokio runtime.
+    pub async fn start(self) -> Result<TccFence<DB>, FenceError> {
+        let mut fence = TccFence::with_table(self.pool, &self.table)?;
+        if self.table_setup == TableSetup::CreateIfMissing {
+            fence.create_table().await?;
+        }
+        fence.cleanup = fence
+            .spawn_cleanup(self.clean_period)
+            .map(|task| std::sync::Arc::new(AbortOnDrop(task)));
+        Ok(fence)
     }
 }
 
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 impl<DB: FenceDatabase> TccFence<DB> {
-    /// A fence on `pool` using the default table `tcc_fence_log`.
+    /// Sets up a fence on `pool`: `TccFence::builder(pool).start().await?` creates the default
+    /// table if missing and cleans it once a day.
+    pub fn builder(pool: sqlx::Pool<DB>) -> TccFenceBuilder<DB> {
+        TccFenceBuilder {
+            pool,
+            table: DEFAULT_TABLE.to_owned(),
+            clean_period: DEFAULT_CLEAN_PERIOD,
+            table_setup: TableSetup::default(),
+        }
+    }
+
+    /// A fence on `pool` using the default table `tcc_fence_log`, with no table creation and
+    /// no cleanup (see [`TccFence::builder`] for both).
     pub fn new(pool: sqlx::Pool<DB>) -> Self {
         TccFence {
             pool,
             table: DEFAULT_TABLE.to_owned(),
-            sql: DB::fence_sql(DEFAULT_TABLE),
+            sql: std::sync::Arc::new(DB::fence_sql(DEFAULT_TABLE)),
+            cleanup: None,
         }
     }
 
-    /// A fence using table `table` (Java's `tcc.fence.logTableName`).
+    /// A fence using table `table` (Java's `tcc.fence.logTableName`), with no table creation
+    /// and no cleanup.
     pub fn with_table(pool: sqlx::Pool<DB>, table: &str) -> Result<Self, FenceError> {
         check_table_name(table)?;
         Ok(TccFence {
             pool,
             table: table.to_owned(),
-            sql: DB::fence_sql(table),
+            sql: std::sync::Arc::new(DB::fence_sql(table)),
+            cleanup: None,
         })
     }
 
@@ -181,6 +319,14 @@ impl<DB: FenceDatabase> TccFence<DB> {
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    fn db_error(&self, operation: FenceOperation, source: sqlx::Error) -> FenceError {
+        FenceError::Database {
+            operation,
+            table: self.table.clone(),
+            source: Box::new(source),
+        }
     }
 }
 
@@ -194,56 +340,32 @@ fn first_clean_delay() -> Duration {
 }
 
 #[cfg(any(feature = "mysql", feature = "postgres"))]
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .is_some_and(|e| e.is_unique_violation())
+fn is_duplicate_key<DB: FenceDatabase>(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(DB::is_duplicate_key)
 }
 
-/// True when the database rolled the transaction back to break a deadlock or a serialization
-/// conflict, so that running it again from its start can succeed: MySQL/MariaDB error 1213
-/// (SQLSTATE 40001; InnoDB rolls the whole transaction back), PostgreSQL 40P01 (deadlock) and
-/// 40001 (serialization failure). A lock wait timeout (MySQL 1205) is not one: it ends only the
-/// statement, and waiting again would most likely time out again.
 #[cfg(any(feature = "mysql", feature = "postgres"))]
-fn is_deadlock(error: &sqlx::Error) -> bool {
-    let Some(database) = error.as_database_error() else {
-        return false;
-    };
-    #[cfg(feature = "mysql")]
-    if let Some(mysql) = database.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-        return mysql.number() == MYSQL_DEADLOCK;
-    }
-    database
-        .code()
-        .is_some_and(|code| code == "40001" || code == "40P01")
+fn is_deadlock<DB: FenceDatabase>(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(DB::is_deadlock)
 }
-
-/// MySQL/MariaDB `ER_LOCK_DEADLOCK`.
-#[cfg(feature = "mysql")]
-const MYSQL_DEADLOCK: u16 = 1213;
 
 /// How many times the fence runs one local transaction when the database rolls it back to break
 /// a deadlock (or when an empty rollback loses the race for the branch's row), before it gives
 /// up and returns the error (which phase 2 answers as retryable).
 pub const CONFLICT_ATTEMPTS: u32 = 5;
 
-/// The operation name of an empty rollback's insert, which may lose a race to a concurrent try.
-#[cfg(any(feature = "mysql", feature = "postgres"))]
-const INSERT_SUSPENDED: &str = "insert suspended row";
-
 /// Why a failed local transaction is worth running again from its start, if it is.
 #[cfg(any(feature = "mysql", feature = "postgres"))]
-fn rerun_reason(error: &FenceError) -> Option<&'static str> {
+fn rerun_reason<DB: FenceDatabase>(error: &FenceError) -> Option<&'static str> {
     let FenceError::Database {
         operation, source, ..
     } = error
     else {
         return None;
     };
-    if is_deadlock(source) {
+    if is_deadlock::<DB>(source) {
         Some("deadlock or serialization failure")
-    } else if *operation == INSERT_SUSPENDED && is_unique_violation(source) {
+    } else if *operation == FenceOperation::InsertSuspended && is_duplicate_key::<DB>(source) {
         // Without a gap lock (PostgreSQL, or MySQL under READ COMMITTED) the lookup of an empty
         // rollback cannot see a try that inserted the row but had not committed; once it has,
         // a new transaction finds the row and cancels the try (or sees it already rolled back).
@@ -259,22 +381,22 @@ fn rerun_reason(error: &FenceError) -> Option<&'static str> {
 /// back when it fails, so nothing of a failed attempt survives; the statement that failed is
 /// never retried on its own.
 #[cfg(any(feature = "mysql", feature = "postgres"))]
-async fn rerun_on_conflict<T, Fut>(
-    xid: &str,
-    branch_id: i64,
+async fn rerun_on_conflict<DB: FenceDatabase, T, Fut>(
+    branch: Branch<'_>,
     phase: &'static str,
     mut attempt: impl FnMut() -> Fut,
 ) -> Result<T, FenceError>
 where
     Fut: std::future::Future<Output = Result<T, FenceError>>,
 {
+    let Branch { xid, branch_id } = branch;
     let mut number = 1;
     loop {
         let error = match attempt().await {
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
-        let Some(reason) = rerun_reason(&error) else {
+        let Some(reason) = rerun_reason::<DB>(&error) else {
             return Err(error);
         };
         if number >= CONFLICT_ATTEMPTS {
@@ -312,6 +434,14 @@ fn conflict_backoff(attempt: u32) -> Duration {
     Duration::from_micros(random % (5_000 * u64::from(attempt)))
 }
 
+/// Which branch a fence step is for.
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+#[derive(Debug, Clone, Copy)]
+struct Branch<'a> {
+    xid: &'a str,
+    branch_id: i64,
+}
+
 /// How the fence step of a phase-2 transaction ended.
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 enum PhaseTwoStart<Tx> {
@@ -321,575 +451,566 @@ enum PhaseTwoStart<Tx> {
     Done(bool),
 }
 
-/// Generates the fence operations for one database type; the dialect module supplies
-/// `sealed::Dialect`, `create_table` and the Rust type of the `status` column.
+/// The local transaction a fenced phase runs in (the business work's `Local`).
 #[cfg(any(feature = "mysql", feature = "postgres"))]
-macro_rules! fence_impl {
-    ($db:ty, $status:ty) => {
-        impl crate::fence::TccFence<$db> {
-            fn db_error(
-                &self,
-                operation: &'static str,
-                source: sqlx::Error,
-            ) -> crate::error::FenceError {
-                crate::error::FenceError::Database {
-                    operation,
-                    table: self.table.clone(),
-                    source: Box::new(source),
-                }
-            }
+type Tx<DB> = sqlx::Transaction<'static, DB>;
 
-            async fn begin(
-                &self,
-            ) -> Result<sqlx::Transaction<'static, $db>, crate::error::FenceError> {
-                self.pool
-                    .begin()
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+async fn rollback_quietly<DB: sqlx::Database>(tx: Tx<DB>) {
+    // Dropping the transaction would roll back too; an explicit rollback frees the
+    // connection's locks now, and its failure only means the connection is gone.
+    if let Err(error) = tx.rollback().await {
+        tracing::debug!(%error, "local rollback failed; the connection is discarded");
+    }
+}
+
+/// The fence operations, written once for every [`FenceDatabase`]; the bounds are what sqlx
+/// needs to run the statements (executors, and encoding/decoding of the column types).
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+impl<DB> TccFence<DB>
+where
+    DB: FenceDatabase,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i16: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    /// Creates the fence table with Seata's DDL if it does not exist; safe to run from many
+    /// processes at once. [`TccFence::builder`] calls it.
+    pub async fn create_table(&self) -> Result<(), FenceError> {
+        use FenceOperation as Op;
+        let mut tx = self.begin().await?;
+        if let Some(lock) = &self.sql.create_lock {
+            sqlx::query(lock)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db_error(Op::LockForCreateTable, e))?;
+        }
+        let missing = match &self.sql.table_exists {
+            Some(lookup) => {
+                let found: Option<String> = sqlx::query_scalar(lookup)
+                    .fetch_one(&mut *tx)
                     .await
-                    .map_err(|e| self.db_error("begin transaction", e))
+                    .map_err(|e| self.db_error(Op::LookUpTable, e))?;
+                found.is_none()
             }
+            None => true,
+        };
+        if missing {
+            sqlx::raw_sql(&self.sql.create_table)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db_error(Op::CreateTable, e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| self.db_error(Op::CommitCreateTable, e))
+    }
 
-            async fn insert(
-                &self,
-                tx: &mut sqlx::Transaction<'static, $db>,
-                xid: &str,
-                branch_id: i64,
-                action_name: &str,
-                status: crate::error::FenceStatus,
-            ) -> Result<(), sqlx::Error> {
-                sqlx::query(&self.sql.insert)
-                    .bind(xid)
-                    .bind(branch_id)
-                    .bind(action_name)
-                    .bind(status.code() as $status)
-                    .execute(&mut **tx)
-                    .await
-                    .map(drop)
+    async fn begin(&self) -> Result<Tx<DB>, FenceError> {
+        self.pool
+            .begin()
+            .await
+            .map_err(|e| self.db_error(FenceOperation::Begin, e))
+    }
+
+    async fn insert(
+        &self,
+        tx: &mut Tx<DB>,
+        branch: Branch<'_>,
+        action_name: &str,
+        status: FenceStatus,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(&self.sql.insert)
+            .bind(branch.xid)
+            .bind(branch.branch_id)
+            .bind(action_name)
+            .bind(status.code())
+            .execute(&mut **tx)
+            .await
+            .map(drop)
+    }
+
+    fn known_status(branch: Branch<'_>, code: i16) -> Result<FenceStatus, FenceError> {
+        FenceStatus::from_code(i64::from(code)).ok_or_else(|| FenceError::UnknownStatus {
+            xid: branch.xid.to_owned(),
+            branch_id: branch.branch_id,
+            status: i64::from(code),
+        })
+    }
+
+    /// Locks the branch's row (if any) until the transaction ends and returns its status.
+    async fn lock_status(
+        &self,
+        tx: &mut Tx<DB>,
+        branch: Branch<'_>,
+    ) -> Result<Option<FenceStatus>, FenceError> {
+        let status: Option<i16> = sqlx::query_scalar(&self.sql.select_for_update)
+            .bind(branch.xid)
+            .bind(branch.branch_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(|e| self.db_error(FenceOperation::SelectForUpdate, e))?;
+        status
+            .map(|code| Self::known_status(branch, code))
+            .transpose()
+    }
+
+    /// Starts a phase-2 transaction with the branch's row (if any) locked; on failure the
+    /// transaction is rolled back before the error is returned.
+    async fn begin_locked(
+        &self,
+        branch: Branch<'_>,
+    ) -> Result<(Tx<DB>, Option<FenceStatus>), FenceError> {
+        let mut tx = self.begin().await?;
+        match self.lock_status(&mut tx, branch).await {
+            Ok(status) => Ok((tx, status)),
+            Err(error) => {
+                rollback_quietly(tx).await;
+                Err(error)
             }
+        }
+    }
 
-            /// Locks the branch's row (if any) until the transaction ends and returns its status.
-            async fn lock_status(
-                &self,
-                tx: &mut sqlx::Transaction<'static, $db>,
-                xid: &str,
-                branch_id: i64,
-            ) -> Result<Option<crate::error::FenceStatus>, crate::error::FenceError> {
-                let status: Option<$status> = sqlx::query_scalar(&self.sql.select_for_update)
-                    .bind(xid)
-                    .bind(branch_id)
-                    .fetch_optional(&mut **tx)
-                    .await
-                    .map_err(|e| self.db_error("select for update", e))?;
-                status
-                    .map(|code| {
-                        crate::error::FenceStatus::from_code(i64::from(code)).ok_or_else(|| {
-                            crate::error::FenceError::UnknownStatus {
-                                xid: xid.to_owned(),
-                                branch_id,
-                                status: i64::from(code),
-                            }
-                        })
-                    })
-                    .transpose()
-            }
+    /// `UPDATE ... SET status = to WHERE ... AND status = 1`; true when the row changed.
+    async fn mark(
+        &self,
+        tx: &mut Tx<DB>,
+        branch: Branch<'_>,
+        to: FenceStatus,
+    ) -> Result<bool, FenceError> {
+        let done = sqlx::query(&self.sql.update_status)
+            .bind(to.code())
+            .bind(branch.xid)
+            .bind(branch.branch_id)
+            .bind(FenceStatus::Tried.code())
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| self.db_error(FenceOperation::UpdateStatus, e))?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
 
-            /// Starts a phase-2 transaction with the branch's row (if any) locked; on failure the
-            /// transaction is rolled back before the error is returned.
-            async fn begin_locked(
-                &self,
-                xid: &str,
-                branch_id: i64,
-            ) -> Result<
-                (
-                    sqlx::Transaction<'static, $db>,
-                    Option<crate::error::FenceStatus>,
-                ),
-                crate::error::FenceError,
-            > {
-                let mut tx = self.begin().await?;
-                match self.lock_status(&mut tx, xid, branch_id).await {
-                    Ok(status) => Ok((tx, status)),
-                    Err(error) => {
-                        rollback_quietly(tx).await;
-                        Err(error)
-                    }
-                }
-            }
+    /// The branch's fence status, read without locking (for operators and tests).
+    pub async fn status(
+        &self,
+        xid: &str,
+        branch_id: i64,
+    ) -> Result<Option<FenceStatus>, FenceError> {
+        let branch = Branch { xid, branch_id };
+        let status: Option<i16> = sqlx::query_scalar(&self.sql.select_status)
+            .bind(xid)
+            .bind(branch_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.db_error(FenceOperation::SelectStatus, e))?;
+        status
+            .map(|code| Self::known_status(branch, code))
+            .transpose()
+    }
 
-            /// `UPDATE ... SET status = to WHERE ... AND status = 1`; true when the row changed.
-            async fn mark(
-                &self,
-                tx: &mut sqlx::Transaction<'static, $db>,
-                xid: &str,
-                branch_id: i64,
-                to: crate::error::FenceStatus,
-            ) -> Result<bool, crate::error::FenceError> {
-                let done = sqlx::query(&self.sql.update_status)
-                    .bind(to.code() as $status)
-                    .bind(xid)
-                    .bind(branch_id)
-                    .bind(crate::error::FenceStatus::Tried.code() as $status)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(|e| self.db_error("update status", e))?;
-                Ok(done.rows_affected() == 1)
-            }
-
-            /// The branch's fence status, read without locking (for operators and tests).
-            pub async fn status(
-                &self,
-                xid: &str,
-                branch_id: i64,
-            ) -> Result<Option<crate::error::FenceStatus>, crate::error::FenceError> {
-                let status: Option<$status> = sqlx::query_scalar(&self.sql.select_status)
-                    .bind(xid)
-                    .bind(branch_id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(|e| self.db_error("select status", e))?;
-                Ok(status.and_then(|code| crate::error::FenceStatus::from_code(i64::from(code))))
-            }
-
-            /// Phase 1: inserts status 1 (tried) and runs `work` in the same transaction.
-            /// A duplicate key means a rollback got there first (suspension): the try is refused
-            /// and its transaction rolled back. The status-4 row stays (unlike Java, which
-            /// deletes it at once) so that a retried late try is refused too; the cleanup
-            /// removes it after the clean period. A deadlock before `work` runs the
-            /// transaction again (see [`crate::fence::CONFLICT_ATTEMPTS`]).
-            pub async fn fenced_try<T, F, Fut>(
-                &self,
-                xid: &str,
-                branch_id: i64,
-                action_name: &str,
-                work: F,
-            ) -> Result<T, crate::error::FenceError>
-            where
-                F: FnOnce(sqlx::Transaction<'static, $db>) -> Fut,
-                Fut: std::future::Future<
-                        Output = (
-                            sqlx::Transaction<'static, $db>,
-                            Result<T, crate::error::BoxError>,
-                        ),
-                    >,
-            {
-                let tx = crate::fence::rerun_on_conflict(xid, branch_id, "try", || {
-                    self.start_try(xid, branch_id, action_name)
-                })
+    /// Phase 1: inserts status 1 (tried) and runs `work` in the same transaction.
+    /// A duplicate key means a rollback got there first (suspension): the try is refused
+    /// and its transaction rolled back. The status-4 row stays (unlike Java, which
+    /// deletes it at once) so that a retried late try is refused too; the cleanup
+    /// removes it after the clean period. A deadlock before `work` runs the
+    /// transaction again (see [`CONFLICT_ATTEMPTS`]).
+    pub async fn fenced_try<T, F, Fut>(
+        &self,
+        xid: &str,
+        branch_id: i64,
+        action_name: &str,
+        work: F,
+    ) -> Result<T, FenceError>
+    where
+        F: FnOnce(Tx<DB>) -> Fut,
+        Fut: std::future::Future<Output = (Tx<DB>, Result<T, BoxError>)>,
+    {
+        let branch = Branch { xid, branch_id };
+        let tx =
+            rerun_on_conflict::<DB, _, _>(branch, "try", || self.start_try(branch, action_name))
                 .await?;
-                let (tx, result) = work(tx).await;
-                match result {
-                    Ok(value) => {
-                        tx.commit()
-                            .await
-                            .map_err(|e| self.db_error("commit try", e))?;
-                        Ok(value)
-                    }
-                    Err(error) => {
-                        rollback_quietly(tx).await;
-                        Err(crate::error::FenceError::Business(error))
-                    }
-                }
+        let (tx, result) = work(tx).await;
+        match result {
+            Ok(value) => {
+                tx.commit()
+                    .await
+                    .map_err(|e| self.db_error(FenceOperation::CommitTry, e))?;
+                Ok(value)
             }
+            Err(error) => {
+                rollback_quietly(tx).await;
+                Err(FenceError::Business(error))
+            }
+        }
+    }
 
-            /// Begins the try's transaction and inserts the tried row.
-            async fn start_try(
-                &self,
-                xid: &str,
-                branch_id: i64,
-                action_name: &str,
-            ) -> Result<sqlx::Transaction<'static, $db>, crate::error::FenceError> {
-                let mut tx = self.begin().await?;
-                let inserted = self
-                    .insert(
-                        &mut tx,
+    /// Begins the try's transaction and inserts the tried row.
+    async fn start_try(&self, branch: Branch<'_>, action_name: &str) -> Result<Tx<DB>, FenceError> {
+        let mut tx = self.begin().await?;
+        let inserted = self
+            .insert(&mut tx, branch, action_name, FenceStatus::Tried)
+            .await;
+        match inserted {
+            Ok(()) => Ok(tx),
+            Err(error) => {
+                rollback_quietly(tx).await;
+                let Branch { xid, branch_id } = branch;
+                if is_duplicate_key::<DB>(&error) {
+                    tracing::error!(
                         xid,
                         branch_id,
-                        action_name,
-                        crate::error::FenceStatus::Tried,
-                    )
-                    .await;
-                match inserted {
-                    Ok(()) => Ok(tx),
-                    Err(error) => {
-                        rollback_quietly(tx).await;
-                        if crate::fence::is_unique_violation(&error) {
-                            tracing::error!(
-                                xid,
-                                branch_id,
-                                "branch already rolled back before its try: try refused (suspension)"
-                            );
-                            return Err(crate::error::FenceError::Suspended {
-                                xid: xid.to_owned(),
-                                branch_id,
-                            });
-                        }
-                        Err(self.db_error("insert tried row", error))
-                    }
+                        "branch already rolled back before its try: try refused (suspension)"
+                    );
+                    return Err(FenceError::Suspended {
+                        xid: xid.to_owned(),
+                        branch_id,
+                    });
                 }
-            }
-
-            /// Phase 2 commit: status 1 → 2 and `work` in one transaction. Already committed →
-            /// `Ok(true)` without calling `work`; rolled back or suspended → `Ok(false)`; no row
-            /// → `NoRecord`. `work` returning `Ok(false)` or `Err` rolls everything back.
-            /// A deadlock before `work` runs the transaction again.
-            pub async fn fenced_commit<F, Fut>(
-                &self,
-                xid: &str,
-                branch_id: i64,
-                work: F,
-            ) -> Result<bool, crate::error::FenceError>
-            where
-                F: FnOnce(sqlx::Transaction<'static, $db>) -> Fut,
-                Fut: std::future::Future<
-                        Output = (
-                            sqlx::Transaction<'static, $db>,
-                            Result<bool, crate::error::BoxError>,
-                        ),
-                    >,
-            {
-                let start = crate::fence::rerun_on_conflict(xid, branch_id, "confirm", || {
-                    self.start_commit(xid, branch_id)
-                })
-                .await?;
-                match start {
-                    crate::fence::PhaseTwoStart::Done(answer) => Ok(answer),
-                    crate::fence::PhaseTwoStart::Run(tx) => {
-                        self.run_phase_two(tx, xid, branch_id, "confirm", work).await
-                    }
-                }
-            }
-
-            /// The fence step of a commit: locks the row and moves it from tried to committed.
-            async fn start_commit(
-                &self,
-                xid: &str,
-                branch_id: i64,
-            ) -> Result<
-                crate::fence::PhaseTwoStart<sqlx::Transaction<'static, $db>>,
-                crate::error::FenceError,
-            > {
-                use crate::error::FenceStatus;
-                use crate::fence::PhaseTwoStart::Done;
-                let (tx, status) = self.begin_locked(xid, branch_id).await?;
-                match status {
-                    None => {
-                        rollback_quietly(tx).await;
-                        Err(crate::error::FenceError::NoRecord {
-                            xid: xid.to_owned(),
-                            branch_id,
-                        })
-                    }
-                    Some(FenceStatus::Committed) => {
-                        rollback_quietly(tx).await;
-                        tracing::info!(xid, branch_id, "branch already committed: confirm skipped (idempotent)");
-                        Ok(Done(true))
-                    }
-                    Some(status @ (FenceStatus::Rollbacked | FenceStatus::Suspended)) => {
-                        rollback_quietly(tx).await;
-                        tracing::warn!(xid, branch_id, ?status, "commit of a branch that was rolled back: refused");
-                        Ok(Done(false))
-                    }
-                    Some(FenceStatus::Tried) => {
-                        self.mark_tried(tx, xid, branch_id, FenceStatus::Committed)
-                            .await
-                    }
-                }
-            }
-
-            /// Phase 2 rollback: status 1 → 3 and `work` in one transaction. No row → inserts
-            /// status 4 and returns `Ok(true)` without calling `work` (empty rollback, which also
-            /// blocks a late try); already rolled back or suspended → `Ok(true)`; committed →
-            /// `Ok(false)`. `work` returning `Ok(false)` or `Err` rolls everything back.
-            /// A deadlock before `work` (the empty rollback's gap lock makes them expected under
-            /// REPEATABLE READ), or a try inserting the row while an empty rollback looked for
-            /// it, runs the transaction again.
-            pub async fn fenced_rollback<F, Fut>(
-                &self,
-                xid: &str,
-                branch_id: i64,
-                action_name: &str,
-                work: F,
-            ) -> Result<bool, crate::error::FenceError>
-            where
-                F: FnOnce(sqlx::Transaction<'static, $db>) -> Fut,
-                Fut: std::future::Future<
-                        Output = (
-                            sqlx::Transaction<'static, $db>,
-                            Result<bool, crate::error::BoxError>,
-                        ),
-                    >,
-            {
-                let start = crate::fence::rerun_on_conflict(xid, branch_id, "cancel", || {
-                    self.start_rollback(xid, branch_id, action_name)
-                })
-                .await?;
-                match start {
-                    crate::fence::PhaseTwoStart::Done(answer) => Ok(answer),
-                    crate::fence::PhaseTwoStart::Run(tx) => {
-                        self.run_phase_two(tx, xid, branch_id, "cancel", work).await
-                    }
-                }
-            }
-
-            /// The fence step of a rollback: locks the row and moves it from tried to rolled
-            /// back, or, when there is no row, records the empty rollback and commits.
-            async fn start_rollback(
-                &self,
-                xid: &str,
-                branch_id: i64,
-                action_name: &str,
-            ) -> Result<
-                crate::fence::PhaseTwoStart<sqlx::Transaction<'static, $db>>,
-                crate::error::FenceError,
-            > {
-                use crate::error::FenceStatus;
-                use crate::fence::PhaseTwoStart::Done;
-                let (mut tx, status) = self.begin_locked(xid, branch_id).await?;
-                match status {
-                    None => {
-                        if let Err(error) = self
-                            .insert(&mut tx, xid, branch_id, action_name, FenceStatus::Suspended)
-                            .await
-                        {
-                            rollback_quietly(tx).await;
-                            return Err(self.db_error(crate::fence::INSERT_SUSPENDED, error));
-                        }
-                        tx.commit()
-                            .await
-                            .map_err(|e| self.db_error("commit empty rollback", e))?;
-                        tracing::info!(xid, branch_id, "rollback before any try: recorded as suspended (empty rollback)");
-                        Ok(Done(true))
-                    }
-                    Some(FenceStatus::Rollbacked | FenceStatus::Suspended) => {
-                        rollback_quietly(tx).await;
-                        tracing::info!(xid, branch_id, "branch already rolled back: cancel skipped (idempotent)");
-                        Ok(Done(true))
-                    }
-                    Some(FenceStatus::Committed) => {
-                        rollback_quietly(tx).await;
-                        tracing::warn!(xid, branch_id, "rollback of a branch that was committed: refused");
-                        Ok(Done(false))
-                    }
-                    Some(FenceStatus::Tried) => {
-                        self.mark_tried(tx, xid, branch_id, FenceStatus::Rollbacked)
-                            .await
-                    }
-                }
-            }
-
-            /// Moves the locked tried row to `to`; on failure the transaction is rolled back.
-            async fn mark_tried(
-                &self,
-                mut tx: sqlx::Transaction<'static, $db>,
-                xid: &str,
-                branch_id: i64,
-                to: crate::error::FenceStatus,
-            ) -> Result<
-                crate::fence::PhaseTwoStart<sqlx::Transaction<'static, $db>>,
-                crate::error::FenceError,
-            > {
-                match self.mark(&mut tx, xid, branch_id, to).await {
-                    Ok(true) => Ok(crate::fence::PhaseTwoStart::Run(tx)),
-                    // Cannot happen under the row lock; answer "not done" rather than guess.
-                    Ok(false) => {
-                        rollback_quietly(tx).await;
-                        Ok(crate::fence::PhaseTwoStart::Done(false))
-                    }
-                    Err(error) => {
-                        rollback_quietly(tx).await;
-                        Err(error)
-                    }
-                }
-            }
-
-            /// Runs the phase-2 business work in the transaction the fence step left open and
-            /// commits both only on `Ok(true)`. `work` runs once per call: a deadlock inside it
-            /// is returned (phase 2 answers retryable and the TC calls again).
-            async fn run_phase_two<F, Fut>(
-                &self,
-                tx: sqlx::Transaction<'static, $db>,
-                xid: &str,
-                branch_id: i64,
-                phase: &'static str,
-                work: F,
-            ) -> Result<bool, crate::error::FenceError>
-            where
-                F: FnOnce(sqlx::Transaction<'static, $db>) -> Fut,
-                Fut: std::future::Future<
-                        Output = (
-                            sqlx::Transaction<'static, $db>,
-                            Result<bool, crate::error::BoxError>,
-                        ),
-                    >,
-            {
-                let (tx, result) = work(tx).await;
-                match result {
-                    Ok(true) => {
-                        tx.commit()
-                            .await
-                            .map_err(|e| self.db_error("commit phase 2", e))?;
-                        Ok(true)
-                    }
-                    // As Java: a false result makes the local transaction rollback-only.
-                    Ok(false) => {
-                        rollback_quietly(tx).await;
-                        Ok(false)
-                    }
-                    Err(error) => {
-                        rollback_quietly(tx).await;
-                        if error
-                            .downcast_ref::<sqlx::Error>()
-                            .is_some_and(crate::fence::is_deadlock)
-                        {
-                            tracing::warn!(xid, branch_id, phase, "deadlock in the business work; the TC retries");
-                        }
-                        Err(crate::error::FenceError::Business(error))
-                    }
-                }
-            }
-
-            /// Runs `work` in a plain local transaction, for phase 2 of a branch registered
-            /// without the fence (`useTCCFence` false): commits only on `Ok(true)`.
-            pub async fn unfenced<F, Fut>(&self, work: F) -> Result<bool, crate::error::FenceError>
-            where
-                F: FnOnce(sqlx::Transaction<'static, $db>) -> Fut,
-                Fut: std::future::Future<
-                        Output = (
-                            sqlx::Transaction<'static, $db>,
-                            Result<bool, crate::error::BoxError>,
-                        ),
-                    >,
-            {
-                let tx = self.begin().await?;
-                let (tx, result) = work(tx).await;
-                match result {
-                    Ok(true) => {
-                        tx.commit()
-                            .await
-                            .map_err(|e| self.db_error("commit phase 2", e))?;
-                        Ok(true)
-                    }
-                    Ok(false) => {
-                        rollback_quietly(tx).await;
-                        Ok(false)
-                    }
-                    Err(error) => {
-                        rollback_quietly(tx).await;
-                        Err(crate::error::FenceError::Business(error))
-                    }
-                }
-            }
-
-            /// Deletes rows in a final status (2, 3, 4) last modified more than `age` ago, in
-            /// batches of [`crate::fence::CLEAN_BATCH`]; status-1 rows are never removed.
-            /// Returns how many rows went.
-            pub async fn delete_older_than(
-                &self,
-                age: std::time::Duration,
-            ) -> Result<u64, crate::error::FenceError> {
-                let micros = i64::try_from(age.as_micros()).unwrap_or(i64::MAX);
-                let mut total = 0;
-                loop {
-                    let deleted = sqlx::query(&self.sql.delete_older)
-                        .bind(micros)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(|e| self.db_error("delete old rows", e))?
-                        .rows_affected();
-                    total += deleted;
-                    if deleted < crate::fence::CLEAN_BATCH {
-                        return Ok(total);
-                    }
-                }
-            }
-
-            /// Starts the periodic cleanup (Java's `tcc.fence.cleanPeriod`): after a random
-            /// 0-59 s, and then every `period`, deletes final rows older than `period`.
-            /// A zero period starts nothing. Abort the returned task to stop it.
-            pub fn spawn_cleanup(
-                &self,
-                period: std::time::Duration,
-            ) -> Option<tokio::task::JoinHandle<()>> {
-                if period.is_zero() {
-                    tracing::info!("TCC fence cleanup disabled (clean period is zero)");
-                    return None;
-                }
-                let fence = self.clone();
-                Some(tokio::spawn(async move {
-                    tokio::time::sleep(crate::fence::first_clean_delay()).await;
-                    let mut ticker = tokio::time::interval(period);
-                    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        ticker.tick().await;
-                        match fence.delete_older_than(period).await {
-                            Ok(deleted) => tracing::info!(deleted, table = %fence.table, "TCC fence cleanup done"),
-                            Err(error) => tracing::warn!(%error, "TCC fence cleanup failed; next try in one period"),
-                        }
-                    }
-                }))
+                Err(self.db_error(FenceOperation::InsertTried, error))
             }
         }
+    }
 
-        async fn rollback_quietly(tx: sqlx::Transaction<'static, $db>) {
-            // Dropping the transaction would roll back too; an explicit rollback frees the
-            // connection's locks now, and its failure only means the connection is gone.
-            if let Err(error) = tx.rollback().await {
-                tracing::debug!(%error, "local rollback failed; the connection is discarded");
-            }
+    /// Phase 2 commit: status 1 → 2 and `work` in one transaction. Already committed →
+    /// `Ok(true)` without calling `work`; rolled back or suspended → `Ok(false)`; no row
+    /// → `NoRecord`. `work` returning `Ok(false)` or `Err` rolls everything back.
+    /// A deadlock before `work` runs the transaction again.
+    pub async fn fenced_commit<F, Fut>(
+        &self,
+        xid: &str,
+        branch_id: i64,
+        work: F,
+    ) -> Result<bool, FenceError>
+    where
+        F: FnOnce(Tx<DB>) -> Fut,
+        Fut: std::future::Future<Output = (Tx<DB>, Result<bool, BoxError>)>,
+    {
+        let branch = Branch { xid, branch_id };
+        let start =
+            rerun_on_conflict::<DB, _, _>(branch, "confirm", || self.start_commit(branch)).await?;
+        match start {
+            PhaseTwoStart::Done(answer) => Ok(answer),
+            PhaseTwoStart::Run(tx) => self.run_phase_two(tx, branch, "confirm", work).await,
         }
+    }
 
-        impl crate::participant::PhaseGuard<sqlx::Transaction<'static, $db>>
-            for crate::fence::TccFence<$db>
-        {
-            fn is_fence(&self) -> bool {
-                true
+    /// The fence step of a commit: locks the row and moves it from tried to committed.
+    async fn start_commit(&self, branch: Branch<'_>) -> Result<PhaseTwoStart<Tx<DB>>, FenceError> {
+        let Branch { xid, branch_id } = branch;
+        let (tx, status) = self.begin_locked(branch).await?;
+        match status {
+            None => {
+                rollback_quietly(tx).await;
+                Err(FenceError::NoRecord {
+                    xid: xid.to_owned(),
+                    branch_id,
+                })
             }
+            Some(FenceStatus::Committed) => {
+                rollback_quietly(tx).await;
+                tracing::info!(
+                    xid,
+                    branch_id,
+                    "branch already committed: confirm skipped (idempotent)"
+                );
+                Ok(PhaseTwoStart::Done(true))
+            }
+            Some(status @ (FenceStatus::Rollbacked | FenceStatus::Suspended)) => {
+                rollback_quietly(tx).await;
+                tracing::warn!(
+                    xid,
+                    branch_id,
+                    ?status,
+                    "commit of a branch that was rolled back: refused"
+                );
+                Ok(PhaseTwoStart::Done(false))
+            }
+            Some(FenceStatus::Tried) => self.mark_tried(tx, branch, FenceStatus::Committed).await,
+        }
+    }
 
-            async fn guard_prepare<'a, T>(
-                &self,
-                branch: crate::participant::BranchKey<'_>,
-                work: crate::participant::PhaseWork<'a, sqlx::Transaction<'static, $db>, T>,
-            ) -> Result<T, crate::error::FenceError>
-            where
-                T: Send,
-            {
-                self.fenced_try(branch.xid, branch.branch_id, branch.action_name, work)
+    /// Phase 2 rollback: status 1 → 3 and `work` in one transaction. No row → inserts
+    /// status 4 and returns `Ok(true)` without calling `work` (empty rollback, which also
+    /// blocks a late try); already rolled back or suspended → `Ok(true)`; committed →
+    /// `Ok(false)`. `work` returning `Ok(false)` or `Err` rolls everything back.
+    /// A deadlock before `work` (the empty rollback's gap lock makes them expected under
+    /// REPEATABLE READ), or a try inserting the row while an empty rollback looked for
+    /// it, runs the transaction again.
+    pub async fn fenced_rollback<F, Fut>(
+        &self,
+        xid: &str,
+        branch_id: i64,
+        action_name: &str,
+        work: F,
+    ) -> Result<bool, FenceError>
+    where
+        F: FnOnce(Tx<DB>) -> Fut,
+        Fut: std::future::Future<Output = (Tx<DB>, Result<bool, BoxError>)>,
+    {
+        let branch = Branch { xid, branch_id };
+        let start = rerun_on_conflict::<DB, _, _>(branch, "cancel", || {
+            self.start_rollback(branch, action_name)
+        })
+        .await?;
+        match start {
+            PhaseTwoStart::Done(answer) => Ok(answer),
+            PhaseTwoStart::Run(tx) => self.run_phase_two(tx, branch, "cancel", work).await,
+        }
+    }
+
+    /// The fence step of a rollback: locks the row and moves it from tried to rolled
+    /// back, or, when there is no row, records the empty rollback and commits.
+    async fn start_rollback(
+        &self,
+        branch: Branch<'_>,
+        action_name: &str,
+    ) -> Result<PhaseTwoStart<Tx<DB>>, FenceError> {
+        let Branch { xid, branch_id } = branch;
+        let (mut tx, status) = self.begin_locked(branch).await?;
+        match status {
+            None => {
+                if let Err(error) = self
+                    .insert(&mut tx, branch, action_name, FenceStatus::Suspended)
                     .await
-            }
-
-            async fn guard_commit<'a>(
-                &self,
-                branch: crate::participant::BranchKey<'_>,
-                fenced: bool,
-                work: crate::participant::PhaseWork<'a, sqlx::Transaction<'static, $db>, bool>,
-            ) -> Result<bool, crate::error::FenceError>
-            {
-                if fenced {
-                    self.fenced_commit(branch.xid, branch.branch_id, work).await
-                } else {
-                    self.unfenced(work).await
+                {
+                    rollback_quietly(tx).await;
+                    return Err(self.db_error(FenceOperation::InsertSuspended, error));
                 }
+                tx.commit()
+                    .await
+                    .map_err(|e| self.db_error(FenceOperation::CommitEmptyRollback, e))?;
+                tracing::info!(
+                    xid,
+                    branch_id,
+                    "rollback before any try: recorded as suspended (empty rollback)"
+                );
+                Ok(PhaseTwoStart::Done(true))
             }
+            Some(FenceStatus::Rollbacked | FenceStatus::Suspended) => {
+                rollback_quietly(tx).await;
+                tracing::info!(
+                    xid,
+                    branch_id,
+                    "branch already rolled back: cancel skipped (idempotent)"
+                );
+                Ok(PhaseTwoStart::Done(true))
+            }
+            Some(FenceStatus::Committed) => {
+                rollback_quietly(tx).await;
+                tracing::warn!(
+                    xid,
+                    branch_id,
+                    "rollback of a branch that was committed: refused"
+                );
+                Ok(PhaseTwoStart::Done(false))
+            }
+            Some(FenceStatus::Tried) => self.mark_tried(tx, branch, FenceStatus::Rollbacked).await,
+        }
+    }
 
-            async fn guard_rollback<'a>(
-                &self,
-                branch: crate::participant::BranchKey<'_>,
-                fenced: bool,
-                work: crate::participant::PhaseWork<'a, sqlx::Transaction<'static, $db>, bool>,
-            ) -> Result<bool, crate::error::FenceError>
-            {
-                if fenced {
-                    self.fenced_rollback(branch.xid, branch.branch_id, branch.action_name, work)
-                        .await
-                } else {
-                    self.unfenced(work).await
-                }
+    /// Moves the locked tried row to `to`; on failure the transaction is rolled back.
+    async fn mark_tried(
+        &self,
+        mut tx: Tx<DB>,
+        branch: Branch<'_>,
+        to: FenceStatus,
+    ) -> Result<PhaseTwoStart<Tx<DB>>, FenceError> {
+        match self.mark(&mut tx, branch, to).await {
+            Ok(true) => Ok(PhaseTwoStart::Run(tx)),
+            // Cannot happen under the row lock; answer "not done" rather than guess.
+            Ok(false) => {
+                rollback_quietly(tx).await;
+                Ok(PhaseTwoStart::Done(false))
+            }
+            Err(error) => {
+                rollback_quietly(tx).await;
+                Err(error)
             }
         }
-    };
+    }
+
+    /// Runs the phase-2 business work in the transaction the fence step left open and
+    /// commits both only on `Ok(true)`. `work` runs once per call: a deadlock inside it
+    /// is returned (phase 2 answers retryable and the TC calls again).
+    async fn run_phase_two<F, Fut>(
+        &self,
+        tx: Tx<DB>,
+        branch: Branch<'_>,
+        phase: &'static str,
+        work: F,
+    ) -> Result<bool, FenceError>
+    where
+        F: FnOnce(Tx<DB>) -> Fut,
+        Fut: std::future::Future<Output = (Tx<DB>, Result<bool, BoxError>)>,
+    {
+        let (tx, result) = work(tx).await;
+        if let Err(error) = &result
+            && error
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(is_deadlock::<DB>)
+        {
+            let Branch { xid, branch_id } = branch;
+            tracing::warn!(
+                xid,
+                branch_id,
+                phase,
+                "deadlock in the business work; the TC retries"
+            );
+        }
+        self.finish_phase_two(tx, result).await
+    }
+
+    /// Commits on `Ok(true)`; otherwise rolls back (as Java: a false result makes the local
+    /// transaction rollback-only).
+    async fn finish_phase_two(
+        &self,
+        tx: Tx<DB>,
+        result: Result<bool, BoxError>,
+    ) -> Result<bool, FenceError> {
+        match result {
+            Ok(true) => {
+                tx.commit()
+                    .await
+                    .map_err(|e| self.db_error(FenceOperation::CommitPhaseTwo, e))?;
+                Ok(true)
+            }
+            Ok(false) => {
+                rollback_quietly(tx).await;
+                Ok(false)
+            }
+            Err(error) => {
+                rollback_quietly(tx).await;
+                Err(FenceError::Business(error))
+            }
+        }
+    }
+
+    /// Runs `work` in a plain local transaction, for phase 2 of a branch registered
+    /// without the fence (`useTCCFence` false): commits only on `Ok(true)`.
+    pub async fn unfenced<F, Fut>(&self, work: F) -> Result<bool, FenceError>
+    where
+        F: FnOnce(Tx<DB>) -> Fut,
+        Fut: std::future::Future<Output = (Tx<DB>, Result<bool, BoxError>)>,
+    {
+        let tx = self.begin().await?;
+        let (tx, result) = work(tx).await;
+        self.finish_phase_two(tx, result).await
+    }
+
+    /// Deletes rows in a final status (2, 3, 4) last modified more than `age` ago, in
+    /// batches of [`CLEAN_BATCH`]; status-1 rows are never removed. Returns how many rows went.
+    pub async fn delete_older_than(&self, age: Duration) -> Result<u64, FenceError> {
+        let micros = i64::try_from(age.as_micros()).unwrap_or(i64::MAX);
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(&self.sql.delete_older)
+                .bind(micros)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.db_error(FenceOperation::DeleteOldRows, e))?;
+            let deleted = DB::rows_affected(&done);
+            total += deleted;
+            if deleted < CLEAN_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Starts the periodic cleanup (Java's `tcc.fence.cleanPeriod`): after a random
+    /// 0-59 s, and then every `period`, deletes final rows older than `period`.
+    /// A zero period starts nothing. Abort the returned task to stop it
+    /// ([`TccFence::builder`] starts one that stops with the fence).
+    #[must_use = "dropping the handle does not stop the cleanup; keep it to abort it"]
+    pub fn spawn_cleanup(&self, period: Duration) -> Option<tokio::task::JoinHandle<()>> {
+        if period.is_zero() {
+            tracing::info!("TCC fence cleanup disabled (clean period is zero)");
+            return None;
+        }
+        // The task holds no clone of the fence's cleanup handle, so dropping the last fence
+        // stops it.
+        let fence = TccFence {
+            pool: self.pool.clone(),
+            table: self.table.clone(),
+            sql: self.sql.clone(),
+            cleanup: None,
+        };
+        Some(tokio::spawn(async move {
+            tokio::time::sleep(first_clean_delay()).await;
+            let mut ticker = tokio::time::interval(period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                match fence.delete_older_than(period).await {
+                    Ok(deleted) => {
+                        tracing::info!(deleted, table = %fence.table, "TCC fence cleanup done")
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "TCC fence cleanup failed; next try in one period")
+                    }
+                }
+            }
+        }))
+    }
 }
 
 #[cfg(any(feature = "mysql", feature = "postgres"))]
-pub(crate) use fence_impl;
+impl<DB> crate::participant::PhaseGuard<Tx<DB>> for TccFence<DB>
+where
+    DB: FenceDatabase,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i16: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    fn is_fence(&self) -> bool {
+        true
+    }
+
+    async fn guard_prepare<'a, T>(
+        &self,
+        branch: BranchKey<'_>,
+        work: PhaseWork<'a, Tx<DB>, T>,
+    ) -> Result<T, FenceError>
+    where
+        T: Send,
+    {
+        self.fenced_try(branch.xid, branch.branch_id, branch.action_name, work)
+            .await
+    }
+
+    async fn guard_commit<'a>(
+        &self,
+        branch: BranchKey<'_>,
+        fenced: bool,
+        work: PhaseWork<'a, Tx<DB>, bool>,
+    ) -> Result<bool, FenceError> {
+        if fenced {
+            self.fenced_commit(branch.xid, branch.branch_id, work).await
+        } else {
+            self.unfenced(work).await
+        }
+    }
+
+    async fn guard_rollback<'a>(
+        &self,
+        branch: BranchKey<'_>,
+        fenced: bool,
+        work: PhaseWork<'a, Tx<DB>, bool>,
+    ) -> Result<bool, FenceError> {
+        if fenced {
+            self.fenced_rollback(branch.xid, branch.branch_id, branch.action_name, work)
+                .await
+        } else {
+            self.unfenced(work).await
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -26,9 +26,9 @@ macro_rules! fence_suite {
         use std::sync::atomic::{AtomicUsize, Ordering};
         use std::time::Duration;
 
-        use ferrata::{BranchHandler, BranchRequest, BranchStatus, BranchType};
+        use ferrata::{BranchRequest, BranchStatus, BranchType};
         use ferrata_tcc::{
-            BoxError, BusinessActionContext, FenceError, FenceStatus, TccFence, TccParticipant,
+            BoxError, FenceError, FenceStatus, TccContext, TccError, TccFence, TccParticipant,
             TccResource, tcc_try,
         };
         use sqlx::Transaction;
@@ -132,6 +132,48 @@ macro_rules! fence_suite {
                 .map(|(n, t): &(&str, &str)| (n.to_string(), t.to_string()))
                 .collect();
             assert_eq!(rows, expected);
+        }
+
+        #[tokio::test]
+        async fn builder_creates_its_table_and_the_fence_works_on_it() {
+            let shared = fence().await;
+            let table = "tcc_fence_built".to_owned();
+            sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {table}"))
+                .execute(shared.pool())
+                .await
+                .unwrap();
+            let fence = TccFence::builder(shared.pool().clone())
+                .table(table.clone())
+                .clean_period(Duration::ZERO)
+                .start()
+                .await
+                .unwrap();
+            assert_eq!(fence.table(), table);
+            let xid = support::unique_xid();
+            fence
+                .fenced_try(
+                    &xid,
+                    1,
+                    "act",
+                    |tx| async move { (tx, Ok::<_, BoxError>(())) },
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                fence.status(&xid, 1).await.unwrap(),
+                Some(FenceStatus::Tried)
+            );
+            // Starting again finds the table and leaves its rows alone.
+            let again = TccFence::builder(shared.pool().clone())
+                .table(table.clone())
+                .clean_period(Duration::ZERO)
+                .start()
+                .await
+                .unwrap();
+            assert_eq!(
+                again.status(&xid, 1).await.unwrap(),
+                Some(FenceStatus::Tried)
+            );
         }
 
         #[tokio::test]
@@ -724,21 +766,33 @@ macro_rules! fence_suite {
             cancels: AtomicUsize,
         }
 
+        /// The ledger's action context: the amount, stored by the try.
+        #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+        struct LedgerParams {
+            amount: Option<i64>,
+        }
+
         impl TccParticipant for Ledger {
             type Local = Tx;
             type Args = i64;
             type Output = ();
+            type Params = LedgerParams;
+            type Error = sqlx::Error;
 
             fn action_name(&self) -> &str {
                 "ledger-action"
             }
 
+            fn params(&self, _: &i64) -> LedgerParams {
+                LedgerParams::default()
+            }
+
             async fn prepare(
                 &self,
                 tx: &mut Tx,
-                ctx: &mut BusinessActionContext,
+                ctx: &mut TccContext<LedgerParams>,
                 amount: i64,
-            ) -> Result<(), BoxError> {
+            ) -> Result<(), sqlx::Error> {
                 self.prepares.fetch_add(1, Ordering::SeqCst);
                 sqlx::query($insert_ledger)
                     .bind(&ctx.xid)
@@ -746,18 +800,18 @@ macro_rules! fence_suite {
                     .bind("try")
                     .execute(&mut **tx)
                     .await?;
-                ctx.put("amount", amount)?;
+                ctx.params.amount = Some(amount);
                 Ok(())
             }
 
             async fn confirm(
                 &self,
                 tx: &mut Tx,
-                ctx: &BusinessActionContext,
-            ) -> Result<bool, BoxError> {
+                ctx: &TccContext<LedgerParams>,
+            ) -> Result<(), sqlx::Error> {
                 self.confirms.fetch_add(1, Ordering::SeqCst);
                 assert_eq!(
-                    ctx.get::<i64>("amount")?,
+                    ctx.params.amount,
                     Some(12),
                     "phase 2 sees the reported context"
                 );
@@ -767,14 +821,14 @@ macro_rules! fence_suite {
                     .bind("confirm")
                     .execute(&mut **tx)
                     .await?;
-                Ok(true)
+                Ok(())
             }
 
             async fn cancel(
                 &self,
                 tx: &mut Tx,
-                ctx: &BusinessActionContext,
-            ) -> Result<bool, BoxError> {
+                ctx: &TccContext<LedgerParams>,
+            ) -> Result<(), sqlx::Error> {
                 self.cancels.fetch_add(1, Ordering::SeqCst);
                 sqlx::query($insert_ledger)
                     .bind(&ctx.xid)
@@ -782,7 +836,7 @@ macro_rules! fence_suite {
                     .bind("cancel")
                     .execute(&mut **tx)
                     .await?;
-                Ok(true)
+                Ok(())
             }
         }
 
@@ -852,7 +906,16 @@ macro_rules! fence_suite {
             let client = support::RecordingClient::default();
             let late =
                 ferrata::context::with_xid(xid.clone(), tcc_try(&client, &resource, 12)).await;
-            assert!(late.is_err(), "the late try must be refused");
+            assert!(
+                matches!(
+                    late,
+                    Err(TccError::Fence {
+                        source: FenceError::Suspended { .. },
+                        ..
+                    })
+                ),
+                "the late try must be refused: {late:?}"
+            );
             assert_eq!(client.registered()[0].branch_id, 1000);
             assert_eq!(resource.participant().prepares.load(Ordering::SeqCst), 0);
             assert_eq!(ledger(&fence, &xid, "try").await, 0);

@@ -100,6 +100,11 @@ impl TccBranchClient for RecordingClient {
     }
 }
 
+/// A business error of the test participants.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct Failed(pub String);
+
 /// An XID no other test (in this run or an earlier one) uses.
 pub fn unique_xid() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);

@@ -2,6 +2,8 @@
 //! task's XID as the `TX_XID` header (and `TX_BRANCH_TYPE` when a branch type is bound).
 //!
 //! ```no_run
+//! use ferrata::{reqwest, reqwest_middleware};
+//!
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 //!     .with(ferrata::integrations::reqwest::XidPropagation)
 //!     .build();

@@ -1,4 +1,4 @@
-//! Server side of XID propagation: a tower [`Layer`](tower_layer::Layer) that binds the XID of
+//! Server side of XID propagation: a tower `Layer` ([`tower_layer::Layer`]) that binds the XID of
 //! an inbound request (`TX_XID` header / `tx_xid` gRPC metadata, `TX_BRANCH_TYPE=TCC`) to the
 //! task context while the request is served. Works for axum routers and tonic servers alike.
 //!

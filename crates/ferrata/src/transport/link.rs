@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use super::{Settings, Stats};
-use crate::error::Error;
+use crate::error::{Error, Operation};
 use crate::rm::RmRuntime;
 
 type Waiter = oneshot::Sender<Result<Message, Error>>;
@@ -88,7 +88,7 @@ impl Link {
     /// Sends `message` and waits up to `timeout` for its answer.
     pub(crate) async fn request(
         &self,
-        operation: &'static str,
+        operation: Operation,
         message: Message,
         mergeable: bool,
         timeout: Duration,
@@ -171,7 +171,7 @@ impl Link {
                 None => self.complete(
                     id,
                     Err(Error::Protocol {
-                        operation: "merged request",
+                        operation: Operation::MergedRequest,
                         detail: "the TC's MergeResultMessage has no answer for it".into(),
                     }),
                 ),
@@ -309,7 +309,7 @@ fn handle_frame(
                 link.complete_single(
                     frame.request_id,
                     Err(Error::Protocol {
-                        operation: "request",
+                        operation: Operation::Request,
                         detail: format!("undecodable response: {error}"),
                     }),
                 );

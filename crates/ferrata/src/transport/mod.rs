@@ -17,7 +17,7 @@ use tokio::time::Instant;
 pub(crate) use link::Link;
 
 use crate::config::{ClientConfig, split_host_port};
-use crate::error::{Error, Role};
+use crate::error::{ConfigError, Error, Operation, Role};
 use crate::rm::RmRuntime;
 
 /// Per-role transport settings, resolved from the client configuration.
@@ -357,7 +357,7 @@ impl Pool {
     /// Sends `message` on a suitable connection and waits for its answer.
     pub(crate) async fn call(
         &self,
-        operation: &'static str,
+        operation: Operation,
         xid: Option<&str>,
         message: Message,
     ) -> Result<Message, Error> {
@@ -401,8 +401,11 @@ impl Pool {
             addresses: conn.addr.clone(),
             reason,
         };
-        let (host, port) = split_host_port(&conn.addr)
-            .ok_or_else(|| Error::Config(format!("TC address {:?} is not host:port", conn.addr)))?;
+        let (host, port) = split_host_port(&conn.addr).ok_or_else(|| {
+            Error::Config(ConfigError::BadAddress {
+                addr: conn.addr.clone(),
+            })
+        })?;
         let stream =
             match tokio::time::timeout(settings.connect_timeout, TcpStream::connect((host, port)))
                 .await
@@ -460,7 +463,12 @@ impl Pool {
             }),
         };
         let answer = link
-            .request("registration", message, false, settings.request_timeout)
+            .request(
+                Operation::Registration,
+                message,
+                false,
+                settings.request_timeout,
+            )
             .await;
         let identified = match answer {
             Ok(Message::RegisterTmResponse(r)) if settings.role == Role::Tm => {
@@ -469,7 +477,7 @@ impl Pool {
             Ok(Message::RegisterRmResponse(r)) if settings.role == Role::Rm => {
                 Ok((r.identified, r.version))
             }
-            Ok(other) => Err(crate::unexpected("registration", &other)),
+            Ok(other) => Err(crate::unexpected(Operation::Registration, &other)),
             Err(Error::Timeout { timeout, .. }) => Err(unreachable(format!(
                 "the TC accepted the connection but did not answer the registration within {timeout:?}"
             ))),
@@ -573,7 +581,7 @@ async fn register_more(link: &Link, settings: &Settings, ids: &[String]) -> Resu
     });
     match link
         .request(
-            "resource registration",
+            Operation::ResourceRegistration,
             message,
             false,
             settings.request_timeout,
@@ -589,7 +597,7 @@ async fn register_more(link: &Link, settings: &Settings, ids: &[String]) -> Resu
             version: settings.version.clone(),
             tc_version: r.version,
         }),
-        other => Err(crate::unexpected("resource registration", &other)),
+        other => Err(crate::unexpected(Operation::ResourceRegistration, &other)),
     }
 }
 

@@ -1,20 +1,17 @@
 //! The account service (MariaDB, its own database, TCC action `account-debit`): try freezes money
 //! (refusing when the balance is short), confirm deducts it, cancel unfreezes it, with the fence.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use clap::Parser;
-use ferrata::Client;
 use ferrata::integrations::tower::XidLayer;
 use ferrata_purchase_demo::api::Debit;
 use ferrata_purchase_demo::service::{self, CommonArgs};
-use ferrata_purchase_demo::{Refused, required};
-use ferrata_tcc::{BoxError, BusinessActionContext, TccFence, TccParticipant, TccResource};
-use serde_json::{Map, Value, json};
+use ferrata_purchase_demo::{ActionError, one_row};
+use ferrata_tcc::{TccAction, TccContext, TccFence, TccParticipant, TccResource};
+use serde_json::json;
 use sqlx::MySql;
 
 const RESOURCE: &str = "account-debit";
@@ -50,27 +47,29 @@ impl TccParticipant for AccountDebit {
     type Local = Tx;
     type Args = Debit;
     type Output = ();
+    type Params = Debit;
+    type Error = ActionError;
 
     fn action_name(&self) -> &str {
         RESOURCE
     }
 
     /// Registered with the branch, so confirm and cancel know whose money and how much.
-    fn action_context(&self, args: &Debit) -> Map<String, Value> {
-        let mut map = Map::new();
-        map.insert("user".into(), args.user.clone().into());
-        map.insert("money".into(), args.money.into());
-        map
+    fn params(&self, args: &Debit) -> Debit {
+        args.clone()
     }
 
     async fn prepare(
         &self,
         tx: &mut Tx,
-        ctx: &mut BusinessActionContext,
+        ctx: &mut TccContext<Debit>,
         args: Debit,
-    ) -> Result<(), BoxError> {
+    ) -> Result<(), ActionError> {
         if args.money <= 0 {
-            return Err(Refused(format!("money must be positive, got {}", args.money)).into());
+            return Err(ActionError::Refused(format!(
+                "money must be positive, got {}",
+                args.money
+            )));
         }
         // One conditional UPDATE: the row lock makes check and freeze atomic.
         let frozen = sqlx::query(
@@ -92,58 +91,53 @@ impl TccParticipant for AccountDebit {
                 .bind(&args.user)
                 .fetch_optional(&mut **tx)
                 .await?;
-        Err(Refused(match available {
+        Err(ActionError::Refused(match available {
             None => format!("unknown user {:?}", args.user),
             Some(available) => format!(
                 "insufficient balance of {}: {available} available, {} needed",
                 args.user, args.money
             ),
-        })
-        .into())
+        }))
     }
 
-    async fn confirm(&self, tx: &mut Tx, ctx: &BusinessActionContext) -> Result<bool, BoxError> {
-        let user: String = required(ctx, "user")?;
-        let money: i64 = required(ctx, "money")?;
+    async fn confirm(&self, tx: &mut Tx, ctx: &TccContext<Debit>) -> Result<(), ActionError> {
+        let Debit { user, money } = &ctx.params;
         let done = sqlx::query(
             "UPDATE account SET balance = balance - ?, frozen = frozen - ? WHERE user_id = ?",
         )
         .bind(money)
         .bind(money)
-        .bind(&user)
+        .bind(user)
         .execute(&mut **tx)
         .await?
         .rows_affected();
         tracing::info!(xid = %ctx.xid, branch_id = ctx.branch_id, %user, money,
             "confirm: money deducted");
-        Ok(done == 1)
+        one_row(done, "deduct")
     }
 
-    async fn cancel(&self, tx: &mut Tx, ctx: &BusinessActionContext) -> Result<bool, BoxError> {
+    async fn cancel(&self, tx: &mut Tx, ctx: &TccContext<Debit>) -> Result<(), ActionError> {
         // The fence only calls cancel after a committed try, so the money is frozen here.
-        let user: String = required(ctx, "user")?;
-        let money: i64 = required(ctx, "money")?;
+        let Debit { user, money } = &ctx.params;
         let done = sqlx::query("UPDATE account SET frozen = frozen - ? WHERE user_id = ?")
             .bind(money)
-            .bind(&user)
+            .bind(user)
             .execute(&mut **tx)
             .await?
             .rows_affected();
         tracing::info!(xid = %ctx.xid, branch_id = ctx.branch_id, %user, money,
             "cancel: money unfrozen");
-        Ok(done == 1)
+        one_row(done, "unfreeze")
     }
 }
 
-struct App {
-    client: Client,
-    resource: Arc<TccResource<AccountDebit, TccFence<MySql>>>,
-}
+/// The registered action, shared by the request handlers.
+type App = TccAction<AccountDebit, TccFence<MySql>>;
 
 /// Runs the try inside the caller's global transaction (XidLayer bound its TX_XID).
-async fn debit(State(app): State<Arc<App>>, Json(body): Json<Debit>) -> Response {
+async fn debit(State(app): State<App>, Json(body): Json<Debit>) -> Response {
     let money = body.money;
-    let result = ferrata_tcc::tcc_try(&app.client, &*app.resource, body).await;
+    let result = app.call(body).await;
     service::try_reply(result.map(|()| json!({ "frozen": money })))
 }
 
@@ -153,8 +147,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
 
     let pool = service::mysql_pool(&args.database_url).await?;
-    let fence = TccFence::new(pool.clone());
-    fence.create_table().await?;
+    // Creates tcc_fence_log if missing and deletes finished rows after a day (Java's default).
+    let fence = TccFence::builder(pool.clone()).start().await?;
     sqlx::query(SCHEMA).execute(&pool).await?;
     for (user, balance) in &args.seeds {
         // A no-op update on a duplicate keeps an existing balance (re-runs are idempotent).
@@ -167,19 +161,15 @@ async fn main() -> anyhow::Result<()> {
         .execute(&pool)
         .await?;
     }
-    // Finished fence rows are only needed for a while; Java's default clean period is a day.
-    let _cleanup = fence.spawn_cleanup(ferrata_tcc::fence::DEFAULT_CLEAN_PERIOD);
 
     let client = service::connect("account-service", &args.common.tc).await?;
-    let resource = Arc::new(TccResource::with_guard(AccountDebit, fence));
-    ferrata_tcc::register_tcc_resource(&client.resource_manager(), &resource).await?;
+    let action = TccResource::with_guard(AccountDebit, fence)
+        .register(&client)
+        .await?;
 
     let app = axum::Router::new()
         .route("/account/debit", post(debit))
-        .with_state(Arc::new(App {
-            client: client.clone(),
-            resource,
-        }))
+        .with_state(action)
         .layer(XidLayer::new());
     service::serve("account service", args.common.listen, app, &client).await
 }

@@ -102,7 +102,7 @@ async fn purchase(State(app): State<Arc<App>>, Json(request): Json<PurchaseReque
     let outcome = app
         .client
         .in_global_transaction(options, |tx| async move {
-            *seen = tx.xid.unwrap_or_default();
+            *seen = tx.xid;
             let args = &app_ref.args;
             tracing::info!(xid = %seen, ?request, "purchase begins");
             // Each call carries TX_XID (XidPropagation); each callee registers a TCC branch.

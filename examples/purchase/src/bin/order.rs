@@ -1,19 +1,16 @@
 //! The order service (MariaDB, TCC action `order-create`): try inserts the order as 'pending',
 //! confirm marks it 'done', cancel deletes it; each phase commits together with its fence row.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use clap::Parser;
-use ferrata::Client;
 use ferrata::integrations::tower::XidLayer;
-use ferrata_purchase_demo::Refused;
 use ferrata_purchase_demo::api::{CreateOrder, OrderCreated};
 use ferrata_purchase_demo::service::{self, CommonArgs};
-use ferrata_tcc::{BoxError, BusinessActionContext, TccFence, TccParticipant, TccResource};
+use ferrata_purchase_demo::{ActionError, one_row};
+use ferrata_tcc::{NoParams, TccAction, TccContext, TccFence, TccParticipant, TccResource};
 use sqlx::MySql;
 
 const RESOURCE: &str = "order-create";
@@ -50,25 +47,29 @@ impl TccParticipant for OrderCreate {
     type Local = Tx;
     type Args = CreateOrder;
     type Output = OrderCreated;
-
-    // No action_context: phase 2 finds the order by the branch's (xid, branch id).
+    // Nothing in the context: phase 2 finds the order by the branch's (xid, branch id).
+    type Params = NoParams;
+    type Error = ActionError;
 
     fn action_name(&self) -> &str {
         RESOURCE
     }
 
+    fn params(&self, _: &CreateOrder) -> NoParams {
+        NoParams {}
+    }
+
     async fn prepare(
         &self,
         tx: &mut Tx,
-        ctx: &mut BusinessActionContext,
+        ctx: &mut TccContext<NoParams>,
         args: CreateOrder,
-    ) -> Result<OrderCreated, BoxError> {
+    ) -> Result<OrderCreated, ActionError> {
         if args.count <= 0 || args.money < 0 {
-            return Err(Refused(format!(
+            return Err(ActionError::Refused(format!(
                 "bad order: count {} and money {} must be positive",
                 args.count, args.money
-            ))
-            .into());
+            )));
         }
         let inserted = sqlx::query(
             "INSERT INTO orders (xid, branch_id, user_id, commodity_code, count, money, status) \
@@ -87,7 +88,7 @@ impl TccParticipant for OrderCreate {
         Ok(OrderCreated { order_id })
     }
 
-    async fn confirm(&self, tx: &mut Tx, ctx: &BusinessActionContext) -> Result<bool, BoxError> {
+    async fn confirm(&self, tx: &mut Tx, ctx: &TccContext<NoParams>) -> Result<(), ActionError> {
         // The fence runs confirm once, after a committed try: the pending row is there.
         let done = sqlx::query(
             "UPDATE orders SET status = 'done' \
@@ -98,18 +99,12 @@ impl TccParticipant for OrderCreate {
         .execute(&mut **tx)
         .await?
         .rows_affected();
-        if done != 1 {
-            return Err(format!(
-                "no pending order of branch {} of {} to confirm",
-                ctx.branch_id, ctx.xid
-            )
-            .into());
-        }
+        one_row(done, "confirm")?;
         tracing::info!(xid = %ctx.xid, branch_id = ctx.branch_id, "confirm: order done");
-        Ok(true)
+        Ok(())
     }
 
-    async fn cancel(&self, tx: &mut Tx, ctx: &BusinessActionContext) -> Result<bool, BoxError> {
+    async fn cancel(&self, tx: &mut Tx, ctx: &TccContext<NoParams>) -> Result<(), ActionError> {
         // Deleting (rather than marking 'cancelled') leaves the table exactly as before the try.
         sqlx::query("DELETE FROM orders WHERE xid = ? AND branch_id = ? AND status = 'pending'")
             .bind(&ctx.xid)
@@ -117,18 +112,16 @@ impl TccParticipant for OrderCreate {
             .execute(&mut **tx)
             .await?;
         tracing::info!(xid = %ctx.xid, branch_id = ctx.branch_id, "cancel: order deleted");
-        Ok(true)
+        Ok(())
     }
 }
 
-struct App {
-    client: Client,
-    resource: Arc<TccResource<OrderCreate, TccFence<MySql>>>,
-}
+/// The registered action, shared by the request handlers.
+type App = TccAction<OrderCreate, TccFence<MySql>>;
 
 /// Runs the try inside the caller's global transaction (XidLayer bound its TX_XID).
-async fn create(State(app): State<Arc<App>>, Json(body): Json<CreateOrder>) -> Response {
-    service::try_reply(ferrata_tcc::tcc_try(&app.client, &*app.resource, body).await)
+async fn create(State(app): State<App>, Json(body): Json<CreateOrder>) -> Response {
+    service::try_reply(app.call(body).await)
 }
 
 #[tokio::main]
@@ -137,22 +130,18 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
 
     let pool = service::mysql_pool(&args.database_url).await?;
-    let fence = TccFence::new(pool.clone());
-    fence.create_table().await?;
+    // Creates tcc_fence_log if missing and deletes finished rows after a day (Java's default).
+    let fence = TccFence::builder(pool.clone()).start().await?;
     sqlx::query(SCHEMA).execute(&pool).await?;
-    // Finished fence rows are only needed for a while; Java's default clean period is a day.
-    let _cleanup = fence.spawn_cleanup(ferrata_tcc::fence::DEFAULT_CLEAN_PERIOD);
 
     let client = service::connect("order-service", &args.common.tc).await?;
-    let resource = Arc::new(TccResource::with_guard(OrderCreate, fence));
-    ferrata_tcc::register_tcc_resource(&client.resource_manager(), &resource).await?;
+    let action = TccResource::with_guard(OrderCreate, fence)
+        .register(&client)
+        .await?;
 
     let app = axum::Router::new()
         .route("/order/create", post(create))
-        .with_state(Arc::new(App {
-            client: client.clone(),
-            resource,
-        }))
+        .with_state(action)
         .layer(XidLayer::new());
     service::serve("order service", args.common.listen, app, &client).await
 }

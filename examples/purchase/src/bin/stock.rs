@@ -1,20 +1,17 @@
 //! The stock service (PostgreSQL, TCC action `stock-reserve`): try freezes units, confirm deducts
 //! them, cancel releases them; every phase runs in one local transaction with the fence row.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use clap::Parser;
-use ferrata::Client;
 use ferrata::integrations::tower::XidLayer;
 use ferrata_purchase_demo::api::ReserveStock;
 use ferrata_purchase_demo::service::{self, CommonArgs};
-use ferrata_purchase_demo::{Refused, required};
-use ferrata_tcc::{BoxError, BusinessActionContext, TccFence, TccParticipant, TccResource};
-use serde_json::{Map, Value, json};
+use ferrata_purchase_demo::{ActionError, one_row};
+use ferrata_tcc::{TccAction, TccContext, TccFence, TccParticipant, TccResource};
+use serde_json::json;
 use sqlx::Postgres;
 
 const RESOURCE: &str = "stock-reserve";
@@ -49,27 +46,29 @@ impl TccParticipant for StockReserve {
     type Local = Tx;
     type Args = ReserveStock;
     type Output = ();
+    type Params = ReserveStock;
+    type Error = ActionError;
 
     fn action_name(&self) -> &str {
         RESOURCE
     }
 
     /// Registered with the branch, so confirm and cancel know what to deduct or release.
-    fn action_context(&self, args: &ReserveStock) -> Map<String, Value> {
-        let mut map = Map::new();
-        map.insert("commodity".into(), args.commodity.clone().into());
-        map.insert("count".into(), args.count.into());
-        map
+    fn params(&self, args: &ReserveStock) -> ReserveStock {
+        args.clone()
     }
 
     async fn prepare(
         &self,
         tx: &mut Tx,
-        ctx: &mut BusinessActionContext,
+        ctx: &mut TccContext<ReserveStock>,
         args: ReserveStock,
-    ) -> Result<(), BoxError> {
+    ) -> Result<(), ActionError> {
         if args.count <= 0 {
-            return Err(Refused(format!("count must be positive, got {}", args.count)).into());
+            return Err(ActionError::Refused(format!(
+                "count must be positive, got {}",
+                args.count
+            )));
         }
         // One conditional UPDATE: the row lock makes check and reservation atomic.
         let reserved = sqlx::query(
@@ -91,57 +90,56 @@ impl TccParticipant for StockReserve {
                 .bind(&args.commodity)
                 .fetch_optional(&mut **tx)
                 .await?;
-        Err(Refused(match available {
+        Err(ActionError::Refused(match available {
             None => format!("unknown commodity {:?}", args.commodity),
             Some(available) => format!(
                 "not enough stock of {}: {available} available, {} asked",
                 args.commodity, args.count
             ),
-        })
-        .into())
+        }))
     }
 
-    async fn confirm(&self, tx: &mut Tx, ctx: &BusinessActionContext) -> Result<bool, BoxError> {
-        let commodity: String = required(ctx, "commodity")?;
-        let count: i64 = required(ctx, "count")?;
+    async fn confirm(
+        &self,
+        tx: &mut Tx,
+        ctx: &TccContext<ReserveStock>,
+    ) -> Result<(), ActionError> {
+        let ReserveStock { commodity, count } = &ctx.params;
         let done = sqlx::query(
             "UPDATE stock SET count = count - $1, frozen = frozen - $1 WHERE commodity_code = $2",
         )
         .bind(count)
-        .bind(&commodity)
+        .bind(commodity)
         .execute(&mut **tx)
         .await?
         .rows_affected();
         tracing::info!(xid = %ctx.xid, branch_id = ctx.branch_id, %commodity, count,
             "confirm: stock deducted");
-        Ok(done == 1)
+        one_row(done, "deduct")
     }
 
-    async fn cancel(&self, tx: &mut Tx, ctx: &BusinessActionContext) -> Result<bool, BoxError> {
+    async fn cancel(&self, tx: &mut Tx, ctx: &TccContext<ReserveStock>) -> Result<(), ActionError> {
         // The fence only calls cancel after a committed try, so the units are frozen here.
-        let commodity: String = required(ctx, "commodity")?;
-        let count: i64 = required(ctx, "count")?;
+        let ReserveStock { commodity, count } = &ctx.params;
         let done = sqlx::query("UPDATE stock SET frozen = frozen - $1 WHERE commodity_code = $2")
             .bind(count)
-            .bind(&commodity)
+            .bind(commodity)
             .execute(&mut **tx)
             .await?
             .rows_affected();
         tracing::info!(xid = %ctx.xid, branch_id = ctx.branch_id, %commodity, count,
             "cancel: stock released");
-        Ok(done == 1)
+        one_row(done, "release")
     }
 }
 
-struct App {
-    client: Client,
-    resource: Arc<TccResource<StockReserve, TccFence<Postgres>>>,
-}
+/// The registered action, shared by the request handlers.
+type App = TccAction<StockReserve, TccFence<Postgres>>;
 
 /// Runs the try inside the caller's global transaction (XidLayer bound its TX_XID).
-async fn reserve(State(app): State<Arc<App>>, Json(body): Json<ReserveStock>) -> Response {
+async fn reserve(State(app): State<App>, Json(body): Json<ReserveStock>) -> Response {
     let count = body.count;
-    let result = ferrata_tcc::tcc_try(&app.client, &*app.resource, body).await;
+    let result = app.call(body).await;
     service::try_reply(result.map(|()| json!({ "reserved": count })))
 }
 
@@ -151,8 +149,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
 
     let pool = service::pg_pool(&args.database_url).await?;
-    let fence = TccFence::new(pool.clone());
-    fence.create_table().await?;
+    // Creates tcc_fence_log if missing and deletes finished rows after a day (Java's default).
+    let fence = TccFence::builder(pool.clone()).start().await?;
     sqlx::query(SCHEMA).execute(&pool).await?;
     for (code, count) in &args.seeds {
         sqlx::query(
@@ -164,19 +162,15 @@ async fn main() -> anyhow::Result<()> {
         .execute(&pool)
         .await?;
     }
-    // Finished fence rows are only needed for a while; Java's default clean period is a day.
-    let _cleanup = fence.spawn_cleanup(ferrata_tcc::fence::DEFAULT_CLEAN_PERIOD);
 
     let client = service::connect("stock-service", &args.common.tc).await?;
-    let resource = Arc::new(TccResource::with_guard(StockReserve, fence));
-    ferrata_tcc::register_tcc_resource(&client.resource_manager(), &resource).await?;
+    let action = TccResource::with_guard(StockReserve, fence)
+        .register(&client)
+        .await?;
 
     let app = axum::Router::new()
         .route("/stock/reserve", post(reserve))
-        .with_state(Arc::new(App {
-            client: client.clone(),
-            resource,
-        }))
+        .with_state(action)
         .layer(XidLayer::new());
     service::serve("stock service", args.common.listen, app, &client).await
 }
