@@ -15,6 +15,9 @@ use crate::segment::Disk;
 pub const SPARE_FILE_NAME: &str = "next-segment.spare";
 /// Zeros are written in chunks of this size, so preparing costs no large buffer.
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
+/// In the background, each chunk is synced and followed by this pause, so the spare never puts
+/// more than one chunk in front of the log's own syncs in the disk's queue.
+const BACKGROUND_CHUNK_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Whether and how new segments are preallocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -100,7 +103,7 @@ impl Spare {
         }
         match self.mode {
             Preallocation::Off => {}
-            Preallocation::Inline => match prepare(disk, &self.path, self.bytes) {
+            Preallocation::Inline => match prepare(disk, &self.path, self.bytes, None) {
                 Ok(()) => self.state = SpareState::Ready,
                 Err(e) => {
                     self.state = SpareState::Failed;
@@ -111,7 +114,7 @@ impl Spare {
                 let (disk, path, bytes) = (disk.clone(), self.path.clone(), self.bytes);
                 let spawned = std::thread::Builder::new()
                     .name("ferrata-wal-spare".into())
-                    .spawn(move || prepare(&disk, &path, bytes));
+                    .spawn(move || prepare(&disk, &path, bytes, Some(BACKGROUND_CHUNK_PAUSE)));
                 match spawned {
                     Ok(job) => self.state = SpareState::Preparing(job),
                     Err(e) => {
@@ -125,8 +128,14 @@ impl Spare {
 }
 
 /// Writes `bytes` zeros to a fresh file at `path` (replacing a leftover one) and syncs them, so
-/// that the blocks are allocated and initialised before the log writes into them.
-fn prepare(disk: &Disk, path: &Path, bytes: u64) -> Result<(), StoreError> {
+/// that the blocks are allocated and initialised before the log writes into them. With a
+/// pause, chunk by chunk: one large write-back would delay every group commit behind it.
+fn prepare(
+    disk: &Disk,
+    path: &Path,
+    bytes: u64,
+    pause_between_chunks: Option<std::time::Duration>,
+) -> Result<(), StoreError> {
     match disk.fs.remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -145,6 +154,12 @@ fn prepare(disk: &Disk, path: &Path, bytes: u64) -> Result<(), StoreError> {
         let n = left.min(ZERO_CHUNK_BYTES as u64) as usize;
         file.write(&zeros[..n]).map_err(write_err)?;
         left -= n as u64;
+        if let Some(pause) = pause_between_chunks {
+            if disk.fsync {
+                file.sync_data().map_err(write_err)?;
+            }
+            std::thread::sleep(pause);
+        }
     }
     if disk.fsync {
         file.sync_data().map_err(write_err)?;
