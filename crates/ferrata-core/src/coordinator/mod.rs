@@ -185,7 +185,9 @@ pub struct Coordinator {
     config: CoordinatorConfig,
     ids: IdGenerator,
     /// Ordered, so that whatever iterates sessions (snapshots) comes out the same every run.
-    sessions: BTreeMap<TransactionId, Session>,
+    /// Boxed: a B-tree keeps its nodes about half full when keys only grow (ids do), and
+    /// slack of pointers costs far less than slack of whole sessions (docs/BENCHMARKS.md RSS).
+    sessions: BTreeMap<TransactionId, Box<Session>>,
     locks: LockManager,
     /// (deadline_ms, transaction) of every session in Begin, earliest first.
     timeouts: BTreeSet<(i64, TransactionId)>,
@@ -287,7 +289,7 @@ impl Coordinator {
                 }
             }
             let deadline = session.deadline_ms();
-            coordinator.sessions.insert(transaction_id, session);
+            coordinator.sessions.insert(transaction_id, Box::new(session));
             if status == GlobalStatus::Begin {
                 coordinator.timeouts.insert((deadline, transaction_id));
             } else if status.is_rollbacking() || status.is_committing() {

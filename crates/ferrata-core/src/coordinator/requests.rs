@@ -39,7 +39,7 @@ impl Coordinator {
         };
         self.timeouts
             .insert((session.deadline_ms(), transaction_id));
-        self.sessions.insert(transaction_id, session);
+        self.sessions.insert(transaction_id, Box::new(session));
         self.persist(Record::GlobalAdd(global));
         self.reply(token, Reply::Began { xid });
     }
