@@ -289,7 +289,9 @@ impl Coordinator {
                 }
             }
             let deadline = session.deadline_ms();
-            coordinator.sessions.insert(transaction_id, Box::new(session));
+            coordinator
+                .sessions
+                .insert(transaction_id, Box::new(session));
             if status == GlobalStatus::Begin {
                 coordinator.timeouts.insert((deadline, transaction_id));
             } else if status.is_rollbacking() || status.is_committing() {
