@@ -20,6 +20,16 @@ fn preallocated() -> LogStoreConfig {
     config
 }
 
+/// Opens a preallocated store, appends batches 1..=`count`, closes it; returns what it holds.
+fn closed_with_batches(fs: &FaultFs, count: i64) -> SessionTable {
+    let (mut store, _) = open(fs, preallocated());
+    let mut acked = SessionTable::new();
+    for tx in 1..=count {
+        assert!(append(&mut store, &mut acked, &batch(tx)));
+    }
+    acked
+}
+
 #[test]
 fn appends_across_rotations_write_into_spares_and_recover_exactly() {
     let fs = FaultFs::new();
@@ -67,12 +77,7 @@ fn appends_across_rotations_write_into_spares_and_recover_exactly() {
 #[test]
 fn a_store_without_preallocation_reads_a_preallocated_log() {
     let fs = FaultFs::new();
-    let (mut store, _) = open(&fs, preallocated());
-    let mut acked = SessionTable::new();
-    for tx in 1..=10 {
-        assert!(append(&mut store, &mut acked, &batch(tx)));
-    }
-    drop(store);
+    let mut acked = closed_with_batches(&fs, 10);
     let mut plain = preallocated();
     plain.preallocation = Preallocation::Off;
     let (mut store, recovered) = open(&fs, plain.clone());
@@ -132,12 +137,7 @@ fn a_power_cut_at_any_call_keeps_exactly_the_acknowledged_batches() {
 #[test]
 fn a_newest_segment_of_only_zeros_is_an_unfinished_creation() {
     let fs = FaultFs::new();
-    let (mut store, _) = open(&fs, preallocated());
-    let mut acked = SessionTable::new();
-    for tx in 1..=3 {
-        assert!(append(&mut store, &mut acked, &batch(tx)));
-    }
-    drop(store);
+    let mut acked = closed_with_batches(&fs, 3);
     let before = segments(&fs, &dir());
     let disk = fs.as_file_system();
     let zeros = dir().join(format!("{:020}.wal", before.len() + 1));
@@ -159,12 +159,7 @@ fn a_newest_segment_of_only_zeros_is_an_unfinished_creation() {
 #[test]
 fn repair_does_not_report_the_zeros_of_a_preallocated_segment_as_lost() {
     let fs = FaultFs::new();
-    let (mut store, _) = open(&fs, preallocated());
-    let mut acked = SessionTable::new();
-    for tx in 1..=3 {
-        assert!(append(&mut store, &mut acked, &batch(tx)));
-    }
-    drop(store);
+    closed_with_batches(&fs, 3);
     let names = segments(&fs, &dir());
     let active = dir().join(names.last().unwrap());
     let mut bytes = fs.read(&active).unwrap();
