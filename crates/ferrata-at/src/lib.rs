@@ -1,0 +1,6 @@
+//! Ferrata AT mode: a resource manager that makes ordinary SQL over sqlx undoable across
+//! services. Each statement inside a global transaction records before and after images in
+//! Seata's `undo_log` table, in the layout Java's resource manager reads and writes.
+
+pub mod sql;
+pub mod undo;

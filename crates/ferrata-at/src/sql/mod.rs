@@ -1,0 +1,1 @@
+//! SQL recognition: what a statement changes, read from its text once and cached.
