@@ -2,5 +2,6 @@
 //! services. Each statement inside a global transaction records before and after images in
 //! Seata's `undo_log` table, in the layout Java's resource manager reads and writes.
 
+pub mod meta;
 pub mod sql;
 pub mod undo;
