@@ -2,6 +2,10 @@
 //! services. Each statement inside a global transaction records before and after images in
 //! Seata's `undo_log` table, in the layout Java's resource manager reads and writes.
 
+pub mod database;
+pub mod lock_key;
 pub mod meta;
 pub mod sql;
 pub mod undo;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub mod undo_table;

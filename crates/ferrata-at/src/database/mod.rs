@@ -1,0 +1,97 @@
+//! The per-database part of AT: SQL text for the `undo_log` table and error classification.
+//! Sealed: implemented for `sqlx::MySql` (also MariaDB) and `sqlx::Postgres` only.
+
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
+
+/// Seata's default undo table (`client.undo.logTable`).
+pub const DEFAULT_UNDO_TABLE: &str = "undo_log";
+/// Rows deleted per statement by the age-based cleanup (Java's batch size).
+pub const CLEANUP_BATCH_ROWS: u32 = 3000;
+
+/// Why a table name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "undo table name {0:?} is not a plain identifier (letters, digits and '_', optionally schema-qualified)"
+)]
+pub struct BadTableName(pub String);
+
+/// Accepts `name` or `schema.name` of plain identifiers only: the name is put into SQL text.
+pub fn check_undo_table_name(table: &str) -> Result<(), BadTableName> {
+    let plain = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 63
+            && !part.starts_with(|c: char| c.is_ascii_digit())
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let parts: Vec<&str> = table.split('.').collect();
+    if parts.len() <= 2 && parts.iter().all(|part| plain(part)) {
+        Ok(())
+    } else {
+        Err(BadTableName(table.to_owned()))
+    }
+}
+
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub(crate) mod sealed {
+    /// The undo-table statements of one dialect, with the table name filled in. Parameters:
+    /// `insert` (branch_id, xid, context, rollback_info, log_status); `select_for_update` and
+    /// `delete` (branch_id, xid); `delete_older` (age in days).
+    #[derive(Debug, Clone)]
+    pub struct UndoSql {
+        pub insert: String,
+        pub select_for_update: String,
+        pub delete: String,
+        pub delete_older: String,
+        /// Seata's DDL for the table, one statement per entry.
+        pub create_table: Vec<String>,
+    }
+
+    pub trait Dialect: sqlx::Database {
+        /// `table` has passed `check_undo_table_name`.
+        fn undo_sql(table: &str) -> UndoSql;
+
+        /// `DELETE` of `count` (branch_id, xid) pairs: parameters are the branch ids, then the
+        /// xids (Java's `branch_id IN (…) AND xid IN (…)`).
+        fn delete_many_sql(table: &str, count: usize) -> String;
+
+        /// A unique-key violation (an undo row for this xid and branch exists already).
+        fn is_duplicate_key(error: &dyn sqlx::error::DatabaseError) -> bool;
+
+        /// Rows a statement changed (sqlx has no trait method for it).
+        fn rows_affected(result: &Self::QueryResult) -> u64;
+    }
+}
+
+/// The databases AT runs on: `sqlx::MySql` (feature `mysql`, also MariaDB) and
+/// `sqlx::Postgres` (feature `postgres`).
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub trait AtDatabase: sealed::Dialect {}
+
+/// `?, ?, …` or `$first, $first+1, …`.
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub(crate) fn placeholders(count: usize, dollar_from: Option<usize>) -> String {
+    (0..count)
+        .map(|i| match dollar_from {
+            Some(first) => format!("${}", first + i),
+            None => "?".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_table_names_reach_sql_text() {
+        assert!(check_undo_table_name("undo_log").is_ok());
+        assert!(check_undo_table_name("app.undo_log").is_ok());
+        for bad in ["", "undo log", "a.b.c", "1x", "undo_log;drop", "`undo`"] {
+            assert!(check_undo_table_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The `undo_log` table: one row per AT branch, written in the branch's local transaction,
+//! read and locked by its rollback, deleted after commit; a marker row (status 1) stops a
+//! late phase-1 commit after its global transaction was rolled back.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::database::sealed::UndoSql;
+use crate::database::{AtDatabase, BadTableName, check_undo_table_name};
+
+/// Branches per batched DELETE (Java's IN-list limit).
+pub const DELETE_BATCH_BRANCHES: usize = 1000;
+/// The context of a global-finished marker row: content `{}` and no compression.
+pub const MARKER_CONTEXT: &str = "serializer=jackson&compressorType=NONE";
+/// The content of a global-finished marker row (an empty branch undo log).
+pub const MARKER_CONTENT: &[u8] = b"{}";
+
+/// `undo_log.log_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStatus {
+    /// A branch's undo log, written by its phase 1.
+    Normal,
+    /// Written by a rollback that found no undo log: the global transaction is finished and a
+    /// phase 1 still running must not commit.
+    GlobalFinished,
+    /// A status this version does not know (never treated as undoable).
+    Other(i32),
+}
+
+impl LogStatus {
+    pub fn code(self) -> i32 {
+        match self {
+            LogStatus::Normal => 0,
+            LogStatus::GlobalFinished => 1,
+            LogStatus::Other(code) => code,
+        }
+    }
+
+    pub fn from_code(code: i32) -> LogStatus {
+        match code {
+            0 => LogStatus::Normal,
+            1 => LogStatus::GlobalFinished,
+            other => LogStatus::Other(other),
+        }
+    }
+}
+
+/// One undo row as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndoRow {
+    pub context: String,
+    pub rollback_info: Vec<u8>,
+    pub status: LogStatus,
+}
+
+/// What inserting a row found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Inserted {
+    Yes,
+    /// A row for this (xid, branch) exists already: for a phase-1 insert, the global
+    /// transaction was finished by a rollback (its marker row); for a marker, another
+    /// rollback or the phase 1 got there first.
+    AlreadyExists,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UndoTableError {
+    #[error(transparent)]
+    BadTableName(#[from] BadTableName),
+    #[error("{operation} on the undo table {table}: {source}")]
+    Database {
+        operation: &'static str,
+        table: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// The undo table of one database, by name (`client.undo.logTable`).
+#[derive(Debug)]
+pub struct UndoTable<DB: AtDatabase> {
+    table: String,
+    sql: Arc<UndoSql>,
+    database: PhantomData<fn() -> DB>,
+}
+
+impl<DB: AtDatabase> Clone for UndoTable<DB> {
+    fn clone(&self) -> Self {
+        UndoTable {
+            table: self.table.clone(),
+            sql: self.sql.clone(),
+            database: PhantomData,
+        }
+    }
+}
+
+impl<DB> UndoTable<DB>
+where
+    DB: AtDatabase,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i32: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Vec<u8>: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    pub fn new(table: &str) -> Result<UndoTable<DB>, BadTableName> {
+        check_undo_table_name(table)?;
+        Ok(UndoTable {
+            table: table.to_owned(),
+            sql: Arc::new(DB::undo_sql(table)),
+            database: PhantomData,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.table
+    }
+
+    fn error(&self, operation: &'static str) -> impl FnOnce(sqlx::Error) -> UndoTableError + '_ {
+        move |source| UndoTableError::Database {
+            operation,
+            table: self.table.clone(),
+            source,
+        }
+    }
+
+    /// Creates the table with Seata's DDL unless it exists.
+    pub async fn create(&self, conn: &mut DB::Connection) -> Result<(), UndoTableError> {
+        for statement in &self.sql.create_table {
+            sqlx::query(statement)
+                .execute(&mut *conn)
+                .await
+                .map_err(self.error("creating"))?;
+        }
+        Ok(())
+    }
+
+    /// Inserts a branch's undo row (status Normal) or a marker (GlobalFinished).
+    pub async fn insert(
+        &self,
+        conn: &mut DB::Connection,
+        branch_id: i64,
+        xid: &str,
+        context: &str,
+        rollback_info: &[u8],
+        status: LogStatus,
+    ) -> Result<Inserted, UndoTableError> {
+        let inserted = sqlx::query(&self.sql.insert)
+            .bind(branch_id)
+            .bind(xid)
+            .bind(context)
+            .bind(rollback_info)
+            .bind(status.code())
+            .execute(&mut *conn)
+            .await;
+        match inserted {
+            Ok(_) => Ok(Inserted::Yes),
+            Err(sqlx::Error::Database(error)) if DB::is_duplicate_key(error.as_ref()) => {
+                Ok(Inserted::AlreadyExists)
+            }
+            Err(error) => Err(self.error("inserting into")(error)),
+        }
+    }
+
+    /// Inserts the global-finished marker for a branch whose phase 1 never committed.
+    pub async fn insert_marker(
+        &self,
+        conn: &mut DB::Connection,
+        branch_id: i64,
+        xid: &str,
+    ) -> Result<Inserted, UndoTableError> {
+        self.insert(
+            conn,
+            branch_id,
+            xid,
+            MARKER_CONTEXT,
+            MARKER_CONTENT,
+            LogStatus::GlobalFinished,
+        )
+        .await
+    }
+
+    /// Reads a branch's undo row and locks it until the transaction ends.
+    pub async fn lock(
+        &self,
+        conn: &mut DB::Connection,
+        branch_id: i64,
+        xid: &str,
+    ) -> Result<Option<UndoRow>, UndoTableError> {
+        let row: Option<(String, Vec<u8>, i32)> = sqlx::query_as(&self.sql.select_for_update)
+            .bind(branch_id)
+            .bind(xid)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(self.error("locking a row of"))?;
+        Ok(row.map(|(context, rollback_info, status)| UndoRow {
+            context,
+            rollback_info,
+            status: LogStatus::from_code(status),
+        }))
+    }
+
+    /// Deletes one branch's undo row; the number of rows deleted.
+    pub async fn delete(
+        &self,
+        conn: &mut DB::Connection,
+        branch_id: i64,
+        xid: &str,
+    ) -> Result<u64, UndoTableError> {
+        let result = sqlx::query(&self.sql.delete)
+            .bind(branch_id)
+            .bind(xid)
+            .execute(&mut *conn)
+            .await
+            .map_err(self.error("deleting from"))?;
+        Ok(DB::rows_affected(&result))
+    }
+
+    /// Deletes the undo rows of many committed branches, [`DELETE_BATCH_BRANCHES`] per
+    /// statement; the number of rows deleted.
+    pub async fn delete_many(
+        &self,
+        conn: &mut DB::Connection,
+        branches: &[(i64, String)],
+    ) -> Result<u64, UndoTableError> {
+        let mut deleted = 0;
+        for chunk in branches.chunks(DELETE_BATCH_BRANCHES) {
+            let sql = DB::delete_many_sql(&self.table, chunk.len());
+            let mut query = sqlx::query(&sql);
+            for (branch_id, _) in chunk {
+                query = query.bind(*branch_id);
+            }
+            for (_, xid) in chunk {
+                query = query.bind(xid.as_str());
+            }
+            let result = query
+                .execute(&mut *conn)
+                .await
+                .map_err(self.error("deleting from"))?;
+            deleted += DB::rows_affected(&result);
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes rows created at least `days` days ago (by the database clock), in batches,
+    /// until a batch finds fewer rows than it may delete; the number of rows deleted.
+    pub async fn delete_older_than(
+        &self,
+        conn: &mut DB::Connection,
+        days: i32,
+    ) -> Result<u64, UndoTableError> {
+        let mut deleted = 0;
+        loop {
+            let result = sqlx::query(&self.sql.delete_older)
+                .bind(days)
+                .execute(&mut *conn)
+                .await
+                .map_err(self.error("cleaning up"))?;
+            let batch = DB::rows_affected(&result);
+            deleted += batch;
+            if batch < u64::from(crate::database::CLEANUP_BATCH_ROWS) {
+                return Ok(deleted);
+            }
+        }
+    }
+}
