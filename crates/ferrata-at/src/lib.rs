@@ -2,6 +2,8 @@
 //! services. Each statement inside a global transaction records before and after images in
 //! Seata's `undo_log` table, in the layout Java's resource manager reads and writes.
 
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub mod async_commit;
 pub mod database;
 pub mod lock_key;
 pub mod meta;
