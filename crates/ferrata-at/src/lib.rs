@@ -6,6 +6,7 @@
 pub mod async_commit;
 pub mod database;
 pub mod lock_key;
+pub mod lock_retry;
 pub mod meta;
 pub mod sql;
 pub mod undo;
