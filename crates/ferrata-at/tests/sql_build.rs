@@ -55,7 +55,9 @@ fn postgres_update_before_image_renumbers_parameters_densely() {
 
 #[test]
 fn update_without_where_images_every_row() {
-    let Statement::Update(u) = stmt("UPDATE t SET a = ?", Dialect::MySql) else { panic!() };
+    let Statement::Update(u) = stmt("UPDATE t SET a = ?", Dialect::MySql) else {
+        panic!()
+    };
     assert_eq!(
         u.before_image_query(Dialect::MySql, &["id", "a"]),
         q("SELECT t.`id`, t.`a` FROM t FOR UPDATE", &[])
@@ -82,7 +84,10 @@ fn delete_before_image() {
     };
     assert_eq!(
         d.before_image_query(Dialect::Postgres, &["id", "v"]),
-        q(r#"SELECT t."id", t."v" FROM t WHERE id = $1 FOR UPDATE"#, &[1])
+        q(
+            r#"SELECT t."id", t."v" FROM t WHERE id = $1 FOR UPDATE"#,
+            &[1]
+        )
     );
 }
 
@@ -160,14 +165,28 @@ fn after_image_by_single_key() {
         panic!()
     };
     assert_eq!(
-        after_image_query(Dialect::MySql, &u.table, &["id", "money"], &["id"], 3, PkPredicate::RowIn),
+        after_image_query(
+            Dialect::MySql,
+            &u.table,
+            &["id", "money"],
+            &["id"],
+            3,
+            PkPredicate::RowIn
+        ),
         "SELECT `id`, `money` FROM `Acc` WHERE `id` IN (?, ?, ?)"
     );
     let Statement::Update(u) = stmt("UPDATE s.acc SET money = 1", Dialect::Postgres) else {
         panic!()
     };
     assert_eq!(
-        after_image_query(Dialect::Postgres, &u.table, &["id", "money"], &["id"], 2, PkPredicate::RowIn),
+        after_image_query(
+            Dialect::Postgres,
+            &u.table,
+            &["id", "money"],
+            &["id"],
+            2,
+            PkPredicate::RowIn
+        ),
         r#"SELECT "id", "money" FROM s.acc WHERE "id" IN ($1, $2)"#
     );
 }
@@ -182,33 +201,72 @@ fn after_image_by_composite_key() {
         PkPredicate::RowIn
     );
     assert_eq!(
-        after_image_query(Dialect::Postgres, &d.table, &["o", "l", "v"], &["o", "l"], 2, PkPredicate::RowIn),
+        after_image_query(
+            Dialect::Postgres,
+            &d.table,
+            &["o", "l", "v"],
+            &["o", "l"],
+            2,
+            PkPredicate::RowIn
+        ),
         r#"SELECT "o", "l", "v" FROM item WHERE ("o", "l") IN (($1, $2), ($3, $4))"#
     );
-    assert_eq!(PkPredicate::for_dialect(Dialect::MySql, 2), PkPredicate::OrChain);
-    assert_eq!(PkPredicate::for_dialect(Dialect::MySql, 1), PkPredicate::RowIn);
     assert_eq!(
-        after_image_query(Dialect::MySql, &d.table, &["o", "l", "v"], &["o", "l"], 2, PkPredicate::OrChain),
+        PkPredicate::for_dialect(Dialect::MySql, 2),
+        PkPredicate::OrChain
+    );
+    assert_eq!(
+        PkPredicate::for_dialect(Dialect::MySql, 1),
+        PkPredicate::RowIn
+    );
+    assert_eq!(
+        after_image_query(
+            Dialect::MySql,
+            &d.table,
+            &["o", "l", "v"],
+            &["o", "l"],
+            2,
+            PkPredicate::OrChain
+        ),
         "SELECT `o`, `l`, `v` FROM item WHERE (`o` = ? AND `l` = ?) OR (`o` = ? AND `l` = ?)"
     );
 }
 
 #[test]
 fn identifiers_from_metadata_are_escaped() {
-    let Statement::Update(u) = stmt("UPDATE t SET a = 1", Dialect::MySql) else { panic!() };
+    let Statement::Update(u) = stmt("UPDATE t SET a = 1", Dialect::MySql) else {
+        panic!()
+    };
     assert_eq!(
-        after_image_query(Dialect::MySql, &u.table, &["we`ird"], &["id"], 1, PkPredicate::RowIn),
+        after_image_query(
+            Dialect::MySql,
+            &u.table,
+            &["we`ird"],
+            &["id"],
+            1,
+            PkPredicate::RowIn
+        ),
         "SELECT `we``ird` FROM t WHERE `id` IN (?)"
     );
     assert_eq!(
-        after_image_query(Dialect::Postgres, &u.table, &["we\"ird"], &["id"], 1, PkPredicate::RowIn),
+        after_image_query(
+            Dialect::Postgres,
+            &u.table,
+            &["we\"ird"],
+            &["id"],
+            1,
+            PkPredicate::RowIn
+        ),
         r#"SELECT "we""ird" FROM t WHERE "id" IN ($1)"#
     );
 }
 
 #[test]
 fn tracked_columns_follow_java_only_care_update_columns() {
-    let Statement::Update(u) = stmt("UPDATE t SET Money = ?, note = ? WHERE id = ?", Dialect::MySql) else {
+    let Statement::Update(u) = stmt(
+        "UPDATE t SET Money = ?, note = ? WHERE id = ?",
+        Dialect::MySql,
+    ) else {
         panic!()
     };
     let cols = tracked_columns(
@@ -226,13 +284,15 @@ fn primary_key_updates_are_refused() {
     let Statement::Update(u) = stmt("UPDATE acc SET ID = ?, v = 1", Dialect::MySql) else {
         panic!()
     };
-    let err = check_primary_key_untouched(Dialect::MySql, &u.table, &["id"], &u.assignments)
-        .unwrap_err();
+    let err =
+        check_primary_key_untouched(Dialect::MySql, &u.table, &["id"], &u.assignments).unwrap_err();
     assert_eq!(
         err.to_string(),
         "AT mode does not support updating primary-key column id of table acc: rows are tracked by their primary key"
     );
-    let Statement::Update(u) = stmt("UPDATE acc SET v = 1", Dialect::MySql) else { panic!() };
+    let Statement::Update(u) = stmt("UPDATE acc SET v = 1", Dialect::MySql) else {
+        panic!()
+    };
     assert_eq!(
         check_primary_key_untouched(Dialect::MySql, &u.table, &["id"], &u.assignments),
         Ok(())

@@ -76,6 +76,7 @@ pub fn parse(sql: &str, dialect: Dialect) -> Result<Recognized, SqlError> {
                 dialect,
                 params: &params,
                 seen: RefCell::new(BTreeSet::new()),
+                foreign: RefCell::new(None),
             };
             conv.statement(one, share_mode)
                 .unwrap_or_else(|reason| Statement::Unsupported { reason })
@@ -170,6 +171,8 @@ struct Conv<'a> {
     dialect: Dialect,
     params: &'a Params,
     seen: RefCell<BTreeSet<usize>>,
+    /// A placeholder the tokenizer did not report as one of ours.
+    foreign: RefCell<Option<String>>,
 }
 
 type Res<T> = Result<T, UnsupportedReason>;
@@ -216,6 +219,9 @@ impl Conv<'_> {
             }
             other => return classify_other(other),
         };
+        if let Some(p) = self.foreign.borrow_mut().take() {
+            return Err(UnsupportedReason::PlaceholderStyle(p));
+        }
         // Every parameter of the text must have landed in a fragment, or the generated queries
         // would bind the wrong values.
         let seen = self.seen.borrow();
@@ -233,10 +239,17 @@ impl Conv<'_> {
         let by_location = &self.params.by_location;
         let _ = visit_expressions_mut(&mut copy, |e: &mut Expr| {
             if let Expr::Value(v) = e
-                && let Value::Placeholder(_) = &v.value
-                && let Some(&ordinal) = by_location.get(&(v.span.start.line, v.span.start.column))
+                && let Value::Placeholder(p) = &v.value
             {
-                v.value = Value::Placeholder(format!("{MARK}{ordinal}{MARK}"));
+                match by_location.get(&(v.span.start.line, v.span.start.column)) {
+                    Some(&ordinal) => {
+                        v.value = Value::Placeholder(format!("{MARK}{ordinal}{MARK}"))
+                    }
+                    // A placeholder form the driver does not bind (`:name`, `@x`).
+                    None => {
+                        self.foreign.borrow_mut().get_or_insert_with(|| p.clone());
+                    }
+                }
             }
             ControlFlow::<()>::Continue(())
         });
@@ -282,11 +295,7 @@ impl Conv<'_> {
             name,
             alias: i.table_alias.as_ref().map(|a| ident(&a.alias)),
         };
-        let mut columns = i
-            .columns
-            .iter()
-            .map(last_ident)
-            .collect::<Res<Vec<_>>>()?;
+        let mut columns = i.columns.iter().map(last_ident).collect::<Res<Vec<_>>>()?;
         let rows = match &i.source {
             Some(q) => match &*q.body {
                 SetExpr::Values(v) => v
