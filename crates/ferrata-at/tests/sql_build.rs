@@ -2,8 +2,8 @@
 //! to the original statement's bind parameters.
 
 use ferrata_at::sql::{
-    Dialect, ImageQuery, PkPredicate, Recognized, Statement, after_image_query,
-    check_primary_key_untouched, parse, tracked_columns,
+    Dialect, ImageQuery, InsertValue, PkPredicate, Recognized, Statement, UnsupportedReason,
+    after_image_query, check_primary_key_untouched, parse, tracked_columns,
 };
 
 fn stmt(sql: &str, d: Dialect) -> Statement {
@@ -304,5 +304,80 @@ fn primary_key_updates_are_refused() {
     assert_eq!(
         check_primary_key_untouched(Dialect::Postgres, &u.table, &["id"], &u.assignments),
         Ok(())
+    );
+}
+
+#[test]
+fn mysql_upsert_conflict_image_by_every_supplied_key() {
+    let Statement::Insert(i) = stmt(
+        "INSERT INTO stock (id, sku, qty) VALUES (?, ?, 1), (DEFAULT, 'b', ?) ON DUPLICATE KEY UPDATE qty = qty + 1",
+        Dialect::MySql,
+    ) else {
+        panic!()
+    };
+    let q = i
+        .conflict_image_query(
+            Dialect::MySql,
+            &["id", "sku", "qty"],
+            &[],
+            &[vec!["id"], vec!["sku"]],
+        )
+        .unwrap();
+    // Row 2 has no id value (DEFAULT), so it is looked up by sku only.
+    assert_eq!(
+        q.sql,
+        "SELECT `id`, `sku`, `qty` FROM stock WHERE (`id` = ?) OR (`sku` = ?) OR (`sku` = ?) FOR UPDATE"
+    );
+    assert_eq!(
+        q.binds,
+        [
+            InsertValue::Param(1),
+            InsertValue::Param(2),
+            InsertValue::String("b".into())
+        ]
+    );
+}
+
+#[test]
+fn postgres_upsert_conflict_image_composite_key_without_column_list() {
+    let Statement::Insert(i) = stmt(
+        "INSERT INTO item VALUES ($2, $1, 'x') ON CONFLICT (o, l) DO UPDATE SET v = EXCLUDED.v",
+        Dialect::Postgres,
+    ) else {
+        panic!()
+    };
+    let q = i
+        .conflict_image_query(
+            Dialect::Postgres,
+            &["o", "l", "v"],
+            &["o", "l", "v"],
+            &[vec!["o", "l"]],
+        )
+        .unwrap();
+    assert_eq!(
+        q.sql,
+        r#"SELECT "o", "l", "v" FROM item WHERE ("o" = $1 AND "l" = $2) FOR UPDATE"#
+    );
+    assert_eq!(q.binds, [InsertValue::Param(2), InsertValue::Param(1)]);
+}
+
+#[test]
+fn upsert_without_key_values_is_refused() {
+    let Statement::Insert(i) = stmt(
+        "INSERT INTO t (v) VALUES (?) ON DUPLICATE KEY UPDATE v = ?",
+        Dialect::MySql,
+    ) else {
+        panic!()
+    };
+    let err = i
+        .conflict_image_query(Dialect::MySql, &["id", "v"], &[], &[vec!["id"]])
+        .unwrap_err();
+    assert_eq!(
+        err,
+        UnsupportedReason::NoUniqueKeyValue("INSERT ... ON DUPLICATE KEY UPDATE")
+    );
+    assert_eq!(
+        err.to_string(),
+        "AT mode cannot image this INSERT ... ON DUPLICATE KEY UPDATE: no row supplies a complete primary-key or unique-key value; use a plain INSERT or UPDATE"
     );
 }

@@ -2,8 +2,8 @@
 //! statement's own WHERE (with its bind parameters mapped), and after-image queries by primary key.
 
 use super::types::{
-    Assignment, Delete, Dialect, Fragment, MultiDelete, ParamList, SelectForUpdate, TableRef,
-    UnsupportedReason, Update, UpdateJoin,
+    Assignment, Delete, Dialect, Fragment, Insert, InsertValue, MultiDelete, OnConflict, ParamList,
+    SelectForUpdate, TableRef, UnsupportedReason, Update, UpdateJoin,
 };
 
 /// Java's resource manager queries at most this many rows per `IN (…)` list; callers split
@@ -300,4 +300,93 @@ pub fn after_image_query(
         "SELECT {cols} FROM {} WHERE {condition}",
         table.name.render(dialect)
     )
+}
+
+/// A query whose placeholders take values of the statement: bound parameters or literals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueQuery {
+    /// The SQL text (PostgreSQL placeholders numbered from `$1`).
+    pub sql: String,
+    /// What to bind to each placeholder, in order: [`InsertValue::Param`] takes the statement's
+    /// parameter; literals are bound as given.
+    pub binds: Vec<InsertValue>,
+}
+
+impl Insert {
+    /// For an upsert (`ON DUPLICATE KEY UPDATE`, `ON CONFLICT`): the rows the statement may
+    /// collide with, `FOR UPDATE`, as Java's before image — every row whose primary key or a
+    /// unique key equals the values a VALUES row supplies. `unique_keys` lists the primary key
+    /// and each unique index (catalog column names); `table_columns` gives the column order
+    /// when the statement has no column list. A key is used for a row only when the row gives
+    /// every column of it as a parameter or literal (NULL never collides; DEFAULT and
+    /// expressions are unknown before the insert).
+    pub fn conflict_image_query(
+        &self,
+        dialect: Dialect,
+        image_columns: &[&str],
+        table_columns: &[&str],
+        unique_keys: &[Vec<&str>],
+    ) -> Result<ValueQuery, UnsupportedReason> {
+        let kind = match &self.on_conflict {
+            Some(OnConflict::DuplicateKeyUpdate { .. }) => "INSERT ... ON DUPLICATE KEY UPDATE",
+            _ => "INSERT ... ON CONFLICT",
+        };
+        let position = |column: &str| -> Option<usize> {
+            match &self.columns {
+                Some(list) => list.iter().position(|c| c.matches(column, dialect)),
+                None => table_columns.iter().position(|c| *c == column),
+            }
+        };
+        let mut binds = Vec::new();
+        let mut terms = Vec::new();
+        for row in &self.rows {
+            for key in unique_keys {
+                let values: Option<Vec<&InsertValue>> = key
+                    .iter()
+                    .map(|c| position(c).and_then(|i| row.get(i)))
+                    .map(|v| {
+                        v.filter(|v| {
+                            matches!(
+                                v,
+                                InsertValue::Param(_)
+                                    | InsertValue::Number(_)
+                                    | InsertValue::String(_)
+                                    | InsertValue::Boolean(_)
+                            )
+                        })
+                    })
+                    .collect();
+                let Some(values) = values else { continue };
+                if key.is_empty() {
+                    continue;
+                }
+                let mut parts = Vec::new();
+                for (c, v) in key.iter().zip(values) {
+                    binds.push(v.clone());
+                    let placeholder = match dialect {
+                        Dialect::MySql => "?".to_owned(),
+                        Dialect::Postgres => format!("${}", binds.len()),
+                    };
+                    parts.push(format!("{} = {placeholder}", dialect.quote(c)));
+                }
+                terms.push(format!("({})", parts.join(" AND ")));
+            }
+        }
+        if terms.is_empty() {
+            return Err(UnsupportedReason::NoUniqueKeyValue(kind));
+        }
+        let cols = image_columns
+            .iter()
+            .map(|c| dialect.quote(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(ValueQuery {
+            sql: format!(
+                "SELECT {cols} FROM {} WHERE {} FOR UPDATE",
+                self.table.name.render(dialect),
+                terms.join(" OR ")
+            ),
+            binds,
+        })
+    }
 }

@@ -7,8 +7,8 @@ mod parser;
 mod types;
 
 pub use build::{
-    ImageQuery, MAX_IN_ROWS, PkPredicate, after_image_query, check_primary_key_untouched,
-    tracked_columns,
+    ImageQuery, MAX_IN_ROWS, PkPredicate, ValueQuery, after_image_query,
+    check_primary_key_untouched, tracked_columns,
 };
 pub use cache::StatementCache;
 pub use parser::{SqlError, parse};

@@ -534,6 +534,11 @@ pub enum UnsupportedReason {
         /// The primary-key column assigned.
         column: String,
     },
+    /// An upsert whose rows give no complete primary-key or unique-key value to look rows up by.
+    #[error(
+        "AT mode cannot image this {0}: no row supplies a complete primary-key or unique-key value; use a plain INSERT or UPDATE"
+    )]
+    NoUniqueKeyValue(&'static str),
     /// DDL inside a global transaction.
     #[error(
         "DDL ({0}) cannot run inside a global transaction: it commits implicitly and cannot be undone; run it outside"
