@@ -50,6 +50,22 @@ pub(crate) mod sealed {
     }
 
     pub trait Dialect: sqlx::Database {
+        /// How the SQL layer parses and writes this database's statements.
+        const SQL: crate::sql::Dialect;
+
+        /// The resource id a Java DataSourceProxy reports for the same database (its JDBC
+        /// URL without the query string), so that Java and Rust resource managers of one
+        /// database share branches and locks.
+        fn resource_id(options: &<Self::Connection as sqlx::Connection>::Options) -> String;
+
+        /// Reads a table's metadata (`table` as written in SQL).
+        fn load_meta(
+            conn: &mut Self::Connection,
+            table: &str,
+        ) -> impl std::future::Future<
+            Output = Result<crate::meta::TableMeta, crate::meta::MetaError>,
+        > + Send;
+
         /// `table` has passed `check_undo_table_name`.
         fn undo_sql(table: &str) -> UndoSql;
 
@@ -70,6 +86,22 @@ pub(crate) mod sealed {
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub trait AtDatabase: sealed::Dialect {}
 
+/// `jdbc:<scheme>://host:port/database`, the resource id of a JDBC data source. A `,` would
+/// split the id in the RM registration's list, so it becomes `|` as Java does.
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub(crate) fn jdbc_url(scheme: &str, host: &str, port: u16, database: Option<&str>) -> String {
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    format!(
+        "jdbc:{scheme}://{host}:{port}/{}",
+        database.unwrap_or_default()
+    )
+    .replace(',', "|")
+}
+
 /// `?, ?, …` or `$first, $first+1, …`.
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub(crate) fn placeholders(count: usize, dollar_from: Option<usize>) -> String {
@@ -85,6 +117,19 @@ pub(crate) fn placeholders(count: usize, dollar_from: Option<usize>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(any(feature = "mysql", feature = "postgres"))]
+    #[test]
+    fn resource_ids_are_jdbc_urls_without_parameters() {
+        assert_eq!(
+            jdbc_url("mysql", "127.0.0.1", 3306, Some("bank")),
+            "jdbc:mysql://127.0.0.1:3306/bank"
+        );
+        assert_eq!(
+            jdbc_url("postgresql", "::1", 5432, Some("a,b")),
+            "jdbc:postgresql://[::1]:5432/a|b"
+        );
+    }
 
     #[test]
     fn only_plain_table_names_reach_sql_text() {

@@ -6,7 +6,7 @@ use sqlx::error::DatabaseError;
 use sqlx::mysql::MySqlDatabaseError;
 
 use super::sealed::{Dialect, UndoSql};
-use super::{AtDatabase, CLEANUP_BATCH_ROWS, placeholders};
+use super::{AtDatabase, CLEANUP_BATCH_ROWS, jdbc_url, placeholders};
 
 /// `ER_DUP_ENTRY`.
 const DUPLICATE_KEY: u16 = 1062;
@@ -14,6 +14,24 @@ const DUPLICATE_KEY: u16 = 1062;
 impl AtDatabase for MySql {}
 
 impl Dialect for MySql {
+    const SQL: crate::sql::Dialect = crate::sql::Dialect::MySql;
+
+    fn resource_id(options: &sqlx::mysql::MySqlConnectOptions) -> String {
+        jdbc_url(
+            "mysql",
+            options.get_host(),
+            options.get_port(),
+            options.get_database(),
+        )
+    }
+
+    async fn load_meta(
+        conn: &mut sqlx::MySqlConnection,
+        table: &str,
+    ) -> Result<crate::meta::TableMeta, crate::meta::MetaError> {
+        crate::meta::load_mysql(conn, table).await
+    }
+
     fn undo_sql(table: &str) -> UndoSql {
         UndoSql {
             insert: format!(

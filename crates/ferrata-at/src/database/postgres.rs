@@ -5,7 +5,7 @@ use sqlx::Postgres;
 use sqlx::error::DatabaseError;
 
 use super::sealed::{Dialect, UndoSql};
-use super::{AtDatabase, CLEANUP_BATCH_ROWS, placeholders};
+use super::{AtDatabase, CLEANUP_BATCH_ROWS, jdbc_url, placeholders};
 
 /// `unique_violation`.
 const DUPLICATE_KEY: &str = "23505";
@@ -13,6 +13,24 @@ const DUPLICATE_KEY: &str = "23505";
 impl AtDatabase for Postgres {}
 
 impl Dialect for Postgres {
+    const SQL: crate::sql::Dialect = crate::sql::Dialect::Postgres;
+
+    fn resource_id(options: &sqlx::postgres::PgConnectOptions) -> String {
+        jdbc_url(
+            "postgresql",
+            options.get_host(),
+            options.get_port(),
+            options.get_database(),
+        )
+    }
+
+    async fn load_meta(
+        conn: &mut sqlx::PgConnection,
+        table: &str,
+    ) -> Result<crate::meta::TableMeta, crate::meta::MetaError> {
+        crate::meta::load_postgres(conn, table).await
+    }
+
     fn undo_sql(table: &str) -> UndoSql {
         // Index names are per schema in PostgreSQL: derive them from the table's own name.
         let bare = table.rsplit('.').next().unwrap_or(table);
