@@ -379,7 +379,7 @@ fn java_compressed_vectors_decompress_to_the_large_log() {
     for c in COMPRESSORS {
         let packed = read(&format!("java2/compressed/large.{}", c.name()));
         assert_eq!(
-            decompress(c, &packed, 1 << 20).expect(c.name()),
+            decompress(c, &packed, 1 << 20).unwrap_or_else(|e| panic!("{c:?}: {e}")),
             plain,
             "{c:?}"
         );
@@ -467,7 +467,7 @@ fn rust_vectors_are_what_the_encoder_writes() {
         // Compressed bytes may legitimately change with a library; their content may not.
         let committed = read(&path);
         assert_eq!(
-            decompress(c, &committed, 1 << 20).expect(c.name()),
+            decompress(c, &committed, 1 << 20).unwrap_or_else(|e| panic!("{c:?}: {e}")),
             plain,
             "{path}"
         );

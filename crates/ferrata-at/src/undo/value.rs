@@ -31,7 +31,7 @@ impl EpochTime {
 
     /// Whether the value has digits below the millisecond, which Java writes as `[ms, nanos]`.
     pub fn has_sub_ms(&self) -> bool {
-        self.nanos % 1_000_000 != 0
+        !self.nanos.is_multiple_of(1_000_000)
     }
 }
 
