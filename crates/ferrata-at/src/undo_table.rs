@@ -10,10 +10,6 @@ use crate::database::{AtDatabase, BadTableName, check_undo_table_name};
 
 /// Branches per batched DELETE (Java's IN-list limit).
 pub const DELETE_BATCH_BRANCHES: usize = 1000;
-/// The context of a global-finished marker row: content `{}` and no compression.
-pub const MARKER_CONTEXT: &str = "serializer=jackson&compressorType=NONE";
-/// The content of a global-finished marker row (an empty branch undo log).
-pub const MARKER_CONTENT: &[u8] = b"{}";
 
 /// `undo_log.log_status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,12 +170,13 @@ where
         branch_id: i64,
         xid: &str,
     ) -> Result<Inserted, UndoTableError> {
+        let marker = crate::undo::global_finished();
         self.insert(
             conn,
             branch_id,
             xid,
-            MARKER_CONTEXT,
-            MARKER_CONTENT,
+            &marker.context.to_string(),
+            &marker.rollback_info,
             LogStatus::GlobalFinished,
         )
         .await

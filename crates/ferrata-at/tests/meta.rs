@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use anyhow::Context;
-use ferrata_at::meta::{JdbcType, MetaError, load_mysql, load_postgres};
+use ferrata_at::meta::{MetaError, load_mysql, load_postgres};
+use ferrata_at::undo::jdbc_type;
 use sqlx::Connection;
 
 fn url(var: &str) -> anyhow::Result<String> {
@@ -41,15 +42,15 @@ async fn mariadb_tables_report_columns_keys_and_java_type_codes() -> anyhow::Res
         ["shop", "id", "code", "flag", "amount", "changed", "doc"]
     );
     let column = |name| meta.column(name).unwrap();
-    assert_eq!(column("shop").jdbc_type, JdbcType::INTEGER);
+    assert_eq!(column("shop").jdbc_type, jdbc_type::INTEGER);
     assert!(column("shop").column_type.contains("unsigned"));
     assert!(column("id").generated_key && !column("shop").generated_key);
-    assert_eq!(column("flag").jdbc_type, JdbcType::BIT);
-    assert_eq!(column("amount").jdbc_type, JdbcType::DECIMAL);
+    assert_eq!(column("flag").jdbc_type, jdbc_type::BIT);
+    assert_eq!(column("amount").jdbc_type, jdbc_type::DECIMAL);
     assert!(column("changed").on_update && !column("amount").on_update);
-    assert_eq!(column("changed").jdbc_type, JdbcType::TIMESTAMP);
+    assert_eq!(column("changed").jdbc_type, jdbc_type::TIMESTAMP);
     // MariaDB's JSON is LONGTEXT with a check constraint.
-    assert_eq!(column("doc").jdbc_type, JdbcType::LONGVARCHAR);
+    assert_eq!(column("doc").jdbc_type, jdbc_type::LONGVARCHAR);
     assert!(meta.is_primary_key("ID") && !meta.is_primary_key("code"));
 
     assert!(matches!(
@@ -94,13 +95,13 @@ async fn postgres_tables_resolve_like_the_statement_and_report_keys() -> anyhow:
     );
     let column = |name| meta.column(name).unwrap();
     assert!(column("id").generated_key && !column("shop").generated_key);
-    assert_eq!(column("id").jdbc_type, JdbcType::BIGINT);
-    assert_eq!(column("flag").jdbc_type, JdbcType::BIT);
-    assert_eq!(column("amount").jdbc_type, JdbcType::NUMERIC);
+    assert_eq!(column("id").jdbc_type, jdbc_type::BIGINT);
+    assert_eq!(column("flag").jdbc_type, jdbc_type::BIT);
+    assert_eq!(column("amount").jdbc_type, jdbc_type::NUMERIC);
     assert_eq!(column("amount").column_type, "numeric(10,2)");
-    assert_eq!(column("at").jdbc_type, JdbcType::TIMESTAMP);
-    assert_eq!(column("doc").jdbc_type, JdbcType::OTHER);
-    assert_eq!(column("tags").jdbc_type, JdbcType::ARRAY);
+    assert_eq!(column("at").jdbc_type, jdbc_type::TIMESTAMP);
+    assert_eq!(column("doc").jdbc_type, jdbc_type::OTHER);
+    assert_eq!(column("tags").jdbc_type, jdbc_type::ARRAY);
 
     let mixed = load_postgres(&mut conn, "\"At_Meta_Mixed\"").await?;
     assert_eq!(mixed.table_name, "At_Meta_Mixed");

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use anyhow::Context;
-use ferrata_at::undo_table::{Inserted, LogStatus, MARKER_CONTENT, UndoRow, UndoTable};
+use ferrata_at::undo_table::{Inserted, LogStatus, UndoRow, UndoTable};
 use sqlx::Connection;
 
 fn url(var: &str) -> anyhow::Result<String> {
@@ -77,7 +77,11 @@ macro_rules! undo_table_suite {
             assert_eq!(late, Inserted::AlreadyExists);
             let marker = table.lock(&mut conn, 12, &xid).await?.unwrap();
             assert_eq!(marker.status, LogStatus::GlobalFinished);
-            assert_eq!(marker.rollback_info, MARKER_CONTENT);
+            assert_eq!(marker.rollback_info, b"{}");
+            assert_eq!(
+                marker.context,
+                ferrata_at::undo::global_finished().context.to_string()
+            );
             assert_eq!(
                 table.insert_marker(&mut conn, 12, &xid).await?,
                 Inserted::AlreadyExists

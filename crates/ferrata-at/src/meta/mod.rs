@@ -1,7 +1,7 @@
 //! Table metadata the AT executor needs (columns in order, primary and unique keys, JDBC type
 //! codes as Java's resource manager records them), read from the database and cached per table.
 
-mod jdbc;
+pub mod jdbc;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
@@ -10,7 +10,6 @@ mod postgres;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-pub use jdbc::JdbcType;
 #[cfg(feature = "mysql")]
 pub use mysql::load_mysql;
 #[cfg(feature = "postgres")]
@@ -27,7 +26,7 @@ pub struct ColumnMeta {
     /// The full type as declared (`bigint(20) unsigned`, `numeric(10,2)`).
     pub column_type: String,
     /// The JDBC type code Java records for the column in undo logs.
-    pub jdbc_type: JdbcType,
+    pub jdbc_type: i32,
     pub nullable: bool,
     /// Filled by the database when an INSERT leaves it out: AUTO_INCREMENT, SERIAL, identity.
     pub generated_key: bool,

@@ -2,7 +2,7 @@
 
 use sqlx::MySqlConnection;
 
-use super::{ColumnMeta, JdbcType, MetaError, TableMeta, group_keys, split_table_name};
+use super::{ColumnMeta, MetaError, TableMeta, group_keys, split_table_name};
 
 // CAST(… AS CHAR): MariaDB reports some information_schema columns as binary strings.
 const COLUMNS_SQL: &str = "SELECT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR), \
@@ -39,7 +39,7 @@ pub async fn load_mysql(conn: &mut MySqlConnection, table: &str) -> Result<Table
         .map(|(_, _, name, data_type, column_type, nullable, extra)| {
             let extra = extra.to_ascii_lowercase();
             ColumnMeta {
-                jdbc_type: JdbcType::of_mysql(&data_type, &column_type),
+                jdbc_type: super::jdbc::of_mysql(&data_type, &column_type),
                 data_type: data_type.to_ascii_lowercase(),
                 column_type,
                 nullable: nullable.eq_ignore_ascii_case("YES"),

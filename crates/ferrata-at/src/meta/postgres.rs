@@ -3,7 +3,7 @@
 
 use sqlx::PgConnection;
 
-use super::{ColumnMeta, JdbcType, MetaError, TableMeta};
+use super::{ColumnMeta, MetaError, TableMeta};
 
 const TABLE_SQL: &str = "SELECT n.nspname::text, c.relname::text, c.oid::int8 \
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -49,7 +49,7 @@ pub async fn load_postgres(conn: &mut PgConnection, table: &str) -> Result<Table
         .into_iter()
         .map(
             |(name, type_name, column_type, nullable, generated_key)| ColumnMeta {
-                jdbc_type: JdbcType::of_postgres(&type_name),
+                jdbc_type: super::jdbc::of_postgres(&type_name),
                 data_type: type_name,
                 column_type,
                 nullable,

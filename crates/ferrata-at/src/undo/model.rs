@@ -28,6 +28,7 @@ pub mod jdbc_type {
     pub const BLOB: i32 = 2004;
     pub const CLOB: i32 = 2005;
     pub const OTHER: i32 = 1111;
+    pub const ARRAY: i32 = 2003;
     pub const TIMESTAMP_WITH_TIMEZONE: i32 = 2014;
 }
 
