@@ -3,6 +3,8 @@
 
 #[cfg(feature = "mysql")]
 mod mysql;
+mod values;
+pub use values::{TimeZone, ValueError, same_value};
 #[cfg(feature = "postgres")]
 mod postgres;
 
@@ -65,6 +67,20 @@ pub(crate) mod sealed {
         ) -> impl std::future::Future<
             Output = Result<crate::meta::TableMeta, crate::meta::MetaError>,
         > + Send;
+
+        fn decode_value(
+            row: &Self::Row,
+            index: usize,
+            column: &crate::meta::ColumnMeta,
+            zone: super::TimeZone,
+        ) -> Result<crate::undo::Value, super::ValueError>;
+
+        fn bind_value<'q>(
+            args: &mut Self::Arguments<'q>,
+            value: &crate::undo::Value,
+            column: Option<&crate::meta::ColumnMeta>,
+            zone: super::TimeZone,
+        ) -> Result<(), super::ValueError>;
 
         /// `table` has passed `check_undo_table_name`.
         fn undo_sql(table: &str) -> UndoSql;

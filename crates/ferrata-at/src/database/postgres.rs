@@ -31,6 +31,24 @@ impl Dialect for Postgres {
         crate::meta::load_postgres(conn, table).await
     }
 
+    fn decode_value(
+        _row: &Self::Row,
+        _index: usize,
+        _column: &crate::meta::ColumnMeta,
+        _zone: super::TimeZone,
+    ) -> Result<crate::undo::Value, super::ValueError> {
+        todo!()
+    }
+
+    fn bind_value<'q>(
+        _args: &mut Self::Arguments<'q>,
+        _value: &crate::undo::Value,
+        _column: Option<&crate::meta::ColumnMeta>,
+        _zone: super::TimeZone,
+    ) -> Result<(), super::ValueError> {
+        todo!()
+    }
+
     fn undo_sql(table: &str) -> UndoSql {
         // Index names are per schema in PostgreSQL: derive them from the table's own name.
         let bare = table.rsplit('.').next().unwrap_or(table);
