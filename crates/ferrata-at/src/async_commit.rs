@@ -81,19 +81,7 @@ impl AsyncCommitter {
     }
 }
 
-impl<DB> AsyncCommitWorker<DB>
-where
-    DB: AtDatabase,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> i32: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    for<'q> String: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Vec<u8>: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-{
+impl<DB: AtDatabase> AsyncCommitWorker<DB> {
     /// Deletes queued rows every interval (sooner when a full batch waits) until every
     /// committer is dropped and the queue is empty. A failed batch is kept and tried again on
     /// the next round; rows the worker never reaches are removed by the age-based cleanup.

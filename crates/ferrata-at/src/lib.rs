@@ -5,10 +5,33 @@
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub mod async_commit;
 pub mod database;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod error;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod handler;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod image;
 pub mod lock_key;
 pub mod lock_retry;
 pub mod meta;
+mod query;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod rollback;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod source;
 pub mod sql;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod transaction;
 pub mod undo;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub mod undo_table;
+
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub use error::AtError;
+pub use query::{AtQuery, query};
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub use rollback::RollbackError;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub use source::{AtDataSource, AtDataSourceBuilder, AtSettings};
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub use transaction::AtTransaction;

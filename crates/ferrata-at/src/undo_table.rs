@@ -6,7 +6,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::database::sealed::UndoSql;
-use crate::database::{AtDatabase, BadTableName, check_undo_table_name};
+use crate::database::{
+    AtDatabase, BadTableName, TimeZone, ValueError, arguments, check_undo_table_name,
+};
+use crate::undo::Value;
 
 /// Branches per batched DELETE (Java's IN-list limit).
 pub const DELETE_BATCH_BRANCHES: usize = 1000;
@@ -71,6 +74,8 @@ pub enum UndoTableError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("binding a parameter for the undo table: {0}")]
+    Value(#[from] ValueError),
 }
 
 /// The undo table of one database, by name (`client.undo.logTable`).
@@ -91,19 +96,7 @@ impl<DB: AtDatabase> Clone for UndoTable<DB> {
     }
 }
 
-impl<DB> UndoTable<DB>
-where
-    DB: AtDatabase,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> i32: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    for<'q> String: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Vec<u8>: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-{
+impl<DB: AtDatabase> UndoTable<DB> {
     pub fn new(table: &str) -> Result<UndoTable<DB>, BadTableName> {
         check_undo_table_name(table)?;
         Ok(UndoTable {
@@ -125,13 +118,23 @@ where
         }
     }
 
+    async fn execute(
+        &self,
+        conn: &mut DB::Connection,
+        sql: &str,
+        values: &[Value],
+        operation: &'static str,
+    ) -> Result<u64, UndoTableError> {
+        let args = arguments::<DB>(values, TimeZone::UTC)?;
+        DB::execute(conn, sql, args)
+            .await
+            .map_err(self.error(operation))
+    }
+
     /// Creates the table with Seata's DDL unless it exists.
     pub async fn create(&self, conn: &mut DB::Connection) -> Result<(), UndoTableError> {
         for statement in &self.sql.create_table {
-            sqlx::query(statement)
-                .execute(&mut *conn)
-                .await
-                .map_err(self.error("creating"))?;
+            self.execute(conn, statement, &[], "creating").await?;
         }
         Ok(())
     }
@@ -146,15 +149,15 @@ where
         rollback_info: &[u8],
         status: LogStatus,
     ) -> Result<Inserted, UndoTableError> {
-        let inserted = sqlx::query(&self.sql.insert)
-            .bind(branch_id)
-            .bind(xid)
-            .bind(context)
-            .bind(rollback_info)
-            .bind(status.code())
-            .execute(&mut *conn)
-            .await;
-        match inserted {
+        let values = [
+            Value::Long(branch_id),
+            Value::String(xid.to_owned()),
+            Value::String(context.to_owned()),
+            Value::Bytes(rollback_info.to_vec()),
+            Value::Int(status.code()),
+        ];
+        let args = arguments::<DB>(&values, TimeZone::UTC)?;
+        match DB::execute(conn, &self.sql.insert, args).await {
             Ok(_) => Ok(Inserted::Yes),
             Err(sqlx::Error::Database(error)) if DB::is_duplicate_key(error.as_ref()) => {
                 Ok(Inserted::AlreadyExists)
@@ -189,13 +192,19 @@ where
         branch_id: i64,
         xid: &str,
     ) -> Result<Option<UndoRow>, UndoTableError> {
-        let row: Option<(String, Vec<u8>, i32)> = sqlx::query_as(&self.sql.select_for_update)
-            .bind(branch_id)
-            .bind(xid)
-            .fetch_optional(&mut *conn)
+        let args = arguments::<DB>(
+            &[Value::Long(branch_id), Value::String(xid.to_owned())],
+            TimeZone::UTC,
+        )?;
+        let rows = DB::fetch_all(conn, &self.sql.select_for_update, args)
             .await
             .map_err(self.error("locking a row of"))?;
-        Ok(row.map(|(context, rollback_info, status)| UndoRow {
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let (context, rollback_info, status) =
+            DB::decode_undo_row(row).map_err(self.error("reading a row of"))?;
+        Ok(Some(UndoRow {
             context,
             rollback_info,
             status: LogStatus::from_code(status),
@@ -209,13 +218,9 @@ where
         branch_id: i64,
         xid: &str,
     ) -> Result<u64, UndoTableError> {
-        let result = sqlx::query(&self.sql.delete)
-            .bind(branch_id)
-            .bind(xid)
-            .execute(&mut *conn)
+        let values = [Value::Long(branch_id), Value::String(xid.to_owned())];
+        self.execute(conn, &self.sql.delete, &values, "deleting from")
             .await
-            .map_err(self.error("deleting from"))?;
-        Ok(DB::rows_affected(&result))
     }
 
     /// Deletes the undo rows of many committed branches, [`DELETE_BATCH_BRANCHES`] per
@@ -228,18 +233,12 @@ where
         let mut deleted = 0;
         for chunk in branches.chunks(DELETE_BATCH_BRANCHES) {
             let sql = DB::delete_many_sql(&self.table, chunk.len());
-            let mut query = sqlx::query(&sql);
-            for (branch_id, _) in chunk {
-                query = query.bind(*branch_id);
-            }
-            for (_, xid) in chunk {
-                query = query.bind(xid.as_str());
-            }
-            let result = query
-                .execute(&mut *conn)
-                .await
-                .map_err(self.error("deleting from"))?;
-            deleted += DB::rows_affected(&result);
+            let values: Vec<Value> = chunk
+                .iter()
+                .map(|(branch_id, _)| Value::Long(*branch_id))
+                .chain(chunk.iter().map(|(_, xid)| Value::String(xid.clone())))
+                .collect();
+            deleted += self.execute(conn, &sql, &values, "deleting from").await?;
         }
         Ok(deleted)
     }
@@ -253,12 +252,14 @@ where
     ) -> Result<u64, UndoTableError> {
         let mut deleted = 0;
         loop {
-            let result = sqlx::query(&self.sql.delete_older)
-                .bind(days)
-                .execute(&mut *conn)
-                .await
-                .map_err(self.error("cleaning up"))?;
-            let batch = DB::rows_affected(&result);
+            let batch = self
+                .execute(
+                    conn,
+                    &self.sql.delete_older,
+                    &[Value::Int(days)],
+                    "cleaning up",
+                )
+                .await?;
             deleted += batch;
             if batch < u64::from(crate::database::CLEANUP_BATCH_ROWS) {
                 return Ok(deleted);

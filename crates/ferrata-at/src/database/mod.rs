@@ -82,6 +82,26 @@ pub(crate) mod sealed {
             zone: super::TimeZone,
         ) -> Result<(), super::ValueError>;
 
+        /// Runs a query and returns its rows.
+        fn fetch_all<'a>(
+            conn: &'a mut Self::Connection,
+            sql: &'a str,
+            args: Self::Arguments<'a>,
+        ) -> impl std::future::Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'a;
+
+        /// Runs a statement and returns the number of rows it changed.
+        fn execute<'a>(
+            conn: &'a mut Self::Connection,
+            sql: &'a str,
+            args: Self::Arguments<'a>,
+        ) -> impl std::future::Future<Output = Result<u64, sqlx::Error>> + Send + 'a;
+
+        /// Reads an integer column (a count, an id).
+        fn decode_i64(row: &Self::Row, index: usize) -> Result<i64, sqlx::Error>;
+
+        /// Reads an undo row selected as (context, rollback_info, log_status).
+        fn decode_undo_row(row: &Self::Row) -> Result<(String, Vec<u8>, i32), sqlx::Error>;
+
         /// `table` has passed `check_undo_table_name`.
         fn undo_sql(table: &str) -> UndoSql;
 
@@ -91,9 +111,6 @@ pub(crate) mod sealed {
 
         /// A unique-key violation (an undo row for this xid and branch exists already).
         fn is_duplicate_key(error: &dyn sqlx::error::DatabaseError) -> bool;
-
-        /// Rows a statement changed (sqlx has no trait method for it).
-        fn rows_affected(result: &Self::QueryResult) -> u64;
     }
 }
 
@@ -116,6 +133,19 @@ pub(crate) fn jdbc_url(scheme: &str, host: &str, port: u16, database: Option<&st
         database.unwrap_or_default()
     )
     .replace(',', "|")
+}
+
+/// Arguments for `values` bound by their own types (no column metadata).
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub(crate) fn arguments<'a, DB: AtDatabase>(
+    values: &[crate::undo::Value],
+    zone: TimeZone,
+) -> Result<DB::Arguments<'a>, ValueError> {
+    let mut args = DB::Arguments::default();
+    for value in values {
+        DB::bind_value(&mut args, value, None, zone)?;
+    }
+    Ok(args)
 }
 
 /// `?, ?, …` or `$first, $first+1, …`.

@@ -1,0 +1,541 @@
+//! A local transaction through an AT data source. Inside a global transaction each change is
+//! recorded (before image, statement, after image) and the commit registers the branch with
+//! its row locks, writes the undo log in the same local transaction, then commits.
+
+use ferrata::{BranchRegistration, BranchReport, BranchStatus, BranchType, LockQuery};
+
+use crate::database::{AtDatabase, TimeZone};
+use crate::error::AtError;
+use crate::image::{self, columns_of};
+use crate::lock_key::LockKeys;
+use crate::lock_retry::{Conflict, LockRetry, registration_application_data};
+use crate::meta::TableMeta;
+use crate::query::AtQuery;
+use crate::source::AtDataSource;
+use crate::sql::{
+    Delete, Insert, InsertValue, Recognized, RowLock, SelectForUpdate, Statement, Update,
+    check_primary_key_untouched, tracked_columns,
+};
+use crate::undo::{BranchUndoLog, SqlType, SqlUndoLog, Value, encode_rollback_info};
+use crate::undo_table::{Inserted, LogStatus};
+
+/// Savepoint a SELECT … FOR UPDATE rolls back to while it waits for a global lock, so that the
+/// holder is not blocked by this transaction's row locks meanwhile.
+const LOCK_WAIT_SAVEPOINT: &str = "ferrata_at_lock_wait";
+
+/// A local transaction; see [`AtDataSource::begin`]. Dropping it unfinished rolls it back.
+#[derive(Debug)]
+#[must_use = "an AT transaction rolls back unless committed"]
+pub struct AtTransaction<DB: AtDatabase> {
+    source: AtDataSource<DB>,
+    tx: Option<sqlx::Transaction<'static, DB>>,
+    xid: Option<String>,
+    undo: Vec<SqlUndoLog>,
+    locks: LockKeys,
+}
+
+impl<DB: AtDatabase> AtTransaction<DB> {
+    pub(crate) fn new(
+        source: AtDataSource<DB>,
+        tx: sqlx::Transaction<'static, DB>,
+        xid: Option<String>,
+    ) -> AtTransaction<DB> {
+        AtTransaction {
+            source,
+            tx: Some(tx),
+            xid,
+            undo: Vec::new(),
+            locks: LockKeys::new(),
+        }
+    }
+
+    /// The global transaction this local one belongs to, if any.
+    pub fn xid(&self) -> Option<&str> {
+        self.xid.as_deref()
+    }
+
+    /// The connection, for statements AT must not see (reads, or changes that are not to be
+    /// undone). Writes through it are NOT recorded and will not be rolled back globally.
+    pub fn connection(&mut self) -> Result<&mut DB::Connection, AtError> {
+        Ok(&mut *self.tx.as_mut().ok_or(AtError::Finished)?)
+    }
+
+    /// Runs an INSERT, UPDATE or DELETE (or any statement without a result set) and returns
+    /// the number of rows it changed.
+    pub async fn execute(&mut self, query: AtQuery) -> Result<u64, AtError> {
+        let recognized = self.recognize(&query)?;
+        let zone = self.zone();
+        let Some(xid) = self.xid.clone() else {
+            return self.pass_through_execute(&query).await;
+        };
+        let _ = xid;
+        match &recognized.statement {
+            Statement::Update(update) => self.update(update, &query, zone).await,
+            Statement::Delete(delete) => self.delete(delete, &query, zone).await,
+            Statement::Insert(insert) => self.insert(insert, &query, zone).await,
+            Statement::PassThrough(_) => self.pass_through_execute(&query).await,
+            Statement::SelectForUpdate(_) => Err(AtError::NotYetSupported(
+                "SELECT … FOR UPDATE through execute(); use fetch_all()",
+            )),
+            Statement::UpdateJoin(_) => Err(AtError::NotYetSupported("UPDATE … JOIN")),
+            Statement::MultiDelete(_) => Err(AtError::NotYetSupported("multi-table DELETE")),
+            Statement::Unsupported { reason } => Err(AtError::Unsupported(reason.clone())),
+        }
+    }
+
+    /// Runs a query and returns its rows. Inside a global transaction a `SELECT … FOR UPDATE`
+    /// also waits until no other global transaction holds the rows it read (read committed, as
+    /// Java's `SelectForUpdateExecutor`).
+    pub async fn fetch_all(&mut self, query: AtQuery) -> Result<Vec<DB::Row>, AtError> {
+        let recognized = self.recognize(&query)?;
+        let zone = self.zone();
+        match (&self.xid, &recognized.statement) {
+            (Some(_), Statement::SelectForUpdate(select)) if select.lock == RowLock::Update => {
+                self.select_for_update(select, &query, zone).await
+            }
+            (Some(_), Statement::PassThrough(_) | Statement::SelectForUpdate(_)) | (None, _) => {
+                let args = crate::database::arguments::<DB>(query.params(), zone)?;
+                Ok(DB::fetch_all(self.connection()?, query.sql(), args).await?)
+            }
+            (Some(_), Statement::Unsupported { reason }) => {
+                Err(AtError::Unsupported(reason.clone()))
+            }
+            (Some(_), _) => Err(AtError::NotYetSupported(
+                "changes through fetch_all() (RETURNING); use execute()",
+            )),
+        }
+    }
+
+    /// Commits. Inside a global transaction with changes: registers the branch (waiting for
+    /// row locks held by other global transactions as the lock retry policy says), writes
+    /// the undo log and commits, all or nothing.
+    pub async fn commit(mut self) -> Result<(), AtError> {
+        let mut tx = self.tx.take().ok_or(AtError::Finished)?;
+        let Some(xid) = self.xid.clone() else {
+            return Ok(tx.commit().await?);
+        };
+        if self.undo.is_empty() || self.locks.is_empty() {
+            return Ok(tx.commit().await?);
+        }
+        let shared = self.source.inner.clone();
+        let lock_key = self.locks.to_string();
+        // Insert-only branches register optimistically first (skipCheckLock), as Java does:
+        // rows they insert are new, so a conflict is unlikely and the TC can skip its check.
+        let insert_only = self
+            .undo
+            .iter()
+            .all(|item| item.before_image.as_ref().is_none_or(|i| i.rows.is_empty()));
+        let optimistic = insert_only && shared.settings.lock_retry.retries > 0;
+        let mut retry = LockRetry::new(shared.settings.lock_retry);
+        let branch_id = loop {
+            let skip_check_lock = optimistic.then_some(retry.attempts() == 1);
+            let mut registration =
+                BranchRegistration::new(xid.clone(), BranchType::At, shared.resource_id.clone())
+                    .lock_key(lock_key.clone());
+            if let Some(data) = registration_application_data(true, skip_check_lock) {
+                registration = registration.application_data(data);
+            }
+            match shared.client.branch_register(registration).await {
+                Ok(branch_id) => break branch_id,
+                Err(ferrata::Error::LockConflict { fail_fast, .. }) => {
+                    let conflict = if fail_fast {
+                        Conflict::FailFast
+                    } else {
+                        Conflict::Held
+                    };
+                    if let Err(timeout) = retry.wait_after(conflict, false).await {
+                        tx.rollback().await?;
+                        return Err(timeout.into());
+                    }
+                }
+                Err(error) => {
+                    tx.rollback().await?;
+                    return Err(error.into());
+                }
+            }
+        };
+        let log = BranchUndoLog {
+            xid: xid.clone(),
+            branch_id,
+            sql_undo_logs: std::mem::take(&mut self.undo),
+        };
+        let written = async {
+            let encoded = encode_rollback_info(&log, &shared.settings.undo, None)?;
+            let inserted = shared
+                .undo_table
+                .insert(
+                    &mut tx,
+                    branch_id,
+                    &xid,
+                    &encoded.context.to_string(),
+                    &encoded.rollback_info,
+                    LogStatus::Normal,
+                )
+                .await?;
+            if inserted == Inserted::AlreadyExists {
+                return Err(AtError::GlobalFinished { xid: xid.clone() });
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(error) = written {
+            tracing::warn!(%xid, branch_id, %error, "phase one of an AT branch failed; reporting it");
+            self.report_phase_one_failed(&xid, branch_id).await;
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Rolls the local transaction back (nothing was registered yet).
+    pub async fn rollback(mut self) -> Result<(), AtError> {
+        let tx = self.tx.take().ok_or(AtError::Finished)?;
+        Ok(tx.rollback().await?)
+    }
+
+    async fn report_phase_one_failed(&self, xid: &str, branch_id: i64) {
+        let shared = &self.source.inner;
+        for attempt in 1..=shared.settings.report_retry_count.max(1) {
+            let report =
+                BranchReport::new(xid, branch_id, BranchType::At, BranchStatus::PhaseOneFailed)
+                    .resource_id(shared.resource_id.clone());
+            match shared.client.branch_report(report).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(%xid, branch_id, attempt, %error, "cannot report PhaseOne_Failed")
+                }
+            }
+        }
+    }
+
+    fn zone(&self) -> TimeZone {
+        self.source.inner.settings.java_time_zone
+    }
+
+    fn recognize(&self, query: &AtQuery) -> Result<std::sync::Arc<Recognized>, AtError> {
+        let recognized = self
+            .source
+            .inner
+            .statements
+            .get_or_parse(query.sql(), DB::SQL)?;
+        if recognized.param_count != query.params().len() {
+            return Err(AtError::ParamCount {
+                expected: recognized.param_count,
+                given: query.params().len(),
+            });
+        }
+        Ok(recognized)
+    }
+
+    async fn pass_through_execute(&mut self, query: &AtQuery) -> Result<u64, AtError> {
+        let args = crate::database::arguments::<DB>(query.params(), self.zone())?;
+        Ok(DB::execute(self.connection()?, query.sql(), args).await?)
+    }
+
+    /// The statement's values for the parameters an image query takes (1-based ordinals).
+    fn mapped(query: &AtQuery, ordinals: &[usize]) -> Vec<Value> {
+        ordinals
+            .iter()
+            .map(|n| query.params()[n - 1].clone())
+            .collect()
+    }
+
+    async fn table_meta(&mut self, table: &str) -> Result<std::sync::Arc<TableMeta>, AtError> {
+        let shared = self.source.inner.clone();
+        shared.meta(self.connection()?, table).await
+    }
+
+    async fn update(
+        &mut self,
+        update: &Update,
+        query: &AtQuery,
+        zone: TimeZone,
+    ) -> Result<u64, AtError> {
+        let table = update.table.name.unquoted();
+        let meta = self.table_meta(&table).await?;
+        let key: Vec<&str> = meta.primary_key.iter().map(String::as_str).collect();
+        check_primary_key_untouched(DB::SQL, &update.table, &key, &update.assignments)
+            .map_err(AtError::Unsupported)?;
+        let all: Vec<&str> = meta.columns.iter().map(|c| c.name.as_str()).collect();
+        let on_update: Vec<&str> = meta
+            .columns
+            .iter()
+            .filter(|c| c.on_update)
+            .map(|c| c.name.as_str())
+            .collect();
+        let names = if self.source.inner.settings.only_care_update_columns {
+            tracked_columns(DB::SQL, &all, &key, &on_update, &update.assignments)
+        } else {
+            all
+        };
+        let columns = columns_of(&meta, &names)?;
+        let before_query = update.before_image_query(DB::SQL, &names);
+        let args =
+            crate::database::arguments::<DB>(&Self::mapped(query, &before_query.params), zone)?;
+        let conn = self.connection()?;
+        let before =
+            image::read_rows::<DB>(conn, &before_query.sql, args, &meta, &columns, zone).await?;
+        let args = crate::database::arguments::<DB>(query.params(), zone)?;
+        let changed = DB::execute(conn, query.sql(), args).await?;
+        if before.is_empty() {
+            return Ok(changed);
+        }
+        let keys = image::keys_of(&meta, &before);
+        let after =
+            image::rows_by_key::<DB>(conn, &update.table, &meta, &columns, &keys, zone).await?;
+        image::lock_rows(&mut self.locks, &table, &meta, &after)?;
+        self.undo.push(SqlUndoLog {
+            sql_type: SqlType::Update,
+            table_name: table.clone(),
+            before_image: Some(image::image(&table, before)),
+            after_image: Some(image::image(&table, after)),
+        });
+        Ok(changed)
+    }
+
+    async fn delete(
+        &mut self,
+        delete: &Delete,
+        query: &AtQuery,
+        zone: TimeZone,
+    ) -> Result<u64, AtError> {
+        let table = delete.table.name.unquoted();
+        let meta = self.table_meta(&table).await?;
+        let names: Vec<&str> = meta.columns.iter().map(|c| c.name.as_str()).collect();
+        let columns = columns_of(&meta, &names)?;
+        let before_query = delete.before_image_query(DB::SQL, &names);
+        let args =
+            crate::database::arguments::<DB>(&Self::mapped(query, &before_query.params), zone)?;
+        let conn = self.connection()?;
+        let before =
+            image::read_rows::<DB>(conn, &before_query.sql, args, &meta, &columns, zone).await?;
+        let args = crate::database::arguments::<DB>(query.params(), zone)?;
+        let changed = DB::execute(conn, query.sql(), args).await?;
+        if before.is_empty() {
+            return Ok(changed);
+        }
+        image::lock_rows(&mut self.locks, &table, &meta, &before)?;
+        self.undo.push(SqlUndoLog {
+            sql_type: SqlType::Delete,
+            table_name: table.clone(),
+            before_image: Some(image::image(&table, before)),
+            after_image: Some(image::image(&table, Vec::new())),
+        });
+        Ok(changed)
+    }
+
+    async fn insert(
+        &mut self,
+        insert: &Insert,
+        query: &AtQuery,
+        zone: TimeZone,
+    ) -> Result<u64, AtError> {
+        if insert.on_conflict.is_some() || insert.ignore {
+            return Err(AtError::NotYetSupported(
+                "INSERT … ON DUPLICATE KEY UPDATE / ON CONFLICT / IGNORE",
+            ));
+        }
+        if insert.returning.is_some() {
+            return Err(AtError::NotYetSupported("INSERT … RETURNING"));
+        }
+        let table = insert.table.name.unquoted();
+        let meta = self.table_meta(&table).await?;
+        let names: Vec<&str> = meta.columns.iter().map(|c| c.name.as_str()).collect();
+        let columns = columns_of(&meta, &names)?;
+        let keys = match DB::SQL {
+            // PostgreSQL says which keys it inserted, generated or not.
+            crate::sql::Dialect::Postgres => {
+                let key_names: Vec<&str> = meta.primary_key.iter().map(String::as_str).collect();
+                let key_columns = columns_of(&meta, &key_names)?;
+                let returning = key_names
+                    .iter()
+                    .map(|k| DB::SQL.quote(k))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "{} RETURNING {returning}",
+                    query.sql().trim_end().trim_end_matches(';')
+                );
+                let args = crate::database::arguments::<DB>(query.params(), zone)?;
+                let rows = image::read_rows::<DB>(
+                    self.connection()?,
+                    &sql,
+                    args,
+                    &meta,
+                    &key_columns,
+                    zone,
+                )
+                .await?;
+                rows.iter()
+                    .map(|row| row.fields.iter().map(|f| f.value.clone()).collect())
+                    .collect::<Vec<Vec<Value>>>()
+            }
+            crate::sql::Dialect::MySql => {
+                let args = crate::database::arguments::<DB>(query.params(), zone)?;
+                DB::execute(self.connection()?, query.sql(), args).await?;
+                self.mysql_inserted_keys(insert, query, &meta).await?
+            }
+        };
+        let inserted = keys.len() as u64;
+        let after = image::rows_by_key::<DB>(
+            self.connection()?,
+            &insert.table,
+            &meta,
+            &columns,
+            &keys,
+            zone,
+        )
+        .await?;
+        image::lock_rows(&mut self.locks, &table, &meta, &after)?;
+        self.undo.push(SqlUndoLog {
+            sql_type: SqlType::Insert,
+            table_name: table.clone(),
+            before_image: Some(image::image(&table, Vec::new())),
+            after_image: Some(image::image(&table, after)),
+        });
+        Ok(inserted)
+    }
+
+    /// The keys a MySQL INSERT wrote: from the statement's values, and for a generated key
+    /// from `LAST_INSERT_ID()` (the first of the statement's rows; InnoDB gives a simple
+    /// multi-row insert consecutive values `auto_increment_increment` apart).
+    async fn mysql_inserted_keys(
+        &mut self,
+        insert: &Insert,
+        query: &AtQuery,
+        meta: &TableMeta,
+    ) -> Result<Vec<Vec<Value>>, AtError> {
+        let column_names: Vec<String> = match &insert.columns {
+            Some(columns) => columns.iter().map(|c| c.normalized(DB::SQL)).collect(),
+            None => meta.columns.iter().map(|c| c.name.clone()).collect(),
+        };
+        let mut generated: Option<(i64, i64)> = None;
+        let mut keys = Vec::with_capacity(insert.rows.len());
+        for (row_index, row) in insert.rows.iter().enumerate() {
+            let mut key = Vec::with_capacity(meta.primary_key.len());
+            for key_column in &meta.primary_key {
+                let position = column_names
+                    .iter()
+                    .position(|c| c.eq_ignore_ascii_case(key_column));
+                let given = position.and_then(|p| row.get(p));
+                let value = match given {
+                    Some(InsertValue::Param(n)) => Some(query.params()[n - 1].clone()),
+                    Some(InsertValue::Number(text)) => Some(
+                        text.parse::<i64>()
+                            .map(Value::Long)
+                            .unwrap_or_else(|_| Value::String(text.clone())),
+                    ),
+                    Some(InsertValue::String(text)) => Some(Value::String(text.clone())),
+                    Some(InsertValue::Boolean(b)) => Some(Value::Bool(*b)),
+                    Some(InsertValue::Null | InsertValue::Default) | None => None,
+                    Some(InsertValue::Expr(_)) => {
+                        return Err(AtError::NotYetSupported(
+                            "an INSERT whose primary key is an expression",
+                        ));
+                    }
+                };
+                let value = match (value, meta.column(key_column)) {
+                    (Some(Value::Null) | None, Some(column)) if column.generated_key => {
+                        let (first, step) = match generated {
+                            Some(found) => found,
+                            None => {
+                                let found = self.mysql_generated_ids().await?;
+                                generated = Some(found);
+                                found
+                            }
+                        };
+                        Value::Long(first + step * row_index as i64)
+                    }
+                    (Some(value), _) => value,
+                    (None, _) => {
+                        return Err(AtError::NotYetSupported(
+                            "an INSERT that leaves a primary-key column to a default other than AUTO_INCREMENT",
+                        ));
+                    }
+                };
+                key.push(value);
+            }
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+
+    async fn mysql_generated_ids(&mut self) -> Result<(i64, i64), AtError> {
+        let args = DB::Arguments::default();
+        let rows = DB::fetch_all(
+            self.connection()?,
+            "SELECT CAST(LAST_INSERT_ID() AS SIGNED), CAST(@@auto_increment_increment AS SIGNED)",
+            args,
+        )
+        .await?;
+        let row = rows
+            .first()
+            .ok_or(AtError::Database(sqlx::Error::RowNotFound))?;
+        let first: i64 = DB::decode_i64(row, 0)?;
+        let step: i64 = DB::decode_i64(row, 1)?;
+        Ok((first, step.max(1)))
+    }
+
+    async fn select_for_update(
+        &mut self,
+        select: &SelectForUpdate,
+        query: &AtQuery,
+        zone: TimeZone,
+    ) -> Result<Vec<DB::Row>, AtError> {
+        if select.tables.len() != 1 {
+            return Err(AtError::NotYetSupported(
+                "SELECT … FOR UPDATE over several tables",
+            ));
+        }
+        let shared = self.source.inner.clone();
+        let table = select.tables[0].name.unquoted();
+        let meta = self.table_meta(&table).await?;
+        let key: Vec<&str> = meta.primary_key.iter().map(String::as_str).collect();
+        let key_columns = columns_of(&meta, &key)?;
+        let lock_query = select.lock_query(DB::SQL, 0, &key);
+        let xid = self.xid.clone().unwrap_or_default();
+        let mut retry = LockRetry::new(shared.settings.lock_retry);
+        loop {
+            let conn = self.connection()?;
+            DB::execute(
+                conn,
+                &format!("SAVEPOINT {LOCK_WAIT_SAVEPOINT}"),
+                DB::Arguments::default(),
+            )
+            .await?;
+            let args = crate::database::arguments::<DB>(query.params(), zone)?;
+            let rows = DB::fetch_all(conn, query.sql(), args).await?;
+            let args =
+                crate::database::arguments::<DB>(&Self::mapped(query, &lock_query.params), zone)?;
+            let keyed =
+                image::read_rows::<DB>(conn, &lock_query.sql, args, &meta, &key_columns, zone)
+                    .await?;
+            let mut locks = LockKeys::new();
+            image::lock_rows(&mut locks, &table, &meta, &keyed)?;
+            let lockable = locks.is_empty()
+                || shared
+                    .client
+                    .lock_query(
+                        LockQuery::new(xid.clone(), BranchType::At, shared.resource_id.clone())
+                            .lock_key(locks.to_string()),
+                    )
+                    .await?;
+            if lockable {
+                DB::execute(
+                    conn,
+                    &format!("RELEASE SAVEPOINT {LOCK_WAIT_SAVEPOINT}"),
+                    DB::Arguments::default(),
+                )
+                .await?;
+                return Ok(rows);
+            }
+            DB::execute(
+                conn,
+                &format!("ROLLBACK TO SAVEPOINT {LOCK_WAIT_SAVEPOINT}"),
+                DB::Arguments::default(),
+            )
+            .await?;
+            retry.wait_after(Conflict::Held, true).await?;
+        }
+    }
+}
