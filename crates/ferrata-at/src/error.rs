@@ -42,7 +42,7 @@ pub enum AtError {
     #[error(transparent)]
     LockWaitTimeout(#[from] LockWaitTimeout),
     #[error("transaction coordinator: {0}")]
-    Coordinator(#[from] ferrata::Error),
+    Coordinator(Box<ferrata::Error>),
     /// The global transaction was rolled back while this branch was still in phase one; its
     /// local transaction was rolled back too.
     #[error(
@@ -51,4 +51,10 @@ pub enum AtError {
     GlobalFinished { xid: String },
     #[error("the transaction was already committed or rolled back")]
     Finished,
+}
+
+impl From<ferrata::Error> for AtError {
+    fn from(error: ferrata::Error) -> Self {
+        AtError::Coordinator(Box::new(error))
+    }
 }

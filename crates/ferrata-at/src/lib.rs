@@ -30,7 +30,7 @@ pub mod undo_table;
 pub use error::AtError;
 pub use query::{AtQuery, query};
 #[cfg(any(feature = "mysql", feature = "postgres"))]
-pub use rollback::RollbackError;
+pub use rollback::{DirtyRow, RollbackError};
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub use source::{AtDataSource, AtDataSourceBuilder, AtSettings};
 #[cfg(any(feature = "mysql", feature = "postgres"))]

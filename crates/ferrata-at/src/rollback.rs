@@ -22,17 +22,8 @@ const MARKER_RACE_ATTEMPTS: u32 = 3;
 pub enum RollbackError {
     /// A row changed outside the global transaction since the branch wrote it: restoring
     /// the before image would destroy that change. An operator must repair the data.
-    #[error(
-        "dirty rollback of branch {branch_id} of {xid}: row {table} {key} was changed outside the global transaction (now {current}, the branch left {expected}); repair it by hand, then mark the branch resolved"
-    )]
-    DirtyData {
-        xid: String,
-        branch_id: i64,
-        table: String,
-        key: String,
-        current: String,
-        expected: String,
-    },
+    #[error(transparent)]
+    DirtyData(Box<DirtyRow>),
     #[error(transparent)]
     Failed(#[from] AtError),
 }
@@ -41,6 +32,20 @@ impl From<sqlx::Error> for RollbackError {
     fn from(error: sqlx::Error) -> Self {
         RollbackError::Failed(error.into())
     }
+}
+
+/// A row that changed outside the global transaction, as the rollback found it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "dirty rollback of branch {branch_id} of {xid}: row {table} {key} was changed outside the global transaction (now {current}, the branch left {expected}); repair it by hand, then mark the branch resolved"
+)]
+pub struct DirtyRow {
+    pub xid: String,
+    pub branch_id: i64,
+    pub table: String,
+    pub key: String,
+    pub current: String,
+    pub expected: String,
 }
 
 /// Rolls a branch back and says what to answer the TC.
@@ -53,7 +58,7 @@ pub(crate) async fn rollback_branch<DB: AtDatabase>(
         match try_rollback(shared, xid, branch_id).await {
             Ok(Some(status)) => return status,
             Ok(None) => continue,
-            Err(RollbackError::DirtyData { .. }) => {
+            Err(RollbackError::DirtyData(_)) => {
                 return BranchStatus::PhaseTwoRollbackFailedUnretryable;
             }
             Err(RollbackError::Failed(error)) => {
@@ -195,14 +200,14 @@ async fn still_as_left<DB: AtDatabase>(
         return Ok(false);
     }
     let changed = first_difference(meta, after, &current);
-    let error = RollbackError::DirtyData {
+    let error = RollbackError::DirtyData(Box::new(DirtyRow {
         xid: xid.to_owned(),
         branch_id,
         table: meta.table_name.clone(),
         key: changed.0,
         current: changed.1,
         expected: changed.2,
-    };
+    }));
     tracing::error!(%xid, branch_id, table = %meta.table_name, %error, "AT rollback refused: data changed outside the global transaction");
     Err(error)
 }

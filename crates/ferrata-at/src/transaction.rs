@@ -251,7 +251,9 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         query: &AtQuery,
         zone: TimeZone,
     ) -> Result<u64, AtError> {
-        let table = update.table.name.unquoted();
+        // As written for metadata and the undo log; unquoted in lock keys, as Java's.
+        let table = update.table.name.render(DB::SQL);
+        let lock_table = update.table.name.unquoted();
         let meta = self.table_meta(&table).await?;
         let key: Vec<&str> = meta.primary_key.iter().map(String::as_str).collect();
         check_primary_key_untouched(DB::SQL, &update.table, &key, &update.assignments)
@@ -283,7 +285,7 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         let keys = image::keys_of(&meta, &before);
         let after =
             image::rows_by_key::<DB>(conn, &update.table, &meta, &columns, &keys, zone).await?;
-        image::lock_rows(&mut self.locks, &table, &meta, &after)?;
+        image::lock_rows(&mut self.locks, &lock_table, &meta, &after)?;
         self.undo.push(SqlUndoLog {
             sql_type: SqlType::Update,
             table_name: table.clone(),
@@ -299,7 +301,9 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         query: &AtQuery,
         zone: TimeZone,
     ) -> Result<u64, AtError> {
-        let table = delete.table.name.unquoted();
+        // As written for metadata and the undo log; unquoted in lock keys, as Java's.
+        let table = delete.table.name.render(DB::SQL);
+        let lock_table = delete.table.name.unquoted();
         let meta = self.table_meta(&table).await?;
         let names: Vec<&str> = meta.columns.iter().map(|c| c.name.as_str()).collect();
         let columns = columns_of(&meta, &names)?;
@@ -314,7 +318,7 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         if before.is_empty() {
             return Ok(changed);
         }
-        image::lock_rows(&mut self.locks, &table, &meta, &before)?;
+        image::lock_rows(&mut self.locks, &lock_table, &meta, &before)?;
         self.undo.push(SqlUndoLog {
             sql_type: SqlType::Delete,
             table_name: table.clone(),
@@ -338,7 +342,9 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         if insert.returning.is_some() {
             return Err(AtError::NotYetSupported("INSERT … RETURNING"));
         }
-        let table = insert.table.name.unquoted();
+        // As written for metadata and the undo log; unquoted in lock keys, as Java's.
+        let table = insert.table.name.render(DB::SQL);
+        let lock_table = insert.table.name.unquoted();
         let meta = self.table_meta(&table).await?;
         let names: Vec<&str> = meta.columns.iter().map(|c| c.name.as_str()).collect();
         let columns = columns_of(&meta, &names)?;
@@ -386,7 +392,7 @@ impl<DB: AtDatabase> AtTransaction<DB> {
             zone,
         )
         .await?;
-        image::lock_rows(&mut self.locks, &table, &meta, &after)?;
+        image::lock_rows(&mut self.locks, &lock_table, &meta, &after)?;
         self.undo.push(SqlUndoLog {
             sql_type: SqlType::Insert,
             table_name: table.clone(),
@@ -488,7 +494,9 @@ impl<DB: AtDatabase> AtTransaction<DB> {
             ));
         }
         let shared = self.source.inner.clone();
-        let table = select.tables[0].name.unquoted();
+        // As written for metadata and the undo log; unquoted in lock keys, as Java's.
+        let table = select.tables[0].name.render(DB::SQL);
+        let lock_table = select.tables[0].name.unquoted();
         let meta = self.table_meta(&table).await?;
         let key: Vec<&str> = meta.primary_key.iter().map(String::as_str).collect();
         let key_columns = columns_of(&meta, &key)?;
@@ -511,7 +519,7 @@ impl<DB: AtDatabase> AtTransaction<DB> {
                 image::read_rows::<DB>(conn, &lock_query.sql, args, &meta, &key_columns, zone)
                     .await?;
             let mut locks = LockKeys::new();
-            image::lock_rows(&mut locks, &table, &meta, &keyed)?;
+            image::lock_rows(&mut locks, &lock_table, &meta, &keyed)?;
             let lockable = locks.is_empty()
                 || shared
                     .client
