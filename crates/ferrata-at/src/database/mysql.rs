@@ -79,4 +79,22 @@ impl Dialect for MySql {
     fn rows_affected(result: &sqlx::mysql::MySqlQueryResult) -> u64 {
         result.rows_affected()
     }
+
+    fn decode_value(
+        row: &sqlx::mysql::MySqlRow,
+        index: usize,
+        column: &crate::meta::ColumnMeta,
+        zone: super::TimeZone,
+    ) -> Result<crate::undo::Value, super::ValueError> {
+        super::mysql_values::decode_value(row, index, column, zone)
+    }
+
+    fn bind_value<'q>(
+        args: &mut sqlx::mysql::MySqlArguments,
+        value: &crate::undo::Value,
+        column: Option<&crate::meta::ColumnMeta>,
+        zone: super::TimeZone,
+    ) -> Result<(), super::ValueError> {
+        super::mysql_values::bind_value(args, value, column, zone)
+    }
 }

@@ -92,4 +92,22 @@ impl Dialect for Postgres {
     fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
         result.rows_affected()
     }
+
+    fn decode_value(
+        row: &sqlx::postgres::PgRow,
+        index: usize,
+        column: &crate::meta::ColumnMeta,
+        zone: super::TimeZone,
+    ) -> Result<crate::undo::Value, super::ValueError> {
+        super::postgres_values::decode_value(row, index, column, zone)
+    }
+
+    fn bind_value<'q>(
+        args: &mut sqlx::postgres::PgArguments,
+        value: &crate::undo::Value,
+        column: Option<&crate::meta::ColumnMeta>,
+        zone: super::TimeZone,
+    ) -> Result<(), super::ValueError> {
+        super::postgres_values::bind_value(args, value, column, zone)
+    }
 }
