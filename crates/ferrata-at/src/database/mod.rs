@@ -3,10 +3,15 @@
 
 #[cfg(feature = "mysql")]
 mod mysql;
-mod values;
-pub use values::{TimeZone, ValueError, same_value};
+#[cfg(feature = "mysql")]
+mod mysql_values;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "postgres")]
+mod postgres_values;
+mod values;
+
+pub use values::{TimeZone, ValueError, same_value};
 
 /// Seata's default undo table (`client.undo.logTable`).
 pub const DEFAULT_UNDO_TABLE: &str = "undo_log";
@@ -68,20 +73,6 @@ pub(crate) mod sealed {
             Output = Result<crate::meta::TableMeta, crate::meta::MetaError>,
         > + Send;
 
-        fn decode_value(
-            row: &Self::Row,
-            index: usize,
-            column: &crate::meta::ColumnMeta,
-            zone: super::TimeZone,
-        ) -> Result<crate::undo::Value, super::ValueError>;
-
-        fn bind_value<'q>(
-            args: &mut Self::Arguments<'q>,
-            value: &crate::undo::Value,
-            column: Option<&crate::meta::ColumnMeta>,
-            zone: super::TimeZone,
-        ) -> Result<(), super::ValueError>;
-
         /// Runs a query and returns its rows.
         fn fetch_all<'a>(
             conn: &'a mut Self::Connection,
@@ -111,6 +102,25 @@ pub(crate) mod sealed {
 
         /// A unique-key violation (an undo row for this xid and branch exists already).
         fn is_duplicate_key(error: &dyn sqlx::error::DatabaseError) -> bool;
+
+        /// Reads column `index` of `row` as the `Value` a Java resource manager (Connector/J /
+        /// PgJDBC + Seata) would have recorded for a column described by `column`.
+        fn decode_value(
+            row: &Self::Row,
+            index: usize,
+            column: &crate::meta::ColumnMeta,
+            zone: crate::database::TimeZone,
+        ) -> Result<crate::undo::Value, crate::database::ValueError>;
+
+        /// Appends `value` to `args` as a parameter; typed for `column` when it is known (image
+        /// queries, compensating SQL in a rollback), by the value's own type when not (values
+        /// the application bound to its statement).
+        fn bind_value<'q>(
+            args: &mut Self::Arguments<'q>,
+            value: &crate::undo::Value,
+            column: Option<&crate::meta::ColumnMeta>,
+            zone: crate::database::TimeZone,
+        ) -> Result<(), crate::database::ValueError>;
     }
 }
 

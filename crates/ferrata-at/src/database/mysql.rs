@@ -32,24 +32,6 @@ impl Dialect for MySql {
         crate::meta::load_mysql(conn, table).await
     }
 
-    fn decode_value(
-        _row: &Self::Row,
-        _index: usize,
-        _column: &crate::meta::ColumnMeta,
-        _zone: super::TimeZone,
-    ) -> Result<crate::undo::Value, super::ValueError> {
-        todo!()
-    }
-
-    fn bind_value<'q>(
-        _args: &mut Self::Arguments<'q>,
-        _value: &crate::undo::Value,
-        _column: Option<&crate::meta::ColumnMeta>,
-        _zone: super::TimeZone,
-    ) -> Result<(), super::ValueError> {
-        todo!()
-    }
-
     fn fetch_all<'a>(
         conn: &'a mut Self::Connection,
         sql: &'a str,
@@ -121,5 +103,23 @@ impl Dialect for MySql {
             .try_downcast_ref::<MySqlDatabaseError>()
             .map(MySqlDatabaseError::number)
             == Some(DUPLICATE_KEY)
+    }
+
+    fn decode_value(
+        row: &sqlx::mysql::MySqlRow,
+        index: usize,
+        column: &crate::meta::ColumnMeta,
+        zone: super::TimeZone,
+    ) -> Result<crate::undo::Value, super::ValueError> {
+        super::mysql_values::decode_value(row, index, column, zone)
+    }
+
+    fn bind_value<'q>(
+        args: &mut sqlx::mysql::MySqlArguments,
+        value: &crate::undo::Value,
+        column: Option<&crate::meta::ColumnMeta>,
+        zone: super::TimeZone,
+    ) -> Result<(), super::ValueError> {
+        super::mysql_values::bind_value(args, value, column, zone)
     }
 }

@@ -31,24 +31,6 @@ impl Dialect for Postgres {
         crate::meta::load_postgres(conn, table).await
     }
 
-    fn decode_value(
-        _row: &Self::Row,
-        _index: usize,
-        _column: &crate::meta::ColumnMeta,
-        _zone: super::TimeZone,
-    ) -> Result<crate::undo::Value, super::ValueError> {
-        todo!()
-    }
-
-    fn bind_value<'q>(
-        _args: &mut Self::Arguments<'q>,
-        _value: &crate::undo::Value,
-        _column: Option<&crate::meta::ColumnMeta>,
-        _zone: super::TimeZone,
-    ) -> Result<(), super::ValueError> {
-        todo!()
-    }
-
     fn fetch_all<'a>(
         conn: &'a mut Self::Connection,
         sql: &'a str,
@@ -134,5 +116,23 @@ impl Dialect for Postgres {
 
     fn is_duplicate_key(error: &dyn DatabaseError) -> bool {
         error.code().as_deref() == Some(DUPLICATE_KEY)
+    }
+
+    fn decode_value(
+        row: &sqlx::postgres::PgRow,
+        index: usize,
+        column: &crate::meta::ColumnMeta,
+        zone: super::TimeZone,
+    ) -> Result<crate::undo::Value, super::ValueError> {
+        super::postgres_values::decode_value(row, index, column, zone)
+    }
+
+    fn bind_value<'q>(
+        args: &mut sqlx::postgres::PgArguments,
+        value: &crate::undo::Value,
+        column: Option<&crate::meta::ColumnMeta>,
+        zone: super::TimeZone,
+    ) -> Result<(), super::ValueError> {
+        super::postgres_values::bind_value(args, value, column, zone)
     }
 }

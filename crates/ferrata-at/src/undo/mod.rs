@@ -10,6 +10,7 @@ mod json;
 mod model;
 mod rollback_info;
 mod value;
+mod value_from;
 
 pub use compress::{CompressorType, compress, decompress};
 pub use context::UndoContext;
