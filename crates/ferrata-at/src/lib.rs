@@ -14,6 +14,8 @@ mod image;
 pub mod lock_key;
 pub mod lock_retry;
 pub mod meta;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod multi_row;
 mod query;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod rollback;

@@ -27,11 +27,11 @@ const LOCK_WAIT_SAVEPOINT: &str = "ferrata_at_lock_wait";
 #[derive(Debug)]
 #[must_use = "an AT transaction rolls back unless committed"]
 pub struct AtTransaction<DB: AtDatabase> {
-    source: AtDataSource<DB>,
+    pub(crate) source: AtDataSource<DB>,
     tx: Option<sqlx::Transaction<'static, DB>>,
     xid: Option<String>,
-    undo: Vec<SqlUndoLog>,
-    locks: LockKeys,
+    pub(crate) undo: Vec<SqlUndoLog>,
+    pub(crate) locks: LockKeys,
 }
 
 impl<DB: AtDatabase> AtTransaction<DB> {
@@ -77,8 +77,8 @@ impl<DB: AtDatabase> AtTransaction<DB> {
             Statement::SelectForUpdate(_) => Err(AtError::NotYetSupported(
                 "SELECT … FOR UPDATE through execute(); use fetch_all()",
             )),
-            Statement::UpdateJoin(_) => Err(AtError::NotYetSupported("UPDATE … JOIN")),
-            Statement::MultiDelete(_) => Err(AtError::NotYetSupported("multi-table DELETE")),
+            Statement::UpdateJoin(join) => self.update_join(join, &query, zone).await,
+            Statement::MultiDelete(delete) => self.multi_delete(delete, &query, zone).await,
             Statement::Unsupported { reason } => Err(AtError::Unsupported(reason.clone())),
         }
     }
@@ -233,14 +233,17 @@ impl<DB: AtDatabase> AtTransaction<DB> {
     }
 
     /// The statement's values for the parameters an image query takes (1-based ordinals).
-    fn mapped(query: &AtQuery, ordinals: &[usize]) -> Vec<Value> {
+    pub(crate) fn mapped(query: &AtQuery, ordinals: &[usize]) -> Vec<Value> {
         ordinals
             .iter()
             .map(|n| query.params()[n - 1].clone())
             .collect()
     }
 
-    async fn table_meta(&mut self, table: &str) -> Result<std::sync::Arc<TableMeta>, AtError> {
+    pub(crate) async fn table_meta(
+        &mut self,
+        table: &str,
+    ) -> Result<std::sync::Arc<TableMeta>, AtError> {
         let shared = self.source.inner.clone();
         shared.meta(self.connection()?, table).await
     }
@@ -334,10 +337,11 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         query: &AtQuery,
         zone: TimeZone,
     ) -> Result<u64, AtError> {
-        if insert.on_conflict.is_some() || insert.ignore {
-            return Err(AtError::NotYetSupported(
-                "INSERT … ON DUPLICATE KEY UPDATE / ON CONFLICT / IGNORE",
-            ));
+        if insert.on_conflict.is_some() {
+            return self.upsert(insert, query, zone).await;
+        }
+        if insert.ignore {
+            return Err(AtError::NotYetSupported("INSERT IGNORE"));
         }
         if insert.returning.is_some() {
             return Err(AtError::NotYetSupported("INSERT … RETURNING"));
