@@ -129,6 +129,28 @@ pub(crate) mod sealed {
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub trait AtDatabase: sealed::Dialect {}
 
+/// [`sealed::Dialect::decode_value`] for callers outside the crate (and its tests).
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub fn decode_value<DB: AtDatabase>(
+    row: &DB::Row,
+    index: usize,
+    column: &crate::meta::ColumnMeta,
+    zone: TimeZone,
+) -> Result<crate::undo::Value, ValueError> {
+    DB::decode_value(row, index, column, zone)
+}
+
+/// [`sealed::Dialect::bind_value`] for callers outside the crate (and its tests).
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub fn bind_value<'q, DB: AtDatabase>(
+    args: &mut DB::Arguments<'q>,
+    value: &crate::undo::Value,
+    column: Option<&crate::meta::ColumnMeta>,
+    zone: TimeZone,
+) -> Result<(), ValueError> {
+    DB::bind_value(args, value, column, zone)
+}
+
 /// `jdbc:<scheme>://host:port/database`, the resource id of a JDBC data source. A `,` would
 /// split the id in the RM registration's list, so it becomes `|` as Java does.
 #[cfg(any(feature = "mysql", feature = "postgres"))]

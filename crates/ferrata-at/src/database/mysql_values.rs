@@ -154,7 +154,8 @@ fn decode(
             let t = get::<MySqlTime>(raw)?;
             Value::Time(
                 TimeText {
-                    negative: t.is_negative(),
+                    // Not `t.is_negative()`: sqlx 0.8.6's returns `is_positive()`.
+                    negative: t.sign().is_negative(),
                     hours: t.hours(),
                     minutes: t.minutes(),
                     seconds: t.seconds(),

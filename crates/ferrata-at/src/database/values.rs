@@ -185,6 +185,7 @@ impl TimeText {
             None => (false, text),
         };
         let (whole, fraction) = match rest.split_once('.') {
+            Some((_, "")) => return None,
             Some((whole, fraction)) => (whole, fraction),
             None => (rest, ""),
         };
@@ -369,7 +370,7 @@ mod tests {
         // Midnight in UTC+8 is 16:00 UTC the day before.
         assert_eq!(
             zone.date_to_epoch_ms(date),
-            1_709_222_400_000 - 8 * 3_600_000
+            1_709_251_200_000 - 8 * 3_600_000
         );
         assert_eq!(
             zone.epoch_ms_to_date(zone.date_to_epoch_ms(date)),
