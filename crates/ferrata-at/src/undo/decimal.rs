@@ -112,6 +112,10 @@ impl fmt::Display for Decimal {
             f.write_str("-")?;
         }
         let scale = self.scale as i64;
+        // Zero has no digits to shift: `0E+3` is plainly "0", as in Java.
+        if scale <= 0 && self.digits == "0" {
+            return f.write_str("0");
+        }
         if scale <= 0 {
             f.write_str(&self.digits)?;
             for _ in 0..-scale {
@@ -143,4 +147,15 @@ impl FromStr for Decimal {
 /// Error messages quote at most this much of hostile input.
 pub(crate) fn truncate(text: &str) -> String {
     text.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zero_with_a_negative_scale_prints_plainly() {
+        let zero = super::Decimal::parse("0E+1").unwrap();
+        assert_eq!(zero.to_string(), "0");
+        assert_eq!(zero.to_json_number(), "0E+1");
+        assert_eq!(zero.scale(), -1);
+    }
 }
