@@ -7,11 +7,9 @@ use crate::database::{AtDatabase, TimeZone, arguments};
 use crate::error::AtError;
 use crate::image::{self, columns_of, key_values};
 use crate::query::AtQuery;
-use crate::sql::{
-    Insert, InsertValue, MultiDelete, UpdateJoin, check_primary_key_untouched, tracked_columns,
-};
+use crate::sql::{Insert, InsertValue, MultiDelete, UpdateJoin};
 use crate::transaction::AtTransaction;
-use crate::undo::{Decimal, Row, SqlType, SqlUndoLog, Value};
+use crate::undo::{Decimal, Row, SqlType, Value};
 
 impl<DB: AtDatabase> AtTransaction<DB> {
     /// `INSERT … ON DUPLICATE KEY UPDATE` / `ON CONFLICT`: the rows the statement may collide
@@ -24,9 +22,7 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         query: &AtQuery,
         zone: TimeZone,
     ) -> Result<u64, AtError> {
-        let table = insert.table.name.render(DB::SQL);
-        let lock_table = insert.table.name.unquoted();
-        let meta = self.table_meta(&table).await?;
+        let meta = self.table_meta(&insert.table.name.render(DB::SQL)).await?;
         let names: Vec<&str> = meta.columns.iter().map(|c| c.name.as_str()).collect();
         let columns = columns_of(&meta, &names)?;
         let mut unique_keys: Vec<Vec<&str>> =
@@ -91,23 +87,23 @@ impl<DB: AtDatabase> AtTransaction<DB> {
                 None => inserted.push(row),
             }
         }
-        image::lock_rows(&mut self.locks, &lock_table, &meta, &updated_after)?;
-        image::lock_rows(&mut self.locks, &lock_table, &meta, &inserted)?;
         if !updated_after.is_empty() {
-            self.undo.push(SqlUndoLog {
-                sql_type: SqlType::Update,
-                table_name: table.clone(),
-                before_image: Some(image::image(&table, updated_before)),
-                after_image: Some(image::image(&table, updated_after)),
-            });
+            self.record(
+                SqlType::Update,
+                &insert.table.name,
+                &meta,
+                updated_before,
+                updated_after,
+            )?;
         }
         if !inserted.is_empty() {
-            self.undo.push(SqlUndoLog {
-                sql_type: SqlType::Insert,
-                table_name: table.clone(),
-                before_image: Some(image::image(&table, Vec::new())),
-                after_image: Some(image::image(&table, inserted)),
-            });
+            self.record(
+                SqlType::Insert,
+                &insert.table.name,
+                &meta,
+                Vec::new(),
+                inserted,
+            )?;
         }
         Ok(changed)
     }
@@ -123,51 +119,22 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         let mut images = Vec::new();
         for target in &join.targets {
             let table_ref = &join.tables[target.table];
-            let table = table_ref.name.render(DB::SQL);
-            let meta = self.table_meta(&table).await?;
-            let key: Vec<&str> = meta.primary_key.iter().map(String::as_str).collect();
-            check_primary_key_untouched(DB::SQL, table_ref, &key, &target.assignments)
-                .map_err(AtError::Unsupported)?;
-            let all: Vec<&str> = meta.columns.iter().map(|c| c.name.as_str()).collect();
-            let on_update: Vec<&str> = meta
-                .columns
-                .iter()
-                .filter(|c| c.on_update)
-                .map(|c| c.name.as_str())
-                .collect();
-            let names = if self.source.inner.settings.only_care_update_columns {
-                tracked_columns(DB::SQL, &all, &key, &on_update, &target.assignments)
-            } else {
-                all
-            };
+            let meta = self.table_meta(&table_ref.name.render(DB::SQL)).await?;
+            let names = self.update_image_columns(&meta, table_ref, &target.assignments)?;
             let owned: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
             let columns = columns_of(&meta, &names)?;
-            let before_query = join.before_image_query(DB::SQL, target.table, &names);
-            let args = arguments::<DB>(&Self::mapped(query, &before_query.params), zone)?;
-            let before = image::read_rows::<DB>(
-                self.connection()?,
-                &before_query.sql,
-                args,
-                &meta,
-                &columns,
-                zone,
-            )
-            .await?;
-            let _ = columns;
+            let image_query = join.before_image_query(DB::SQL, target.table, &names);
+            let before = self
+                .read_before(&image_query, query, &meta, &columns, zone)
+                .await?;
             images.push((target.table, meta, owned, before));
         }
-        let changed = DB::execute(
-            self.connection()?,
-            query.sql(),
-            arguments::<DB>(query.params(), zone)?,
-        )
-        .await?;
+        let changed = self.run(query, zone).await?;
         for (index, meta, names, before) in images {
             if before.is_empty() {
                 continue;
             }
             let table_ref = &join.tables[index];
-            let table = table_ref.name.render(DB::SQL);
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let columns = columns_of(&meta, &names)?;
             let after = image::rows_by_key::<DB>(
@@ -179,13 +146,7 @@ impl<DB: AtDatabase> AtTransaction<DB> {
                 zone,
             )
             .await?;
-            image::lock_rows(&mut self.locks, &table_ref.name.unquoted(), &meta, &after)?;
-            self.undo.push(SqlUndoLog {
-                sql_type: SqlType::Update,
-                table_name: table.clone(),
-                before_image: Some(image::image(&table, before)),
-                after_image: Some(image::image(&table, after)),
-            });
+            self.record(SqlType::Update, &table_ref.name, &meta, before, after)?;
         }
         Ok(changed)
     }
@@ -201,42 +162,27 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         let mut images = Vec::new();
         for &index in &delete.targets {
             let table_ref = &delete.tables[index];
-            let table = table_ref.name.render(DB::SQL);
-            let meta = self.table_meta(&table).await?;
+            let meta = self.table_meta(&table_ref.name.render(DB::SQL)).await?;
             let names: Vec<&str> = meta.columns.iter().map(|c| c.name.as_str()).collect();
             let columns = columns_of(&meta, &names)?;
-            let before_query = delete.before_image_query(DB::SQL, index, &names);
-            let args = arguments::<DB>(&Self::mapped(query, &before_query.params), zone)?;
-            let before = image::read_rows::<DB>(
-                self.connection()?,
-                &before_query.sql,
-                args,
-                &meta,
-                &columns,
-                zone,
-            )
-            .await?;
+            let image_query = delete.before_image_query(DB::SQL, index, &names);
+            let before = self
+                .read_before(&image_query, query, &meta, &columns, zone)
+                .await?;
             images.push((index, meta, before));
         }
-        let changed = DB::execute(
-            self.connection()?,
-            query.sql(),
-            arguments::<DB>(query.params(), zone)?,
-        )
-        .await?;
+        let changed = self.run(query, zone).await?;
         for (index, meta, before) in images {
             if before.is_empty() {
                 continue;
             }
-            let table_ref = &delete.tables[index];
-            let table = table_ref.name.render(DB::SQL);
-            image::lock_rows(&mut self.locks, &table_ref.name.unquoted(), &meta, &before)?;
-            self.undo.push(SqlUndoLog {
-                sql_type: SqlType::Delete,
-                table_name: table.clone(),
-                before_image: Some(image::image(&table, before)),
-                after_image: Some(image::image(&table, Vec::new())),
-            });
+            self.record(
+                SqlType::Delete,
+                &delete.tables[index].name,
+                &meta,
+                before,
+                Vec::new(),
+            )?;
         }
         Ok(changed)
     }

@@ -228,8 +228,8 @@ impl<DB: AtDatabase> AtTransaction<DB> {
     }
 
     async fn pass_through_execute(&mut self, query: &AtQuery) -> Result<u64, AtError> {
-        let args = crate::database::arguments::<DB>(query.params(), self.zone())?;
-        Ok(DB::execute(self.connection()?, query.sql(), args).await?)
+        let zone = self.zone();
+        self.run(query, zone).await
     }
 
     /// The statement's values for the parameters an image query takes (1-based ordinals).
@@ -254,47 +254,28 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         query: &AtQuery,
         zone: TimeZone,
     ) -> Result<u64, AtError> {
-        // As written for metadata and the undo log; unquoted in lock keys, as Java's.
-        let table = update.table.name.render(DB::SQL);
-        let lock_table = update.table.name.unquoted();
-        let meta = self.table_meta(&table).await?;
-        let key: Vec<&str> = meta.primary_key.iter().map(String::as_str).collect();
-        check_primary_key_untouched(DB::SQL, &update.table, &key, &update.assignments)
-            .map_err(AtError::Unsupported)?;
-        let all: Vec<&str> = meta.columns.iter().map(|c| c.name.as_str()).collect();
-        let on_update: Vec<&str> = meta
-            .columns
-            .iter()
-            .filter(|c| c.on_update)
-            .map(|c| c.name.as_str())
-            .collect();
-        let names = if self.source.inner.settings.only_care_update_columns {
-            tracked_columns(DB::SQL, &all, &key, &on_update, &update.assignments)
-        } else {
-            all
-        };
+        let meta = self.table_meta(&update.table.name.render(DB::SQL)).await?;
+        let names = self.update_image_columns(&meta, &update.table, &update.assignments)?;
         let columns = columns_of(&meta, &names)?;
-        let before_query = update.before_image_query(DB::SQL, &names);
-        let args =
-            crate::database::arguments::<DB>(&Self::mapped(query, &before_query.params), zone)?;
-        let conn = self.connection()?;
-        let before =
-            image::read_rows::<DB>(conn, &before_query.sql, args, &meta, &columns, zone).await?;
-        let args = crate::database::arguments::<DB>(query.params(), zone)?;
-        let changed = DB::execute(conn, query.sql(), args).await?;
+        let image_query = update.before_image_query(DB::SQL, &names);
+        let before = self
+            .read_before(&image_query, query, &meta, &columns, zone)
+            .await?;
+        let changed = self.run(query, zone).await?;
         if before.is_empty() {
             return Ok(changed);
         }
         let keys = image::keys_of(&meta, &before);
-        let after =
-            image::rows_by_key::<DB>(conn, &update.table, &meta, &columns, &keys, zone).await?;
-        image::lock_rows(&mut self.locks, &lock_table, &meta, &after)?;
-        self.undo.push(SqlUndoLog {
-            sql_type: SqlType::Update,
-            table_name: table.clone(),
-            before_image: Some(image::image(&table, before)),
-            after_image: Some(image::image(&table, after)),
-        });
+        let after = image::rows_by_key::<DB>(
+            self.connection()?,
+            &update.table,
+            &meta,
+            &columns,
+            &keys,
+            zone,
+        )
+        .await?;
+        self.record(SqlType::Update, &update.table.name, &meta, before, after)?;
         Ok(changed)
     }
 
@@ -304,30 +285,24 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         query: &AtQuery,
         zone: TimeZone,
     ) -> Result<u64, AtError> {
-        // As written for metadata and the undo log; unquoted in lock keys, as Java's.
-        let table = delete.table.name.render(DB::SQL);
-        let lock_table = delete.table.name.unquoted();
-        let meta = self.table_meta(&table).await?;
+        let meta = self.table_meta(&delete.table.name.render(DB::SQL)).await?;
         let names: Vec<&str> = meta.columns.iter().map(|c| c.name.as_str()).collect();
         let columns = columns_of(&meta, &names)?;
-        let before_query = delete.before_image_query(DB::SQL, &names);
-        let args =
-            crate::database::arguments::<DB>(&Self::mapped(query, &before_query.params), zone)?;
-        let conn = self.connection()?;
-        let before =
-            image::read_rows::<DB>(conn, &before_query.sql, args, &meta, &columns, zone).await?;
-        let args = crate::database::arguments::<DB>(query.params(), zone)?;
-        let changed = DB::execute(conn, query.sql(), args).await?;
+        let image_query = delete.before_image_query(DB::SQL, &names);
+        let before = self
+            .read_before(&image_query, query, &meta, &columns, zone)
+            .await?;
+        let changed = self.run(query, zone).await?;
         if before.is_empty() {
             return Ok(changed);
         }
-        image::lock_rows(&mut self.locks, &lock_table, &meta, &before)?;
-        self.undo.push(SqlUndoLog {
-            sql_type: SqlType::Delete,
-            table_name: table.clone(),
-            before_image: Some(image::image(&table, before)),
-            after_image: Some(image::image(&table, Vec::new())),
-        });
+        self.record(
+            SqlType::Delete,
+            &delete.table.name,
+            &meta,
+            before,
+            Vec::new(),
+        )?;
         Ok(changed)
     }
 
@@ -346,10 +321,7 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         if insert.returning.is_some() {
             return Err(AtError::NotYetSupported("INSERT … RETURNING"));
         }
-        // As written for metadata and the undo log; unquoted in lock keys, as Java's.
-        let table = insert.table.name.render(DB::SQL);
-        let lock_table = insert.table.name.unquoted();
-        let meta = self.table_meta(&table).await?;
+        let meta = self.table_meta(&insert.table.name.render(DB::SQL)).await?;
         let names: Vec<&str> = meta.columns.iter().map(|c| c.name.as_str()).collect();
         let columns = columns_of(&meta, &names)?;
         let keys = match DB::SQL {
@@ -396,13 +368,13 @@ impl<DB: AtDatabase> AtTransaction<DB> {
             zone,
         )
         .await?;
-        image::lock_rows(&mut self.locks, &lock_table, &meta, &after)?;
-        self.undo.push(SqlUndoLog {
-            sql_type: SqlType::Insert,
-            table_name: table.clone(),
-            before_image: Some(image::image(&table, Vec::new())),
-            after_image: Some(image::image(&table, after)),
-        });
+        self.record(
+            SqlType::Insert,
+            &insert.table.name,
+            &meta,
+            Vec::new(),
+            after,
+        )?;
         Ok(inserted)
     }
 
@@ -484,6 +456,83 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         let first: i64 = DB::decode_i64(row, 0)?;
         let step: i64 = DB::decode_i64(row, 1)?;
         Ok((first, step.max(1)))
+    }
+
+    /// Reads a before image with `image` (an image query over the statement's own clauses,
+    /// taking some of its parameters).
+    pub(crate) async fn read_before(
+        &mut self,
+        image: &crate::sql::ImageQuery,
+        query: &AtQuery,
+        meta: &TableMeta,
+        columns: &[&crate::meta::ColumnMeta],
+        zone: TimeZone,
+    ) -> Result<Vec<crate::undo::Row>, AtError> {
+        let args = crate::database::arguments::<DB>(&Self::mapped(query, &image.params), zone)?;
+        image::read_rows::<DB>(self.connection()?, &image.sql, args, meta, columns, zone).await
+    }
+
+    /// Runs the application's statement itself; the number of rows it changed.
+    pub(crate) async fn run(&mut self, query: &AtQuery, zone: TimeZone) -> Result<u64, AtError> {
+        let args = crate::database::arguments::<DB>(query.params(), zone)?;
+        Ok(DB::execute(self.connection()?, query.sql(), args).await?)
+    }
+
+    /// The columns an UPDATE's images hold: with `only_care_update_columns` (Java's default)
+    /// the key, the assigned columns and those the database updates itself (MySQL
+    /// `ON UPDATE`); else every column. Refuses assignments to the primary key.
+    pub(crate) fn update_image_columns<'m>(
+        &self,
+        meta: &'m TableMeta,
+        table: &crate::sql::TableRef,
+        assignments: &[crate::sql::Assignment],
+    ) -> Result<Vec<&'m str>, AtError> {
+        let key: Vec<&str> = meta.primary_key.iter().map(String::as_str).collect();
+        check_primary_key_untouched(DB::SQL, table, &key, assignments)
+            .map_err(AtError::Unsupported)?;
+        let all: Vec<&'m str> = meta.columns.iter().map(|c| c.name.as_str()).collect();
+        if !self.source.inner.settings.only_care_update_columns {
+            return Ok(all);
+        }
+        let on_update: Vec<&str> = meta
+            .columns
+            .iter()
+            .filter(|c| c.on_update)
+            .map(|c| c.name.as_str())
+            .collect();
+        Ok(tracked_columns(
+            DB::SQL,
+            &all,
+            &key,
+            &on_update,
+            assignments,
+        ))
+    }
+
+    /// Records one statement's undo item for `table` (as written) and locks its rows: the
+    /// before image's for a DELETE, the after image's otherwise.
+    pub(crate) fn record(
+        &mut self,
+        sql_type: SqlType,
+        table: &crate::sql::TableName,
+        meta: &TableMeta,
+        before: Vec<crate::undo::Row>,
+        after: Vec<crate::undo::Row>,
+    ) -> Result<(), AtError> {
+        let locked = if sql_type == SqlType::Delete {
+            &before
+        } else {
+            &after
+        };
+        image::lock_rows(&mut self.locks, &table.unquoted(), meta, locked)?;
+        let written = table.render(DB::SQL);
+        self.undo.push(SqlUndoLog {
+            sql_type,
+            table_name: written.clone(),
+            before_image: Some(image::image(&written, before)),
+            after_image: Some(image::image(&written, after)),
+        });
+        Ok(())
     }
 
     async fn select_for_update(

@@ -3,15 +3,13 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+use support::url;
+
 use std::time::Duration;
 
-use anyhow::Context;
 use ferrata_at::async_commit::{AsyncCommitter, QUEUE_CAPACITY};
 use ferrata_at::undo_table::{LogStatus, UndoTable};
-
-fn url(var: &str) -> anyhow::Result<String> {
-    std::env::var(var).with_context(|| format!("{var} is not set: run scripts/services start"))
-}
 
 macro_rules! async_commit_suite {
     ($name:ident, $db:ty, $url:literal, $table:literal) => {

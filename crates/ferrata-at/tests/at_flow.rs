@@ -5,33 +5,20 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+use support::{connect, url};
+
 use std::time::Duration;
 
-use anyhow::Context;
-use ferrata::{Client, ClientConfig, TransactionOptions};
+use ferrata::TransactionOptions;
 use ferrata_at::undo::{Decimal, Value};
 use ferrata_at::{AtDataSource, AtError, query};
 use ferrata_testkit::{TcProcess, eventually, server_binary};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn url(var: &str) -> anyhow::Result<String> {
-    std::env::var(var).with_context(|| format!("{var} is not set: run scripts/services start"))
-}
-
 fn decimal(text: &str) -> Value {
     Value::Decimal(Decimal::parse(text).unwrap())
-}
-
-async fn connect(app: &str, tc: &TcProcess) -> Client {
-    let config = ClientConfig::builder(app)
-        .tc_addresses([tc.addr().to_string()])
-        .tm_request_timeout(Duration::from_secs(10))
-        .rm_request_timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    Client::connect(config).await.unwrap()
 }
 
 macro_rules! at_flow_suite {
@@ -39,7 +26,7 @@ macro_rules! at_flow_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() -> anyhow::Result<()> {
             let tc = TcProcess::start_in_temp_dir_on(&server_binary(), "127.0.0.1:0".parse()?)?;
-            let client = connect(stringify!($name), &tc).await;
+            let client = connect(stringify!($name), &tc).await?;
             let pool = sqlx::Pool::<$db>::connect(&url($url)?).await?;
             for ddl in [
                 "DROP TABLE IF EXISTS at_flow_account",

@@ -3,27 +3,14 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+use support::{connect, url};
+
 use std::time::Duration;
 
-use anyhow::Context;
-use ferrata::{Client, ClientConfig, GlobalStatus};
+use ferrata::GlobalStatus;
 use ferrata_at::{AtDataSource, AtError, query};
 use ferrata_testkit::{TcProcess, server_binary};
-
-fn url(var: &str) -> anyhow::Result<String> {
-    std::env::var(var).with_context(|| format!("{var} is not set: run scripts/services start"))
-}
-
-async fn connect(app: &str, tc: &TcProcess) -> Client {
-    let config = ClientConfig::builder(app)
-        .tc_addresses([tc.addr().to_string()])
-        .tm_request_timeout(Duration::from_secs(10))
-        .rm_request_timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    Client::connect(config).await.unwrap()
-}
 
 type Stock = Vec<(i32, String, i32)>;
 
@@ -43,7 +30,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_upsert_join_and_multi_delete_roll_back() -> anyhow::Result<()> {
     let tc = TcProcess::start_in_temp_dir_on(&server_binary(), "127.0.0.1:0".parse()?)?;
-    let client = connect("at-multi-row-mariadb", &tc).await;
+    let client = connect("at-multi-row-mariadb", &tc).await?;
     let pool = sqlx::MySqlPool::connect(&url("FERRATA_MYSQL_URL")?).await?;
     for ddl in [
         "DROP TABLE IF EXISTS at_mr_stock, at_mr_order, at_mr_undo",
@@ -107,7 +94,7 @@ async fn mariadb_upsert_join_and_multi_delete_roll_back() -> anyhow::Result<()> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_on_conflict_rolls_back() -> anyhow::Result<()> {
     let tc = TcProcess::start_in_temp_dir_on(&server_binary(), "127.0.0.1:0".parse()?)?;
-    let client = connect("at-multi-row-postgres", &tc).await;
+    let client = connect("at-multi-row-postgres", &tc).await?;
     let pool = sqlx::PgPool::connect(&url("FERRATA_POSTGRES_URL")?).await?;
     for ddl in [
         "DROP TABLE IF EXISTS at_mr_stock, at_mr_undo",

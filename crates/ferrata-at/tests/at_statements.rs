@@ -4,29 +4,16 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+use support::{connect, url};
+
 use std::time::Duration;
 
-use anyhow::Context;
-use ferrata::{Client, ClientConfig, GlobalStatus};
+use ferrata::GlobalStatus;
 use ferrata_at::lock_retry::LockRetryPolicy;
 use ferrata_at::undo::Value;
 use ferrata_at::{AtDataSource, AtError, AtSettings, query};
 use ferrata_testkit::{TcProcess, server_binary};
-
-fn url(var: &str) -> anyhow::Result<String> {
-    std::env::var(var).with_context(|| format!("{var} is not set: run scripts/services start"))
-}
-
-async fn connect(app: &str, tc: &TcProcess) -> Client {
-    let config = ClientConfig::builder(app)
-        .tc_addresses([tc.addr().to_string()])
-        .tm_request_timeout(Duration::from_secs(10))
-        .rm_request_timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    Client::connect(config).await.unwrap()
-}
 
 /// `?` placeholders rewritten to `$n` for PostgreSQL.
 fn dialect_sql(sql: &str, postgres: bool) -> String {
@@ -51,7 +38,7 @@ macro_rules! statements_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() -> anyhow::Result<()> {
             let tc = TcProcess::start_in_temp_dir_on(&server_binary(), "127.0.0.1:0".parse()?)?;
-            let client = connect(stringify!($name), &tc).await;
+            let client = connect(stringify!($name), &tc).await?;
             let pool = sqlx::Pool::<$db>::connect(&url($url)?).await?;
             for ddl in [
                 "DROP TABLE IF EXISTS at_stmt_item",

@@ -3,14 +3,12 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use anyhow::Context;
+mod support;
+use support::url;
+
 use ferrata_at::meta::{MetaError, load_mysql, load_postgres};
 use ferrata_at::undo::jdbc_type;
 use sqlx::Connection;
-
-fn url(var: &str) -> anyhow::Result<String> {
-    std::env::var(var).with_context(|| format!("{var} is not set: run scripts/services start"))
-}
 
 #[tokio::test]
 async fn mariadb_tables_report_columns_keys_and_java_type_codes() -> anyhow::Result<()> {

@@ -4,13 +4,11 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use anyhow::Context;
+mod support;
+use support::url;
+
 use ferrata_at::undo_table::{Inserted, LogStatus, UndoRow, UndoTable};
 use sqlx::Connection;
-
-fn url(var: &str) -> anyhow::Result<String> {
-    std::env::var(var).with_context(|| format!("{var} is not set: run scripts/services start"))
-}
 
 /// A fresh xid per test run, so runs against one database do not see each other's rows.
 fn xid(tag: &str) -> String {

@@ -1,5 +1,43 @@
-//! The per-database part of AT: SQL text for the `undo_log` table and error classification.
-//! Sealed: implemented for `sqlx::MySql` (also MariaDB) and `sqlx::Postgres` only.
+//! The per-database part of AT: SQL text for the `undo_log` table, the sqlx calls, value
+//! decoding and binding, error classification. Sealed: `sqlx::MySql` (MariaDB too), `sqlx::Postgres`.
+
+/// The sealed trait's methods that read the same for every sqlx database (written once,
+/// expanded in each implementation, since generic code cannot name sqlx's executor bounds).
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+macro_rules! same_on_every_database {
+    () => {
+        fn fetch_all<'a>(
+            conn: &'a mut Self::Connection,
+            sql: &'a str,
+            args: Self::Arguments<'a>,
+        ) -> impl std::future::Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'a {
+            sqlx::query_with(sql, args).fetch_all(conn)
+        }
+
+        async fn execute<'a>(
+            conn: &'a mut Self::Connection,
+            sql: &'a str,
+            args: Self::Arguments<'a>,
+        ) -> Result<u64, sqlx::Error> {
+            Ok(sqlx::query_with(sql, args)
+                .execute(conn)
+                .await?
+                .rows_affected())
+        }
+
+        fn decode_i64(row: &Self::Row, index: usize) -> Result<i64, sqlx::Error> {
+            use sqlx::Row;
+            row.try_get(index)
+        }
+
+        fn decode_undo_row(row: &Self::Row) -> Result<(String, Vec<u8>, i32), sqlx::Error> {
+            use sqlx::Row;
+            Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+        }
+    };
+}
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+use same_on_every_database;
 
 #[cfg(feature = "mysql")]
 mod mysql;

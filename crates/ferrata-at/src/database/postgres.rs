@@ -31,34 +31,7 @@ impl Dialect for Postgres {
         crate::meta::load_postgres(conn, table).await
     }
 
-    fn fetch_all<'a>(
-        conn: &'a mut Self::Connection,
-        sql: &'a str,
-        args: Self::Arguments<'a>,
-    ) -> impl std::future::Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'a {
-        sqlx::query_with(sql, args).fetch_all(conn)
-    }
-
-    async fn execute<'a>(
-        conn: &'a mut Self::Connection,
-        sql: &'a str,
-        args: Self::Arguments<'a>,
-    ) -> Result<u64, sqlx::Error> {
-        Ok(sqlx::query_with(sql, args)
-            .execute(conn)
-            .await?
-            .rows_affected())
-    }
-
-    fn decode_i64(row: &Self::Row, index: usize) -> Result<i64, sqlx::Error> {
-        use sqlx::Row;
-        row.try_get(index)
-    }
-
-    fn decode_undo_row(row: &Self::Row) -> Result<(String, Vec<u8>, i32), sqlx::Error> {
-        use sqlx::Row;
-        Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
-    }
+    super::same_on_every_database!();
 
     fn undo_sql(table: &str) -> UndoSql {
         // Index names are per schema in PostgreSQL: derive them from the table's own name.
