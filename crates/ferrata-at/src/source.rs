@@ -10,10 +10,12 @@ use crate::async_commit::{AsyncCommitter, FLUSH_INTERVAL};
 use crate::database::{AtDatabase, DEFAULT_UNDO_TABLE, TimeZone};
 use crate::error::AtError;
 use crate::handler::AtBranchHandler;
+use crate::lock_retry::LockRetry;
 use crate::lock_retry::LockRetryPolicy;
 use crate::meta::{MetaCache, TableMeta};
+use crate::query::AtQuery;
 use crate::sql::StatementCache;
-use crate::transaction::AtTransaction;
+use crate::transaction::{AtTransaction, Began, Finish};
 use crate::undo::UndoSettings;
 use crate::undo_table::UndoTable;
 
@@ -137,7 +139,36 @@ impl<DB: AtDatabase> AtDataSource<DB> {
             ferrata::context::current_branch_type()
                 .is_none_or(|branch_type| branch_type == ferrata::BranchType::At)
         });
-        Ok(AtTransaction::new(self.clone(), tx, xid))
+        Ok(AtTransaction::new(self.clone(), tx, xid, false))
+    }
+
+    /// Begins a local transaction that, outside a global transaction, still respects the
+    /// global locks (Java's `@GlobalLock`): its `SELECT … FOR UPDATE` waits for rows held by
+    /// global transactions, and its commit waits until none holds a row it changed. Inside a
+    /// global transaction it is [`AtDataSource::begin`].
+    pub async fn begin_with_global_lock(&self) -> Result<AtTransaction<DB>, AtError> {
+        let mut tx = self.begin().await?;
+        if tx.xid().is_none() {
+            tx.global_lock = true;
+        }
+        Ok(tx)
+    }
+
+    /// Runs one statement as its own local transaction (auto-commit), as a branch of the
+    /// current global transaction if there is one. On a lock conflict it rolls back (releasing
+    /// its row locks) and runs the statement again, as the lock retry policy says (Java's
+    /// `retryPolicyBranchRollbackOnConflict`); with that policy off it waits holding them.
+    pub async fn execute(&self, query: AtQuery) -> Result<u64, AtError> {
+        let mut retry = LockRetry::new(self.inner.settings.lock_retry);
+        loop {
+            let mut tx = self.begin().await?;
+            let changed = tx.execute(query.clone()).await?;
+            match tx.finish(Began::ByDataSource).await {
+                Ok(()) => return Ok(changed),
+                Err(Finish::Failed(error)) => return Err(error),
+                Err(Finish::Conflict(conflict)) => retry.wait_after(conflict, true).await?,
+            }
+        }
     }
 
     /// Forgets the cached metadata of `table` (after a schema change).

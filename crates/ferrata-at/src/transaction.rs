@@ -32,6 +32,31 @@ pub struct AtTransaction<DB: AtDatabase> {
     xid: Option<String>,
     pub(crate) undo: Vec<SqlUndoLog>,
     pub(crate) locks: LockKeys,
+    /// Outside a global transaction: record lock keys and check them with the TC at commit
+    /// (Java's `@GlobalLock`).
+    pub(crate) global_lock: bool,
+}
+
+/// Who began a local transaction: the application (`AtDataSource::begin`), or the data source
+/// for one statement (`AtDataSource::execute`), which may roll it back and run it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Began {
+    ByApplication,
+    ByDataSource,
+}
+
+/// How `finish` failed.
+#[derive(Debug)]
+pub(crate) enum Finish {
+    /// Rolled back after a lock conflict; run the statement again.
+    Conflict(Conflict),
+    Failed(AtError),
+}
+
+impl Finish {
+    fn failed(error: impl Into<AtError>) -> Finish {
+        Finish::Failed(error.into())
+    }
 }
 
 impl<DB: AtDatabase> AtTransaction<DB> {
@@ -39,6 +64,7 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         source: AtDataSource<DB>,
         tx: sqlx::Transaction<'static, DB>,
         xid: Option<String>,
+        global_lock: bool,
     ) -> AtTransaction<DB> {
         AtTransaction {
             source,
@@ -46,6 +72,7 @@ impl<DB: AtDatabase> AtTransaction<DB> {
             xid,
             undo: Vec::new(),
             locks: LockKeys::new(),
+            global_lock,
         }
     }
 
@@ -65,10 +92,9 @@ impl<DB: AtDatabase> AtTransaction<DB> {
     pub async fn execute(&mut self, query: AtQuery) -> Result<u64, AtError> {
         let recognized = self.recognize(&query)?;
         let zone = self.zone();
-        let Some(xid) = self.xid.clone() else {
+        if self.xid.is_none() && !self.global_lock {
             return self.pass_through_execute(&query).await;
-        };
-        let _ = xid;
+        }
         match &recognized.statement {
             Statement::Update(update) => self.update(update, &query, zone).await,
             Statement::Delete(delete) => self.delete(delete, &query, zone).await,
@@ -89,18 +115,17 @@ impl<DB: AtDatabase> AtTransaction<DB> {
     pub async fn fetch_all(&mut self, query: AtQuery) -> Result<Vec<DB::Row>, AtError> {
         let recognized = self.recognize(&query)?;
         let zone = self.zone();
-        match (&self.xid, &recognized.statement) {
-            (Some(_), Statement::SelectForUpdate(select)) if select.lock == RowLock::Update => {
+        let checked = self.xid.is_some() || self.global_lock;
+        match (checked, &recognized.statement) {
+            (true, Statement::SelectForUpdate(select)) if select.lock == RowLock::Update => {
                 self.select_for_update(select, &query, zone).await
             }
-            (Some(_), Statement::PassThrough(_) | Statement::SelectForUpdate(_)) | (None, _) => {
+            (true, Statement::PassThrough(_) | Statement::SelectForUpdate(_)) | (false, _) => {
                 let args = crate::database::arguments::<DB>(query.params(), zone)?;
                 Ok(DB::fetch_all(self.connection()?, query.sql(), args).await?)
             }
-            (Some(_), Statement::Unsupported { reason }) => {
-                Err(AtError::Unsupported(reason.clone()))
-            }
-            (Some(_), _) => Err(AtError::NotYetSupported(
+            (true, Statement::Unsupported { reason }) => Err(AtError::Unsupported(reason.clone())),
+            (true, _) => Err(AtError::NotYetSupported(
                 "changes through fetch_all() (RETURNING); use execute()",
             )),
         }
@@ -110,14 +135,37 @@ impl<DB: AtDatabase> AtTransaction<DB> {
     /// row locks held by other global transactions as the lock retry policy says), writes
     /// the undo log and commits, all or nothing.
     pub async fn commit(mut self) -> Result<(), AtError> {
-        let mut tx = self.tx.take().ok_or(AtError::Finished)?;
+        match self.finish(Began::ByApplication).await {
+            Ok(()) => Ok(()),
+            Err(Finish::Failed(error)) => Err(error),
+            // The application's transaction waits with its row locks held (the lock retry
+            // loop in `finish`), so a conflict only ends in a timeout, reported as such.
+            Err(Finish::Conflict(_)) => Err(AtError::LockWaitTimeout(
+                crate::lock_retry::LockWaitTimeout { attempts: 1 },
+            )),
+        }
+    }
+
+    /// Commits; with `Began::ByDataSource` and the rollback-on-conflict policy a lock conflict
+    /// rolls the local transaction back and returns `Finish::Conflict` for the caller to run
+    /// the statement again.
+    pub(crate) async fn finish(&mut self, began: Began) -> Result<(), Finish> {
+        let mut tx = self.tx.take().ok_or(Finish::Failed(AtError::Finished))?;
         let Some(xid) = self.xid.clone() else {
-            return Ok(tx.commit().await?);
+            if self.global_lock
+                && !self.locks.is_empty()
+                && let Err(error) = self.wait_for_global_locks("").await
+            {
+                tx.rollback().await.map_err(Finish::failed)?;
+                return Err(Finish::Failed(error));
+            }
+            return tx.commit().await.map_err(Finish::failed);
         };
         if self.undo.is_empty() || self.locks.is_empty() {
-            return Ok(tx.commit().await?);
+            return tx.commit().await.map_err(Finish::failed);
         }
         let shared = self.source.inner.clone();
+        let policy = shared.settings.lock_retry;
         let lock_key = self.locks.to_string();
         // Insert-only branches register optimistically first (skipCheckLock), as Java does:
         // rows they insert are new, so a conflict is unlikely and the TC can skip its check.
@@ -125,32 +173,39 @@ impl<DB: AtDatabase> AtTransaction<DB> {
             .undo
             .iter()
             .all(|item| item.before_image.as_ref().is_none_or(|i| i.rows.is_empty()));
-        let optimistic = insert_only && shared.settings.lock_retry.retries > 0;
-        let mut retry = LockRetry::new(shared.settings.lock_retry);
+        let optimistic = insert_only && policy.retries > 0;
+        let mut retry = LockRetry::new(policy);
         let branch_id = loop {
             let skip_check_lock = optimistic.then_some(retry.attempts() == 1);
             let mut registration =
                 BranchRegistration::new(xid.clone(), BranchType::At, shared.resource_id.clone())
                     .lock_key(lock_key.clone());
-            if let Some(data) = registration_application_data(true, skip_check_lock) {
+            let application_began = began == Began::ByApplication;
+            if let Some(data) = registration_application_data(application_began, skip_check_lock) {
                 registration = registration.application_data(data);
             }
             match shared.client.branch_register(registration).await {
                 Ok(branch_id) => break branch_id,
                 Err(ferrata::Error::LockConflict { fail_fast, .. }) => {
-                    let conflict = if fail_fast {
+                    // Fail-fast means "you hold rows the holder needs": only true when the
+                    // application holds them; a statement this crate began can wait.
+                    let conflict = if fail_fast && application_began {
                         Conflict::FailFast
                     } else {
                         Conflict::Held
                     };
+                    if !application_began && policy.rollback_on_conflict {
+                        tx.rollback().await.map_err(Finish::failed)?;
+                        return Err(Finish::Conflict(conflict));
+                    }
                     if let Err(timeout) = retry.wait_after(conflict, false).await {
-                        tx.rollback().await?;
-                        return Err(timeout.into());
+                        tx.rollback().await.map_err(Finish::failed)?;
+                        return Err(Finish::Failed(timeout.into()));
                     }
                 }
                 Err(error) => {
-                    tx.rollback().await?;
-                    return Err(error.into());
+                    tx.rollback().await.map_err(Finish::failed)?;
+                    return Err(Finish::Failed(error.into()));
                 }
             }
         };
@@ -182,9 +237,24 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         if let Err(error) = written {
             tracing::warn!(%xid, branch_id, %error, "phase one of an AT branch failed; reporting it");
             self.report_phase_one_failed(&xid, branch_id).await;
-            return Err(error);
+            return Err(Finish::Failed(error));
         }
         Ok(())
+    }
+
+    /// Waits (as the lock retry policy says) until the TC reports every row of this
+    /// transaction's lock keys free for `xid` (empty: outside any global transaction).
+    async fn wait_for_global_locks(&self, xid: &str) -> Result<(), AtError> {
+        let shared = &self.source.inner;
+        let mut retry = LockRetry::new(shared.settings.lock_retry);
+        loop {
+            let query = LockQuery::new(xid, BranchType::At, shared.resource_id.clone())
+                .lock_key(self.locks.to_string());
+            if shared.client.lock_query(query).await? {
+                return Ok(());
+            }
+            retry.wait_after(Conflict::Held, false).await?;
+        }
     }
 
     /// Rolls the local transaction back (nothing was registered yet).

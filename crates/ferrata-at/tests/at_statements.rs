@@ -149,6 +149,38 @@ macro_rules! statements_suite {
                 .await?;
             assert_eq!(read, 1);
             waiter.rollback().await?;
+
+            // Outside any global transaction, a global-lock transaction (Java's @GlobalLock)
+            // may not commit a change to a row a global transaction holds; a one-statement
+            // branch of another global transaction rolls back and retries, then gives up.
+            let set_qty = sql("UPDATE at_stmt_item SET qty = ? WHERE shop = ? AND sku = ?");
+            let set = |n: i32| query(set_qty.clone()).bind(n).bind(2).bind("a");
+            let holder = client.begin(Duration::from_secs(60), "at-holder-2").await?;
+            holder
+                .scope(async {
+                    let mut tx = at.begin().await?;
+                    tx.execute(set(5)).await?;
+                    tx.commit().await
+                })
+                .await?;
+            let mut guarded = at.begin_with_global_lock().await?;
+            assert!(guarded.xid().is_none());
+            guarded.execute(set(6)).await?;
+            assert!(matches!(guarded.commit().await, Err(AtError::LockWaitTimeout(_))));
+            assert_eq!(qty(2, "a").await, 5, "the guarded change was rolled back");
+            let other = client.begin(Duration::from_secs(60), "at-other").await?;
+            let conflicted = other.scope(at.execute(set(7))).await;
+            assert!(matches!(conflicted, Err(AtError::LockWaitTimeout(_))), "{conflicted:?}");
+            assert_eq!(qty(2, "a").await, 5);
+            assert_eq!(holder.rollback().await?, GlobalStatus::Rollbacked);
+            assert_eq!(qty(2, "a").await, 31);
+            assert_eq!(other.scope(at.execute(set(7))).await?, 1);
+            assert_eq!(other.rollback().await?, GlobalStatus::Rollbacked);
+            assert_eq!(qty(2, "a").await, 31);
+            let mut guarded = at.begin_with_global_lock().await?;
+            guarded.execute(set(8)).await?;
+            guarded.commit().await?;
+            assert_eq!(qty(2, "a").await, 8, "no global transaction holds the row any more");
             Ok(())
         }
     };
