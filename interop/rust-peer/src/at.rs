@@ -138,3 +138,27 @@ async fn write_line(
     stdout.write_all(text.as_bytes()).await?;
     stdout.flush().await.context("writing stdout")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The command line `AtInterchangeTest` writes (and `AtRmProcess` reads) is this mode's
+    /// contract too.
+    #[test]
+    fn commands_parse_as_the_java_suite_writes_them() {
+        let command: Command = serde_json::from_str(
+            r#"{"xid":"127.0.0.1:8091:7","sql":["UPDATE t SET a = 'x\\y' WHERE id = 1","DELETE FROM t WHERE id = 2"]}"#,
+        )
+        .expect("command");
+        assert_eq!(command.xid, "127.0.0.1:8091:7");
+        assert_eq!(
+            command.sql,
+            [
+                "UPDATE t SET a = 'x\\y' WHERE id = 1",
+                "DELETE FROM t WHERE id = 2"
+            ]
+        );
+        assert!(serde_json::from_str::<Command>(r#"{"xid":"x"}"#).is_err());
+    }
+}
