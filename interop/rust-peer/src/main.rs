@@ -10,10 +10,16 @@
 //!     --outcome commit|rollback
 //!     Begins a global transaction, POSTs to the participant with TX_XID, commits or rolls
 //!     back, and prints one JSON line: {"xid", "outcome", "status", "tc_status", ...}.
+//! ferrata-interop-peer at --tc 127.0.0.1:8091 --db-url mysql://u:p@127.0.0.1:3306/db \
+//!     [--resource-id ID] [--undo-table undo_log]
+//!     AT resource manager (ferrata-at) driven by JSON lines on stdin: runs SQL as a branch of
+//!     a given XID and answers phase two until `quit` or end of input (see `at.rs`).
 //! ```
 //!
-//! Logs go to stderr (`RUST_LOG`, default `info`); stdout carries only the tm mode's report.
+//! Logs go to stderr (`RUST_LOG`, default `info`); stdout carries only the tm mode's report and
+//! the at mode's answers.
 
+mod at;
 mod participant;
 mod tm;
 
@@ -63,6 +69,24 @@ enum Mode {
         #[arg(long, default_value_t = 60)]
         deadline_secs: u64,
     },
+    /// Serve an AT resource (ferrata-at) driven by JSON lines on stdin until `quit` or EOF.
+    At {
+        /// TC address, host:port.
+        #[arg(long)]
+        tc: String,
+        /// Database URL: mysql://… (MariaDB too) or postgres://….
+        #[arg(long)]
+        db_url: String,
+        /// Resource id registered with the TC; default: the JDBC URL Java would report.
+        #[arg(long)]
+        resource_id: Option<String>,
+        /// Undo-log table (Seata's client.undo.logTable).
+        #[arg(long, default_value = "undo_log")]
+        undo_table: String,
+        /// Upper bound of one stdin command, in seconds.
+        #[arg(long, default_value_t = 60)]
+        command_timeout_secs: u64,
+    },
 }
 
 /// The end of the global transaction the tm mode asks for.
@@ -110,6 +134,21 @@ async fn main() -> ExitCode {
         Mode::Participant { tc, listen } => participant::run(&tc, listen)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Mode::At {
+            tc,
+            db_url,
+            resource_id,
+            undo_table,
+            command_timeout_secs,
+        } => at::run(at::AtArgs {
+            tc,
+            db_url,
+            resource_id,
+            undo_table,
+            command_timeout: Duration::from_secs(command_timeout_secs),
+        })
+        .await
+        .map(|()| ExitCode::SUCCESS),
         Mode::Tm {
             tc,
             participant_url,
