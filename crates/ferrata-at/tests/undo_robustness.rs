@@ -2,9 +2,9 @@
 //! error or a log, never a panic; MySQL chunk rows reassemble to the original log.
 
 use ferrata_at::undo::{
-    BranchUndoLog, CompressorType, Decimal, Field, Row, SqlType, SqlUndoLog, TableRecords,
-    UndoContext, UndoError, UndoSettings, Value, decode_rollback_info, encode_rollback_info,
-    jackson, jdbc_type, split_mysql_chunks,
+    BranchUndoLog, CompressorType, Decimal, Field, JavaPackage, Row, SqlType, SqlUndoLog,
+    TableRecords, UndoContext, UndoError, UndoSettings, Value, decode_rollback_info,
+    encode_rollback_info, jackson, jdbc_type, split_mysql_chunks,
 };
 use proptest::prelude::*;
 
@@ -117,6 +117,24 @@ fn io_seata_class_names_decode_too() {
         jackson::decode(v1.as_bytes()).expect("1.x"),
         jackson::decode(JAVA_VECTOR).expect("2.x")
     );
+}
+
+#[test]
+fn logs_for_seata_1_carry_io_seata_class_names() {
+    let log = jackson::decode(JAVA_VECTOR).expect("2.x");
+    let v1 = jackson::encode_for(&log, JavaPackage::IoSeata);
+    let expected = String::from_utf8(jackson::encode(&log))
+        .expect("utf8")
+        .replace("\"org.apache.seata.", "\"io.seata.");
+    assert_eq!(String::from_utf8(v1.clone()).expect("utf8"), expected);
+    assert!(!String::from_utf8_lossy(&v1).contains("org.apache.seata"));
+    assert_eq!(jackson::decode(&v1).expect("1.x"), log);
+    let settings = UndoSettings {
+        java_package: JavaPackage::IoSeata,
+        ..UndoSettings::default()
+    };
+    let row = encode_rollback_info(&log, &settings, None).expect("encode");
+    assert_eq!(row.rollback_info, v1);
 }
 
 #[test]

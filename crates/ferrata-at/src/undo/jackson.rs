@@ -31,34 +31,60 @@ const FIELD: &str = "rm.datasource.sql.struct.Field";
 const ARRAY_LIST: &str = "java.util.ArrayList";
 const PG_OBJECT: &str = "org.postgresql.util.PGobject";
 
+/// Which Seata the undo log's class names are for: Java readers resolve them by name, and
+/// 1.x (`io.seata.`) and 2.x (`org.apache.seata.`) readers each know only their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JavaPackage {
+    /// seata-all 2.x, `org.apache.seata.` (the default).
+    #[default]
+    ApacheSeata,
+    /// seata-all 1.x, `io.seata.`.
+    IoSeata,
+}
+
+impl JavaPackage {
+    fn prefix(self) -> &'static str {
+        match self {
+            JavaPackage::ApacheSeata => PREFIX_V2,
+            JavaPackage::IoSeata => PREFIX_V1,
+        }
+    }
+}
+
 /// Encodes `log` the way seata-all 2.x's `JacksonUndoLogParser.encode` does.
 pub fn encode(log: &BranchUndoLog) -> Vec<u8> {
+    encode_for(log, JavaPackage::ApacheSeata)
+}
+
+/// Encodes `log` with the class names of `package`'s Seata.
+pub fn encode_for(log: &BranchUndoLog, package: JavaPackage) -> Vec<u8> {
+    let prefix = package.prefix();
     let mut out = String::with_capacity(256);
     out.push_str("{\"@class\":");
-    class_name(&mut out, BRANCH_UNDO_LOG);
+    class_name(&mut out, prefix, BRANCH_UNDO_LOG);
     out.push_str(",\"xid\":");
     write_string(&mut out, &log.xid);
     out.push_str(&format!(",\"branchId\":{}", log.branch_id));
     out.push_str(",\"sqlUndoLogs\":");
     list(&mut out, &log.sql_undo_logs, |out, item| {
         out.push_str("{\"@class\":");
-        class_name(out, SQL_UNDO_LOG);
+        class_name(out, prefix, SQL_UNDO_LOG);
         out.push_str(",\"sqlType\":");
         write_string(out, item.sql_type.java_name());
         out.push_str(",\"tableName\":");
         write_string(out, &item.table_name);
         out.push_str(",\"beforeImage\":");
-        image(out, item.before_image.as_ref());
+        image(out, prefix, item.before_image.as_ref());
         out.push_str(",\"afterImage\":");
-        image(out, item.after_image.as_ref());
+        image(out, prefix, item.after_image.as_ref());
         out.push('}');
     });
     out.push('}');
     out.into_bytes()
 }
 
-fn class_name(out: &mut String, suffix: &str) {
-    write_string(out, &format!("{PREFIX_V2}{suffix}"));
+fn class_name(out: &mut String, prefix: &str, suffix: &str) {
+    write_string(out, &format!("{prefix}{suffix}"));
 }
 
 fn list<T>(out: &mut String, items: &[T], mut each: impl FnMut(&mut String, &T)) {
@@ -74,7 +100,7 @@ fn list<T>(out: &mut String, items: &[T], mut each: impl FnMut(&mut String, &T))
     out.push_str("]]");
 }
 
-fn image(out: &mut String, records: Option<&TableRecords>) {
+fn image(out: &mut String, prefix: &str, records: Option<&TableRecords>) {
     let Some(records) = records else {
         out.push_str("null");
         return;
@@ -82,6 +108,7 @@ fn image(out: &mut String, records: Option<&TableRecords>) {
     out.push_str("{\"@class\":");
     class_name(
         out,
+        prefix,
         if records.empty {
             EMPTY_TABLE_RECORDS
         } else {
@@ -96,11 +123,11 @@ fn image(out: &mut String, records: Option<&TableRecords>) {
     out.push_str(",\"rows\":");
     list(out, &records.rows, |out, row| {
         out.push_str("{\"@class\":");
-        class_name(out, ROW);
+        class_name(out, prefix, ROW);
         out.push_str(",\"fields\":");
         list(out, &row.fields, |out, field| {
             out.push_str("{\"@class\":");
-            class_name(out, FIELD);
+            class_name(out, prefix, FIELD);
             out.push_str(",\"name\":");
             write_string(out, &field.name);
             out.push_str(",\"keyType\":");

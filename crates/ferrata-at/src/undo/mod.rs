@@ -16,6 +16,7 @@ pub use compress::{CompressorType, compress, decompress};
 pub use context::UndoContext;
 pub use decimal::Decimal;
 pub use error::UndoError;
+pub use jackson::JavaPackage;
 pub use model::{BranchUndoLog, Field, KeyType, Row, SqlType, SqlUndoLog, TableRecords, jdbc_type};
 pub use rollback_info::{
     DEFAULT_COMPRESS_THRESHOLD_BYTES, DEFAULT_MAX_ALLOWED_PACKET_BYTES, DEFAULT_MAX_UNDO_LOG_BYTES,

@@ -25,6 +25,9 @@ pub struct UndoSettings {
     pub compress_threshold_bytes: usize,
     /// Cap on the decompressed log when reading (hostile or corrupt rows).
     pub max_undo_log_bytes: usize,
+    /// The Seata whose class names the written logs carry (2.x by default; 1.x Java RMs
+    /// sharing the database need `IoSeata`). Both are read.
+    pub java_package: jackson::JavaPackage,
 }
 
 impl Default for UndoSettings {
@@ -34,6 +37,7 @@ impl Default for UndoSettings {
             compress_type: CompressorType::Zip,
             compress_threshold_bytes: DEFAULT_COMPRESS_THRESHOLD_BYTES,
             max_undo_log_bytes: DEFAULT_MAX_UNDO_LOG_BYTES,
+            java_package: jackson::JavaPackage::ApacheSeata,
         }
     }
 }
@@ -53,7 +57,7 @@ pub fn encode_rollback_info(
     settings: &UndoSettings,
     max_allowed_packet: Option<&str>,
 ) -> Result<EncodedUndoLog, UndoError> {
-    let plain = jackson::encode(log);
+    let plain = jackson::encode_for(log, settings.java_package);
     let (compressor, rollback_info) =
         if settings.compress_enabled && plain.len() > settings.compress_threshold_bytes {
             (
