@@ -12,7 +12,7 @@ use crate::transaction::AtTransaction;
 use crate::undo::{Decimal, Row, SqlType, Value};
 
 impl<DB: AtDatabase> AtTransaction<DB> {
-    /// `INSERT … ON DUPLICATE KEY UPDATE` / `ON CONFLICT`: the rows the statement may collide
+    /// `INSERT … ON DUPLICATE KEY UPDATE` / `ON CONFLICT` / `INSERT IGNORE`: the rows the statement may collide
     /// with (by primary and unique keys) are its before image; after it ran, the same rows and
     /// the new ones are its after image, split into an UPDATE item (rows that existed) and an
     /// INSERT item (rows that are new), as Java does.

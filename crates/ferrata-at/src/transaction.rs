@@ -382,11 +382,9 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         query: &AtQuery,
         zone: TimeZone,
     ) -> Result<u64, AtError> {
-        if insert.on_conflict.is_some() {
+        // INSERT IGNORE is an upsert whose conflicting rows stay as they are.
+        if insert.on_conflict.is_some() || insert.ignore {
             return self.upsert(insert, query, zone).await;
-        }
-        if insert.ignore {
-            return Err(AtError::NotYetSupported("INSERT IGNORE"));
         }
         if insert.returning.is_some() {
             return Err(AtError::NotYetSupported("INSERT … RETURNING"));

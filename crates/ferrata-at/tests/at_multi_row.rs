@@ -76,13 +76,23 @@ async fn mariadb_upsert_join_and_multi_delete_roll_back() -> anyhow::Result<()> 
                     .bind(2),
             )
             .await?;
+            // 'plum' exists now and stays as it is; 'fig' is new.
+            tx.execute(
+                query("INSERT IGNORE INTO at_mr_stock (id, sku, qty) VALUES (?, ?, ?), (?, ?, ?)")
+                    .bind(3).bind("plum").bind(99).bind(4).bind("fig").bind(2),
+            )
+            .await?;
             tx.commit().await
         })
         .await?;
     assert_eq!(
         stock(&pool).await,
-        vec![(1, "apple".into(), 12), (3, "plum".into(), 1)],
-        "10 + 5 - 3 apples, a new plum, the pear deleted with its order"
+        vec![
+            (1, "apple".into(), 12),
+            (3, "plum".into(), 1),
+            (4, "fig".into(), 2)
+        ],
+        "10 + 5 - 3 apples, a new plum and fig, the pear deleted with its order"
     );
     assert_eq!(orders().await, vec![(7, 1, 0)]);
     assert_eq!(global.rollback().await?, GlobalStatus::Rollbacked);
