@@ -11,7 +11,7 @@ use crate::error::AtError;
 use crate::image::{self, key_values};
 use crate::meta::{ColumnMeta, TableMeta};
 use crate::source::Shared;
-use crate::undo::{Row, SqlType, SqlUndoLog, TableRecords, decode_rollback_info};
+use crate::undo::{Field, Row, SqlType, SqlUndoLog, TableRecords, decode_rollback_info};
 use crate::undo_table::{Inserted, LogStatus};
 
 /// Times a rollback starts over after a concurrent marker insert (unique-key race).
@@ -303,101 +303,77 @@ async fn compensate<DB: AtDatabase>(
             ))))
         })
     };
-    match item.sql_type {
-        SqlType::Insert => {
-            for row in after {
-                let mut marks = Placeholders::new(dialect);
+    // One statement per row: (rows, SQL for a row, the fields it binds in placeholder order).
+    let rows = match item.sql_type {
+        SqlType::Insert => after,
+        SqlType::Update | SqlType::UpdateJoin | SqlType::MultiUpdate => before,
+        SqlType::Delete | SqlType::MultiDelete => before,
+        _ => {
+            return Err(RollbackError::Failed(AtError::NotYetSupported(
+                "undo of this statement type",
+            )));
+        }
+    };
+    for row in rows {
+        let mut marks = Placeholders::new(dialect);
+        let mut equals = |fields: &[&Field], separator: &str| -> Result<String, RollbackError> {
+            Ok(fields
+                .iter()
+                .map(|f| {
+                    Ok(format!(
+                        "{} = {}",
+                        dialect.quote(&column(&f.name)?.name),
+                        marks.next()
+                    ))
+                })
+                .collect::<Result<Vec<_>, RollbackError>>()?
+                .join(separator))
+        };
+        let (keys, values): (Vec<&Field>, Vec<&Field>) = row
+            .fields
+            .iter()
+            .partition(|f| meta.is_primary_key(&f.name));
+        let (sql, bound): (String, Vec<&Field>) = match item.sql_type {
+            SqlType::Insert => {
                 let keys = key_values(meta, row);
-                let condition = keys
-                    .iter()
-                    .map(|f| {
-                        Ok(format!(
-                            "{} = {}",
-                            dialect.quote(&column(&f.name)?.name),
-                            marks.next()
-                        ))
-                    })
-                    .collect::<Result<Vec<_>, RollbackError>>()?
-                    .join(" AND ");
-                let sql = format!("DELETE FROM {table} WHERE {condition}");
-                let mut args = DB::Arguments::default();
-                for f in &keys {
-                    DB::bind_value(&mut args, &f.value, Some(column(&f.name)?), zone)
-                        .map_err(AtError::from)?;
-                }
-                DB::execute(conn, &sql, args).await?;
+                (
+                    format!("DELETE FROM {table} WHERE {}", equals(&keys, " AND ")?),
+                    keys,
+                )
             }
-        }
-        SqlType::Update | SqlType::UpdateJoin | SqlType::MultiUpdate => {
-            for row in before {
-                let mut marks = Placeholders::new(dialect);
-                let (keys, values): (Vec<_>, Vec<_>) = row
-                    .fields
-                    .iter()
-                    .partition(|f| meta.is_primary_key(&f.name));
-                let set = values
-                    .iter()
-                    .map(|f| {
-                        Ok(format!(
-                            "{} = {}",
-                            dialect.quote(&column(&f.name)?.name),
-                            marks.next()
-                        ))
-                    })
-                    .collect::<Result<Vec<_>, RollbackError>>()?
-                    .join(", ");
-                let condition = keys
-                    .iter()
-                    .map(|f| {
-                        Ok(format!(
-                            "{} = {}",
-                            dialect.quote(&column(&f.name)?.name),
-                            marks.next()
-                        ))
-                    })
-                    .collect::<Result<Vec<_>, RollbackError>>()?
-                    .join(" AND ");
-                let sql = format!("UPDATE {table} SET {set} WHERE {condition}");
-                let mut args = DB::Arguments::default();
-                for f in values.iter().chain(keys.iter()) {
-                    DB::bind_value(&mut args, &f.value, Some(column(&f.name)?), zone)
-                        .map_err(AtError::from)?;
-                }
-                DB::execute(conn, &sql, args).await?;
-            }
-        }
-        SqlType::Delete | SqlType::MultiDelete => {
-            for row in before {
-                let mut marks = Placeholders::new(dialect);
+            SqlType::Delete | SqlType::MultiDelete => {
                 let names = row
                     .fields
                     .iter()
                     .map(|f| Ok(dialect.quote(&column(&f.name)?.name)))
                     .collect::<Result<Vec<_>, RollbackError>>()?
                     .join(", ");
-                let marks = row
+                let slots = row
                     .fields
                     .iter()
                     .map(|_| marks.next())
                     .collect::<Vec<_>>()
                     .join(", ");
-                let sql = format!("INSERT INTO {table} ({names}) VALUES ({marks})");
-                let mut args = DB::Arguments::default();
-                for f in &row.fields {
-                    DB::bind_value(&mut args, &f.value, Some(column(&f.name)?), zone)
-                        .map_err(AtError::from)?;
-                }
-                DB::execute(conn, &sql, args).await?;
+                (
+                    format!("INSERT INTO {table} ({names}) VALUES ({slots})"),
+                    row.fields.iter().collect(),
+                )
             }
+            _ => {
+                let set = equals(&values, ", ")?;
+                let condition = equals(&keys, " AND ")?;
+                (
+                    format!("UPDATE {table} SET {set} WHERE {condition}"),
+                    values.iter().chain(keys.iter()).copied().collect(),
+                )
+            }
+        };
+        let mut args = DB::Arguments::default();
+        for f in bound {
+            DB::bind_value(&mut args, &f.value, Some(column(&f.name)?), zone)
+                .map_err(AtError::from)?;
         }
-        other => {
-            return Err(RollbackError::Failed(AtError::NotYetSupported(
-                match other {
-                    SqlType::InsertOnDuplicateUpdate => "undo of INSERT … ON DUPLICATE KEY UPDATE",
-                    _ => "undo of this statement type",
-                },
-            )));
-        }
+        DB::execute(conn, &sql, args).await?;
     }
     Ok(())
 }
