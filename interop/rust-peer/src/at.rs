@@ -1,6 +1,8 @@
 //! `at` mode: an AT resource manager (`ferrata-at`'s `AtDataSource`) on MariaDB/MySQL or
-//! PostgreSQL, driven line by line over stdin, so the Java suite (`AtInterchangeTest`) can have
-//! Rust write a branch that Java's `DataSourceProxy` rolls back, and the reverse.
+//! PostgreSQL, driven line by line over stdin, so the Java suite can have Rust write a branch
+//! that Java's `DataSourceProxy` rolls back, and the reverse (`AtInterchangeTest`), and run a
+//! Rust branch next to a Java one in one global transaction, begun by either side, contending
+//! for the same rows' global locks (`AtMixedTransactionTest`).
 //!
 //! Once connected to the TC with the resource registered (phase two can reach it from then
 //! on), it prints one line `{"ready":true,"resource_id":"jdbc:…"}` on stdout. Then, per stdin
