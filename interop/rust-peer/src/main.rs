@@ -11,9 +11,10 @@
 //!     Begins a global transaction, POSTs to the participant with TX_XID, commits or rolls
 //!     back, and prints one JSON line: {"xid", "outcome", "status", "tc_status", ...}.
 //! ferrata-interop-peer at --tc 127.0.0.1:8091 --db-url mysql://u:p@127.0.0.1:3306/db \
-//!     [--resource-id ID] [--undo-table undo_log]
+//!     [--resource-id ID] [--undo-table undo_log] [--lock-retry-interval-ms 10] [--lock-retry-times 30]
 //!     AT resource manager (ferrata-at) driven by JSON lines on stdin: runs SQL as a branch of
-//!     a given XID and answers phase two until `quit` or end of input (see `at.rs`).
+//!     a given XID, begins/commits/rolls back global transactions as a TM, queries global
+//!     locks, and answers phase two until `quit` or end of input (see `at.rs`).
 //! ```
 //!
 //! Logs go to stderr (`RUST_LOG`, default `info`); stdout carries only the tm mode's report and
@@ -86,6 +87,12 @@ enum Mode {
         /// Upper bound of one stdin command, in seconds.
         #[arg(long, default_value_t = 60)]
         command_timeout_secs: u64,
+        /// Pause between global lock attempts (Seata's client.rm.lock.retryInterval).
+        #[arg(long, default_value_t = 10)]
+        lock_retry_interval_ms: u64,
+        /// Global lock attempts after the first (Seata's client.rm.lock.retryTimes).
+        #[arg(long, default_value_t = 30)]
+        lock_retry_times: u32,
     },
 }
 
@@ -140,12 +147,16 @@ async fn main() -> ExitCode {
             resource_id,
             undo_table,
             command_timeout_secs,
+            lock_retry_interval_ms,
+            lock_retry_times,
         } => at::run(at::AtArgs {
             tc,
             db_url,
             resource_id,
             undo_table,
             command_timeout: Duration::from_secs(command_timeout_secs),
+            lock_retry_interval: Duration::from_millis(lock_retry_interval_ms),
+            lock_retry_times,
         })
         .await
         .map(|()| ExitCode::SUCCESS),
