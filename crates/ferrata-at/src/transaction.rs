@@ -138,11 +138,17 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         match self.finish(Began::ByApplication).await {
             Ok(()) => Ok(()),
             Err(Finish::Failed(error)) => Err(error),
-            // The application's transaction waits with its row locks held (the lock retry
-            // loop in `finish`), so a conflict only ends in a timeout, reported as such.
-            Err(Finish::Conflict(_)) => Err(AtError::LockWaitTimeout(
-                crate::lock_retry::LockWaitTimeout { attempts: 1 },
-            )),
+            // `finish` returns a conflict only for transactions the data source began; the
+            // application's waits inside it and ends in `Failed(LockWaitTimeout)`.
+            Err(Finish::Conflict(conflict)) => {
+                debug_assert!(
+                    false,
+                    "a conflict returned to the application: {conflict:?}"
+                );
+                Err(AtError::LockWaitTimeout(
+                    crate::lock_retry::LockWaitTimeout { attempts: 0 },
+                ))
+            }
         }
     }
 
