@@ -41,7 +41,11 @@ type App = AtDataSource<MySql>;
 /// Debits in the caller's global transaction (XidLayer bound its TX_XID): one statement, run
 /// as its own local transaction, becomes the branch.
 async fn debit(State(accounts): State<App>, Json(body): Json<Debit>) -> Response {
-    at::reply(debit_money(&accounts, &body).await.map(|()| json!({ "debited": body.money })))
+    at::reply(
+        debit_money(&accounts, &body)
+            .await
+            .map(|()| json!({ "debited": body.money })),
+    )
 }
 
 async fn debit_money(accounts: &App, body: &Debit) -> Result<(), WorkError> {

@@ -63,7 +63,11 @@ async fn insert(orders: &App, body: &CreateOrder) -> Result<OrderCreated, WorkEr
     let xid = tx.xid().map(str::to_owned);
     // Registers the branch (lock key orders:<id>), writes the undo log, commits locally.
     tx.commit().await?;
-    tracing::info!(?xid, order_id, "order created (committed locally with its undo log)");
+    tracing::info!(
+        ?xid,
+        order_id,
+        "order created (committed locally with its undo log)"
+    );
     Ok(OrderCreated { order_id })
 }
 

@@ -40,7 +40,11 @@ type App = AtDataSource<Postgres>;
 /// Deducts in the caller's global transaction (XidLayer bound its TX_XID): one statement, run
 /// as its own local transaction, becomes the branch.
 async fn reserve(State(stock): State<App>, Json(body): Json<ReserveStock>) -> Response {
-    at::reply(deduct(&stock, &body).await.map(|()| json!({ "deducted": body.count })))
+    at::reply(
+        deduct(&stock, &body)
+            .await
+            .map(|()| json!({ "deducted": body.count })),
+    )
 }
 
 async fn deduct(stock: &App, body: &ReserveStock) -> Result<(), WorkError> {
