@@ -105,7 +105,8 @@ async fn purchase(State(app): State<Arc<App>>, Json(request): Json<PurchaseReque
             *seen = tx.xid;
             let args = &app_ref.args;
             tracing::info!(xid = %seen, ?request, "purchase begins");
-            // Each call carries TX_XID (XidPropagation); each callee registers a TCC branch.
+            // Each call carries TX_XID (XidPropagation); each callee registers a branch (TCC or
+            // AT, the TM need not know which).
             let _: serde_json::Value = app_ref
                 .call(
                     "stock",
