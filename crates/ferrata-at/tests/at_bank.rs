@@ -159,7 +159,10 @@ async fn transfers_across_mariadb_and_postgres_keep_the_total() -> anyhow::Resul
         total_transfers
     );
     assert!(committed > 0, "{outcomes:?}");
-    assert!(outcomes.rolled_back_on_purpose.load(Ordering::Relaxed) > 0, "{outcomes:?}");
+    assert!(
+        outcomes.rolled_back_on_purpose.load(Ordering::Relaxed) > 0,
+        "{outcomes:?}"
+    );
 
     // The money is all there.
     let (on_left, on_right) = (balances(&mysql).await, balances(&postgres).await);
