@@ -36,6 +36,18 @@ pub enum Command {
     Probe(crate::sessions::ProbeArgs),
     /// Begin many global transactions and leave them open (memory with open sessions).
     Hold(crate::sessions::HoldArgs),
+    /// A two-database transfer (MariaDB + PostgreSQL): plain local transactions, ferrata-at AT,
+    /// or a Java AT driver, with TC CPU and database statement counts per transaction.
+    AtTransfer(crate::at_transfer::AtTransferArgs),
+    /// The medians of the at-transfer reports under a directory, as a Markdown table.
+    AtTransferReport {
+        /// Directory searched for `*.json` reports (recursively).
+        #[arg(long)]
+        results: std::path::PathBuf,
+        /// Also write the medians as JSON here.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
     /// Write the results files that are not measured by the generator.
     #[command(subcommand)]
     Record(crate::record::Record),

@@ -2,6 +2,7 @@
 //! any Seata-protocol TC, and submits DTM sagas for comparison; closed and open loop, latency
 //! per request type with hdrhistogram, reports as a table and as JSON.
 
+pub mod at_transfer;
 pub mod cli;
 pub mod dtm;
 pub mod large;

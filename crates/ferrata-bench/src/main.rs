@@ -72,6 +72,27 @@ fn main() -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::AtTransfer(args) => {
+            let report = ferrata_bench::runtime(args.threads)?
+                .block_on(ferrata_bench::at_transfer::run(&args))?;
+            ferrata_bench::at_transfer::print(&report);
+            if let Some(path) = &args.json {
+                results::write(path, &report)?;
+            }
+            if !report.total_kept {
+                eprintln!("error: the sum of the balances changed");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::AtTransferReport { results: dir, json } => {
+            let medians = ferrata_bench::at_transfer::medians(
+                &ferrata_bench::at_transfer::read_reports(&dir)?,
+            );
+            print!("{}", ferrata_bench::at_transfer::markdown(&medians));
+            if let Some(path) = &json {
+                results::write(path, &medians)?;
+            }
+        }
         Command::Record(what) => ferrata_bench::record::record(&what)?,
     }
     Ok(ExitCode::SUCCESS)

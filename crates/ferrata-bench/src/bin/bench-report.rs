@@ -394,6 +394,12 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
          10,000-branch transaction's commit and recovery): [bench/compare.md](bench/compare.md), \
          written by `scripts/bench-compare`.\n"
     );
+    let _ = writeln!(
+        md,
+        "AT on real databases (a MariaDB + PostgreSQL transfer: plain local transactions, \
+         ferrata-at, seata-all's Java AT; database round trips and TC CPU per transaction): \
+         [bench/at-transfer.md](bench/at-transfer.md), written by `scripts/bench-at`.\n"
+    );
 
     // Targets.
     let _ = writeln!(md, "## Targets (measured)\n");
