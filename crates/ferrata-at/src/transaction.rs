@@ -90,11 +90,12 @@ impl<DB: AtDatabase> AtTransaction<DB> {
     /// Runs an INSERT, UPDATE or DELETE (or any statement without a result set) and returns
     /// the number of rows it changed.
     pub async fn execute(&mut self, query: AtQuery) -> Result<u64, AtError> {
-        let recognized = self.recognize(&query)?;
-        let zone = self.zone();
-        if self.xid.is_none() && !self.global_lock {
+        // Untouched means unparsed too: SQL the parser does not know still runs outside AT.
+        if !self.recorded() {
             return self.pass_through_execute(&query).await;
         }
+        let recognized = self.recognize(&query)?;
+        let zone = self.zone();
         match &recognized.statement {
             Statement::Update(update) => self.update(update, &query, zone).await,
             Statement::Delete(delete) => self.delete(delete, &query, zone).await,
@@ -113,19 +114,20 @@ impl<DB: AtDatabase> AtTransaction<DB> {
     /// also waits until no other global transaction holds the rows it read (read committed, as
     /// Java's `SelectForUpdateExecutor`).
     pub async fn fetch_all(&mut self, query: AtQuery) -> Result<Vec<DB::Row>, AtError> {
-        let recognized = self.recognize(&query)?;
         let zone = self.zone();
-        let checked = self.xid.is_some() || self.global_lock;
-        match (checked, &recognized.statement) {
-            (true, Statement::SelectForUpdate(select)) if select.lock == RowLock::Update => {
+        if !self.recorded() {
+            return self.pass_through_fetch(&query).await;
+        }
+        let recognized = self.recognize(&query)?;
+        match &recognized.statement {
+            Statement::SelectForUpdate(select) if select.lock == RowLock::Update => {
                 self.select_for_update(select, &query, zone).await
             }
-            (true, Statement::PassThrough(_) | Statement::SelectForUpdate(_)) | (false, _) => {
-                let args = crate::database::arguments::<DB>(query.params(), zone)?;
-                Ok(DB::fetch_all(self.connection()?, query.sql(), args).await?)
+            Statement::PassThrough(_) | Statement::SelectForUpdate(_) => {
+                self.pass_through_fetch(&query).await
             }
-            (true, Statement::Unsupported { reason }) => Err(AtError::Unsupported(reason.clone())),
-            (true, _) => Err(AtError::NotYetSupported(
+            Statement::Unsupported { reason } => Err(AtError::Unsupported(reason.clone())),
+            _ => Err(AtError::NotYetSupported(
                 "changes through fetch_all() (RETURNING); use execute()",
             )),
         }
@@ -284,6 +286,12 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         }
     }
 
+    /// Whether statements are recorded (inside a global transaction) or at least lock-checked
+    /// (global-lock mode); otherwise they run untouched.
+    fn recorded(&self) -> bool {
+        self.xid.is_some() || self.global_lock
+    }
+
     fn zone(&self) -> TimeZone {
         self.source.inner.settings.java_time_zone
     }
@@ -301,6 +309,11 @@ impl<DB: AtDatabase> AtTransaction<DB> {
             });
         }
         Ok(recognized)
+    }
+
+    async fn pass_through_fetch(&mut self, query: &AtQuery) -> Result<Vec<DB::Row>, AtError> {
+        let args = crate::database::arguments::<DB>(query.params(), self.zone())?;
+        Ok(DB::fetch_all(self.connection()?, query.sql(), args).await?)
     }
 
     async fn pass_through_execute(&mut self, query: &AtQuery) -> Result<u64, AtError> {
