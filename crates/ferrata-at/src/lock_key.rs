@@ -1,12 +1,16 @@
 //! A branch's lock key in Seata's grammar (`orders:7,9;order_item:7_1,7_2`): every row the
 //! branch wrote, by table and primary key, as the TC parses it (semantics 2.1).
 
+use std::collections::HashSet;
+
 /// Builds the lock key of one branch: rows are added per statement, de-duplicated, and kept
 /// in the order first seen so the key is stable for a given sequence of statements.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LockKeys {
     /// (table, row tokens in order) in the order tables were first seen.
     tables: Vec<(String, Vec<String>)>,
+    /// (table index, row token) of every row, so a large statement de-duplicates in linear time.
+    seen: HashSet<(usize, String)>,
 }
 
 /// A primary-key value that the lock key grammar cannot carry.
@@ -46,15 +50,15 @@ impl LockKeys {
             }
         }
         let token = key.iter().map(AsRef::as_ref).collect::<Vec<_>>().join("_");
-        let rows = match self.tables.iter_mut().find(|(name, _)| name == table) {
-            Some((_, rows)) => rows,
+        let index = match self.tables.iter().position(|(name, _)| name == table) {
+            Some(index) => index,
             None => {
                 self.tables.push((table.to_owned(), Vec::new()));
-                &mut self.tables.last_mut().expect("just pushed").1
+                self.tables.len() - 1
             }
         };
-        if !rows.contains(&token) {
-            rows.push(token);
+        if self.seen.insert((index, token.clone())) {
+            self.tables[index].1.push(token);
         }
         Ok(())
     }
