@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrata::Client;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::async_commit::{AsyncCommitter, FLUSH_INTERVAL};
 use crate::database::{AtDatabase, DEFAULT_UNDO_TABLE, TimeZone};
@@ -79,16 +80,7 @@ pub(crate) struct Shared<DB: AtDatabase> {
     pub settings: AtSettings,
     pub committer: AsyncCommitter,
     /// Deletes committed branches' undo rows; stops when the last data source clone goes.
-    _worker: AbortOnDrop,
-}
-
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    _worker: AbortOnDropHandle<()>,
 }
 
 /// Builds an [`AtDataSource`]: `AtDataSource::builder(pool, client).build().await`.
@@ -241,7 +233,7 @@ impl<DB: AtDatabase> AtDataSourceBuilder<DB> {
             undo_table.clone(),
             self.async_commit_interval,
         );
-        let worker = AbortOnDrop(tokio::spawn(worker.run()));
+        let worker = AbortOnDropHandle::new(tokio::spawn(worker.run()));
         let source = AtDataSource {
             inner: Arc::new(Shared {
                 pool: self.pool,

@@ -3,8 +3,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-use support::url;
+use ferrata_testkit::database_url;
 
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ macro_rules! async_commit_suite {
     ($name:ident, $db:ty, $url:literal, $table:literal) => {
         #[tokio::test]
         async fn $name() -> anyhow::Result<()> {
-            let pool = sqlx::Pool::<$db>::connect(&url($url)?).await?;
+            let pool = sqlx::Pool::<$db>::connect(&database_url($url)).await?;
             let mut conn = pool.acquire().await?;
             sqlx::query(concat!("DROP TABLE IF EXISTS ", $table))
                 .execute(&mut *conn)

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use ferrata::{BranchType, GlobalStatus, LockQuery, TransactionOptions};
 use ferrata_at::{AtDataSource, AtError, query};
+use ferrata_testkit::database_url;
 use ferrata_testkit::{TcProcess, eventually, server_binary};
-use support::{connect, url};
+use support::connect;
 
 const ACCOUNTS: i64 = 4;
 const OPENING_BALANCE: i64 = 1_000;
@@ -60,8 +61,8 @@ where
 async fn transfers_across_mariadb_and_postgres_keep_the_total() -> anyhow::Result<()> {
     let tc = TcProcess::start_in_temp_dir_on(&server_binary(), "127.0.0.1:0".parse()?)?;
     let client = connect("at-bank", &tc).await?;
-    let mysql = sqlx::MySqlPool::connect(&url("FERRATA_MYSQL_URL")?).await?;
-    let postgres = sqlx::PgPool::connect(&url("FERRATA_POSTGRES_URL")?).await?;
+    let mysql = sqlx::MySqlPool::connect(&database_url("FERRATA_MYSQL_URL")).await?;
+    let postgres = sqlx::PgPool::connect(&database_url("FERRATA_POSTGRES_URL")).await?;
     for ddl in [
         "DROP TABLE IF EXISTS at_bank_account",
         "DROP TABLE IF EXISTS at_bank_undo",

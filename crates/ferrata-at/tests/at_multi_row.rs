@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod support;
-use support::{connect, url};
+use ferrata_testkit::database_url;
+use support::connect;
 
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ where
 async fn mariadb_upsert_join_and_multi_delete_roll_back() -> anyhow::Result<()> {
     let tc = TcProcess::start_in_temp_dir_on(&server_binary(), "127.0.0.1:0".parse()?)?;
     let client = connect("at-multi-row-mariadb", &tc).await?;
-    let pool = sqlx::MySqlPool::connect(&url("FERRATA_MYSQL_URL")?).await?;
+    let pool = sqlx::MySqlPool::connect(&database_url("FERRATA_MYSQL_URL")).await?;
     for ddl in [
         "DROP TABLE IF EXISTS at_mr_stock, at_mr_order, at_mr_undo",
         "CREATE TABLE at_mr_stock (id INT PRIMARY KEY, sku VARCHAR(16) NOT NULL UNIQUE, qty INT NOT NULL)",
@@ -105,7 +106,7 @@ async fn mariadb_upsert_join_and_multi_delete_roll_back() -> anyhow::Result<()> 
 async fn postgres_on_conflict_rolls_back() -> anyhow::Result<()> {
     let tc = TcProcess::start_in_temp_dir_on(&server_binary(), "127.0.0.1:0".parse()?)?;
     let client = connect("at-multi-row-postgres", &tc).await?;
-    let pool = sqlx::PgPool::connect(&url("FERRATA_POSTGRES_URL")?).await?;
+    let pool = sqlx::PgPool::connect(&database_url("FERRATA_POSTGRES_URL")).await?;
     for ddl in [
         "DROP TABLE IF EXISTS at_mr_stock, at_mr_undo",
         "CREATE TABLE at_mr_stock (id INT PRIMARY KEY, sku VARCHAR(16) NOT NULL UNIQUE, qty INT NOT NULL)",

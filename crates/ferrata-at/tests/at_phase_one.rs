@@ -11,14 +11,15 @@ use std::time::Duration;
 
 use ferrata::GlobalStatus;
 use ferrata_at::{AtDataSource, AtError, query};
+use ferrata_testkit::database_url;
 use ferrata_testkit::{TcProcess, server_binary};
-use support::{connect, url};
+use support::connect;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_local_commit_is_reported_and_never_rolled_back() -> anyhow::Result<()> {
     let tc = TcProcess::start_in_temp_dir_on(&server_binary(), "127.0.0.1:0".parse()?)?;
     let client = connect("at-phase-one", &tc).await?;
-    let pool = sqlx::PgPool::connect(&url("FERRATA_POSTGRES_URL")?).await?;
+    let pool = sqlx::PgPool::connect(&database_url("FERRATA_POSTGRES_URL")).await?;
     for ddl in [
         "DROP TABLE IF EXISTS at_p1_item, at_p1_undo",
         "CREATE TABLE at_p1_item (id INT PRIMARY KEY, code INT NOT NULL, \

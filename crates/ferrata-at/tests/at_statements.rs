@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod support;
-use support::{connect, url};
+use ferrata_testkit::database_url;
+use support::connect;
 
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ macro_rules! statements_suite {
         async fn $name() -> anyhow::Result<()> {
             let tc = TcProcess::start_in_temp_dir_on(&server_binary(), "127.0.0.1:0".parse()?)?;
             let client = connect(stringify!($name), &tc).await?;
-            let pool = sqlx::Pool::<$db>::connect(&url($url)?).await?;
+            let pool = sqlx::Pool::<$db>::connect(&database_url($url)).await?;
             for ddl in [
                 "DROP TABLE IF EXISTS at_stmt_item",
                 "DROP TABLE IF EXISTS at_stmt_serial",

@@ -3,8 +3,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-use support::url;
+use ferrata_testkit::database_url;
 
 use ferrata_at::meta::{MetaError, load_mysql, load_postgres};
 use ferrata_at::undo::jdbc_type;
@@ -12,7 +11,7 @@ use sqlx::Connection;
 
 #[tokio::test]
 async fn mariadb_tables_report_columns_keys_and_java_type_codes() -> anyhow::Result<()> {
-    let mut conn = sqlx::MySqlConnection::connect(&url("FERRATA_MYSQL_URL")?).await?;
+    let mut conn = sqlx::MySqlConnection::connect(&database_url("FERRATA_MYSQL_URL")).await?;
     for ddl in [
         "DROP TABLE IF EXISTS at_meta_orders",
         "CREATE TABLE at_meta_orders (
@@ -64,7 +63,7 @@ async fn mariadb_tables_report_columns_keys_and_java_type_codes() -> anyhow::Res
 
 #[tokio::test]
 async fn postgres_tables_resolve_like_the_statement_and_report_keys() -> anyhow::Result<()> {
-    let mut conn = sqlx::PgConnection::connect(&url("FERRATA_POSTGRES_URL")?).await?;
+    let mut conn = sqlx::PgConnection::connect(&database_url("FERRATA_POSTGRES_URL")).await?;
     for ddl in [
         "DROP TABLE IF EXISTS at_meta_orders, \"At_Meta_Mixed\", at_meta_nokey",
         "CREATE TABLE at_meta_orders (

@@ -4,8 +4,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-use support::url;
+use ferrata_testkit::database_url;
 
 use ferrata_at::undo_table::{Inserted, LogStatus, UndoRow, UndoTable};
 use sqlx::Connection;
@@ -23,7 +22,7 @@ macro_rules! undo_table_suite {
     ($name:ident, $db:ty, $conn:ty, $url:literal, $table:literal, $backdate:literal) => {
         #[tokio::test]
         async fn $name() -> anyhow::Result<()> {
-            let mut conn = <$conn>::connect(&url($url)?).await?;
+            let mut conn = <$conn>::connect(&database_url($url)).await?;
             sqlx::query(concat!("DROP TABLE IF EXISTS ", $table))
                 .execute(&mut conn)
                 .await?;

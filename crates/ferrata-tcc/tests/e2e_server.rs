@@ -241,7 +241,7 @@ impl TccParticipant for PgLedger {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fenced_participant_through_the_tc_on_postgres() {
-    let url = support::db_url("FERRATA_POSTGRES_URL");
+    let url = ferrata_testkit::database_url("FERRATA_POSTGRES_URL");
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(4)
         .connect(&url)

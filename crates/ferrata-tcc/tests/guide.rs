@@ -27,7 +27,7 @@ fn the_guide_shows_the_example_verbatim() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guide_example_commits_and_rolls_back() {
     let server = server::Server::start();
-    let pool = sqlx::PgPool::connect(&support::db_url("FERRATA_POSTGRES_URL"))
+    let pool = sqlx::PgPool::connect(&ferrata_testkit::database_url("FERRATA_POSTGRES_URL"))
         .await
         .unwrap();
     let sku = format!("sku-{}", support::unique_xid());

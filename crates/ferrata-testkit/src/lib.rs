@@ -1,7 +1,7 @@
 //! Test support shared by Ferrata's test suites: the real `ferrata-server` binary
 //! ([`server_binary`]), a server child process on 127.0.0.1 that is waited for until it logs
-//! `ferrata-server ready listen=ADDR` ([`TcProcess`]), and a bounded async poll
-//! ([`eventually`]).
+//! `ferrata-server ready listen=ADDR` ([`TcProcess`]), a bounded async poll
+//! ([`eventually`]), and the database URLs scripts/services exports ([`database_url`]).
 //!
 //! Only for tests: every wait here is bounded, and failures carry the server's log.
 
@@ -13,6 +13,21 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+/// The database URL in `var` (FERRATA_MYSQL_URL, FERRATA_POSTGRES_URL). A test that needs a
+/// database fails, never skips, when it is missing.
+///
+/// # Panics
+/// When `var` is unset or blank, with the command that sets it.
+pub fn database_url(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "{var} is not set: this test needs a real database. Run `scripts/services start` \
+             and then `eval \"$(scripts/services env)\"` (or let scripts/test do both)"
+        ),
+    }
+}
 
 /// How long [`TcProcess::start`] waits for the ready line.
 pub const READY_WITHIN: Duration = Duration::from_secs(15);

@@ -168,19 +168,7 @@ pub struct TccFence<DB: sqlx::Database> {
     table: String,
     sql: std::sync::Arc<sealed::FenceSql>,
     /// The cleanup task started by the builder; stopped when the last clone is dropped.
-    cleanup: Option<std::sync::Arc<AbortOnDrop>>,
-}
-
-/// Aborts a background task when dropped.
-#[cfg(any(feature = "mysql", feature = "postgres"))]
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-#[cfg(any(feature = "mysql", feature = "postgres"))]
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    cleanup: Option<std::sync::Arc<tokio_util::task::AbortOnDropHandle<()>>>,
 }
 
 #[cfg(any(feature = "mysql", feature = "postgres"))]
@@ -272,7 +260,7 @@ where
         }
         fence.cleanup = fence
             .spawn_cleanup(self.clean_period)
-            .map(|task| std::sync::Arc::new(AbortOnDrop(task)));
+            .map(|task| std::sync::Arc::new(tokio_util::task::AbortOnDropHandle::new(task)));
         Ok(fence)
     }
 }

@@ -41,7 +41,7 @@ macro_rules! fence_suite {
         static SETUP: tokio::sync::Mutex<bool> = tokio::sync::Mutex::const_new(false);
 
         async fn fence() -> TccFence<$db> {
-            let url = support::db_url($url_var);
+            let url = ferrata_testkit::database_url($url_var);
             let pool = sqlx::pool::PoolOptions::<$db>::new()
                 .max_connections(4)
                 .acquire_timeout(Duration::from_secs(30))

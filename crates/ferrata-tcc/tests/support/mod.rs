@@ -115,14 +115,3 @@ pub fn unique_xid() -> String {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("127.0.0.1:8091:{}{:x}{n}", std::process::id(), nanos)
 }
-
-/// The URL in `var`; a test needing a database fails (never skips) when it is missing.
-pub fn db_url(var: &str) -> String {
-    match std::env::var(var) {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => panic!(
-            "{var} is not set: this test needs a real database. Run `scripts/services start` \
-             and then `eval \"$(scripts/services env)\"` (or let scripts/test do both)"
-        ),
-    }
-}
