@@ -37,3 +37,8 @@ pub use rollback::{DirtyRow, RollbackError};
 pub use source::{AtDataSource, AtDataSourceBuilder, AtSettings};
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub use transaction::AtTransaction;
+
+/// The guide's snippets (docs/guide/at.md), compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide/at.md")]
+pub struct Guide;
