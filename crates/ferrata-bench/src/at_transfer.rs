@@ -31,7 +31,7 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::procfs::{self, Pid, TICKS_PER_SEC};
 use crate::results::SCHEMA_VERSION;
-use crate::stats::{LatencySummary, Recorder, Stats, Window, kind};
+use crate::stats::{LatencySummary, Recorder, Stats, Window, kind, median};
 
 /// The account table on both databases, and the undo table AT writes beside it.
 pub const ACCOUNT_TABLE: &str = "at_bench_account";
@@ -652,20 +652,6 @@ pub struct TransferMedians {
     pub errors: u64,
     /// Every round kept the total.
     pub total_kept: bool,
-}
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    values.retain(|v| v.is_finite());
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    Some(if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    })
 }
 
 /// Medians per (mode, concurrency), in mode then concurrency order.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use ferrata_bench::large::{LargeConfig, LargeMedians, LargeRound, LargeSummary, round};
+use ferrata_bench::stats::median;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,11 +32,6 @@ struct Args {
     rounds: usize,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = LargeConfig {
@@ -56,7 +52,8 @@ fn main() -> anyhow::Result<()> {
         eprintln!("{}", serde_json::to_string(&result)?);
         rounds.push(result);
     }
-    let pick = |f: fn(&LargeRound) -> f64| median(rounds.iter().map(f).collect());
+    let pick =
+        |f: fn(&LargeRound) -> f64| median(rounds.iter().map(f).collect()).unwrap_or(f64::NAN);
     let summary = LargeSummary {
         branches: config.branches,
         resources: config.resources,
