@@ -19,6 +19,28 @@ use crate::sql::{
 use crate::undo::{BranchUndoLog, SqlType, SqlUndoLog, Value, encode_rollback_info};
 use crate::undo_table::{Inserted, LogStatus};
 
+/// Whether the caller wants the statement's rows (`fetch_all`) or only its count (`execute`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Count,
+    Rows,
+}
+
+/// What the application's statement gave back.
+struct Ran<R> {
+    changed: u64,
+    rows: Vec<R>,
+}
+
+impl<R> Ran<R> {
+    fn counted(changed: u64) -> Ran<R> {
+        Ran {
+            changed,
+            rows: Vec::new(),
+        }
+    }
+}
+
 /// Savepoint a SELECT … FOR UPDATE rolls back to while it waits for a global lock, so that the
 /// holder is not blocked by this transaction's row locks meanwhile.
 const LOCK_WAIT_SAVEPOINT: &str = "ferrata_at_lock_wait";
@@ -97,9 +119,18 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         let recognized = self.recognize(&query)?;
         let zone = self.zone();
         match &recognized.statement {
-            Statement::Update(update) => self.update(update, &query, zone).await,
-            Statement::Delete(delete) => self.delete(delete, &query, zone).await,
-            Statement::Insert(insert) => self.insert(insert, &query, zone).await,
+            Statement::Update(update) => Ok(self
+                .update(update, &query, zone, Want::Count)
+                .await?
+                .changed),
+            Statement::Delete(delete) => Ok(self
+                .delete(delete, &query, zone, Want::Count)
+                .await?
+                .changed),
+            Statement::Insert(insert) => Ok(self
+                .insert(insert, &query, zone, Want::Count)
+                .await?
+                .changed),
             Statement::PassThrough(_) => self.pass_through_execute(&query).await,
             Statement::SelectForUpdate(_) => Err(AtError::NotYetSupported(
                 "SELECT … FOR UPDATE through execute(); use fetch_all()",
@@ -112,7 +143,11 @@ impl<DB: AtDatabase> AtTransaction<DB> {
 
     /// Runs a query and returns its rows. Inside a global transaction a `SELECT … FOR UPDATE`
     /// also waits until no other global transaction holds the rows it read (read committed, as
-    /// Java's `SelectForUpdateExecutor`).
+    /// Java's `SelectForUpdateExecutor`), and an INSERT, UPDATE or DELETE with `RETURNING`
+    /// is recorded like through [`execute`](Self::execute) and gives back its rows. On
+    /// PostgreSQL an INSERT's rows carry the primary-key columns after the ones it asked for
+    /// (AT needs the keys of the rows it inserted): read them by name or by the positions
+    /// you asked for.
     pub async fn fetch_all(&mut self, query: AtQuery) -> Result<Vec<DB::Row>, AtError> {
         let zone = self.zone();
         if !self.recorded() {
@@ -126,9 +161,18 @@ impl<DB: AtDatabase> AtTransaction<DB> {
             Statement::PassThrough(_) | Statement::SelectForUpdate(_) => {
                 self.pass_through_fetch(&query).await
             }
+            Statement::Update(update) => {
+                Ok(self.update(update, &query, zone, Want::Rows).await?.rows)
+            }
+            Statement::Delete(delete) => {
+                Ok(self.delete(delete, &query, zone, Want::Rows).await?.rows)
+            }
+            Statement::Insert(insert) => {
+                Ok(self.insert(insert, &query, zone, Want::Rows).await?.rows)
+            }
             Statement::Unsupported { reason } => Err(AtError::Unsupported(reason.clone())),
-            _ => Err(AtError::NotYetSupported(
-                "changes through fetch_all() (RETURNING); use execute()",
+            Statement::UpdateJoin(_) | Statement::MultiDelete(_) => Err(AtError::NotYetSupported(
+                "a statement over several tables through fetch_all(); use execute()",
             )),
         }
     }
@@ -342,7 +386,8 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         update: &Update,
         query: &AtQuery,
         zone: TimeZone,
-    ) -> Result<u64, AtError> {
+        want: Want,
+    ) -> Result<Ran<DB::Row>, AtError> {
         let meta = self.table_meta(&update.table.name.render(DB::SQL)).await?;
         let names = self.update_image_columns(&meta, &update.table, &update.assignments)?;
         let columns = columns_of(&meta, &names)?;
@@ -350,9 +395,9 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         let before = self
             .read_before(&image_query, query, &meta, &columns, zone)
             .await?;
-        let changed = self.run(query, zone).await?;
+        let ran = self.run_as(query, zone, want).await?;
         if before.is_empty() {
-            return Ok(changed);
+            return Ok(ran);
         }
         let keys = image::keys_of(&meta, &before);
         let after = image::rows_by_key::<DB>(
@@ -365,7 +410,7 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         )
         .await?;
         self.record(SqlType::Update, &update.table.name, &meta, before, after)?;
-        Ok(changed)
+        Ok(ran)
     }
 
     async fn delete(
@@ -373,7 +418,8 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         delete: &Delete,
         query: &AtQuery,
         zone: TimeZone,
-    ) -> Result<u64, AtError> {
+        want: Want,
+    ) -> Result<Ran<DB::Row>, AtError> {
         let meta = self.table_meta(&delete.table.name.render(DB::SQL)).await?;
         let names: Vec<&str> = meta.columns.iter().map(|c| c.name.as_str()).collect();
         let columns = columns_of(&meta, &names)?;
@@ -381,9 +427,9 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         let before = self
             .read_before(&image_query, query, &meta, &columns, zone)
             .await?;
-        let changed = self.run(query, zone).await?;
+        let ran = self.run_as(query, zone, want).await?;
         if before.is_empty() {
-            return Ok(changed);
+            return Ok(ran);
         }
         self.record(
             SqlType::Delete,
@@ -392,7 +438,7 @@ impl<DB: AtDatabase> AtTransaction<DB> {
             before,
             Vec::new(),
         )?;
-        Ok(changed)
+        Ok(ran)
     }
 
     async fn insert(
@@ -400,49 +446,69 @@ impl<DB: AtDatabase> AtTransaction<DB> {
         insert: &Insert,
         query: &AtQuery,
         zone: TimeZone,
-    ) -> Result<u64, AtError> {
+        want: Want,
+    ) -> Result<Ran<DB::Row>, AtError> {
         // INSERT IGNORE is an upsert whose conflicting rows stay as they are.
         if insert.on_conflict.is_some() || insert.ignore {
-            return self.upsert(insert, query, zone).await;
-        }
-        if insert.returning.is_some() {
-            return Err(AtError::NotYetSupported("INSERT … RETURNING"));
+            if want == Want::Rows && insert.returning.is_some() {
+                return Err(AtError::NotYetSupported(
+                    "an upsert with RETURNING through fetch_all(); use execute()",
+                ));
+            }
+            let changed = self.upsert(insert, query, zone).await?;
+            return Ok(Ran::counted(changed));
         }
         let meta = self.table_meta(&insert.table.name.render(DB::SQL)).await?;
         let names: Vec<&str> = meta.columns.iter().map(|c| c.name.as_str()).collect();
         let columns = columns_of(&meta, &names)?;
-        let keys = match DB::SQL {
-            // PostgreSQL says which keys it inserted, generated or not.
+        let key_names: Vec<&str> = meta.primary_key.iter().map(String::as_str).collect();
+        let key_columns = columns_of(&meta, &key_names)?;
+        let (keys, rows) = match DB::SQL {
+            // PostgreSQL says which keys it inserted, generated or not: RETURNING them (after
+            // the application's own RETURNING list, which comes last in the statement).
             crate::sql::Dialect::Postgres => {
-                let key_names: Vec<&str> = meta.primary_key.iter().map(String::as_str).collect();
-                let key_columns = columns_of(&meta, &key_names)?;
-                let returning = key_names
+                let quoted = key_names
                     .iter()
                     .map(|k| DB::SQL.quote(k))
                     .collect::<Vec<_>>()
                     .join(", ");
-                let sql = format!(
-                    "{} RETURNING {returning}",
-                    query.sql().trim_end().trim_end_matches(';')
-                );
+                let statement = query.sql().trim_end().trim_end_matches(';');
+                let sql = if insert.returning.is_some() {
+                    format!("{statement}, {quoted}")
+                } else {
+                    format!("{statement} RETURNING {quoted}")
+                };
                 let args = crate::database::arguments::<DB>(query.params(), zone)?;
-                let rows = image::read_rows::<DB>(
-                    self.connection()?,
-                    &sql,
-                    args,
-                    &meta,
-                    &key_columns,
-                    zone,
-                )
-                .await?;
-                rows.iter()
-                    .map(|row| row.fields.iter().map(|f| f.value.clone()).collect())
-                    .collect::<Vec<Vec<Value>>>()
+                let rows = DB::fetch_all(self.connection()?, &sql, args).await?;
+                let mut keys = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    // The key columns are the last ones of each row.
+                    let first = sqlx::Row::len(row) - key_columns.len();
+                    let key = key_columns
+                        .iter()
+                        .enumerate()
+                        .map(|(i, column)| DB::decode_value(row, first + i, column, zone))
+                        .collect::<Result<Vec<Value>, _>>()?;
+                    keys.push(key);
+                }
+                let rows = if insert.returning.is_some() {
+                    rows
+                } else {
+                    Vec::new()
+                };
+                (keys, rows)
             }
             crate::sql::Dialect::MySql => {
                 let args = crate::database::arguments::<DB>(query.params(), zone)?;
-                DB::execute(self.connection()?, query.sql(), args).await?;
-                self.mysql_inserted_keys(insert, query, &meta).await?
+                let rows = match want {
+                    // MariaDB's INSERT … RETURNING gives rows; LAST_INSERT_ID() is set as usual.
+                    Want::Rows => DB::fetch_all(self.connection()?, query.sql(), args).await?,
+                    Want::Count => {
+                        DB::execute(self.connection()?, query.sql(), args).await?;
+                        Vec::new()
+                    }
+                };
+                (self.mysql_inserted_keys(insert, query, &meta).await?, rows)
             }
         };
         let inserted = keys.len() as u64;
@@ -462,7 +528,10 @@ impl<DB: AtDatabase> AtTransaction<DB> {
             Vec::new(),
             after,
         )?;
-        Ok(inserted)
+        Ok(Ran {
+            changed: inserted,
+            rows,
+        })
     }
 
     /// The keys a MySQL INSERT wrote: from the statement's values, and for a generated key
@@ -563,6 +632,26 @@ impl<DB: AtDatabase> AtTransaction<DB> {
     pub(crate) async fn run(&mut self, query: &AtQuery, zone: TimeZone) -> Result<u64, AtError> {
         let args = crate::database::arguments::<DB>(query.params(), zone)?;
         Ok(DB::execute(self.connection()?, query.sql(), args).await?)
+    }
+
+    /// Runs the application's statement, keeping its rows when they are wanted (`RETURNING`).
+    async fn run_as(
+        &mut self,
+        query: &AtQuery,
+        zone: TimeZone,
+        want: Want,
+    ) -> Result<Ran<DB::Row>, AtError> {
+        match want {
+            Want::Count => Ok(Ran::counted(self.run(query, zone).await?)),
+            Want::Rows => {
+                let args = crate::database::arguments::<DB>(query.params(), zone)?;
+                let rows = DB::fetch_all(self.connection()?, query.sql(), args).await?;
+                Ok(Ran {
+                    changed: rows.len() as u64,
+                    rows,
+                })
+            }
+        }
     }
 
     /// The columns an UPDATE's images hold: with `only_care_update_columns` (Java's default)

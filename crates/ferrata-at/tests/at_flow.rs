@@ -7,14 +7,14 @@
 
 mod support;
 use ferrata_testkit::database_url;
-use support::connect;
+use support::tc_and_client;
 
 use std::time::Duration;
 
 use ferrata::TransactionOptions;
 use ferrata_at::undo::{Decimal, Value};
 use ferrata_at::{AtDataSource, AtError, query};
-use ferrata_testkit::{TcProcess, eventually, server_binary};
+use ferrata_testkit::eventually;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -26,8 +26,7 @@ macro_rules! at_flow_suite {
     ($name:ident, $db:ty, $url:literal, $money:literal) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() -> anyhow::Result<()> {
-            let tc = TcProcess::start_in_temp_dir_on(&server_binary(), "127.0.0.1:0".parse()?)?;
-            let client = connect(stringify!($name), &tc).await?;
+            let (_tc, client) = tc_and_client(stringify!($name)).await?;
             let pool = sqlx::Pool::<$db>::connect(&database_url($url)).await?;
             for ddl in [
                 "DROP TABLE IF EXISTS at_flow_account",

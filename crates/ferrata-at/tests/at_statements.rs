@@ -6,7 +6,7 @@
 
 mod support;
 use ferrata_testkit::database_url;
-use support::connect;
+use support::tc_and_client;
 
 use std::time::Duration;
 
@@ -14,7 +14,6 @@ use ferrata::GlobalStatus;
 use ferrata_at::lock_retry::LockRetryPolicy;
 use ferrata_at::undo::Value;
 use ferrata_at::{AtDataSource, AtError, AtSettings, query};
-use ferrata_testkit::{TcProcess, server_binary};
 
 /// `?` placeholders rewritten to `$n` for PostgreSQL.
 fn dialect_sql(sql: &str, postgres: bool) -> String {
@@ -38,8 +37,7 @@ macro_rules! statements_suite {
     ($name:ident, $db:ty, $url:literal, $postgres:literal, $serial:literal, $unparsed:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() -> anyhow::Result<()> {
-            let tc = TcProcess::start_in_temp_dir_on(&server_binary(), "127.0.0.1:0".parse()?)?;
-            let client = connect(stringify!($name), &tc).await?;
+            let (_tc, client) = tc_and_client(stringify!($name)).await?;
             let pool = sqlx::Pool::<$db>::connect(&database_url($url)).await?;
             for ddl in [
                 "DROP TABLE IF EXISTS at_stmt_item",

@@ -169,7 +169,13 @@ pub async fn serve<R, W>(
             reason => tracing::warn!(%reason, "closing connection"),
         }
         shared.registry.remove(id);
-        handle.pending.clear();
+        // Phase-2 requests this connection will never answer are retried now, not at their
+        // timeouts.
+        for finished in handle.pending.close() {
+            if !shared.engine.submit(finished.into_command()).await {
+                break;
+            }
+        }
         conn.close().await;
     }
     .instrument(span)
@@ -199,7 +205,11 @@ async fn handle_frame(
                 return Ok(());
             };
             match session.handle.pending.complete(frame.request_id, message) {
-                AnswerMatch::Accepted => {}
+                AnswerMatch::Accepted(finished) => {
+                    // Waiting for room in the core's queue slows this connection's reading
+                    // only; the engine is gone only when the server stops.
+                    shared.engine.submit(finished.into_command()).await;
+                }
                 AnswerMatch::NoRequest => tracing::debug!(
                     peer = %session.handle.peer,
                     id = frame.request_id,

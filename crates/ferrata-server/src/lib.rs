@@ -82,12 +82,12 @@ pub async fn run_with_file_system(
     );
     let registry = Arc::new(Registry::default());
     let (engine_handle, commands) = engine::channel(engine::COMMAND_QUEUE_CAPACITY);
-    let phase2 = Arc::new(Phase2Sender::new(
+    let phase2 = Phase2Sender::start(
         registry.clone(),
         engine_handle.clone(),
         tokio::runtime::Handle::current(),
         config.coordinator.branch_request_timeout,
-    ));
+    );
     let (fatal_tx, mut fatal_rx) = watch::channel(None::<String>);
     let threads = engine::start(
         coordinator,

@@ -1,21 +1,25 @@
-//! Requests the TC originates: BranchCommit/BranchRollback to the RM that owns a branch (with a
-//! timeout, the outcome going back to the core) and one-way UndoLogDelete cleanups. Answers are
-//! matched per connection: only the connection a request went to can answer it, and only with
+//! Requests the TC originates: BranchCommit/BranchRollback to the RM that owns a branch and
+//! one-way UndoLogDelete cleanups. A phase-2 request is put straight into the RM connection's
+//! outbox by the thread that decided it (no task, no timer per request); its answer is matched
+//! by that connection's reader, which hands the outcome to the core. One sweeper task per server
+//! times out the unanswered. Only the connection a request went to can answer it, and only with
 //! the xid and branch id it was asked about; anything else is logged and dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
-use ferrata_core::{BranchId, BranchOutcome, BranchRequest};
+use ferrata_core::{BranchId, BranchOutcome, BranchRequest, TransactionId};
 use ferrata_proto::{
-    BranchCommitRequest, BranchRollbackRequest, BranchType, Message, MsgType, UndoLogDeleteRequest,
+    BranchCommitRequest, BranchRollbackRequest, BranchType, CodecContext, Message, MsgType,
+    UndoLogDeleteRequest,
 };
-use tokio::sync::oneshot;
+use tokio::sync::mpsc::OwnedPermit;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::engine::{CoreCommand, EngineHandle};
-use crate::registry::{Outbound, Registry};
+use crate::registry::{ConnHandle, Outbound, Registry};
 
 /// Which phase-2 request a branch gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,23 +40,70 @@ impl Phase2 {
 /// A phase-2 request waiting for its answer on one connection.
 #[derive(Debug)]
 struct Awaited {
+    transaction_id: TransactionId,
     xid: String,
     branch_id: BranchId,
     phase2: Phase2,
-    outcome: oneshot::Sender<BranchOutcome>,
+}
+
+/// The end of one phase-2 request, for the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub transaction_id: TransactionId,
+    pub branch_id: BranchId,
+    pub outcome: BranchOutcome,
+}
+
+impl Finished {
+    pub fn into_command(self) -> CoreCommand {
+        CoreCommand::BranchResult {
+            transaction_id: self.transaction_id,
+            branch_id: self.branch_id,
+            outcome: self.outcome,
+        }
+    }
+
+    fn unreachable(awaited: &Awaited) -> Finished {
+        Finished {
+            transaction_id: awaited.transaction_id,
+            branch_id: awaited.branch_id,
+            outcome: BranchOutcome::Unreachable,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Waiting {
+    by_id: HashMap<i32, Awaited>,
+    /// (deadline, id) in sending order; the timeout is one setting, so deadlines only grow.
+    /// Answered ids are skipped and pruned from the front.
+    deadlines: VecDeque<(Instant, i32)>,
+    /// Set when the connection closed: nothing more is accepted.
+    closed: bool,
+}
+
+impl Waiting {
+    fn prune_answered(&mut self) {
+        while let Some((_, id)) = self.deadlines.front() {
+            if self.by_id.contains_key(id) {
+                break;
+            }
+            self.deadlines.pop_front();
+        }
+    }
 }
 
 /// The phase-2 requests sent on one connection and not yet answered, by request id.
 #[derive(Debug, Default)]
 pub struct ConnPending {
-    waiting: Mutex<HashMap<i32, Awaited>>,
+    waiting: Mutex<Waiting>,
 }
 
 /// What became of an answer that arrived on a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnswerMatch {
-    /// It answered a request of this connection; the waiter has the outcome.
-    Accepted,
+    /// It answered a request of this connection: the outcome goes to the core.
+    Accepted(Finished),
     /// No request with this id is waiting on this connection (late, or never sent here).
     NoRequest,
     /// A request with this id waits here, but the answer is not about it; it keeps waiting.
@@ -60,42 +111,71 @@ pub enum AnswerMatch {
 }
 
 impl ConnPending {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Awaited>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn insert(
-        &self,
-        id: i32,
-        request: &BranchRequest,
-        phase2: Phase2,
-    ) -> oneshot::Receiver<BranchOutcome> {
-        let (outcome, receiver) = oneshot::channel();
+    /// Records a request about to be sent; false once the connection has closed.
+    fn insert(&self, id: i32, request: &BranchRequest, phase2: Phase2, deadline: Instant) -> bool {
+        let mut waiting = self.lock();
+        if waiting.closed {
+            return false;
+        }
         let awaited = Awaited {
+            transaction_id: request.transaction_id,
             xid: request.xid.clone(),
             branch_id: request.branch_id,
             phase2,
-            outcome,
         };
-        let previous = self.lock().insert(id, awaited);
+        let previous = waiting.by_id.insert(id, awaited);
         debug_assert!(previous.is_none(), "request id {id} reused while in flight");
-        receiver
+        waiting.deadlines.push_back((deadline, id));
+        waiting.prune_answered();
+        true
     }
 
-    fn forget(&self, id: i32) {
-        self.lock().remove(&id);
+    /// The connection closed: every request still waiting ends as unreachable now instead of
+    /// at its timeout, and nothing more is accepted.
+    pub fn close(&self) -> Vec<Finished> {
+        let mut waiting = self.lock();
+        waiting.closed = true;
+        waiting.deadlines.clear();
+        let mut finished: Vec<Finished> = waiting
+            .by_id
+            .drain()
+            .map(|(_, awaited)| Finished::unreachable(&awaited))
+            .collect();
+        // Deterministic order for the core (HashMap drains in any order).
+        finished.sort_by_key(|f| (f.transaction_id, f.branch_id));
+        finished
     }
 
-    /// Fails every request waiting on this connection at once (it closed), instead of at their
-    /// timeouts.
-    pub fn clear(&self) {
-        self.lock().clear();
+    /// Takes the requests whose deadline is at or before `now`.
+    fn expire(&self, now: Instant) -> Vec<(Finished, String)> {
+        let mut waiting = self.lock();
+        let mut expired = Vec::new();
+        while let Some(&(deadline, id)) = waiting.deadlines.front() {
+            if deadline > now {
+                break;
+            }
+            waiting.deadlines.pop_front();
+            if let Some(awaited) = waiting.by_id.remove(&id) {
+                expired.push((Finished::unreachable(&awaited), awaited.xid));
+            }
+        }
+        expired
+    }
+
+    /// Requests waiting for an answer (tests and invariants).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().by_id.len()
     }
 
     /// Matches an answer that arrived on this connection with request id `id`.
     pub fn complete(&self, id: i32, message: Message) -> AnswerMatch {
         let mut waiting = self.lock();
-        let Some(awaited) = waiting.get(&id) else {
+        let Some(awaited) = waiting.by_id.get(&id) else {
             return AnswerMatch::NoRequest;
         };
         let (result, xid, branch_id, status, phase2) = match message {
@@ -150,14 +230,22 @@ impl ConnPending {
             );
             BranchOutcome::Unreachable
         };
-        if let Some(awaited) = waiting.remove(&id) {
-            let _ = awaited.outcome.send(outcome);
+        let awaited = waiting.by_id.remove(&id);
+        debug_assert!(awaited.is_some());
+        waiting.prune_answered();
+        match awaited {
+            Some(awaited) => AnswerMatch::Accepted(Finished {
+                transaction_id: awaited.transaction_id,
+                branch_id: awaited.branch_id,
+                outcome,
+            }),
+            None => AnswerMatch::NoRequest,
         }
-        AnswerMatch::Accepted
     }
 }
 
-/// Sends phase-2 requests on the tokio runtime and reports outcomes to the core.
+/// Sends phase-2 requests and reports the outcomes that do not come from an answer (no
+/// connection, no room, timeout) to the core.
 #[derive(Debug)]
 pub struct Phase2Sender {
     pub registry: Arc<Registry>,
@@ -169,19 +257,23 @@ pub struct Phase2Sender {
 }
 
 impl Phase2Sender {
-    pub fn new(
+    /// A sender, and the task that times out unanswered requests (it stops when the sender
+    /// is dropped).
+    pub fn start(
         registry: Arc<Registry>,
         engine: EngineHandle,
         runtime: tokio::runtime::Handle,
         timeout: Duration,
-    ) -> Phase2Sender {
-        Phase2Sender {
+    ) -> Arc<Phase2Sender> {
+        let sender = Arc::new(Phase2Sender {
             registry,
             engine,
-            runtime,
+            runtime: runtime.clone(),
             timeout,
             next_id: AtomicI32::new(0),
-        }
+        });
+        runtime.spawn(sweep(Arc::downgrade(&sender), sweep_period(timeout)));
+        sender
     }
 
     /// A fresh non-negative request id (Java masks its counter the same way).
@@ -189,21 +281,9 @@ impl Phase2Sender {
         self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1) & i32::MAX
     }
 
+    /// Sends a phase-2 request now when the RM's outbox has room (the common case, on the
+    /// calling thread); otherwise a task waits for room up to the timeout.
     pub fn deliver(self: &Arc<Self>, phase2: Phase2, request: BranchRequest) {
-        let this = self.clone();
-        self.runtime.spawn(async move {
-            let outcome = this.round_trip(phase2, &request).await;
-            this.engine
-                .submit(CoreCommand::BranchResult {
-                    transaction_id: request.transaction_id,
-                    branch_id: request.branch_id,
-                    outcome,
-                })
-                .await;
-        });
-    }
-
-    async fn round_trip(&self, phase2: Phase2, request: &BranchRequest) -> BranchOutcome {
         let Some((conn, ctx)) = self.registry.pick(
             &request.resource_id,
             &request.client_id,
@@ -215,19 +295,49 @@ impl Phase2Sender {
                 resource_id = %request.resource_id,
                 "no live connection serves this resource; phase 2 will be retried"
             );
-            return BranchOutcome::Unreachable;
+            self.report_unreachable(&request);
+            return;
         };
-        let Some(permit) = conn.reserve_within(self.timeout).await else {
-            tracing::warn!(
-                xid = %request.xid,
-                branch_id = request.branch_id.0,
-                peer = %conn.peer,
-                "the RM's connection is gone or does not read its socket; phase 2 will be retried"
-            );
-            return BranchOutcome::Unreachable;
-        };
+        match conn.try_reserve() {
+            Ok(permit) => self.send(permit, &conn, ctx, phase2, &request),
+            Err(TrySendError::Full(())) => {
+                let this = self.clone();
+                self.runtime.spawn(async move {
+                    match conn.reserve_within(this.timeout).await {
+                        Some(permit) => this.send(permit, &conn, ctx, phase2, &request),
+                        None => {
+                            tracing::warn!(
+                                xid = %request.xid,
+                                branch_id = request.branch_id.0,
+                                peer = %conn.peer,
+                                "the RM's connection is gone or does not read its socket; phase 2 will be retried"
+                            );
+                            this.report_unreachable(&request);
+                        }
+                    }
+                });
+            }
+            Err(TrySendError::Closed(())) => self.report_unreachable(&request),
+        }
+    }
+
+    fn send(
+        self: &Arc<Self>,
+        permit: OwnedPermit<Outbound>,
+        conn: &ConnHandle,
+        ctx: CodecContext,
+        phase2: Phase2,
+        request: &BranchRequest,
+    ) {
         let id = self.next_id();
-        let answer = conn.pending.insert(id, request, phase2);
+        // Recorded before it is sent, so the answer always finds it.
+        if !conn
+            .pending
+            .insert(id, request, phase2, Instant::now() + self.timeout)
+        {
+            self.report_unreachable(request);
+            return;
+        }
         let message = if phase2 == Phase2::Commit {
             Message::BranchCommit(BranchCommitRequest {
                 xid: request.xid.clone(),
@@ -253,16 +363,20 @@ impl Phase2Sender {
             message,
             ctx,
         });
-        match tokio::time::timeout(self.timeout, answer).await {
-            Ok(Ok(outcome)) => outcome,
-            // The connection closed and dropped the waiter.
-            Ok(Err(_)) => BranchOutcome::Unreachable,
-            Err(_) => {
-                conn.pending.forget(id);
-                tracing::warn!(xid = %request.xid, branch_id = request.branch_id.0, "phase-2 request timed out; will retry");
-                BranchOutcome::Unreachable
-            }
-        }
+    }
+
+    /// Tells the core, from a task (the caller may be the core thread itself, which must not
+    /// wait for room in its own queue), that a request could not be sent.
+    fn report_unreachable(&self, request: &BranchRequest) {
+        let engine = self.engine.clone();
+        let command = CoreCommand::BranchResult {
+            transaction_id: request.transaction_id,
+            branch_id: request.branch_id,
+            outcome: BranchOutcome::Unreachable,
+        };
+        self.runtime.spawn(async move {
+            engine.submit(command).await;
+        });
     }
 
     /// Asks one connection per AT resource to clean up old undo logs; skipped where the
@@ -281,6 +395,33 @@ impl Phase2Sender {
                 }),
                 ctx,
             });
+        }
+    }
+}
+
+/// How often the sweeper looks for unanswered requests: a quarter of the timeout, between
+/// 10 ms and 1 s, so a request times out at most that late.
+fn sweep_period(timeout: Duration) -> Duration {
+    (timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// Times out unanswered phase-2 requests on every connection until the sender is dropped.
+async fn sweep(sender: Weak<Phase2Sender>, period: Duration) {
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(sender) = sender.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        for pending in sender.registry.pending_lists() {
+            for (finished, xid) in pending.expire(now) {
+                tracing::warn!(%xid, branch_id = finished.branch_id.0, "phase-2 request timed out; will retry");
+                if !sender.engine.submit(finished.into_command()).await {
+                    return;
+                }
+            }
         }
     }
 }
@@ -311,10 +452,22 @@ mod tests {
         })
     }
 
+    fn later(ms: u64) -> Instant {
+        Instant::now() + Duration::from_millis(ms)
+    }
+
+    fn finished(outcome: BranchOutcome) -> Finished {
+        Finished {
+            transaction_id: ferrata_core::TransactionId(7),
+            branch_id: BranchId(8),
+            outcome,
+        }
+    }
+
     #[test]
     fn only_an_answer_about_the_request_completes_it() {
         let pending = ConnPending::default();
-        let mut answer = pending.insert(3, &request(), Phase2::Commit);
+        assert!(pending.insert(3, &request(), Phase2::Commit, later(60_000)));
         assert_eq!(
             pending.complete(
                 4,
@@ -338,17 +491,15 @@ mod tests {
             pending.complete(3, rollback),
             AnswerMatch::Mismatch(_)
         ));
-        assert!(answer.try_recv().is_err(), "still waiting");
+        assert_eq!(pending.len(), 1, "still waiting");
         assert_eq!(
             pending.complete(
                 3,
                 commit_answer(ResultInfo::success(), "127.0.0.1:8091:7", 8)
             ),
-            AnswerMatch::Accepted
-        );
-        assert_eq!(
-            answer.try_recv().ok(),
-            Some(BranchOutcome::Status(BranchStatus::PhaseTwoCommitted))
+            AnswerMatch::Accepted(finished(BranchOutcome::Status(
+                BranchStatus::PhaseTwoCommitted
+            )))
         );
         assert_eq!(
             pending.complete(
@@ -363,12 +514,98 @@ mod tests {
     #[test]
     fn a_failed_answer_without_ids_means_retry() {
         let pending = ConnPending::default();
-        let mut answer = pending.insert(3, &request(), Phase2::Commit);
+        assert!(pending.insert(3, &request(), Phase2::Commit, later(60_000)));
         let failed = ResultInfo::failure(TransactionExceptionCode::Unknown, "boom");
         assert_eq!(
             pending.complete(3, commit_answer(failed, "", 0)),
-            AnswerMatch::Accepted
+            AnswerMatch::Accepted(finished(BranchOutcome::Unreachable))
         );
-        assert_eq!(answer.try_recv().ok(), Some(BranchOutcome::Unreachable));
+        assert_eq!(pending.len(), 0);
+    }
+
+    #[test]
+    fn unanswered_requests_expire_in_sending_order_and_answered_ones_do_not() {
+        let pending = ConnPending::default();
+        let sent = Instant::now();
+        for (id, ms) in [(1, 10), (2, 20), (3, 30)] {
+            assert!(pending.insert(
+                id,
+                &request(),
+                Phase2::Commit,
+                sent + Duration::from_millis(ms)
+            ));
+        }
+        // 2 is answered; only 1 and 3 can time out, each once.
+        assert!(matches!(
+            pending.complete(
+                2,
+                commit_answer(ResultInfo::success(), "127.0.0.1:8091:7", 8)
+            ),
+            AnswerMatch::Accepted(_)
+        ));
+        assert!(pending.expire(sent).is_empty(), "nothing is due yet");
+        assert_eq!(pending.expire(sent + Duration::from_millis(25)).len(), 1);
+        assert_eq!(pending.expire(sent + Duration::from_millis(25)).len(), 0);
+        let last = pending.expire(sent + Duration::from_millis(30));
+        assert_eq!(
+            last,
+            vec![(
+                finished(BranchOutcome::Unreachable),
+                "127.0.0.1:8091:7".to_owned()
+            )]
+        );
+        assert_eq!(pending.len(), 0);
+        assert_eq!(
+            pending.complete(
+                3,
+                commit_answer(ResultInfo::success(), "127.0.0.1:8091:7", 8)
+            ),
+            AnswerMatch::NoRequest,
+            "a late answer after the timeout changes nothing"
+        );
+    }
+
+    #[test]
+    fn closing_ends_every_waiting_request_and_refuses_new_ones() {
+        let pending = ConnPending::default();
+        assert!(pending.insert(1, &request(), Phase2::Commit, later(60_000)));
+        assert_eq!(pending.close(), vec![finished(BranchOutcome::Unreachable)]);
+        assert!(
+            !pending.insert(2, &request(), Phase2::Commit, later(60_000)),
+            "a request decided after the close is reported unreachable by its sender"
+        );
+        assert!(pending.close().is_empty());
+    }
+
+    #[test]
+    fn answered_requests_do_not_pile_up_in_the_deadline_queue() {
+        let pending = ConnPending::default();
+        for id in 0..1000 {
+            assert!(pending.insert(id, &request(), Phase2::Commit, later(60_000)));
+            assert!(matches!(
+                pending.complete(
+                    id,
+                    commit_answer(ResultInfo::success(), "127.0.0.1:8091:7", 8)
+                ),
+                AnswerMatch::Accepted(_)
+            ));
+        }
+        assert!(pending.lock().deadlines.is_empty());
+    }
+
+    #[test]
+    fn the_sweep_period_follows_the_timeout_within_bounds() {
+        assert_eq!(
+            sweep_period(Duration::from_millis(1)),
+            Duration::from_millis(10)
+        );
+        assert_eq!(
+            sweep_period(Duration::from_millis(400)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            sweep_period(Duration::from_secs(30)),
+            Duration::from_secs(1)
+        );
     }
 }

@@ -48,6 +48,17 @@ impl ConnHandle {
         self.tx.try_send(outbound).is_ok()
     }
 
+    /// A slot in the outbox if there is room now.
+    pub fn try_reserve(&self) -> Result<OwnedPermit<Outbound>, mpsc::error::TrySendError<()>> {
+        self.tx
+            .clone()
+            .try_reserve_owned()
+            .map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => mpsc::error::TrySendError::Full(()),
+                mpsc::error::TrySendError::Closed(_) => mpsc::error::TrySendError::Closed(()),
+            })
+    }
+
     /// A slot in the outbox, waited for up to `timeout`; `None` when full for that long or gone.
     pub async fn reserve_within(&self, timeout: Duration) -> Option<OwnedPermit<Outbound>> {
         match tokio::time::timeout(timeout, self.tx.clone().reserve_owned()).await {
@@ -247,6 +258,15 @@ impl Registry {
                     })
                     .map(|e| (resource.clone(), e.handle.clone(), e.ctx))
             })
+            .collect()
+    }
+
+    /// The phase-2 waiting lists of every registered connection (for the timeout sweep).
+    pub fn pending_lists(&self) -> Vec<Arc<ConnPending>> {
+        self.lock()
+            .conns
+            .values()
+            .map(|entry| entry.handle.pending.clone())
             .collect()
     }
 

@@ -103,22 +103,10 @@ async fn commit_waiting_for(
     i64,
 ) {
     let xid = tm.begin(60_000).await.expect("begin");
-    let registered = rm
-        .call(
-            100,
-            &Message::BranchRegister(BranchRegisterRequest {
-                xid: xid.clone(),
-                branch_type: BranchType::Tcc,
-                resource_id: TCC_RESOURCE.into(),
-                lock_key: String::new(),
-                application_data: String::new(),
-            }),
-        )
+    let branch_id = rm
+        .register_tcc_branch(100, &xid, TCC_RESOURCE)
         .await
         .expect("register branch");
-    let Message::BranchRegisterResponse(registered) = registered else {
-        panic!("branch register answer: {registered:?}");
-    };
     let committer = tm.clone();
     let commit_xid = xid.clone();
     let commit = tokio::spawn(async move { committer.commit(&commit_xid).await });
@@ -128,7 +116,7 @@ async fn commit_waiting_for(
             break frame;
         }
     };
-    (commit, xid, request, registered.branch_id)
+    (commit, xid, request, branch_id)
 }
 
 fn commit_answer(xid: &str, branch_id: i64, status: BranchStatus) -> Message {

@@ -16,3 +16,12 @@ pub async fn connect(app: &str, tc: &TcProcess) -> anyhow::Result<Client> {
         .build()?;
     Ok(Client::connect(config).await?)
 }
+
+/// A fresh ferrata-server of the suite's own on a free loopback port, and a client of it
+/// registered as `app`.
+pub async fn tc_and_client(app: &str) -> anyhow::Result<(TcProcess, Client)> {
+    let tc =
+        TcProcess::start_in_temp_dir_on(&ferrata_testkit::server_binary(), "127.0.0.1:0".parse()?)?;
+    let client = connect(app, &tc).await?;
+    Ok((tc, client))
+}

@@ -428,4 +428,24 @@ impl RawConn {
                 .await?,
         )
     }
+
+    /// Registers a TCC branch of `xid` on `resource` (request id `id`); its branch id.
+    pub async fn register_tcc_branch(
+        &mut self,
+        id: i32,
+        xid: &str,
+        resource: &str,
+    ) -> anyhow::Result<i64> {
+        let request = Message::BranchRegister(ferrata_proto::BranchRegisterRequest {
+            xid: xid.into(),
+            branch_type: ferrata_proto::BranchType::Tcc,
+            resource_id: resource.into(),
+            lock_key: String::new(),
+            application_data: String::new(),
+        });
+        match self.call(id, &request).await? {
+            Message::BranchRegisterResponse(r) if r.result.is_success() => Ok(r.branch_id),
+            other => bail!("branch register answer: {other:?}"),
+        }
+    }
 }
