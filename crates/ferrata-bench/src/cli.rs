@@ -31,7 +31,7 @@ pub enum Command {
     /// Every workload at every connection count against a running server, with server-side
     /// samples, into a results directory (scripts/bench).
     Measure(crate::measure::MeasureArgs),
-    /// Time a server's start: print READY, read "T0 <epoch µs> <server pid>" from stdin, poll
+    /// Time a server's start: print READY, read `T0 <epoch µs> <server pid>` from stdin, poll
     /// connect() every 1 ms, then begin one global transaction.
     Probe(crate::sessions::ProbeArgs),
     /// Begin many global transactions and leave them open (memory with open sessions).

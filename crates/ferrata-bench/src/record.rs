@@ -21,9 +21,9 @@ pub enum Record {
     Meta(MetaArgs),
     /// Add the end time and load to meta.json.
     Finish(FinishArgs),
-    /// Update systems/<id>.json.
+    /// Update `systems/<id>.json`.
     System(SystemArgs),
-    /// Write sessions/<id>.json from the probe and hold results.
+    /// Write `sessions/<id>.json` from the probe and hold results.
     Sessions(SessionsArgs),
 }
 

@@ -167,7 +167,7 @@ pub(crate) mod sealed {
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub trait AtDatabase: sealed::Dialect {}
 
-/// [`sealed::Dialect::decode_value`] for callers outside the crate (and its tests).
+/// `Dialect::decode_value` (sealed) for callers outside the crate (and its tests).
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub fn decode_value<DB: AtDatabase>(
     row: &DB::Row,
@@ -178,7 +178,7 @@ pub fn decode_value<DB: AtDatabase>(
     DB::decode_value(row, index, column, zone)
 }
 
-/// [`sealed::Dialect::bind_value`] for callers outside the crate (and its tests).
+/// `Dialect::bind_value` (sealed) for callers outside the crate (and its tests).
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub fn bind_value<'q, DB: AtDatabase>(
     args: &mut DB::Arguments<'q>,
