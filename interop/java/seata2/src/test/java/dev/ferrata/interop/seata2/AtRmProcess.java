@@ -75,7 +75,8 @@ public final class AtRmProcess {
         System.exit(0);
     }
 
-    private static DataSource dataSource(String url, String user, String password) {
+    /** A plain JDBC data source for a {@code jdbc:mysql:} or {@code jdbc:postgresql:} URL. */
+    static DataSource dataSource(String url, String user, String password) {
         if (url.startsWith("jdbc:mysql:")) {
             com.mysql.cj.jdbc.MysqlDataSource ds = new com.mysql.cj.jdbc.MysqlDataSource();
             ds.setURL(url);

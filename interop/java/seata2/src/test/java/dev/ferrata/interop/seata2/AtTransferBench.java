@@ -159,8 +159,8 @@ public final class AtTransferBench {
         long accounts = Long.parseLong(args[10]);
         String appId = "ferrata-at-transfer-java";
         TMClient.init(appId, SeataClientConfig.TX_SERVICE_GROUP);
-        DataSourceProxy left = new DataSourceProxy(dataSource(args[2], args[4], args[5]));
-        DataSourceProxy right = new DataSourceProxy(dataSource(args[3], args[4], args[5]));
+        DataSourceProxy left = new DataSourceProxy(AtRmProcess.dataSource(args[2], args[4], args[5]));
+        DataSourceProxy right = new DataSourceProxy(AtRmProcess.dataSource(args[3], args[4], args[5]));
         RMClient.init(appId, SeataClientConfig.TX_SERVICE_GROUP);
 
         AtomicBoolean stop = new AtomicBoolean();
@@ -225,20 +225,5 @@ public final class AtTransferBench {
         while ((left = nanos - System.nanoTime()) > 0) {
             Thread.sleep(Math.max(1, left / 1_000_000));
         }
-    }
-
-    private static javax.sql.DataSource dataSource(String url, String user, String password) {
-        if (url.startsWith("jdbc:mysql:")) {
-            com.mysql.cj.jdbc.MysqlDataSource ds = new com.mysql.cj.jdbc.MysqlDataSource();
-            ds.setURL(url);
-            ds.setUser(user);
-            ds.setPassword(password);
-            return ds;
-        }
-        org.postgresql.ds.PGSimpleDataSource ds = new org.postgresql.ds.PGSimpleDataSource();
-        ds.setURL(url);
-        ds.setUser(user);
-        ds.setPassword(password);
-        return ds;
     }
 }
