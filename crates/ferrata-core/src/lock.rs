@@ -5,6 +5,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use ferrata_proto::GlobalStatus;
+
 use crate::id::{BranchId, TransactionId};
 
 /// One row of a parsed lock key: `(table, primary key)`, borrowed from the lock key.
@@ -76,6 +78,32 @@ pub fn parse_lock_key(
         }
     }
     Ok(rows)
+}
+
+/// Whether the AT branches of a transaction in `status` hold their rows: while it is open
+/// (Begin) and while it rolls back or failed to (its rows must not change before the undo), but
+/// not once committing, since phase 1 already made the changes final (semantics §2). A
+/// rollback that gave up on retrying (RollbackRetryTimeout) releases them only when
+/// `rollback_retry_timeout_unlock` says so (Seata's `server.rollbackRetryTimeoutUnlockEnable`).
+pub fn status_holds_locks(status: GlobalStatus, rollback_retry_timeout_unlock: bool) -> bool {
+    match status {
+        GlobalStatus::Begin => true,
+        GlobalStatus::RollbackRetryTimeout => !rollback_retry_timeout_unlock,
+        _ => is_rollback_lock_status(status),
+    }
+}
+
+/// Statuses a transaction reaches through Rollbacking or TimeoutRollbacking while its rows may
+/// still be locked. Seata marks those locks Rollbacking and never unmarks them (semantics §2.3),
+/// which is what fail-fast keys on (§2.2).
+pub fn is_rollback_lock_status(status: GlobalStatus) -> bool {
+    status.is_rollbacking()
+        || matches!(
+            status,
+            GlobalStatus::RollbackFailed
+                | GlobalStatus::TimeoutRollbackFailed
+                | GlobalStatus::RollbackRetryTimeout
+        )
 }
 
 /// Who holds a row.

@@ -17,7 +17,7 @@ use ferrata_core::{
     TransactionId,
 };
 use ferrata_proto::{CodecContext, Message, MsgType};
-use ferrata_store::{CompactionDone, CompactionJob, SessionStore, StoreError};
+use ferrata_store::{CompactionDone, CompactionJob, OpOutcome, SessionStore, StoreError, StoreOp};
 
 use crate::phase2::{Phase2, Phase2Sender};
 use crate::registry::Outbound;
@@ -198,7 +198,7 @@ enum Action {
 struct WriteBatch {
     /// Batches are numbered from 1 in the order the core sends them.
     seq: u64,
-    records: Vec<Record>,
+    ops: Vec<StoreOp>,
     actions: Vec<Action>,
     /// The full live state after this batch: replaces everything written so far.
     snapshot: Option<Vec<Record>>,
@@ -370,7 +370,7 @@ fn core_loop(
             match effect {
                 Effect::Persist(record) => {
                     unsynced.note(&record, seq);
-                    batch.records.push(record);
+                    batch.ops.push(StoreOp::put(record));
                 }
                 Effect::Reply { token, reply } => {
                     let route = routes.remove(&token);
@@ -405,7 +405,7 @@ fn core_loop(
             batch.snapshot = Some(coordinator.snapshot_records());
         }
         let has_work =
-            !batch.records.is_empty() || !batch.actions.is_empty() || batch.snapshot.is_some();
+            !batch.ops.is_empty() || !batch.actions.is_empty() || batch.snapshot.is_some();
         if has_work && writer.send(batch).is_err() {
             return;
         }
@@ -500,7 +500,7 @@ fn writer_loop(
     on_fatal: Box<dyn Fn(String) + Send>,
 ) -> Result<(), String> {
     let mut batches: Vec<WriteBatch> = Vec::new();
-    let mut records: Vec<Record> = Vec::new();
+    let mut ops = GroupCommit::default();
     let mut compaction: Option<RunningCompaction> = None;
     loop {
         // While a compaction runs, wake up now and then to collect its outcome.
@@ -535,7 +535,7 @@ fn writer_loop(
                     // The snapshot describes the state after batch `index`: those records are
                     // made durable first, then the checkpoint is written off this thread while
                     // the records after it go on being appended.
-                    append_batches(store.as_mut(), &mut batches[..=index], &mut records)?;
+                    ops.append(store.as_mut(), &mut batches[..=index])?;
                     let snapshot = batches[index].snapshot.take().unwrap_or_default();
                     match store.begin_compaction() {
                         Ok(Some(job)) => match RunningCompaction::start(job, snapshot) {
@@ -557,7 +557,7 @@ fn writer_loop(
                 }
                 None => 0,
             };
-            append_batches(store.as_mut(), &mut batches[split..], &mut records)
+            ops.append(store.as_mut(), &mut batches[split..])
         })();
         if let Err(error) = result {
             let message =
@@ -627,20 +627,43 @@ impl RunningCompaction {
     }
 }
 
-/// Appends the records of `batches` as one group commit (nothing when they have none).
-fn append_batches(
-    store: &mut dyn SessionStore,
-    batches: &mut [WriteBatch],
-    records: &mut Vec<Record>,
-) -> Result<(), StoreError> {
-    records.clear();
-    for batch in batches {
-        records.append(&mut batch.records);
-    }
-    if records.is_empty() {
+/// Buffers reused by every group commit.
+#[derive(Debug, Default)]
+struct GroupCommit {
+    ops: Vec<StoreOp>,
+    outcomes: Vec<OpOutcome>,
+}
+
+impl GroupCommit {
+    /// Applies the operations of `batches` as one group commit (nothing when they have none).
+    /// The core holds the whole state on one node and checked every operation before emitting
+    /// it, so the store can only agree; a refusal means the two disagree, which is a bug.
+    fn append(
+        &mut self,
+        store: &mut dyn SessionStore,
+        batches: &mut [WriteBatch],
+    ) -> Result<(), StoreError> {
+        self.ops.clear();
+        self.outcomes.clear();
+        for batch in batches {
+            self.ops.append(&mut batch.ops);
+        }
+        if self.ops.is_empty() {
+            return Ok(());
+        }
+        store.apply(&self.ops, &mut self.outcomes)?;
+        for (op, outcome) in self.ops.iter().zip(&self.outcomes) {
+            let agreed = matches!(outcome, OpOutcome::Applied | OpOutcome::NotFound);
+            debug_assert!(agreed, "the store refused {op:?}: {outcome:?}");
+            if !agreed {
+                tracing::error!(
+                    ?op,
+                    ?outcome,
+                    "the session store refused an operation the coordinator accepted"
+                );
+            }
+        }
         Ok(())
-    } else {
-        store.append(records)
     }
 }
 

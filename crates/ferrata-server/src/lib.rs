@@ -229,6 +229,7 @@ fn store_config(config: &Config) -> LogStoreConfig {
         } else {
             Preallocation::Off
         },
+        rollback_retry_timeout_unlock: config.coordinator.rollback_retry_timeout_unlock,
     }
 }
 

@@ -42,21 +42,36 @@ pub(crate) fn first_segment(
 }
 
 impl LogStore {
-    /// [`crate::SessionStore::append`]: encodes `records` as one batch frame and makes it
-    /// durable, rotating first when the active segment is full or sealed.
-    pub(crate) fn append_batch(&mut self, records: &[Record]) -> Result<(), StoreError> {
+    /// Rotates first when the active segment is full or sealed, so that a batch about to be
+    /// written finds room. A failure to create the new segment leaves the store usable.
+    pub(crate) fn prepare_append(&mut self) -> Result<(), StoreError> {
         self.check_poisoned()?;
-        if records.is_empty() {
-            return Ok(());
-        }
         let leave_growing_segment = !self.active_preallocated && self.spare.poll_ready();
         if self.sealed_next.is_some()
             || self.active_len > self.config.segment_bytes
             || leave_growing_segment
         {
-            // A failure to create the new segment leaves the store usable (not poisoned).
             self.rotate(self.active_seq + 1)?;
         }
+        Ok(())
+    }
+
+    /// Encodes `records` as one batch frame and makes it durable; call [`Self::prepare_append`]
+    /// first. Any failure poisons the store: the caller's index already holds the records.
+    pub(crate) fn write_batch(&mut self, records: &[&Record]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let result = self.encode_and_write(records);
+        if let Err(error) = &result
+            && self.poisoned.is_none()
+        {
+            self.poison(error);
+        }
+        result
+    }
+
+    fn encode_and_write(&mut self, records: &[&Record]) -> Result<(), StoreError> {
         self.buf.clear();
         let mut frame = BatchFrame::begin(&mut self.buf);
         for record in records {
@@ -65,11 +80,15 @@ impl LogStore {
         frame.finish(&mut self.buf)?;
         // What recovery will read back must be what was asked to be made durable: an encoder
         // bug caught here, in tests, rather than at the next start.
-        debug_assert_eq!(
-            crate::segment::decode_batch_frame(&self.buf).as_deref(),
-            Ok(records),
-            "a batch frame must decode back to the records it was built from"
-        );
+        #[cfg(debug_assertions)]
+        {
+            let expected: Vec<Record> = records.iter().map(|r| (*r).clone()).collect();
+            debug_assert_eq!(
+                crate::segment::decode_batch_frame(&self.buf).as_deref(),
+                Ok(expected.as_slice()),
+                "a batch frame must decode back to the records it was built from"
+            );
+        }
         self.write_buf_durably()?;
         self.stats.appends += 1;
         self.shrink_buf();

@@ -24,6 +24,9 @@ pub struct LogStoreConfig {
     /// Prepare each next segment as a zero-filled spare file, so syncs change no file size.
     /// Costs one segment's worth of disk for the spare.
     pub preallocation: Preallocation,
+    /// The coordinator's `rollback_retry_timeout_unlock`: whether a RollbackRetryTimeout
+    /// releases rows (see [`ferrata_core::lock::status_holds_locks`]).
+    pub rollback_retry_timeout_unlock: bool,
 }
 
 impl LogStoreConfig {
@@ -35,6 +38,7 @@ impl LogStoreConfig {
             compact_after_bytes: DEFAULT_COMPACT_AFTER_BYTES,
             fsync: true,
             preallocation: Preallocation::Off,
+            rollback_retry_timeout_unlock: false,
         }
     }
 }

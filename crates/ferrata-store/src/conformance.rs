@@ -1,38 +1,97 @@
-//! The conformance suite every [`SessionStore`] backend must pass: each check drives a store
-//! through a factory that opens or reopens it at a directory, with [`SessionTable`] as the model.
+//! The conformance suite every [`SessionStore`] backend must pass. A [`Backend`] makes empty
+//! places (directories, database schemas) and opens stores on them; every check drives a store
+//! and a [`StoreState`] model side by side and requires the same outcome for every operation
+//! and the same state after every reopen.
 
 use std::path::{Path, PathBuf};
 
 use ferrata_core::{BranchId, BranchSession, GlobalSession, Record, SessionTable, TransactionId};
 use ferrata_proto::{BranchStatus, BranchType, GlobalStatus};
 
-use crate::SessionStore;
+use crate::{LeaseOutcome, OpOutcome, RowKey, SessionStore, StoreOp, StoreState, branch_rows};
+
+/// A kind of store under test.
+pub trait Backend {
+    /// Where one store lives; dropping it may delete it.
+    type Place;
+
+    /// A new, empty place.
+    fn fresh(&mut self) -> Self::Place;
+
+    /// Opens the store at `place` (or reopens it after the previous instance was dropped),
+    /// returning it with the state it recovered.
+    fn open(&mut self, place: &Self::Place) -> (Box<dyn SessionStore>, SessionTable);
+
+    /// Whether recovered AT lock keys come back byte for byte (a log) or rebuilt from their
+    /// rows in canonical form (a database's `lock_table`), and other branches' lock keys not at
+    /// all.
+    fn keeps_lock_keys(&self) -> bool {
+        true
+    }
+
+    /// Whether several stores may be open on one place at once (a shared database).
+    fn shared(&self) -> bool {
+        false
+    }
+}
 
 /// Opens the store rooted at a directory, or reopens it after the previous instance was
 /// dropped, returning it with the state it recovered.
 pub type Factory<'a> = dyn FnMut(&Path) -> (Box<dyn SessionStore>, SessionTable) + 'a;
 
-/// Runs every check of the suite.
-pub fn run_all(factory: &mut Factory<'_>) {
-    empty_open(factory);
-    empty_append_is_a_no_op(factory);
-    append_then_reopen(factory);
-    reopen_is_idempotent(factory);
-    update_and_remove(factory);
-    branch_order_preserved(factory);
-    many_batches(factory);
-    compact_then_reopen(factory);
-    append_after_compact_then_reopen(factory);
-    background_compaction(factory);
-    large_values(factory);
-    randomized(factory);
+/// A [`Backend`] of stores kept in a directory, opened by a function of the directory.
+#[derive(Debug)]
+pub struct Directories<F>(pub F);
+
+impl<F: FnMut(&Path) -> (Box<dyn SessionStore>, SessionTable)> Backend for Directories<F> {
+    type Place = Dir;
+
+    fn fresh(&mut self) -> Dir {
+        fresh_dir()
+    }
+
+    fn open(&mut self, place: &Dir) -> (Box<dyn SessionStore>, SessionTable) {
+        (self.0)(&place.path)
+    }
 }
 
-/// A fresh directory that lives as long as the returned guard.
-struct Dir {
+/// Runs every check of the suite on stores kept in directories.
+pub fn run_all(factory: &mut Factory<'_>) {
+    run_backend(&mut Directories(|dir: &Path| factory(dir)));
+}
+
+/// Runs every check of the suite.
+pub fn run_backend<B: Backend>(backend: &mut B) {
+    empty_open(backend);
+    empty_append_is_a_no_op(backend);
+    append_then_reopen(backend);
+    reopen_is_idempotent(backend);
+    update_and_remove(backend);
+    branch_order_preserved(backend);
+    many_batches(backend);
+    compact_then_reopen(backend);
+    append_after_compact_then_reopen(backend);
+    background_compaction(backend);
+    large_values(backend);
+    compare_and_set(backend);
+    lock_conflicts(backend);
+    a_lost_race_does_not_abort_the_batch(backend);
+    read_your_writes(backend);
+    leases(backend);
+    id_reservation(backend);
+    limits(backend);
+    if backend.shared() {
+        two_stores_on_one_place(backend);
+    }
+    randomized(backend);
+}
+
+/// A fresh directory that lives as long as it does.
+#[derive(Debug)]
+pub struct Dir {
     // Held only to delete the directory on drop.
     _guard: tempfile::TempDir,
-    path: PathBuf,
+    pub path: PathBuf,
 }
 
 fn fresh_dir() -> Dir {
@@ -48,36 +107,107 @@ fn fresh_dir() -> Dir {
     }
 }
 
-fn append(store: &mut dyn SessionStore, model: &mut SessionTable, records: &[Record]) {
-    if let Err(e) = store.append(records) {
-        panic!("append of {} records failed: {e}", records.len());
+/// Applies `ops` to the store and the model; both must answer the same.
+fn apply_ops(
+    store: &mut dyn SessionStore,
+    model: &mut StoreState,
+    ops: &[StoreOp],
+) -> Vec<OpOutcome> {
+    let mut outcomes = Vec::new();
+    if let Err(e) = store.apply(ops, &mut outcomes) {
+        panic!("apply of {} operations failed: {e}", ops.len());
     }
-    for record in records {
-        model.apply(record);
-    }
+    let expected: Vec<OpOutcome> = ops.iter().map(|op| model.apply(op)).collect();
+    assert_eq!(outcomes, expected, "outcomes differ from the model's");
+    outcomes
 }
 
-fn compact(store: &mut dyn SessionStore, model: &SessionTable) {
-    if let Err(e) = store.compact(&mut model.snapshot_records()) {
+/// Appends unconditional records to the store and the model.
+fn append(store: &mut dyn SessionStore, model: &mut StoreState, records: &[Record]) {
+    let ops: Vec<StoreOp> = records.iter().cloned().map(StoreOp::put).collect();
+    apply_ops(store, model, &ops);
+}
+
+fn compact(store: &mut dyn SessionStore, model: &StoreState) {
+    if let Err(e) = store.compact(&mut model.table().snapshot_records()) {
         panic!("compact failed: {e}");
     }
 }
 
-/// Reopens and checks the recovered state against the model.
-fn reopen(
-    factory: &mut Factory<'_>,
-    dir: &Path,
-    store: Box<dyn SessionStore>,
+/// `table` with lock keys as a database gives them back: the AT keys of transactions that hold
+/// locks rebuilt from their rows (`table:pk,pk;table:pk`, rows sorted), all others empty.
+pub fn canonical_lock_keys(table: &SessionTable) -> SessionTable {
+    let mut out = SessionTable::new();
+    if table.next_free_id() > 0 {
+        out.apply(&Record::IdReserve {
+            next_free_id: table.next_free_id(),
+        });
+    }
+    for tx in table.transactions() {
+        out.apply(&Record::GlobalAdd(tx.global.clone()));
+        let holds = ferrata_core::lock::status_holds_locks(tx.global.status, false);
+        for branch in tx.branches.iter() {
+            let mut branch = branch.clone();
+            branch.lock_key = if holds {
+                canonical_lock_key(&branch)
+            } else {
+                String::new()
+            };
+            out.apply(&Record::BranchAdd(branch));
+        }
+    }
+    out
+}
+
+/// A branch's lock key rebuilt from its rows, sorted by table then key.
+pub fn canonical_lock_key(branch: &BranchSession) -> String {
+    crate::canonical_lock_key(branch_rows(branch))
+}
+
+fn assert_same_state<B: Backend>(
+    backend: &B,
+    recovered: &SessionTable,
     model: &SessionTable,
+    what: &str,
+) {
+    if backend.keeps_lock_keys() {
+        assert_eq!(
+            recovered, model,
+            "{what}: recovered state differs from the model"
+        );
+    } else {
+        assert_eq!(
+            canonical_lock_keys(recovered),
+            canonical_lock_keys(model),
+            "{what}: recovered state differs from the model"
+        );
+    }
+}
+
+/// Reopens and checks the recovered state against the model.
+fn reopen<B: Backend>(
+    backend: &mut B,
+    place: &B::Place,
+    store: Box<dyn SessionStore>,
+    model: &StoreState,
     what: &str,
 ) -> Box<dyn SessionStore> {
     drop(store);
-    let (store, recovered) = factory(dir);
-    assert_eq!(
-        &recovered, model,
-        "{what}: recovered state differs from the model"
-    );
+    let (store, recovered) = backend.open(place);
+    assert_same_state(backend, &recovered, model.table(), what);
     store
+}
+
+/// Opens a fresh store with its model.
+fn start<B: Backend>(backend: &mut B) -> (B::Place, Box<dyn SessionStore>, StoreState) {
+    let place = backend.fresh();
+    let (store, recovered) = backend.open(&place);
+    assert!(
+        recovered.is_empty(),
+        "a new store must recover an empty table"
+    );
+    let model = StoreState::new(store.limits());
+    (place, store, model)
 }
 
 /// A global session with plausible field values.
@@ -110,25 +240,15 @@ pub fn branch(transaction_id: i64, branch_id: i64, status: BranchStatus) -> Bran
 }
 
 /// A new store is empty, and stays empty across a reopen.
-pub fn empty_open(factory: &mut Factory<'_>) {
-    let dir = fresh_dir();
-    let (store, table) = factory(&dir.path);
-    assert!(table.is_empty(), "a new store must recover an empty table");
-    let store = reopen(
-        factory,
-        &dir.path,
-        store,
-        &SessionTable::new(),
-        "empty reopen",
-    );
+pub fn empty_open<B: Backend>(backend: &mut B) {
+    let (dir, store, model) = start(backend);
+    let store = reopen(backend, &dir, store, &model, "empty reopen");
     drop(store);
 }
 
 /// Appending no records changes nothing.
-pub fn empty_append_is_a_no_op(factory: &mut Factory<'_>) {
-    let dir = fresh_dir();
-    let (mut store, _) = factory(&dir.path);
-    let mut model = SessionTable::new();
+pub fn empty_append_is_a_no_op<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
     append(store.as_mut(), &mut model, &[]);
     append(
         store.as_mut(),
@@ -136,15 +256,13 @@ pub fn empty_append_is_a_no_op(factory: &mut Factory<'_>) {
         &[Record::GlobalAdd(global(1, GlobalStatus::Begin))],
     );
     append(store.as_mut(), &mut model, &[]);
-    let store = reopen(factory, &dir.path, store, &model, "empty appends");
+    let store = reopen(backend, &dir, store, &model, "empty appends");
     drop(store);
 }
 
 /// Appended records are all recovered, in one batch or several.
-pub fn append_then_reopen(factory: &mut Factory<'_>) {
-    let dir = fresh_dir();
-    let (mut store, _) = factory(&dir.path);
-    let mut model = SessionTable::new();
+pub fn append_then_reopen<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
     append(
         store.as_mut(),
         &mut model,
@@ -159,16 +277,14 @@ pub fn append_then_reopen(factory: &mut Factory<'_>) {
         &mut model,
         &[Record::BranchAdd(branch(2, 21, BranchStatus::PhaseOneDone))],
     );
-    assert_eq!(model.len(), 2);
-    let store = reopen(factory, &dir.path, store, &model, "append then reopen");
+    assert_eq!(model.table().len(), 2);
+    let store = reopen(backend, &dir, store, &model, "append then reopen");
     drop(store);
 }
 
 /// Reopening without writing does not change the state, however often.
-pub fn reopen_is_idempotent(factory: &mut Factory<'_>) {
-    let dir = fresh_dir();
-    let (mut store, _) = factory(&dir.path);
-    let mut model = SessionTable::new();
+pub fn reopen_is_idempotent<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
     append(
         store.as_mut(),
         &mut model,
@@ -178,13 +294,7 @@ pub fn reopen_is_idempotent(factory: &mut Factory<'_>) {
         ],
     );
     for round in 0..3 {
-        store = reopen(
-            factory,
-            &dir.path,
-            store,
-            &model,
-            &format!("reopen {round}"),
-        );
+        store = reopen(backend, &dir, store, &model, &format!("reopen {round}"));
     }
     append(
         store.as_mut(),
@@ -194,15 +304,13 @@ pub fn reopen_is_idempotent(factory: &mut Factory<'_>) {
             status: GlobalStatus::Committed,
         }],
     );
-    let store = reopen(factory, &dir.path, store, &model, "append after reopens");
+    let store = reopen(backend, &dir, store, &model, "append after reopens");
     drop(store);
 }
 
 /// Updates and removes follow [`SessionTable::apply`], including records for unknown sessions.
-pub fn update_and_remove(factory: &mut Factory<'_>) {
-    let dir = fresh_dir();
-    let (mut store, _) = factory(&dir.path);
-    let mut model = SessionTable::new();
+pub fn update_and_remove<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
     append(
         store.as_mut(),
         &mut model,
@@ -261,11 +369,14 @@ pub fn update_and_remove(factory: &mut Factory<'_>) {
         ],
     );
     assert_eq!(
-        model.get(TransactionId(1)).map(|tx| tx.global.status),
+        model
+            .table()
+            .get(TransactionId(1))
+            .map(|tx| tx.global.status),
         Some(GlobalStatus::Committing)
     );
-    assert!(model.get(TransactionId(3)).is_none());
-    store = reopen(factory, &dir.path, store, &model, "updates and removes");
+    assert!(model.table().get(TransactionId(3)).is_none());
+    store = reopen(backend, &dir, store, &model, "updates and removes");
 
     // A removed session can come back; a repeated GlobalAdd replaces the global, keeps branches.
     let mut replaced = global(1, GlobalStatus::Rollbacking);
@@ -288,18 +399,19 @@ pub fn update_and_remove(factory: &mut Factory<'_>) {
         ],
     );
     assert_eq!(
-        model.get(TransactionId(1)).map(|tx| tx.branches.len()),
+        model
+            .table()
+            .get(TransactionId(1))
+            .map(|tx| tx.branches.len()),
         Some(2)
     );
-    let store = reopen(factory, &dir.path, store, &model, "re-add and replace");
+    let store = reopen(backend, &dir, store, &model, "re-add and replace");
     drop(store);
 }
 
 /// Branches come back in registration order, not id order; a re-added branch keeps its place.
-pub fn branch_order_preserved(factory: &mut Factory<'_>) {
-    let dir = fresh_dir();
-    let (mut store, _) = factory(&dir.path);
-    let mut model = SessionTable::new();
+pub fn branch_order_preserved<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
     append(
         store.as_mut(),
         &mut model,
@@ -332,25 +444,23 @@ pub fn branch_order_preserved(factory: &mut Factory<'_>) {
             .map(|tx| tx.branches.iter().map(|b| b.branch_id.0).collect())
             .unwrap_or_default()
     };
-    assert_eq!(order(&model), vec![50, 3, 1, 40, 27]);
-    store = reopen(factory, &dir.path, store, &model, "branch order");
+    assert_eq!(order(model.table()), vec![50, 3, 1, 40, 27]);
+    store = reopen(backend, &dir, store, &model, "branch order");
     compact(store.as_mut(), &model);
     drop(store);
-    let (store, recovered) = factory(&dir.path);
+    let (store, recovered) = backend.open(&dir);
     assert_eq!(
         order(&recovered),
         vec![50, 3, 1, 40, 27],
         "after compaction"
     );
-    assert_eq!(recovered, model);
+    assert_same_state(backend, &recovered, model.table(), "after compaction");
     drop(store);
 }
 
 /// Many small batches, as group commit under light load produces.
-pub fn many_batches(factory: &mut Factory<'_>) {
-    let dir = fresh_dir();
-    let (mut store, _) = factory(&dir.path);
-    let mut model = SessionTable::new();
+pub fn many_batches<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
     for tx in 1..=150i64 {
         let mut batch = vec![Record::GlobalAdd(global(tx, GlobalStatus::Begin))];
         for b in 0..(tx % 4) {
@@ -371,11 +481,11 @@ pub fn many_batches(factory: &mut Factory<'_>) {
             );
         }
     }
-    let store = reopen(factory, &dir.path, store, &model, "many batches");
+    let store = reopen(backend, &dir, store, &model, "many batches");
     drop(store);
 }
 
-fn populated(store: &mut dyn SessionStore, model: &mut SessionTable) {
+fn populated(store: &mut dyn SessionStore, model: &mut StoreState) {
     for tx in 1..=40i64 {
         append(
             store,
@@ -405,27 +515,31 @@ fn populated(store: &mut dyn SessionStore, model: &mut SessionTable) {
 }
 
 /// A compaction keeps exactly the live state.
-pub fn compact_then_reopen(factory: &mut Factory<'_>) {
-    let dir = fresh_dir();
-    let (mut store, _) = factory(&dir.path);
-    let mut model = SessionTable::new();
+pub fn compact_then_reopen<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
     populated(store.as_mut(), &mut model);
     compact(store.as_mut(), &model);
-    store = reopen(factory, &dir.path, store, &model, "compact then reopen");
+    store = reopen(backend, &dir, store, &model, "compact then reopen");
     // Compacting an unchanged state, and an empty one, works too.
     compact(store.as_mut(), &model);
-    store = reopen(factory, &dir.path, store, &model, "second compaction");
-    let empty = SessionTable::new();
-    compact(store.as_mut(), &empty);
-    let store = reopen(factory, &dir.path, store, &empty, "compaction to empty");
+    store = reopen(backend, &dir, store, &model, "second compaction");
+    // The caller always passes the current state: empty it first.
+    let removals: Vec<Record> = model
+        .table()
+        .transactions()
+        .map(|tx| Record::GlobalRemove {
+            transaction_id: tx.global.transaction_id,
+        })
+        .collect();
+    append(store.as_mut(), &mut model, &removals);
+    compact(store.as_mut(), &model);
+    let store = reopen(backend, &dir, store, &model, "compaction to empty");
     drop(store);
 }
 
 /// Records appended after a compaction apply on top of the snapshot.
-pub fn append_after_compact_then_reopen(factory: &mut Factory<'_>) {
-    let dir = fresh_dir();
-    let (mut store, _) = factory(&dir.path);
-    let mut model = SessionTable::new();
+pub fn append_after_compact_then_reopen<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
     populated(store.as_mut(), &mut model);
     compact(store.as_mut(), &model);
     append(
@@ -452,7 +566,7 @@ pub fn append_after_compact_then_reopen(factory: &mut Factory<'_>) {
             Record::GlobalAdd(global(100, GlobalStatus::Begin)),
         ],
     );
-    store = reopen(factory, &dir.path, store, &model, "append after compact");
+    store = reopen(backend, &dir, store, &model, "append after compact");
     append(
         store.as_mut(),
         &mut model,
@@ -470,7 +584,7 @@ pub fn append_after_compact_then_reopen(factory: &mut Factory<'_>) {
             transaction_id: TransactionId(7),
         }],
     );
-    let store = reopen(factory, &dir.path, store, &model, "compact, append, reopen");
+    let store = reopen(backend, &dir, store, &model, "compact, append, reopen");
     drop(store);
 }
 
@@ -478,7 +592,7 @@ pub fn append_after_compact_then_reopen(factory: &mut Factory<'_>) {
 /// (or in place, for stores that cannot): the snapshot and every append made meanwhile survive.
 fn compact_in_background(
     store: &mut dyn SessionStore,
-    model: &mut SessionTable,
+    model: &mut StoreState,
     meanwhile: &[Record],
 ) {
     let job = match store.begin_compaction() {
@@ -491,7 +605,7 @@ fn compact_in_background(
         Err(e) => panic!("begin_compaction failed: {e}"),
     };
     // The snapshot describes the state when the job began, before the appends below.
-    let snapshot: Vec<Record> = model.snapshot_records().collect();
+    let snapshot: Vec<Record> = model.table().snapshot_records().collect();
     let worker = std::thread::spawn(move || job.run(&mut snapshot.into_iter()));
     assert!(
         !store.wants_compaction(),
@@ -507,10 +621,8 @@ fn compact_in_background(
 }
 
 /// A compaction running on another thread does not hold up appends, and loses none of them.
-pub fn background_compaction(factory: &mut Factory<'_>) {
-    let dir = fresh_dir();
-    let (mut store, _) = factory(&dir.path);
-    let mut model = SessionTable::new();
+pub fn background_compaction<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
     populated(store.as_mut(), &mut model);
     let meanwhile: Vec<Record> = (100..110i64)
         .flat_map(|tx| {
@@ -535,30 +647,23 @@ pub fn background_compaction(factory: &mut Factory<'_>) {
             BranchStatus::Registered,
         ))],
     );
-    store = reopen(factory, &dir.path, store, &model, "background compaction");
+    store = reopen(backend, &dir, store, &model, "background compaction");
     let more = [Record::GlobalUpdate {
         transaction_id: TransactionId(100),
         status: GlobalStatus::Committing,
     }];
     compact_in_background(store.as_mut(), &mut model, &more);
     compact_in_background(store.as_mut(), &mut model, &[]);
-    let store = reopen(
-        factory,
-        &dir.path,
-        store,
-        &model,
-        "second background compaction",
-    );
+    let store = reopen(backend, &dir, store, &model, "second background compaction");
     drop(store);
 }
 
 /// 64 KiB application data, large lock keys, unicode and empty strings survive unchanged.
-pub fn large_values(factory: &mut Factory<'_>) {
-    let dir = fresh_dir();
-    let (mut store, _) = factory(&dir.path);
-    let mut model = SessionTable::new();
+pub fn large_values<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
+    let limits = store.limits();
     let mut g = global(1, GlobalStatus::Begin);
-    g.application_data = "x".repeat(64 * 1024);
+    g.application_data = fit("x".repeat(64 * 1024), limits.application_data_chars);
     g.transaction_name = "下单 🛒 café naïve Ωmega".into();
     g.application_id = String::new();
     let mut b = branch(1, 10, BranchStatus::Registered);
@@ -566,13 +671,26 @@ pub fn large_values(factory: &mut Factory<'_>) {
         .map(|i| format!("t:{i}"))
         .collect::<Vec<_>>()
         .join(",");
-    b.application_data = "日本語テキスト\u{1F600}\u{0301}".repeat(3000);
+    b.application_data = fit(
+        "日本語テキスト\u{1F600}\u{0301}".repeat(3000),
+        limits.application_data_chars,
+    );
     b.resource_id = "jdbc:postgresql://db/ордер".into();
     b.branch_type = BranchType::Tcc;
+    // An AT branch with many rows.
+    let mut many_rows = branch(1, 11, BranchStatus::Registered);
+    many_rows.lock_key = (0..2_000)
+        .map(|i| format!("t:{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
     append(
         store.as_mut(),
         &mut model,
-        &[Record::GlobalAdd(g), Record::BranchAdd(b)],
+        &[
+            Record::GlobalAdd(g),
+            Record::BranchAdd(b),
+            Record::BranchAdd(many_rows),
+        ],
     );
     append(
         store.as_mut(),
@@ -581,13 +699,565 @@ pub fn large_values(factory: &mut Factory<'_>) {
             transaction_id: TransactionId(1),
             branch_id: BranchId(10),
             status: BranchStatus::PhaseOneDone,
-            application_data: Some("ü".repeat(40_000)),
+            application_data: Some(fit("ü".repeat(40_000), limits.application_data_chars)),
         }],
     );
-    store = reopen(factory, &dir.path, store, &model, "large values");
+    assert_eq!(model.locked_rows(), 2_000);
+    store = reopen(backend, &dir, store, &model, "large values");
     compact(store.as_mut(), &model);
-    let store = reopen(factory, &dir.path, store, &model, "large values compacted");
+    let store = reopen(backend, &dir, store, &model, "large values compacted");
     drop(store);
+}
+
+/// `value` cut to `limit` characters.
+fn fit(value: String, limit: Option<usize>) -> String {
+    match limit {
+        Some(limit) => value.chars().take(limit).collect(),
+        None => value,
+    }
+}
+
+fn set_status(id: i64, status: GlobalStatus) -> Record {
+    Record::GlobalUpdate {
+        transaction_id: TransactionId(id),
+        status,
+    }
+}
+
+/// A status change conditioned on the stored status applies only when it matches: the
+/// compare-and-set that keeps two nodes from deciding one transaction twice.
+pub fn compare_and_set<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
+    append(
+        store.as_mut(),
+        &mut model,
+        &[Record::GlobalAdd(global(1, GlobalStatus::Begin))],
+    );
+    let outcomes = apply_ops(
+        store.as_mut(),
+        &mut model,
+        &[
+            StoreOp::if_status(set_status(1, GlobalStatus::Committing), GlobalStatus::Begin),
+            // The second decision loses: the status is no longer Begin.
+            StoreOp::if_status(
+                set_status(1, GlobalStatus::Rollbacking),
+                GlobalStatus::Begin,
+            ),
+            StoreOp::if_status(
+                set_status(2, GlobalStatus::Rollbacking),
+                GlobalStatus::Begin,
+            ),
+        ],
+    );
+    assert_eq!(
+        outcomes,
+        vec![
+            OpOutcome::Applied,
+            OpOutcome::StatusMismatch {
+                actual: GlobalStatus::Committing
+            },
+            OpOutcome::NotFound,
+        ]
+    );
+    // A condition guards any record of the transaction, e.g. a branch joining only while Begin.
+    let outcomes = apply_ops(
+        store.as_mut(),
+        &mut model,
+        &[StoreOp::if_status(
+            Record::BranchAdd(branch(1, 10, BranchStatus::Registered)),
+            GlobalStatus::Begin,
+        )],
+    );
+    assert_eq!(
+        outcomes,
+        vec![OpOutcome::StatusMismatch {
+            actual: GlobalStatus::Committing
+        }]
+    );
+    assert_eq!(model.locked_rows(), 0, "a refused branch takes no row");
+    let mut store = reopen(backend, &dir, store, &model, "after compare-and-set");
+    let outcomes = apply_ops(
+        store.as_mut(),
+        &mut model,
+        &[StoreOp::if_status(
+            set_status(1, GlobalStatus::Committed),
+            GlobalStatus::Committing,
+        )],
+    );
+    assert_eq!(outcomes, vec![OpOutcome::Applied]);
+    let store = reopen(
+        backend,
+        &dir,
+        store,
+        &model,
+        "after a second compare-and-set",
+    );
+    drop(store);
+}
+
+fn at_branch(tx: i64, id: i64, lock_key: &str) -> Record {
+    let mut b = branch(tx, id, BranchStatus::Registered);
+    b.lock_key = lock_key.into();
+    Record::BranchAdd(b)
+}
+
+/// AT branches take their rows all or nothing; another transaction's row is a conflict that
+/// names its holder; the same transaction may lock a row again; removal releases.
+pub fn lock_conflicts<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
+    append(
+        store.as_mut(),
+        &mut model,
+        &[
+            Record::GlobalAdd(global(1, GlobalStatus::Begin)),
+            Record::GlobalAdd(global(2, GlobalStatus::Begin)),
+            at_branch(1, 11, "stock:1,2;orders:7"),
+        ],
+    );
+    let outcomes = apply_ops(
+        store.as_mut(),
+        &mut model,
+        &[
+            StoreOp::put(at_branch(2, 21, "stock:3,2")),
+            // Re-entrant: transaction 1 locks row 2 again, and a new one.
+            StoreOp::put(at_branch(1, 12, "stock:2,4")),
+        ],
+    );
+    let OpOutcome::LockConflict(conflict) = &outcomes[0] else {
+        panic!("expected a lock conflict, got {outcomes:?}");
+    };
+    assert_eq!(
+        (conflict.table.as_str(), conflict.pk.as_str()),
+        ("stock", "2")
+    );
+    assert_eq!(conflict.transaction_id, TransactionId(1));
+    assert_eq!(conflict.branch_id, BranchId(11));
+    assert_eq!(outcomes[1], OpOutcome::Applied);
+    let resource = "jdbc:mysql://db/stock".to_owned();
+    let row = |table: &str, pk: &str| RowKey {
+        resource_id: resource.clone(),
+        table: table.into(),
+        pk: pk.into(),
+    };
+    let asked = [
+        row("stock", "3"),
+        row("stock", "2"),
+        row("stock", "4"),
+        row("orders", "7"),
+    ];
+    let holders = store.lock_holders(&asked).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(holders, model.lock_holders(&asked));
+    assert_eq!(
+        holders.len(),
+        3,
+        "row 3 stays free: nothing of the refused branch is taken"
+    );
+    let mut store = reopen(backend, &dir, store, &model, "locks");
+    // Still held after a reopen.
+    let outcomes = apply_ops(
+        store.as_mut(),
+        &mut model,
+        &[StoreOp::put(at_branch(2, 22, "orders:7"))],
+    );
+    assert!(matches!(outcomes[0], OpOutcome::LockConflict(_)));
+    // Branch 11 goes: rows 1 and orders:7 are free, row 2 too (branch 12 found it held by its
+    // own transaction and did not take it over), row 4 stays with branch 12.
+    append(
+        store.as_mut(),
+        &mut model,
+        &[Record::BranchRemove {
+            transaction_id: TransactionId(1),
+            branch_id: BranchId(11),
+        }],
+    );
+    let outcomes = apply_ops(
+        store.as_mut(),
+        &mut model,
+        &[
+            StoreOp::put(at_branch(2, 23, "stock:1,2;orders:7")),
+            StoreOp::put(at_branch(2, 24, "stock:4")),
+        ],
+    );
+    assert_eq!(outcomes[0], OpOutcome::Applied);
+    assert!(matches!(outcomes[1], OpOutcome::LockConflict(_)));
+    // Removing a transaction releases the rows of every branch it still has.
+    append(
+        store.as_mut(),
+        &mut model,
+        &[Record::GlobalRemove {
+            transaction_id: TransactionId(1),
+        }],
+    );
+    let outcomes = apply_ops(
+        store.as_mut(),
+        &mut model,
+        &[StoreOp::put(at_branch(2, 24, "stock:4"))],
+    );
+    assert_eq!(outcomes[0], OpOutcome::Applied);
+    let store = reopen(backend, &dir, store, &model, "locks released");
+    drop(store);
+}
+
+/// Outcomes other than `Applied` in a batch leave the other operations of the batch intact.
+pub fn a_lost_race_does_not_abort_the_batch<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
+    append(
+        store.as_mut(),
+        &mut model,
+        &[
+            Record::GlobalAdd(global(1, GlobalStatus::Begin)),
+            at_branch(1, 11, "stock:1"),
+        ],
+    );
+    let outcomes = apply_ops(
+        store.as_mut(),
+        &mut model,
+        &[
+            StoreOp::put(Record::GlobalAdd(global(2, GlobalStatus::Begin))),
+            StoreOp::put(at_branch(2, 21, "stock:5")),
+            StoreOp::put(at_branch(2, 22, "stock:1")),
+            StoreOp::if_status(
+                set_status(1, GlobalStatus::Committing),
+                GlobalStatus::Rollbacking,
+            ),
+            StoreOp::put(Record::BranchUpdate {
+                transaction_id: TransactionId(2),
+                branch_id: BranchId(21),
+                status: BranchStatus::PhaseOneDone,
+                application_data: Some("after the conflicts".into()),
+            }),
+            StoreOp::put(Record::GlobalAdd(global(3, GlobalStatus::Begin))),
+        ],
+    );
+    assert_eq!(outcomes[0], OpOutcome::Applied);
+    assert_eq!(outcomes[1], OpOutcome::Applied);
+    assert!(matches!(outcomes[2], OpOutcome::LockConflict(_)));
+    assert!(matches!(outcomes[3], OpOutcome::StatusMismatch { .. }));
+    assert_eq!(outcomes[4], OpOutcome::Applied);
+    assert_eq!(outcomes[5], OpOutcome::Applied);
+    let store = reopen(backend, &dir, store, &model, "batch with lost races");
+    drop(store);
+}
+
+/// Reads see every applied operation at once, before and after a reopen.
+pub fn read_your_writes<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
+    let check = |store: &dyn SessionStore, model: &StoreState, what: &str| {
+        for id in [1, 2, 3, 4] {
+            let stored = store
+                .transaction(TransactionId(id))
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let expected = model.transaction(TransactionId(id));
+            let canonical = |tx: Option<ferrata_core::StoredTransaction>| {
+                tx.map(|mut tx| {
+                    tx.branches = tx
+                        .branches
+                        .iter()
+                        .cloned()
+                        .map(|mut b| {
+                            b.lock_key = canonical_lock_key(&b);
+                            b
+                        })
+                        .collect();
+                    tx
+                })
+            };
+            assert_eq!(
+                canonical(stored),
+                canonical(expected),
+                "{what}: transaction {id}"
+            );
+        }
+        for statuses in [
+            &[GlobalStatus::Begin][..],
+            &[GlobalStatus::Committing, GlobalStatus::Rollbacking],
+            &[GlobalStatus::Finished],
+        ] {
+            let ids = |txs: Vec<ferrata_core::StoredTransaction>| -> Vec<i64> {
+                txs.iter().map(|tx| tx.global.transaction_id.0).collect()
+            };
+            let stored = store
+                .transactions_by_status(statuses, 10)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(
+                ids(stored),
+                ids(model.transactions_by_status(statuses, 10)),
+                "{what}: by status {statuses:?}"
+            );
+        }
+        let first = store
+            .transactions_by_status(&[GlobalStatus::Begin], 1)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(first.len() <= 1, "{what}: the limit is kept");
+    };
+    append(
+        store.as_mut(),
+        &mut model,
+        &[
+            Record::GlobalAdd(global(1, GlobalStatus::Begin)),
+            Record::GlobalAdd(global(2, GlobalStatus::Begin)),
+            Record::GlobalAdd(global(3, GlobalStatus::Begin)),
+            at_branch(1, 11, "stock:1"),
+            Record::BranchAdd(branch(1, 12, BranchStatus::Registered)),
+        ],
+    );
+    check(store.as_ref(), &model, "after adds");
+    append(
+        store.as_mut(),
+        &mut model,
+        &[
+            set_status(2, GlobalStatus::Committing),
+            set_status(3, GlobalStatus::Rollbacking),
+            Record::BranchUpdate {
+                transaction_id: TransactionId(1),
+                branch_id: BranchId(12),
+                status: BranchStatus::PhaseOneDone,
+                application_data: Some("{\"k\":1}".into()),
+            },
+        ],
+    );
+    check(store.as_ref(), &model, "after updates");
+    let store = reopen(backend, &dir, store, &model, "read your writes");
+    check(store.as_ref(), &model, "after reopen");
+    drop(store);
+}
+
+/// One holder at a time; the holder renews; another takes over only after expiry; only the
+/// holder releases.
+pub fn leases<B: Backend>(backend: &mut B) {
+    let (_dir, mut store, mut model) = start(backend);
+    let both = |store: &mut dyn SessionStore,
+                model: &mut StoreState,
+                name: &str,
+                holder: &str,
+                ttl_ms: i64,
+                now_ms: i64|
+     -> LeaseOutcome {
+        let got = store
+            .try_lease(name, holder, ttl_ms, now_ms)
+            .unwrap_or_else(|e| panic!("try_lease failed: {e}"));
+        assert_eq!(got, model.try_lease(name, holder, ttl_ms, now_ms));
+        got
+    };
+    let t0 = 1_700_000_000_000i64;
+    assert_eq!(
+        both(
+            store.as_mut(),
+            &mut model,
+            "ferrata-test",
+            "node-a",
+            1_000,
+            t0
+        ),
+        LeaseOutcome::Held {
+            expires_at_ms: t0 + 1_000
+        }
+    );
+    let LeaseOutcome::Taken(lease) = both(
+        store.as_mut(),
+        &mut model,
+        "ferrata-test",
+        "node-b",
+        1_000,
+        t0 + 500,
+    ) else {
+        panic!("node-b must not take a live lease");
+    };
+    assert_eq!(lease.holder, "node-a");
+    assert_eq!(lease.expires_at_ms, t0 + 1_000);
+    // Renewal extends it.
+    assert_eq!(
+        both(
+            store.as_mut(),
+            &mut model,
+            "ferrata-test",
+            "node-a",
+            1_000,
+            t0 + 900
+        ),
+        LeaseOutcome::Held {
+            expires_at_ms: t0 + 1_900
+        }
+    );
+    assert!(matches!(
+        both(
+            store.as_mut(),
+            &mut model,
+            "ferrata-test",
+            "node-b",
+            1_000,
+            t0 + 1_500
+        ),
+        LeaseOutcome::Taken(_)
+    ));
+    // Another lease name is independent.
+    assert!(matches!(
+        both(
+            store.as_mut(),
+            &mut model,
+            "ferrata-other",
+            "node-b",
+            1_000,
+            t0 + 1_500
+        ),
+        LeaseOutcome::Held { .. }
+    ));
+    // Expired: node-b takes it over, and node-a can no longer release it.
+    assert_eq!(
+        both(
+            store.as_mut(),
+            &mut model,
+            "ferrata-test",
+            "node-b",
+            1_000,
+            t0 + 2_000
+        ),
+        LeaseOutcome::Held {
+            expires_at_ms: t0 + 3_000
+        }
+    );
+    let released = store
+        .release_lease("ferrata-test", "node-a")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(released, model.release_lease("ferrata-test", "node-a"));
+    assert!(!released);
+    let released = store
+        .release_lease("ferrata-test", "node-b")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(released, model.release_lease("ferrata-test", "node-b"));
+    assert!(released);
+    // Released: free at once for anyone.
+    assert!(matches!(
+        both(
+            store.as_mut(),
+            &mut model,
+            "ferrata-test",
+            "node-a",
+            1_000,
+            t0 + 2_100
+        ),
+        LeaseOutcome::Held { .. }
+    ));
+}
+
+/// Reserved id ranges never overlap, also across a reopen.
+pub fn id_reservation<B: Backend>(backend: &mut B) {
+    let (dir, mut store, model) = start(backend);
+    let reserve = |store: &mut dyn SessionStore, count: i64| {
+        let range = store
+            .reserve_ids(count)
+            .unwrap_or_else(|e| panic!("reserve_ids failed: {e}"));
+        assert_eq!(range.end - range.start, count, "{range:?}");
+        assert!(range.start > 0, "ids are positive: {range:?}");
+        range
+    };
+    let first = reserve(store.as_mut(), 100);
+    let second = reserve(store.as_mut(), 1_000);
+    assert!(second.start >= first.end, "{first:?} then {second:?}");
+    drop(store);
+    let (mut store, _) = backend.open(&dir);
+    let third = reserve(store.as_mut(), 10);
+    assert!(
+        third.start >= second.end,
+        "{second:?} then {third:?} after a reopen"
+    );
+    drop(model);
+}
+
+/// Values at a backend's limits are stored; one character more is refused with a reason and
+/// changes nothing.
+pub fn limits<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
+    let limits = store.limits();
+    let Some(data_limit) = limits.application_data_chars else {
+        return;
+    };
+    let mut at_limit = global(1, GlobalStatus::Begin);
+    at_limit.application_data = "é".repeat(data_limit);
+    let mut over = global(2, GlobalStatus::Begin);
+    over.application_data = "é".repeat(data_limit + 1);
+    let mut long_pk = branch(1, 11, BranchStatus::Registered);
+    long_pk.lock_key = format!(
+        "stock:{}",
+        "9".repeat(limits.lock_pk_chars.unwrap_or(64) + 1)
+    );
+    let outcomes = apply_ops(
+        store.as_mut(),
+        &mut model,
+        &[
+            StoreOp::put(Record::GlobalAdd(at_limit)),
+            StoreOp::put(Record::GlobalAdd(over)),
+            StoreOp::put(Record::BranchAdd(long_pk)),
+        ],
+    );
+    assert_eq!(outcomes[0], OpOutcome::Applied);
+    assert!(matches!(outcomes[1], OpOutcome::Unstorable { .. }));
+    if limits.lock_pk_chars.is_some() {
+        assert!(matches!(outcomes[2], OpOutcome::Unstorable { .. }));
+    }
+    let store = reopen(backend, &dir, store, &model, "limits");
+    drop(store);
+}
+
+/// Two stores open on one shared place (two nodes on one database) see each other's writes:
+/// locks conflict across them, one compare-and-set wins, leases and id ranges are exclusive.
+pub fn two_stores_on_one_place<B: Backend>(backend: &mut B) {
+    let (dir, mut a, mut model) = start(backend);
+    let (mut b, _) = backend.open(&dir);
+    append(
+        a.as_mut(),
+        &mut model,
+        &[
+            Record::GlobalAdd(global(1, GlobalStatus::Begin)),
+            Record::GlobalAdd(global(2, GlobalStatus::Begin)),
+            at_branch(1, 11, "stock:1"),
+        ],
+    );
+    // Node b sees node a's lock.
+    let outcomes = apply_ops(
+        b.as_mut(),
+        &mut model,
+        &[StoreOp::put(at_branch(2, 21, "stock:1"))],
+    );
+    assert!(matches!(outcomes[0], OpOutcome::LockConflict(_)));
+    // Both decide transaction 1: exactly one wins.
+    let won_a = apply_ops(
+        a.as_mut(),
+        &mut model,
+        &[StoreOp::if_status(
+            set_status(1, GlobalStatus::Committing),
+            GlobalStatus::Begin,
+        )],
+    );
+    let won_b = apply_ops(
+        b.as_mut(),
+        &mut model,
+        &[StoreOp::if_status(
+            set_status(1, GlobalStatus::Rollbacking),
+            GlobalStatus::Begin,
+        )],
+    );
+    assert_eq!(won_a, vec![OpOutcome::Applied]);
+    assert!(matches!(won_b[0], OpOutcome::StatusMismatch { .. }));
+    let held = a.try_lease("ferrata-shared", "node-a", 10_000, 1_000);
+    assert!(matches!(held, Ok(LeaseOutcome::Held { .. })), "{held:?}");
+    let taken = b.try_lease("ferrata-shared", "node-b", 10_000, 2_000);
+    assert!(matches!(taken, Ok(LeaseOutcome::Taken(_))), "{taken:?}");
+    drop(b);
+    let mut a = reopen(backend, &dir, a, &model, "two stores");
+    let (mut b, _) = backend.open(&dir);
+    let mut ranges = Vec::new();
+    for round in 0..20 {
+        let store = if round % 2 == 0 { &mut a } else { &mut b };
+        let range = store
+            .reserve_ids(1 + round)
+            .unwrap_or_else(|e| panic!("reserve_ids failed: {e}"));
+        ranges.push(range);
+    }
+    ranges.sort_by_key(|r| r.start);
+    for pair in ranges.windows(2) {
+        assert!(pair[0].end <= pair[1].start, "overlapping ranges {pair:?}");
+    }
 }
 
 /// SplitMix64: enough randomness for reproducible cases without a dependency (also used by the
@@ -646,12 +1316,17 @@ fn random_record(rng: &mut Rng, model: &SessionTable, next_id: &mut i64) -> Reco
             *next_id += 1;
             let mut g = global(*next_id, rng.pick(GlobalStatus::ALL));
             g.application_data = rng.string();
-            g.xid = rng.string();
+            // A transaction's xid is unique and never changes (it is a database's key).
+            g.xid = format!("{}:{}", rng.string(), *next_id);
             g.timeout_ms = rng.next_u64() as i32;
             Record::GlobalAdd(g)
         }
         25..=29 => {
-            let mut g = global(existing(rng), rng.pick(GlobalStatus::ALL));
+            let tx = existing(rng);
+            let mut g = global(tx, rng.pick(GlobalStatus::ALL));
+            if let Some(stored) = model.get(TransactionId(tx)) {
+                g.xid = stored.global.xid.clone();
+            }
             g.transaction_name = rng.string();
             Record::GlobalAdd(g)
         }
@@ -694,17 +1369,15 @@ fn random_record(rng: &mut Rng, model: &SessionTable, next_id: &mut i64) -> Reco
 }
 
 /// Random batches with random reopens and compactions, checked against the model.
-pub fn randomized(factory: &mut Factory<'_>) {
+pub fn randomized<B: Backend>(backend: &mut B) {
     for seed in 0..10u64 {
         let mut rng = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xFE44A7A);
-        let dir = fresh_dir();
-        let (mut store, _) = factory(&dir.path);
-        let mut model = SessionTable::new();
+        let (dir, mut store, mut model) = start(backend);
         let mut next_id = 0i64;
         for step in 0..25 {
             let n = 1 + rng.below(12);
             let mut batch = Vec::new();
-            let mut shadow = model.clone();
+            let mut shadow = model.table().clone();
             for _ in 0..n {
                 // Generate against the state as it will be when this record applies.
                 let record = random_record(&mut rng, &shadow, &mut next_id);
@@ -715,14 +1388,14 @@ pub fn randomized(factory: &mut Factory<'_>) {
             match rng.below(10) {
                 0 => {
                     let what = format!("seed {seed} step {step}: reopen");
-                    store = reopen(factory, &dir.path, store, &model, &what);
+                    store = reopen(backend, &dir, store, &model, &what);
                 }
                 1 => compact(store.as_mut(), &model),
                 _ => {}
             }
         }
         let what = format!("seed {seed}: final reopen");
-        let store = reopen(factory, &dir.path, store, &model, &what);
+        let store = reopen(backend, &dir, store, &model, &what);
         drop(store);
     }
 }

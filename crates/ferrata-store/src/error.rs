@@ -61,6 +61,22 @@ pub enum StoreError {
     #[error("cannot encode record for storage: {0}")]
     Encode(String),
 
+    /// A database backend failed (connection lost, statement refused). The operation's
+    /// outcome is unknown, as for an I/O error.
+    #[error(
+        "{context}: {source} (check that the database is reachable and its schema is Seata's db-mode schema)"
+    )]
+    Database {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A caller passed something the store cannot take (e.g. a lease name over the column's
+    /// width); nothing was changed.
+    #[error("{0}")]
+    Invalid(String),
+
     /// An earlier write or sync failed, so the log's tail is in an unknown state. Continuing
     /// could place acknowledged records after garbage, so the store refuses all further work.
     #[error(

@@ -1,6 +1,6 @@
-//! Session stores: the `SessionStore` trait, its conformance suite, the embedded write-ahead
-//! log ([`LogStore`]) over a pluggable [`FileSystem`], and an in-memory store ([`MemoryStore`])
-//! for tests of other crates.
+//! Session stores: the `SessionStore` trait (operations with per-operation outcomes, reads,
+//! leases, ids), its model [`StoreState`] and conformance suite, the embedded write-ahead log
+//! ([`LogStore`]) over a pluggable [`FileSystem`], and an in-memory store ([`MemoryStore`]).
 
 mod append;
 mod compaction;
@@ -10,10 +10,12 @@ mod format;
 mod fs;
 mod log;
 mod memory;
+mod op;
 mod prealloc;
 mod recovery;
 mod repair;
 mod segment;
+mod state;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -30,28 +32,83 @@ pub use fs::{
 };
 pub use log::LogStore;
 pub use memory::MemoryStore;
+pub use op::{Condition, Lease, LeaseOutcome, OpOutcome, RowKey, RowLock, StoreLimits, StoreOp};
 pub use prealloc::{Preallocation, SPARE_FILE_NAME};
 pub use repair::{DroppedBytes, RepairReport};
+pub use state::{
+    ROW_KEY_SEPARATOR, StoreState, branch_rows, canonical_lock_key, check_limits, row_key,
+};
 
-use ferrata_core::Record;
+use std::ops::Range;
 
-/// Durable storage of session records. Blocking: the server drives it from one writer thread.
+use ferrata_core::{Record, StoredTransaction, TransactionId};
+use ferrata_proto::GlobalStatus;
+
+/// Durable storage of sessions, row locks, leases and ids. Blocking: the server drives it from
+/// one writer thread. Every backend passes the [`conformance`] suite, whose model is
+/// [`StoreState`]: a backend answers every call exactly as that model does.
 pub trait SessionStore: Send {
-    /// Appends records in order and returns only once they are durable (fsync'd / committed).
-    /// One call = one group commit: the caller batches many requests' records into one call.
-    /// The batch is atomic: after a crash, recovery sees all of it or none of it. On error the
-    /// outcome is unknown (the batch may or may not survive a restart), so nothing in it may be
-    /// acknowledged.
-    fn append(&mut self, records: &[Record]) -> Result<(), StoreError>;
+    /// Applies `ops` in order as one group commit (one fsync, one database transaction) and
+    /// returns once they are durable, pushing one outcome per op onto `outcomes`. An op that is
+    /// not applied (a failed condition, a lock conflict) changes nothing and does not stop the
+    /// others; later ops see the effects of earlier ones. The batch is atomic: after a crash,
+    /// recovery sees all of its applied ops or none. On error the outcome is unknown (the batch
+    /// may or may not survive a restart), so nothing in it may be acknowledged.
+    fn apply(&mut self, ops: &[StoreOp], outcomes: &mut Vec<OpOutcome>) -> Result<(), StoreError>;
+
+    /// [`SessionStore::apply`] of unconditional records, for callers that need no outcomes.
+    fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        let ops: Vec<StoreOp> = records.iter().cloned().map(StoreOp::put).collect();
+        self.apply(&ops, &mut Vec::with_capacity(ops.len()))
+    }
+
+    /// The bounds this backend puts on stored values.
+    fn limits(&self) -> StoreLimits {
+        StoreLimits::NONE
+    }
+
+    /// One transaction with its branches, as stored now.
+    fn transaction(&self, id: TransactionId) -> Result<Option<StoredTransaction>, StoreError>;
+
+    /// Up to `limit` transactions with one of `statuses`, in transaction-id order.
+    fn transactions_by_status(
+        &self,
+        statuses: &[GlobalStatus],
+        limit: usize,
+    ) -> Result<Vec<StoredTransaction>, StoreError>;
+
+    /// The rows among `rows` that are locked, with their holders, in the order asked.
+    fn lock_holders(&self, rows: &[RowKey]) -> Result<Vec<RowLock>, StoreError>;
+
+    /// Takes the lease `name` for `holder` until `now_ms + ttl_ms`: free, already the
+    /// holder's (a renewal), or expired before `now_ms`. Otherwise says who holds it. Nodes
+    /// pass their own clocks, so a ttl must exceed the clock skew between them.
+    fn try_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<LeaseOutcome, StoreError>;
+
+    /// Gives the lease up if `holder` holds it; says whether it did.
+    fn release_lease(&mut self, name: &str, holder: &str) -> Result<bool, StoreError>;
+
+    /// Reserves `count` ids that no caller of this store (on any node) was or will be given
+    /// again, durably, and returns them.
+    fn reserve_ids(&mut self, count: i64) -> Result<Range<i64>, StoreError>;
 
     /// Rewrites storage so that it holds exactly `live` (the snapshot records of the current
     /// state), reclaiming space. Durable on return. Records appended afterwards follow the
-    /// snapshot. Blocks appends for as long as it runs; see `begin_compaction`.
+    /// snapshot. Blocks appends for as long as it runs; see `begin_compaction`. Stores that
+    /// never need it (a database) do nothing.
     fn compact(&mut self, live: &mut dyn Iterator<Item = Record>) -> Result<(), StoreError>;
 
     /// Whether the store would like a compaction now (e.g. log bytes since the last compaction
     /// exceed a threshold). False while a background compaction is running.
-    fn wants_compaction(&self) -> bool;
+    fn wants_compaction(&self) -> bool {
+        false
+    }
 
     /// Starts a compaction that runs off the calling thread while appends continue: run the
     /// returned job anywhere with the snapshot records of the state as of this call (after
@@ -73,8 +130,50 @@ pub trait SessionStore: Send {
 
 // Lets callers hold `Box<dyn SessionStore>` where a generic store is expected.
 impl<S: SessionStore + ?Sized> SessionStore for Box<S> {
+    fn apply(&mut self, ops: &[StoreOp], outcomes: &mut Vec<OpOutcome>) -> Result<(), StoreError> {
+        (**self).apply(ops, outcomes)
+    }
+
     fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
         (**self).append(records)
+    }
+
+    fn limits(&self) -> StoreLimits {
+        (**self).limits()
+    }
+
+    fn transaction(&self, id: TransactionId) -> Result<Option<StoredTransaction>, StoreError> {
+        (**self).transaction(id)
+    }
+
+    fn transactions_by_status(
+        &self,
+        statuses: &[GlobalStatus],
+        limit: usize,
+    ) -> Result<Vec<StoredTransaction>, StoreError> {
+        (**self).transactions_by_status(statuses, limit)
+    }
+
+    fn lock_holders(&self, rows: &[RowKey]) -> Result<Vec<RowLock>, StoreError> {
+        (**self).lock_holders(rows)
+    }
+
+    fn try_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<LeaseOutcome, StoreError> {
+        (**self).try_lease(name, holder, ttl_ms, now_ms)
+    }
+
+    fn release_lease(&mut self, name: &str, holder: &str) -> Result<bool, StoreError> {
+        (**self).release_lease(name, holder)
+    }
+
+    fn reserve_ids(&mut self, count: i64) -> Result<Range<i64>, StoreError> {
+        (**self).reserve_ids(count)
     }
 
     fn compact(&mut self, live: &mut dyn Iterator<Item = Record>) -> Result<(), StoreError> {

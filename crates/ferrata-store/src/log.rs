@@ -7,7 +7,10 @@
 
 use std::sync::Arc;
 
-use ferrata_core::{Record, SessionTable};
+use std::ops::Range;
+
+use ferrata_core::{Record, SessionTable, StoredTransaction, TransactionId};
+use ferrata_proto::GlobalStatus;
 use tracing::{info, warn};
 
 use crate::append::{APPEND_BUFFER_BYTES, first_segment};
@@ -16,7 +19,10 @@ use crate::fs::{DirLock, FileSystem, OsFileSystem, WritableFile};
 use crate::prealloc::Spare;
 use crate::recovery::recover;
 use crate::segment::Disk;
-use crate::{LogStoreConfig, LogStoreStats, SessionStore, StoreError};
+use crate::{
+    LeaseOutcome, LogStoreConfig, LogStoreStats, OpOutcome, RowKey, RowLock, SessionStore,
+    StoreError, StoreLimits, StoreOp, StoreState,
+};
 
 /// The embedded write-ahead log store.
 #[derive(Debug)]
@@ -46,6 +52,8 @@ pub struct LogStore {
     /// After a failed compaction, `wants_compaction` waits until the log has grown to this
     /// many bytes, so a full disk is not hammered with snapshot after snapshot.
     pub(crate) retry_compaction_at: u64,
+    /// The live state the log describes: answers conditions, lock checks and reads.
+    pub(crate) state: StoreState,
 }
 
 impl LogStore {
@@ -84,6 +92,8 @@ impl LogStore {
         stats.bytes_since_compaction = recovered.bytes_since_compaction;
         stats.active_segment = segment.seq;
         let table = recovered.table;
+        let mut state = StoreState::from_table(table.clone(), StoreLimits::NONE);
+        state.set_rollback_retry_timeout_unlock(config.rollback_retry_timeout_unlock);
         info!(
             dir = %config.dir.display(),
             transactions = table.len(),
@@ -108,6 +118,7 @@ impl LogStore {
             poisoned: None,
             compaction: None,
             retry_compaction_at: 0,
+            state,
         };
         Ok((store, table))
     }
@@ -143,8 +154,59 @@ impl LogStore {
 }
 
 impl SessionStore for LogStore {
-    fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
-        self.append_batch(records)
+    fn apply(&mut self, ops: &[StoreOp], outcomes: &mut Vec<OpOutcome>) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return self.check_poisoned();
+        }
+        // Rotation happens before the index changes, so its failure leaves the store usable.
+        self.prepare_append()?;
+        let mut applied: Vec<&Record> = Vec::with_capacity(ops.len());
+        for op in ops {
+            let outcome = self.state.apply(op);
+            if outcome.is_applied() {
+                applied.push(&op.record);
+            }
+            outcomes.push(outcome);
+        }
+        self.write_batch(&applied)
+    }
+
+    fn transaction(&self, id: TransactionId) -> Result<Option<StoredTransaction>, StoreError> {
+        Ok(self.state.transaction(id))
+    }
+
+    fn transactions_by_status(
+        &self,
+        statuses: &[GlobalStatus],
+        limit: usize,
+    ) -> Result<Vec<StoredTransaction>, StoreError> {
+        Ok(self.state.transactions_by_status(statuses, limit))
+    }
+
+    fn lock_holders(&self, rows: &[RowKey]) -> Result<Vec<RowLock>, StoreError> {
+        Ok(self.state.lock_holders(rows))
+    }
+
+    /// Leases live in memory: the directory lock already makes this process the only user.
+    fn try_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<LeaseOutcome, StoreError> {
+        Ok(self.state.try_lease(name, holder, ttl_ms, now_ms))
+    }
+
+    fn release_lease(&mut self, name: &str, holder: &str) -> Result<bool, StoreError> {
+        Ok(self.state.release_lease(name, holder))
+    }
+
+    fn reserve_ids(&mut self, count: i64) -> Result<Range<i64>, StoreError> {
+        self.prepare_append()?;
+        let (range, record) = self.state.reserve_ids(count);
+        self.write_batch(&[&record])?;
+        Ok(range)
     }
 
     fn compact(&mut self, live: &mut dyn Iterator<Item = Record>) -> Result<(), StoreError> {

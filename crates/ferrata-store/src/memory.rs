@@ -1,29 +1,77 @@
 //! An in-memory [`SessionStore`] for tests of other crates: applies records to a
 //! [`SessionTable`] and keeps nothing across processes.
 
-use ferrata_core::{Record, SessionTable};
+use std::ops::Range;
 
-use crate::{SessionStore, StoreError};
+use ferrata_core::{Record, SessionTable, StoredTransaction, TransactionId};
+use ferrata_proto::GlobalStatus;
+
+use crate::{
+    LeaseOutcome, OpOutcome, RowKey, RowLock, SessionStore, StoreError, StoreLimits, StoreOp,
+    StoreState,
+};
 
 /// A store that only keeps the live state in memory. Never fails; never asks to compact.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct MemoryStore {
-    /// The state the appended records describe.
-    pub table: SessionTable,
+    pub state: StoreState,
 }
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
     }
+
+    /// A store holding `table`, as if recovered.
+    pub fn with_table(table: SessionTable) -> MemoryStore {
+        MemoryStore {
+            state: StoreState::from_table(table, StoreLimits::NONE),
+        }
+    }
+
+    pub fn table(&self) -> &SessionTable {
+        self.state.table()
+    }
 }
 
 impl SessionStore for MemoryStore {
-    fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
-        for record in records {
-            self.table.apply(record);
-        }
+    fn apply(&mut self, ops: &[StoreOp], outcomes: &mut Vec<OpOutcome>) -> Result<(), StoreError> {
+        outcomes.extend(ops.iter().map(|op| self.state.apply(op)));
         Ok(())
+    }
+
+    fn transaction(&self, id: TransactionId) -> Result<Option<StoredTransaction>, StoreError> {
+        Ok(self.state.transaction(id))
+    }
+
+    fn transactions_by_status(
+        &self,
+        statuses: &[GlobalStatus],
+        limit: usize,
+    ) -> Result<Vec<StoredTransaction>, StoreError> {
+        Ok(self.state.transactions_by_status(statuses, limit))
+    }
+
+    fn lock_holders(&self, rows: &[RowKey]) -> Result<Vec<RowLock>, StoreError> {
+        Ok(self.state.lock_holders(rows))
+    }
+
+    fn try_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<LeaseOutcome, StoreError> {
+        Ok(self.state.try_lease(name, holder, ttl_ms, now_ms))
+    }
+
+    fn release_lease(&mut self, name: &str, holder: &str) -> Result<bool, StoreError> {
+        Ok(self.state.release_lease(name, holder))
+    }
+
+    fn reserve_ids(&mut self, count: i64) -> Result<Range<i64>, StoreError> {
+        Ok(self.state.reserve_ids(count).0)
     }
 
     fn compact(&mut self, live: &mut dyn Iterator<Item = Record>) -> Result<(), StoreError> {
@@ -31,12 +79,8 @@ impl SessionStore for MemoryStore {
         for record in live {
             table.apply(&record);
         }
-        self.table = table;
+        self.state = StoreState::from_table(table, StoreLimits::NONE);
         Ok(())
-    }
-
-    fn wants_compaction(&self) -> bool {
-        false
     }
 }
 
@@ -64,25 +108,61 @@ mod tests {
             self.disk
                 .lock()
                 .unwrap()
-                .insert(self.dir.clone(), self.inner.table.clone());
+                .insert(self.dir.clone(), self.inner.table().clone());
         }
     }
 
     impl SessionStore for Persisted {
-        fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
-            self.inner.append(records)?;
+        fn apply(
+            &mut self,
+            ops: &[StoreOp],
+            outcomes: &mut Vec<OpOutcome>,
+        ) -> Result<(), StoreError> {
+            self.inner.apply(ops, outcomes)?;
             self.save();
             Ok(())
+        }
+
+        fn transaction(&self, id: TransactionId) -> Result<Option<StoredTransaction>, StoreError> {
+            self.inner.transaction(id)
+        }
+
+        fn transactions_by_status(
+            &self,
+            statuses: &[GlobalStatus],
+            limit: usize,
+        ) -> Result<Vec<StoredTransaction>, StoreError> {
+            self.inner.transactions_by_status(statuses, limit)
+        }
+
+        fn lock_holders(&self, rows: &[RowKey]) -> Result<Vec<RowLock>, StoreError> {
+            self.inner.lock_holders(rows)
+        }
+
+        fn try_lease(
+            &mut self,
+            name: &str,
+            holder: &str,
+            ttl_ms: i64,
+            now_ms: i64,
+        ) -> Result<LeaseOutcome, StoreError> {
+            self.inner.try_lease(name, holder, ttl_ms, now_ms)
+        }
+
+        fn release_lease(&mut self, name: &str, holder: &str) -> Result<bool, StoreError> {
+            self.inner.release_lease(name, holder)
+        }
+
+        fn reserve_ids(&mut self, count: i64) -> Result<Range<i64>, StoreError> {
+            let range = self.inner.reserve_ids(count)?;
+            self.save();
+            Ok(range)
         }
 
         fn compact(&mut self, live: &mut dyn Iterator<Item = Record>) -> Result<(), StoreError> {
             self.inner.compact(live)?;
             self.save();
             Ok(())
-        }
-
-        fn wants_compaction(&self) -> bool {
-            self.inner.wants_compaction()
         }
     }
 
@@ -92,9 +172,7 @@ mod tests {
         let mut factory = |dir: &Path| -> (Box<dyn SessionStore>, SessionTable) {
             let table = disk.lock().unwrap().get(dir).cloned().unwrap_or_default();
             let store = Persisted {
-                inner: MemoryStore {
-                    table: table.clone(),
-                },
+                inner: MemoryStore::with_table(table.clone()),
                 disk: disk.clone(),
                 dir: dir.to_path_buf(),
             };

@@ -17,7 +17,10 @@ use crate::branches::Branches;
 use crate::config::CoordinatorConfig;
 use crate::effect::{BranchOutcome, Effect, Reply, ReplyToken, TxError};
 use crate::id::{BranchId, IdGenerator, TransactionId};
-use crate::lock::{LockHolder, LockKeyLimits, LockManager, parse_lock_key};
+use crate::lock::{
+    LockHolder, LockKeyLimits, LockManager, is_rollback_lock_status, parse_lock_key,
+    status_holds_locks,
+};
 use crate::model::{BranchSession, GlobalSession, Record, SessionTable, StoredTransaction};
 use crate::rate_limit::TokenBucket;
 use crate::request::{BranchRegistration, Request, RequestKind, Requester};
@@ -126,19 +129,6 @@ fn release_locks(locks: &mut LockManager, branch: &BranchSession) {
 
 fn is_async_committable(branch: &BranchSession) -> bool {
     branch.branch_type == BranchType::At || branch.status == BranchStatus::PhaseOneFailed
-}
-
-/// Statuses a transaction reaches through Rollbacking or TimeoutRollbacking while its rows may
-/// still be locked. Seata marks those locks Rollbacking and never unmarks them (semantics §2.3),
-/// which is what fail-fast keys on (§2.2).
-fn is_rollback_lock_status(status: GlobalStatus) -> bool {
-    status.is_rollbacking()
-        || matches!(
-            status,
-            GlobalStatus::RollbackFailed
-                | GlobalStatus::TimeoutRollbackFailed
-                | GlobalStatus::RollbackRetryTimeout
-        )
 }
 
 /// A timeout rollback still in progress: its end keeps the timeout flavour.
@@ -258,10 +248,8 @@ impl Coordinator {
             }
             // A rollback-retry timeout with unlocking enabled released its rows before the
             // restart; taking them back would steal rows other transactions hold since.
-            let released = status == GlobalStatus::RollbackRetryTimeout
-                && coordinator.config.rollback_retry_timeout_unlock;
             let takes_locks =
-                status == GlobalStatus::Begin || (is_rollback_lock_status(status) && !released);
+                status_holds_locks(status, coordinator.config.rollback_retry_timeout_unlock);
             if takes_locks {
                 for branch in session
                     .branches
