@@ -269,6 +269,21 @@ impl StoreState {
         })
     }
 
+    /// The rows `branch` itself holds, as a lock key in canonical form: what a database that
+    /// keeps only lock rows gives back as the branch's lock key. Rows its lock key names that
+    /// an earlier branch of the same transaction took stay that branch's.
+    pub fn held_lock_key(&self, branch: &BranchSession) -> String {
+        let own = LockHolder {
+            transaction_id: branch.transaction_id,
+            branch_id: branch.branch_id,
+        };
+        canonical_lock_key(
+            branch_rows(branch).into_iter().filter(|&(table, pk)| {
+                self.locks.holder(&branch.resource_id, table, pk) == Some(own)
+            }),
+        )
+    }
+
     pub fn transaction(&self, id: ferrata_core::TransactionId) -> Option<StoredTransaction> {
         self.table.get(id).cloned()
     }

@@ -1,0 +1,658 @@
+//! The store's writes, each inside the caller's database transaction: one [`StoreOp`] with the
+//! same outcome [`ferrata_store::StoreState`] gives (conditions first, then limits, then the
+//! record), leases and id reservation in `distributed_lock`.
+//!
+//! Concurrency: every op on a transaction first locks its `global_table` row (`FOR UPDATE`), so
+//! two nodes changing one transaction take turns and a compare-and-set sees the winner's
+//! status. Row locks are inserted sorted by `row_key` and skipped when present, then read back
+//! with `FOR UPDATE`: a row another transaction holds is a conflict, undone to a savepoint so
+//! the rest of the batch goes on.
+
+use std::marker::PhantomData;
+
+use ferrata_core::lock::{LockRow, status_holds_locks};
+use ferrata_core::{BranchSession, GlobalSession, Record, TransactionId};
+use ferrata_proto::GlobalStatus;
+use ferrata_store::{
+    Condition, Lease, LeaseOutcome, OpOutcome, RowLock, StoreOp, branch_rows, check_limits, row_key,
+};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
+
+use crate::dialect::SqlDatabase;
+use crate::{NEXT_ID_KEY, timestamp};
+
+pub(crate) type Tx<DB> = sqlx::Transaction<'static, DB>;
+
+/// Lock rows per INSERT or SELECT … IN: far below every database's parameter limit.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// A bound parameter.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+impl From<i64> for Arg {
+    fn from(value: i64) -> Arg {
+        Arg::Int(value)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(value: &str) -> Arg {
+        Arg::Text(value.to_owned())
+    }
+}
+
+impl From<String> for Arg {
+    fn from(value: String) -> Arg {
+        Arg::Text(value)
+    }
+}
+
+/// `?, ?, …` for `n` parameters.
+pub(crate) fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// The statements, written once for every [`SqlDatabase`]; the bounds are what sqlx needs to
+/// run them generically.
+pub(crate) struct Sql<DB>(PhantomData<DB>);
+
+impl<DB> Sql<DB>
+where
+    DB: SqlDatabase,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    pub(crate) async fn execute(
+        conn: &mut DB::Connection,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<(), sqlx::Error> {
+        if args.is_empty() {
+            // The text protocol: MySQL prepares no SAVEPOINT.
+            conn.execute(sql).await?;
+            return Ok(());
+        }
+        let sql = DB::placeholders(sql);
+        let mut query = sqlx::query::<DB>(&sql);
+        for arg in args {
+            query = match arg {
+                Arg::Int(value) => query.bind(value),
+                Arg::Text(value) => query.bind(value),
+            };
+        }
+        query.execute(conn).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn fetch(
+        conn: &mut DB::Connection,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<Vec<DB::Row>, sqlx::Error> {
+        let sql = DB::placeholders(sql);
+        let mut query = sqlx::query::<DB>(&sql);
+        for arg in args {
+            query = match arg {
+                Arg::Int(value) => query.bind(value),
+                Arg::Text(value) => query.bind(value),
+            };
+        }
+        query.fetch_all(conn).await
+    }
+
+    /// The stored status of a transaction, its row locked until the end of `tx`.
+    async fn lock_global(
+        tx: &mut Tx<DB>,
+        id: TransactionId,
+    ) -> Result<Option<GlobalStatus>, sqlx::Error> {
+        let sql = format!(
+            "SELECT CAST(status AS {}) FROM global_table WHERE transaction_id = ? FOR UPDATE",
+            DB::BIGINT
+        );
+        let rows = Self::fetch(&mut **tx, &sql, vec![id.0.into()]).await?;
+        match rows.first() {
+            None => Ok(None),
+            Some(row) => Ok(Some(global_status(row.try_get::<i64, _>(0)?)?)),
+        }
+    }
+
+    async fn delete_locks_of_transaction(
+        tx: &mut Tx<DB>,
+        id: TransactionId,
+    ) -> Result<(), sqlx::Error> {
+        Self::execute(
+            &mut **tx,
+            "DELETE FROM lock_table WHERE transaction_id = ?",
+            vec![id.0.into()],
+        )
+        .await
+    }
+
+    async fn upsert_global(
+        tx: &mut Tx<DB>,
+        global: &GlobalSession,
+        micros: i64,
+    ) -> Result<(), sqlx::Error> {
+        let ts = DB::TIMESTAMP_PARAM;
+        let updated = [
+            "transaction_id",
+            "status",
+            "application_id",
+            "transaction_service_group",
+            "transaction_name",
+            "timeout",
+            "begin_time",
+            "application_data",
+            "gmt_modified",
+        ]
+        .map(|column| format!("{column} = {}", DB::inserted(column)))
+        .join(", ");
+        let sql = format!(
+            "INSERT INTO global_table (xid, transaction_id, status, application_id, \
+             transaction_service_group, transaction_name, timeout, begin_time, application_data, \
+             gmt_create, gmt_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {ts}, {ts}) {} {updated}",
+            DB::on_conflict_update("xid")
+        );
+        let at = timestamp(micros);
+        Self::execute(
+            &mut **tx,
+            &sql,
+            vec![
+                global.xid.as_str().into(),
+                global.transaction_id.0.into(),
+                i64::from(global.status.code()).into(),
+                global.application_id.as_str().into(),
+                global.transaction_service_group.as_str().into(),
+                global.transaction_name.as_str().into(),
+                i64::from(global.timeout_ms).into(),
+                global.begin_time_ms.into(),
+                global.application_data.as_str().into(),
+                at.clone().into(),
+                at.into(),
+            ],
+        )
+        .await
+    }
+
+    /// Takes the branch's rows (sorted, skipping rows present) and finds the first row, in
+    /// lock-key order, that another transaction holds.
+    async fn take_rows(
+        tx: &mut Tx<DB>,
+        branch: &BranchSession,
+        rows: &[LockRow<'_>],
+        micros: i64,
+    ) -> Result<Option<RowLock>, sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let xid = xid_of(tx, branch.transaction_id).await?;
+        let keyed: Vec<(String, LockRow<'_>)> = rows
+            .iter()
+            .map(|&(table, pk)| (row_key(&branch.resource_id, table, pk), (table, pk)))
+            .collect();
+        let mut sorted: Vec<&(String, LockRow<'_>)> = keyed.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let ts = DB::TIMESTAMP_PARAM;
+        let at = timestamp(micros);
+        for chunk in sorted.chunks(ROWS_PER_STATEMENT) {
+            let values =
+                vec![format!("(?, ?, ?, ?, ?, ?, ?, 0, {ts}, {ts})"); chunk.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO lock_table (row_key, xid, transaction_id, branch_id, resource_id, \
+                 table_name, pk, status, gmt_create, gmt_modified) VALUES {values} {}",
+                DB::on_conflict_skip("row_key")
+            );
+            let mut args = Vec::with_capacity(chunk.len() * 9);
+            for (key, (table, pk)) in chunk.iter().map(|entry| (&entry.0, entry.1)) {
+                args.extend([
+                    Arg::from(key.clone()),
+                    xid.as_str().into(),
+                    branch.transaction_id.0.into(),
+                    branch.branch_id.0.into(),
+                    branch.resource_id.as_str().into(),
+                    table.into(),
+                    pk.into(),
+                    at.clone().into(),
+                    at.clone().into(),
+                ]);
+            }
+            Self::execute(&mut **tx, &sql, args).await?;
+        }
+        let mut holders = std::collections::HashMap::new();
+        for chunk in sorted.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT {}, transaction_id, branch_id FROM lock_table \
+                 WHERE row_key IN ({}) FOR UPDATE",
+                DB::text("row_key"),
+                marks(chunk.len())
+            );
+            let args = chunk
+                .iter()
+                .map(|entry| Arg::from(entry.0.clone()))
+                .collect();
+            for row in Self::fetch(&mut **tx, &sql, args).await? {
+                let key: String = row.try_get(0)?;
+                let holder_tx: Option<i64> = row.try_get(1)?;
+                let holder_branch: i64 = row.try_get(2)?;
+                holders.insert(key, (holder_tx.unwrap_or_default(), holder_branch));
+            }
+        }
+        Ok(keyed.iter().find_map(|(key, (table, pk))| {
+            let &(holder_tx, holder_branch) = holders.get(key)?;
+            (holder_tx != branch.transaction_id.0).then(|| RowLock {
+                resource_id: branch.resource_id.clone(),
+                table: (*table).to_owned(),
+                pk: (*pk).to_owned(),
+                transaction_id: TransactionId(holder_tx),
+                branch_id: ferrata_core::BranchId(holder_branch),
+            })
+        }))
+    }
+
+    async fn upsert_branch(
+        tx: &mut Tx<DB>,
+        branch: &BranchSession,
+        micros: i64,
+    ) -> Result<(), sqlx::Error> {
+        let xid = xid_of(tx, branch.transaction_id).await?;
+        let ts = DB::TIMESTAMP_PARAM;
+        // gmt_create stays: a branch added again keeps its place in the order.
+        let updated = [
+            "xid",
+            "transaction_id",
+            "resource_id",
+            "branch_type",
+            "status",
+            "client_id",
+            "application_data",
+            "gmt_modified",
+        ]
+        .map(|column| format!("{column} = {}", DB::inserted(column)))
+        .join(", ");
+        let sql = format!(
+            "INSERT INTO branch_table (branch_id, xid, transaction_id, resource_id, branch_type, \
+             status, client_id, application_data, gmt_create, gmt_modified) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, {ts}, {ts}) {} {updated}",
+            DB::on_conflict_update("branch_id")
+        );
+        let at = timestamp(micros);
+        Self::execute(
+            &mut **tx,
+            &sql,
+            vec![
+                branch.branch_id.0.into(),
+                xid.into(),
+                branch.transaction_id.0.into(),
+                branch.resource_id.as_str().into(),
+                branch.branch_type.name().into(),
+                i64::from(branch.status.code()).into(),
+                branch.client_id.as_str().into(),
+                branch.application_data.as_str().into(),
+                at.clone().into(),
+                at.into(),
+            ],
+        )
+        .await
+    }
+
+    async fn branch_exists(
+        tx: &mut Tx<DB>,
+        transaction_id: TransactionId,
+        branch_id: ferrata_core::BranchId,
+    ) -> Result<bool, sqlx::Error> {
+        let rows = Self::fetch(
+            &mut **tx,
+            "SELECT branch_id FROM branch_table WHERE branch_id = ? AND transaction_id = ? FOR UPDATE",
+            vec![branch_id.0.into(), transaction_id.0.into()],
+        )
+        .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Applies one op inside `tx`; `micros` is the time written into new rows.
+    pub(crate) async fn apply_op(
+        tx: &mut Tx<DB>,
+        op: &StoreOp,
+        micros: i64,
+        rollback_retry_timeout_unlock: bool,
+    ) -> Result<OpOutcome, sqlx::Error> {
+        let holds = |status| status_holds_locks(status, rollback_retry_timeout_unlock);
+        // The transaction's row, locked: conditions and every change below read it.
+        let stored = match op.record.transaction_id() {
+            Some(id) => Self::lock_global(tx, id).await?,
+            None => None,
+        };
+        if let Condition::GlobalStatusIs(expected) = op.condition {
+            match stored {
+                None => return Ok(OpOutcome::NotFound),
+                Some(actual) if actual != expected => {
+                    return Ok(OpOutcome::StatusMismatch { actual });
+                }
+                Some(_) => {}
+            }
+        }
+        if let Err(reason) = check_limits(&DB::limits(), &op.record) {
+            return Ok(OpOutcome::Unstorable { reason });
+        }
+        match &op.record {
+            Record::GlobalAdd(global) => {
+                if stored.is_some_and(|old| holds(old) && !holds(global.status)) {
+                    Self::delete_locks_of_transaction(tx, global.transaction_id).await?;
+                }
+                Self::upsert_global(tx, global, micros).await?;
+            }
+            Record::GlobalUpdate {
+                transaction_id,
+                status,
+            } => {
+                let Some(old) = stored else {
+                    return Ok(OpOutcome::NotFound);
+                };
+                if holds(old) && !holds(*status) {
+                    Self::delete_locks_of_transaction(tx, *transaction_id).await?;
+                }
+                let sql = format!(
+                    "UPDATE global_table SET status = ?, gmt_modified = {} WHERE transaction_id = ?",
+                    DB::TIMESTAMP_PARAM
+                );
+                Self::execute(
+                    &mut **tx,
+                    &sql,
+                    vec![
+                        i64::from(status.code()).into(),
+                        timestamp(micros).into(),
+                        transaction_id.0.into(),
+                    ],
+                )
+                .await?;
+            }
+            Record::GlobalRemove { transaction_id } => {
+                if stored.is_none() {
+                    return Ok(OpOutcome::NotFound);
+                }
+                let id = vec![Arg::from(transaction_id.0)];
+                Self::delete_locks_of_transaction(tx, *transaction_id).await?;
+                Self::execute(
+                    &mut **tx,
+                    "DELETE FROM branch_table WHERE transaction_id = ?",
+                    id.clone(),
+                )
+                .await?;
+                Self::execute(
+                    &mut **tx,
+                    "DELETE FROM global_table WHERE transaction_id = ?",
+                    id,
+                )
+                .await?;
+            }
+            Record::BranchAdd(branch) => {
+                let Some(status) = stored else {
+                    return Ok(OpOutcome::NotFound);
+                };
+                let rows = if holds(status) {
+                    branch_rows(branch)
+                } else {
+                    Vec::new()
+                };
+                // A savepoint keeps a conflict from undoing the batch's other ops.
+                Self::execute(&mut **tx, "SAVEPOINT ferrata_branch", Vec::new()).await?;
+                Self::execute(
+                    &mut **tx,
+                    "DELETE FROM lock_table WHERE branch_id = ?",
+                    vec![branch.branch_id.0.into()],
+                )
+                .await?;
+                if let Some(conflict) = Self::take_rows(tx, branch, &rows, micros).await? {
+                    Self::execute(
+                        &mut **tx,
+                        "ROLLBACK TO SAVEPOINT ferrata_branch",
+                        Vec::new(),
+                    )
+                    .await?;
+                    return Ok(OpOutcome::LockConflict(conflict));
+                }
+                Self::execute(&mut **tx, "RELEASE SAVEPOINT ferrata_branch", Vec::new()).await?;
+                Self::upsert_branch(tx, branch, micros).await?;
+            }
+            Record::BranchUpdate {
+                transaction_id,
+                branch_id,
+                status,
+                application_data,
+            } => {
+                if !Self::branch_exists(tx, *transaction_id, *branch_id).await? {
+                    return Ok(OpOutcome::NotFound);
+                }
+                let ts = DB::TIMESTAMP_PARAM;
+                let mut args: Vec<Arg> =
+                    vec![i64::from(status.code()).into(), timestamp(micros).into()];
+                let sql = match application_data {
+                    Some(data) => {
+                        args.push(data.as_str().into());
+                        format!(
+                            "UPDATE branch_table SET status = ?, gmt_modified = {ts}, \
+                             application_data = ? WHERE branch_id = ?"
+                        )
+                    }
+                    None => {
+                        format!(
+                            "UPDATE branch_table SET status = ?, gmt_modified = {ts} WHERE branch_id = ?"
+                        )
+                    }
+                };
+                args.push(branch_id.0.into());
+                Self::execute(&mut **tx, &sql, args).await?;
+            }
+            Record::BranchRemove {
+                transaction_id,
+                branch_id,
+            } => {
+                if !Self::branch_exists(tx, *transaction_id, *branch_id).await? {
+                    return Ok(OpOutcome::NotFound);
+                }
+                let id = vec![Arg::from(branch_id.0)];
+                Self::execute(
+                    &mut **tx,
+                    "DELETE FROM lock_table WHERE branch_id = ?",
+                    id.clone(),
+                )
+                .await?;
+                Self::execute(
+                    &mut **tx,
+                    "DELETE FROM branch_table WHERE branch_id = ?",
+                    id,
+                )
+                .await?;
+            }
+            Record::IdReserve { next_free_id } => {
+                let stored_next = Self::next_free_id_for_update(tx).await?;
+                match stored_next {
+                    Some(current) if current >= *next_free_id => {}
+                    Some(_) => Self::set_next_free_id(tx, *next_free_id).await?,
+                    None => Self::insert_next_free_id(tx, *next_free_id).await?,
+                }
+            }
+        }
+        Ok(OpOutcome::Applied)
+    }
+
+    async fn next_free_id_for_update(tx: &mut Tx<DB>) -> Result<Option<i64>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {} FROM distributed_lock WHERE lock_key = ? FOR UPDATE",
+            DB::text("lock_value")
+        );
+        let rows = Self::fetch(&mut **tx, &sql, vec![NEXT_ID_KEY.into()]).await?;
+        match rows.first() {
+            None => Ok(None),
+            Some(row) => {
+                let value: String = row.try_get(0)?;
+                value.trim().parse::<i64>().map(Some).map_err(|e| {
+                    sqlx::Error::Decode(
+                        format!("distributed_lock {NEXT_ID_KEY} holds {value:?}: {e}").into(),
+                    )
+                })
+            }
+        }
+    }
+
+    async fn set_next_free_id(tx: &mut Tx<DB>, next: i64) -> Result<(), sqlx::Error> {
+        Self::execute(
+            &mut **tx,
+            "UPDATE distributed_lock SET lock_value = ? WHERE lock_key = ?",
+            vec![next.to_string().into(), NEXT_ID_KEY.into()],
+        )
+        .await
+    }
+
+    async fn insert_next_free_id(tx: &mut Tx<DB>, next: i64) -> Result<(), sqlx::Error> {
+        // A second node inserting at the same moment fails on the key; the caller runs the
+        // whole transaction again and then finds the row.
+        Self::execute(
+            &mut **tx,
+            "INSERT INTO distributed_lock (lock_key, lock_value, expire) VALUES (?, ?, 0)",
+            vec![NEXT_ID_KEY.into(), next.to_string().into()],
+        )
+        .await
+    }
+
+    /// Reserves `count` ids above every id reserved before and every id in the tables (ids
+    /// seata-server gave, on a database taken over from it).
+    pub(crate) async fn reserve_ids(
+        tx: &mut Tx<DB>,
+        count: i64,
+    ) -> Result<std::ops::Range<i64>, sqlx::Error> {
+        let start = match Self::next_free_id_for_update(tx).await? {
+            Some(next) => next,
+            None => {
+                let sql = "SELECT MAX(transaction_id) FROM global_table";
+                let max_tx = first_i64(Self::fetch(&mut **tx, sql, Vec::new()).await?)?;
+                let sql = "SELECT MAX(branch_id) FROM branch_table";
+                let max_branch = first_i64(Self::fetch(&mut **tx, sql, Vec::new()).await?)?;
+                max_tx.max(max_branch).saturating_add(1).max(1)
+            }
+        };
+        let end = start.saturating_add(count.max(0));
+        match Self::next_free_id_for_update(tx).await? {
+            Some(_) => Self::set_next_free_id(tx, end).await?,
+            None => Self::insert_next_free_id(tx, end).await?,
+        }
+        Ok(start..end)
+    }
+
+    pub(crate) async fn try_lease(
+        tx: &mut Tx<DB>,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<LeaseOutcome, sqlx::Error> {
+        let expires_at_ms = now_ms.saturating_add(ttl_ms.max(0));
+        let sql = format!(
+            "SELECT {}, expire FROM distributed_lock WHERE lock_key = ? FOR UPDATE",
+            DB::text("lock_value")
+        );
+        let rows = Self::fetch(&mut **tx, &sql, vec![name.into()]).await?;
+        match rows.first() {
+            None => {
+                Self::execute(
+                    &mut **tx,
+                    "INSERT INTO distributed_lock (lock_key, lock_value, expire) VALUES (?, ?, ?)",
+                    vec![name.into(), holder.into(), expires_at_ms.into()],
+                )
+                .await?;
+            }
+            Some(row) => {
+                let current: String = row.try_get(0)?;
+                let expire: Option<i64> = row.try_get(1)?;
+                let expire = expire.unwrap_or_default();
+                let current = current.trim();
+                if current != holder && !current.is_empty() && expire >= now_ms {
+                    return Ok(LeaseOutcome::Taken(Lease {
+                        name: name.to_owned(),
+                        holder: current.to_owned(),
+                        expires_at_ms: expire,
+                    }));
+                }
+                Self::execute(
+                    &mut **tx,
+                    "UPDATE distributed_lock SET lock_value = ?, expire = ? WHERE lock_key = ?",
+                    vec![holder.into(), expires_at_ms.into(), name.into()],
+                )
+                .await?;
+            }
+        }
+        Ok(LeaseOutcome::Held { expires_at_ms })
+    }
+
+    pub(crate) async fn release_lease(
+        tx: &mut Tx<DB>,
+        name: &str,
+        holder: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = format!(
+            "SELECT {} FROM distributed_lock WHERE lock_key = ? FOR UPDATE",
+            DB::text("lock_value")
+        );
+        let rows = Self::fetch(&mut **tx, &sql, vec![name.into()]).await?;
+        let held = match rows.first() {
+            Some(row) => row.try_get::<String, _>(0)?.trim() == holder,
+            None => false,
+        };
+        if held {
+            // Seata's own "free" value: one space and no expiry.
+            Self::execute(
+                &mut **tx,
+                "UPDATE distributed_lock SET lock_value = ' ', expire = 0 WHERE lock_key = ?",
+                vec![name.into()],
+            )
+            .await?;
+        }
+        Ok(held)
+    }
+}
+
+/// The xid of a stored transaction (lock and branch rows carry it, as Seata's do).
+async fn xid_of<DB>(tx: &mut Tx<DB>, id: TransactionId) -> Result<String, sqlx::Error>
+where
+    DB: SqlDatabase,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let sql = format!(
+        "SELECT {} FROM global_table WHERE transaction_id = ?",
+        DB::text("xid")
+    );
+    let rows = Sql::<DB>::fetch(&mut **tx, &sql, vec![id.0.into()]).await?;
+    match rows.first() {
+        Some(row) => row.try_get(0),
+        None => Err(sqlx::Error::RowNotFound),
+    }
+}
+
+fn first_i64<R: Row>(rows: Vec<R>) -> Result<i64, sqlx::Error>
+where
+    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
+    usize: ColumnIndex<R>,
+{
+    match rows.first() {
+        Some(row) => Ok(row.try_get::<Option<i64>, _>(0)?.unwrap_or_default()),
+        None => Ok(0),
+    }
+}
+
+pub(crate) fn global_status(code: i64) -> Result<GlobalStatus, sqlx::Error> {
+    u8::try_from(code)
+        .ok()
+        .and_then(GlobalStatus::from_code)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown global status {code}").into()))
+}
