@@ -57,10 +57,24 @@ impl Default for ServerSettings {
     }
 }
 
-/// `[store]`: the embedded write-ahead log.
+/// `[store]`: the embedded write-ahead log (the default), or a shared database.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
+    /// A PostgreSQL or MySQL/MariaDB database in Seata's db-mode schema
+    /// (`postgres://user:password@host:port/database`, `mysql://…`); unset = the embedded log
+    /// in `data_dir`. `--print-config` shows it with the password redacted.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "url_without_password"
+    )]
+    pub url: Option<String>,
+    /// The PostgreSQL schema or MySQL database inside `url` that holds the tables; unset =
+    /// the connection's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Connections to the database.
+    pub database_connections: u32,
     pub data_dir: PathBuf,
     /// fsync every group commit (never turn off in production).
     pub fsync: bool,
@@ -76,12 +90,40 @@ pub struct StoreSettings {
 impl Default for StoreSettings {
     fn default() -> StoreSettings {
         StoreSettings {
+            url: None,
+            schema: None,
+            database_connections: 8,
             data_dir: PathBuf::from("data"),
             fsync: true,
             segment_bytes: ferrata_store::DEFAULT_SEGMENT_BYTES,
             compact_after_bytes: ferrata_store::DEFAULT_COMPACT_AFTER_BYTES,
             preallocate: true,
         }
+    }
+}
+
+/// Writes a database URL with its password replaced by `<redacted>`.
+fn url_without_password<S: serde::Serializer>(
+    url: &Option<String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let Some(url) = url else {
+        return s.serialize_none();
+    };
+    s.serialize_str(&redact_password(url))
+}
+
+/// `scheme://user:password@host/…` → `scheme://user:<redacted>@host/…`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
+        None => url.to_owned(),
     }
 }
 
@@ -258,6 +300,13 @@ pub struct Cli {
     /// store.data_dir: directory of the embedded write-ahead log.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// store.url: a PostgreSQL or MySQL/MariaDB database in Seata's db-mode schema instead of
+    /// the embedded log (`postgres://user:password@host:port/db`, `mysql://…`).
+    #[arg(long)]
+    pub store_url: Option<String>,
+    /// store.schema: the schema (PostgreSQL) or database (MySQL) inside store.url.
+    #[arg(long)]
+    pub store_schema: Option<String>,
     /// store.fsync: fsync each group commit; false loses acknowledged decisions on power loss.
     #[arg(long)]
     pub fsync: Option<bool>,
@@ -331,6 +380,8 @@ impl Config {
         let figment = flag(figment, "server.worker_id", cli.worker_id);
         let figment = flag(figment, "store.data_dir", cli.data_dir.as_ref());
         let figment = flag(figment, "store.fsync", cli.fsync);
+        let figment = flag(figment, "store.url", cli.store_url.as_ref());
+        let figment = flag(figment, "store.schema", cli.store_schema.as_ref());
         let figment = flag(figment, "limits.idle_timeout", duration(cli.idle_timeout));
         let figment = flag(figment, "limits.max_connections", cli.max_connections);
         let figment = flag(figment, "limits.max_sessions", cli.max_sessions);
@@ -367,6 +418,27 @@ impl Config {
             self.server.worker_id,
             self.server.worker_id <= 1023,
             "0 to 1023",
+        )?;
+        if let Some(url) = &self.store.url {
+            let scheme = url.split("://").next().unwrap_or_default();
+            if !["postgres", "postgresql", "mysql", "mariadb"].contains(&scheme)
+                || !url.contains("://")
+            {
+                return Err(ConfigError::Invalid {
+                    key: "store.url",
+                    message: format!(
+                        "{} is not a database URL: use postgres://user:password@host:port/database \
+                         or mysql://… (MariaDB too), or leave store.url unset for the embedded log",
+                        redact_password(url)
+                    ),
+                });
+            }
+        }
+        within(
+            "store.database_connections",
+            self.store.database_connections,
+            (1..=256).contains(&self.store.database_connections),
+            "1 to 256",
         )?;
         for (key, value) in [
             ("store.segment_bytes", self.store.segment_bytes),

@@ -1,5 +1,6 @@
-//! `ferrata-server`: the TC runtime. It recovers the coordinator from the embedded store,
-//! accepts Seata clients, and runs until asked to shut down.
+//! `ferrata-server`: the TC runtime. It recovers the coordinator from its store (the embedded
+//! log, or a database in Seata's db-mode schema), accepts Seata clients, and runs until asked
+//! to shut down.
 
 pub mod auth;
 pub mod config;
@@ -15,9 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use anyhow::Context;
-use ferrata_core::Coordinator;
+use ferrata_core::{Coordinator, SessionTable};
 use ferrata_store::{
-    FileSystem, LogStore, LogStoreConfig, OsFileSystem, Preallocation, RepairReport,
+    FileSystem, LogStore, LogStoreConfig, OsFileSystem, Preallocation, RepairReport, SessionStore,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -66,13 +67,7 @@ pub async fn run_with_file_system(
         }
         None => None,
     };
-    let (store, table) =
-        LogStore::open_with(store_config(&config), file_system).with_context(|| {
-            format!(
-                "cannot open the session store in {}",
-                config.store.data_dir.display()
-            )
-        })?;
+    let (store, table) = open_store(&config, file_system).await?;
     let recovered = table.len();
     let xid_prefix = format!("{}:{}", config.xid_host(bound), bound.port());
     let coordinator = Coordinator::recover(
@@ -91,7 +86,7 @@ pub async fn run_with_file_system(
     let (fatal_tx, mut fatal_rx) = watch::channel(None::<String>);
     let threads = engine::start(
         coordinator,
-        Box::new(store),
+        store,
         commands,
         phase2,
         Box::new(move |message| {
@@ -101,7 +96,7 @@ pub async fn run_with_file_system(
     .context("cannot start engine threads")?;
     tracing::info!(
         listen = %bound,
-        data_dir = %config.store.data_dir.display(),
+        store = %store_name(&config),
         recovered_sessions = recovered,
         startup_ms = started.elapsed().as_millis() as u64,
         "ferrata-server ready"
@@ -216,6 +211,59 @@ async fn accept_tls(
         }
         None => std::future::pending().await,
     }
+}
+
+/// Where the sessions live, for logs: the data directory or the database (no password).
+fn store_name(config: &Config) -> String {
+    match &config.store.url {
+        Some(url) => config::redact_password(url),
+        None => config.store.data_dir.display().to_string(),
+    }
+}
+
+/// Opens the configured store and recovers the sessions it holds.
+async fn open_store(
+    config: &Config,
+    file_system: Arc<dyn FileSystem>,
+) -> anyhow::Result<(Box<dyn SessionStore>, SessionTable)> {
+    let Some(url) = &config.store.url else {
+        let (store, table) =
+            LogStore::open_with(store_config(config), file_system).with_context(|| {
+                format!(
+                    "cannot open the session store in {}",
+                    config.store.data_dir.display()
+                )
+            })?;
+        return Ok((Box::new(store), table));
+    };
+    open_database_store(config, url.clone()).await
+}
+
+#[cfg(feature = "database")]
+async fn open_database_store(
+    config: &Config,
+    url: String,
+) -> anyhow::Result<(Box<dyn SessionStore>, SessionTable)> {
+    let mut sql = ferrata_store_sql::SqlStoreConfig::new(url);
+    sql.schema = config.store.schema.clone();
+    sql.max_connections = config.store.database_connections;
+    sql.rollback_retry_timeout_unlock = config.coordinator.rollback_retry_timeout_unlock;
+    // The store runs its own runtime: open (and later drop) it off this one.
+    tokio::task::spawn_blocking(move || ferrata_store_sql::open(sql))
+        .await
+        .context("the database store's opening thread failed")?
+        .with_context(|| format!("cannot open the session store at {}", store_name(config)))
+}
+
+#[cfg(not(feature = "database"))]
+async fn open_database_store(
+    _config: &Config,
+    _url: String,
+) -> anyhow::Result<(Box<dyn SessionStore>, SessionTable)> {
+    anyhow::bail!(
+        "store.url is set but this ferrata-server was built without the `database` feature; \
+         rebuild with it (it is on by default) or leave store.url unset"
+    )
 }
 
 fn store_config(config: &Config) -> LogStoreConfig {

@@ -1,7 +1,8 @@
 //! Crash safety: kill -9 the server in the middle of a load of global transactions, restart it
-//! on the same data directory, and check that everything it acknowledged survived: begun
-//! transactions are present, acknowledged decisions are carried out (and never reversed),
-//! and no lock is left behind.
+//! on the same store (the embedded log's data directory, or a PostgreSQL or MariaDB database in
+//! Seata's schema), and check that everything it acknowledged survived: begun transactions are
+//! present, acknowledged decisions are carried out (and never reversed), and no lock is left
+//! behind.
 
 mod support;
 
@@ -90,7 +91,36 @@ async fn kill9_during_load_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let log = dir.path().join("server.log");
-    let mut server = ServerProcess::start(&data, 0, &log).expect("server starts");
+    kill9_during_load(|port| ServerProcess::start(&data, port, &log).expect("server starts")).await;
+}
+
+/// The same on a database: `store.url` from `var`, in a schema of this test's own.
+async fn kill9_on_database(var: &str, schema: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = ferrata_testkit::database_url(var);
+    let schema = format!("{schema}_{}", std::process::id());
+    let config = format!("[store]\nurl = \"{url}\"\nschema = \"{schema}\"\n");
+    kill9_during_load(|port| {
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        ServerProcess::start_with_config(dir.path(), listen, &config).expect("server starts")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_on_postgres_loses_nothing_acknowledged() {
+    kill9_on_database("FERRATA_POSTGRES_URL", "ferrata_crash_pg").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_on_mariadb_loses_nothing_acknowledged() {
+    kill9_on_database("FERRATA_MYSQL_URL", "ferrata_crash_my").await;
+}
+
+/// Runs the load on a server from `start(port)` (port 0: any), kills it, restarts it with
+/// `start(the same port)` and checks the outcome.
+async fn kill9_during_load(start: impl Fn(u16) -> ServerProcess) {
+    let mut server = start(0);
     let port = server.addr.port();
 
     let rm = Arc::new(Client::connect(server.addr).await.expect("rm connects"));
@@ -118,8 +148,8 @@ async fn kill9_during_load_loses_nothing_acknowledged() {
     );
     eprintln!("{} transactions begun before the kill", ledger.len());
 
-    // Restart on the same data directory and port.
-    let server = ServerProcess::start(&data, port, &log).expect("server restarts");
+    // Restart on the same store and port.
+    let server = start(port);
     let rm2 = Client::connect(server.addr).await.expect("rm reconnects");
     rm2.register_rm("crash-rm", RESOURCE)
         .await

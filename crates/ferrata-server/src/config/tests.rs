@@ -264,3 +264,25 @@ fn keys_of_earlier_versions_name_their_replacement() {
         Ok(())
     });
 }
+
+#[test]
+fn a_database_store_url_is_checked_and_printed_without_its_password() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "ferrata.toml",
+            "[store]\nurl = \"postgres://tc:s3cret@127.0.0.1:5432/seata\"\nschema = \"tc\"\n",
+        )?;
+        let config = Config::load(&with_file("ferrata.toml")).expect("valid");
+        assert_eq!(config.store.schema.as_deref(), Some("tc"));
+        let printed = config.to_toml().expect("toml");
+        assert!(
+            printed.contains("postgres://tc:<redacted>@127.0.0.1:5432/seata")
+                && !printed.contains("s3cret"),
+            "{printed}"
+        );
+        let error = file_error(jail, "[store]\nurl = \"redis://u:pw@127.0.0.1/0\"\n")?;
+        assert_mentions(&error, &["store.url", "postgres://", "u:<redacted>@"]);
+        assert!(!error.contains("pw@"), "{error}");
+        Ok(())
+    });
+}
