@@ -15,13 +15,28 @@ pub struct RateLimit {
     pub initial_tokens: u32,
 }
 
+/// Where a coordinator's transaction and branch ids come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdSource {
+    /// Seata's snowflake layout with `worker_id`, its blocks logged as `Record::IdReserve`:
+    /// one node on its own store.
+    #[default]
+    Snowflake,
+    /// Ranges a shared store reserves for this node ([`crate::Effect::ReserveIds`] asks for
+    /// them, [`crate::Coordinator::add_id_range`] hands them over): unique across nodes with no
+    /// worker id to configure.
+    StoreRanges,
+}
+
 /// Settings of the coordinator core. Times are milliseconds. [`CoordinatorConfig::default`] is
 /// the one place these defaults are written; the server's configuration starts from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoordinatorConfig {
     /// `host:port` clients use to reach this TC; XIDs are `{xid_prefix}:{transactionId}`.
     pub xid_prefix: String,
-    /// Snowflake worker id; nodes sharing a store need distinct ones.
+    /// Where ids come from.
+    pub id_source: IdSource,
+    /// Snowflake worker id (with [`IdSource::Snowflake`]).
     pub worker_id: u16,
     /// Give up commit retries once a transaction is older than this; `None` = never.
     pub max_commit_retry_timeout_ms: Option<i64>,
@@ -62,6 +77,7 @@ impl Default for CoordinatorConfig {
     fn default() -> CoordinatorConfig {
         CoordinatorConfig {
             xid_prefix: format!("127.0.0.1:{SEATA_PORT}"),
+            id_source: IdSource::Snowflake,
             worker_id: 0,
             max_commit_retry_timeout_ms: None,
             max_rollback_retry_timeout_ms: None,

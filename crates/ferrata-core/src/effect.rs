@@ -112,4 +112,8 @@ pub enum Effect {
     /// Ask every connected AT resource to delete undo logs older than `save_days`. Depends on no
     /// record: it may be sent at any time.
     UndoLogDelete { save_days: i16 },
+    /// Reserve `count` more ids in the store and hand the range to
+    /// [`crate::Coordinator::add_id_range`] ([`crate::config::IdSource::StoreRanges`] only).
+    /// Depends on no record.
+    ReserveIds { count: i64 },
 }

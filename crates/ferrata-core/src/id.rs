@@ -107,9 +107,90 @@ impl IdGenerator {
     }
 }
 
+/// Ids per range a node reserves from a shared store.
+pub const STORE_RANGE_IDS: i64 = 1 << 20;
+
+/// Ids from ranges that a shared store reserved for this node (no two nodes are ever given the
+/// same range), used in order. Asks for the next range while half of the current one is left,
+/// so a busy node does not run dry while the store answers.
+#[derive(Debug, Clone, Default)]
+pub struct IdRanges {
+    current: std::ops::Range<i64>,
+    spare: Option<std::ops::Range<i64>>,
+    /// A range was asked for and has not arrived.
+    asked: bool,
+}
+
+impl IdRanges {
+    /// The next id, or `None` when every reserved id is used.
+    pub fn next_id(&mut self) -> Option<i64> {
+        if self.current.is_empty() {
+            self.current = self.spare.take()?;
+        }
+        self.current.next()
+    }
+
+    /// A range the store reserved.
+    pub fn add(&mut self, range: std::ops::Range<i64>) {
+        self.asked = false;
+        if range.is_empty() {
+            return;
+        }
+        if self.current.is_empty() {
+            self.current = range;
+        } else {
+            debug_assert!(
+                self.spare.is_none(),
+                "a range arrived that was not asked for"
+            );
+            self.spare = Some(range);
+        }
+    }
+
+    /// How many ids to ask the store for now, once per range (`None`: enough left, or asked).
+    pub fn wanted(&mut self) -> Option<i64> {
+        let low =
+            self.spare.is_none() && self.current.end - self.current.start < STORE_RANGE_IDS / 2;
+        if low && !self.asked {
+            self.asked = true;
+            return Some(STORE_RANGE_IDS);
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_ranges_are_used_in_order_and_the_next_is_asked_for_at_half() {
+        let mut ids = IdRanges::default();
+        assert_eq!(ids.next_id(), None, "nothing reserved yet");
+        assert_eq!(ids.wanted(), Some(STORE_RANGE_IDS));
+        assert_eq!(ids.wanted(), None, "asked once");
+        ids.add(100..100 + STORE_RANGE_IDS);
+        assert_eq!(ids.next_id(), Some(100));
+        assert_eq!(ids.wanted(), None, "a whole range is left");
+        for _ in 0..STORE_RANGE_IDS / 2 {
+            ids.next_id();
+        }
+        assert_eq!(
+            ids.wanted(),
+            Some(STORE_RANGE_IDS),
+            "half used: ask for the next"
+        );
+        ids.add(5_000_000..5_000_000 + STORE_RANGE_IDS);
+        let mut last = 0;
+        while let Some(id) = ids.next_id() {
+            assert!(id > last, "ids grow within and across ranges");
+            last = id;
+            if id == 5_000_000 {
+                break;
+            }
+        }
+        assert_eq!(last, 5_000_000, "the spare range follows the first");
+    }
 
     #[test]
     fn ids_are_positive_unique_and_carry_the_worker() {

@@ -23,7 +23,7 @@ pub mod rate_limit;
 pub mod request;
 
 pub use branches::Branches;
-pub use config::{CoordinatorConfig, RateLimit};
+pub use config::{CoordinatorConfig, IdSource, RateLimit};
 pub use coordinator::{Coordinator, CoordinatorStats, transaction_id_of};
 pub use effect::{BranchOutcome, BranchRequest, Effect, Reply, ReplyToken, TxError};
 pub use id::{BranchId, TransactionId};

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use ferrata_core::{CoordinatorConfig, RateLimit};
+use ferrata_core::{CoordinatorConfig, IdSource, RateLimit};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -555,6 +555,11 @@ impl Config {
         let (limits, coordinator) = (&self.limits, &self.coordinator);
         CoordinatorConfig {
             xid_prefix,
+            // Nodes on a shared database take id ranges from it: no worker id to set apart.
+            id_source: match self.store.url {
+                Some(_) => IdSource::StoreRanges,
+                None => IdSource::Snowflake,
+            },
             worker_id: self.server.worker_id,
             max_commit_retry_timeout_ms: coordinator.max_commit_retry_timeout.map(to_ms),
             max_rollback_retry_timeout_ms: coordinator.max_rollback_retry_timeout.map(to_ms),

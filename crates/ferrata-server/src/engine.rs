@@ -182,7 +182,17 @@ pub enum CoreCommand {
         branch_id: BranchId,
         outcome: BranchOutcome,
     },
+    /// Ids the store reserved for this node (after `Effect::ReserveIds`). Internal: sent by
+    /// the writer thread without taking room in the queue.
+    IdRange(std::ops::Range<i64>),
     Shutdown,
+}
+
+impl CoreCommand {
+    /// Sent by the engine itself, without taking room in the queue.
+    fn is_internal(&self) -> bool {
+        matches!(self, CoreCommand::IdRange(_))
+    }
 }
 
 /// What the writer executes once the batch's records are durable.
@@ -192,6 +202,7 @@ enum Action {
     BranchCommit(BranchRequest),
     BranchRollback(BranchRequest),
     UndoLogDelete { save_days: i16 },
+    ReserveIds { count: i64 },
 }
 
 #[derive(Debug, Default)]
@@ -248,6 +259,8 @@ impl EngineThreads {
 pub struct Commands {
     rx: Receiver<CoreCommand>,
     room: Arc<Semaphore>,
+    /// For the writer thread's internal commands (they take no room).
+    internal: Sender<CoreCommand>,
 }
 
 /// The engine's command channel, holding at most `capacity` commands; create it first so the
@@ -255,12 +268,13 @@ pub struct Commands {
 pub fn channel(capacity: usize) -> (EngineHandle, Commands) {
     let (tx, rx) = std::sync::mpsc::channel();
     let room = Arc::new(Semaphore::new(capacity));
+    let internal = tx.clone();
     (
         EngineHandle {
             tx,
             room: room.clone(),
         },
-        Commands { rx, room },
+        Commands { rx, room, internal },
     )
 }
 
@@ -274,6 +288,7 @@ pub fn start(
     on_fatal: Box<dyn Fn(String) + Send>,
 ) -> std::io::Result<EngineThreads> {
     let (writer_tx, writer_rx) = std::sync::mpsc::sync_channel::<WriteBatch>(WRITER_QUEUE_BATCHES);
+    let internal = commands.internal.clone();
     let compaction_wanted = Arc::new(AtomicBool::new(false));
     let durable_seq = Arc::new(AtomicU64::new(0));
     let core = {
@@ -301,6 +316,7 @@ pub fn start(
             writer_loop(
                 store,
                 writer_rx,
+                internal,
                 phase2,
                 compaction_wanted,
                 durable_seq,
@@ -318,7 +334,7 @@ fn core_loop(
     durable_seq: Arc<AtomicU64>,
     phase2: Arc<Phase2Sender>,
 ) {
-    let Commands { rx, room } = commands;
+    let Commands { rx, room, .. } = commands;
     // Whoever waits for room when the core stops learns at once that it stopped.
     struct CloseOnExit(Arc<Semaphore>);
     impl Drop for CloseOnExit {
@@ -339,8 +355,11 @@ fn core_loop(
             .next_deadline_ms()
             .map_or(1_000, |at| at.saturating_sub(now).clamp(0, 1_000));
         let mut applied = 0;
+        // Commands that took room in the queue (internal ones took none).
+        let mut admitted = 0;
         match rx.recv_timeout(Duration::from_millis(wait as u64)) {
             Ok(command) => {
+                admitted += usize::from(!command.is_internal());
                 shutting_down |= apply(&mut coordinator, &mut routes, &mut next_token, command);
                 applied += 1;
             }
@@ -350,13 +369,14 @@ fn core_loop(
         while applied < MAX_COMMANDS_PER_BATCH && !shutting_down {
             match rx.try_recv() {
                 Ok(command) => {
+                    admitted += usize::from(!command.is_internal());
                     shutting_down |= apply(&mut coordinator, &mut routes, &mut next_token, command);
                     applied += 1;
                 }
                 Err(_) => break,
             }
         }
-        room.add_permits(applied);
+        room.add_permits(admitted);
         coordinator.tick(now_ms());
         coordinator.drain_effects_into(&mut effects);
         seq += 1;
@@ -399,6 +419,7 @@ fn core_loop(
                 Effect::UndoLogDelete { save_days } => {
                     batch.actions.push(Action::UndoLogDelete { save_days })
                 }
+                Effect::ReserveIds { count } => batch.actions.push(Action::ReserveIds { count }),
             }
         }
         if compaction_wanted.swap(false, Ordering::AcqRel) {
@@ -470,6 +491,7 @@ fn apply(
     let now = now_ms();
     match command {
         CoreCommand::Shutdown => return true,
+        CoreCommand::IdRange(range) => coordinator.add_id_range(range),
         CoreCommand::BranchResult {
             transaction_id,
             branch_id,
@@ -494,6 +516,7 @@ fn apply(
 fn writer_loop(
     mut store: Box<dyn SessionStore>,
     rx: Receiver<WriteBatch>,
+    core: Sender<CoreCommand>,
     phase2: Arc<Phase2Sender>,
     compaction_wanted: Arc<AtomicBool>,
     durable_seq: Arc<AtomicU64>,
@@ -577,6 +600,21 @@ fn writer_loop(
         }
         for batch in batches.drain(..) {
             for action in batch.actions {
+                if let Action::ReserveIds { count } = action {
+                    match store.reserve_ids(count) {
+                        // The core has stopped when this fails; nothing is left to do.
+                        Ok(range) => drop(core.send(CoreCommand::IdRange(range))),
+                        Err(error) => {
+                            let message = format!(
+                                "cannot reserve ids in the session store; refusing to go on: {error}"
+                            );
+                            tracing::error!("{message}");
+                            on_fatal(message.clone());
+                            return Err(message);
+                        }
+                    }
+                    continue;
+                }
                 dispatch(&phase2, action);
             }
         }
@@ -676,6 +714,8 @@ fn dispatch(phase2: &Arc<Phase2Sender>, action: Action) {
         Action::BranchCommit(request) => phase2.deliver(Phase2::Commit, request),
         Action::BranchRollback(request) => phase2.deliver(Phase2::Rollback, request),
         Action::UndoLogDelete { save_days } => phase2.undo_log_delete(save_days),
+        // Handled by the writer, which holds the store.
+        Action::ReserveIds { .. } => {}
     }
 }
 

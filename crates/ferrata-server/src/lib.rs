@@ -67,14 +67,21 @@ pub async fn run_with_file_system(
         }
         None => None,
     };
-    let (store, table) = open_store(&config, file_system).await?;
+    let Opened {
+        store,
+        table,
+        first_ids,
+    } = open_store(&config, file_system).await?;
     let recovered = table.len();
     let xid_prefix = format!("{}:{}", config.xid_host(bound), bound.port());
-    let coordinator = Coordinator::recover(
+    let mut coordinator = Coordinator::recover(
         config.coordinator_config(xid_prefix),
         table,
         engine::now_ms(),
     );
+    if let Some(range) = first_ids {
+        coordinator.add_id_range(range);
+    }
     let registry = Arc::new(Registry::default());
     let (engine_handle, commands) = engine::channel(engine::COMMAND_QUEUE_CAPACITY);
     let phase2 = Phase2Sender::start(
@@ -221,11 +228,16 @@ fn store_name(config: &Config) -> String {
     }
 }
 
+/// An opened store with what it recovered.
+struct Opened {
+    store: Box<dyn SessionStore>,
+    table: SessionTable,
+    /// The first id range, for a store that hands out ids (a shared database).
+    first_ids: Option<std::ops::Range<i64>>,
+}
+
 /// Opens the configured store and recovers the sessions it holds.
-async fn open_store(
-    config: &Config,
-    file_system: Arc<dyn FileSystem>,
-) -> anyhow::Result<(Box<dyn SessionStore>, SessionTable)> {
+async fn open_store(config: &Config, file_system: Arc<dyn FileSystem>) -> anyhow::Result<Opened> {
     let Some(url) = &config.store.url else {
         let (store, table) =
             LogStore::open_with(store_config(config), file_system).with_context(|| {
@@ -234,32 +246,41 @@ async fn open_store(
                     config.store.data_dir.display()
                 )
             })?;
-        return Ok((Box::new(store), table));
+        return Ok(Opened {
+            store: Box::new(store),
+            table,
+            first_ids: None,
+        });
     };
     open_database_store(config, url.clone()).await
 }
 
 #[cfg(feature = "database")]
-async fn open_database_store(
-    config: &Config,
-    url: String,
-) -> anyhow::Result<(Box<dyn SessionStore>, SessionTable)> {
+async fn open_database_store(config: &Config, url: String) -> anyhow::Result<Opened> {
     let mut sql = ferrata_store_sql::SqlStoreConfig::new(url);
     sql.schema = config.store.schema.clone();
     sql.max_connections = config.store.database_connections;
     sql.rollback_retry_timeout_unlock = config.coordinator.rollback_retry_timeout_unlock;
+    let name = store_name(config);
     // The store runs its own runtime: open (and later drop) it off this one.
-    tokio::task::spawn_blocking(move || ferrata_store_sql::open(sql))
-        .await
-        .context("the database store's opening thread failed")?
-        .with_context(|| format!("cannot open the session store at {}", store_name(config)))
+    tokio::task::spawn_blocking(move || {
+        let (mut store, table) = ferrata_store_sql::open(sql)
+            .with_context(|| format!("cannot open the session store at {name}"))?;
+        let first_ids = store
+            .reserve_ids(ferrata_core::id::STORE_RANGE_IDS)
+            .with_context(|| format!("cannot reserve ids in the session store at {name}"))?;
+        Ok(Opened {
+            store,
+            table,
+            first_ids: Some(first_ids),
+        })
+    })
+    .await
+    .context("the database store's opening thread failed")?
 }
 
 #[cfg(not(feature = "database"))]
-async fn open_database_store(
-    _config: &Config,
-    _url: String,
-) -> anyhow::Result<(Box<dyn SessionStore>, SessionTable)> {
+async fn open_database_store(_config: &Config, _url: String) -> anyhow::Result<Opened> {
     anyhow::bail!(
         "store.url is set but this ferrata-server was built without the `database` feature; \
          rebuild with it (it is on by default) or leave store.url unset"

@@ -15,8 +15,9 @@ use ferrata_proto::{BranchStatus, BranchType, GlobalStatus, TransactionException
 
 use crate::branches::Branches;
 use crate::config::CoordinatorConfig;
+use crate::config::IdSource;
 use crate::effect::{BranchOutcome, Effect, Reply, ReplyToken, TxError};
-use crate::id::{BranchId, IdGenerator, TransactionId};
+use crate::id::{BranchId, IdGenerator, IdRanges, TransactionId};
 use crate::lock::{
     LockHolder, LockKeyLimits, LockManager, is_rollback_lock_status, parse_lock_key,
     status_holds_locks,
@@ -169,11 +170,18 @@ pub struct CoordinatorStats {
     pub locked_rows: usize,
 }
 
+/// The id source of [`CoordinatorConfig::id_source`].
+#[derive(Debug)]
+enum Ids {
+    Snowflake(IdGenerator),
+    StoreRanges(IdRanges),
+}
+
 /// The transaction coordinator. Not thread-safe by design: one owner drives it.
 #[derive(Debug)]
 pub struct Coordinator {
     config: CoordinatorConfig,
-    ids: IdGenerator,
+    ids: Ids,
     /// Ordered, so that whatever iterates sessions (snapshots) comes out the same every run.
     /// Boxed: a B-tree keeps its nodes about half full when keys only grow (ids do), and
     /// slack of pointers costs far less than slack of whole sessions (docs/BENCHMARKS.md RSS).
@@ -210,7 +218,7 @@ impl Coordinator {
             .map(|limit| TokenBucket::new(limit, now_ms));
         let mut coordinator = Coordinator {
             config,
-            ids: IdGenerator::new(0, now_ms),
+            ids: Ids::StoreRanges(IdRanges::default()),
             sessions: BTreeMap::new(),
             locks: LockManager::new(),
             timeouts: BTreeSet::new(),
@@ -286,7 +294,11 @@ impl Coordinator {
                 coordinator.schedule_retry(transaction_id, now_ms);
             }
         }
-        coordinator.ids = ids;
+        coordinator.ids = match coordinator.config.id_source {
+            IdSource::Snowflake => Ids::Snowflake(ids),
+            // The store reserves ranges above every id it holds.
+            IdSource::StoreRanges => Ids::StoreRanges(IdRanges::default()),
+        };
         coordinator
     }
 
@@ -319,7 +331,9 @@ impl Coordinator {
     /// The records that recreate the current state, for compacting the store.
     pub fn snapshot_records(&self) -> Vec<Record> {
         let mut records = Vec::with_capacity(self.sessions.len() * 2 + 1);
-        if let Some(next_free_id) = self.ids.last_reservation() {
+        if let Ids::Snowflake(ids) = &self.ids
+            && let Some(next_free_id) = ids.last_reservation()
+        {
             records.push(Record::IdReserve { next_free_id });
         }
         for session in self.sessions.values() {
@@ -339,13 +353,33 @@ impl Coordinator {
             .min()
     }
 
-    /// A fresh id; a new reservation block is logged before any effect that reveals the id.
-    fn next_id(&mut self) -> i64 {
-        let id = self.ids.next_id();
-        if let Some(next_free_id) = self.ids.take_reservation() {
-            self.persist(Record::IdReserve { next_free_id });
+    /// A fresh id; a new snowflake block is logged before any effect that reveals the id.
+    /// `None` when ids come from store ranges and none has arrived yet.
+    fn next_id(&mut self) -> Option<i64> {
+        match &mut self.ids {
+            Ids::Snowflake(ids) => {
+                let id = ids.next_id();
+                if let Some(next_free_id) = ids.take_reservation() {
+                    self.persist(Record::IdReserve { next_free_id });
+                }
+                Some(id)
+            }
+            Ids::StoreRanges(ranges) => {
+                let id = ranges.next_id();
+                if let Some(count) = ranges.wanted() {
+                    self.effects.push(Effect::ReserveIds { count });
+                }
+                id
+            }
         }
-        id
+    }
+
+    /// A range of ids the store reserved for this node (after [`Effect::ReserveIds`], or at
+    /// start); ignored with snowflake ids.
+    pub fn add_id_range(&mut self, range: std::ops::Range<i64>) {
+        if let Ids::StoreRanges(ranges) = &mut self.ids {
+            ranges.add(range);
+        }
     }
 
     fn persist(&mut self, record: Record) {

@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// The answer while a node that takes its ids from the store has none left.
+const NO_IDS: &str = "this TC has no ids left: the store has not yet answered its reservation of \
+    more; retry shortly (if this lasts, check the database)";
+
 impl Coordinator {
     /// GlobalBegin: a new session in Begin, durable before the XID is returned.
     pub(super) fn begin(
@@ -17,7 +21,15 @@ impl Coordinator {
             tracing::warn!(application_id = %requester.application_id, %message, "GlobalBegin refused");
             return self.fail(token, RequestKind::Begin, Code::BeginFailed, message);
         }
-        let transaction_id = TransactionId(self.next_id());
+        let Some(id) = self.next_id() else {
+            return self.fail(
+                token,
+                RequestKind::Begin,
+                Code::BeginFailed,
+                NO_IDS.to_owned(),
+            );
+        };
+        let transaction_id = TransactionId(id);
         let xid = format!("{}:{}", self.config.xid_prefix, transaction_id);
         let global = GlobalSession {
             transaction_id,
@@ -175,7 +187,15 @@ impl Coordinator {
         } else {
             Vec::new()
         };
-        let branch_id = BranchId(self.next_id());
+        let Some(id) = self.next_id() else {
+            return self.fail(
+                token,
+                RequestKind::BranchRegister,
+                Code::FailedToAddBranch,
+                NO_IDS.to_owned(),
+            );
+        };
+        let branch_id = BranchId(id);
         if request.branch_type == BranchType::At {
             let holder = LockHolder {
                 transaction_id,
