@@ -106,3 +106,59 @@ fn the_coordinator_snapshot_carries_the_reservation() {
     };
     assert!(*next_free_id > tx.id.0);
 }
+
+/// With ids from store ranges (nodes sharing a database), ids come from the ranges handed
+/// over, in order; more is asked for while little is left (once until it arrives); and with
+/// none left, a begin fails with a message instead of inventing an id.
+#[test]
+fn store_ranges_give_the_ids_and_more_is_asked_for_ahead() {
+    use ferrata_core::id::STORE_RANGE_IDS;
+    let mut h = Harness::with_config(ferrata_core::CoordinatorConfig {
+        id_source: ferrata_core::IdSource::StoreRanges,
+        ..config()
+    });
+    let mut begin = |h: &mut Harness, token: u64| -> Vec<Effect> {
+        h.begin_request(T0, token, 60_000, "place-order");
+        h.raw_effects()
+    };
+    let effects = begin(&mut h, 1);
+    assert!(
+        matches!(
+            effects.as_slice(),
+            [Effect::ReserveIds { count }, Effect::Reply { reply: Reply::Failed { .. }, .. }]
+                if *count == STORE_RANGE_IDS
+        ),
+        "{effects:?}"
+    );
+    assert!(
+        !begin(&mut h, 2)
+            .iter()
+            .any(|e| matches!(e, Effect::ReserveIds { .. })),
+        "asked once until it arrives"
+    );
+    // A short range: less than half a range is left at once, so more is asked for.
+    h.tc.add_id_range(7_000..7_002);
+    let began = |effects: &[Effect]| -> Option<i64> {
+        effects.iter().find_map(|e| match e {
+            Effect::Reply {
+                reply: Reply::Began { xid },
+                ..
+            } => ferrata_core::transaction_id_of(xid).map(|id| id.0),
+            _ => None,
+        })
+    };
+    let effects = begin(&mut h, 3);
+    assert_eq!(began(&effects), Some(7_000));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::ReserveIds { .. }))
+            && !effects
+                .iter()
+                .any(|e| matches!(e, Effect::Persist(Record::IdReserve { .. }))),
+        "asks for more, logs no snowflake reservation: {effects:?}"
+    );
+    h.tc.add_id_range(9_000..9_000 + STORE_RANGE_IDS);
+    assert_eq!(began(&begin(&mut h, 4)), Some(7_001));
+    assert_eq!(began(&begin(&mut h, 5)), Some(9_000), "then the next range");
+}

@@ -1,5 +1,6 @@
 //! BranchCommit is only sent while the transaction is committing and BranchRollback only while
-//! it is rolling back; nothing else goes out but records and replies (undo-log cleanup is off)
+//! it is rolling back; nothing else goes out but records and replies (undo-log cleanup is off,
+//! ids are snowflake ids)
 //! (semantics §1.4 transitions, §1.5 branch lifecycle).
 
 use super::*;
@@ -26,6 +27,9 @@ impl Invariant for Phase2FollowsStatus {
                 }
                 Effect::Persist(_) | Effect::Reply { .. } => {}
                 Effect::UndoLogDelete { .. } => prop_assert!(false, "undo-log cleanup is off"),
+                Effect::ReserveIds { .. } => {
+                    prop_assert!(false, "snowflake ids ask the store for none")
+                }
             }
         }
         Ok(())
