@@ -117,7 +117,7 @@ fn store_ranges_give_the_ids_and_more_is_asked_for_ahead() {
         id_source: ferrata_core::IdSource::StoreRanges,
         ..config()
     });
-    let mut begin = |h: &mut Harness, token: u64| -> Vec<Effect> {
+    let begin = |h: &mut Harness, token: u64| -> Vec<Effect> {
         h.begin_request(T0, token, 60_000, "place-order");
         h.raw_effects()
     };
