@@ -28,6 +28,18 @@ pub enum IdSource {
     StoreRanges,
 }
 
+/// Whether this coordinator is the only writer of its store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreSharing {
+    /// Its own store (the embedded log): every write it asks for is applied.
+    #[default]
+    Exclusive,
+    /// A database other nodes write too: writes that decide a transaction or join it are
+    /// conditioned on its status still being Begin ([`crate::Effect::PersistIf`]), and what
+    /// the store refuses comes back through [`crate::Coordinator::store_refused`].
+    Shared,
+}
+
 /// Settings of the coordinator core. Times are milliseconds. [`CoordinatorConfig::default`] is
 /// the one place these defaults are written; the server's configuration starts from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +48,8 @@ pub struct CoordinatorConfig {
     pub xid_prefix: String,
     /// Where ids come from.
     pub id_source: IdSource,
+    /// Whether other nodes write the store too.
+    pub store_sharing: StoreSharing,
     /// Snowflake worker id (with [`IdSource::Snowflake`]).
     pub worker_id: u16,
     /// Give up commit retries once a transaction is older than this; `None` = never.
@@ -78,6 +92,7 @@ impl Default for CoordinatorConfig {
         CoordinatorConfig {
             xid_prefix: format!("127.0.0.1:{SEATA_PORT}"),
             id_source: IdSource::Snowflake,
+            store_sharing: StoreSharing::Exclusive,
             worker_id: 0,
             max_commit_retry_timeout_ms: None,
             max_rollback_retry_timeout_ms: None,

@@ -84,6 +84,69 @@ pub struct BranchRequest {
     pub client_id: String,
 }
 
+/// Why a shared store did not apply a write ([`Effect::PersistIf`], or an AT branch's rows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The transaction's stored status was no longer the expected one: another node decided.
+    StatusChanged { actual: GlobalStatus },
+    /// The transaction is not stored (any more): another node ended it.
+    Gone,
+    /// A row of the branch is held by another transaction (of another node).
+    RowLocked {
+        table: String,
+        pk: String,
+        holder: TransactionId,
+    },
+    /// A value does not fit the store's columns.
+    Unstorable { reason: String },
+}
+
+impl Refusal {
+    /// The answer a request gets in place of the one that depended on the refused write.
+    pub fn reply(&self, request: RequestKind, xid: &str) -> Reply {
+        use ferrata_proto::TransactionExceptionCode as Code;
+        let failed = |code, message: String| Reply::Failed {
+            request,
+            error: TxError::new(code, message),
+        };
+        match (self, request) {
+            (Refusal::StatusChanged { actual }, RequestKind::GlobalCommit) => {
+                Reply::GlobalCommit { status: *actual }
+            }
+            (Refusal::StatusChanged { actual }, RequestKind::GlobalRollback) => {
+                Reply::GlobalRollback { status: *actual }
+            }
+            (Refusal::Gone, RequestKind::GlobalCommit) => Reply::GlobalCommit {
+                status: GlobalStatus::Finished,
+            },
+            (Refusal::Gone, RequestKind::GlobalRollback) => Reply::GlobalRollback {
+                status: GlobalStatus::Finished,
+            },
+            (Refusal::RowLocked { table, pk, holder }, _) => failed(
+                Code::LockKeyConflict,
+                format!(
+                    "global lock acquire failed: xid {xid}: row {table}:{pk} is locked by transaction {holder}"
+                ),
+            ),
+            (Refusal::StatusChanged { actual }, _) => failed(
+                Code::GlobalTransactionStatusInvalid,
+                format!("{xid} is no longer Begin (now {actual:?}): another TC node decided it"),
+            ),
+            (Refusal::Gone, _) => failed(
+                Code::GlobalTransactionNotExist,
+                format!("{xid} no longer exists: another TC node ended it"),
+            ),
+            (Refusal::Unstorable { reason }, _) => failed(
+                match request {
+                    RequestKind::Begin => Code::BeginFailed,
+                    _ => Code::FailedToAddBranch,
+                },
+                format!("{xid}: the store cannot hold it: {reason}"),
+            ),
+        }
+    }
+}
+
 /// What came back from a phase-2 request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BranchOutcome {
@@ -100,6 +163,15 @@ pub enum Effect {
     /// Append this record to the store. Durable once the store says so (fsync or a committed
     /// database transaction); records of one transaction are appended in order.
     Persist(Record),
+    /// [`Effect::Persist`] applied only if the transaction's stored status is still `status`
+    /// ([`crate::StoreSharing::Shared`] only: decisions, and branches joining, from Begin). The
+    /// same durability rule; when the store refuses it, whatever followed it for the same
+    /// transaction (its reply, its phase-2 requests) must not go out, and the refusal goes to
+    /// [`crate::Coordinator::store_refused`].
+    PersistIf {
+        record: Record,
+        status: GlobalStatus,
+    },
     /// Answer the request that carried `token`. Released only once every record produced before
     /// it is durable: never acknowledge what is not durable (ARCHITECTURE.md, principle 2).
     Reply { token: ReplyToken, reply: Reply },
@@ -112,6 +184,16 @@ pub enum Effect {
     /// Ask every connected AT resource to delete undo logs older than `save_days`. Depends on no
     /// record: it may be sent at any time.
     UndoLogDelete { save_days: i16 },
+    /// Answer the GlobalLockQuery of `token` from the shared store's lock table: lockable when
+    /// every row of `rows` (table, primary key) of `resource_id` is free or held by
+    /// `transaction_id` ([`crate::StoreSharing::Shared`] only: other nodes' locks are there,
+    /// not in memory). Read after every write before it is durable.
+    CheckLocks {
+        token: ReplyToken,
+        transaction_id: TransactionId,
+        resource_id: String,
+        rows: Vec<(String, String)>,
+    },
     /// Reserve `count` more ids in the store and hand the range to
     /// [`crate::Coordinator::add_id_range`] ([`crate::config::IdSource::StoreRanges`] only).
     /// Depends on no record.

@@ -23,9 +23,9 @@ pub mod rate_limit;
 pub mod request;
 
 pub use branches::Branches;
-pub use config::{CoordinatorConfig, IdSource, RateLimit};
+pub use config::{CoordinatorConfig, IdSource, RateLimit, StoreSharing};
 pub use coordinator::{Coordinator, CoordinatorStats, transaction_id_of};
-pub use effect::{BranchOutcome, BranchRequest, Effect, Reply, ReplyToken, TxError};
+pub use effect::{BranchOutcome, BranchRequest, Effect, Refusal, Reply, ReplyToken, TxError};
 pub use id::{BranchId, TransactionId};
 pub use model::{BranchSession, GlobalSession, Record, SessionTable, StoredTransaction};
 pub use request::{BranchRegistration, Request, RequestKind, Requester};

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use ferrata_core::{CoordinatorConfig, IdSource, RateLimit};
+use ferrata_core::{CoordinatorConfig, IdSource, RateLimit, StoreSharing};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -559,6 +559,10 @@ impl Config {
             id_source: match self.store.url {
                 Some(_) => IdSource::StoreRanges,
                 None => IdSource::Snowflake,
+            },
+            store_sharing: match self.store.url {
+                Some(_) => StoreSharing::Shared,
+                None => StoreSharing::Exclusive,
             },
             worker_id: self.server.worker_id,
             max_commit_retry_timeout_ms: coordinator.max_commit_retry_timeout.map(to_ms),

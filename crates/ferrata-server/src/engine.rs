@@ -13,11 +13,13 @@ use tokio::sync::Semaphore;
 use tokio::sync::mpsc::OwnedPermit;
 
 use ferrata_core::{
-    BranchId, BranchOutcome, BranchRequest, Coordinator, Effect, Record, Reply, Request, Requester,
-    TransactionId,
+    BranchId, BranchOutcome, BranchRequest, Coordinator, Effect, Record, Refusal, Reply, Request,
+    Requester, StoreSharing, TransactionId,
 };
 use ferrata_proto::{CodecContext, Message, MsgType};
 use ferrata_store::{CompactionDone, CompactionJob, OpOutcome, SessionStore, StoreError, StoreOp};
+
+use crate::refusals::{self, RecentlyRefused};
 
 use crate::phase2::{Phase2, Phase2Sender};
 use crate::registry::Outbound;
@@ -185,24 +187,41 @@ pub enum CoreCommand {
     /// Ids the store reserved for this node (after `Effect::ReserveIds`). Internal: sent by
     /// the writer thread without taking room in the queue.
     IdRange(std::ops::Range<i64>),
+    /// A shared store refused this write (internal, like `IdRange`).
+    Refused {
+        record: Record,
+        refusal: Refusal,
+    },
     Shutdown,
 }
 
 impl CoreCommand {
     /// Sent by the engine itself, without taking room in the queue.
     fn is_internal(&self) -> bool {
-        matches!(self, CoreCommand::IdRange(_))
+        matches!(self, CoreCommand::IdRange(_) | CoreCommand::Refused { .. })
     }
 }
 
 /// What the writer executes once the batch's records are durable.
 #[derive(Debug)]
 enum Action {
-    Respond { route: Route, reply: Reply },
+    Respond {
+        route: Route,
+        reply: Reply,
+    },
     BranchCommit(BranchRequest),
     BranchRollback(BranchRequest),
-    UndoLogDelete { save_days: i16 },
-    ReserveIds { count: i64 },
+    UndoLogDelete {
+        save_days: i16,
+    },
+    ReserveIds {
+        count: i64,
+    },
+    CheckLocks {
+        route: Route,
+        transaction_id: TransactionId,
+        rows: Vec<ferrata_store::RowKey>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -211,8 +230,29 @@ struct WriteBatch {
     seq: u64,
     ops: Vec<StoreOp>,
     actions: Vec<Action>,
+    /// The effects of one command (or of one tick) form a group: (end of its ops, end of its
+    /// actions). A refused op holds back the answers of its group.
+    groups: Vec<(usize, usize)>,
+    /// Groups with a refused op, and the refusal (filled in by the writer).
+    refused: Vec<(usize, Refusal, String)>,
     /// The full live state after this batch: replaces everything written so far.
     snapshot: Option<Vec<Record>>,
+}
+
+impl WriteBatch {
+    /// Ends the group of the command whose effects were just added.
+    fn close_group(&mut self) {
+        let ends = (self.ops.len(), self.actions.len());
+        if self.groups.last() != Some(&ends) {
+            self.groups.push(ends);
+        }
+    }
+
+    /// The group of the op at `index`.
+    fn group_of_op(&self, index: usize) -> usize {
+        self.groups
+            .partition_point(|&(ops_end, _)| ops_end <= index)
+    }
 }
 
 /// Handle to the running engine.
@@ -283,6 +323,7 @@ pub fn channel(capacity: usize) -> (EngineHandle, Commands) {
 pub fn start(
     coordinator: Coordinator,
     store: Box<dyn SessionStore>,
+    sharing: StoreSharing,
     commands: Commands,
     phase2: Arc<Phase2Sender>,
     on_fatal: Box<dyn Fn(String) + Send>,
@@ -302,6 +343,7 @@ pub fn start(
             .spawn(move || {
                 core_loop(
                     coordinator,
+                    sharing,
                     commands,
                     writer_tx,
                     wanted,
@@ -316,7 +358,7 @@ pub fn start(
             writer_loop(
                 store,
                 writer_rx,
-                internal,
+                GroupCommit::new(sharing, internal),
                 phase2,
                 compaction_wanted,
                 durable_seq,
@@ -328,6 +370,7 @@ pub fn start(
 
 fn core_loop(
     mut coordinator: Coordinator,
+    sharing: StoreSharing,
     commands: Commands,
     writer: SyncSender<WriteBatch>,
     compaction_wanted: Arc<AtomicBool>,
@@ -343,24 +386,50 @@ fn core_loop(
         }
     }
     let _close = CloseOnExit(room.clone());
-    let mut routes: HashMap<u64, Route> = HashMap::new();
+    let mut router = Router {
+        routes: HashMap::new(),
+        unsynced: UnsyncedDecisions::default(),
+        phase2,
+        // On a shared store a phase-2 request waits for its batch: the writer must see
+        // whether the store refused the decision it follows.
+        early_dispatch: sharing == StoreSharing::Exclusive,
+        durable: 0,
+        seq: 0,
+    };
     let mut next_token: u64 = 0;
     let mut effects = Vec::new();
     let mut shutting_down = false;
-    let mut seq: u64 = 0;
-    let mut unsynced = UnsyncedDecisions::default();
     loop {
         let now = now_ms();
         let wait = coordinator
             .next_deadline_ms()
             .map_or(1_000, |at| at.saturating_sub(now).clamp(0, 1_000));
+        router.seq += 1;
+        router.durable = durable_seq.load(Ordering::Acquire);
+        router.unsynced.forget_durable(router.durable);
+        let mut batch = WriteBatch {
+            seq: router.seq,
+            ..WriteBatch::default()
+        };
         let mut applied = 0;
         // Commands that took room in the queue (internal ones took none).
         let mut admitted = 0;
+        let mut take = |command: CoreCommand, batch: &mut WriteBatch| -> bool {
+            admitted += usize::from(!command.is_internal());
+            let stop = apply(
+                &mut coordinator,
+                &mut router.routes,
+                &mut next_token,
+                command,
+            );
+            coordinator.drain_effects_into(&mut effects);
+            router.route(&mut effects, batch);
+            batch.close_group();
+            stop
+        };
         match rx.recv_timeout(Duration::from_millis(wait as u64)) {
             Ok(command) => {
-                admitted += usize::from(!command.is_internal());
-                shutting_down |= apply(&mut coordinator, &mut routes, &mut next_token, command);
+                shutting_down |= take(command, &mut batch);
                 applied += 1;
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -369,8 +438,7 @@ fn core_loop(
         while applied < MAX_COMMANDS_PER_BATCH && !shutting_down {
             match rx.try_recv() {
                 Ok(command) => {
-                    admitted += usize::from(!command.is_internal());
-                    shutting_down |= apply(&mut coordinator, &mut routes, &mut next_token, command);
+                    shutting_down |= take(command, &mut batch);
                     applied += 1;
                 }
                 Err(_) => break,
@@ -379,49 +447,8 @@ fn core_loop(
         room.add_permits(admitted);
         coordinator.tick(now_ms());
         coordinator.drain_effects_into(&mut effects);
-        seq += 1;
-        let durable = durable_seq.load(Ordering::Acquire);
-        unsynced.forget_durable(durable);
-        let mut batch = WriteBatch {
-            seq,
-            ..WriteBatch::default()
-        };
-        for effect in effects.drain(..) {
-            match effect {
-                Effect::Persist(record) => {
-                    unsynced.note(&record, seq);
-                    batch.ops.push(StoreOp::put(record));
-                }
-                Effect::Reply { token, reply } => {
-                    let route = routes.remove(&token);
-                    debug_assert!(route.is_some(), "a reply for token {token} with no route");
-                    if let Some(route) = route {
-                        batch.actions.push(Action::Respond { route, reply });
-                    }
-                }
-                // When everything a phase-2 request depends on is durable already, it is sent
-                // now instead of after this batch's fsync: a pass over many branches then costs
-                // a round trip per branch, not a round trip and an fsync.
-                Effect::BranchCommit(request) => {
-                    if unsynced.is_durable(request.transaction_id, durable) {
-                        phase2.deliver(Phase2::Commit, request);
-                    } else {
-                        batch.actions.push(Action::BranchCommit(request));
-                    }
-                }
-                Effect::BranchRollback(request) => {
-                    if unsynced.is_durable(request.transaction_id, durable) {
-                        phase2.deliver(Phase2::Rollback, request);
-                    } else {
-                        batch.actions.push(Action::BranchRollback(request));
-                    }
-                }
-                Effect::UndoLogDelete { save_days } => {
-                    batch.actions.push(Action::UndoLogDelete { save_days })
-                }
-                Effect::ReserveIds { count } => batch.actions.push(Action::ReserveIds { count }),
-            }
-        }
+        router.route(&mut effects, &mut batch);
+        batch.close_group();
         if compaction_wanted.swap(false, Ordering::AcqRel) {
             batch.snapshot = Some(coordinator.snapshot_records());
         }
@@ -433,6 +460,95 @@ fn core_loop(
         if shutting_down {
             return;
         }
+    }
+}
+
+/// Turns the core's effects into a batch's ops and actions (or sends phase-2 requests at once
+/// when what they depend on is durable already).
+struct Router {
+    routes: HashMap<u64, Route>,
+    unsynced: UnsyncedDecisions,
+    phase2: Arc<Phase2Sender>,
+    early_dispatch: bool,
+    /// The newest durable batch, as of this batch's start.
+    durable: u64,
+    /// This batch's number.
+    seq: u64,
+}
+
+impl Router {
+    fn route(&mut self, effects: &mut Vec<Effect>, batch: &mut WriteBatch) {
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Persist(record) => {
+                    self.unsynced.note(&record, self.seq);
+                    batch.ops.push(StoreOp::put(record));
+                }
+                Effect::PersistIf { record, status } => {
+                    self.unsynced.note(&record, self.seq);
+                    batch.ops.push(StoreOp::if_status(record, status));
+                }
+                Effect::Reply { token, reply } => {
+                    let route = self.routes.remove(&token);
+                    debug_assert!(route.is_some(), "a reply for token {token} with no route");
+                    if let Some(route) = route {
+                        batch.actions.push(Action::Respond { route, reply });
+                    }
+                }
+                // When everything a phase-2 request depends on is durable already, it is sent
+                // now instead of after this batch's fsync: a pass over many branches then costs
+                // a round trip per branch, not a round trip and an fsync.
+                Effect::BranchCommit(request) => {
+                    if self.early(request.transaction_id) {
+                        self.phase2.deliver(Phase2::Commit, request);
+                    } else {
+                        batch.actions.push(Action::BranchCommit(request));
+                    }
+                }
+                Effect::BranchRollback(request) => {
+                    if self.early(request.transaction_id) {
+                        self.phase2.deliver(Phase2::Rollback, request);
+                    } else {
+                        batch.actions.push(Action::BranchRollback(request));
+                    }
+                }
+                Effect::UndoLogDelete { save_days } => {
+                    batch.actions.push(Action::UndoLogDelete { save_days })
+                }
+                Effect::ReserveIds { count } => batch.actions.push(Action::ReserveIds { count }),
+                Effect::CheckLocks {
+                    token,
+                    transaction_id,
+                    resource_id,
+                    rows,
+                } => {
+                    let route = self.routes.remove(&token);
+                    debug_assert!(
+                        route.is_some(),
+                        "a lock check for token {token} with no route"
+                    );
+                    if let Some(route) = route {
+                        let rows = rows
+                            .into_iter()
+                            .map(|(table, pk)| ferrata_store::RowKey {
+                                resource_id: resource_id.clone(),
+                                table,
+                                pk,
+                            })
+                            .collect();
+                        batch.actions.push(Action::CheckLocks {
+                            route,
+                            transaction_id,
+                            rows,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn early(&self, transaction_id: TransactionId) -> bool {
+        self.early_dispatch && self.unsynced.is_durable(transaction_id, self.durable)
     }
 }
 
@@ -492,6 +608,7 @@ fn apply(
     match command {
         CoreCommand::Shutdown => return true,
         CoreCommand::IdRange(range) => coordinator.add_id_range(range),
+        CoreCommand::Refused { record, refusal } => coordinator.store_refused(&record, refusal),
         CoreCommand::BranchResult {
             transaction_id,
             branch_id,
@@ -516,14 +633,13 @@ fn apply(
 fn writer_loop(
     mut store: Box<dyn SessionStore>,
     rx: Receiver<WriteBatch>,
-    core: Sender<CoreCommand>,
+    mut ops: GroupCommit,
     phase2: Arc<Phase2Sender>,
     compaction_wanted: Arc<AtomicBool>,
     durable_seq: Arc<AtomicU64>,
     on_fatal: Box<dyn Fn(String) + Send>,
 ) -> Result<(), String> {
     let mut batches: Vec<WriteBatch> = Vec::new();
-    let mut ops = GroupCommit::default();
     let mut compaction: Option<RunningCompaction> = None;
     loop {
         // While a compaction runs, wake up now and then to collect its outcome.
@@ -599,11 +715,11 @@ fn writer_loop(
             compaction_wanted.store(true, Ordering::Release);
         }
         for batch in batches.drain(..) {
-            for action in batch.actions {
+            for action in ops.screen(batch) {
                 if let Action::ReserveIds { count } = action {
                     match store.reserve_ids(count) {
                         // The core has stopped when this fails; nothing is left to do.
-                        Ok(range) => drop(core.send(CoreCommand::IdRange(range))),
+                        Ok(range) => drop(ops.core.send(CoreCommand::IdRange(range))),
                         Err(error) => {
                             let message = format!(
                                 "cannot reserve ids in the session store; refusing to go on: {error}"
@@ -613,6 +729,16 @@ fn writer_loop(
                             return Err(message);
                         }
                     }
+                    continue;
+                }
+                if let Action::CheckLocks {
+                    route,
+                    transaction_id,
+                    rows,
+                } = action
+                {
+                    let reply = check_locks(store.as_ref(), transaction_id, &rows);
+                    dispatch(&phase2, Action::Respond { route, reply });
                     continue;
                 }
                 dispatch(&phase2, action);
@@ -665,17 +791,33 @@ impl RunningCompaction {
     }
 }
 
-/// Buffers reused by every group commit.
-#[derive(Debug, Default)]
+/// Applies batches as group commits and holds back what a shared store refused.
+#[derive(Debug)]
 struct GroupCommit {
+    /// Buffers reused by every group commit.
     ops: Vec<StoreOp>,
     outcomes: Vec<OpOutcome>,
+    sharing: StoreSharing,
+    refused: RecentlyRefused,
+    /// The core's queue, for what the store answered (id ranges, refusals).
+    core: Sender<CoreCommand>,
 }
 
 impl GroupCommit {
+    fn new(sharing: StoreSharing, core: Sender<CoreCommand>) -> GroupCommit {
+        GroupCommit {
+            ops: Vec::new(),
+            outcomes: Vec::new(),
+            sharing,
+            refused: RecentlyRefused::default(),
+            core,
+        }
+    }
+
     /// Applies the operations of `batches` as one group commit (nothing when they have none).
-    /// The core holds the whole state on one node and checked every operation before emitting
-    /// it, so the store can only agree; a refusal means the two disagree, which is a bug.
+    /// On an exclusive store the core checked every operation before emitting it, so the
+    /// store can only agree (a refusal is a bug). On a shared store each refusal is noted in
+    /// its batch (see [`GroupCommit::screen`]) and sent to the core.
     fn append(
         &mut self,
         store: &mut dyn SessionStore,
@@ -683,14 +825,32 @@ impl GroupCommit {
     ) -> Result<(), StoreError> {
         self.ops.clear();
         self.outcomes.clear();
-        for batch in batches {
+        let mut counts = Vec::with_capacity(batches.len());
+        for batch in batches.iter_mut() {
+            counts.push(batch.ops.len());
             self.ops.append(&mut batch.ops);
         }
         if self.ops.is_empty() {
             return Ok(());
         }
         store.apply(&self.ops, &mut self.outcomes)?;
-        for (op, outcome) in self.ops.iter().zip(&self.outcomes) {
+        let (ops, outcomes) = (
+            std::mem::take(&mut self.ops),
+            std::mem::take(&mut self.outcomes),
+        );
+        let mut index = 0;
+        for (batch, count) in batches.iter_mut().zip(counts) {
+            for local in 0..count {
+                self.check(batch, local, &ops[index + local], &outcomes[index + local]);
+            }
+            index += count;
+        }
+        (self.ops, self.outcomes) = (ops, outcomes);
+        Ok(())
+    }
+
+    fn check(&mut self, batch: &mut WriteBatch, local: usize, op: &StoreOp, outcome: &OpOutcome) {
+        if self.sharing == StoreSharing::Exclusive {
             let agreed = matches!(outcome, OpOutcome::Applied | OpOutcome::NotFound);
             debug_assert!(agreed, "the store refused {op:?}: {outcome:?}");
             if !agreed {
@@ -700,8 +860,93 @@ impl GroupCommit {
                     "the session store refused an operation the coordinator accepted"
                 );
             }
+            return;
         }
-        Ok(())
+        let Some(refusal) = refusals::refusal(op, outcome) else {
+            return;
+        };
+        tracing::debug!(?op, ?refusal, "the shared store refused an operation");
+        if let Some(transaction_id) = op.record.transaction_id() {
+            // A refused branch of a live transaction leaves the rest of it alone.
+            if !matches!(refusal, Refusal::RowLocked { .. }) {
+                self.refused.insert(transaction_id);
+            }
+        }
+        let group = batch.group_of_op(local);
+        if !batch.refused.iter().any(|(g, _, _)| *g == group) {
+            batch
+                .refused
+                .push((group, refusal.clone(), refusals::describe(&op.record)));
+        }
+        // The core has stopped when this fails; nothing is left to do.
+        let _ = self.core.send(CoreCommand::Refused {
+            record: op.record.clone(),
+            refusal,
+        });
+    }
+
+    /// The actions of a durable batch that may go out: a refused group's answers are replaced
+    /// by what its refusal calls for, and phase-2 requests of refused transactions dropped.
+    fn screen(&self, batch: WriteBatch) -> Vec<Action> {
+        let WriteBatch {
+            actions,
+            groups,
+            refused,
+            ..
+        } = batch;
+        if refused.is_empty() && self.sharing == StoreSharing::Exclusive {
+            return actions;
+        }
+        let mut group = 0;
+        let mut out = Vec::with_capacity(actions.len());
+        for (index, action) in actions.into_iter().enumerate() {
+            while groups.get(group).is_some_and(|&(_, end)| end <= index) {
+                group += 1;
+            }
+            let refusal = refused.iter().find(|(g, _, _)| *g == group);
+            match action {
+                Action::Respond { route, reply } => {
+                    let reply = match refusal {
+                        Some((_, refusal, what)) => refusal.reply(reply.kind(), what),
+                        None => reply,
+                    };
+                    out.push(Action::Respond { route, reply });
+                }
+                Action::BranchCommit(request) | Action::BranchRollback(request)
+                    if refusal.is_some() || self.refused.contains(request.transaction_id) =>
+                {
+                    tracing::debug!(xid = %request.xid, "phase-2 request of a refused transaction held back");
+                }
+                other => out.push(other),
+            }
+        }
+        out
+    }
+}
+
+/// A GlobalLockQuery answered from the store's lock table: lockable when no row is held by
+/// another transaction. A failed read fails the query, not the server.
+fn check_locks(
+    store: &dyn SessionStore,
+    transaction_id: TransactionId,
+    rows: &[ferrata_store::RowKey],
+) -> Reply {
+    match store.lock_holders(rows) {
+        Ok(holders) => Reply::Lockable(
+            holders
+                .iter()
+                .all(|held| held.transaction_id == transaction_id),
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the lock table for a lock query");
+            Reply::Failed {
+                request: ferrata_core::RequestKind::LockQuery,
+                error: ferrata_core::TxError::new(
+                    ferrata_proto::TransactionExceptionCode::LockableCheckFailed,
+                    format!("cannot read the lock table: {error}"),
+                ),
+            }
+        }
     }
 }
 
@@ -715,7 +960,7 @@ fn dispatch(phase2: &Arc<Phase2Sender>, action: Action) {
         Action::BranchRollback(request) => phase2.deliver(Phase2::Rollback, request),
         Action::UndoLogDelete { save_days } => phase2.undo_log_delete(save_days),
         // Handled by the writer, which holds the store.
-        Action::ReserveIds { .. } => {}
+        Action::ReserveIds { .. } | Action::CheckLocks { .. } => {}
     }
 }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod connection;
 pub mod engine;
 pub mod phase2;
+mod refusals;
 pub mod registry;
 pub mod response;
 pub mod tls;
@@ -74,11 +75,9 @@ pub async fn run_with_file_system(
     } = open_store(&config, file_system).await?;
     let recovered = table.len();
     let xid_prefix = format!("{}:{}", config.xid_host(bound), bound.port());
-    let mut coordinator = Coordinator::recover(
-        config.coordinator_config(xid_prefix),
-        table,
-        engine::now_ms(),
-    );
+    let coordinator_config = config.coordinator_config(xid_prefix);
+    let sharing = coordinator_config.store_sharing;
+    let mut coordinator = Coordinator::recover(coordinator_config, table, engine::now_ms());
     if let Some(range) = first_ids {
         coordinator.add_id_range(range);
     }
@@ -94,6 +93,7 @@ pub async fn run_with_file_system(
     let threads = engine::start(
         coordinator,
         store,
+        sharing,
         commands,
         phase2,
         Box::new(move |message| {

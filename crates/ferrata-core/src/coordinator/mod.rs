@@ -15,8 +15,8 @@ use ferrata_proto::{BranchStatus, BranchType, GlobalStatus, TransactionException
 
 use crate::branches::Branches;
 use crate::config::CoordinatorConfig;
-use crate::config::IdSource;
-use crate::effect::{BranchOutcome, Effect, Reply, ReplyToken, TxError};
+use crate::config::{IdSource, StoreSharing};
+use crate::effect::{BranchOutcome, Effect, Refusal, Reply, ReplyToken, TxError};
 use crate::id::{BranchId, IdGenerator, IdRanges, TransactionId};
 use crate::lock::{
     LockHolder, LockKeyLimits, LockManager, is_rollback_lock_status, parse_lock_key,
@@ -386,6 +386,18 @@ impl Coordinator {
         self.effects.push(Effect::Persist(record));
     }
 
+    /// Persists a change made while the transaction is in Begin: on a shared store, only if
+    /// no other node changed that in the meantime.
+    fn persist_from_begin(&mut self, record: Record) {
+        match self.config.store_sharing {
+            StoreSharing::Exclusive => self.persist(record),
+            StoreSharing::Shared => self.effects.push(Effect::PersistIf {
+                record,
+                status: GlobalStatus::Begin,
+            }),
+        }
+    }
+
     fn reply(&mut self, token: ReplyToken, reply: Reply) {
         #[cfg(debug_assertions)]
         self.token_answered(token);
@@ -408,12 +420,60 @@ impl Coordinator {
         if let Some(session) = self.sessions.get_mut(&transaction_id)
             && session.global.status != status
         {
+            let decision = session.global.status == GlobalStatus::Begin;
             session.global.status = status;
-            self.effects.push(Effect::Persist(Record::GlobalUpdate {
+            let record = Record::GlobalUpdate {
                 transaction_id,
                 status,
-            }));
+            };
+            if decision {
+                self.persist_from_begin(record);
+            } else {
+                self.persist(record);
+            }
         }
+    }
+
+    /// A shared store refused a write this coordinator asked for (the runtime has held back
+    /// what depended on it). A branch whose rows another node's transaction holds is dropped;
+    /// any other refusal means another node decided or ended the transaction, so this node
+    /// forgets it, answering a TM still waiting on it with what the store says.
+    pub fn store_refused(&mut self, record: &Record, refusal: Refusal) {
+        let Some(transaction_id) = record.transaction_id() else {
+            return;
+        };
+        match (record, &refusal) {
+            (Record::BranchAdd(branch), Refusal::RowLocked { .. } | Refusal::Unstorable { .. }) => {
+                if let Some(session) = self.sessions.get_mut(&transaction_id)
+                    && let Some(branch) = session.branches.remove(branch.branch_id)
+                {
+                    release_locks(&mut self.locks, &branch);
+                }
+            }
+            _ => {
+                self.unschedule(transaction_id);
+                let Some(session) = self.sessions.remove(&transaction_id) else {
+                    return;
+                };
+                for branch in session.branches.iter() {
+                    release_locks(&mut self.locks, branch);
+                }
+                tracing::warn!(
+                    xid = %session.global.xid,
+                    ?refusal,
+                    "the shared store refused a change: another node holds this transaction now"
+                );
+                if let Some(waiting) = session.pass.and_then(|pass| pass.reply) {
+                    let request = match waiting.direction {
+                        Direction::Commit => RequestKind::GlobalCommit,
+                        Direction::Rollback => RequestKind::GlobalRollback,
+                    };
+                    self.reply(waiting.token, refusal.reply(request, &session.global.xid));
+                }
+            }
+        }
+        #[cfg(debug_assertions)]
+        self.check_invariants();
     }
 
     fn lookup(&self, xid: &str) -> Option<TransactionId> {

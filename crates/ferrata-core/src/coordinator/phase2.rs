@@ -272,12 +272,20 @@ impl Coordinator {
         reply: Option<Waiting>,
     ) {
         self.unschedule(transaction_id);
+        let mut from_begin = false;
         if let Some(session) = self.sessions.remove(&transaction_id) {
+            from_begin = session.global.status == GlobalStatus::Begin;
             for branch in session.branches.iter() {
                 release_locks(&mut self.locks, branch);
             }
         }
-        self.persist(Record::GlobalRemove { transaction_id });
+        let record = Record::GlobalRemove { transaction_id };
+        if from_begin {
+            // A commit with no branch ends straight from Begin: that is its decision.
+            self.persist_from_begin(record);
+        } else {
+            self.persist(record);
+        }
         self.answer(reply, final_status);
     }
 

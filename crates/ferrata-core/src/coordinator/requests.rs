@@ -233,7 +233,7 @@ impl Coordinator {
         if let Some(session) = self.sessions.get_mut(&transaction_id) {
             session.branches.insert(branch.clone());
         }
-        self.persist(Record::BranchAdd(branch));
+        self.persist_from_begin(Record::BranchAdd(branch));
         self.reply(token, Reply::BranchRegistered { branch_id });
     }
 
@@ -479,6 +479,20 @@ impl Coordinator {
             }
         };
         let transaction_id = transaction_id_of(xid).unwrap_or(TransactionId(-1));
+        if self.config.store_sharing == StoreSharing::Shared {
+            #[cfg(debug_assertions)]
+            self.token_answered(token);
+            self.effects.push(Effect::CheckLocks {
+                token,
+                transaction_id,
+                resource_id: resource_id.to_owned(),
+                rows: rows
+                    .iter()
+                    .map(|&(table, pk)| (table.to_owned(), pk.to_owned()))
+                    .collect(),
+            });
+            return;
+        }
         let lockable = self
             .locks
             .conflict(transaction_id, resource_id, &rows)

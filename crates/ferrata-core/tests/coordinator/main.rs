@@ -28,6 +28,7 @@ mod recovery;
 mod retries;
 mod rollback;
 mod saga_reports;
+mod shared_store;
 mod stale_answers;
 mod tcc_commit;
 mod timeouts;

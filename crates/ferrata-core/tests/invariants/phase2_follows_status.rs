@@ -26,6 +26,12 @@ impl Invariant for Phase2FollowsStatus {
                     );
                 }
                 Effect::Persist(_) | Effect::Reply { .. } => {}
+                Effect::PersistIf { .. } | Effect::CheckLocks { .. } => {
+                    prop_assert!(
+                        false,
+                        "an exclusive store needs no conditions or lock reads"
+                    )
+                }
                 Effect::UndoLogDelete { .. } => prop_assert!(false, "undo-log cleanup is off"),
                 Effect::ReserveIds { .. } => {
                     prop_assert!(false, "snowflake ids ask the store for none")

@@ -1,0 +1,159 @@
+//! On a store other nodes write too (`StoreSharing::Shared`): writes that decide a transaction
+//! or join a branch to it are conditioned on Begin, lock queries read the store's lock table,
+//! and what the store refuses is undone — a branch whose rows another node holds is dropped,
+//! a transaction another node decided is forgotten and its waiting TM told the store's status.
+
+use super::*;
+use ferrata_core::{BranchRegistration, Refusal, Request, StoreSharing};
+
+fn shared() -> Harness {
+    Harness::with_config(ferrata_core::CoordinatorConfig {
+        store_sharing: StoreSharing::Shared,
+        ..config()
+    })
+}
+
+/// Registers a branch and returns the record the coordinator asked to persist (conditioned).
+fn join(h: &mut Harness, tx: &Tx, branch_type: BranchType, lock_key: &str) -> Record {
+    let token = h.token();
+    h.branch_register(
+        token,
+        BranchRegistration {
+            xid: tx.xid.clone(),
+            branch_type,
+            resource_id: DB.into(),
+            lock_key: lock_key.into(),
+            application_data: String::new(),
+        },
+    );
+    let effects = h.effects();
+    match effects.as_slice() {
+        [
+            Effect::PersistIf {
+                record: record @ Record::BranchAdd(_),
+                status: GlobalStatus::Begin,
+            },
+            Effect::Reply {
+                reply: Reply::BranchRegistered { .. },
+                ..
+            },
+        ] => record.clone(),
+        other => panic!("a branch joins only while Begin: {other:?}"),
+    }
+}
+
+#[test]
+fn decisions_and_joins_are_conditioned_on_begin() {
+    let mut h = shared();
+    let tx = h.begin(T0, 60_000);
+    join(&mut h, &tx, BranchType::Tcc, "");
+    let token = h.token();
+    h.commit(T0, token, &tx.xid);
+    let effects = h.effects();
+    assert_eq!(
+        effects.first(),
+        Some(&Effect::PersistIf {
+            record: Record::GlobalUpdate {
+                transaction_id: tx.id,
+                status: GlobalStatus::Committing,
+            },
+            status: GlobalStatus::Begin,
+        }),
+        "{effects:?}"
+    );
+    // A change after the decision is not conditioned.
+    assert!(
+        effects
+            .iter()
+            .skip(1)
+            .all(|e| !matches!(e, Effect::PersistIf { .. })),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn a_branch_whose_rows_another_node_holds_is_dropped() {
+    let mut h = shared();
+    let tx = h.begin(T0, 60_000);
+    let record = join(&mut h, &tx, BranchType::At, "stock:1,2");
+    assert_eq!(h.tc.stats().locked_rows, 2);
+    h.tc.store_refused(
+        &record,
+        Refusal::RowLocked {
+            table: "stock".into(),
+            pk: "2".into(),
+            holder: TransactionId(99),
+        },
+    );
+    h.assert_quiet();
+    let stats = h.tc.stats();
+    assert_eq!(
+        (stats.sessions, stats.branches, stats.locked_rows),
+        (1, 0, 0)
+    );
+    // The transaction lives on and can lock other rows.
+    join(&mut h, &tx, BranchType::At, "stock:3");
+}
+
+#[test]
+fn a_transaction_another_node_decided_is_forgotten_and_its_tm_told() {
+    let mut h = shared();
+    let tx = h.begin(T0, 60_000);
+    join(&mut h, &tx, BranchType::At, "stock:1");
+    let token = h.token();
+    h.rollback(token, &tx.xid);
+    let effects = h.effects();
+    let Some(Effect::PersistIf { record, .. }) = effects.first() else {
+        panic!("the rollback decision is conditioned: {effects:?}");
+    };
+    h.tc.store_refused(
+        record,
+        Refusal::StatusChanged {
+            actual: GlobalStatus::Committing,
+        },
+    );
+    assert_eq!(
+        h.effects(),
+        vec![Effect::Reply {
+            token,
+            reply: Reply::GlobalRollback {
+                status: GlobalStatus::Committing
+            },
+        }],
+        "the waiting TM learns what the store holds"
+    );
+    let stats = h.tc.stats();
+    assert_eq!((stats.sessions, stats.locked_rows), (0, 0));
+    let idle = shared().tc.next_deadline_ms();
+    assert_eq!(h.tc.next_deadline_ms(), idle, "no timer left for it");
+}
+
+#[test]
+fn lock_queries_read_the_store() {
+    let mut h = shared();
+    let tx = h.begin(T0, 60_000);
+    let token = h.token();
+    h.send(
+        T0,
+        token,
+        Request::LockQuery {
+            xid: tx.xid.clone(),
+            branch_type: BranchType::At,
+            resource_id: DB.into(),
+            lock_key: "stock:1,2;orders:7".into(),
+        },
+    );
+    assert_eq!(
+        h.effects(),
+        vec![Effect::CheckLocks {
+            token,
+            transaction_id: tx.id,
+            resource_id: DB.into(),
+            rows: vec![
+                ("stock".into(), "1".into()),
+                ("stock".into(), "2".into()),
+                ("orders".into(), "7".into()),
+            ],
+        }]
+    );
+}

@@ -1,0 +1,154 @@
+//! Two ferrata-server nodes on one database (PostgreSQL, MariaDB) in Seata's schema: each
+//! serves its own clients, their ids never collide, and AT row locks are shared — a row one
+//! node's transaction holds is a lock conflict on the other node, and a lock query on either
+//! node sees it — until the holder ends.
+
+mod support;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use ferrata_proto::{
+    BranchType, GlobalLockQueryRequest, GlobalStatus, Message, TransactionExceptionCode,
+};
+use support::{Client, RESOURCE, ServerProcess};
+
+/// A node on `url`/`schema`, listening on a free loopback port.
+fn node(dir: &std::path::Path, url: &str, schema: &str) -> ServerProcess {
+    let config = format!("[store]\nurl = \"{url}\"\nschema = \"{schema}\"\n");
+    ServerProcess::start_with_config(dir, SocketAddr::from(([127, 0, 0, 1], 0)), &config)
+        .expect("node starts")
+}
+
+async fn connected(server: &ServerProcess, name: &str) -> (Client, Client) {
+    let tm = Client::connect(server.addr).await.expect("tm connects");
+    tm.register_tm(name).await.expect("tm registers");
+    let rm = Client::connect(server.addr).await.expect("rm connects");
+    rm.register_rm(name, RESOURCE).await.expect("rm registers");
+    (tm, rm)
+}
+
+async fn lockable(client: &Client, xid: &str, lock_key: &str) -> bool {
+    let answer = client
+        .call(Message::GlobalLockQuery(GlobalLockQueryRequest {
+            xid: xid.into(),
+            branch_type: BranchType::At,
+            resource_id: RESOURCE.into(),
+            lock_key: lock_key.into(),
+            application_data: String::new(),
+        }))
+        .await
+        .expect("lock query");
+    match answer {
+        Message::GlobalLockQueryResponse(r) if r.result.is_success() => r.lockable,
+        other => panic!("lock query answer: {other:?}"),
+    }
+}
+
+async fn two_nodes_share_ids_and_locks(var: &str, schema: &str) {
+    let url = ferrata_testkit::database_url(var);
+    let schema = format!("{schema}_{}", std::process::id());
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let a = node(dir_a.path(), &url, &schema);
+    let b = node(dir_b.path(), &url, &schema);
+    let (tm_a, rm_a) = connected(&a, "node-a-app").await;
+    let (tm_b, rm_b) = connected(&b, "node-b-app").await;
+
+    // Ids: both nodes begin transactions; no id repeats.
+    let mut ids = HashSet::new();
+    for _ in 0..20 {
+        for tm in [&tm_a, &tm_b] {
+            let xid = tm.begin(60_000).await.expect("begin");
+            let id = ferrata_core::transaction_id_of(&xid).expect("id");
+            assert!(ids.insert(id), "{xid}: id given twice");
+            assert_eq!(
+                tm.rollback(&xid).await.expect("rollback"),
+                GlobalStatus::Rollbacked
+            );
+        }
+    }
+
+    // A row locked through node A ...
+    let holder = tm_a.begin(60_000).await.expect("begin on a");
+    let branch = rm_a
+        .register_branch(&holder, "shared_t:1,2")
+        .await
+        .expect("register")
+        .expect("the row is free");
+    assert!(branch > 0);
+    // ... is a conflict for a transaction of node B, and both nodes' lock queries see it.
+    let waiter = tm_b.begin(60_000).await.expect("begin on b");
+    let refused = rm_b
+        .register_branch(&waiter, "shared_t:2,3")
+        .await
+        .expect("register")
+        .expect_err("the row is held on node A");
+    assert_eq!(
+        refused.exception_code,
+        TransactionExceptionCode::LockKeyConflict,
+        "{refused:?}"
+    );
+    assert!(
+        !lockable(&rm_b, &waiter, "shared_t:2").await,
+        "node B sees A's lock"
+    );
+    assert!(!lockable(&rm_a, &waiter, "shared_t:2").await);
+    assert!(
+        lockable(&rm_b, &holder, "shared_t:2").await,
+        "the holder may"
+    );
+    assert!(
+        lockable(&rm_b, &waiter, "shared_t:3").await,
+        "row 3 stayed free"
+    );
+    // The refused branch took nothing: another transaction of node A can lock row 3.
+    let other = tm_a.begin(60_000).await.expect("begin");
+    rm_a.register_branch(&other, "shared_t:3")
+        .await
+        .expect("register")
+        .expect("row 3 is free");
+    assert_eq!(
+        tm_a.rollback(&other).await.expect("rollback"),
+        GlobalStatus::Rollbacked
+    );
+
+    // The holder commits: its rows are free for node B's transaction.
+    assert_eq!(
+        tm_a.commit(&holder).await.expect("commit"),
+        GlobalStatus::Committed
+    );
+    assert!(lockable(&rm_b, &waiter, "shared_t:1,2").await);
+    rm_b.register_branch(&waiter, "shared_t:2,3")
+        .await
+        .expect("register")
+        .expect("free after the commit");
+    assert_eq!(
+        tm_b.rollback(&waiter).await.expect("rollback"),
+        GlobalStatus::Rollbacked
+    );
+    assert!(
+        rm_b.phase2
+            .lock()
+            .expect("log")
+            .iter()
+            .any(|(xid, _, commit)| xid == &waiter && !commit),
+        "node B rolled its branch back"
+    );
+    assert!(
+        lockable(&rm_a, &holder, "shared_t:1,2,3").await,
+        "no lock left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_postgres_share_ids_and_locks() {
+    two_nodes_share_ids_and_locks("FERRATA_POSTGRES_URL", "ferrata_shared_pg").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_mariadb_share_ids_and_locks() {
+    two_nodes_share_ids_and_locks("FERRATA_MYSQL_URL", "ferrata_shared_my").await;
+}
