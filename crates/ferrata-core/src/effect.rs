@@ -194,6 +194,13 @@ pub enum Effect {
         resource_id: String,
         rows: Vec<(String, String)>,
     },
+    /// Answer the GlobalStatus of `token` with the status the shared store holds for
+    /// `transaction_id` (Finished when it holds none): a transaction another node drives
+    /// ([`crate::StoreSharing::Shared`] only).
+    CheckStatus {
+        token: ReplyToken,
+        transaction_id: TransactionId,
+    },
     /// Reserve `count` more ids in the store and hand the range to
     /// [`crate::Coordinator::add_id_range`] ([`crate::config::IdSource::StoreRanges`] only).
     /// Depends on no record.

@@ -222,6 +222,10 @@ enum Action {
         transaction_id: TransactionId,
         rows: Vec<ferrata_store::RowKey>,
     },
+    CheckStatus {
+        route: Route,
+        transaction_id: TransactionId,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -516,6 +520,22 @@ impl Router {
                     batch.actions.push(Action::UndoLogDelete { save_days })
                 }
                 Effect::ReserveIds { count } => batch.actions.push(Action::ReserveIds { count }),
+                Effect::CheckStatus {
+                    token,
+                    transaction_id,
+                } => {
+                    let route = self.routes.remove(&token);
+                    debug_assert!(
+                        route.is_some(),
+                        "a status read for token {token} with no route"
+                    );
+                    if let Some(route) = route {
+                        batch.actions.push(Action::CheckStatus {
+                            route,
+                            transaction_id,
+                        });
+                    }
+                }
                 Effect::CheckLocks {
                     token,
                     transaction_id,
@@ -741,6 +761,15 @@ fn writer_loop(
                     dispatch(&phase2, Action::Respond { route, reply });
                     continue;
                 }
+                if let Action::CheckStatus {
+                    route,
+                    transaction_id,
+                } = action
+                {
+                    let reply = check_status(store.as_ref(), transaction_id);
+                    dispatch(&phase2, Action::Respond { route, reply });
+                    continue;
+                }
                 dispatch(&phase2, action);
             }
         }
@@ -950,6 +979,26 @@ fn check_locks(
     }
 }
 
+/// A GlobalStatus of another node's transaction answered from the store: Finished when it is
+/// no longer stored, as seata-server answers for a transaction it does not hold.
+fn check_status(store: &dyn SessionStore, transaction_id: TransactionId) -> Reply {
+    match store.transaction(transaction_id) {
+        Ok(found) => Reply::GlobalStatus {
+            status: found.map_or(ferrata_proto::GlobalStatus::Finished, |tx| tx.global.status),
+        },
+        Err(error) => {
+            tracing::warn!(%error, "cannot read a transaction's status from the store");
+            Reply::Failed {
+                request: ferrata_core::RequestKind::GlobalStatus,
+                error: ferrata_core::TxError::new(
+                    ferrata_proto::TransactionExceptionCode::FailedStore,
+                    format!("cannot read the transaction's status: {error}"),
+                ),
+            }
+        }
+    }
+}
+
 fn dispatch(phase2: &Arc<Phase2Sender>, action: Action) {
     match action {
         Action::Respond { route, reply } => {
@@ -960,7 +1009,7 @@ fn dispatch(phase2: &Arc<Phase2Sender>, action: Action) {
         Action::BranchRollback(request) => phase2.deliver(Phase2::Rollback, request),
         Action::UndoLogDelete { save_days } => phase2.undo_log_delete(save_days),
         // Handled by the writer, which holds the store.
-        Action::ReserveIds { .. } | Action::CheckLocks { .. } => {}
+        Action::ReserveIds { .. } | Action::CheckLocks { .. } | Action::CheckStatus { .. } => {}
     }
 }
 

@@ -1,7 +1,8 @@
 //! Two ferrata-server nodes on one database (PostgreSQL, MariaDB) in Seata's schema: each
-//! serves its own clients, their ids never collide, and AT row locks are shared — a row one
+//! serves its own clients, their ids never collide, AT row locks are shared — a row one
 //! node's transaction holds is a lock conflict on the other node, and a lock query on either
-//! node sees it — until the holder ends.
+//! node sees it — until the holder ends, and a node reads the other's transactions' status
+//! from the database but leaves deciding them to the node that drives them.
 
 mod support;
 
@@ -73,6 +74,29 @@ async fn two_nodes_share_ids_and_locks(var: &str, schema: &str) {
 
     // A row locked through node A ...
     let holder = tm_a.begin(60_000).await.expect("begin on a");
+    // Node B reads A's transaction's status from the database, and refuses to decide it.
+    assert_eq!(
+        tm_b.status(&holder).await.expect("status on b"),
+        GlobalStatus::Begin
+    );
+    let answer = tm_b
+        .call(Message::GlobalCommit(ferrata_proto::GlobalCommitRequest {
+            xid: holder.clone(),
+            extra_data: String::new(),
+        }))
+        .await
+        .expect("commit on b");
+    match answer {
+        Message::GlobalCommitResponse(r) => {
+            assert!(!r.result.is_success(), "{r:?}");
+            assert!(r.result.msg.contains("driven by TC node"), "{r:?}");
+        }
+        other => panic!("commit answer: {other:?}"),
+    }
+    assert_eq!(
+        tm_a.status(&holder).await.expect("status on a"),
+        GlobalStatus::Begin
+    );
     let branch = rm_a
         .register_branch(&holder, "shared_t:1,2")
         .await

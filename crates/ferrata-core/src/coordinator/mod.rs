@@ -476,6 +476,58 @@ impl Coordinator {
         self.check_invariants();
     }
 
+    /// Whether `request` is about a transaction another node began (its XID names another
+    /// TC) and this node does not hold: on a shared store, that node drives it.
+    fn foreign(&self, request: &Request) -> bool {
+        let xid = match request {
+            Request::Begin { .. } | Request::LockQuery { .. } => return false,
+            Request::BranchRegister(registration) => &registration.xid,
+            Request::BranchReport { xid, .. }
+            | Request::GlobalCommit { xid }
+            | Request::GlobalRollback { xid }
+            | Request::GlobalStatus { xid }
+            | Request::GlobalReport { xid, .. } => xid,
+        };
+        let prefix = xid.rsplit_once(':').map_or("", |(prefix, _)| prefix);
+        prefix != self.config.xid_prefix && self.lookup(xid).is_none()
+    }
+
+    /// A request about another node's transaction: its status is read from the store; what
+    /// would change it is refused with where to send it.
+    fn foreign_request(&mut self, token: ReplyToken, request: Request) {
+        let kind = request.kind();
+        let xid = match request {
+            Request::GlobalStatus { xid } => {
+                #[cfg(debug_assertions)]
+                self.token_answered(token);
+                let transaction_id = transaction_id_of(&xid).unwrap_or(TransactionId(-1));
+                self.effects.push(Effect::CheckStatus {
+                    token,
+                    transaction_id,
+                });
+                return;
+            }
+            Request::BranchRegister(registration) => registration.xid,
+            Request::BranchReport { xid, .. }
+            | Request::GlobalCommit { xid }
+            | Request::GlobalRollback { xid }
+            | Request::GlobalReport { xid, .. } => xid,
+            Request::Begin { .. } | Request::LockQuery { .. } => String::new(),
+        };
+        let owner = xid.rsplit_once(':').map_or("", |(prefix, _)| prefix);
+        let code = match kind {
+            RequestKind::BranchRegister => Code::BranchRegisterFailed,
+            RequestKind::BranchReport => Code::BranchReportFailed,
+            _ => Code::GlobalTransactionNotExist,
+        };
+        let message = format!(
+            "{xid} is driven by TC node {owner}, not by this one ({}): send it there (Seata's \
+             XID load balancing does), or retry once that node's transactions are taken over",
+            self.config.xid_prefix
+        );
+        self.fail(token, kind, code, message);
+    }
+
     fn lookup(&self, xid: &str) -> Option<TransactionId> {
         transaction_id_of(xid).filter(|id| self.sessions.contains_key(id))
     }
@@ -491,6 +543,12 @@ impl Coordinator {
     ) {
         #[cfg(debug_assertions)]
         self.token_opened(token);
+        if self.config.store_sharing == StoreSharing::Shared && self.foreign(&request) {
+            self.foreign_request(token, request);
+            #[cfg(debug_assertions)]
+            self.check_invariants();
+            return;
+        }
         match request {
             Request::Begin {
                 timeout_ms,

@@ -157,3 +157,44 @@ fn lock_queries_read_the_store() {
         }]
     );
 }
+
+#[test]
+fn another_nodes_transactions_are_read_from_the_store_and_not_decided_here() {
+    let mut h = shared();
+    let foreign = "10.0.0.9:8091:424242";
+    let token = h.token();
+    h.status_request(token, foreign);
+    assert_eq!(
+        h.effects(),
+        vec![Effect::CheckStatus {
+            token,
+            transaction_id: TransactionId(424242),
+        }]
+    );
+    let token = h.token();
+    h.commit(T0, token, foreign);
+    match h.effects().as_slice() {
+        [
+            Effect::Reply {
+                reply: Reply::Failed { request, error },
+                ..
+            },
+        ] => {
+            assert_eq!(*request, RequestKind::GlobalCommit);
+            assert!(error.message.contains("10.0.0.9:8091"), "{error:?}");
+        }
+        other => panic!("a foreign commit is refused: {other:?}"),
+    }
+    // An unknown transaction of this node's own is answered as always.
+    let token = h.token();
+    h.status_request(token, &format!("{PREFIX}:7"));
+    assert_eq!(
+        h.effects(),
+        vec![Effect::Reply {
+            token,
+            reply: Reply::GlobalStatus {
+                status: GlobalStatus::Finished
+            }
+        }]
+    );
+}

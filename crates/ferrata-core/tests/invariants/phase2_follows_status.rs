@@ -26,7 +26,9 @@ impl Invariant for Phase2FollowsStatus {
                     );
                 }
                 Effect::Persist(_) | Effect::Reply { .. } => {}
-                Effect::PersistIf { .. } | Effect::CheckLocks { .. } => {
+                Effect::PersistIf { .. }
+                | Effect::CheckLocks { .. }
+                | Effect::CheckStatus { .. } => {
                     prop_assert!(
                         false,
                         "an exclusive store needs no conditions or lock reads"
