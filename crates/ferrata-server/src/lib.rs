@@ -68,13 +68,13 @@ pub async fn run_with_file_system(
         }
         None => None,
     };
+    let xid_prefix = format!("{}:{}", config.xid_host(bound), bound.port());
     let Opened {
         store,
         table,
         first_ids,
-    } = open_store(&config, file_system).await?;
+    } = open_store(&config, file_system, &xid_prefix).await?;
     let recovered = table.len();
-    let xid_prefix = format!("{}:{}", config.xid_host(bound), bound.port());
     let coordinator_config = config.coordinator_config(xid_prefix);
     let sharing = coordinator_config.store_sharing;
     let mut coordinator = Coordinator::recover(coordinator_config, table, engine::now_ms());
@@ -237,7 +237,11 @@ struct Opened {
 }
 
 /// Opens the configured store and recovers the sessions it holds.
-async fn open_store(config: &Config, file_system: Arc<dyn FileSystem>) -> anyhow::Result<Opened> {
+async fn open_store(
+    config: &Config,
+    file_system: Arc<dyn FileSystem>,
+    xid_prefix: &str,
+) -> anyhow::Result<Opened> {
     let Some(url) = &config.store.url else {
         let (store, table) =
             LogStore::open_with(store_config(config), file_system).with_context(|| {
@@ -252,12 +256,18 @@ async fn open_store(config: &Config, file_system: Arc<dyn FileSystem>) -> anyhow
             first_ids: None,
         });
     };
-    open_database_store(config, url.clone()).await
+    open_database_store(config, url.clone(), xid_prefix).await
 }
 
 #[cfg(feature = "database")]
-async fn open_database_store(config: &Config, url: String) -> anyhow::Result<Opened> {
+async fn open_database_store(
+    config: &Config,
+    url: String,
+    xid_prefix: &str,
+) -> anyhow::Result<Opened> {
     let mut sql = ferrata_store_sql::SqlStoreConfig::new(url);
+    // Other nodes drive their own transactions: recover only this node's.
+    sql.xid_prefix = Some(xid_prefix.to_owned());
     sql.schema = config.store.schema.clone();
     sql.max_connections = config.store.database_connections;
     sql.rollback_retry_timeout_unlock = config.coordinator.rollback_retry_timeout_unlock;
@@ -280,7 +290,11 @@ async fn open_database_store(config: &Config, url: String) -> anyhow::Result<Ope
 }
 
 #[cfg(not(feature = "database"))]
-async fn open_database_store(_config: &Config, _url: String) -> anyhow::Result<Opened> {
+async fn open_database_store(
+    _config: &Config,
+    _url: String,
+    _xid_prefix: &str,
+) -> anyhow::Result<Opened> {
     anyhow::bail!(
         "store.url is set but this ferrata-server was built without the `database` feature; \
          rebuild with it (it is on by default) or leave store.url unset"

@@ -43,6 +43,9 @@ pub struct SqlStoreConfig {
     pub create_tables: bool,
     pub max_connections: u32,
     pub connect_timeout: Duration,
+    /// Recover only the transactions whose XID starts with `prefix:` — this node's, when
+    /// several nodes share the database; `None`: every transaction.
+    pub xid_prefix: Option<String>,
     /// The coordinator's `rollback_retry_timeout_unlock` (see
     /// [`ferrata_core::lock::status_holds_locks`]).
     pub rollback_retry_timeout_unlock: bool,
@@ -56,6 +59,7 @@ impl SqlStoreConfig {
             create_tables: true,
             max_connections: 8,
             connect_timeout: Duration::from_secs(10),
+            xid_prefix: None,
             rollback_retry_timeout_unlock: false,
         }
     }
@@ -68,6 +72,8 @@ pub struct SqlStore<DB: sqlx::Database> {
     runtime: tokio::runtime::Runtime,
     pool: sqlx::Pool<DB>,
     rollback_retry_timeout_unlock: bool,
+    /// See [`SqlStoreConfig::xid_prefix`].
+    xid_prefix: Option<String>,
     /// The last `gmt_create` given to a branch, in microseconds: branches of one batch get
     /// distinct, increasing times, which is the order they are read back in.
     last_micros: i64,
@@ -125,6 +131,7 @@ where
             runtime,
             pool,
             rollback_retry_timeout_unlock: config.rollback_retry_timeout_unlock,
+            xid_prefix: config.xid_prefix.clone(),
             last_micros: 0,
         };
         let table = store.runtime.block_on(store.load_all())?;

@@ -22,6 +22,8 @@ const IDS_PER_STATEMENT: usize = 500;
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Filter<'a> {
     All,
+    /// Transactions whose XID starts with `prefix:` (one node's).
+    XidPrefix(&'a str),
     Id(TransactionId),
     Statuses(&'a [GlobalStatus]),
 }
@@ -42,7 +44,11 @@ where
     /// Every stored session and the id high-water mark, as recovery wants them.
     pub(crate) async fn load_all(&self) -> Result<SessionTable, StoreError> {
         let mut table = SessionTable::new();
-        for tx in self.load(Filter::All, None).await? {
+        let filter = match &self.xid_prefix {
+            Some(prefix) => Filter::XidPrefix(prefix),
+            None => Filter::All,
+        };
+        for tx in self.load(filter, None).await? {
             table.apply(&Record::GlobalAdd(tx.global));
             for branch in tx.branches {
                 table.apply(&Record::BranchAdd(branch));
@@ -106,6 +112,10 @@ where
         let int = DB::BIGINT;
         let (condition, args): (String, Vec<Arg>) = match filter {
             Filter::All => (String::new(), Vec::new()),
+            Filter::XidPrefix(prefix) => (
+                "WHERE xid LIKE ? ESCAPE '!'".to_owned(),
+                vec![Arg::from(format!("{}:%", like_escaped(prefix)))],
+            ),
             Filter::Id(id) => ("WHERE transaction_id = ?".to_owned(), vec![id.0.into()]),
             Filter::Statuses(statuses) => (
                 format!("WHERE status IN ({})", marks(statuses.len())),
@@ -246,6 +256,18 @@ where
             })
             .collect())
     }
+}
+
+/// `text` with LIKE's wildcards (and the escape character `!`) escaped by `!`.
+fn like_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            out.push('!');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn global_of<R: Row>(row: &R) -> Result<GlobalSession, sqlx::Error>
