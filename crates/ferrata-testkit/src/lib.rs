@@ -226,6 +226,34 @@ impl TcProcess {
         }
     }
 
+    /// SIGTERM, a graceful shutdown, then waits up to `within` for the process to exit (and
+    /// kills it if it has not). Returns the exit status; an error when it did not stop in time.
+    pub fn terminate(&mut self, within: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            bail!("the server is not running");
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .context("run kill -TERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM failed: {status}");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "ferrata-server did not stop within {within:?} of SIGTERM:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills the server if it runs, then starts it again on the same port and data directory.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
