@@ -4,8 +4,14 @@
 //! `<ip>:<port>-register` and `<ip>:<port>-unregister`. A client scans for
 //! `registry.redis.<cluster>_*`, takes the address after the `_`, and follows the channel —
 //! Seata's `RedisRegistryServiceImpl` (1.x and 2.x alike).
+//!
+//! One addition: a TC whose key expired (it crashed) announces nothing, and Seata's Java client
+//! only forgets a TC it is connected to when the channel says so (its periodic scan refreshes
+//! the list but not the addresses it balances over). So every registered TC, when renewing,
+//! also looks at its cluster's keys and announces `<ip>:<port>-unregister` for each TC whose key
+//! disappeared since the last look — the message seata-server sends on a graceful stop.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -56,6 +62,8 @@ pub struct RedisRegistry {
     connection: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     /// Instances whose registration was announced on the channel.
     announced: std::sync::Mutex<HashSet<Instance>>,
+    /// Per cluster, the addresses listed at the last renewal (to announce the ones that expire).
+    seen: std::sync::Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
 impl RedisRegistry {
@@ -80,6 +88,7 @@ impl RedisRegistry {
             config,
             connection: tokio::sync::Mutex::new(None),
             announced: std::sync::Mutex::new(HashSet::new()),
+            seen: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -139,6 +148,40 @@ impl RedisRegistry {
     }
 }
 
+impl RedisRegistry {
+    /// Announces `<ip>:<port>-unregister` for every TC of `instance`'s cluster whose key
+    /// disappeared since the last call (expired: that TC stopped renewing it).
+    async fn announce_expired(&self, instance: &Instance) -> Result<(), RegistryError> {
+        let listed: BTreeSet<String> = self.lookup(&instance.cluster).await?.into_iter().collect();
+        let previous = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(instance.cluster.clone(), listed.clone())
+            .unwrap_or_default();
+        let gone: Vec<Instance> = previous
+            .difference(&listed)
+            .filter(|address| **address != instance.address)
+            .map(|address| Instance {
+                cluster: instance.cluster.clone(),
+                address: address.clone(),
+            })
+            .collect();
+        for departed in gone {
+            tracing::info!(instance = %departed, "its key expired; announcing that it left");
+            self.with_connection(|mut c| async move {
+                redis::cmd("PUBLISH")
+                    .arg(channel(&departed.cluster))
+                    .arg(announcement(&departed, false))
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
 impl Registry for RedisRegistry {
     fn kind(&self) -> &'static str {
         "redis"
@@ -174,7 +217,7 @@ impl Registry for RedisRegistry {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(instance.clone());
             }
-            Ok(())
+            self.announce_expired(instance).await
         })
     }
 

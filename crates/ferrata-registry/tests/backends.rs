@@ -220,3 +220,62 @@ async fn zookeeper_entries_are_seatas_ephemeral_nodes() -> anyhow::Result<()> {
     registry.deregister(&instance).await?;
     Ok(())
 }
+
+/// A TC whose key expires is announced as gone by the TCs still renewing theirs, in the message
+/// a graceful stop sends (Seata's Java client forgets a TC only on that message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_announces_the_tcs_whose_keys_expired() -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+
+    let ttl = Duration::from_secs(1);
+    let config = redis_config(ttl, Duration::from_millis(300));
+    let cluster = unique_cluster("redis-expiry");
+    let client = redis::Client::open(config.url.as_str())?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub
+        .subscribe(format!("registry.redis.{cluster}"))
+        .await?;
+    let survivor = Registrar::start(
+        vec![RegistryConfig::Redis(config.clone()).connect()?],
+        Instance::new(&cluster, "127.0.0.1:18098")?,
+    );
+    let crashed = Registrar::start(
+        vec![RegistryConfig::Redis(config.clone()).connect()?],
+        Instance::new(&cluster, "127.0.0.1:18099")?,
+    );
+    let registry = RegistryConfig::Redis(config).connect()?;
+    let both = || async {
+        registry
+            .lookup(&cluster)
+            .await
+            .is_ok_and(|l| l == ["127.0.0.1:18098", "127.0.0.1:18099"])
+    };
+    assert!(
+        eventually(Duration::from_secs(10), both).await,
+        "never both listed"
+    );
+    drop(crashed);
+    let mut messages = pubsub.on_message();
+    let mut payloads = Vec::new();
+    for _ in 0..20 {
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .context("no announcement")?
+            .context("channel closed")?;
+        let payload: String = message.get_payload()?;
+        payloads.push(payload.clone());
+        if payload == "127.0.0.1:18099-unregister" {
+            break;
+        }
+    }
+    assert!(
+        payloads.iter().any(|p| p == "127.0.0.1:18099-unregister"),
+        "{payloads:?}"
+    );
+    assert!(
+        !payloads.iter().any(|p| p == "127.0.0.1:18098-unregister"),
+        "{payloads:?}"
+    );
+    drop(survivor);
+    Ok(())
+}
