@@ -12,7 +12,7 @@
 //! | [`redis`] (`redis`) | `redis` | key `registry.redis.<cluster>_<ip>:<port>` with an expiry (5 s, renewed every 2 s), announced on channel `registry.redis.<cluster>` |
 //! | [`zookeeper`] (`zookeeper`) | `zk` | ephemeral node `/registry/zk/<cluster>/<ip>:<port>` |
 //! | [`nacos`] (`nacos`) | `nacos` | ephemeral instance of service `seata-server`, group `DEFAULT_GROUP`, cluster `<cluster>` (open API v1, heartbeats) |
-//! | [`file`] (always) | `file` | a static list per cluster (`service.<cluster>.grouplist`); registration does nothing |
+//! | [`file`](mod@file) (always) | `file` | a static list per cluster (`service.<cluster>.grouplist`); registration does nothing |
 //!
 //! [`Registry`] is one backend; [`Registrar`] keeps one TC registered in several at once;
 //! [`Discovery`] looks a cluster up in several at once. [`RegistryConfig`] describes a backend
