@@ -294,12 +294,17 @@ impl Pool {
     fn ready_link(&self, xid: Option<&str>) -> Option<Arc<Link>> {
         let conns = self.conns();
         if let Some(target) = xid.and_then(xid_address) {
-            let named = conns
+            let named: Vec<&Arc<Conn>> = conns.iter().filter(|c| c.matches(target)).collect();
+            if let Some(link) = named.iter().find_map(|c| c.ready()) {
+                return Some(link);
+            }
+            // The XID's TC is being connected (e.g. just after start): wait for it rather than
+            // ask a TC that may not know the transaction; once that attempt fails, any will do.
+            if named
                 .iter()
-                .filter(|c| c.matches(target))
-                .find_map(|c| c.ready());
-            if named.is_some() {
-                return named;
+                .any(|c| matches!(c.lock().phase, Phase::Connecting))
+            {
+                return None;
             }
         }
         let n = conns.len();
