@@ -217,7 +217,11 @@ impl Registry for RedisRegistry {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(instance.clone());
             }
-            self.announce_expired(instance).await
+            // The key is renewed; failing to announce others' expiry does not change that.
+            if let Err(error) = self.announce_expired(instance).await {
+                tracing::debug!(%error, "looking for expired TCs failed");
+            }
+            Ok(())
         })
     }
 

@@ -11,6 +11,7 @@ import org.apache.seata.tm.api.GlobalTransaction;
 import org.apache.seata.tm.api.GlobalTransactionContext;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 
@@ -32,6 +33,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * scripts/services started; one subclass per registry type, since the Seata client is a JVM-wide
  * singleton bound to one registry.
  */
+@Tag("registry")
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 abstract class RegistryFailover {
 
