@@ -40,6 +40,17 @@ pub fn start(config: &Config, bound: SocketAddr) -> anyhow::Result<Option<Regist
         .context("[registry]")?;
     let kinds: Vec<&str> = registries.iter().map(|r| r.kind()).collect();
     tracing::info!(registries = ?kinds, %instance, "registering");
+    let loopback = instance
+        .host()
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback());
+    if loopback && bound.ip().is_unspecified() && config.registry.address.is_none() {
+        tracing::warn!(
+            %instance,
+            "registering a loopback address although listening on every interface: clients on \
+             other hosts cannot reach it; set server.advertise_host or registry.address"
+        );
+    }
     Ok(Some(Registrar::start(registries, instance)))
 }
 
