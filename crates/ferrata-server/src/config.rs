@@ -1,5 +1,5 @@
 //! Server configuration: one typed tree (`[server]`, `[store]`, `[limits]`, `[coordinator]`,
-//! `[auth]`, `[tls]`) layered, in increasing precedence, from defaults, the TOML file,
+//! `[auth]`, `[tls]`, `[registry]`) layered, in increasing precedence, from defaults, the TOML file,
 //! `FERRATA_*` environment variables and command-line flags, then checked by [`Config::validate`].
 
 use std::fmt::Display;
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthConfig;
 use crate::tls::TlsConfig;
+pub use registry::RegistrySettings;
 
 /// Everything the TC runtime reads, resolved.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -29,6 +30,9 @@ pub struct Config {
     /// The optional TLS listener.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// Registries this TC registers itself in (none by default).
+    #[serde(skip_serializing_if = "RegistrySettings::is_disabled")]
+    pub registry: RegistrySettings,
 }
 
 /// `[server]`: where clients reach this TC and how it names itself.
@@ -335,7 +339,15 @@ pub struct Cli {
 }
 
 /// The tables of the configuration; `FERRATA_<TABLE>__<KEY>` variables set their keys.
-const TABLES: [&str; 6] = ["server", "store", "limits", "coordinator", "auth", "tls"];
+const TABLES: [&str; 7] = [
+    "server",
+    "store",
+    "limits",
+    "coordinator",
+    "auth",
+    "tls",
+    "registry",
+];
 
 /// The short variables of earlier versions (`FERRATA_LISTEN`, ...) and the keys they set.
 const SHORT_VARIABLES: [(&str, &str); 7] = [
@@ -533,7 +545,8 @@ impl Config {
         self.auth.validate().map_err(|error| ConfigError::Invalid {
             key: "auth",
             message: format!("{error:#}"),
-        })
+        })?;
+        self.registry.validate()
     }
 
     /// The effective configuration as TOML, secrets redacted (`--print-config`).
@@ -714,6 +727,8 @@ mod duration_or_off {
         })
     }
 }
+
+pub mod registry;
 
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config;
 pub mod connection;
+pub mod discovery;
 pub mod engine;
 pub mod phase2;
 mod refusals;
@@ -108,6 +109,7 @@ pub async fn run_with_file_system(
         startup_ms = started.elapsed().as_millis() as u64,
         "ferrata-server ready"
     );
+    let registration = discovery::start(&config, bound)?;
     let shared = Arc::new(Shared {
         auth: auth::Authenticator::new(&config.auth),
         registry,
@@ -182,6 +184,8 @@ pub async fn run_with_file_system(
     };
     tracing::info!("shutting down: no new connections; flushing the log");
     drop(listener);
+    // Out of the registries first, so that clients pick another TC for new transactions.
+    discovery::stop(registration, &shared.config).await;
     drop(tls_listener);
     engine_handle.submit(engine::CoreCommand::Shutdown).await;
     let joined = tokio::task::spawn_blocking(move || threads.join())

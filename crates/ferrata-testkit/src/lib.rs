@@ -1,7 +1,8 @@
 //! Test support shared by Ferrata's test suites: the real `ferrata-server` binary
 //! ([`server_binary`]), a server child process on 127.0.0.1 that is waited for until it logs
 //! `ferrata-server ready listen=ADDR` ([`TcProcess`]), a bounded async poll
-//! ([`eventually`]), and the database URLs scripts/services exports ([`database_url`]).
+//! ([`eventually`]), and the database URLs and service addresses scripts/services exports
+//! ([`database_url`], [`service_url`]).
 //!
 //! Only for tests: every wait here is bounded, and failures carry the server's log.
 
@@ -24,6 +25,22 @@ pub fn database_url(var: &str) -> String {
         Ok(url) if !url.trim().is_empty() => url,
         _ => panic!(
             "{var} is not set: this test needs a real database. Run `scripts/services start` \
+             and then `eval \"$(scripts/services env)\"` (or let scripts/test do both)"
+        ),
+    }
+}
+
+/// The address of a service scripts/services starts, in `var` (FERRATA_ETCD_URL,
+/// FERRATA_REDIS_URL, FERRATA_ZOOKEEPER_ADDR). A test that needs the service fails, never
+/// skips, when it is missing.
+///
+/// # Panics
+/// When `var` is unset or blank, with the command that sets it.
+pub fn service_url(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "{var} is not set: this test needs a real service. Run `scripts/services start` \
              and then `eval \"$(scripts/services env)\"` (or let scripts/test do both)"
         ),
     }
@@ -206,6 +223,34 @@ impl TcProcess {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, a graceful shutdown, then waits up to `within` for the process to exit (and
+    /// kills it if it has not). Returns the exit status; an error when it did not stop in time.
+    pub fn terminate(&mut self, within: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            bail!("the server is not running");
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .context("run kill -TERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM failed: {status}");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "ferrata-server did not stop within {within:?} of SIGTERM:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -1,8 +1,11 @@
 //! Client configuration: a builder, and Seata-style properties (`service.vgroupMapping.<group>`,
-//! `service.<cluster>.grouplist`, `client.tm.*`, `transport.*`) so existing Seata configs carry over.
+//! `service.<cluster>.grouplist`, `registry.type` and `registry.<type>.*`, `client.tm.*`,
+//! `transport.*`) so existing Seata configs carry over.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+pub use ferrata_registry::RegistryConfig;
 
 use crate::error::{ConfigError, Error};
 
@@ -25,6 +28,14 @@ pub struct ClientConfig {
     pub vgroup_mapping: BTreeMap<String, String>,
     /// `service.<cluster>.grouplist = host:port,...`.
     pub grouplists: BTreeMap<String, Vec<String>>,
+    /// Registries to discover the cluster's TCs in (`registry.type = etcd3 | redis | zk |
+    /// nacos`, several separated by commas); empty = the fixed `grouplists` (`file`). Each
+    /// backend needs its cargo feature (`registry-etcd`, `registry-redis`,
+    /// `registry-zookeeper`, `registry-nacos`).
+    pub registries: Vec<RegistryConfig>,
+    /// How often the registries are asked again for the cluster's TCs: new ones are connected,
+    /// ones no longer listed are dropped (`registry.refreshInterval`, milliseconds).
+    pub registry_refresh: Duration,
     /// Version string sent in RegisterTM/RegisterRM.
     pub client_version: String,
     /// How long a TM request waits for its answer (`transport.rpcTmRequestTimeout`, 30 s).
@@ -117,17 +128,13 @@ impl ClientConfig {
         }
     }
 
-    /// The cluster this client's group maps to and its TC addresses.
+    /// The cluster this client's group maps to and its TC addresses (the fixed grouplist).
     pub fn tc_addresses(&self) -> Result<(String, Vec<String>), Error> {
+        let cluster = self.cluster()?;
         let group = &self.tx_service_group;
-        let cluster = self.vgroup_mapping.get(group).ok_or_else(|| {
-            Error::Config(ConfigError::NoCluster {
-                group: group.clone(),
-            })
-        })?;
         let list = self
             .grouplists
-            .get(cluster)
+            .get(&cluster)
             .filter(|list| !list.is_empty())
             .ok_or_else(|| {
                 Error::Config(ConfigError::NoAddresses {
@@ -142,7 +149,38 @@ impl ClientConfig {
                 }));
             }
         }
-        Ok((cluster.clone(), list.clone()))
+        Ok((cluster, list.clone()))
+    }
+
+    /// The cluster this client's group maps to (`service.vgroupMapping.<group>`).
+    pub fn cluster(&self) -> Result<String, Error> {
+        let group = &self.tx_service_group;
+        self.vgroup_mapping.get(group).cloned().ok_or_else(|| {
+            Error::Config(ConfigError::NoCluster {
+                group: group.clone(),
+            })
+        })
+    }
+
+    /// True when the TCs are discovered through registries rather than a fixed list.
+    pub fn discovers(&self) -> bool {
+        !self.registries.is_empty()
+    }
+
+    /// Checks that the group resolves: to a cluster found in registries, or to a grouplist.
+    fn check_tc_source(&self) -> Result<(), Error> {
+        if self.discovers() {
+            self.cluster()?;
+            for registry in &self.registries {
+                registry.connect().map_err(|error| {
+                    Error::Config(ConfigError::Registry {
+                        reason: error.to_string(),
+                    })
+                })?;
+            }
+            return Ok(());
+        }
+        self.tc_addresses().map(drop)
     }
 
     /// Reads Seata client properties. Keys may carry Spring's `seata.` prefix and kebab-case
@@ -157,6 +195,8 @@ impl ClientConfig {
     {
         let mut c = ClientConfig::default();
         let (mut access_key, mut secret_key) = (None, None);
+        // registry.* keys, lower case without dashes, for ferrata-registry to read.
+        let mut registry = BTreeMap::new();
         for (key, value) in properties {
             let (key, value) = (key.as_ref().trim(), value.as_ref().trim());
             let norm = key.strip_prefix("seata.").unwrap_or(key).replace('-', "");
@@ -164,10 +204,22 @@ impl ClientConfig {
                 access_key = Some(value.to_owned());
             } else if norm.eq_ignore_ascii_case("secretkey") {
                 secret_key = Some(value.to_owned());
+            } else if norm.to_ascii_lowercase().starts_with("registry.") {
+                let norm = norm.to_ascii_lowercase();
+                if norm == "registry.refreshinterval" {
+                    c.registry_refresh = parse_ms(key, value)?;
+                }
+                registry.insert(norm, value.to_owned());
             } else {
                 apply_property(&mut c, key, value)?;
             }
         }
+        c.registries = RegistryConfig::from_seata_properties(|key| registry.get(key).cloned())
+            .map_err(|error| {
+                Error::Config(ConfigError::Registry {
+                    reason: error.to_string(),
+                })
+            })?;
         match (access_key, secret_key) {
             (Some(ak), Some(sk)) if !ak.is_empty() && !sk.is_empty() => {
                 c.credentials = Some(Credentials::new(ak, sk));
@@ -181,7 +233,7 @@ impl ClientConfig {
         if c.application_id.is_empty() {
             return Err(Error::Config(ConfigError::NoApplicationId));
         }
-        c.tc_addresses()?;
+        c.check_tc_source()?;
         Ok(c)
     }
 
@@ -217,6 +269,8 @@ impl Default for ClientConfig {
             tx_service_group: DEFAULT_TX_SERVICE_GROUP.to_owned(),
             vgroup_mapping: BTreeMap::new(),
             grouplists: BTreeMap::new(),
+            registries: Vec::new(),
+            registry_refresh: Duration::from_secs(2),
             client_version: CLIENT_VERSION.to_owned(),
             tm_request_timeout: Duration::from_secs(30),
             rm_request_timeout: Duration::from_secs(15),
@@ -243,7 +297,8 @@ impl Default for ClientConfig {
     }
 }
 
-/// Builds a [`ClientConfig`]; `build` checks that the group resolves to TC addresses.
+/// Builds a [`ClientConfig`]; `build` checks that the group resolves to TC addresses (or to a
+/// cluster, when registries are configured).
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct ClientConfigBuilder {
@@ -296,7 +351,16 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// Discover the cluster's TCs in this registry (call again for several); the group maps to
+    /// the `default` cluster unless [`ClientConfigBuilder::vgroup_mapping`] says otherwise.
+    pub fn registry(mut self, registry: RegistryConfig) -> Self {
+        self.config.registries.push(registry);
+        self
+    }
+
     setters! {
+        /// How often the registries are asked again (default 2 s).
+        registry_refresh: Duration,
         /// The transaction-service group (default `default_tx_group`).
         tx_service_group: String,
         /// The version string to register with (default [`CLIENT_VERSION`]).
@@ -350,6 +414,13 @@ impl ClientConfigBuilder {
                 .clone();
             self.config.grouplists.insert(cluster, addresses);
         }
+        if self.config.discovers() {
+            let group = self.config.tx_service_group.clone();
+            self.config
+                .vgroup_mapping
+                .entry(group)
+                .or_insert_with(|| DEFAULT_CLUSTER.to_owned());
+        }
         let c = &self.config;
         if c.application_id.is_empty() {
             return Err(Error::Config(ConfigError::NoApplicationId));
@@ -363,7 +434,7 @@ impl ClientConfigBuilder {
             }));
         }
         c.check_credentials()?;
-        c.tc_addresses()?;
+        c.check_tc_source()?;
         Ok(self.config)
     }
 }
@@ -559,6 +630,53 @@ mod tests {
             .credentials("AK", "SK")
             .build();
         assert!(comma.is_err());
+    }
+
+    #[test]
+    fn registry_properties_replace_the_grouplist() {
+        let c = ClientConfig::from_properties_str(
+            "seata.application-id = a\n\
+             service.vgroupMapping.default_tx_group = east\n\
+             registry.type = etcd3,redis\n\
+             registry.etcd3.serverAddr = http://127.0.0.1:2379\n\
+             seata.registry.redis.server-addr = 127.0.0.1:6379\n\
+             registry.refreshInterval = 500\n",
+        )
+        .expect("valid without a grouplist");
+        assert!(c.discovers());
+        assert_eq!(c.cluster().expect("cluster"), "east");
+        let kinds: Vec<&str> = c.registries.iter().map(RegistryConfig::kind).collect();
+        assert_eq!(kinds, ["etcd3", "redis"]);
+        assert_eq!(c.registry_refresh, Duration::from_millis(500));
+        // registry.type = file is the grouplist, which must then be there.
+        let err = ClientConfig::from_properties([
+            ("applicationId", "a"),
+            ("service.vgroupMapping.default_tx_group", "default"),
+            ("registry.type", "file"),
+        ])
+        .expect_err("no grouplist");
+        assert!(err.to_string().contains("grouplist"), "{err}");
+        // A registry still needs the group's cluster, as in Java.
+        let err = ClientConfig::from_properties([("applicationId", "a"), ("registry.type", "zk")])
+            .expect_err("no mapping");
+        assert!(err.to_string().contains("vgroupMapping"), "{err}");
+        let err = ClientConfig::from_properties([
+            ("applicationId", "a"),
+            ("service.vgroupMapping.default_tx_group", "default"),
+            ("registry.type", "consul"),
+        ])
+        .expect_err("unsupported");
+        assert!(err.to_string().contains("consul"), "{err}");
+    }
+
+    #[test]
+    fn builder_with_a_registry_maps_the_group_to_default() {
+        let c = ClientConfig::builder("a")
+            .registry(RegistryConfig::File(ferrata_registry::FileConfig::default()))
+            .build()
+            .expect("valid");
+        assert_eq!(c.cluster().expect("cluster"), DEFAULT_CLUSTER);
+        assert!(c.discovers());
     }
 
     #[test]

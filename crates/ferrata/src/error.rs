@@ -98,6 +98,9 @@ pub enum ConfigError {
     BadResourceId { resource_id: String },
     #[error("TLS {what}: {reason}")]
     Tls { what: String, reason: String },
+    /// A `registry.*` setting cannot work (unknown type, bad address, backend not compiled in).
+    #[error("registry: {reason}")]
+    Registry { reason: String },
 }
 
 /// Everything an SDK call can fail with. Messages are short, for logs and callers; what to do

@@ -37,9 +37,12 @@ mod transport;
 
 use std::sync::Arc;
 
-pub use config::{ClientConfig, ClientConfigBuilder, Credentials};
+pub use config::{ClientConfig, ClientConfigBuilder, Credentials, RegistryConfig};
 pub use error::{ConfigError, Error, Operation, Role};
 pub use ferrata_proto::{BranchStatus, BranchType, GlobalStatus, TransactionExceptionCode};
+/// The registry backends' settings ([`registry::EtcdConfig`], ...) and lookups
+/// ([`registry::Discovery`]), for [`ClientConfigBuilder::registry`].
+pub use ferrata_registry as registry;
 pub use rm::{
     BranchHandler, BranchRegistration, BranchReport, BranchRequest, LockQuery, UndoLogDelete,
 };
@@ -87,8 +90,18 @@ impl Client {
     /// Fails fast with [`Error::Unreachable`] when no address accepts a connection, or
     /// [`Error::RegistrationRejected`] when the TC refuses the client. Afterwards, connections
     /// that drop are re-established in the background.
+    ///
+    /// With registries configured ([`ClientConfig::registries`]), the addresses are those the
+    /// registries list for the group's cluster, asked again every
+    /// [`ClientConfig::registry_refresh`]: TCs that appear are connected, TCs that are no longer
+    /// listed are dropped, and requests go to any connected TC when the one they would use died.
     pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
-        let (_, addresses) = config.tc_addresses()?;
+        let (discovery, addresses) = if config.discovers() {
+            let (discovery, cluster, addresses) = discover(&config).await?;
+            (Some((discovery, cluster)), addresses)
+        } else {
+            (None, config.tc_addresses()?.1)
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let stats = Arc::new(Stats::default());
         let rm_runtime = Arc::new(RmRuntime::new(config.handler_concurrency.max(1)));
@@ -116,6 +129,18 @@ impl Client {
                 shutdown,
             }),
         };
+        if let Some((discovery, cluster)) = discovery {
+            tokio::spawn(follow_registries(
+                discovery,
+                cluster,
+                client.inner.config.registry_refresh,
+                [
+                    Arc::downgrade(&client.inner.tm),
+                    Arc::downgrade(&client.inner.rm),
+                ],
+                shutdown_rx,
+            ));
+        }
         client.inner.tm.pick(None).await?;
         client.inner.rm.pick(None).await?;
         Ok(client)
@@ -158,6 +183,70 @@ impl Client {
             return Err(Error::Shutdown);
         }
         self.inner.rm.call(operation, xid, message).await
+    }
+}
+
+/// The registries of `config`, the group's cluster and the TCs they list for it now.
+async fn discover(
+    config: &ClientConfig,
+) -> Result<(ferrata_registry::Discovery, String, Vec<String>), Error> {
+    let cluster = config.cluster()?;
+    let discovery = ferrata_registry::Discovery::connect(&config.registries).map_err(|error| {
+        Error::Config(ConfigError::Registry {
+            reason: error.to_string(),
+        })
+    })?;
+    let unreachable = |reason: String| Error::Unreachable {
+        role: Role::Tm,
+        addresses: format!("cluster {cluster:?} in {}", discovery.kinds().join(", ")),
+        reason,
+    };
+    let addresses = discovery
+        .lookup(&cluster)
+        .await
+        .map_err(|error| unreachable(format!("no registry answered: {error}")))?;
+    if addresses.is_empty() {
+        return Err(unreachable("the registries list no TC for it".to_owned()));
+    }
+    Ok((discovery, cluster, addresses))
+}
+
+/// Asks the registries for `cluster`'s TCs every `every` and updates both pools, until shutdown.
+async fn follow_registries(
+    discovery: ferrata_registry::Discovery,
+    cluster: String,
+    every: std::time::Duration,
+    pools: [std::sync::Weak<Pool>; 2],
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let every = every.max(std::time::Duration::from_millis(10));
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        match discovery.lookup(&cluster).await {
+            Ok(addresses) if !addresses.is_empty() => {
+                failing = false;
+                for pool in &pools {
+                    match pool.upgrade() {
+                        Some(pool) => pool.set_addresses(&addresses),
+                        None => return,
+                    }
+                }
+            }
+            Ok(_) => tracing::debug!(%cluster, "the registries list no TC; keeping the known ones"),
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(%cluster, %error, "registry lookup failed; keeping the known TCs");
+                }
+                failing = true;
+            }
+        }
     }
 }
 

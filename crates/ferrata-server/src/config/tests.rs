@@ -286,3 +286,65 @@ fn a_database_store_url_is_checked_and_printed_without_its_password() {
         Ok(())
     });
 }
+
+#[test]
+fn registry_table_names_the_registries_and_is_checked() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "ferrata.toml",
+            "[registry]\ncluster = \"east\"\n\
+             [registry.etcd3]\nendpoints = \"http://127.0.0.1:2379, http://127.0.0.1:2380\"\n\
+             [registry.redis]\nurl = \"redis://127.0.0.1:6379/2\"\npassword = \"RS\"\n\
+             [registry.zk]\nservers = \"127.0.0.1:2181\"\nsession_timeout = \"4s\"\n",
+        )?;
+        jail.set_env("FERRATA_REGISTRY__NACOS__SERVER_ADDR", "127.0.0.1:8848");
+        let config = Config::load(&with_file("ferrata.toml")).expect("valid");
+        let registry = &config.registry;
+        assert_eq!(registry.cluster, "east");
+        let kinds: Vec<&str> = registry.registries().iter().map(|r| r.kind()).collect();
+        assert_eq!(kinds, ["etcd3", "redis", "zk", "nacos"]);
+        let etcd = registry.etcd3.as_ref().expect("etcd3");
+        assert_eq!(
+            etcd.endpoints,
+            ["http://127.0.0.1:2379", "http://127.0.0.1:2380"]
+        );
+        assert_eq!(etcd.ttl, Duration::from_secs(10));
+        let printed = config.to_toml().expect("toml");
+        assert_mentions(
+            &printed,
+            &["[registry.etcd3]", "<redacted>", "session_timeout = \"4s\""],
+        );
+        assert!(!printed.contains("RS"), "{printed}");
+        // No registry: the table is not printed at all.
+        assert!(
+            !Config::default()
+                .to_toml()
+                .expect("toml")
+                .contains("registry")
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn registry_settings_that_cannot_work_are_refused() {
+    Jail::expect_with(|jail| {
+        let error = file_error(jail, "[registry]\ncluster = \"a_b\"\n[registry.redis]\n")?;
+        assert_mentions(&error, &["registry.cluster", "'_'"]);
+        let error = file_error(jail, "[registry.redis]\nttl = \"2s\"\nrefresh = \"2s\"\n")?;
+        assert_mentions(&error, &["registry.redis.refresh", "shorter than"]);
+        let error = file_error(jail, "[registry.etcd3]\nttl = \"100ms\"\n")?;
+        assert_mentions(&error, &["registry.etcd3.ttl", "at least \"1s\""]);
+        let error = file_error(jail, "[registry.etcd3]\nendpoints = \"https://h:2379\"\n")?;
+        assert_mentions(&error, &["registry.etcd3", "https"]);
+        let error = file_error(jail, "[registry]\naddress = \"nohost\"\n[registry.zk]\n")?;
+        assert_mentions(&error, &["registry.address", "host:port"]);
+        let error = file_error(jail, "[registry.zk]\nsession_timeuot = \"1s\"\n")?;
+        assert_mentions(&error, &["session_timeuot"]);
+        // A cluster name alone configures no registry: nothing to check, nothing registered.
+        jail.create_file("only_cluster.toml", "[registry]\ncluster = \"a_b\"\n")?;
+        let config = Config::load(&with_file("only_cluster.toml")).expect("valid");
+        assert!(!config.registry.is_enabled());
+        Ok(())
+    });
+}

@@ -1,6 +1,7 @@
 //! Connections to the TC cluster: per role (TM, RM) one supervised connection per TC address
 //! that connects, registers, reconnects with backoff and re-registers; requests pick the TC named
-//! in their XID when it is connected, else any connected one, and fail fast when none is.
+//! in their XID when it is connected, else any connected one, and fail fast when none is. With
+//! registries, the set of addresses follows what they list ([`Pool::set_addresses`]).
 
 mod link;
 
@@ -148,9 +149,24 @@ struct Conn {
     state: Mutex<ConnState>,
     /// Wakes the supervisor out of its backoff when a request needs a connection now.
     poke: Notify,
+    /// Set when the registries stop listing this address: its supervisor ends.
+    retired: watch::Sender<bool>,
 }
 
 impl Conn {
+    fn new(addr: &str) -> Arc<Conn> {
+        Arc::new(Conn {
+            addr: addr.trim().to_owned(),
+            resolved: Mutex::new(None),
+            state: Mutex::new(ConnState {
+                phase: Phase::Connecting,
+                attempt: 0,
+            }),
+            poke: Notify::new(),
+            retired: watch::channel(false).0,
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ConnState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -186,12 +202,13 @@ pub(crate) fn xid_address(xid: &str) -> Option<&str> {
 /// All connections of one role.
 #[derive(Debug)]
 pub(crate) struct Pool {
-    conns: Vec<Arc<Conn>>,
+    conns: std::sync::RwLock<Vec<Arc<Conn>>>,
     pub(crate) settings: Arc<Settings>,
     stats: Arc<Stats>,
     changed: watch::Sender<u64>,
     round_robin: AtomicUsize,
     rm: Option<Arc<RmRuntime>>,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl Pool {
@@ -204,32 +221,63 @@ impl Pool {
         rm: Option<Arc<RmRuntime>>,
         shutdown: &watch::Receiver<bool>,
     ) -> Arc<Pool> {
-        let conns = addresses
-            .iter()
-            .map(|addr| {
-                Arc::new(Conn {
-                    addr: addr.trim().to_owned(),
-                    resolved: Mutex::new(None),
-                    state: Mutex::new(ConnState {
-                        phase: Phase::Connecting,
-                        attempt: 0,
-                    }),
-                    poke: Notify::new(),
-                })
-            })
-            .collect::<Vec<_>>();
         let pool = Arc::new(Pool {
-            conns,
+            conns: std::sync::RwLock::new(Vec::new()),
             settings: Arc::new(settings),
             stats,
             changed: watch::channel(0).0,
             round_robin: AtomicUsize::new(0),
             rm,
+            shutdown: shutdown.clone(),
         });
-        for conn in &pool.conns {
-            tokio::spawn(supervise(pool.clone(), conn.clone(), shutdown.clone()));
-        }
+        pool.set_addresses(addresses);
         pool
+    }
+
+    /// Makes the pool serve exactly `addresses`: new ones get a supervised connection, ones
+    /// missing from the list are closed (requests waiting on them fail). An empty list changes
+    /// nothing (a registry that lists no TC is more likely wrong than the cluster gone).
+    pub(crate) fn set_addresses(self: &Arc<Self>, addresses: &[String]) {
+        let wanted: Vec<&str> = addresses
+            .iter()
+            .map(|a| a.trim())
+            .filter(|a| !a.is_empty())
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let (added, removed) = {
+            let mut conns = self.conns.write().unwrap_or_else(|p| p.into_inner());
+            let removed: Vec<Arc<Conn>> = conns
+                .iter()
+                .filter(|c| !wanted.contains(&c.addr.as_str()))
+                .cloned()
+                .collect();
+            conns.retain(|c| wanted.contains(&c.addr.as_str()));
+            let mut added = Vec::new();
+            for addr in wanted {
+                if !conns.iter().any(|c| c.addr == addr) {
+                    let conn = Conn::new(addr);
+                    conns.push(conn.clone());
+                    added.push(conn);
+                }
+            }
+            (added, removed)
+        };
+        for conn in removed {
+            tracing::info!(addr = %conn.addr, role = %self.settings.role, "TC no longer listed; closing its connection");
+            conn.retired.send_replace(true);
+        }
+        for conn in added {
+            tracing::debug!(addr = %conn.addr, role = %self.settings.role, "connecting to a TC");
+            tokio::spawn(supervise(self.clone(), conn, self.shutdown.clone()));
+        }
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The current connections.
+    fn conns(&self) -> Vec<Arc<Conn>> {
+        self.conns.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn set_phase(&self, conn: &Conn, phase: Phase, new_attempt: bool) {
@@ -244,19 +292,24 @@ impl Pool {
     }
 
     fn ready_link(&self, xid: Option<&str>) -> Option<Arc<Link>> {
+        let conns = self.conns();
         if let Some(target) = xid.and_then(xid_address) {
-            let named = self
-                .conns
+            let named: Vec<&Arc<Conn>> = conns.iter().filter(|c| c.matches(target)).collect();
+            if let Some(link) = named.iter().find_map(|c| c.ready()) {
+                return Some(link);
+            }
+            // The XID's TC is being connected (e.g. just after start): wait for it rather than
+            // ask a TC that may not know the transaction; once that attempt fails, any will do.
+            if named
                 .iter()
-                .filter(|c| c.matches(target))
-                .find_map(|c| c.ready());
-            if named.is_some() {
-                return named;
+                .any(|c| matches!(c.lock().phase, Phase::Connecting))
+            {
+                return None;
             }
         }
-        let n = self.conns.len();
+        let n = conns.len();
         let start = self.round_robin.fetch_add(1, Ordering::Relaxed);
-        (0..n).find_map(|i| self.conns.get((start + i) % n).and_then(|c| c.ready()))
+        (0..n).find_map(|i| conns.get((start + i) % n).and_then(|c| c.ready()))
     }
 
     /// A connected, registered link: the XID's TC if connected, else any. When none is, wakes
@@ -266,45 +319,49 @@ impl Pool {
             return Ok(link);
         }
         let mut changes = self.changed.subscribe();
-        // An attempt counts as "fresh" if it started after this call, or was already running.
-        let fresh_from: Vec<u64> = self
-            .conns
-            .iter()
-            .map(|c| {
-                let state = c.lock();
-                match state.phase {
-                    Phase::Connecting => state.attempt,
-                    _ => state.attempt + 1,
-                }
-            })
-            .collect();
-        for conn in &self.conns {
-            conn.poke.notify_one();
-        }
+        // Per connection (by address): the first attempt that counts as "fresh" — one that
+        // started after this call, or was already running when the connection was first seen.
+        let mut fresh_from: std::collections::HashMap<usize, u64> =
+            std::collections::HashMap::new();
         let limit = self.settings.connect_timeout + self.settings.request_timeout;
         let deadline = Instant::now() + limit;
         loop {
             if let Some(link) = self.ready_link(xid) {
                 return Ok(link);
             }
-            if self
-                .conns
+            let conns = self.conns();
+            for conn in &conns {
+                fresh_from
+                    .entry(Arc::as_ptr(conn) as usize)
+                    .or_insert_with(|| {
+                        conn.poke.notify_one();
+                        let state = conn.lock();
+                        match state.phase {
+                            Phase::Connecting => state.attempt,
+                            _ => state.attempt + 1,
+                        }
+                    });
+            }
+            if conns
                 .iter()
                 .any(|c| matches!(c.lock().phase, Phase::Failed(Error::Shutdown)))
             {
                 return Err(Error::Shutdown);
             }
-            let mut failures = Vec::new();
-            for (conn, fresh) in self.conns.iter().zip(&fresh_from) {
-                let state = conn.lock();
-                match &state.phase {
-                    Phase::Failed(error) if state.attempt >= *fresh => {
-                        failures.push((conn.addr.clone(), error.clone()))
+            let failures: Vec<(String, Error)> = conns
+                .iter()
+                .filter_map(|conn| {
+                    let fresh = fresh_from.get(&(Arc::as_ptr(conn) as usize))?;
+                    let state = conn.lock();
+                    match &state.phase {
+                        Phase::Failed(error) if state.attempt >= *fresh => {
+                            Some((conn.addr.clone(), error.clone()))
+                        }
+                        _ => None,
                     }
-                    _ => break,
-                }
-            }
-            if failures.len() == self.conns.len() {
+                })
+                .collect();
+            if !conns.is_empty() && failures.len() == conns.len() {
                 return Err(self.combine(failures));
             }
             match tokio::time::timeout_at(deadline, changes.changed()).await {
@@ -322,9 +379,9 @@ impl Pool {
     }
 
     fn addresses(&self) -> String {
-        self.conns
+        self.conns()
             .iter()
-            .map(|c| c.addr.as_str())
+            .map(|c| c.addr.clone())
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -375,7 +432,7 @@ impl Pool {
     /// Announces resources on every connected RM link (connections made later send the full
     /// list in their registration).
     pub(crate) async fn announce_resources(&self, ids: &[String]) -> Result<(), Error> {
-        let links: Vec<Arc<Link>> = self.conns.iter().filter_map(|c| c.ready()).collect();
+        let links: Vec<Arc<Link>> = self.conns().iter().filter_map(|c| c.ready()).collect();
         for link in links {
             register_more(&link, &self.settings, ids).await?;
         }
@@ -602,18 +659,24 @@ async fn register_more(link: &Link, settings: &Settings, ids: &[String]) -> Resu
 }
 
 /// Keeps one address connected: connect, register, serve until the connection ends, back off,
-/// repeat — until shutdown.
+/// repeat — until shutdown, or until the registries stop listing the address.
 async fn supervise(pool: Arc<Pool>, conn: Arc<Conn>, mut shutdown: watch::Receiver<bool>) {
     let settings = pool.settings.clone();
+    let mut retired = conn.retired.subscribe();
     let mut backoff = settings.backoff_initial;
-    loop {
+    // Why the loop ended: shutdown (false) or retirement (true).
+    let retirement = loop {
         if *shutdown.borrow() {
-            break;
+            break false;
+        }
+        if *retired.borrow() {
+            break true;
         }
         pool.set_phase(&conn, Phase::Connecting, true);
         let attempt = tokio::select! {
             attempt = pool.establish(&conn) => attempt,
-            _ = shutdown.changed() => break,
+            _ = shutdown.changed() => break false,
+            _ = retired.changed() => break true,
         };
         match attempt {
             Ok((link, mut io, registered)) => {
@@ -642,7 +705,11 @@ async fn supervise(pool: Arc<Pool>, conn: Arc<Conn>, mut shutdown: watch::Receiv
                     joined = &mut io => joined.map_or_else(|_| "connection task ended".to_owned(), |reason| reason.to_string()),
                     _ = shutdown.changed() => {
                         io.abort();
-                        break;
+                        break false;
+                    }
+                    _ = retired.changed() => {
+                        io.abort();
+                        break true;
                     }
                 };
                 pool.set_phase(
@@ -663,14 +730,24 @@ async fn supervise(pool: Arc<Pool>, conn: Arc<Conn>, mut shutdown: watch::Receiv
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = conn.poke.notified() => {}
-            _ = shutdown.changed() => break,
+            _ = shutdown.changed() => break false,
+            _ = retired.changed() => break true,
         }
         backoff = (backoff * 2).min(settings.backoff_max.max(settings.backoff_initial));
-    }
+    };
     if let Phase::Ready(link) = &conn.lock().phase {
         link.fail_all();
     }
-    pool.set_phase(&conn, Phase::Failed(Error::Shutdown), false);
+    let end = if retirement {
+        Error::Unreachable {
+            role: settings.role,
+            addresses: conn.addr.clone(),
+            reason: "no longer listed by the registry".to_owned(),
+        }
+    } else {
+        Error::Shutdown
+    };
+    pool.set_phase(&conn, Phase::Failed(end), false);
 }
 
 #[cfg(test)]

@@ -53,6 +53,29 @@ public final class SeataClientConfig {
         return p;
     }
 
+    /**
+     * The properties for a client that finds the TCs of {@code cluster} in a registry of Seata
+     * type {@code registryType} ({@code etcd3}, {@code redis}, {@code zk}) at {@code serverAddr}:
+     * {@link #forTc} without any grouplist.
+     */
+    public static Map<String, String> forRegistry(String registryType, String serverAddr, String cluster) {
+        Map<String, String> p = forTc("unused", 0);
+        p.remove("service." + CLUSTER + ".grouplist");
+        p.remove("registry.file.name");
+        p.put("registry.type", registryType);
+        p.put("registry." + registryType + ".serverAddr", serverAddr);
+        p.put("service.vgroupMapping." + TX_SERVICE_GROUP, cluster);
+        return p;
+    }
+
+    /** Sets {@link #forRegistry} as system properties and returns them. */
+    public static Map<String, String> applyRegistry(String registryType, String serverAddr, String cluster) {
+        Map<String, String> p = forRegistry(registryType, serverAddr, cluster);
+        p.forEach(System::setProperty);
+        System.out.println("[tc-harness] Seata client system properties: " + p);
+        return p;
+    }
+
     /** Sets the properties for the TC as system properties and returns them. */
     public static Map<String, String> apply(TcServer tc) {
         Map<String, String> p = forTc(tc.host(), tc.port());

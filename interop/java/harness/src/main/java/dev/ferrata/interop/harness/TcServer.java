@@ -54,6 +54,8 @@ public final class TcServer implements AutoCloseable {
     private Process process;
     private int starts;
     private boolean lastStopForced;
+    /** Set by {@link #kill()}: the exit that follows was asked for. */
+    private boolean killed;
     private Thread shutdownHook;
 
     private TcServer(String name, Path binary, String host, int port, Path dataDir, Path logFile) {
@@ -116,6 +118,21 @@ public final class TcServer implements AutoCloseable {
         return startManaged(testClass, bin, toml);
     }
 
+    /**
+     * One of several TC processes of a test class (a cluster), named {@code node}: its own port,
+     * data dir and log ({@code <Class>-<node>.log}), started with {@code --config} holding
+     * {@code toml}. Needs FERRATA_BIN to be ferrata-server: fails loudly otherwise.
+     */
+    public static TcServer managedNode(Class<?> testClass, String node, String toml) {
+        String bin = env(ENV_BIN);
+        if (bin == null || isReferenceTc(bin)) {
+            throw new IllegalStateException("Node '" + node + "' of " + testClass.getSimpleName()
+                + " registers in a registry through [registry] (--config) and therefore needs "
+                + ENV_BIN + "=/path/to/ferrata-server" + (bin != null ? " (not the reference TC: " + bin + ")" : ""));
+        }
+        return startManaged(testClass.getSimpleName() + "-" + node, bin, toml);
+    }
+
     /** Whether FERRATA_BIN is the reference Java TC launcher (scripts/reference-tc). */
     public static boolean referenceTcConfigured() {
         String bin = env(ENV_BIN);
@@ -127,14 +144,18 @@ public final class TcServer implements AutoCloseable {
     }
 
     private static TcServer startManaged(Class<?> testClass, String bin, String toml) {
+        return startManaged(testClass.getSimpleName(), bin, toml);
+    }
+
+    private static TcServer startManaged(String name, String bin, String toml) {
         Path binary = Paths.get(bin).toAbsolutePath();
         if (!Files.isExecutable(binary)) {
             throw new IllegalStateException(ENV_BIN + " is not an executable file: " + binary);
         }
         int port = FreePort.find();
         Path target = moduleDir().resolve("target");
-        Path dataDir = target.resolve("tc-data").resolve(testClass.getSimpleName() + "-" + port);
-        Path logFile = target.resolve("tc-logs").resolve(testClass.getSimpleName() + ".log");
+        Path dataDir = target.resolve("tc-data").resolve(name + "-" + port);
+        Path logFile = target.resolve("tc-logs").resolve(name + ".log");
         try {
             Files.createDirectories(dataDir);
             Files.createDirectories(logFile.getParent());
@@ -142,9 +163,9 @@ public final class TcServer implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        TcServer tc = new TcServer(testClass.getSimpleName(), binary, "127.0.0.1", port, dataDir, logFile);
+        TcServer tc = new TcServer(name, binary, "127.0.0.1", port, dataDir, logFile);
         if (toml != null) {
-            tc.configFile = target.resolve("tc-data").resolve(testClass.getSimpleName() + "-" + port + ".toml");
+            tc.configFile = target.resolve("tc-data").resolve(name + "-" + port + ".toml");
             try {
                 Files.writeString(tc.configFile, toml, StandardCharsets.UTF_8);
             } catch (IOException e) {
@@ -193,6 +214,7 @@ public final class TcServer implements AutoCloseable {
             throw new IllegalStateException("TC already running (pid " + process.pid() + ")");
         }
         starts++;
+        killed = false;
         List<String> cmd = new ArrayList<>(List.of(binary.toString(), "--listen", "127.0.0.1:" + port,
             "--data-dir", dataDir.toString()));
         if (configFile != null) {
@@ -253,6 +275,24 @@ public final class TcServer implements AutoCloseable {
         return code;
     }
 
+    /** SIGKILL, like a crash: no deregistration, no flush. Waits (bounded) for the exit. */
+    public synchronized void kill() {
+        requireManaged("kill");
+        Process p = process;
+        if (p == null || !p.isAlive()) {
+            return;
+        }
+        p.destroyForcibly(); // SIGKILL on Unix
+        try {
+            p.waitFor(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        killed = true;
+        appendLog("==== interop harness: killed (SIGKILL)");
+        event("killed with SIGKILL");
+    }
+
     /** Stop (SIGTERM) and start again on the same port and data dir. */
     public void restart() {
         stop();
@@ -272,7 +312,8 @@ public final class TcServer implements AutoCloseable {
         if (!isManaged() || process == null) {
             return;
         }
-        boolean diedEarly = !process.isAlive();
+        // A process this harness killed did not die on its own.
+        boolean diedEarly = !process.isAlive() && !killed;
         int earlyCode = diedEarly ? process.exitValue() : 0;
         stop();
         if (shutdownHook != null) {

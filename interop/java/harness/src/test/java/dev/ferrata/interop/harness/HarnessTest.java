@@ -37,6 +37,15 @@ class HarnessTest {
     }
 
     @Test
+    void registryConfigNamesTheRegistryAndNoGrouplist() {
+        Map<String, String> p = SeataClientConfig.forRegistry("etcd3", "http://127.0.0.1:2379", "east");
+        assertEquals("etcd3", p.get("registry.type"));
+        assertEquals("http://127.0.0.1:2379", p.get("registry.etcd3.serverAddr"));
+        assertEquals("east", p.get("service.vgroupMapping.default_tx_group"));
+        assertTrue(p.keySet().stream().noneMatch(k -> k.endsWith(".grouplist")), p.toString());
+    }
+
+    @Test
     void awaitIsBounded() {
         long t0 = System.nanoTime();
         assertThrows(AssertionError.class, () -> Await.until("never", Duration.ofMillis(300), Duration.ofMillis(50),
