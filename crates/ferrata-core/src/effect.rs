@@ -116,9 +116,7 @@ impl Refusal {
             (Refusal::StatusChanged { actual }, RequestKind::GlobalRollback) => {
                 Reply::GlobalRollback { status: *actual }
             }
-            (Refusal::Gone, RequestKind::GlobalCommit) => Reply::GlobalCommit {
-                status: GlobalStatus::Finished,
-            },
+            // Finished would tell a TM its commit was applied; it was not.
             (Refusal::Gone, RequestKind::GlobalRollback) => Reply::GlobalRollback {
                 status: GlobalStatus::Finished,
             },
@@ -164,7 +162,8 @@ pub enum Effect {
     /// database transaction); records of one transaction are appended in order.
     Persist(Record),
     /// [`Effect::Persist`] applied only if the transaction's stored status is still `status`
-    /// ([`crate::StoreSharing::Shared`] only: decisions, and branches joining, from Begin). The
+    /// ([`crate::StoreSharing::Shared`] only: every write of a transaction carries the status
+    /// this node believes is stored, so a node that lost a race writes nothing more). The
     /// same durability rule; when the store refuses it, whatever followed it for the same
     /// transaction (its reply, its phase-2 requests) must not go out, and the refusal goes to
     /// [`crate::Coordinator::store_refused`].

@@ -106,6 +106,9 @@ impl Default for StoreSettings {
     }
 }
 
+/// Characters of application data a column of Seata's db-mode tables holds.
+const SEATA_APPLICATION_DATA_CHARS: usize = 2_000;
+
 /// Writes a database URL with its password replaced by `<redacted>`.
 fn url_without_password<S: serde::Serializer>(
     url: &Option<String>,
@@ -446,6 +449,25 @@ impl Config {
                 });
             }
         }
+        if self.store.url.is_some()
+            && self.server.listen.ip().is_unspecified()
+            && self
+                .server
+                .advertise_host
+                .as_deref()
+                .is_none_or(str::is_empty)
+        {
+            return Err(ConfigError::Invalid {
+                key: "server.advertise_host",
+                message: format!(
+                    "with store.url set, nodes share one database and each XID names the node \
+                     that began it: set server.advertise_host to this node's own address \
+                     (listening on {} would make every node 127.0.0.1:{})",
+                    self.server.listen,
+                    self.server.listen.port()
+                ),
+            });
+        }
         within(
             "store.database_connections",
             self.store.database_connections,
@@ -583,7 +605,14 @@ impl Config {
             retry_backoff_initial_ms: to_ms(coordinator.retry_backoff_initial),
             retry_backoff_max_ms: to_ms(coordinator.retry_backoff_max),
             rollback_retry_timeout_unlock: coordinator.rollback_retry_timeout_unlock,
-            application_data_limit: Some(limits.max_application_data_bytes),
+            // Seata's tables hold 2,000 characters of application data: on a database, a
+            // longer report is refused before it changes anything.
+            application_data_limit: Some(match self.store.url {
+                Some(_) => limits
+                    .max_application_data_bytes
+                    .min(SEATA_APPLICATION_DATA_CHARS),
+                None => limits.max_application_data_bytes,
+            }),
             max_lock_key_bytes: limits.max_lock_key_bytes,
             max_rows_per_branch: limits.max_rows_per_branch,
             max_branches_per_transaction: limits.max_branches_per_transaction,

@@ -239,6 +239,9 @@ struct WriteBatch {
     groups: Vec<(usize, usize)>,
     /// Groups with a refused op, and the refusal (filled in by the writer).
     refused: Vec<(usize, Refusal, String)>,
+    /// The group of the tick's effects: it spans many transactions, so its answers are not
+    /// replaced for one refused op (phase-2 requests are screened by transaction everywhere).
+    tick_group: Option<usize>,
     /// The full live state after this batch: replaces everything written so far.
     snapshot: Option<Vec<Record>>,
 }
@@ -452,7 +455,12 @@ fn core_loop(
         coordinator.tick(now_ms());
         coordinator.drain_effects_into(&mut effects);
         router.route(&mut effects, &mut batch);
+        let groups_before_tick = batch.groups.len();
         batch.close_group();
+        // A tick with no effects adds no group (and must not mark the last command's).
+        if batch.groups.len() > groups_before_tick {
+            batch.tick_group = Some(groups_before_tick);
+        }
         if compaction_wanted.swap(false, Ordering::AcqRel) {
             batch.snapshot = Some(coordinator.snapshot_records());
         }
@@ -870,7 +878,18 @@ impl GroupCommit {
         let mut index = 0;
         for (batch, count) in batches.iter_mut().zip(counts) {
             for local in 0..count {
-                self.check(batch, local, &ops[index + local], &outcomes[index + local]);
+                let checked = match (ops.get(index + local), outcomes.get(index + local)) {
+                    (Some(op), Some(outcome)) => self.check(batch, local, op, outcome),
+                    _ => Err(StoreError::Invalid(format!(
+                        "the session store answered {} outcomes for {} operations",
+                        outcomes.len(),
+                        ops.len()
+                    ))),
+                };
+                if let Err(error) = checked {
+                    (self.ops, self.outcomes) = (ops, outcomes);
+                    return Err(error);
+                }
             }
             index += count;
         }
@@ -878,28 +897,37 @@ impl GroupCommit {
         Ok(())
     }
 
-    fn check(&mut self, batch: &mut WriteBatch, local: usize, op: &StoreOp, outcome: &OpOutcome) {
+    fn check(
+        &mut self,
+        batch: &mut WriteBatch,
+        local: usize,
+        op: &StoreOp,
+        outcome: &OpOutcome,
+    ) -> Result<(), StoreError> {
         if self.sharing == StoreSharing::Exclusive {
+            // The coordinator checked it and the log did not write it: its answer must not go
+            // out. Stop, as for a failed write.
             let agreed = matches!(outcome, OpOutcome::Applied | OpOutcome::NotFound);
             debug_assert!(agreed, "the store refused {op:?}: {outcome:?}");
             if !agreed {
-                tracing::error!(
-                    ?op,
-                    ?outcome,
-                    "the session store refused an operation the coordinator accepted"
-                );
+                return Err(StoreError::Invalid(format!(
+                    "the session store refused an operation the coordinator accepted \
+                     ({outcome:?} for {:?}); this is a bug: please report it",
+                    op.record
+                )));
             }
-            return;
+            return Ok(());
         }
         let Some(refusal) = refusals::refusal(op, outcome) else {
-            return;
+            return Ok(());
         };
         tracing::debug!(?op, ?refusal, "the shared store refused an operation");
-        if let Some(transaction_id) = op.record.transaction_id() {
-            // A refused branch of a live transaction leaves the rest of it alone.
-            if !matches!(refusal, Refusal::RowLocked { .. }) {
-                self.refused.insert(transaction_id);
-            }
+        // Only a transaction the core forgets has no more phase 2 to send; a dropped branch
+        // leaves the rest of it alone.
+        if refusals::forgets_transaction(&op.record, &refusal)
+            && let Some(transaction_id) = op.record.transaction_id()
+        {
+            self.refused.insert(transaction_id);
         }
         let group = batch.group_of_op(local);
         if !batch.refused.iter().any(|(g, _, _)| *g == group) {
@@ -912,6 +940,7 @@ impl GroupCommit {
             record: op.record.clone(),
             refusal,
         });
+        Ok(())
     }
 
     /// The actions of a durable batch that may go out: a refused group's answers are replaced
@@ -921,6 +950,7 @@ impl GroupCommit {
             actions,
             groups,
             refused,
+            tick_group,
             ..
         } = batch;
         if refused.is_empty() && self.sharing == StoreSharing::Exclusive {
@@ -932,7 +962,9 @@ impl GroupCommit {
             while groups.get(group).is_some_and(|&(_, end)| end <= index) {
                 group += 1;
             }
-            let refusal = refused.iter().find(|(g, _, _)| *g == group);
+            let refusal = refused
+                .iter()
+                .find(|(g, _, _)| *g == group && Some(group) != tick_group);
             match action {
                 Action::Respond { route, reply } => {
                     let reply = match refusal {
@@ -942,7 +974,7 @@ impl GroupCommit {
                     out.push(Action::Respond { route, reply });
                 }
                 Action::BranchCommit(request) | Action::BranchRollback(request)
-                    if refusal.is_some() || self.refused.contains(request.transaction_id) =>
+                    if self.refused.contains(request.transaction_id) =>
                 {
                     tracing::debug!(xid = %request.xid, "phase-2 request of a refused transaction held back");
                 }

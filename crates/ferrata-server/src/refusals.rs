@@ -59,6 +59,16 @@ pub(crate) fn refusal(op: &StoreOp, outcome: &OpOutcome) -> Option<Refusal> {
     }
 }
 
+/// Whether the core forgets the transaction on this refusal (see
+/// `Coordinator::store_refused`): then none of its phase-2 requests may go out any more.
+pub(crate) fn forgets_transaction(record: &Record, refusal: &Refusal) -> bool {
+    match refusal {
+        Refusal::StatusChanged { .. } | Refusal::Gone => true,
+        Refusal::Unstorable { .. } => matches!(record, Record::GlobalAdd(_)),
+        Refusal::RowLocked { .. } => false,
+    }
+}
+
 /// How a refused transaction is named in the answer that replaces the one it would have had.
 pub(crate) fn describe(record: &Record) -> String {
     match record {

@@ -13,6 +13,10 @@ pub(crate) mod sealed {
         const BIGINT: &'static str;
         /// A timestamp parameter (bound as `YYYY-MM-DD HH:MM:SS.ffffff`, UTC).
         const TIMESTAMP_PARAM: &'static str;
+        /// Whether equal keys are equal strings (no case folding or trailing-space padding)
+        /// and insert-if-absent does not lock an existing row (PostgreSQL): then a key can
+        /// vanish between the insert and the read back, and is inserted again.
+        const KEYS_COMPARE_EXACTLY: bool;
         /// A text column as a SELECT returns it so that it decodes as `String` (MySQL reports
         /// binary-collated columns as VARBINARY).
         fn text(column: &str) -> String;

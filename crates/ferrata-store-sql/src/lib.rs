@@ -199,6 +199,9 @@ where
                 Ok(value) => return Ok(value),
                 Err(error) if tries < DEADLOCK_ATTEMPTS && is_retryable::<DB>(&error) => {
                     tracing::debug!(%error, tries, "{what}: the database rolled back; running it again");
+                    // Nodes that collided back off by different amounts before the next try.
+                    let jitter = u64::from(now_micros().unsigned_abs() as u32 % 1_000);
+                    std::thread::sleep(Duration::from_micros((1_000 << tries.min(6)) + jitter));
                 }
                 Err(error) => return Err(database_error(what.to_owned(), error)),
             }

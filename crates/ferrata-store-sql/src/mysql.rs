@@ -21,6 +21,8 @@ impl Dialect for MySql {
     const BIGINT: &'static str = "SIGNED";
     const TIMESTAMP_PARAM: &'static str = "CAST(? AS DATETIME(6))";
 
+    const KEYS_COMPARE_EXACTLY: bool = false;
+
     fn text(column: &str) -> String {
         format!("CAST({column} AS CHAR)")
     }

@@ -26,6 +26,9 @@ pub(crate) type Tx<DB> = sqlx::Transaction<'static, DB>;
 /// Lock rows per INSERT or SELECT … IN: far below every database's parameter limit.
 const ROWS_PER_STATEMENT: usize = 500;
 
+/// Times a branch's vanished lock rows are inserted again before giving up.
+const LOCK_ROUNDS: usize = 4;
+
 /// A bound parameter.
 #[derive(Debug, Clone)]
 pub(crate) enum Arg {
@@ -199,9 +202,66 @@ where
             .collect();
         let mut sorted: Vec<&(String, LockRow<'_>)> = keyed.iter().collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut to_insert = sorted.clone();
+        let mut rounds = 0;
+        loop {
+            Self::insert_rows(tx, branch, &xid, &to_insert, micros).await?;
+            let held = Self::holders_for_update(tx, &sorted).await?;
+            // Any row held by another transaction is a conflict, also one the database's
+            // collation matched to a key that differs in case or trailing spaces (MySQL).
+            if let Some(&(ref key, holder_tx, holder_branch)) = held
+                .iter()
+                .find(|(_, holder, _)| *holder != branch.transaction_id.0)
+            {
+                let (table, pk) = keyed
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map_or(keyed[0].1, |(_, row)| *row);
+                return Ok(Some(RowLock {
+                    resource_id: branch.resource_id.clone(),
+                    table: table.to_owned(),
+                    pk: pk.to_owned(),
+                    transaction_id: TransactionId(holder_tx),
+                    branch_id: ferrata_core::BranchId(holder_branch),
+                }));
+            }
+            if !DB::KEYS_COMPARE_EXACTLY {
+                return Ok(None);
+            }
+            // PostgreSQL's insert-if-absent does not wait for a row being deleted by its
+            // holder's commit: a key that vanished in between is inserted again.
+            let present: std::collections::HashSet<&str> =
+                held.iter().map(|(key, _, _)| key.as_str()).collect();
+            to_insert = sorted
+                .iter()
+                .copied()
+                .filter(|entry| !present.contains(entry.0.as_str()))
+                .collect();
+            if to_insert.is_empty() {
+                return Ok(None);
+            }
+            rounds += 1;
+            if rounds > LOCK_ROUNDS {
+                return Err(sqlx::Error::Protocol(format!(
+                    "lock rows of branch {} vanished {LOCK_ROUNDS} times while being taken",
+                    branch.branch_id
+                )));
+            }
+        }
+    }
+
+    /// Inserts lock rows of `branch`, skipping rows present (sorted by key: no deadlock
+    /// between nodes inserting overlapping rows).
+    async fn insert_rows(
+        tx: &mut Tx<DB>,
+        branch: &BranchSession,
+        xid: &str,
+        rows: &[&(String, LockRow<'_>)],
+        micros: i64,
+    ) -> Result<(), sqlx::Error> {
         let ts = DB::TIMESTAMP_PARAM;
         let at = timestamp(micros);
-        for chunk in sorted.chunks(ROWS_PER_STATEMENT) {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let values =
                 vec![format!("(?, ?, ?, ?, ?, ?, ?, 0, {ts}, {ts})"); chunk.len()].join(", ");
             let sql = format!(
@@ -213,7 +273,7 @@ where
             for (key, (table, pk)) in chunk.iter().map(|entry| (&entry.0, entry.1)) {
                 args.extend([
                     Arg::from(key.clone()),
-                    xid.as_str().into(),
+                    xid.into(),
                     branch.transaction_id.0.into(),
                     branch.branch_id.0.into(),
                     branch.resource_id.as_str().into(),
@@ -225,8 +285,17 @@ where
             }
             Self::execute(&mut **tx, &sql, args).await?;
         }
-        let mut holders = std::collections::HashMap::new();
-        for chunk in sorted.chunks(ROWS_PER_STATEMENT) {
+        Ok(())
+    }
+
+    /// The rows held under `rows`' keys, locked until the end of `tx`: (key, transaction,
+    /// branch).
+    async fn holders_for_update(
+        tx: &mut Tx<DB>,
+        rows: &[&(String, LockRow<'_>)],
+    ) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+        let mut held = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "SELECT {}, transaction_id, branch_id FROM lock_table \
                  WHERE row_key IN ({}) FOR UPDATE",
@@ -240,20 +309,10 @@ where
             for row in Self::fetch(&mut **tx, &sql, args).await? {
                 let key: String = row.try_get(0)?;
                 let holder_tx: Option<i64> = row.try_get(1)?;
-                let holder_branch: i64 = row.try_get(2)?;
-                holders.insert(key, (holder_tx.unwrap_or_default(), holder_branch));
+                held.push((key, holder_tx.unwrap_or_default(), row.try_get(2)?));
             }
         }
-        Ok(keyed.iter().find_map(|(key, (table, pk))| {
-            let &(holder_tx, holder_branch) = holders.get(key)?;
-            (holder_tx != branch.transaction_id.0).then(|| RowLock {
-                resource_id: branch.resource_id.clone(),
-                table: (*table).to_owned(),
-                pk: (*pk).to_owned(),
-                transaction_id: TransactionId(holder_tx),
-                branch_id: ferrata_core::BranchId(holder_branch),
-            })
-        }))
+        Ok(held)
     }
 
     async fn upsert_branch(

@@ -20,6 +20,8 @@ impl Dialect for Postgres {
     const BIGINT: &'static str = "BIGINT";
     const TIMESTAMP_PARAM: &'static str = "CAST(? AS TIMESTAMP(6))";
 
+    const KEYS_COMPARE_EXACTLY: bool = true;
+
     fn text(column: &str) -> String {
         column.to_owned()
     }

@@ -249,7 +249,7 @@ impl Coordinator {
                 | GlobalStatus::TimeoutRollbacked
                 | GlobalStatus::UnKnown
                 | GlobalStatus::Finished => {
-                    coordinator.persist(Record::GlobalRemove { transaction_id });
+                    coordinator.persist_expecting(Record::GlobalRemove { transaction_id }, status);
                     continue;
                 }
                 _ => {}
@@ -382,19 +382,30 @@ impl Coordinator {
         }
     }
 
+    /// Persists a change of a transaction this coordinator holds (or of the TC itself). On a
+    /// shared store the write is conditioned on the status this node believes is stored, so
+    /// a node that lost a race writes nothing more for that transaction.
     fn persist(&mut self, record: Record) {
-        self.effects.push(Effect::Persist(record));
+        // A begin creates the transaction: nothing to condition it on.
+        let believed = match &record {
+            Record::GlobalAdd(_) => None,
+            other => other
+                .transaction_id()
+                .and_then(|id| self.sessions.get(&id))
+                .map(|session| session.global.status),
+        };
+        match believed {
+            Some(status) => self.persist_expecting(record, status),
+            None => self.effects.push(Effect::Persist(record)),
+        }
     }
 
-    /// Persists a change made while the transaction is in Begin: on a shared store, only if
-    /// no other node changed that in the meantime.
-    fn persist_from_begin(&mut self, record: Record) {
+    /// Persists a change made while the transaction's stored status is `status`: on a shared
+    /// store, only if no other node changed that in the meantime.
+    fn persist_expecting(&mut self, record: Record, status: GlobalStatus) {
         match self.config.store_sharing {
-            StoreSharing::Exclusive => self.persist(record),
-            StoreSharing::Shared => self.effects.push(Effect::PersistIf {
-                record,
-                status: GlobalStatus::Begin,
-            }),
+            StoreSharing::Exclusive => self.effects.push(Effect::Persist(record)),
+            StoreSharing::Shared => self.effects.push(Effect::PersistIf { record, status }),
         }
     }
 
@@ -420,17 +431,14 @@ impl Coordinator {
         if let Some(session) = self.sessions.get_mut(&transaction_id)
             && session.global.status != status
         {
-            let decision = session.global.status == GlobalStatus::Begin;
-            session.global.status = status;
-            let record = Record::GlobalUpdate {
-                transaction_id,
-                status,
-            };
-            if decision {
-                self.persist_from_begin(record);
-            } else {
-                self.persist(record);
-            }
+            let stored = std::mem::replace(&mut session.global.status, status);
+            self.persist_expecting(
+                Record::GlobalUpdate {
+                    transaction_id,
+                    status,
+                },
+                stored,
+            );
         }
     }
 
@@ -443,6 +451,7 @@ impl Coordinator {
             return;
         };
         match (record, &refusal) {
+            // The branch never joined: drop it, the transaction goes on.
             (Record::BranchAdd(branch), Refusal::RowLocked { .. } | Refusal::Unstorable { .. }) => {
                 if let Some(session) = self.sessions.get_mut(&transaction_id)
                     && let Some(branch) = session.branches.remove(branch.branch_id)
@@ -450,30 +459,46 @@ impl Coordinator {
                     release_locks(&mut self.locks, &branch);
                 }
             }
-            _ => {
-                self.unschedule(transaction_id);
-                let Some(session) = self.sessions.remove(&transaction_id) else {
-                    return;
-                };
-                for branch in session.branches.iter() {
-                    release_locks(&mut self.locks, branch);
-                }
-                tracing::warn!(
-                    xid = %session.global.xid,
-                    ?refusal,
-                    "the shared store refused a change: another node holds this transaction now"
-                );
-                if let Some(waiting) = session.pass.and_then(|pass| pass.reply) {
-                    let request = match waiting.direction {
-                        Direction::Commit => RequestKind::GlobalCommit,
-                        Direction::Rollback => RequestKind::GlobalRollback,
-                    };
-                    self.reply(waiting.token, refusal.reply(request, &session.global.xid));
-                }
+            // Another node decided or ended it, or it was never stored: forget it.
+            (_, Refusal::StatusChanged { .. } | Refusal::Gone)
+            | (Record::GlobalAdd(_), Refusal::Unstorable { .. }) => {
+                self.forget(transaction_id, &refusal);
             }
+            // The core keeps values within the store's limits and takes rows only with a
+            // branch, so nothing else can be refused; keep the session rather than guess.
+            (other, _) => tracing::error!(
+                record = ?other,
+                ?refusal,
+                "the shared store refused a change the coordinator cannot undo; the transaction \
+                 stays in memory as it was asked to be"
+            ),
         }
         #[cfg(debug_assertions)]
         self.check_invariants();
+    }
+
+    /// Forgets a transaction the store does not hold as this node believed, answering a TM
+    /// still waiting on it.
+    fn forget(&mut self, transaction_id: TransactionId, refusal: &Refusal) {
+        self.unschedule(transaction_id);
+        let Some(session) = self.sessions.remove(&transaction_id) else {
+            return;
+        };
+        for branch in session.branches.iter() {
+            release_locks(&mut self.locks, branch);
+        }
+        tracing::warn!(
+            xid = %session.global.xid,
+            ?refusal,
+            "the shared store refused a change; this node forgets the transaction"
+        );
+        if let Some(waiting) = session.pass.and_then(|pass| pass.reply) {
+            let request = match waiting.direction {
+                Direction::Commit => RequestKind::GlobalCommit,
+                Direction::Rollback => RequestKind::GlobalRollback,
+            };
+            self.reply(waiting.token, refusal.reply(request, &session.global.xid));
+        }
     }
 
     /// Whether `request` is about a transaction another node began (its XID names another

@@ -272,19 +272,18 @@ impl Coordinator {
         reply: Option<Waiting>,
     ) {
         self.unschedule(transaction_id);
-        let mut from_begin = false;
         if let Some(session) = self.sessions.remove(&transaction_id) {
-            from_begin = session.global.status == GlobalStatus::Begin;
             for branch in session.branches.iter() {
                 release_locks(&mut self.locks, branch);
             }
-        }
-        let record = Record::GlobalRemove { transaction_id };
-        if from_begin {
-            // A commit with no branch ends straight from Begin: that is its decision.
-            self.persist_from_begin(record);
+            // Conditioned on the status it ends from (a commit with no branch ends straight
+            // from Begin: that is its decision).
+            self.persist_expecting(
+                Record::GlobalRemove { transaction_id },
+                session.global.status,
+            );
         } else {
-            self.persist(record);
+            self.persist(Record::GlobalRemove { transaction_id });
         }
         self.answer(reply, final_status);
     }

@@ -233,7 +233,7 @@ impl Coordinator {
         if let Some(session) = self.sessions.get_mut(&transaction_id) {
             session.branches.insert(branch.clone());
         }
-        self.persist_from_begin(Record::BranchAdd(branch));
+        self.persist(Record::BranchAdd(branch));
         self.reply(token, Reply::BranchRegistered { branch_id });
     }
 

@@ -1,7 +1,9 @@
-//! On a store other nodes write too (`StoreSharing::Shared`): writes that decide a transaction
-//! or join a branch to it are conditioned on Begin, lock queries read the store's lock table,
-//! and what the store refuses is undone — a branch whose rows another node holds is dropped,
-//! a transaction another node decided is forgotten and its waiting TM told the store's status.
+//! On a store other nodes write too (`StoreSharing::Shared`): every write of a transaction is
+//! conditioned on the status this node believes is stored (Begin for a decision or a join),
+//! lock queries read the store's lock table, and what the store refuses is undone — a branch
+//! whose rows another node holds is dropped, a transaction another node decided is forgotten
+//! and its waiting TM told the store's status, a branch report the store cannot hold leaves
+//! the transaction alone.
 
 use super::*;
 use ferrata_core::{BranchRegistration, Refusal, Request, StoreSharing};
@@ -61,12 +63,9 @@ fn decisions_and_joins_are_conditioned_on_begin() {
         }),
         "{effects:?}"
     );
-    // A change after the decision is not conditioned.
+    // Every write carries the status this node believes is stored.
     assert!(
-        effects
-            .iter()
-            .skip(1)
-            .all(|e| !matches!(e, Effect::PersistIf { .. })),
+        effects.iter().all(|e| !matches!(e, Effect::Persist(_))),
         "{effects:?}"
     );
 }
@@ -197,4 +196,26 @@ fn another_nodes_transactions_are_read_from_the_store_and_not_decided_here() {
             }
         }]
     );
+}
+
+#[test]
+fn an_unstorable_report_does_not_forget_the_transaction() {
+    let mut h = shared();
+    let tx = h.begin(T0, 60_000);
+    join(&mut h, &tx, BranchType::Tcc, "");
+    let record = Record::BranchUpdate {
+        transaction_id: tx.id,
+        branch_id: BranchId(1),
+        status: BranchStatus::PhaseOneDone,
+        application_data: Some("x".repeat(3000)),
+    };
+    h.tc.store_refused(
+        &record,
+        Refusal::Unstorable {
+            reason: "too long".into(),
+        },
+    );
+    h.assert_quiet();
+    assert_eq!(h.tc.stats().sessions, 1, "the transaction stays");
+    assert_eq!(h.tc.status_of(tx.id), Some(GlobalStatus::Begin));
 }

@@ -270,7 +270,8 @@ fn a_database_store_url_is_checked_and_printed_without_its_password() {
     Jail::expect_with(|jail| {
         jail.create_file(
             "ferrata.toml",
-            "[store]\nurl = \"postgres://tc:s3cret@127.0.0.1:5432/seata\"\nschema = \"tc\"\n",
+            "[store]\nurl = \"postgres://tc:s3cret@127.0.0.1:5432/seata\"\nschema = \"tc\"\n\
+             [server]\nlisten = \"127.0.0.1:8091\"\n",
         )?;
         let config = Config::load(&with_file("ferrata.toml")).expect("valid");
         assert_eq!(config.store.schema.as_deref(), Some("tc"));
@@ -280,6 +281,12 @@ fn a_database_store_url_is_checked_and_printed_without_its_password() {
                 && !printed.contains("s3cret"),
             "{printed}"
         );
+        // Every node would name itself 127.0.0.1:8091 in its XIDs.
+        let error = file_error(
+            jail,
+            "[store]\nurl = \"postgres://u@db/seata\"\n[server]\nlisten = \"0.0.0.0:8091\"\n",
+        )?;
+        assert_mentions(&error, &["server.advertise_host", "store.url"]);
         let error = file_error(jail, "[store]\nurl = \"redis://u:pw@127.0.0.1/0\"\n")?;
         assert_mentions(&error, &["store.url", "postgres://", "u:<redacted>@"]);
         assert!(!error.contains("pw@"), "{error}");
