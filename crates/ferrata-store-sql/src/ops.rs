@@ -703,10 +703,8 @@ where
     for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
     usize: ColumnIndex<R>,
 {
-    match rows.first() {
-        Some(row) => Ok(row.try_get::<Option<i64>, _>(0)?.unwrap_or_default()),
-        None => Ok(0),
-    }
+    rows.first()
+        .map_or(Ok(0), |row| crate::read::int_at(row, 0))
 }
 
 pub(crate) fn global_status(code: i64) -> Result<GlobalStatus, sqlx::Error> {

@@ -270,18 +270,32 @@ fn like_escaped(text: &str) -> String {
     out
 }
 
+/// A nullable text column; NULL reads as "" (as Seata's nullable columns mean).
+fn text_at<R: Row>(row: &R, index: usize) -> Result<String, sqlx::Error>
+where
+    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
+    usize: ColumnIndex<R>,
+{
+    Ok(row.try_get::<Option<String>, _>(index)?.unwrap_or_default())
+}
+
+/// A nullable integer column; NULL reads as 0.
+pub(crate) fn int_at<R: Row>(row: &R, index: usize) -> Result<i64, sqlx::Error>
+where
+    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
+    usize: ColumnIndex<R>,
+{
+    Ok(row.try_get::<Option<i64>, _>(index)?.unwrap_or_default())
+}
+
 fn global_of<R: Row>(row: &R) -> Result<GlobalSession, sqlx::Error>
 where
     for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
     for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
     usize: ColumnIndex<R>,
 {
-    let text = |i: usize| -> Result<String, sqlx::Error> {
-        Ok(row.try_get::<Option<String>, _>(i)?.unwrap_or_default())
-    };
-    let int = |i: usize| -> Result<i64, sqlx::Error> {
-        Ok(row.try_get::<Option<i64>, _>(i)?.unwrap_or_default())
-    };
+    let text = |i: usize| text_at(row, i);
+    let int = |i: usize| int_at(row, i);
     Ok(GlobalSession {
         xid: text(0)?,
         transaction_id: TransactionId(int(1)?),
@@ -302,12 +316,8 @@ where
     for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
     usize: ColumnIndex<R>,
 {
-    let text = |i: usize| -> Result<String, sqlx::Error> {
-        Ok(row.try_get::<Option<String>, _>(i)?.unwrap_or_default())
-    };
-    let int = |i: usize| -> Result<i64, sqlx::Error> {
-        Ok(row.try_get::<Option<i64>, _>(i)?.unwrap_or_default())
-    };
+    let text = |i: usize| text_at(row, i);
+    let int = |i: usize| int_at(row, i);
     let type_name = text(3)?;
     let branch_type = BranchType::ALL
         .iter()

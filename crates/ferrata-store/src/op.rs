@@ -1,7 +1,6 @@
 //! What a store is asked to do and what it answers: operations with an optional condition,
 //! one outcome per operation, leases, and the limits a backend puts on stored values.
 
-use ferrata_core::lock::LockHolder;
 use ferrata_core::{Record, TransactionId};
 use ferrata_proto::GlobalStatus;
 
@@ -30,12 +29,6 @@ impl StoreOp {
             record,
             condition: Condition::GlobalStatusIs(status),
         }
-    }
-}
-
-impl From<Record> for StoreOp {
-    fn from(record: Record) -> StoreOp {
-        StoreOp::put(record)
     }
 }
 
@@ -81,15 +74,6 @@ pub struct RowLock {
     pub pk: String,
     pub transaction_id: TransactionId,
     pub branch_id: ferrata_core::BranchId,
-}
-
-impl RowLock {
-    pub fn holder(&self) -> LockHolder {
-        LockHolder {
-            transaction_id: self.transaction_id,
-            branch_id: self.branch_id,
-        }
-    }
 }
 
 /// A row to ask about in [`crate::SessionStore::lock_holders`].

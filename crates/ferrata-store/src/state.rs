@@ -122,10 +122,6 @@ impl StoreState {
         &self.table
     }
 
-    pub fn limits(&self) -> StoreLimits {
-        self.limits
-    }
-
     /// Number of locked rows.
     pub fn locked_rows(&self) -> usize {
         self.locks.len()
