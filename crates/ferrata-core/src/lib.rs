@@ -24,7 +24,7 @@ pub mod request;
 
 pub use branches::Branches;
 pub use config::{CoordinatorConfig, IdSource, RateLimit, StoreSharing};
-pub use coordinator::{Coordinator, CoordinatorStats, transaction_id_of};
+pub use coordinator::{Coordinator, CoordinatorStats, transaction_id_of, xid_prefix};
 pub use effect::{BranchOutcome, BranchRequest, Effect, Refusal, Reply, ReplyToken, TxError};
 pub use id::{BranchId, TransactionId};
 pub use model::{BranchSession, GlobalSession, Record, SessionTable, StoredTransaction};

@@ -20,6 +20,9 @@ pub(crate) mod sealed {
         /// A text column as a SELECT returns it so that it decodes as `String` (MySQL reports
         /// binary-collated columns as VARBINARY).
         fn text(column: &str) -> String;
+        /// The TC node part of an XID column (before its last `:`, empty without one), as
+        /// text.
+        fn xid_prefix(column: &str) -> String;
         /// Starts an upsert's update list after `INSERT … VALUES (…)`, for a conflict on `key`.
         fn on_conflict_update(key: &str) -> String;
         /// The value an upsert's insert tried for `column`, in its update list.

@@ -337,6 +337,19 @@ where
         self.runtime.block_on(self.holders(rows))
     }
 
+    fn xid_prefixes(&self) -> Result<Vec<String>, StoreError> {
+        self.runtime.block_on(self.prefixes())
+    }
+
+    fn transactions_of_node(&self, prefix: &str) -> Result<Vec<StoredTransaction>, StoreError> {
+        let mut found = self
+            .runtime
+            .block_on(self.load(read::Filter::XidPrefix(prefix), None))?;
+        // LIKE 'prefix:%' also matches a longer prefix that starts the same way.
+        found.retain(|tx| ferrata_core::xid_prefix(&tx.global.xid) == prefix);
+        Ok(found)
+    }
+
     fn try_lease(
         &mut self,
         name: &str,
@@ -349,7 +362,29 @@ where
         let pool = self.pool.clone();
         self.with_retries("cannot take a lease in the session store", async || {
             let mut tx = pool.begin().await?;
-            let outcome = ops::Sql::<DB>::try_lease(&mut tx, name, holder, ttl_ms, now_ms).await?;
+            let outcome =
+                ops::Sql::<DB>::try_lease(&mut tx, name, holder, None, ttl_ms, now_ms).await?;
+            tx.commit().await?;
+            Ok(outcome)
+        })
+    }
+
+    fn take_lease_from(
+        &mut self,
+        name: &str,
+        holder: &str,
+        previous: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<LeaseOutcome, StoreError> {
+        check_lease_name("lease name", name)?;
+        check_lease_name("lease holder", holder)?;
+        let pool = self.pool.clone();
+        self.with_retries("cannot take a lease in the session store", async || {
+            let mut tx = pool.begin().await?;
+            let outcome =
+                ops::Sql::<DB>::try_lease(&mut tx, name, holder, Some(previous), ttl_ms, now_ms)
+                    .await?;
             tx.commit().await?;
             Ok(outcome)
         })

@@ -27,6 +27,14 @@ impl Dialect for MySql {
         format!("CAST({column} AS CHAR)")
     }
 
+    fn xid_prefix(column: &str) -> String {
+        // Binary collation: cast so that the result decodes as text.
+        format!(
+            "CAST(SUBSTRING({column}, 1, GREATEST(CHAR_LENGTH({column}) - \
+             CHAR_LENGTH(SUBSTRING_INDEX({column}, ':', -1)) - 1, 0)) AS CHAR)"
+        )
+    }
+
     fn on_conflict_update(_key: &str) -> String {
         "ON DUPLICATE KEY UPDATE".to_owned()
     }

@@ -609,6 +609,7 @@ where
         tx: &mut Tx<DB>,
         name: &str,
         holder: &str,
+        previous: Option<&str>,
         ttl_ms: i64,
         now_ms: i64,
     ) -> Result<LeaseOutcome, sqlx::Error> {
@@ -632,7 +633,11 @@ where
                 let expire: Option<i64> = row.try_get(1)?;
                 let expire = expire.unwrap_or_default();
                 let current = current.trim();
-                if current != holder && !current.is_empty() && expire >= now_ms {
+                if current != holder
+                    && Some(current) != previous
+                    && !current.is_empty()
+                    && expire >= now_ms
+                {
                     return Ok(LeaseOutcome::Taken(Lease {
                         name: name.to_owned(),
                         holder: current.to_owned(),

@@ -26,6 +26,13 @@ impl Dialect for Postgres {
         column.to_owned()
     }
 
+    fn xid_prefix(column: &str) -> String {
+        format!(
+            "CASE WHEN position(':' in {column}) = 0 THEN '' \
+             ELSE regexp_replace({column}, ':[^:]*$', '') END"
+        )
+    }
+
     fn on_conflict_update(key: &str) -> String {
         format!("ON CONFLICT ({key}) DO UPDATE SET")
     }

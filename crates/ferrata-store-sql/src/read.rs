@@ -79,6 +79,31 @@ where
         Ok(table)
     }
 
+    /// The distinct XID prefixes in `global_table`, sorted.
+    pub(crate) async fn prefixes(&self) -> Result<Vec<String>, StoreError> {
+        let context = "cannot read the XID prefixes of stored sessions";
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| database_error(context, e))?;
+        let sql = format!(
+            "SELECT DISTINCT {} FROM global_table",
+            DB::xid_prefix("xid")
+        );
+        let rows = Sql::<DB>::fetch(&mut *conn, &sql, Vec::new())
+            .await
+            .map_err(|e| database_error(context, e))?;
+        let mut prefixes = rows
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|e| database_error(context, e))?;
+        prefixes.sort();
+        prefixes.dedup();
+        Ok(prefixes)
+    }
+
     /// Transactions matching `filter` in transaction-id order (at most `limit`), read in one
     /// snapshot with their branches and each AT branch's held rows as its lock key.
     pub(crate) async fn load(

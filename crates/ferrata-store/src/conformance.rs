@@ -80,6 +80,7 @@ pub fn run_backend<B: Backend>(backend: &mut B) {
     a_lost_race_does_not_abort_the_batch(backend);
     read_your_writes(backend);
     leases(backend);
+    reads_by_node(backend);
     id_reservation(backend);
     limits(backend);
     if backend.shared() {
@@ -1147,6 +1148,103 @@ pub fn leases<B: Backend>(backend: &mut B) {
         ),
         LeaseOutcome::Held { .. }
     ));
+    // Taking from a named previous holder: only from that one while the lease is live.
+    let mut take_from = |previous: &str, holder: &str, now_ms: i64| -> LeaseOutcome {
+        let got = store
+            .take_lease_from("ferrata-test", holder, previous, 1_000, now_ms)
+            .unwrap_or_else(|e| panic!("take_lease_from failed: {e}"));
+        assert_eq!(
+            got,
+            model.take_lease_from("ferrata-test", holder, previous, 1_000, now_ms)
+        );
+        got
+    };
+    let LeaseOutcome::Taken(lease) = take_from("node-x", "node-c", t0 + 2_200) else {
+        panic!("node-c must not take node-a's live lease by naming node-x");
+    };
+    assert_eq!(lease.holder, "node-a");
+    assert_eq!(
+        take_from("node-a", "node-c", t0 + 2_200),
+        LeaseOutcome::Held {
+            expires_at_ms: t0 + 3_200
+        }
+    );
+    // The holder it was taken from cannot renew it.
+    assert!(matches!(
+        both(
+            store.as_mut(),
+            &mut model,
+            "ferrata-test",
+            "node-a",
+            1_000,
+            t0 + 2_300
+        ),
+        LeaseOutcome::Taken(_)
+    ));
+}
+
+/// Transactions read by the TC node that began them (their XID prefix).
+pub fn reads_by_node<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
+    let on_node = |id: i64, node: &str| {
+        let mut global = global(id, GlobalStatus::Begin);
+        global.xid = format!("{node}:{id}");
+        Record::GlobalAdd(global)
+    };
+    append(
+        store.as_mut(),
+        &mut model,
+        &[
+            on_node(1, "10.0.0.1:8091"),
+            on_node(2, "10.0.0.2:8091"),
+            on_node(3, "10.0.0.1:8091"),
+            // Starts like the first node's prefix, but is another node.
+            on_node(4, "10.0.0.1:80911"),
+            on_node(5, "[::1]:8091"),
+            at_branch(3, 31, "stock:3"),
+        ],
+    );
+    fn check<B: Backend>(backend: &B, store: &dyn SessionStore, model: &StoreState, what: &str) {
+        let prefixes = store
+            .xid_prefixes()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(prefixes, model.xid_prefixes(), "{what}: prefixes");
+        assert_eq!(
+            prefixes,
+            [
+                "10.0.0.1:8091",
+                "10.0.0.1:80911",
+                "10.0.0.2:8091",
+                "[::1]:8091"
+            ],
+            "{what}: prefixes"
+        );
+        for prefix in &prefixes {
+            let stored = store
+                .transactions_of_node(prefix)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(
+                comparable(backend, None, stored.into_iter()),
+                comparable(
+                    backend,
+                    Some(model),
+                    model.transactions_of_node(prefix).into_iter()
+                ),
+                "{what}: transactions of {prefix}"
+            );
+        }
+        let node_one: Vec<i64> = store
+            .transactions_of_node("10.0.0.1:8091")
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+            .iter()
+            .map(|tx| tx.global.transaction_id.0)
+            .collect();
+        assert_eq!(node_one, [1, 3], "{what}: one node's transactions");
+    }
+    check(backend, store.as_ref(), &model, "after adds");
+    let store = reopen(backend, &dir, store, &model, "reads by node");
+    check(backend, store.as_ref(), &model, "after reopen");
+    drop(store);
 }
 
 /// Reserved id ranges never overlap, also across a reopen.

@@ -80,6 +80,14 @@ pub trait SessionStore: Send {
     /// The rows among `rows` that are locked, with their holders, in the order asked.
     fn lock_holders(&self, rows: &[RowKey]) -> Result<Vec<RowLock>, StoreError>;
 
+    /// The distinct XID prefixes (the TC nodes, `host:port`, that began them) of the stored
+    /// transactions, sorted.
+    fn xid_prefixes(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Every stored transaction one TC node began (XID prefix `prefix`), in transaction-id
+    /// order.
+    fn transactions_of_node(&self, prefix: &str) -> Result<Vec<StoredTransaction>, StoreError>;
+
     /// Takes the lease `name` for `holder` until `now_ms + ttl_ms`: free, already the
     /// holder's (a renewal), or expired before `now_ms`. Otherwise says who holds it. Nodes
     /// pass their own clocks, so a ttl must exceed the clock skew between them.
@@ -87,6 +95,17 @@ pub trait SessionStore: Send {
         &mut self,
         name: &str,
         holder: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<LeaseOutcome, StoreError>;
+
+    /// [`SessionStore::try_lease`] that also takes the lease while `previous` holds it, live
+    /// or not: a node taking back what another took over while it was away.
+    fn take_lease_from(
+        &mut self,
+        name: &str,
+        holder: &str,
+        previous: &str,
         ttl_ms: i64,
         now_ms: i64,
     ) -> Result<LeaseOutcome, StoreError>;
@@ -156,6 +175,25 @@ impl<S: SessionStore + ?Sized> SessionStore for Box<S> {
 
     fn lock_holders(&self, rows: &[RowKey]) -> Result<Vec<RowLock>, StoreError> {
         (**self).lock_holders(rows)
+    }
+
+    fn xid_prefixes(&self) -> Result<Vec<String>, StoreError> {
+        (**self).xid_prefixes()
+    }
+
+    fn transactions_of_node(&self, prefix: &str) -> Result<Vec<StoredTransaction>, StoreError> {
+        (**self).transactions_of_node(prefix)
+    }
+
+    fn take_lease_from(
+        &mut self,
+        name: &str,
+        holder: &str,
+        previous: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<LeaseOutcome, StoreError> {
+        (**self).take_lease_from(name, holder, previous, ttl_ms, now_ms)
     }
 
     fn try_lease(

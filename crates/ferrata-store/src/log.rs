@@ -187,6 +187,27 @@ impl SessionStore for LogStore {
         Ok(self.state.lock_holders(rows))
     }
 
+    fn xid_prefixes(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.state.xid_prefixes())
+    }
+
+    fn transactions_of_node(&self, prefix: &str) -> Result<Vec<StoredTransaction>, StoreError> {
+        Ok(self.state.transactions_of_node(prefix))
+    }
+
+    fn take_lease_from(
+        &mut self,
+        name: &str,
+        holder: &str,
+        previous: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<LeaseOutcome, StoreError> {
+        Ok(self
+            .state
+            .take_lease_from(name, holder, previous, ttl_ms, now_ms))
+    }
+
     /// Leases live in memory: the directory lock already makes this process the only user.
     fn try_lease(
         &mut self,

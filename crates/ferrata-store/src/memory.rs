@@ -56,6 +56,27 @@ impl SessionStore for MemoryStore {
         Ok(self.state.lock_holders(rows))
     }
 
+    fn xid_prefixes(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.state.xid_prefixes())
+    }
+
+    fn transactions_of_node(&self, prefix: &str) -> Result<Vec<StoredTransaction>, StoreError> {
+        Ok(self.state.transactions_of_node(prefix))
+    }
+
+    fn take_lease_from(
+        &mut self,
+        name: &str,
+        holder: &str,
+        previous: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<LeaseOutcome, StoreError> {
+        Ok(self
+            .state
+            .take_lease_from(name, holder, previous, ttl_ms, now_ms))
+    }
+
     fn try_lease(
         &mut self,
         name: &str,
@@ -137,6 +158,26 @@ mod tests {
 
         fn lock_holders(&self, rows: &[RowKey]) -> Result<Vec<RowLock>, StoreError> {
             self.inner.lock_holders(rows)
+        }
+
+        fn xid_prefixes(&self) -> Result<Vec<String>, StoreError> {
+            self.inner.xid_prefixes()
+        }
+
+        fn transactions_of_node(&self, prefix: &str) -> Result<Vec<StoredTransaction>, StoreError> {
+            self.inner.transactions_of_node(prefix)
+        }
+
+        fn take_lease_from(
+            &mut self,
+            name: &str,
+            holder: &str,
+            previous: &str,
+            ttl_ms: i64,
+            now_ms: i64,
+        ) -> Result<LeaseOutcome, StoreError> {
+            self.inner
+                .take_lease_from(name, holder, previous, ttl_ms, now_ms)
         }
 
         fn try_lease(

@@ -2,13 +2,15 @@
 //! one as their index and answer from it; the conformance suite uses one as the model that
 //! every other backend (a shared database) must answer exactly like.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use ferrata_core::lock::{
     LockHolder, LockKeyLimits, LockManager, LockRow, parse_lock_key, status_holds_locks,
 };
-use ferrata_core::{BranchSession, GlobalSession, Record, SessionTable, StoredTransaction};
+use ferrata_core::{
+    BranchSession, GlobalSession, Record, SessionTable, StoredTransaction, xid_prefix,
+};
 use ferrata_proto::{BranchType, GlobalStatus};
 
 use crate::op::{Condition, Lease, LeaseOutcome, OpOutcome, RowKey, RowLock, StoreLimits, StoreOp};
@@ -298,6 +300,27 @@ impl StoreState {
             .collect()
     }
 
+    /// The distinct XID prefixes (what precedes the last `:`, the TC node that began them) of
+    /// the stored transactions, sorted.
+    pub fn xid_prefixes(&self) -> Vec<String> {
+        let prefixes: BTreeSet<&str> = self
+            .table
+            .transactions()
+            .map(|tx| xid_prefix(&tx.global.xid))
+            .collect();
+        prefixes.into_iter().map(str::to_owned).collect()
+    }
+
+    /// Every stored transaction whose XID has `prefix` (one TC node's), in transaction-id
+    /// order.
+    pub fn transactions_of_node(&self, prefix: &str) -> Vec<StoredTransaction> {
+        self.table
+            .transactions()
+            .filter(|tx| xid_prefix(&tx.global.xid) == prefix)
+            .cloned()
+            .collect()
+    }
+
     /// The held rows among `rows`, in the order asked.
     pub fn lock_holders(&self, rows: &[RowKey]) -> Vec<RowLock> {
         rows.iter()
@@ -322,9 +345,36 @@ impl StoreState {
         ttl_ms: i64,
         now_ms: i64,
     ) -> LeaseOutcome {
+        self.lease(name, holder, None, ttl_ms, now_ms)
+    }
+
+    /// [`StoreState::try_lease`], also taking the lease while `previous` holds it.
+    pub fn take_lease_from(
+        &mut self,
+        name: &str,
+        holder: &str,
+        previous: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> LeaseOutcome {
+        self.lease(name, holder, Some(previous), ttl_ms, now_ms)
+    }
+
+    fn lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        previous: Option<&str>,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> LeaseOutcome {
         let expires_at_ms = now_ms.saturating_add(ttl_ms.max(0));
         match self.leases.get_mut(name) {
-            Some(lease) if lease.holder != holder && lease.expires_at_ms >= now_ms => {
+            Some(lease)
+                if lease.holder != holder
+                    && Some(lease.holder.as_str()) != previous
+                    && lease.expires_at_ms >= now_ms =>
+            {
                 LeaseOutcome::Taken(lease.clone())
             }
             Some(lease) => {

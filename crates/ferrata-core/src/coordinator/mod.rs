@@ -144,6 +144,11 @@ pub fn transaction_id_of(xid: &str) -> Option<TransactionId> {
         .map(TransactionId)
 }
 
+/// The TC node an XID names: what precedes its last `:` (`host:port`); empty when it has none.
+pub fn xid_prefix(xid: &str) -> &str {
+    xid.rsplit_once(':').map_or("", |(prefix, _)| prefix)
+}
+
 /// Reads a boolean flag from the JSON application data of an AT registration
 /// (`{"autoCommit":false,"skipCheckLock":true}`) without a JSON parser on the hot path.
 fn json_flag(application_data: &str, name: &str) -> Option<bool> {
@@ -513,8 +518,7 @@ impl Coordinator {
             | Request::GlobalStatus { xid }
             | Request::GlobalReport { xid, .. } => xid,
         };
-        let prefix = xid.rsplit_once(':').map_or("", |(prefix, _)| prefix);
-        prefix != self.config.xid_prefix && self.lookup(xid).is_none()
+        xid_prefix(xid) != self.config.xid_prefix && self.lookup(xid).is_none()
     }
 
     /// A request about another node's transaction: its status is read from the store; what
@@ -539,7 +543,7 @@ impl Coordinator {
             | Request::GlobalReport { xid, .. } => xid,
             Request::Begin { .. } | Request::LockQuery { .. } => String::new(),
         };
-        let owner = xid.rsplit_once(':').map_or("", |(prefix, _)| prefix);
+        let owner = xid_prefix(&xid);
         let code = match kind {
             RequestKind::BranchRegister => Code::BranchRegisterFailed,
             RequestKind::BranchReport => Code::BranchReportFailed,
