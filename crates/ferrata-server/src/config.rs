@@ -79,6 +79,11 @@ pub struct StoreSettings {
     pub schema: Option<String>,
     /// Connections to the database.
     pub database_connections: u32,
+    /// On a database: how long a node's claim on its transactions (a lease in
+    /// `distributed_lock`, renewed every third of it) outlives the node. When it lapses,
+    /// another node takes those transactions over; a node cut off from the database for this
+    /// long stops.
+    pub node_lease_ms: u64,
     pub data_dir: PathBuf,
     /// fsync every group commit (never turn off in production).
     pub fsync: bool,
@@ -97,6 +102,7 @@ impl Default for StoreSettings {
             url: None,
             schema: None,
             database_connections: 8,
+            node_lease_ms: 10_000,
             data_dir: PathBuf::from("data"),
             fsync: true,
             segment_bytes: ferrata_store::DEFAULT_SEGMENT_BYTES,
@@ -473,6 +479,12 @@ impl Config {
             self.store.database_connections,
             (1..=256).contains(&self.store.database_connections),
             "1 to 256",
+        )?;
+        within(
+            "store.node_lease_ms",
+            self.store.node_lease_ms,
+            (300..=600_000).contains(&self.store.node_lease_ms),
+            "300 to 600000",
         )?;
         for (key, value) in [
             ("store.segment_bytes", self.store.segment_bytes),

@@ -14,7 +14,7 @@ use tokio::sync::mpsc::OwnedPermit;
 
 use ferrata_core::{
     BranchId, BranchOutcome, BranchRequest, Coordinator, Effect, Record, Refusal, Reply, Request,
-    Requester, StoreSharing, TransactionId,
+    Requester, StoreSharing, StoredTransaction, TransactionId,
 };
 use ferrata_proto::{CodecContext, Message, MsgType};
 use ferrata_store::{CompactionDone, CompactionJob, OpOutcome, SessionStore, StoreError, StoreOp};
@@ -192,13 +192,24 @@ pub enum CoreCommand {
         record: Record,
         refusal: Refusal,
     },
+    /// Transactions of a node whose lease lapsed, for this node to drive (internal: sent by
+    /// the lease keeper).
+    Adopt(Vec<StoredTransaction>),
+    /// The node with this XID prefix took its transactions back (internal).
+    Disown(String),
     Shutdown,
 }
 
 impl CoreCommand {
-    /// Sent by the engine itself, without taking room in the queue.
+    /// Sent by the server itself, without taking room in the queue.
     fn is_internal(&self) -> bool {
-        matches!(self, CoreCommand::IdRange(_) | CoreCommand::Refused { .. })
+        matches!(
+            self,
+            CoreCommand::IdRange(_)
+                | CoreCommand::Refused { .. }
+                | CoreCommand::Adopt(_)
+                | CoreCommand::Disown(_)
+        )
     }
 }
 
@@ -271,6 +282,13 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
+    /// Queues one of the server's own commands (`Adopt`, `Disown`), which take no room in the
+    /// queue; false once the engine has stopped.
+    pub fn notify(&self, command: CoreCommand) -> bool {
+        debug_assert!(command.is_internal(), "{command:?} must wait for room");
+        self.tx.send(command).is_ok()
+    }
+
     /// Waits for room in the command queue, then queues the command; false once the engine
     /// has stopped.
     pub async fn submit(&self, command: CoreCommand) -> bool {
@@ -637,6 +655,8 @@ fn apply(
         CoreCommand::Shutdown => return true,
         CoreCommand::IdRange(range) => coordinator.add_id_range(range),
         CoreCommand::Refused { record, refusal } => coordinator.store_refused(&record, refusal),
+        CoreCommand::Adopt(transactions) => coordinator.adopt(transactions, now),
+        CoreCommand::Disown(prefix) => coordinator.disown(&prefix),
         CoreCommand::BranchResult {
             transaction_id,
             branch_id,

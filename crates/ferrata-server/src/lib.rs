@@ -3,6 +3,7 @@
 //! to shut down.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod discovery;
@@ -74,6 +75,7 @@ pub async fn run_with_file_system(
         store,
         table,
         first_ids,
+        leases,
     } = open_store(&config, file_system, &xid_prefix).await?;
     let recovered = table.len();
     let coordinator_config = config.coordinator_config(xid_prefix);
@@ -91,17 +93,28 @@ pub async fn run_with_file_system(
         config.coordinator.branch_request_timeout,
     );
     let (fatal_tx, mut fatal_rx) = watch::channel(None::<String>);
+    let fatal_tx = Arc::new(fatal_tx);
+    let on_fatal = |fatal_tx: Arc<watch::Sender<Option<String>>>| -> Box<dyn Fn(String) + Send> {
+        Box::new(move |message| {
+            let _ = fatal_tx.send(Some(message));
+        })
+    };
     let threads = engine::start(
         coordinator,
         store,
         sharing,
         commands,
         phase2,
-        Box::new(move |message| {
-            let _ = fatal_tx.send(Some(message));
-        }),
+        on_fatal(fatal_tx.clone()),
     )
     .context("cannot start engine threads")?;
+    let lease_keeper = match leases {
+        Some((store, node)) => Some(
+            cluster::LeaseKeeper::start(store, node, engine_handle.clone(), on_fatal(fatal_tx))
+                .context("cannot start the lease keeper thread")?,
+        ),
+        None => None,
+    };
     tracing::info!(
         listen = %bound,
         store = %store_name(&config),
@@ -188,9 +201,16 @@ pub async fn run_with_file_system(
     discovery::stop(registration, &shared.config).await;
     drop(tls_listener);
     engine_handle.submit(engine::CoreCommand::Shutdown).await;
-    let joined = tokio::task::spawn_blocking(move || threads.join())
-        .await
-        .context("engine join task failed")?;
+    let joined = tokio::task::spawn_blocking(move || {
+        let joined = threads.join();
+        // Everything accepted is durable: other nodes may adopt what is left at once.
+        if let Some(keeper) = lease_keeper {
+            keeper.stop();
+        }
+        joined
+    })
+    .await
+    .context("engine join task failed")?;
     let _ = stop_tx.send(true);
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(std::time::Duration::from_secs(5), drain)
@@ -238,6 +258,9 @@ struct Opened {
     table: SessionTable,
     /// The first id range, for a store that hands out ids (a shared database).
     first_ids: Option<std::ops::Range<i64>>,
+    /// On a shared database: a second handle on it for the lease keeper, with this node,
+    /// whose lease it took.
+    leases: Option<(Box<dyn SessionStore>, cluster::Node)>,
 }
 
 /// Opens the configured store and recovers the sessions it holds.
@@ -258,6 +281,7 @@ async fn open_store(
             store: Box::new(store),
             table,
             first_ids: None,
+            leases: None,
         });
     };
     open_database_store(config, url.clone(), xid_prefix).await
@@ -275,9 +299,22 @@ async fn open_database_store(
     sql.schema = config.store.schema.clone();
     sql.max_connections = config.store.database_connections;
     sql.rollback_retry_timeout_unlock = config.coordinator.rollback_retry_timeout_unlock;
+    let lease_sql = ferrata_store_sql::SqlStoreConfig {
+        max_connections: 2,
+        recover: false,
+        ..sql.clone()
+    };
+    let node = cluster::Node::new(
+        xid_prefix.to_owned(),
+        i64::try_from(config.store.node_lease_ms).unwrap_or(i64::MAX),
+    );
     let name = store_name(config);
     // The store runs its own runtime: open (and later drop) it off this one.
     tokio::task::spawn_blocking(move || {
+        let (mut lease_store, _) = ferrata_store_sql::open(lease_sql)
+            .with_context(|| format!("cannot open the session store at {name}"))?;
+        // Before recovering: a node that adopted this one's transactions must let go first.
+        cluster::claim(lease_store.as_mut(), &node)?;
         let (mut store, table) = ferrata_store_sql::open(sql)
             .with_context(|| format!("cannot open the session store at {name}"))?;
         let first_ids = store
@@ -287,6 +324,7 @@ async fn open_database_store(
             store,
             table,
             first_ids: Some(first_ids),
+            leases: Some((lease_store, node)),
         })
     })
     .await

@@ -49,6 +49,9 @@ pub struct SqlStoreConfig {
     /// The coordinator's `rollback_retry_timeout_unlock` (see
     /// [`ferrata_core::lock::status_holds_locks`]).
     pub rollback_retry_timeout_unlock: bool,
+    /// Read the stored sessions on opening; off for a second handle on a database whose
+    /// sessions another handle recovered (the server's lease keeper).
+    pub recover: bool,
 }
 
 impl SqlStoreConfig {
@@ -61,6 +64,7 @@ impl SqlStoreConfig {
             connect_timeout: Duration::from_secs(10),
             xid_prefix: None,
             rollback_retry_timeout_unlock: false,
+            recover: true,
         }
     }
 }
@@ -134,7 +138,11 @@ where
             xid_prefix: config.xid_prefix.clone(),
             last_micros: 0,
         };
-        let table = store.runtime.block_on(store.load_all())?;
+        let table = if config.recover {
+            store.runtime.block_on(store.load_all())?
+        } else {
+            SessionTable::new()
+        };
         tracing::info!(
             database = DB::DISPLAY_NAME,
             transactions = table.len(),

@@ -234,70 +234,12 @@ impl Coordinator {
             #[cfg(debug_assertions)]
             open_tokens: invariants::OpenTokens::default(),
         };
-        for StoredTransaction { global, branches } in table.into_transactions() {
-            ids.observe(global.transaction_id.0);
-            for branch in &branches {
+        for tx in table.into_transactions() {
+            ids.observe(tx.global.transaction_id.0);
+            for branch in &tx.branches {
                 ids.observe(branch.branch_id.0);
             }
-            let transaction_id = global.transaction_id;
-            let status = global.status;
-            let session = Session {
-                global,
-                branches,
-                pass: None,
-                failed_passes: 0,
-                retry_at_ms: None,
-            };
-            match status {
-                GlobalStatus::Committed
-                | GlobalStatus::Rollbacked
-                | GlobalStatus::TimeoutRollbacked
-                | GlobalStatus::UnKnown
-                | GlobalStatus::Finished => {
-                    coordinator.persist_expecting(Record::GlobalRemove { transaction_id }, status);
-                    continue;
-                }
-                _ => {}
-            }
-            // A rollback-retry timeout with unlocking enabled released its rows before the
-            // restart; taking them back would steal rows other transactions hold since.
-            let takes_locks =
-                status_holds_locks(status, coordinator.config.rollback_retry_timeout_unlock);
-            if takes_locks {
-                for branch in session
-                    .branches
-                    .iter()
-                    .filter(|b| b.branch_type == BranchType::At)
-                {
-                    let holder = LockHolder {
-                        transaction_id,
-                        branch_id: branch.branch_id,
-                    };
-                    let rows =
-                        parse_lock_key(&branch.lock_key, LockKeyLimits::NONE).unwrap_or_default();
-                    if let Err(other) =
-                        coordinator
-                            .locks
-                            .acquire(holder, &branch.resource_id, &rows)
-                    {
-                        tracing::warn!(
-                            transaction_id = transaction_id.0,
-                            branch_id = branch.branch_id.0,
-                            holder = other.transaction_id.0,
-                            "recovered branch overlaps the locks of another transaction"
-                        );
-                    }
-                }
-            }
-            let deadline = session.deadline_ms();
-            coordinator
-                .sessions
-                .insert(transaction_id, Box::new(session));
-            if status == GlobalStatus::Begin {
-                coordinator.timeouts.insert((deadline, transaction_id));
-            } else if status.is_rollbacking() || status.is_committing() {
-                coordinator.schedule_retry(transaction_id, now_ms);
-            }
+            coordinator.restore(tx, now_ms);
         }
         coordinator.ids = match coordinator.config.id_source {
             IdSource::Snowflake => Ids::Snowflake(ids),
@@ -305,6 +247,100 @@ impl Coordinator {
             IdSource::StoreRanges => Ids::StoreRanges(IdRanges::default()),
         };
         coordinator
+    }
+
+    /// Takes over the transactions another TC node began and can no longer drive (its lease
+    /// in the shared store expired), as [`Coordinator::recover`] does with this node's own.
+    /// Transactions this coordinator holds already are left as they are.
+    pub fn adopt(&mut self, transactions: Vec<StoredTransaction>, now_ms: i64) {
+        for tx in transactions {
+            if !self.sessions.contains_key(&tx.global.transaction_id) {
+                self.restore(tx, now_ms);
+            }
+        }
+        #[cfg(debug_assertions)]
+        self.check_invariants();
+    }
+
+    /// Stops driving every transaction another node began (XID prefix `prefix`): that node
+    /// took its transactions back. A TM waiting on one of them gets its status as it is now.
+    pub fn disown(&mut self, prefix: &str) {
+        let gone: Vec<TransactionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, session)| xid_prefix(&session.global.xid) == prefix)
+            .map(|(id, _)| *id)
+            .collect();
+        for transaction_id in gone {
+            self.unschedule(transaction_id);
+            let Some(session) = self.sessions.remove(&transaction_id) else {
+                continue;
+            };
+            for branch in session.branches.iter() {
+                release_locks(&mut self.locks, branch);
+            }
+            let waiting = session.pass.and_then(|pass| pass.reply);
+            self.answer(waiting, session.global.status);
+        }
+        #[cfg(debug_assertions)]
+        self.check_invariants();
+    }
+
+    /// Puts one stored transaction back under this coordinator (semantics §3.2).
+    fn restore(&mut self, stored: StoredTransaction, now_ms: i64) {
+        let StoredTransaction { global, branches } = stored;
+        let transaction_id = global.transaction_id;
+        let status = global.status;
+        let session = Session {
+            global,
+            branches,
+            pass: None,
+            failed_passes: 0,
+            retry_at_ms: None,
+        };
+        match status {
+            GlobalStatus::Committed
+            | GlobalStatus::Rollbacked
+            | GlobalStatus::TimeoutRollbacked
+            | GlobalStatus::UnKnown
+            | GlobalStatus::Finished => {
+                self.persist_expecting(Record::GlobalRemove { transaction_id }, status);
+                return;
+            }
+            _ => {}
+        }
+        // A rollback-retry timeout with unlocking enabled released its rows before the
+        // restart; taking them back would steal rows other transactions hold since.
+        let takes_locks = status_holds_locks(status, self.config.rollback_retry_timeout_unlock);
+        if takes_locks {
+            for branch in session
+                .branches
+                .iter()
+                .filter(|b| b.branch_type == BranchType::At)
+            {
+                let holder = LockHolder {
+                    transaction_id,
+                    branch_id: branch.branch_id,
+                };
+                let rows =
+                    parse_lock_key(&branch.lock_key, LockKeyLimits::NONE).unwrap_or_default();
+                if let Err(other) = self.locks.acquire(holder, &branch.resource_id, &rows) {
+                    tracing::warn!(
+                        transaction_id = transaction_id.0,
+                        branch_id = branch.branch_id.0,
+                        holder = other.transaction_id.0,
+                        "recovered branch overlaps the locks of another transaction"
+                    );
+                }
+            }
+        }
+        let deadline = session.deadline_ms();
+        self.sessions.insert(transaction_id, Box::new(session));
+        if status == GlobalStatus::Begin {
+            self.timeouts.insert((deadline, transaction_id));
+        } else if status.is_rollbacking() || status.is_committing() {
+            self.schedule_retry(transaction_id, now_ms);
+        }
     }
 
     pub fn config(&self) -> &CoordinatorConfig {

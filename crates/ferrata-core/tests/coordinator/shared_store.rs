@@ -219,3 +219,114 @@ fn an_unstorable_report_does_not_forget_the_transaction() {
     assert_eq!(h.tc.stats().sessions, 1, "the transaction stays");
     assert_eq!(h.tc.status_of(tx.id), Some(GlobalStatus::Begin));
 }
+
+/// A transaction another node began, as the shared store holds it.
+fn stored_elsewhere(
+    id: i64,
+    status: GlobalStatus,
+    timeout_ms: i32,
+) -> ferrata_core::StoredTransaction {
+    let xid = format!("10.0.0.9:8091:{id}");
+    let global = GlobalSession {
+        transaction_id: TransactionId(id),
+        xid: xid.clone(),
+        status,
+        application_id: APP.into(),
+        transaction_service_group: GROUP.into(),
+        transaction_name: "elsewhere".into(),
+        timeout_ms,
+        begin_time_ms: T0,
+        application_data: String::new(),
+    };
+    let branch = ferrata_core::BranchSession {
+        branch_id: BranchId(id + 1),
+        transaction_id: TransactionId(id),
+        resource_id: DB.into(),
+        lock_key: "stock:9".into(),
+        branch_type: BranchType::At,
+        status: ferrata_proto::BranchStatus::Registered,
+        client_id: CLIENT.into(),
+        application_data: String::new(),
+    };
+    let mut table = ferrata_core::SessionTable::new();
+    table.apply(&Record::GlobalAdd(global));
+    table.apply(&Record::BranchAdd(branch));
+    table.into_transactions().next().expect("one transaction")
+}
+
+#[test]
+fn an_adopted_transaction_is_driven_here_like_a_recovered_one() {
+    let mut h = shared();
+    h.tc.adopt(vec![stored_elsewhere(500, GlobalStatus::Begin, 1_000)], T0);
+    h.assert_quiet();
+    assert_eq!(h.tc.stats().locked_rows, 1, "its rows are held here too");
+    // Requests about it are answered here, no longer read from the store.
+    let token = h.token();
+    h.status_request(token, "10.0.0.9:8091:500");
+    assert_eq!(h.effects(), vec![status_reply(token, GlobalStatus::Begin)]);
+    // Its timeout runs here: the rollback decision is conditioned on Begin.
+    h.tc.tick(T0 + 2_000);
+    let effects = h.effects();
+    assert_eq!(
+        effects.first(),
+        Some(&Effect::PersistIf {
+            record: Record::GlobalUpdate {
+                transaction_id: TransactionId(500),
+                status: GlobalStatus::TimeoutRollbacking,
+            },
+            status: GlobalStatus::Begin,
+        }),
+        "{effects:?}"
+    );
+    assert!(
+        effects.iter().any(|e| matches!(
+            e,
+            Effect::BranchRollback(request) if request.branch_id == BranchId(501)
+        )),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn a_disowned_node_s_transactions_are_forgotten_and_a_waiting_tm_answered() {
+    let mut h = shared();
+    h.tc.adopt(
+        vec![
+            stored_elsewhere(500, GlobalStatus::Begin, 60_000),
+            stored_elsewhere(600, GlobalStatus::Committing, 60_000),
+        ],
+        T0,
+    );
+    let own = h.begin(T0, 60_000);
+    h.tc.tick(T0);
+    let effects = h.effects();
+    assert!(
+        effects.iter().any(|e| matches!(
+            e,
+            Effect::BranchCommit(request) if request.branch_id == BranchId(601)
+        )),
+        "an adopted commit resumes: {effects:?}"
+    );
+    let token = h.token();
+    h.rollback(token, "10.0.0.9:8091:500");
+    let effects = h.effects();
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::BranchRollback(_))),
+        "{effects:?}"
+    );
+    h.tc.disown("10.0.0.9:8091");
+    assert_eq!(
+        h.effects(),
+        vec![rollback_reply(token, GlobalStatus::Rollbacking)],
+        "the waiting TM is told where the rollback stands"
+    );
+    let stats = h.tc.stats();
+    assert_eq!(
+        (stats.sessions, stats.locked_rows),
+        (1, 0),
+        "only its own is left"
+    );
+    assert_eq!(h.global_status(&own), GlobalStatus::Begin);
+}

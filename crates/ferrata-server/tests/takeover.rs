@@ -1,0 +1,189 @@
+//! Two ferrata-server nodes on one database (PostgreSQL, MariaDB): when one is killed, the
+//! other takes its transactions over once its lease lapses — a timed-out one is rolled back,
+//! a TM's commit is carried out, their rows are freed — and when the killed node comes back on
+//! its address the adopter lets go and the node drives what is still open.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ferrata_proto::GlobalStatus;
+use support::{Client, RESOURCE, ServerProcess, eventually};
+
+/// Node leases this short make the test quick; production uses seconds.
+const LEASE_MS: u64 = 1_000;
+
+fn node(dir: &std::path::Path, listen: SocketAddr, url: &str, schema: &str) -> ServerProcess {
+    let config =
+        format!("[store]\nurl = \"{url}\"\nschema = \"{schema}\"\nnode_lease_ms = {LEASE_MS}\n");
+    ServerProcess::start_with_config(dir, listen, &config).expect("node starts")
+}
+
+async fn client(server: &ServerProcess) -> Client {
+    let client = Client::connect(server.addr).await.expect("connects");
+    client.register_tm("takeover-app").await.expect("tm");
+    client
+        .register_rm("takeover-app", RESOURCE)
+        .await
+        .expect("rm");
+    client
+}
+
+fn phase2_of(client: &Client, xid: &str) -> Vec<bool> {
+    client
+        .phase2
+        .lock()
+        .expect("log")
+        .iter()
+        .filter(|(x, _, _)| x == xid)
+        .map(|(_, _, commit)| *commit)
+        .collect()
+}
+
+async fn lockable(client: &Client, xid: &str, lock_key: &str) -> bool {
+    let answer = client
+        .call(ferrata_proto::Message::GlobalLockQuery(
+            ferrata_proto::GlobalLockQueryRequest {
+                xid: xid.into(),
+                branch_type: ferrata_proto::BranchType::At,
+                resource_id: RESOURCE.into(),
+                lock_key: lock_key.into(),
+                application_data: String::new(),
+            },
+        ))
+        .await
+        .expect("lock query");
+    match answer {
+        ferrata_proto::Message::GlobalLockQueryResponse(r) if r.result.is_success() => r.lockable,
+        other => panic!("lock query answer: {other:?}"),
+    }
+}
+
+async fn a_killed_node_is_taken_over_and_takes_back(var: &str, schema: &str) {
+    let url = ferrata_testkit::database_url(var);
+    let schema = format!("{schema}_{}", std::process::id());
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut a = node(dir_a.path(), any_port, &url, &schema);
+    let b = node(dir_b.path(), any_port, &url, &schema);
+    let on_a = client(&a).await;
+    let on_b = client(&b).await;
+
+    // Three transactions of node A, each with a branch holding a row.
+    let times_out = on_a.begin(3_000).await.expect("begin");
+    let committed_later = on_a.begin(120_000).await.expect("begin");
+    let still_open = on_a.begin(120_000).await.expect("begin");
+    for (xid, row) in [
+        (&times_out, "take_t:1"),
+        (&committed_later, "take_t:2"),
+        (&still_open, "take_t:3"),
+    ] {
+        on_a.register_branch(xid, row)
+            .await
+            .expect("register")
+            .expect("free row");
+    }
+    a.kill9();
+    drop(on_a);
+
+    // Node B adopts them once A's lease lapses: the TM's commit is carried out there ...
+    // (Refused until then: the transaction is another node's.)
+    let mut status = None;
+    for _ in 0..200 {
+        if let Ok(committed) = on_b.commit(&committed_later).await {
+            status = Some(committed);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status,
+        Some(GlobalStatus::Committed),
+        "node B took the commit over"
+    );
+    // AT branches commit asynchronously, after the answer.
+    let branch_committed = eventually(Duration::from_secs(20), || async {
+        phase2_of(&on_b, &committed_later) == [true]
+    })
+    .await;
+    assert!(branch_committed, "{:?}", phase2_of(&on_b, &committed_later));
+    // ... and the timed-out one is rolled back, its row freed.
+    let rolled_back = eventually(Duration::from_secs(20), || async {
+        phase2_of(&on_b, &times_out) == [false]
+            && on_b.status(&times_out).await.ok() == Some(GlobalStatus::Finished)
+    })
+    .await;
+    assert!(rolled_back, "the timed-out transaction was not rolled back");
+    let probe = on_b.begin(60_000).await.expect("begin on b");
+    assert!(lockable(&on_b, &probe, "take_t:1,2").await, "rows freed");
+    assert!(
+        !lockable(&on_b, &probe, "take_t:3").await,
+        "the open transaction keeps its row"
+    );
+    assert_eq!(
+        on_b.status(&still_open).await.expect("status"),
+        GlobalStatus::Begin
+    );
+
+    // A comes back on its address (ready once B let go) and takes back what is open.
+    let a = node(dir_a.path(), a.addr, &url, &schema);
+    let on_a = client(&a).await;
+    assert_eq!(
+        on_a.status(&still_open).await.expect("status on a"),
+        GlobalStatus::Begin
+    );
+    assert_eq!(
+        on_a.rollback(&still_open).await.expect("rollback on a"),
+        GlobalStatus::Rollbacked
+    );
+    assert_eq!(phase2_of(&on_a, &still_open), [false]);
+    // B no longer drives it: it points there instead of deciding.
+    let answer = on_b
+        .call(ferrata_proto::Message::GlobalCommit(
+            ferrata_proto::GlobalCommitRequest {
+                xid: still_open.clone(),
+                extra_data: String::new(),
+            },
+        ))
+        .await
+        .expect("commit on b");
+    match answer {
+        ferrata_proto::Message::GlobalCommitResponse(r) => {
+            assert!(!r.result.is_success(), "{r:?}");
+            assert!(r.result.msg.contains("driven by TC node"), "{r:?}");
+        }
+        other => panic!("commit answer: {other:?}"),
+    }
+    assert!(lockable(&on_b, &probe, "take_t:1,2,3").await, "no row left");
+    assert_eq!(
+        on_b.rollback(&probe).await.expect("rollback"),
+        GlobalStatus::Rollbacked
+    );
+    // Nothing was decided twice.
+    for xid in [&times_out, &committed_later, &still_open] {
+        let decisions: Vec<bool> = [&on_a, &on_b]
+            .iter()
+            .flat_map(|client| phase2_of(client, xid))
+            .collect();
+        assert!(
+            decisions
+                .iter()
+                .all(|&commit| commit == (xid == &committed_later)),
+            "{xid}: {decisions:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_on_postgres_is_taken_over() {
+    a_killed_node_is_taken_over_and_takes_back("FERRATA_POSTGRES_URL", "ferrata_takeover_pg").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_on_mariadb_is_taken_over() {
+    a_killed_node_is_taken_over_and_takes_back("FERRATA_MYSQL_URL", "ferrata_takeover_my").await;
+}
