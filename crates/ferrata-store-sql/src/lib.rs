@@ -31,6 +31,10 @@ pub const DEADLOCK_ATTEMPTS: u32 = 8;
 /// `distributed_lock` row that holds the next id no node has reserved.
 pub(crate) const NEXT_ID_KEY: &str = "FerrataNextId";
 
+/// Ferrata's one table beside Seata's: the XID prefix (`host:port`) of every node, so that a
+/// node can reach the one driving a transaction. seata-server ignores it.
+pub(crate) const NODE_TABLE: &str = "ferrata_node";
+
 /// Where the store is and how it behaves.
 #[derive(Debug, Clone)]
 pub struct SqlStoreConfig {
@@ -356,6 +360,26 @@ where
         // LIKE 'prefix:%' also matches a longer prefix that starts the same way.
         found.retain(|tx| ferrata_core::xid_prefix(&tx.global.xid) == prefix);
         Ok(found)
+    }
+
+    fn announce_node(&mut self, prefix: &str) -> Result<(), StoreError> {
+        let pool = self.pool.clone();
+        self.with_retries(
+            "cannot announce this node in the session store",
+            async || {
+                let mut conn = pool.acquire().await?;
+                let sql = format!(
+                    "INSERT INTO {NODE_TABLE} (xid_prefix) VALUES (?) {}",
+                    DB::on_conflict_skip("xid_prefix")
+                );
+                ops::Sql::<DB>::execute(&mut conn, &sql, vec![prefix.into()]).await?;
+                Ok(())
+            },
+        )
+    }
+
+    fn nodes(&self) -> Result<Vec<String>, StoreError> {
+        self.runtime.block_on(self.node_prefixes())
     }
 
     fn try_lease(

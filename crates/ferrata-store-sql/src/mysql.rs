@@ -100,6 +100,9 @@ impl Dialect for MySql {
                 lock_value VARCHAR(20) NOT NULL,
                 expire BIGINT,
                 PRIMARY KEY (lock_key))",
+            "CREATE TABLE IF NOT EXISTS ferrata_node (
+                xid_prefix VARCHAR(128) NOT NULL,
+                PRIMARY KEY (xid_prefix))",
         ]
         .into_iter()
         .map(|ddl| format!("{ddl} {TABLE_OPTIONS}"))

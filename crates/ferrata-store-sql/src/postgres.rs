@@ -98,6 +98,9 @@ impl Dialect for Postgres {
                 lock_value VARCHAR(20) NOT NULL,
                 expire BIGINT NOT NULL,
                 CONSTRAINT pk_distributed_lock_table PRIMARY KEY (lock_key))",
+            "CREATE TABLE IF NOT EXISTS ferrata_node (
+                xid_prefix VARCHAR(128) NOT NULL,
+                CONSTRAINT pk_ferrata_node PRIMARY KEY (xid_prefix))",
             "INSERT INTO distributed_lock (lock_key, lock_value, expire) VALUES
                 ('AsyncCommitting', ' ', 0), ('RetryCommitting', ' ', 0),
                 ('RetryRollbacking', ' ', 0), ('TxTimeoutCheck', ' ', 0)

@@ -13,7 +13,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use crate::dialect::SqlDatabase;
 use crate::ops::{Arg, Sql, marks};
-use crate::{NEXT_ID_KEY, SqlStore, database_error};
+use crate::{NEXT_ID_KEY, NODE_TABLE, SqlStore, database_error};
 
 /// Transaction ids per `IN (…)` list.
 const IDS_PER_STATEMENT: usize = 500;
@@ -77,6 +77,31 @@ where
             table.apply(&Record::IdReserve { next_free_id });
         }
         Ok(table)
+    }
+
+    /// Every announced node's XID prefix, sorted.
+    pub(crate) async fn node_prefixes(&self) -> Result<Vec<String>, StoreError> {
+        let context = "cannot read the nodes of the store";
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| database_error(context, e))?;
+        let sql = format!(
+            "SELECT {} FROM {NODE_TABLE} ORDER BY xid_prefix",
+            DB::text("xid_prefix")
+        );
+        let rows = Sql::<DB>::fetch(&mut *conn, &sql, Vec::new())
+            .await
+            .map_err(|e| database_error(context, e))?;
+        let mut nodes = rows
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|e| database_error(context, e))?;
+        // Sorted as Rust sorts (a database collation may differ).
+        nodes.sort();
+        Ok(nodes)
     }
 
     /// The distinct XID prefixes in `global_table`, sorted.

@@ -81,6 +81,7 @@ pub fn run_backend<B: Backend>(backend: &mut B) {
     read_your_writes(backend);
     leases(backend);
     reads_by_node(backend);
+    announced_nodes(backend);
     id_reservation(backend);
     limits(backend);
     if backend.shared() {
@@ -1245,6 +1246,33 @@ pub fn reads_by_node<B: Backend>(backend: &mut B) {
     let store = reopen(backend, &dir, store, &model, "reads by node");
     check(backend, store.as_ref(), &model, "after reopen");
     drop(store);
+}
+
+/// Nodes announce themselves once or many times; every announced node is listed, sorted.
+pub fn announced_nodes<B: Backend>(backend: &mut B) {
+    let (_dir, mut store, mut model) = start(backend);
+    let none = store.nodes().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(none, model.nodes());
+    assert!(none.is_empty(), "a new store knows no node: {none:?}");
+    for node in [
+        "10.0.0.2:8091",
+        "10.0.0.1:8091",
+        "10.0.0.2:8091",
+        "[::1]:8091",
+    ] {
+        store
+            .announce_node(node)
+            .unwrap_or_else(|e| panic!("announce {node}: {e}"));
+        model.announce_node(node);
+        assert_eq!(
+            store.nodes().unwrap_or_else(|e| panic!("{e}")),
+            model.nodes()
+        );
+    }
+    assert_eq!(
+        model.nodes(),
+        ["10.0.0.1:8091", "10.0.0.2:8091", "[::1]:8091"]
+    );
 }
 
 /// Reserved id ranges never overlap, also across a reopen.

@@ -88,6 +88,13 @@ pub trait SessionStore: Send {
     /// order.
     fn transactions_of_node(&self, prefix: &str) -> Result<Vec<StoredTransaction>, StoreError>;
 
+    /// Records that a TC node with XID prefix `prefix` (its `host:port`) uses this store, so
+    /// that other nodes can reach it; idempotent.
+    fn announce_node(&mut self, prefix: &str) -> Result<(), StoreError>;
+
+    /// The XID prefixes of every node announced, sorted.
+    fn nodes(&self) -> Result<Vec<String>, StoreError>;
+
     /// Takes the lease `name` for `holder` until `now_ms + ttl_ms`: free, already the
     /// holder's (a renewal), or expired before `now_ms`. Otherwise says who holds it. Nodes
     /// pass their own clocks, so a ttl must exceed the clock skew between them.
@@ -183,6 +190,14 @@ impl<S: SessionStore + ?Sized> SessionStore for Box<S> {
 
     fn transactions_of_node(&self, prefix: &str) -> Result<Vec<StoredTransaction>, StoreError> {
         (**self).transactions_of_node(prefix)
+    }
+
+    fn announce_node(&mut self, prefix: &str) -> Result<(), StoreError> {
+        (**self).announce_node(prefix)
+    }
+
+    fn nodes(&self) -> Result<Vec<String>, StoreError> {
+        (**self).nodes()
     }
 
     fn take_lease_from(

@@ -195,6 +195,15 @@ impl SessionStore for LogStore {
         Ok(self.state.transactions_of_node(prefix))
     }
 
+    fn announce_node(&mut self, prefix: &str) -> Result<(), StoreError> {
+        self.state.announce_node(prefix);
+        Ok(())
+    }
+
+    fn nodes(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.state.nodes())
+    }
+
     fn take_lease_from(
         &mut self,
         name: &str,

@@ -64,6 +64,15 @@ impl SessionStore for MemoryStore {
         Ok(self.state.transactions_of_node(prefix))
     }
 
+    fn announce_node(&mut self, prefix: &str) -> Result<(), StoreError> {
+        self.state.announce_node(prefix);
+        Ok(())
+    }
+
+    fn nodes(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.state.nodes())
+    }
+
     fn take_lease_from(
         &mut self,
         name: &str,
@@ -166,6 +175,14 @@ mod tests {
 
         fn transactions_of_node(&self, prefix: &str) -> Result<Vec<StoredTransaction>, StoreError> {
             self.inner.transactions_of_node(prefix)
+        }
+
+        fn announce_node(&mut self, prefix: &str) -> Result<(), StoreError> {
+            self.inner.announce_node(prefix)
+        }
+
+        fn nodes(&self) -> Result<Vec<String>, StoreError> {
+            self.inner.nodes()
         }
 
         fn take_lease_from(

@@ -62,6 +62,8 @@ pub struct StoreState {
     table: SessionTable,
     locks: LockManager,
     leases: BTreeMap<String, Lease>,
+    /// XID prefixes of the TC nodes announced.
+    nodes: BTreeSet<String>,
     limits: StoreLimits,
     /// See [`status_holds_locks`].
     rollback_retry_timeout_unlock: bool,
@@ -94,6 +96,7 @@ impl StoreState {
             table,
             locks: LockManager::new(),
             leases: BTreeMap::new(),
+            nodes: BTreeSet::new(),
             limits,
             rollback_retry_timeout_unlock: false,
         };
@@ -319,6 +322,16 @@ impl StoreState {
             .filter(|tx| xid_prefix(&tx.global.xid) == prefix)
             .cloned()
             .collect()
+    }
+
+    /// Records a TC node's XID prefix.
+    pub fn announce_node(&mut self, prefix: &str) {
+        self.nodes.insert(prefix.to_owned());
+    }
+
+    /// Every node's XID prefix announced, sorted.
+    pub fn nodes(&self) -> Vec<String> {
+        self.nodes.iter().cloned().collect()
     }
 
     /// The held rows among `rows`, in the order asked.
