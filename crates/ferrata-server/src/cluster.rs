@@ -1,9 +1,11 @@
 //! Nodes sharing one database: each node holds a lease on its XID prefix in
 //! `distributed_lock`, renewed in the background. When a node's lease lapses another node
-//! adopts its transactions and drives them; the node takes them back when it returns.
+//! adopts its transactions and drives them; the node takes them back when it returns. Who
+//! drives which prefix is published in [`Drivers`] for forwarding requests there.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -38,8 +40,9 @@ impl Node {
         format!("{OWNER}{}", self.instance)
     }
 
+    /// Names this node (not its instance): other nodes find its address from it.
     fn adopter(&self) -> String {
-        format!("{ADOPTER}{}", self.instance)
+        format!("{ADOPTER}{}", prefix_hash(&self.prefix))
     }
 
     /// How often leases are renewed and the store scanned for lapsed nodes.
@@ -51,12 +54,58 @@ impl Node {
 /// The `distributed_lock` key of the lease on the transactions with XID prefix `prefix`:
 /// `N` and a stable 64-bit FNV-1a hash (the column holds 20 characters, a prefix may not fit).
 pub fn lease_name(prefix: &str) -> String {
+    format!("N{}", prefix_hash(prefix))
+}
+
+fn prefix_hash(prefix: &str) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in prefix.bytes() {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    format!("N{hash:016x}")
+    format!("{hash:016x}")
+}
+
+/// Where the transactions of one XID prefix are driven.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Driver {
+    /// By this node: its own, or adopted.
+    Here,
+    /// By the node at this `host:port`.
+    At(String),
+}
+
+/// Which node drives each XID prefix, as of the lease keeper's last scan.
+#[derive(Debug)]
+pub struct Drivers {
+    own: String,
+    others: RwLock<HashMap<String, Driver>>,
+}
+
+impl Drivers {
+    pub fn new(own: String) -> Drivers {
+        Drivers {
+            own,
+            others: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The driver of `prefix`: this node for its own; the node the last scan found for
+    /// another; otherwise the node the prefix names (a node that began transactions since).
+    pub fn of(&self, prefix: &str) -> Driver {
+        if prefix == self.own {
+            return Driver::Here;
+        }
+        let others = self.others.read().unwrap_or_else(|p| p.into_inner());
+        others
+            .get(prefix)
+            .cloned()
+            .unwrap_or_else(|| Driver::At(prefix.to_owned()))
+    }
+
+    fn replace(&self, others: HashMap<String, Driver>) {
+        *self.others.write().unwrap_or_else(|p| p.into_inner()) = others;
+    }
 }
 
 /// 16 hex digits, different for every process (std's hasher keys are random per process).
@@ -87,7 +136,12 @@ pub fn claim(store: &mut dyn SessionStore, node: &Node) -> anyhow::Result<()> {
             .try_lease(&name, &owner, node.lease_ms, now)
             .with_context(cannot)?
         {
-            LeaseOutcome::Held { .. } => return Ok(()),
+            LeaseOutcome::Held { .. } => {
+                store
+                    .announce_node(&node.prefix)
+                    .context("cannot announce this node in the session store")?;
+                return Ok(());
+            }
             LeaseOutcome::Taken(lease) if lease.holder.starts_with(ADOPTER) => {
                 let taken = store
                     .take_lease_from(&name, &owner, &lease.holder, node.lease_ms, now)
@@ -169,13 +223,22 @@ impl LeaseKeeper {
         store: Box<dyn SessionStore>,
         node: Node,
         engine: EngineHandle,
+        drivers: Arc<Drivers>,
         on_fatal: Box<dyn Fn(String) + Send>,
     ) -> std::io::Result<LeaseKeeper> {
         let (stop, stopped) = std::sync::mpsc::channel();
         let keeper_node = node.clone();
         let thread = std::thread::Builder::new()
             .name("ferrata-leases".into())
-            .spawn(move || keep(store, &keeper_node, &engine, &stopped, on_fatal.as_ref()))?;
+            .spawn(move || {
+                let context = Keeping {
+                    node: &keeper_node,
+                    engine: &engine,
+                    drivers: &drivers,
+                    on_fatal: on_fatal.as_ref(),
+                };
+                keep(store, context, &stopped)
+            })?;
         Ok(LeaseKeeper { stop, thread, node })
     }
 
@@ -202,13 +265,21 @@ impl LeaseKeeper {
     }
 }
 
-fn keep(
-    mut store: Box<dyn SessionStore>,
-    node: &Node,
-    engine: &EngineHandle,
-    stopped: &Receiver<()>,
-    on_fatal: &dyn Fn(String),
-) -> Kept {
+/// What the keeper works with besides its store.
+struct Keeping<'a> {
+    node: &'a Node,
+    engine: &'a EngineHandle,
+    drivers: &'a Drivers,
+    on_fatal: &'a dyn Fn(String),
+}
+
+fn keep(mut store: Box<dyn SessionStore>, context: Keeping<'_>, stopped: &Receiver<()>) -> Kept {
+    let Keeping {
+        node,
+        engine,
+        drivers,
+        on_fatal,
+    } = context;
     let own_name = lease_name(&node.prefix);
     let (owner, adopter) = (node.owner(), node.adopter());
     // Conservative: claim() renewed it at most this long ago.
@@ -278,14 +349,39 @@ fn keep(
                 tracing::warn!(%error, %prefix, "cannot release an adopted lease; it lapses on its own");
             }
         }
+        // Adopters are named by the hash of their prefix: find their addresses.
+        let nodes: HashMap<String, String> = match store.nodes() {
+            Ok(nodes) => nodes
+                .into_iter()
+                .map(|prefix| (format!("{ADOPTER}{}", prefix_hash(&prefix)), prefix))
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, "cannot list the nodes of the store");
+                HashMap::new()
+            }
+        };
+        let mut driven = HashMap::new();
         for prefix in prefixes {
-            if prefix == node.prefix || adopted.contains_key(&prefix) {
+            if prefix == node.prefix {
+                continue;
+            }
+            if adopted.contains_key(&prefix) {
+                driven.insert(prefix, Driver::Here);
                 continue;
             }
             let name = lease_name(&prefix);
             let expires_at_ms = match store.try_lease(&name, &adopter, node.lease_ms, now_ms()) {
                 Ok(LeaseOutcome::Held { expires_at_ms }) => expires_at_ms,
-                Ok(LeaseOutcome::Taken(_)) => continue,
+                Ok(LeaseOutcome::Taken(lease)) => {
+                    if lease.holder.starts_with(ADOPTER) {
+                        if let Some(at) = nodes.get(&lease.holder) {
+                            driven.insert(prefix, Driver::At(at.clone()));
+                        }
+                    } else {
+                        driven.insert(prefix.clone(), Driver::At(prefix));
+                    }
+                    continue;
+                }
                 Err(error) => {
                     tracing::warn!(%error, %prefix, "cannot take a lapsed node's lease");
                     continue;
@@ -298,7 +394,8 @@ fn keep(
                         transactions = transactions.len(),
                         "node's lease lapsed: this node takes its transactions over"
                     );
-                    adopted.insert(prefix, expires_at_ms);
+                    adopted.insert(prefix.clone(), expires_at_ms);
+                    driven.insert(prefix, Driver::Here);
                     engine.notify(CoreCommand::Adopt(transactions));
                 }
                 Err(error) => {
@@ -307,6 +404,7 @@ fn keep(
                 }
             }
         }
+        drivers.replace(driven);
     }
     Kept {
         store,
@@ -332,6 +430,8 @@ mod tests {
     fn holders_fit_distributed_lock() {
         let node = Node::new("10.0.0.1:8091".into(), 10_000);
         assert_eq!(node.owner().len(), 18);
+        assert_eq!(node.adopter().len(), 18);
+        assert_eq!(node.adopter(), Node::new(node.prefix.clone(), 1).adopter());
         assert_ne!(node.instance, Node::new("x".into(), 1).instance);
     }
 }

@@ -21,8 +21,10 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::auth::{self, Authenticator};
+use crate::cluster::Driver;
 use crate::config::Config;
 use crate::engine::{CoreCommand, EngineHandle, InFlight, MergeBatch, ReplySlot, Route};
+use crate::peers::{self, Peers};
 use crate::phase2::AnswerMatch;
 use crate::registry::{ConnHandle, Outbound, Registry};
 use crate::response::build_response;
@@ -41,6 +43,8 @@ pub struct Shared {
     pub engine: EngineHandle,
     pub next_conn_id: AtomicU64,
     pub auth: Authenticator,
+    /// Links to the other nodes, on a shared store.
+    pub peers: Option<Arc<Peers>>,
 }
 
 /// Why a connection was closed by the server.
@@ -210,6 +214,7 @@ async fn handle_frame(
                     // only; the engine is gone only when the server stops.
                     shared.engine.submit(finished.into_command()).await;
                 }
+                AnswerMatch::Relayed => {}
                 AnswerMatch::NoRequest => tracing::debug!(
                     peer = %session.handle.peer,
                     id = frame.request_id,
@@ -385,6 +390,9 @@ async fn handle_message(
             });
             return answer_here(frame, to, session, answer).await;
         }
+        message if forwarded_to(&message, session, shared).is_some() => {
+            return forward(frame, message, to, session, shared).await;
+        }
         Message::GlobalBegin(r) => Request::Begin {
             timeout_ms: r.timeout_ms,
             transaction_name: r.transaction_name,
@@ -417,39 +425,9 @@ async fn handle_message(
         },
         other => return Err(CloseReason::Unexpected(other.type_code())),
     };
-    if !session.registered {
-        return Err(CloseReason::Unregistered(request.kind().type_code()));
-    }
     let kind = request.kind();
-    let limit = shared.config.limits.max_in_flight_per_connection;
-    let Some(in_flight) = InFlight::try_admit(&session.in_flight, limit) else {
-        let why = format!(
-            "too many requests in flight on this connection: the limit is {limit} \
-             (limits.max_in_flight_per_connection); wait for answers before sending more"
-        );
-        if !session.warned_in_flight {
-            session.warned_in_flight = true;
-            tracing::warn!(peer = %session.handle.peer, limit, "refusing requests beyond the in-flight limit (logged once per connection)");
-        }
-        let reply = Reply::Failed {
-            request: kind,
-            error: TxError::new(refusal_code(kind), why),
-        };
-        let answer = build_response(reply, &session.ctx);
-        return answer_here(frame, to, session, answer).await;
-    };
-    let slot = match to {
-        AnswerTo::Merged(batch, index) => ReplySlot::Merged(batch, index),
-        AnswerTo::Direct => ReplySlot::Direct {
-            permit: session
-                .handle
-                .reserve()
-                .await
-                .ok_or(CloseReason::WRITER_GONE)?,
-            request_id: frame.request_id,
-            codec: frame.codec,
-            compressor: frame.compressor,
-        },
+    let Some((in_flight, slot)) = admit(frame, kind, to, session, shared).await? else {
+        return Ok(());
     };
     let command = CoreCommand::Request {
         route: Route {
@@ -465,6 +443,109 @@ async fn handle_message(
     } else {
         Err(CloseReason::EngineStopped)
     }
+}
+
+/// The node a request goes to instead of this one's engine: the transaction's driver, on a
+/// shared store, unless the request came from another node already.
+fn forwarded_to(message: &Message, session: &Session, shared: &Shared) -> Option<String> {
+    let peers = shared.peers.as_ref()?;
+    if session.requester.application_id == peers::PEER_APPLICATION_ID {
+        return None;
+    }
+    let (xid, _) = peers::forwardable(message)?;
+    match peers.drivers.of(ferrata_core::xid_prefix(xid)) {
+        Driver::Here => None,
+        Driver::At(address) => Some(address),
+    }
+}
+
+/// Forwards a request to the node that drives its transaction; a task relays the answer.
+async fn forward(
+    frame: &Frame,
+    message: Message,
+    to: AnswerTo,
+    session: &mut Session,
+    shared: &Shared,
+) -> Result<(), CloseReason> {
+    let (Some(peers), Some(address), Some((_, kind))) = (
+        shared.peers.clone(),
+        forwarded_to(&message, session, shared),
+        peers::forwardable(&message),
+    ) else {
+        return Err(CloseReason::Unexpected(message.type_code()));
+    };
+    let Some((in_flight, slot)) = admit(frame, kind, to, session, shared).await? else {
+        return Ok(());
+    };
+    let ctx = session.ctx;
+    let client_id = session.requester.client_id.clone();
+    tokio::spawn(async move {
+        let answer = match peers.forward(&address, message, &client_id).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                tracing::warn!(%error, "cannot forward a request to the node driving its transaction");
+                let reply = Reply::Failed {
+                    request: kind,
+                    error: TxError::new(refusal_code(kind), error.to_string()),
+                };
+                build_response(reply, &ctx)
+            }
+        };
+        Route {
+            ctx,
+            slot,
+            in_flight,
+        }
+        .answer(answer);
+    });
+    Ok(())
+}
+
+/// Admits a transaction request: the connection must be registered and below its in-flight
+/// limit (else the request is refused here, `None`); returns its place among the requests in
+/// flight and the slot its answer goes to.
+async fn admit(
+    frame: &Frame,
+    kind: RequestKind,
+    to: AnswerTo,
+    session: &mut Session,
+    shared: &Shared,
+) -> Result<Option<(InFlight, ReplySlot)>, CloseReason> {
+    if !session.registered {
+        return Err(CloseReason::Unregistered(kind.type_code()));
+    }
+    let limit = shared.config.limits.max_in_flight_per_connection;
+    let Some(in_flight) = InFlight::try_admit(&session.in_flight, limit) else {
+        let why = format!(
+            "too many requests in flight on this connection: the limit is {limit} \
+             (limits.max_in_flight_per_connection); wait for answers before sending more"
+        );
+        if !session.warned_in_flight {
+            session.warned_in_flight = true;
+            tracing::warn!(peer = %session.handle.peer, limit, "refusing requests beyond the in-flight limit (logged once per connection)");
+        }
+        let reply = Reply::Failed {
+            request: kind,
+            error: TxError::new(refusal_code(kind), why),
+        };
+        let answer = build_response(reply, &session.ctx);
+        answer_here(frame, to, session, answer).await?;
+        return Ok(None);
+    };
+    let slot = match to {
+        AnswerTo::Merged(batch, index) => ReplySlot::Merged(batch, index),
+        AnswerTo::Direct => ReplySlot::Direct {
+            permit: session
+                .handle
+                .reserve()
+                .await
+                .ok_or(CloseReason::WRITER_GONE)?,
+            request_id: frame.request_id,
+            codec: frame.codec,
+            compressor: frame.compressor,
+        },
+    };
+    Ok(Some((in_flight, slot)))
 }
 
 /// The exception code a client understands for a request refused before it reached the core.

@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod discovery;
 pub mod engine;
+pub mod peers;
 pub mod phase2;
 mod refusals;
 pub mod registry;
@@ -104,16 +105,31 @@ pub async fn run_with_file_system(
         store,
         sharing,
         commands,
-        phase2,
+        phase2.clone(),
         on_fatal(fatal_tx.clone()),
     )
     .context("cannot start engine threads")?;
-    let lease_keeper = match leases {
-        Some((store, node)) => Some(
-            cluster::LeaseKeeper::start(store, node, engine_handle.clone(), on_fatal(fatal_tx))
-                .context("cannot start the lease keeper thread")?,
-        ),
-        None => None,
+    let (lease_keeper, peers) = match leases {
+        Some((store, node)) => {
+            let drivers = Arc::new(cluster::Drivers::new(node.prefix.clone()));
+            let keeper = cluster::LeaseKeeper::start(
+                store,
+                node,
+                engine_handle.clone(),
+                drivers.clone(),
+                on_fatal(fatal_tx),
+            )
+            .context("cannot start the lease keeper thread")?;
+            let peers = peers::Peers::new(
+                drivers,
+                phase2.clone(),
+                config.server.reported_version.clone(),
+                config.coordinator.branch_request_timeout,
+                config.limits.max_frame_bytes,
+            );
+            (Some(keeper), Some(Arc::new(peers)))
+        }
+        None => (None, None),
     };
     tracing::info!(
         listen = %bound,
@@ -129,6 +145,7 @@ pub async fn run_with_file_system(
         engine: engine_handle.clone(),
         next_conn_id: AtomicU64::new(1),
         config,
+        peers,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(shared.config.limits.max_connections));

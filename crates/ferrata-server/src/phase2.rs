@@ -78,6 +78,8 @@ struct Waiting {
     /// (deadline, id) in sending order; the timeout is one setting, so deadlines only grow.
     /// Answered ids are skipped and pruned from the front.
     deadlines: VecDeque<(Instant, i32)>,
+    /// Phase-2 requests relayed for another node, by request id: the answer goes back there.
+    relays: HashMap<i32, tokio::sync::oneshot::Sender<Message>>,
     /// Set when the connection closed: nothing more is accepted.
     closed: bool,
 }
@@ -104,6 +106,8 @@ pub struct ConnPending {
 pub enum AnswerMatch {
     /// It answered a request of this connection: the outcome goes to the core.
     Accepted(Finished),
+    /// It answered a request relayed for another node: it went back there.
+    Relayed,
     /// No request with this id is waiting on this connection (late, or never sent here).
     NoRequest,
     /// A request with this id waits here, but the answer is not about it; it keeps waiting.
@@ -134,11 +138,28 @@ impl ConnPending {
         true
     }
 
+    /// Records a relayed request about to be sent; false once the connection has closed.
+    fn insert_relay(&self, id: i32, answer: tokio::sync::oneshot::Sender<Message>) -> bool {
+        let mut waiting = self.lock();
+        if waiting.closed {
+            return false;
+        }
+        waiting.relays.insert(id, answer);
+        true
+    }
+
+    /// Stops waiting for the answer to a relayed request (it timed out).
+    fn forget_relay(&self, id: i32) {
+        self.lock().relays.remove(&id);
+    }
+
     /// The connection closed: every request still waiting ends as unreachable now instead of
     /// at its timeout, and nothing more is accepted.
     pub fn close(&self) -> Vec<Finished> {
         let mut waiting = self.lock();
         waiting.closed = true;
+        // Their waiters learn at once that no answer comes.
+        waiting.relays.clear();
         waiting.deadlines.clear();
         let mut finished: Vec<Finished> = waiting
             .by_id
@@ -175,6 +196,11 @@ impl ConnPending {
     /// Matches an answer that arrived on this connection with request id `id`.
     pub fn complete(&self, id: i32, message: Message) -> AnswerMatch {
         let mut waiting = self.lock();
+        if let Some(relay) = waiting.relays.remove(&id) {
+            // The node that asked checks the answer against its request.
+            let _ = relay.send(message);
+            return AnswerMatch::Relayed;
+        }
         let Some(awaited) = waiting.by_id.get(&id) else {
             return AnswerMatch::NoRequest;
         };
@@ -377,6 +403,41 @@ impl Phase2Sender {
         self.runtime.spawn(async move {
             engine.submit(command).await;
         });
+    }
+
+    /// Sends a phase-2 request another node asked this one to deliver (`message`, a
+    /// BranchCommit or BranchRollback) to an RM here, and returns its answer; `None` when no
+    /// RM here serves the resource or none answered within the timeout.
+    pub async fn relay(
+        &self,
+        message: Message,
+        resource_id: &str,
+        client_id: &str,
+        branch_type: BranchType,
+    ) -> Option<Message> {
+        let (conn, ctx) = self.registry.pick(resource_id, client_id, branch_type)?;
+        let permit = conn.reserve_within(self.timeout).await?;
+        let id = self.next_id();
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        if !conn.pending.insert_relay(id, answer) {
+            return None;
+        }
+        permit.send(Outbound::Message {
+            msg_type: MsgType::Request,
+            request_id: id,
+            codec: 1,
+            compressor: 0,
+            message,
+            ctx,
+        });
+        match tokio::time::timeout(self.timeout, answered).await {
+            Ok(Ok(message)) => Some(message),
+            Ok(Err(_)) => None,
+            Err(_) => {
+                conn.pending.forget_relay(id);
+                None
+            }
+        }
     }
 
     /// Asks one connection per AT resource to clean up old undo logs; skipped where the

@@ -1,0 +1,435 @@
+//! Links between the nodes of a cluster on a shared database. A request about a transaction
+//! another node drives is forwarded there over a Seata connection this node opens as a client
+//! (a TM, and the RM of the resources it forwards branches for) and the answer relayed back;
+//! the phase-2 requests that node sends back over the link, for branches registered through
+//! it, are delivered to an RM connected here and its answers relayed.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferrata_core::RequestKind;
+use ferrata_net::{Connection, ConnectionConfig, Outbound, OutboundEncoder};
+use ferrata_proto::{
+    BranchCommitResponse, BranchRollbackResponse, BranchStatus, CodecContext, Frame, Message,
+    MsgType, RegisterRmRequest, RegisterTmRequest, ResultInfo, TransactionExceptionCode as Code,
+    decode_body,
+};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::cluster::Drivers;
+use crate::phase2::Phase2Sender;
+
+/// The application id links register with. Requests arriving on such a connection are
+/// handled where they arrive, never forwarded again (no loops between nodes).
+pub const PEER_APPLICATION_ID: &str = "ferrata-node";
+
+/// Frames queued on a link before forwarding waits for room.
+const LINK_OUTBOX: usize = 1024;
+/// Phase-2 origins remembered per link (branch id → the RM here that registered it).
+const MAX_ORIGINS: usize = 100_000;
+/// How often an idle link pings, below every node's idle timeout.
+const LINK_HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Why a request could not be forwarded.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("cannot reach TC node {address}, which drives this transaction: {reason}")]
+    Unreachable { address: String, reason: String },
+    #[error("TC node {address}, which drives this transaction, did not answer in time")]
+    Timeout { address: String },
+    #[error("TC node {address} refused this node's registration: {reason}")]
+    Refused { address: String, reason: String },
+}
+
+/// The XID and kind of a request another node should handle when it drives the transaction;
+/// `None` for requests any node answers (begin, lock queries, registrations).
+pub fn forwardable(message: &Message) -> Option<(&str, RequestKind)> {
+    match message {
+        Message::BranchRegister(r) => Some((&r.xid, RequestKind::BranchRegister)),
+        Message::BranchReport(r) => Some((&r.xid, RequestKind::BranchReport)),
+        Message::GlobalCommit(r) => Some((&r.xid, RequestKind::GlobalCommit)),
+        Message::GlobalRollback(r) => Some((&r.xid, RequestKind::GlobalRollback)),
+        Message::GlobalStatus(r) => Some((&r.xid, RequestKind::GlobalStatus)),
+        Message::GlobalReport(r) => Some((&r.xid, RequestKind::GlobalReport)),
+        _ => None,
+    }
+}
+
+/// This node's links to the others, opened on first use.
+#[derive(Debug)]
+pub struct Peers {
+    pub drivers: Arc<Drivers>,
+    phase2: Arc<Phase2Sender>,
+    links: tokio::sync::Mutex<HashMap<String, Arc<Link>>>,
+    /// The transaction service group and version links register with.
+    group: String,
+    version: String,
+    /// How long to wait for a connection, then for each answer.
+    timeout: Duration,
+    max_frame_len: usize,
+}
+
+impl Peers {
+    pub fn new(
+        drivers: Arc<Drivers>,
+        phase2: Arc<Phase2Sender>,
+        version: String,
+        timeout: Duration,
+        max_frame_len: usize,
+    ) -> Peers {
+        Peers {
+            drivers,
+            phase2,
+            links: tokio::sync::Mutex::new(HashMap::new()),
+            group: "ferrata-cluster".to_owned(),
+            version,
+            timeout,
+            max_frame_len,
+        }
+    }
+
+    /// Sends `message` (a request of a client connected here, on behalf of `client_id`) to the
+    /// node at `address` and returns its answer.
+    pub async fn forward(
+        &self,
+        address: &str,
+        message: Message,
+        client_id: &str,
+    ) -> Result<Message, ForwardError> {
+        let link = self.link(address).await?;
+        let registered_branch = match &message {
+            Message::BranchRegister(r) => {
+                link.ensure_resource(&r.resource_id, self).await?;
+                true
+            }
+            _ => false,
+        };
+        let answer = link.call(message, self.timeout).await;
+        if link.closed.load(Ordering::Acquire) {
+            self.links.lock().await.remove(address);
+        }
+        let answer = answer?;
+        if registered_branch && let Message::BranchRegisterResponse(r) = &answer {
+            link.remember_origin(r.branch_id, client_id);
+        }
+        Ok(answer)
+    }
+
+    /// The open link to `address`, connecting and registering a new one if needed.
+    async fn link(&self, address: &str) -> Result<Arc<Link>, ForwardError> {
+        let mut links = self.links.lock().await;
+        if let Some(link) = links.get(address)
+            && !link.closed.load(Ordering::Acquire)
+        {
+            return Ok(link.clone());
+        }
+        let link = Link::connect(address, self).await?;
+        links.insert(address.to_owned(), link.clone());
+        Ok(link)
+    }
+}
+
+/// One node's Seata connection to another.
+#[derive(Debug)]
+struct Link {
+    address: String,
+    out: mpsc::Sender<Outbound>,
+    waiters: Mutex<HashMap<i32, oneshot::Sender<Message>>>,
+    next_id: AtomicI32,
+    /// Resources this link registered as an RM for.
+    resources: tokio::sync::Mutex<HashSet<String>>,
+    /// Branch id → client id of the RM here that registered it (oldest forgotten first).
+    origins: Mutex<(HashMap<i64, String>, VecDeque<i64>)>,
+    closed: AtomicBool,
+}
+
+impl Link {
+    async fn connect(address: &str, peers: &Peers) -> Result<Arc<Link>, ForwardError> {
+        let unreachable = |reason: String| ForwardError::Unreachable {
+            address: address.to_owned(),
+            reason,
+        };
+        let stream = match tokio::time::timeout(peers.timeout, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => return Err(unreachable(error.to_string())),
+            Err(_) => return Err(unreachable("connecting timed out".to_owned())),
+        };
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.into_split();
+        let (out, outbox) = mpsc::channel(LINK_OUTBOX);
+        let config = ConnectionConfig {
+            max_frame_len: peers.max_frame_len,
+            read_idle: None,
+            write_timeout: Some(peers.timeout),
+            heartbeat_after: None,
+        };
+        let id = ferrata_net::next_connection_id();
+        let conn = Connection::open(
+            reader,
+            writer,
+            outbox,
+            OutboundEncoder,
+            &config,
+            address,
+            id,
+        );
+        let link = Arc::new(Link {
+            address: address.to_owned(),
+            out,
+            waiters: Mutex::new(HashMap::new()),
+            next_id: AtomicI32::new(1),
+            resources: tokio::sync::Mutex::new(HashSet::new()),
+            origins: Mutex::new((HashMap::new(), VecDeque::new())),
+            closed: AtomicBool::new(false),
+        });
+        tokio::spawn(read_link(
+            conn,
+            Arc::downgrade(&link),
+            peers.phase2.clone(),
+            peers.max_frame_len,
+        ));
+        let registration = Message::RegisterTm(RegisterTmRequest {
+            version: peers.version.clone(),
+            application_id: PEER_APPLICATION_ID.to_owned(),
+            transaction_service_group: peers.group.clone(),
+            extra_data: String::new(),
+        });
+        match link.call(registration, peers.timeout).await? {
+            Message::RegisterTmResponse(r) if r.identified => Ok(link),
+            other => Err(ForwardError::Refused {
+                address: address.to_owned(),
+                reason: format!("{other:?}"),
+            }),
+        }
+    }
+
+    /// Registers the link as an RM of `resource_id`, once: the driving node then sends the
+    /// phase 2 of branches registered through it back over this link.
+    async fn ensure_resource(&self, resource_id: &str, peers: &Peers) -> Result<(), ForwardError> {
+        let mut resources = self.resources.lock().await;
+        if resources.contains(resource_id) {
+            return Ok(());
+        }
+        let registration = Message::RegisterRm(RegisterRmRequest {
+            version: peers.version.clone(),
+            application_id: PEER_APPLICATION_ID.to_owned(),
+            transaction_service_group: peers.group.clone(),
+            extra_data: String::new(),
+            resource_ids: resource_id.to_owned(),
+        });
+        match self.call(registration, peers.timeout).await? {
+            Message::RegisterRmResponse(r) if r.identified => {
+                resources.insert(resource_id.to_owned());
+                Ok(())
+            }
+            other => Err(ForwardError::Refused {
+                address: self.address.clone(),
+                reason: format!("{other:?}"),
+            }),
+        }
+    }
+
+    async fn call(&self, message: Message, timeout: Duration) -> Result<Message, ForwardError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let (answer, answered) = oneshot::channel();
+        self.lock_waiters().insert(id, answer);
+        let request = Outbound::message(MsgType::Request, id, message, CodecContext::default());
+        let gone = || ForwardError::Unreachable {
+            address: self.address.clone(),
+            reason: "the link closed".to_owned(),
+        };
+        if tokio::time::timeout(timeout, self.out.send(request))
+            .await
+            .map_or(true, |sent| sent.is_err())
+        {
+            self.lock_waiters().remove(&id);
+            return Err(gone());
+        }
+        match tokio::time::timeout(timeout, answered).await {
+            Ok(Ok(message)) => Ok(message),
+            Ok(Err(_)) => Err(gone()),
+            Err(_) => {
+                self.lock_waiters().remove(&id);
+                Err(ForwardError::Timeout {
+                    address: self.address.clone(),
+                })
+            }
+        }
+    }
+
+    fn lock_waiters(&self) -> std::sync::MutexGuard<'_, HashMap<i32, oneshot::Sender<Message>>> {
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn remember_origin(&self, branch_id: i64, client_id: &str) {
+        let mut origins = self.origins.lock().unwrap_or_else(|p| p.into_inner());
+        let (by_branch, order) = &mut *origins;
+        if by_branch.insert(branch_id, client_id.to_owned()).is_none() {
+            order.push_back(branch_id);
+        }
+        while order.len() > MAX_ORIGINS {
+            if let Some(oldest) = order.pop_front() {
+                by_branch.remove(&oldest);
+            }
+        }
+    }
+
+    fn origin(&self, branch_id: i64) -> String {
+        let origins = self.origins.lock().unwrap_or_else(|p| p.into_inner());
+        origins.0.get(&branch_id).cloned().unwrap_or_default()
+    }
+}
+
+/// Reads a link: answers to forwarded requests, and phase-2 requests to deliver here.
+async fn read_link(
+    mut conn: Connection<tokio::net::tcp::OwnedReadHalf>,
+    link: std::sync::Weak<Link>,
+    phase2: Arc<Phase2Sender>,
+    max_frame_len: usize,
+) {
+    let ctx = CodecContext::default();
+    let mut heartbeat = tokio::time::interval(LINK_HEARTBEAT);
+    loop {
+        let frame = tokio::select! {
+            frame = conn.next_frame() => frame,
+            _ = heartbeat.tick() => {
+                let Some(link) = link.upgrade() else { break };
+                let ping = Outbound::Raw(Frame::heartbeat(MsgType::HeartbeatRequest, ctx.protocol_version, 0));
+                if link.out.try_send(ping).is_err() && link.out.is_closed() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Ok(frame) = frame else { break };
+        let Some(link) = link.upgrade() else { break };
+        if matches!(
+            frame.msg_type,
+            MsgType::HeartbeatRequest | MsgType::HeartbeatResponse
+        ) {
+            continue;
+        }
+        let Ok(message) = decode_body(&frame, &ctx, max_frame_len) else {
+            continue;
+        };
+        match frame.msg_type {
+            MsgType::Response => {
+                if let Some(waiter) = link.lock_waiters().remove(&frame.request_id) {
+                    let _ = waiter.send(message);
+                }
+            }
+            _ => {
+                let phase2 = phase2.clone();
+                tokio::spawn(async move {
+                    let answer = deliver_here(&phase2, &link, message).await;
+                    if let Some(answer) = answer {
+                        let response =
+                            Outbound::message(MsgType::Response, frame.request_id, answer, ctx);
+                        let _ = link.out.send(response).await;
+                    }
+                });
+            }
+        }
+    }
+    if let Some(link) = link.upgrade() {
+        link.closed.store(true, Ordering::Release);
+        // Waiters learn at once that no answer comes.
+        link.lock_waiters().clear();
+    }
+    conn.close().await;
+}
+
+/// Delivers a phase-2 request the driving node sent over a link to an RM connected here, and
+/// returns the answer for that node: the RM's, or a failure it retries.
+async fn deliver_here(phase2: &Phase2Sender, link: &Link, message: Message) -> Option<Message> {
+    let (xid, branch_id, branch_type, resource_id, commit) = match &message {
+        Message::BranchCommit(r) => (
+            r.xid.clone(),
+            r.branch_id,
+            r.branch_type,
+            r.resource_id.clone(),
+            true,
+        ),
+        Message::BranchRollback(r) => (
+            r.xid.clone(),
+            r.branch_id,
+            r.branch_type,
+            r.resource_id.clone(),
+            false,
+        ),
+        // Nothing else is asked of a client; undo-log cleanup reaches the RMs directly.
+        _ => return None,
+    };
+    let client_id = link.origin(branch_id);
+    if let Some(answer) = phase2
+        .relay(message, &resource_id, &client_id, branch_type)
+        .await
+    {
+        return Some(answer);
+    }
+    tracing::warn!(%xid, branch_id, %resource_id, "no RM here answered a phase-2 request relayed for another node; it will retry");
+    let result = ResultInfo::failure(
+        Code::BranchTransactionNotExist,
+        format!("no RM of {resource_id} answered on the relaying TC node"),
+    );
+    Some(if commit {
+        Message::BranchCommitResponse(BranchCommitResponse {
+            result,
+            xid,
+            branch_id,
+            branch_status: BranchStatus::PhaseTwoCommitFailedRetryable,
+        })
+    } else {
+        Message::BranchRollbackResponse(BranchRollbackResponse {
+            result,
+            xid,
+            branch_id,
+            branch_status: BranchStatus::PhaseTwoRollbackFailedRetryable,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_requests_about_a_transaction_are_forwarded() {
+        let commit = Message::GlobalCommit(ferrata_proto::GlobalCommitRequest {
+            xid: "10.0.0.2:8091:7".into(),
+            extra_data: String::new(),
+        });
+        assert_eq!(
+            forwardable(&commit),
+            Some(("10.0.0.2:8091:7", RequestKind::GlobalCommit))
+        );
+        let begin = Message::GlobalBegin(ferrata_proto::GlobalBeginRequest {
+            timeout_ms: 1,
+            transaction_name: String::new(),
+        });
+        assert_eq!(forwardable(&begin), None);
+    }
+
+    #[test]
+    fn origins_are_bounded() {
+        let (out, _rx) = mpsc::channel(1);
+        let link = Link {
+            address: "x".into(),
+            out,
+            waiters: Mutex::new(HashMap::new()),
+            next_id: AtomicI32::new(1),
+            resources: tokio::sync::Mutex::new(HashSet::new()),
+            origins: Mutex::new((HashMap::new(), VecDeque::new())),
+            closed: AtomicBool::new(false),
+        };
+        for branch in 0..(MAX_ORIGINS as i64 + 10) {
+            link.remember_origin(branch, "rm");
+        }
+        assert_eq!(link.origin(0), "", "the oldest are forgotten");
+        assert_eq!(link.origin(MAX_ORIGINS as i64 + 9), "rm");
+        assert_eq!(link.origins.lock().unwrap().0.len(), MAX_ORIGINS);
+    }
+}

@@ -1,0 +1,107 @@
+//! Two ferrata-server nodes on one database (PostgreSQL, MariaDB): clients connected only to
+//! node B work on a transaction node A began. B forwards their requests to A, which drives
+//! it; A's phase-2 requests for the branch registered through B come back over B's link and
+//! reach the RM connected only to B.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ferrata_proto::GlobalStatus;
+use support::{Client, RESOURCE, ServerProcess, eventually};
+
+fn node(dir: &std::path::Path, url: &str, schema: &str) -> ServerProcess {
+    let config = format!("[store]\nurl = \"{url}\"\nschema = \"{schema}\"\nnode_lease_ms = 1000\n");
+    ServerProcess::start_with_config(dir, SocketAddr::from(([127, 0, 0, 1], 0)), &config)
+        .expect("node starts")
+}
+
+fn phase2_of(client: &Client, xid: &str) -> Vec<bool> {
+    client
+        .phase2
+        .lock()
+        .expect("log")
+        .iter()
+        .filter(|(x, _, _)| x == xid)
+        .map(|(_, _, commit)| *commit)
+        .collect()
+}
+
+async fn requests_reach_the_driving_node(var: &str, schema: &str) {
+    let url = ferrata_testkit::database_url(var);
+    let schema = format!("{schema}_{}", std::process::id());
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let a = node(dir_a.path(), &url, &schema);
+    let b = node(dir_b.path(), &url, &schema);
+    // Only a TM on A; the application's TM and RM are connected to B alone.
+    let tm_a = Client::connect(a.addr).await.expect("connects");
+    tm_a.register_tm("forwarding-app").await.expect("tm");
+    let app = Client::connect(b.addr).await.expect("connects");
+    app.register_tm("forwarding-app").await.expect("tm");
+    app.register_rm("forwarding-app", RESOURCE)
+        .await
+        .expect("rm");
+
+    // Commit: the branch joins through B, the commit goes through B, A drives both.
+    let committed = tm_a.begin(60_000).await.expect("begin on a");
+    app.register_branch(&committed, "forward_t:1")
+        .await
+        .expect("register through b")
+        .expect("free row");
+    assert_eq!(
+        app.status(&committed).await.expect("status through b"),
+        GlobalStatus::Begin
+    );
+    assert_eq!(
+        app.commit(&committed).await.expect("commit through b"),
+        GlobalStatus::Committed
+    );
+    // AT branches commit asynchronously: A's request reaches the RM through B.
+    let delivered = eventually(Duration::from_secs(20), || async {
+        phase2_of(&app, &committed) == [true]
+    })
+    .await;
+    assert!(delivered, "{:?}", phase2_of(&app, &committed));
+
+    // Rollback: phase 2 runs before the answer, through B to the RM.
+    let rolled_back = tm_a.begin(60_000).await.expect("begin on a");
+    app.register_branch(&rolled_back, "forward_t:1")
+        .await
+        .expect("register through b")
+        .expect("the committed transaction freed the row");
+    assert_eq!(
+        app.rollback(&rolled_back)
+            .await
+            .expect("rollback through b"),
+        GlobalStatus::Rollbacked
+    );
+    assert_eq!(phase2_of(&app, &rolled_back), [false]);
+    assert_eq!(
+        tm_a.status(&rolled_back).await.expect("status on a"),
+        GlobalStatus::Finished
+    );
+    // The row is free on both nodes.
+    let probe = tm_a.begin(60_000).await.expect("begin on a");
+    app.register_branch(&probe, "forward_t:1")
+        .await
+        .expect("register through b")
+        .expect("no row left locked");
+    assert_eq!(
+        app.rollback(&probe).await.expect("rollback through b"),
+        GlobalStatus::Rollbacked
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_reach_the_driving_node_on_postgres() {
+    requests_reach_the_driving_node("FERRATA_POSTGRES_URL", "ferrata_forward_pg").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_reach_the_driving_node_on_mariadb() {
+    requests_reach_the_driving_node("FERRATA_MYSQL_URL", "ferrata_forward_my").await;
+}
