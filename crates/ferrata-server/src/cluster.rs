@@ -80,6 +80,8 @@ pub enum Driver {
 pub struct Drivers {
     own: String,
     others: RwLock<HashMap<String, Driver>>,
+    /// Every other node announced in the store, live or not.
+    peers: RwLock<Vec<String>>,
 }
 
 impl Drivers {
@@ -87,7 +89,13 @@ impl Drivers {
         Drivers {
             own,
             others: RwLock::new(HashMap::new()),
+            peers: RwLock::new(Vec::new()),
         }
+    }
+
+    /// The `host:port` of every other node announced in the store.
+    pub fn peers(&self) -> Vec<String> {
+        self.peers.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The driver of `prefix`: this node for its own; the node the last scan found for
@@ -103,8 +111,9 @@ impl Drivers {
             .unwrap_or_else(|| Driver::At(prefix.to_owned()))
     }
 
-    fn replace(&self, others: HashMap<String, Driver>) {
+    fn replace(&self, others: HashMap<String, Driver>, peers: Vec<String>) {
         *self.others.write().unwrap_or_else(|p| p.into_inner()) = others;
+        *self.peers.write().unwrap_or_else(|p| p.into_inner()) = peers;
     }
 }
 
@@ -404,7 +413,12 @@ fn keep(mut store: Box<dyn SessionStore>, context: Keeping<'_>, stopped: &Receiv
                 }
             }
         }
-        drivers.replace(driven);
+        let mut peers: Vec<String> = nodes
+            .into_values()
+            .filter(|at| *at != node.prefix)
+            .collect();
+        peers.sort();
+        drivers.replace(driven, peers);
     }
     Kept {
         store,

@@ -393,6 +393,12 @@ async fn handle_message(
         message if forwarded_to(&message, session, shared).is_some() => {
             return forward(frame, message, to, session, shared).await;
         }
+        message @ (Message::BranchCommit(_) | Message::BranchRollback(_))
+            if session.requester.application_id == peers::PEER_APPLICATION_ID
+                && shared.peers.is_some() =>
+        {
+            return deliver_for_peer(frame, message, to, session, shared).await;
+        }
         Message::GlobalBegin(r) => Request::Begin {
             timeout_ms: r.timeout_ms,
             transaction_name: r.transaction_name,
@@ -497,6 +503,43 @@ async fn forward(
             in_flight,
         }
         .answer(answer);
+    });
+    Ok(())
+}
+
+/// Another node asks this one to deliver a phase-2 request to an RM connected here; a task
+/// relays the RM's answer.
+async fn deliver_for_peer(
+    frame: &Frame,
+    message: Message,
+    to: AnswerTo,
+    session: &mut Session,
+    shared: &Shared,
+) -> Result<(), CloseReason> {
+    let Some(peers) = shared.peers.clone() else {
+        return Err(CloseReason::Unexpected(message.type_code()));
+    };
+    if !session.registered {
+        return Err(CloseReason::Unregistered(message.type_code()));
+    }
+    let slot = match to {
+        AnswerTo::Merged(batch, index) => ReplySlot::Merged(batch, index),
+        AnswerTo::Direct => ReplySlot::Direct {
+            permit: session
+                .handle
+                .reserve()
+                .await
+                .ok_or(CloseReason::WRITER_GONE)?,
+            request_id: frame.request_id,
+            codec: frame.codec,
+            compressor: frame.compressor,
+        },
+    };
+    let ctx = session.ctx;
+    tokio::spawn(async move {
+        if let Some(answer) = peers.deliver_here(message).await {
+            slot.answer(answer, ctx);
+        }
     });
     Ok(())
 }

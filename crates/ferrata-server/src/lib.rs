@@ -127,7 +127,9 @@ pub async fn run_with_file_system(
                 config.coordinator.branch_request_timeout,
                 config.limits.max_frame_bytes,
             );
-            (Some(keeper), Some(Arc::new(peers)))
+            let peers = Arc::new(peers);
+            phase2.set_peers(&peers);
+            (Some(keeper), Some(peers))
         }
         None => (None, None),
     };

@@ -9,18 +9,18 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrata_core::RequestKind;
+use ferrata_core::{BranchOutcome, BranchRequest, RequestKind};
 use ferrata_net::{Connection, ConnectionConfig, Outbound, OutboundEncoder};
 use ferrata_proto::{
-    BranchCommitResponse, BranchRollbackResponse, BranchStatus, CodecContext, Frame, Message,
-    MsgType, RegisterRmRequest, RegisterTmRequest, ResultInfo, TransactionExceptionCode as Code,
-    decode_body,
+    BranchCommitResponse, BranchRollbackResponse, BranchStatus, BranchType, CodecContext, Frame,
+    Message, MsgType, RegisterRmRequest, RegisterTmRequest, ResultInfo,
+    TransactionExceptionCode as Code, decode_body,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::Drivers;
-use crate::phase2::Phase2Sender;
+use crate::phase2::{Phase2, Phase2Sender, outcome_of};
 
 /// The application id links register with. Requests arriving on such a connection are
 /// handled where they arrive, never forwarded again (no loops between nodes).
@@ -116,6 +116,45 @@ impl Peers {
             link.remember_origin(r.branch_id, client_id);
         }
         Ok(answer)
+    }
+
+    /// Asks the other nodes, one after the other, to deliver a phase-2 request no RM connected
+    /// here can take; the first RM that answers decides the outcome.
+    pub async fn deliver_elsewhere(
+        &self,
+        message: Message,
+        request: &BranchRequest,
+        phase2: Phase2,
+    ) -> BranchOutcome {
+        for address in self.drivers.peers() {
+            let link = match self.link(&address).await {
+                Ok(link) => link,
+                Err(error) => {
+                    tracing::debug!(%error, "a node cannot relay phase 2");
+                    continue;
+                }
+            };
+            let Ok(answer) = link.call(message.clone(), self.timeout).await else {
+                continue;
+            };
+            match outcome_of(answer, &request.xid, request.branch_id, phase2) {
+                Ok(BranchOutcome::Unreachable) | Err(_) => continue,
+                Ok(outcome) => return outcome,
+            }
+        }
+        tracing::warn!(
+            xid = %request.xid,
+            branch_id = request.branch_id.0,
+            resource_id = %request.resource_id,
+            "no RM of the resource is connected to any node; phase 2 will be retried"
+        );
+        BranchOutcome::Unreachable
+    }
+
+    /// Delivers a phase-2 request another node sent here (no RM there could take it) to an
+    /// RM connected here, and returns the answer for that node.
+    pub async fn deliver_here(&self, message: Message) -> Option<Message> {
+        deliver_here(&self.phase2, "", message).await
     }
 
     /// The open link to `address`, connecting and registering a new one if needed.
@@ -324,7 +363,12 @@ async fn read_link(
             _ => {
                 let phase2 = phase2.clone();
                 tokio::spawn(async move {
-                    let answer = deliver_here(&phase2, &link, message).await;
+                    let origin = match &message {
+                        Message::BranchCommit(r) => link.origin(r.branch_id),
+                        Message::BranchRollback(r) => link.origin(r.branch_id),
+                        _ => String::new(),
+                    };
+                    let answer = deliver_here(&phase2, &origin, message).await;
                     if let Some(answer) = answer {
                         let response =
                             Outbound::message(MsgType::Response, frame.request_id, answer, ctx);
@@ -342,9 +386,10 @@ async fn read_link(
     conn.close().await;
 }
 
-/// Delivers a phase-2 request the driving node sent over a link to an RM connected here, and
-/// returns the answer for that node: the RM's, or a failure it retries.
-async fn deliver_here(phase2: &Phase2Sender, link: &Link, message: Message) -> Option<Message> {
+/// Delivers a phase-2 request another node sent to an RM connected here (the one that
+/// registered the branch when `client_id` names it), and returns the answer for that node: the
+/// RM's, or a failure it retries.
+async fn deliver_here(phase2: &Phase2Sender, client_id: &str, message: Message) -> Option<Message> {
     let (xid, branch_id, branch_type, resource_id, commit) = match &message {
         Message::BranchCommit(r) => (
             r.xid.clone(),
@@ -363,9 +408,14 @@ async fn deliver_here(phase2: &Phase2Sender, link: &Link, message: Message) -> O
         // Nothing else is asked of a client; undo-log cleanup reaches the RMs directly.
         _ => return None,
     };
-    let client_id = link.origin(branch_id);
+    // Without the registering client, any RM of the resource will do (as for AT).
+    let branch_type = if client_id.is_empty() {
+        BranchType::At
+    } else {
+        branch_type
+    };
     if let Some(answer) = phase2
-        .relay(message, &resource_id, &client_id, branch_type)
+        .relay(message, &resource_id, client_id, branch_type)
         .await
     {
         return Some(answer);

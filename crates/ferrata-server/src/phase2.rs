@@ -19,6 +19,7 @@ use tokio::sync::mpsc::OwnedPermit;
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::engine::{CoreCommand, EngineHandle};
+use crate::peers::Peers;
 use crate::registry::{ConnHandle, Outbound, Registry};
 
 /// Which phase-2 request a branch gets.
@@ -204,57 +205,9 @@ impl ConnPending {
         let Some(awaited) = waiting.by_id.get(&id) else {
             return AnswerMatch::NoRequest;
         };
-        let (result, xid, branch_id, status, phase2) = match message {
-            Message::BranchCommitResponse(r) => (
-                r.result,
-                r.xid,
-                r.branch_id,
-                r.branch_status,
-                Phase2::Commit,
-            ),
-            Message::BranchRollbackResponse(r) => (
-                r.result,
-                r.xid,
-                r.branch_id,
-                r.branch_status,
-                Phase2::Rollback,
-            ),
-            other => {
-                return AnswerMatch::Mismatch(format!(
-                    "a message of type {} cannot answer a phase-2 request",
-                    other.type_code()
-                ));
-            }
-        };
-        if phase2 != awaited.phase2 {
-            return AnswerMatch::Mismatch(format!(
-                "a {} answer to a {} request",
-                phase2.name(),
-                awaited.phase2.name()
-            ));
-        }
-        let about_the_request = xid == awaited.xid && branch_id == awaited.branch_id.0;
-        // Java's RM leaves xid and branch id unset when its handler fails; such an answer can
-        // only make the TC retry, never end a branch, so it is accepted without them.
-        let anonymous_failure = !result.is_success() && xid.is_empty() && branch_id == 0;
-        if !about_the_request && !anonymous_failure {
-            return AnswerMatch::Mismatch(format!(
-                "the answer is about xid {xid:?} branch {branch_id}, the request was about xid \
-                 {:?} branch {}",
-                awaited.xid, awaited.branch_id
-            ));
-        }
-        let outcome = if result.is_success() {
-            BranchOutcome::Status(status)
-        } else {
-            tracing::warn!(
-                xid = %awaited.xid,
-                branch_id = awaited.branch_id.0,
-                code = ?result.exception_code,
-                message = %result.msg,
-                "the RM failed to handle a phase-2 request; it will be retried"
-            );
-            BranchOutcome::Unreachable
+        let outcome = match outcome_of(message, &awaited.xid, awaited.branch_id, awaited.phase2) {
+            Ok(outcome) => outcome,
+            Err(why) => return AnswerMatch::Mismatch(why),
         };
         let awaited = waiting.by_id.remove(&id);
         debug_assert!(awaited.is_some());
@@ -270,6 +223,88 @@ impl ConnPending {
     }
 }
 
+/// The BranchCommit or BranchRollback request of `request`.
+pub fn request_message(phase2: Phase2, request: &BranchRequest) -> Message {
+    if phase2 == Phase2::Commit {
+        Message::BranchCommit(BranchCommitRequest {
+            xid: request.xid.clone(),
+            branch_id: request.branch_id.0,
+            branch_type: request.branch_type,
+            resource_id: request.resource_id.clone(),
+            application_data: request.application_data.clone(),
+        })
+    } else {
+        Message::BranchRollback(BranchRollbackRequest {
+            xid: request.xid.clone(),
+            branch_id: request.branch_id.0,
+            branch_type: request.branch_type,
+            resource_id: request.resource_id.clone(),
+            application_data: request.application_data.clone(),
+        })
+    }
+}
+
+/// The outcome of a phase-2 answer to the request `phase2` about `xid` branch `branch_id`;
+/// `Err` says why the message does not answer that request.
+pub fn outcome_of(
+    message: Message,
+    expected_xid: &str,
+    expected_branch: BranchId,
+    expected: Phase2,
+) -> Result<BranchOutcome, String> {
+    let (result, xid, branch_id, status, phase2) = match message {
+        Message::BranchCommitResponse(r) => (
+            r.result,
+            r.xid,
+            r.branch_id,
+            r.branch_status,
+            Phase2::Commit,
+        ),
+        Message::BranchRollbackResponse(r) => (
+            r.result,
+            r.xid,
+            r.branch_id,
+            r.branch_status,
+            Phase2::Rollback,
+        ),
+        other => {
+            return Err(format!(
+                "a message of type {} cannot answer a phase-2 request",
+                other.type_code()
+            ));
+        }
+    };
+    if phase2 != expected {
+        return Err(format!(
+            "a {} answer to a {} request",
+            phase2.name(),
+            expected.name()
+        ));
+    }
+    let about_the_request = xid == expected_xid && branch_id == expected_branch.0;
+    // Java's RM leaves xid and branch id unset when its handler fails; such an answer can
+    // only make the TC retry, never end a branch, so it is accepted without them.
+    let anonymous_failure = !result.is_success() && xid.is_empty() && branch_id == 0;
+    if !about_the_request && !anonymous_failure {
+        return Err(format!(
+            "the answer is about xid {xid:?} branch {branch_id}, the request was about xid \
+             {expected_xid:?} branch {expected_branch}"
+        ));
+    }
+    Ok(if result.is_success() {
+        BranchOutcome::Status(status)
+    } else {
+        tracing::warn!(
+            xid = %expected_xid,
+            branch_id = expected_branch.0,
+            code = ?result.exception_code,
+            message = %result.msg,
+            "the RM failed to handle a phase-2 request; it will be retried"
+        );
+        BranchOutcome::Unreachable
+    })
+}
+
 /// Sends phase-2 requests and reports the outcomes that do not come from an answer (no
 /// connection, no room, timeout) to the core.
 #[derive(Debug)]
@@ -280,6 +315,8 @@ pub struct Phase2Sender {
     /// How long to wait for room in the RM's outbox, then for its answer.
     pub timeout: Duration,
     next_id: AtomicI32,
+    /// The other nodes, on a shared store: they deliver what no RM here can take.
+    peers: std::sync::OnceLock<std::sync::Weak<Peers>>,
 }
 
 impl Phase2Sender {
@@ -297,9 +334,15 @@ impl Phase2Sender {
             runtime: runtime.clone(),
             timeout,
             next_id: AtomicI32::new(0),
+            peers: std::sync::OnceLock::new(),
         });
         runtime.spawn(sweep(Arc::downgrade(&sender), sweep_period(timeout)));
         sender
+    }
+
+    /// Lets the other nodes of a shared store deliver what no RM connected here can take.
+    pub fn set_peers(&self, peers: &Arc<Peers>) {
+        let _ = self.peers.set(Arc::downgrade(peers));
     }
 
     /// A fresh non-negative request id (Java masks its counter the same way).
@@ -315,6 +358,21 @@ impl Phase2Sender {
             &request.client_id,
             request.branch_type,
         ) else {
+            if let Some(peers) = self.peers.get().and_then(std::sync::Weak::upgrade) {
+                // Another node may have an RM of the resource (Go registers its RM on one).
+                let engine = self.engine.clone();
+                let message = request_message(phase2, &request);
+                self.runtime.spawn(async move {
+                    let outcome = peers.deliver_elsewhere(message, &request, phase2).await;
+                    let command = CoreCommand::BranchResult {
+                        transaction_id: request.transaction_id,
+                        branch_id: request.branch_id,
+                        outcome,
+                    };
+                    engine.submit(command).await;
+                });
+                return;
+            }
             tracing::warn!(
                 xid = %request.xid,
                 branch_id = request.branch_id.0,
@@ -364,23 +422,7 @@ impl Phase2Sender {
             self.report_unreachable(request);
             return;
         }
-        let message = if phase2 == Phase2::Commit {
-            Message::BranchCommit(BranchCommitRequest {
-                xid: request.xid.clone(),
-                branch_id: request.branch_id.0,
-                branch_type: request.branch_type,
-                resource_id: request.resource_id.clone(),
-                application_data: request.application_data.clone(),
-            })
-        } else {
-            Message::BranchRollback(BranchRollbackRequest {
-                xid: request.xid.clone(),
-                branch_id: request.branch_id.0,
-                branch_type: request.branch_type,
-                resource_id: request.resource_id.clone(),
-                application_data: request.application_data.clone(),
-            })
-        };
+        let message = request_message(phase2, request);
         permit.send(Outbound::Message {
             msg_type: MsgType::Request,
             request_id: id,

@@ -2,6 +2,7 @@
 //! resource index used to route phase-2 requests (spec §11.6), and per-connection outboxes,
 //! which are bounded: a client that does not read cannot grow the server's memory.
 
+use crate::peers::PEER_APPLICATION_ID;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -201,7 +202,8 @@ impl Registry {
     /// The connection to deliver a phase-2 request on: the registering connection, else the
     /// same application on the same IP, else the same application anywhere, else (AT only)
     /// any connection serving the resource. Client ids are compared as recorded, never split on
-    /// `:` blindly, so IPv6 clients (`app:::1:5000`) are found like IPv4 ones.
+    /// `:` blindly, so IPv6 clients (`app:::1:5000`) are found like IPv4 ones. Another node's
+    /// link serves only the branches registered through it.
     pub fn pick(
         &self,
         resource_id: &str,
@@ -216,6 +218,9 @@ impl Registry {
             .filter_map(|id| inner.conns.get(id))
             .filter(|entry| !entry.handle.is_closed());
         for entry in live {
+            if entry.application_id == PEER_APPLICATION_ID && entry.client_id != client_id {
+                continue;
+            }
             let same_app = client_id
                 .strip_prefix(entry.application_id.as_str())
                 .is_some_and(|rest| rest.starts_with(':'));

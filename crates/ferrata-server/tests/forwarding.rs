@@ -1,7 +1,7 @@
 //! Two ferrata-server nodes on one database (PostgreSQL, MariaDB): clients connected only to
 //! node B work on a transaction node A began. B forwards their requests to A, which drives
 //! it; A's phase-2 requests for the branch registered through B come back over B's link and
-//! reach the RM connected only to B.
+//! reach the RM connected only to B, and so do those of a branch whose RM left A.
 
 mod support;
 
@@ -94,6 +94,28 @@ async fn requests_reach_the_driving_node(var: &str, schema: &str) {
         app.rollback(&probe).await.expect("rollback through b"),
         GlobalStatus::Rollbacked
     );
+
+    // A branch registered on A by an RM that then leaves A (Go registers its RM on one node
+    // only): A's phase 2 goes through B to the same application's RM there.
+    let direct = Client::connect(a.addr).await.expect("connects");
+    direct
+        .register_rm("forwarding-app", RESOURCE)
+        .await
+        .expect("rm on a");
+    let orphaned = tm_a.begin(60_000).await.expect("begin on a");
+    direct
+        .register_branch(&orphaned, "forward_t:9")
+        .await
+        .expect("register on a")
+        .expect("free row");
+    drop(direct);
+    tm_a.rollback(&orphaned).await.expect("rollback on a");
+    let relayed = eventually(Duration::from_secs(20), || async {
+        phase2_of(&app, &orphaned) == [false]
+            && tm_a.status(&orphaned).await.ok() == Some(GlobalStatus::Finished)
+    })
+    .await;
+    assert!(relayed, "{:?}", phase2_of(&app, &orphaned));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
