@@ -4,6 +4,7 @@
 //! drives which prefix is published in [`Drivers`] for forwarding requests there.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -209,6 +210,14 @@ pub struct LeaseKeeper {
     stop: Sender<()>,
     thread: std::thread::JoinHandle<Kept>,
     node: Node,
+    /// Cleared on stop: the watchdog then ends quietly.
+    watching: Arc<AtomicBool>,
+}
+
+/// The keeper's view of this node's own lease, shared with the watchdog.
+#[derive(Debug)]
+struct OwnLease {
+    expires_at_ms: AtomicI64,
 }
 
 /// What the keeper holds when it stops.
@@ -228,32 +237,52 @@ impl std::fmt::Debug for Kept {
 impl LeaseKeeper {
     /// Starts renewing the lease [`claim`] took. `on_fatal` runs when this node can no longer
     /// be sure it holds its lease: the server must then stop, since another node takes over.
+    /// A watchdog calls it when the lease runs out unrenewed, even while a database call hangs.
     pub fn start(
         store: Box<dyn SessionStore>,
         node: Node,
         engine: EngineHandle,
         drivers: Arc<Drivers>,
-        on_fatal: Box<dyn Fn(String) + Send>,
+        on_fatal: Arc<dyn Fn(String) + Send + Sync>,
     ) -> std::io::Result<LeaseKeeper> {
         let (stop, stopped) = std::sync::mpsc::channel();
+        // claim() took or renewed it at most this long ago.
+        let own = Arc::new(OwnLease {
+            expires_at_ms: AtomicI64::new(now_ms().saturating_add(node.lease_ms / 2)),
+        });
+        let watching = Arc::new(AtomicBool::new(true));
+        {
+            let (own, watching, on_fatal) = (own.clone(), watching.clone(), on_fatal.clone());
+            let lease_ms = node.lease_ms;
+            std::thread::Builder::new()
+                .name("ferrata-lease-watch".into())
+                .spawn(move || watch(&own, &watching, lease_ms, on_fatal.as_ref()))?;
+        }
         let keeper_node = node.clone();
         let thread = std::thread::Builder::new()
             .name("ferrata-leases".into())
             .spawn(move || {
                 let context = Keeping {
                     node: &keeper_node,
+                    own: &own,
                     engine: &engine,
                     drivers: &drivers,
                     on_fatal: on_fatal.as_ref(),
                 };
                 keep(store, context, &stopped)
             })?;
-        Ok(LeaseKeeper { stop, thread, node })
+        Ok(LeaseKeeper {
+            stop,
+            thread,
+            node,
+            watching,
+        })
     }
 
     /// Stops renewing and gives up every lease held, so that other nodes adopt what is left
     /// at once. Call once the engine has made everything durable.
     pub fn stop(self) {
+        self.watching.store(false, Ordering::Release);
         let _ = self.stop.send(());
         let Ok(Kept { mut store, adopted }) = self.thread.join() else {
             tracing::warn!("the lease keeper panicked; its leases lapse on their own");
@@ -274,9 +303,28 @@ impl LeaseKeeper {
     }
 }
 
+/// Stops the server once this node's lease runs out without a renewal: another node may take
+/// its transactions over from then on.
+fn watch(own: &OwnLease, watching: &AtomicBool, lease_ms: i64, on_fatal: &(dyn Fn(String) + Sync)) {
+    let period = Duration::from_millis(u64::try_from(lease_ms / 20).unwrap_or(1).clamp(1, 100));
+    while watching.load(Ordering::Acquire) {
+        std::thread::sleep(period);
+        if now_ms() >= own.expires_at_ms.load(Ordering::Acquire) && watching.load(Ordering::Acquire)
+        {
+            on_fatal(format!(
+                "this node's lease ran out unrenewed (the database was unreachable or too slow \
+                 for store.node_lease_ms = {lease_ms} ms); stopping, so that another node can \
+                 take its transactions over"
+            ));
+            return;
+        }
+    }
+}
+
 /// What the keeper works with besides its store.
 struct Keeping<'a> {
     node: &'a Node,
+    own: &'a OwnLease,
     engine: &'a EngineHandle,
     drivers: &'a Drivers,
     on_fatal: &'a dyn Fn(String),
@@ -285,6 +333,7 @@ struct Keeping<'a> {
 fn keep(mut store: Box<dyn SessionStore>, context: Keeping<'_>, stopped: &Receiver<()>) -> Kept {
     let Keeping {
         node,
+        own,
         engine,
         drivers,
         on_fatal,
@@ -299,7 +348,10 @@ fn keep(mut store: Box<dyn SessionStore>, context: Keeping<'_>, stopped: &Receiv
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(node.interval()) {
         let now = now_ms();
         match store.try_lease(&own_name, &owner, node.lease_ms, now) {
-            Ok(LeaseOutcome::Held { expires_at_ms }) => own_expires_at = expires_at_ms,
+            Ok(LeaseOutcome::Held { expires_at_ms }) => {
+                own_expires_at = expires_at_ms;
+                own.expires_at_ms.store(expires_at_ms, Ordering::Release);
+            }
             Ok(LeaseOutcome::Taken(lease)) => {
                 on_fatal(format!(
                     "node {} took over this node's transactions after its lease lapsed; \

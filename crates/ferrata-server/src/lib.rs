@@ -95,10 +95,10 @@ pub async fn run_with_file_system(
     );
     let (fatal_tx, mut fatal_rx) = watch::channel(None::<String>);
     let fatal_tx = Arc::new(fatal_tx);
-    let on_fatal = |fatal_tx: Arc<watch::Sender<Option<String>>>| -> Box<dyn Fn(String) + Send> {
-        Box::new(move |message| {
+    let on_fatal = |fatal_tx: Arc<watch::Sender<Option<String>>>| {
+        move |message| {
             let _ = fatal_tx.send(Some(message));
-        })
+        }
     };
     let threads = engine::start(
         coordinator,
@@ -106,7 +106,7 @@ pub async fn run_with_file_system(
         sharing,
         commands,
         phase2.clone(),
-        on_fatal(fatal_tx.clone()),
+        Box::new(on_fatal(fatal_tx.clone())),
     )
     .context("cannot start engine threads")?;
     let (lease_keeper, peers) = match leases {
@@ -117,7 +117,7 @@ pub async fn run_with_file_system(
                 node,
                 engine_handle.clone(),
                 drivers.clone(),
-                on_fatal(fatal_tx),
+                Arc::new(on_fatal(fatal_tx)),
             )
             .context("cannot start the lease keeper thread")?;
             let peers = peers::Peers::new(
@@ -220,16 +220,26 @@ pub async fn run_with_file_system(
     discovery::stop(registration, &shared.config).await;
     drop(tls_listener);
     engine_handle.submit(engine::CoreCommand::Shutdown).await;
-    let joined = tokio::task::spawn_blocking(move || {
+    let join = tokio::task::spawn_blocking(move || {
         let joined = threads.join();
         // Everything accepted is durable: other nodes may adopt what is left at once.
         if let Some(keeper) = lease_keeper {
             keeper.stop();
         }
         joined
-    })
-    .await
-    .context("engine join task failed")?;
+    });
+    let joined = match &failure {
+        None => join.await.context("engine join task failed")?,
+        // After a failure the store may never answer again (a database cut off): nothing more
+        // is acknowledged either way, so stop without it.
+        Some(message) => match tokio::time::timeout(FATAL_STOP_WAIT, join).await {
+            Ok(joined) => joined.context("engine join task failed")?,
+            Err(_) => anyhow::bail!(
+                "{message} (stopped without waiting for the store, which did not answer within \
+                 {FATAL_STOP_WAIT:?})"
+            ),
+        },
+    };
     let _ = stop_tx.send(true);
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(std::time::Duration::from_secs(5), drain)
@@ -245,6 +255,9 @@ pub async fn run_with_file_system(
     tracing::info!("ferrata-server stopped");
     Ok(())
 }
+
+/// After a fatal error, how long stopping waits for the engine to flush before giving up.
+const FATAL_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The next connection on the TLS listener, if there is one (else never ready).
 async fn accept_tls(
@@ -318,6 +331,10 @@ async fn open_database_store(
     sql.schema = config.store.schema.clone();
     sql.max_connections = config.store.database_connections;
     sql.rollback_retry_timeout_unlock = config.coordinator.rollback_retry_timeout_unlock;
+    // A node cut off mid-transaction holds row locks until the database ends its session:
+    // no longer than its lease, after which another node takes its transactions over.
+    sql.abandoned_transaction_timeout =
+        Some(std::time::Duration::from_millis(config.store.node_lease_ms));
     let lease_sql = ferrata_store_sql::SqlStoreConfig {
         max_connections: 2,
         recover: false,

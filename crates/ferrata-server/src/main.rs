@@ -30,5 +30,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .thread_name("ferrata-io")
         .build()?;
-    runtime.block_on(ferrata_server::run_until_signal(config))
+    let result = runtime.block_on(ferrata_server::run_until_signal(config));
+    // A store that stopped answering may hold a blocking task forever: do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }

@@ -100,7 +100,7 @@ async fn kill9_on_database(var: &str, schema: &str) {
     let url = ferrata_testkit::database_url(var);
     let schema = format!("{schema}_{}", std::process::id());
     // The restarted node waits for its killed instance's lease to lapse: keep it short.
-    let config = format!("[store]\nurl = \"{url}\"\nschema = \"{schema}\"\nnode_lease_ms = 1000\n");
+    let config = format!("[store]\nurl = \"{url}\"\nschema = \"{schema}\"\nnode_lease_ms = 2000\n");
     kill9_during_load(|port| {
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         ServerProcess::start_with_config(dir.path(), listen, &config).expect("server starts")

@@ -12,7 +12,7 @@ use ferrata_proto::GlobalStatus;
 use support::{Client, RESOURCE, ServerProcess, eventually};
 
 fn node(dir: &std::path::Path, url: &str, schema: &str) -> ServerProcess {
-    let config = format!("[store]\nurl = \"{url}\"\nschema = \"{schema}\"\nnode_lease_ms = 1000\n");
+    let config = format!("[store]\nurl = \"{url}\"\nschema = \"{schema}\"\nnode_lease_ms = 2000\n");
     ServerProcess::start_with_config(dir, SocketAddr::from(([127, 0, 0, 1], 0)), &config)
         .expect("node starts")
 }

@@ -12,7 +12,7 @@ use ferrata_proto::GlobalStatus;
 use support::{Client, RESOURCE, ServerProcess, eventually};
 
 /// Node leases this short make the test quick; production uses seconds.
-const LEASE_MS: u64 = 1_000;
+const LEASE_MS: u64 = 2_000;
 
 fn node(dir: &std::path::Path, listen: SocketAddr, url: &str, schema: &str) -> ServerProcess {
     let config =

@@ -35,6 +35,14 @@ pub(crate) mod sealed {
         fn schema_lock() -> Option<&'static str>;
         /// Run first in a read-only transaction so that its statements see one snapshot.
         fn snapshot_read() -> Option<&'static str>;
+        /// Run just before such a transaction begins, where the isolation level must be set
+        /// outside it (MySQL).
+        fn before_snapshot_read() -> Option<&'static str>;
+        /// Run once on every new connection of the store.
+        fn session_setup() -> Option<&'static str>;
+        /// Makes the database end this session once it idles inside a transaction for
+        /// `timeout`, rolling it back.
+        fn abandoned_transaction_timeout(timeout: std::time::Duration) -> String;
         /// Makes `schema` (a PostgreSQL schema, a MySQL database) the connection's default.
         fn use_schema(schema: &str) -> String;
         /// Creates `schema` if it does not exist.

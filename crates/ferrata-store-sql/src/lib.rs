@@ -56,6 +56,10 @@ pub struct SqlStoreConfig {
     /// Read the stored sessions on opening; off for a second handle on a database whose
     /// sessions another handle recovered (the server's lease keeper).
     pub recover: bool,
+    /// The database ends a session of this store that stays idle inside a transaction this
+    /// long (rounded up to seconds on MySQL, where it bounds any idle session), releasing its
+    /// row locks: a node cut off mid-transaction must not block the others for hours.
+    pub abandoned_transaction_timeout: Option<Duration>,
 }
 
 impl SqlStoreConfig {
@@ -69,6 +73,7 @@ impl SqlStoreConfig {
             xid_prefix: None,
             rollback_retry_timeout_unlock: false,
             recover: true,
+            abandoned_transaction_timeout: None,
         }
     }
 }
@@ -170,13 +175,24 @@ where
         let mut options = PoolOptions::<DB>::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(config.connect_timeout);
+        let mut session: Vec<String> = DB::session_setup().into_iter().map(str::to_owned).collect();
         if let Some(schema) = &config.schema {
             check_schema_name(schema)?;
-            let statement = DB::use_schema(schema);
+            session.push(DB::use_schema(schema));
+        }
+        if let Some(timeout) = config.abandoned_transaction_timeout {
+            session.push(DB::abandoned_transaction_timeout(timeout));
+            // Close idle connections before the database does (MySQL bounds any idle one).
+            options = options.idle_timeout(timeout / 2);
+        }
+        if !session.is_empty() {
+            let session = std::sync::Arc::new(session);
             options = options.after_connect(move |conn, _| {
-                let statement = statement.clone();
+                let session = session.clone();
                 Box::pin(async move {
-                    conn.execute(statement.as_str()).await?;
+                    for statement in session.iter() {
+                        conn.execute(statement.as_str()).await?;
+                    }
                     Ok(())
                 })
             });

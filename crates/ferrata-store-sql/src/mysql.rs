@@ -121,8 +121,29 @@ impl Dialect for MySql {
     }
 
     fn snapshot_read() -> Option<&'static str> {
-        // The default REPEATABLE READ takes one snapshot at the first read.
+        // REPEATABLE READ (set before the transaction began) takes one snapshot at the first
+        // read.
         None
+    }
+
+    fn before_snapshot_read() -> Option<&'static str> {
+        Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    }
+
+    fn session_setup() -> Option<&'static str> {
+        // Writes lock the rows they read FOR UPDATE; REPEATABLE READ would also lock the gaps
+        // next to rows not there yet (a new transaction's), and nodes inserting side by side
+        // would deadlock on them.
+        Some("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    }
+
+    fn abandoned_transaction_timeout(timeout: std::time::Duration) -> String {
+        // MySQL has no timeout for idling inside a transaction only: this one ends any idle
+        // session, and the pool closes its idle connections first.
+        format!(
+            "SET SESSION wait_timeout = {}",
+            timeout.as_millis().div_ceil(1_000).max(1)
+        )
     }
 
     fn use_schema(schema: &str) -> String {

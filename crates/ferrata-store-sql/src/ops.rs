@@ -110,30 +110,33 @@ where
         query.fetch_all(conn).await
     }
 
-    /// The stored status of a transaction, its row locked until the end of `tx`.
+    /// The stored status and xid of a transaction, its row locked until the end of `tx`.
     async fn lock_global(
         tx: &mut Tx<DB>,
         id: TransactionId,
-    ) -> Result<Option<GlobalStatus>, sqlx::Error> {
+    ) -> Result<Option<(GlobalStatus, String)>, sqlx::Error> {
         let sql = format!(
-            "SELECT CAST(status AS {}) FROM global_table WHERE transaction_id = ? FOR UPDATE",
-            DB::BIGINT
+            "SELECT CAST(status AS {}), {} FROM global_table WHERE transaction_id = ? FOR UPDATE",
+            DB::BIGINT,
+            DB::text("xid")
         );
         let rows = Self::fetch(&mut **tx, &sql, vec![id.0.into()]).await?;
         match rows.first() {
             None => Ok(None),
-            Some(row) => Ok(Some(global_status(row.try_get::<i64, _>(0)?)?)),
+            Some(row) => Ok(Some((
+                global_status(row.try_get::<i64, _>(0)?)?,
+                row.try_get(1)?,
+            ))),
         }
     }
 
-    async fn delete_locks_of_transaction(
-        tx: &mut Tx<DB>,
-        id: TransactionId,
-    ) -> Result<(), sqlx::Error> {
+    /// Seata's schema indexes branch and lock rows by xid, not by transaction id: a delete by
+    /// transaction id would scan and lock every row, and nodes deleting side by side deadlock.
+    async fn delete_locks_of_transaction(tx: &mut Tx<DB>, xid: &str) -> Result<(), sqlx::Error> {
         Self::execute(
             &mut **tx,
-            "DELETE FROM lock_table WHERE transaction_id = ?",
-            vec![id.0.into()],
+            "DELETE FROM lock_table WHERE xid = ?",
+            vec![xid.into()],
         )
         .await
     }
@@ -384,9 +387,12 @@ where
     ) -> Result<OpOutcome, sqlx::Error> {
         let holds = |status| status_holds_locks(status, rollback_retry_timeout_unlock);
         // The transaction's row, locked: conditions and every change below read it.
-        let stored = match op.record.transaction_id() {
-            Some(id) => Self::lock_global(tx, id).await?,
-            None => None,
+        let (stored, stored_xid) = match op.record.transaction_id() {
+            Some(id) => match Self::lock_global(tx, id).await? {
+                Some((status, xid)) => (Some(status), xid),
+                None => (None, String::new()),
+            },
+            None => (None, String::new()),
         };
         if let Condition::GlobalStatusIs(expected) = op.condition {
             match stored {
@@ -403,22 +409,19 @@ where
         match &op.record {
             Record::GlobalAdd(global) => {
                 if stored.is_some_and(|old| holds(old) && !holds(global.status)) {
-                    Self::delete_locks_of_transaction(tx, global.transaction_id).await?;
+                    Self::delete_locks_of_transaction(tx, &stored_xid).await?;
                 }
                 Self::upsert_global(tx, global, micros).await?;
             }
-            Record::GlobalUpdate {
-                transaction_id,
-                status,
-            } => {
+            Record::GlobalUpdate { status, .. } => {
                 let Some(old) = stored else {
                     return Ok(OpOutcome::NotFound);
                 };
                 if holds(old) && !holds(*status) {
-                    Self::delete_locks_of_transaction(tx, *transaction_id).await?;
+                    Self::delete_locks_of_transaction(tx, &stored_xid).await?;
                 }
                 let sql = format!(
-                    "UPDATE global_table SET status = ?, gmt_modified = {} WHERE transaction_id = ?",
+                    "UPDATE global_table SET status = ?, gmt_modified = {} WHERE xid = ?",
                     DB::TIMESTAMP_PARAM
                 );
                 Self::execute(
@@ -427,29 +430,24 @@ where
                     vec![
                         i64::from(status.code()).into(),
                         timestamp(micros).into(),
-                        transaction_id.0.into(),
+                        stored_xid.clone().into(),
                     ],
                 )
                 .await?;
             }
-            Record::GlobalRemove { transaction_id } => {
+            Record::GlobalRemove { .. } => {
                 if stored.is_none() {
                     return Ok(OpOutcome::NotFound);
                 }
-                let id = vec![Arg::from(transaction_id.0)];
-                Self::delete_locks_of_transaction(tx, *transaction_id).await?;
+                let xid = vec![Arg::from(stored_xid.clone())];
+                Self::delete_locks_of_transaction(tx, &stored_xid).await?;
                 Self::execute(
                     &mut **tx,
-                    "DELETE FROM branch_table WHERE transaction_id = ?",
-                    id.clone(),
+                    "DELETE FROM branch_table WHERE xid = ?",
+                    xid.clone(),
                 )
                 .await?;
-                Self::execute(
-                    &mut **tx,
-                    "DELETE FROM global_table WHERE transaction_id = ?",
-                    id,
-                )
-                .await?;
+                Self::execute(&mut **tx, "DELETE FROM global_table WHERE xid = ?", xid).await?;
             }
             Record::BranchAdd(branch) => {
                 let Some(status) = stored else {

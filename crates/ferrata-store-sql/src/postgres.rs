@@ -120,6 +120,22 @@ impl Dialect for Postgres {
         Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     }
 
+    fn abandoned_transaction_timeout(timeout: std::time::Duration) -> String {
+        format!(
+            "SET idle_in_transaction_session_timeout = {}",
+            timeout.as_millis().max(1)
+        )
+    }
+
+    fn before_snapshot_read() -> Option<&'static str> {
+        None
+    }
+
+    fn session_setup() -> Option<&'static str> {
+        // READ COMMITTED is PostgreSQL's default.
+        None
+    }
+
     fn use_schema(schema: &str) -> String {
         format!("SET search_path TO \"{schema}\"")
     }

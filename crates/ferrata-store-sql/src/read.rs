@@ -137,9 +137,18 @@ where
         limit: Option<usize>,
     ) -> Result<Vec<StoredTransaction>, StoreError> {
         let context = "cannot read sessions from the store";
-        let mut tx = self
+        let mut conn = self
             .pool
-            .begin()
+            .acquire()
+            .await
+            .map_err(|e| database_error(context, e))?;
+        if let Some(statement) = DB::before_snapshot_read() {
+            (&mut *conn)
+                .execute(statement)
+                .await
+                .map_err(|e| database_error(context, e))?;
+        }
+        let mut tx = sqlx::Connection::begin(&mut *conn)
             .await
             .map_err(|e| database_error(context, e))?;
         let found = Self::read(&mut tx, filter, limit)
@@ -152,7 +161,7 @@ where
     }
 
     async fn read(
-        tx: &mut sqlx::Transaction<'static, DB>,
+        tx: &mut sqlx::Transaction<'_, DB>,
         filter: Filter<'_>,
         limit: Option<usize>,
     ) -> Result<Vec<StoredTransaction>, sqlx::Error> {

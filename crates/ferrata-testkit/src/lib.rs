@@ -218,6 +218,14 @@ impl TcProcess {
         self.addr
     }
 
+    /// Whether the process ended on its own (or was killed).
+    pub fn has_exited(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => !matches!(child.try_wait(), Ok(None)),
+            None => true,
+        }
+    }
+
     /// SIGKILL, like a crash: no chance to flush anything. Does nothing when not running.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

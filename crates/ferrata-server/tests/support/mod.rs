@@ -26,6 +26,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
+pub mod proxy;
+
 pub const RESOURCE: &str = "jdbc:mysql://127.0.0.1:3306/ferrata_test";
 
 /// Phase-2 requests an RM received: (xid, branch id, commit?).
@@ -303,6 +305,11 @@ impl ServerProcess {
     /// SIGKILL: no chance to flush anything.
     pub fn kill9(&mut self) {
         self.process.kill();
+    }
+
+    /// Whether the server process has ended.
+    pub fn has_exited(&mut self) -> bool {
+        self.process.has_exited()
     }
 }
 
