@@ -120,10 +120,30 @@ pub async fn run_with_file_system(
                 Arc::new(on_fatal(fatal_tx)),
             )
             .context("cannot start the lease keeper thread")?;
+            let signing = config
+                .auth
+                .enabled
+                .then(|| {
+                    config
+                        .auth
+                        .keys
+                        .iter()
+                        .find(|key| key.application_id == peers::PEER_APPLICATION_ID)
+                        .map(|key| (key.access_key.clone(), key.secret_key.clone()))
+                })
+                .flatten();
+            if config.auth.enabled && signing.is_none() {
+                tracing::warn!(
+                    "[auth] has no access key for application {}: other nodes refuse this \
+                     node's links, so requests it would forward fail",
+                    peers::PEER_APPLICATION_ID
+                );
+            }
             let peers = peers::Peers::new(
                 drivers,
                 phase2.clone(),
                 config.server.reported_version.clone(),
+                signing,
                 config.coordinator.branch_request_timeout,
                 config.limits.max_frame_bytes,
             );

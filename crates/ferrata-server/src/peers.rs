@@ -5,7 +5,7 @@
 //! it, are delivered to an RM connected here and its answers relayed.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,16 +67,21 @@ pub struct Peers {
     /// The transaction service group and version links register with.
     group: String,
     version: String,
+    /// (access key, secret key) links sign their registration with, when nodes use `[auth]`.
+    signing: Option<(String, String)>,
     /// How long to wait for a connection, then for each answer.
     timeout: Duration,
     max_frame_len: usize,
 }
 
 impl Peers {
+    /// Links to other nodes; with `signing`, an access key of the application
+    /// [`PEER_APPLICATION_ID`], they sign their registration as `[auth]` requires.
     pub fn new(
         drivers: Arc<Drivers>,
         phase2: Arc<Phase2Sender>,
         version: String,
+        signing: Option<(String, String)>,
         timeout: Duration,
         max_frame_len: usize,
     ) -> Peers {
@@ -86,6 +91,7 @@ impl Peers {
             links: tokio::sync::Mutex::new(HashMap::new()),
             group: "ferrata-cluster".to_owned(),
             version,
+            signing,
             timeout,
             max_frame_len,
         }
@@ -197,6 +203,10 @@ impl Link {
             Err(_) => return Err(unreachable("connecting timed out".to_owned())),
         };
         let _ = stream.set_nodelay(true);
+        let local_ip = stream.local_addr().map_or_else(
+            |_| ferrata_proto::auth::FALLBACK_IP.to_owned(),
+            |a| a.ip().to_string(),
+        );
         let (reader, writer) = stream.into_split();
         let (out, outbox) = mpsc::channel(LINK_OUTBOX);
         let config = ConnectionConfig {
@@ -230,11 +240,22 @@ impl Link {
             peers.phase2.clone(),
             peers.max_frame_len,
         ));
+        let extra_data = match &peers.signing {
+            Some((access_key, secret_key)) => ferrata_proto::auth::signed_extra_data(
+                access_key,
+                secret_key,
+                &peers.group,
+                &local_ip,
+                signing_timestamp_ms(),
+            )
+            .unwrap_or_default(),
+            None => String::new(),
+        };
         let registration = Message::RegisterTm(RegisterTmRequest {
             version: peers.version.clone(),
             application_id: PEER_APPLICATION_ID.to_owned(),
             transaction_service_group: peers.group.clone(),
-            extra_data: String::new(),
+            extra_data,
         });
         match link.call(registration, peers.timeout).await? {
             Message::RegisterTmResponse(r) if r.identified => Ok(link),
@@ -320,6 +341,19 @@ impl Link {
         let origins = self.origins.lock().unwrap_or_else(|p| p.into_inner());
         origins.0.get(&branch_id).cloned().unwrap_or_default()
     }
+}
+
+/// Registration timestamps (epoch ms) that never repeat in this process: a node refuses a
+/// signature it has seen, and two links may register within one millisecond.
+fn signing_timestamp_ms() -> i64 {
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = crate::engine::now_ms();
+    let previous = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or(now);
+    now.max(previous + 1)
 }
 
 /// Reads a link: answers to forwarded requests, and phase-2 requests to deliver here.
