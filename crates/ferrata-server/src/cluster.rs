@@ -86,11 +86,12 @@ pub struct Drivers {
 }
 
 impl Drivers {
-    pub fn new(own: String) -> Drivers {
+    /// Drivers as known at start: this node's prefix and the other nodes announced.
+    pub fn new(own: String, peers: Vec<String>) -> Drivers {
         Drivers {
             own,
             others: RwLock::new(HashMap::new()),
-            peers: RwLock::new(Vec::new()),
+            peers: RwLock::new(peers),
         }
     }
 

@@ -461,7 +461,8 @@ fn forwarded_to(message: &Message, session: &Session, shared: &Shared) -> Option
     let (xid, _) = peers::forwardable(message)?;
     match peers.drivers.of(ferrata_core::xid_prefix(xid)) {
         Driver::Here => None,
-        Driver::At(address) => Some(address),
+        // An XID naming an address that is no node of this cluster is answered here.
+        Driver::At(address) => peers.is_node(&address).then_some(address),
     }
 }
 

@@ -110,10 +110,15 @@ pub async fn run_with_file_system(
     )
     .context("cannot start engine threads")?;
     let (lease_keeper, peers) = match leases {
-        Some((store, node)) => {
-            let drivers = Arc::new(cluster::Drivers::new(node.prefix.clone()));
+        Some(ClusterStores {
+            node,
+            peers: known_peers,
+            leases,
+            checks,
+        }) => {
+            let drivers = Arc::new(cluster::Drivers::new(node.prefix.clone(), known_peers));
             let keeper = cluster::LeaseKeeper::start(
-                store,
+                leases,
                 node,
                 engine_handle.clone(),
                 drivers.clone(),
@@ -141,6 +146,7 @@ pub async fn run_with_file_system(
             }
             let peers = peers::Peers::new(
                 drivers,
+                checks,
                 phase2.clone(),
                 config.server.reported_version.clone(),
                 signing,
@@ -310,9 +316,18 @@ struct Opened {
     table: SessionTable,
     /// The first id range, for a store that hands out ids (a shared database).
     first_ids: Option<std::ops::Range<i64>>,
-    /// On a shared database: a second handle on it for the lease keeper, with this node,
-    /// whose lease it took.
-    leases: Option<(Box<dyn SessionStore>, cluster::Node)>,
+    /// On a shared database: this node, whose lease was taken, and handles on the database for
+    /// the lease keeper and for checking what other nodes ask of this one.
+    leases: Option<ClusterStores>,
+}
+
+/// What a node on a shared database needs besides its store.
+struct ClusterStores {
+    node: cluster::Node,
+    /// The other nodes announced when this one started.
+    peers: Vec<String>,
+    leases: Box<dyn SessionStore>,
+    checks: Box<dyn SessionStore>,
 }
 
 /// Opens the configured store and recovers the sessions it holds.
@@ -367,8 +382,13 @@ async fn open_database_store(
     let name = store_name(config);
     // The store runs its own runtime: open (and later drop) it off this one.
     tokio::task::spawn_blocking(move || {
-        let (mut lease_store, _) = ferrata_store_sql::open(lease_sql)
+        let (mut lease_store, _) = ferrata_store_sql::open(lease_sql.clone())
             .with_context(|| format!("cannot open the session store at {name}"))?;
+        let (check_store, _) = ferrata_store_sql::open(lease_sql)
+            .with_context(|| format!("cannot open the session store at {name}"))?;
+        let peers = check_store
+            .nodes()
+            .with_context(|| format!("cannot read the nodes of the session store at {name}"))?;
         // Before recovering: a node that adopted this one's transactions must let go first.
         cluster::claim(lease_store.as_mut(), &node)?;
         let (mut store, table) = ferrata_store_sql::open(sql)
@@ -380,7 +400,15 @@ async fn open_database_store(
             store,
             table,
             first_ids: Some(first_ids),
-            leases: Some((lease_store, node)),
+            leases: Some(ClusterStores {
+                peers: peers
+                    .into_iter()
+                    .filter(|peer| *peer != node.prefix)
+                    .collect(),
+                node,
+                leases: lease_store,
+                checks: check_store,
+            }),
         })
     })
     .await

@@ -59,9 +59,11 @@ pub fn forwardable(message: &Message) -> Option<(&str, RequestKind)> {
 }
 
 /// This node's links to the others, opened on first use.
-#[derive(Debug)]
 pub struct Peers {
     pub drivers: Arc<Drivers>,
+    /// Reads the database: phase 2 another node asks this one to deliver must follow the
+    /// decision stored there.
+    store: Arc<Mutex<Box<dyn ferrata_store::SessionStore>>>,
     phase2: Arc<Phase2Sender>,
     links: tokio::sync::Mutex<HashMap<String, Arc<Link>>>,
     /// The transaction service group and version links register with.
@@ -74,11 +76,21 @@ pub struct Peers {
     max_frame_len: usize,
 }
 
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers")
+            .field("drivers", &self.drivers)
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Peers {
     /// Links to other nodes; with `signing`, an access key of the application
     /// [`PEER_APPLICATION_ID`], they sign their registration as `[auth]` requires.
     pub fn new(
         drivers: Arc<Drivers>,
+        store: Box<dyn ferrata_store::SessionStore>,
         phase2: Arc<Phase2Sender>,
         version: String,
         signing: Option<(String, String)>,
@@ -87,6 +99,7 @@ impl Peers {
     ) -> Peers {
         Peers {
             drivers,
+            store: Arc::new(Mutex::new(store)),
             phase2,
             links: tokio::sync::Mutex::new(HashMap::new()),
             group: "ferrata-cluster".to_owned(),
@@ -158,9 +171,55 @@ impl Peers {
     }
 
     /// Delivers a phase-2 request another node sent here (no RM there could take it) to an
-    /// RM connected here, and returns the answer for that node.
+    /// RM connected here, and returns the answer for that node. Only what the database says
+    /// was decided is delivered: anyone can register as [`PEER_APPLICATION_ID`] on a server
+    /// without `[auth]`, and a forged BranchCommit must not reach an RM.
     pub async fn deliver_here(&self, message: Message) -> Option<Message> {
+        let (xid, branch_id, commit) = match &message {
+            Message::BranchCommit(r) => (r.xid.clone(), r.branch_id, true),
+            Message::BranchRollback(r) => (r.xid.clone(), r.branch_id, false),
+            _ => return None,
+        };
+        let store = self.store.clone();
+        let check_xid = xid.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            let id = ferrata_core::transaction_id_of(&check_xid)?;
+            let store = store.lock().unwrap_or_else(|p| p.into_inner());
+            store.transaction(id).ok().flatten()
+        })
+        .await
+        .ok()
+        .flatten()
+        .filter(|tx| tx.global.xid == xid);
+        let decided = stored.is_some_and(|tx| {
+            let status = tx.global.status;
+            if commit {
+                status.is_committing() || status == ferrata_proto::GlobalStatus::Committed
+            } else {
+                status.is_rollbacking()
+                    || matches!(
+                        status,
+                        ferrata_proto::GlobalStatus::Rollbacked
+                            | ferrata_proto::GlobalStatus::TimeoutRollbacked
+                    )
+            }
+        });
+        if !decided {
+            tracing::warn!(%xid, branch_id, commit, "refusing to relay a phase-2 request the database does not show as decided");
+            return Some(phase2_failure(
+                xid,
+                branch_id,
+                commit,
+                "the transaction is not decided that way in the database".to_owned(),
+            ));
+        }
         deliver_here(&self.phase2, "", message).await
+    }
+
+    /// The node at `address` if it is one of the cluster's (announced in the database, or
+    /// found driving a transaction): a client must not make this node connect anywhere else.
+    pub fn is_node(&self, address: &str) -> bool {
+        self.drivers.peers().iter().any(|peer| peer == address)
     }
 
     /// The open link to `address`, connecting and registering a new one if needed.
@@ -455,11 +514,18 @@ async fn deliver_here(phase2: &Phase2Sender, client_id: &str, message: Message) 
         return Some(answer);
     }
     tracing::warn!(%xid, branch_id, %resource_id, "no RM here answered a phase-2 request relayed for another node; it will retry");
-    let result = ResultInfo::failure(
-        Code::BranchTransactionNotExist,
+    Some(phase2_failure(
+        xid,
+        branch_id,
+        commit,
         format!("no RM of {resource_id} answered on the relaying TC node"),
-    );
-    Some(if commit {
+    ))
+}
+
+/// A failed answer to a phase-2 request: the asking node retries later.
+fn phase2_failure(xid: String, branch_id: i64, commit: bool, why: String) -> Message {
+    let result = ResultInfo::failure(Code::BranchTransactionNotExist, why);
+    if commit {
         Message::BranchCommitResponse(BranchCommitResponse {
             result,
             xid,
@@ -473,7 +539,7 @@ async fn deliver_here(phase2: &Phase2Sender, client_id: &str, message: Message) 
             branch_id,
             branch_status: BranchStatus::PhaseTwoRollbackFailedRetryable,
         })
-    })
+    }
 }
 
 #[cfg(test)]
