@@ -3,6 +3,7 @@
 //! adopts its transactions and drives them; the node takes them back when it returns.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
@@ -165,18 +166,33 @@ impl std::fmt::Debug for Kept {
 impl LeaseKeeper {
     /// Starts renewing the lease [`claim`] took. `on_fatal` runs when this node can no longer
     /// be sure it holds its lease: the server must then stop, since another node takes over.
+    ///
+    /// The keeper's first pass runs at once; the receiver hears when it is over. By then the
+    /// transactions of nodes without a live lease (a lapsed node's, or those a seata-server on
+    /// the same database left behind) are queued to the engine ahead of any client request
+    /// served after it, so a TM that finishes one of them is never told it belongs elsewhere.
     pub fn start(
         store: Box<dyn SessionStore>,
         node: Node,
         engine: EngineHandle,
         on_fatal: Box<dyn Fn(String) + Send>,
-    ) -> std::io::Result<LeaseKeeper> {
+    ) -> std::io::Result<(LeaseKeeper, tokio::sync::oneshot::Receiver<()>)> {
         let (stop, stopped) = std::sync::mpsc::channel();
+        let (first_pass_done, first_pass) = tokio::sync::oneshot::channel();
         let keeper_node = node.clone();
         let thread = std::thread::Builder::new()
             .name("ferrata-leases".into())
-            .spawn(move || keep(store, &keeper_node, &engine, &stopped, on_fatal.as_ref()))?;
-        Ok(LeaseKeeper { stop, thread, node })
+            .spawn(move || {
+                keep(
+                    store,
+                    &keeper_node,
+                    &engine,
+                    &stopped,
+                    on_fatal.as_ref(),
+                    first_pass_done,
+                )
+            })?;
+        Ok((LeaseKeeper { stop, thread, node }, first_pass))
     }
 
     /// Stops renewing and gives up every lease held, so that other nodes adopt what is left
@@ -208,33 +224,79 @@ fn keep(
     engine: &EngineHandle,
     stopped: &Receiver<()>,
     on_fatal: &dyn Fn(String),
+    first_pass_done: tokio::sync::oneshot::Sender<()>,
 ) -> Kept {
-    let own_name = lease_name(&node.prefix);
-    let (owner, adopter) = (node.owner(), node.adopter());
-    // Conservative: claim() renewed it at most this long ago.
-    let mut own_expires_at = now_ms().saturating_add(node.lease_ms / 2);
-    // Adopted prefix → when its lease, as last renewed, runs out.
-    let mut adopted: BTreeMap<String, i64> = BTreeMap::new();
-    // Until asked to stop (or the server is gone).
-    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(node.interval()) {
+    let mut tending = Tending {
+        // Conservative: claim() renewed it at most this long ago.
+        own_expires_at: now_ms().saturating_add(node.lease_ms / 2),
+        adopted: BTreeMap::new(),
+    };
+    let mut first_pass_done = Some(first_pass_done);
+    loop {
+        // The first pass at once, then one per interval until asked to stop (or the server
+        // is gone).
+        if first_pass_done.is_none()
+            && !matches!(
+                stopped.recv_timeout(node.interval()),
+                Err(RecvTimeoutError::Timeout)
+            )
+        {
+            break;
+        }
+        let flow = tending.pass(store.as_mut(), node, engine, on_fatal);
+        if let Some(done) = first_pass_done.take() {
+            let _ = done.send(());
+        }
+        if flow.is_break() {
+            break;
+        }
+    }
+    Kept {
+        store,
+        adopted: tending.adopted.into_keys().collect(),
+    }
+}
+
+/// What the keeper tracks between its passes.
+struct Tending {
+    /// When this node's lease, as last renewed, runs out.
+    own_expires_at: i64,
+    /// Adopted prefix → when its lease, as last renewed, runs out.
+    adopted: BTreeMap<String, i64>,
+}
+
+impl Tending {
+    /// Renews this node's lease and the adopted ones, gives up those whose transactions are
+    /// all ended, and adopts the transactions of prefixes without a live lease. Breaks when
+    /// this node must stop (`on_fatal` has been told why).
+    fn pass(
+        &mut self,
+        store: &mut dyn SessionStore,
+        node: &Node,
+        engine: &EngineHandle,
+        on_fatal: &dyn Fn(String),
+    ) -> ControlFlow<()> {
+        let own_name = lease_name(&node.prefix);
+        let (owner, adopter) = (node.owner(), node.adopter());
+        let adopted = &mut self.adopted;
         let now = now_ms();
         match store.try_lease(&own_name, &owner, node.lease_ms, now) {
-            Ok(LeaseOutcome::Held { expires_at_ms }) => own_expires_at = expires_at_ms,
+            Ok(LeaseOutcome::Held { expires_at_ms }) => self.own_expires_at = expires_at_ms,
             Ok(LeaseOutcome::Taken(lease)) => {
                 on_fatal(format!(
                     "node {} took over this node's transactions after its lease lapsed; \
                      stopping, so that one node drives them (restart to take them back)",
                     lease.holder
                 ));
-                break;
+                return ControlFlow::Break(());
             }
-            Err(error) if now >= own_expires_at => {
+            Err(error) if now >= self.own_expires_at => {
                 on_fatal(format!(
                     "cannot renew this node's lease for store.node_lease_ms ({} ms); stopping, \
                      so that another node can take its transactions over: {error}",
                     node.lease_ms
                 ));
-                break;
+                return ControlFlow::Break(());
             }
             Err(error) => tracing::warn!(%error, "cannot renew this node's lease; retrying"),
         }
@@ -263,7 +325,7 @@ fn keep(
             Ok(prefixes) => prefixes,
             Err(error) => {
                 tracing::warn!(%error, "cannot list the nodes of stored transactions");
-                continue;
+                return ControlFlow::Continue(());
             }
         };
         // Ended everything it adopted from a node: give that lease up.
@@ -307,10 +369,7 @@ fn keep(
                 }
             }
         }
-    }
-    Kept {
-        store,
-        adopted: adopted.into_keys().collect(),
+        ControlFlow::Continue(())
     }
 }
 

@@ -109,10 +109,15 @@ pub async fn run_with_file_system(
     )
     .context("cannot start engine threads")?;
     let lease_keeper = match leases {
-        Some((store, node)) => Some(
-            cluster::LeaseKeeper::start(store, node, engine_handle.clone(), on_fatal(fatal_tx))
-                .context("cannot start the lease keeper thread")?,
-        ),
+        Some((store, node)) => {
+            let (keeper, first_pass) =
+                cluster::LeaseKeeper::start(store, node, engine_handle.clone(), on_fatal(fatal_tx))
+                    .context("cannot start the lease keeper thread")?;
+            // Transactions no live node drives (a lapsed node's, or a seata-server's that
+            // this database held) are adopted before the first request is served.
+            let _ = first_pass.await;
+            Some(keeper)
+        }
         None => None,
     };
     tracing::info!(
