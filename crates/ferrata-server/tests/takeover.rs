@@ -60,13 +60,18 @@ async fn lockable(client: &Client, xid: &str, lock_key: &str) -> bool {
     }
 }
 
+/// The database in `var`, a schema `schema_<pid>` of this process, a data dir per node.
+fn setup(var: &str, schema: &str) -> (String, String, tempfile::TempDir, tempfile::TempDir) {
+    (
+        ferrata_testkit::database_url(var),
+        format!("{schema}_{}", std::process::id()),
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    )
+}
+
 async fn a_killed_node_is_taken_over_and_takes_back(var: &str, schema: &str) {
-    let url = ferrata_testkit::database_url(var);
-    let schema = format!("{schema}_{}", std::process::id());
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
+    let (url, schema, dir_a, dir_b) = setup(var, schema);
     let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut a = node(dir_a.path(), any_port, &url, &schema);
     let b = node(dir_b.path(), any_port, &url, &schema);
@@ -192,12 +197,7 @@ async fn a_killed_node_on_mariadb_is_taken_over() {
 /// seata-server leaves no lease at all) drives it from its first request on: the TM's commit
 /// right after the start is carried out, not refused as another node's.
 async fn a_node_started_later_drives_orphans_from_its_first_request(var: &str, schema: &str) {
-    let url = ferrata_testkit::database_url(var);
-    let schema = format!("{schema}_{}", std::process::id());
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
+    let (url, schema, dir_a, dir_b) = setup(var, schema);
     let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut a = node(dir_a.path(), any_port, &url, &schema);
     let on_a = client(&a).await;

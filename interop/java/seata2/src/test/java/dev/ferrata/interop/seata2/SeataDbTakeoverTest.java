@@ -7,6 +7,7 @@ import dev.ferrata.interop.harness.FreePort;
 import dev.ferrata.interop.harness.SeataClientConfig;
 import dev.ferrata.interop.harness.TcServer;
 import dev.ferrata.interop.harness.Xid;
+import dev.ferrata.interop.seata2.AtMixedTransactionTest.Db;
 import org.apache.seata.config.ConfigurationCache;
 import org.apache.seata.core.exception.TransactionException;
 import org.apache.seata.core.model.BranchType;
@@ -22,9 +23,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.net.InetSocketAddress;
-import java.net.URI;
 import java.sql.Connection;
-import java.sql.DriverManager;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
@@ -92,58 +91,38 @@ class SeataDbTakeoverTest {
     private static boolean clientsStarted;
     private final List<TcServer> servers = new ArrayList<>();
 
-    /** A database from FERRATA_POSTGRES_URL / FERRATA_MYSQL_URL. */
-    record Db(String name, String url, boolean mysql, String jdbcUrl, String user, String password) {
+    /** A table of Seata's in {@code schema} (databases: AtMixedTransactionTest's {@link Db}). */
+    private static String table(Db db, String schema, String table) {
+        return db.mysql() ? "`" + schema + "`." + table : "\"" + schema + "\"." + table;
+    }
 
-        static Db fromEnv(String name, String var) {
-            String url = System.getenv(var);
-            if (url == null || url.isBlank()) {
-                throw new IllegalStateException(SeataDbTakeoverTest.class.getSimpleName() + " needs " + var
-                    + ": run scripts/services start and then eval \"$(scripts/services env)\" (scripts/test does both)");
+    private static void drop(Db db, String schema) throws SQLException {
+        try (Connection c = db.connect(); Statement s = c.createStatement()) {
+            s.execute(db.mysql() ? "DROP DATABASE IF EXISTS `" + schema + "`"
+                : "DROP SCHEMA IF EXISTS \"" + schema + "\" CASCADE");
+        }
+    }
+
+    /** Rows of {@code table} in {@code schema} that belong to {@code xids}. */
+    private static int rows(Db db, String schema, String table, List<String> xids) throws SQLException {
+        String marks = xids.stream().map(x -> "?").collect(Collectors.joining(", "));
+        try (Connection c = db.connect();
+             PreparedStatement s = c.prepareStatement("SELECT COUNT(*) FROM " + table(db, schema, table)
+                 + " WHERE xid IN (" + marks + ")")) {
+            for (int i = 0; i < xids.size(); i++) {
+                s.setString(i + 1, xids.get(i));
             }
-            URI uri = URI.create(url.trim());
-            String[] userInfo = uri.getUserInfo().split(":", 2);
-            boolean mysql = uri.getScheme().startsWith("mysql") || uri.getScheme().startsWith("mariadb");
-            String jdbc = (mysql ? "jdbc:mysql://" : "jdbc:postgresql://") + uri.getHost() + ":" + uri.getPort()
-                + uri.getPath();
-            return new Db(name, url.trim(), mysql, jdbc, userInfo[0], userInfo.length > 1 ? userInfo[1] : "");
-        }
-
-        Connection connect() throws SQLException {
-            return DriverManager.getConnection(jdbcUrl, user, password);
-        }
-
-        String table(String schema, String table) {
-            return mysql ? "`" + schema + "`." + table : "\"" + schema + "\"." + table;
-        }
-
-        void drop(String schema) throws SQLException {
-            try (Connection c = connect(); Statement s = c.createStatement()) {
-                s.execute(mysql ? "DROP DATABASE IF EXISTS `" + schema + "`" : "DROP SCHEMA IF EXISTS \"" + schema + "\" CASCADE");
+            try (ResultSet r = s.executeQuery()) {
+                r.next();
+                return r.getInt(1);
             }
         }
+    }
 
-        /** Rows of {@code table} in {@code schema} that belong to {@code xids}. */
-        int rows(String schema, String table, List<String> xids) throws SQLException {
-            String marks = xids.stream().map(x -> "?").collect(Collectors.joining(", "));
-            try (Connection c = connect();
-                 PreparedStatement s = c.prepareStatement("SELECT COUNT(*) FROM " + table(schema, table)
-                     + " WHERE xid IN (" + marks + ")")) {
-                for (int i = 0; i < xids.size(); i++) {
-                    s.setString(i + 1, xids.get(i));
-                }
-                try (ResultSet r = s.executeQuery()) {
-                    r.next();
-                    return r.getInt(1);
-                }
-            }
-        }
-
-        /** global_table, branch_table and lock_table rows of {@code xids}, in that order. */
-        List<Integer> seataRows(String schema, List<String> xids) throws SQLException {
-            return List.of(rows(schema, "global_table", xids), rows(schema, "branch_table", xids),
-                rows(schema, "lock_table", xids));
-        }
+    /** global_table, branch_table and lock_table rows of {@code xids}, in that order. */
+    private static List<Integer> seataRows(Db db, String schema, List<String> xids) throws SQLException {
+        return List.of(rows(db, schema, "global_table", xids), rows(db, schema, "branch_table", xids),
+            rows(db, schema, "lock_table", xids));
     }
 
     /** One in-flight transaction: its xid and the ids of its TCC and AT branches. */
@@ -206,7 +185,7 @@ class SeataDbTakeoverTest {
         creator.awaitLog("ferrata-server ready", Duration.ofSeconds(30));
         creator.stop();
         servers.remove(creator);
-        assertEquals(List.of(0, 0, 0), db.seataRows(schema, List.of("none")), "fresh tables in " + schema);
+        assertEquals(List.of(0, 0, 0), seataRows(db, schema, List.of("none")), "fresh tables in " + schema);
 
         // seata-server 2.0.0 in store mode db on them; the clients talk to it.
         int seataPort = FreePort.find();
@@ -227,7 +206,7 @@ class SeataDbTakeoverTest {
         for (InFlight tx : all) {
             assertEquals(GlobalStatus.Begin, tm.getStatus(tx.xid()), "seata-server's status of " + tx.xid());
         }
-        assertEquals(List.of(3, 6, 3), db.seataRows(schema, xids),
+        assertEquals(List.of(3, 6, 3), seataRows(db, schema, xids),
             "seata-server wrote the transactions, branches and row locks into " + schema);
         assertTrue(System.nanoTime() - begun < KILL_BEFORE.toNanos(),
             "setting up the transactions took " + ms(begun) + " ms: seata-server could time one out itself before the kill");
@@ -282,7 +261,7 @@ class SeataDbTakeoverTest {
         Await.condition("no row of " + xids + " left in global_table, branch_table, lock_table of " + schema,
             Duration.ofSeconds(20), () -> {
                 try {
-                    return db.seataRows(schema, xids).equals(List.of(0, 0, 0));
+                    return seataRows(db, schema, xids).equals(List.of(0, 0, 0));
                 } catch (SQLException e) {
                     throw new IllegalStateException(e);
                 }
@@ -304,7 +283,7 @@ class SeataDbTakeoverTest {
         assertPhaseTwo(fresh, CallRecorder.COMMIT);
         System.out.println("[takeover] " + tag + ": done in " + ms(t0) + " ms; seata-server XIDs " + xids
             + ", ferrata XID " + fresh.xid());
-        db.drop(schema);
+        drop(db, schema);
     }
 
     /** A transaction with one TCC branch and one AT branch (row {@code AT_TABLE:<n>}). */
