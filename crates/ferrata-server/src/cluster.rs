@@ -239,14 +239,20 @@ impl LeaseKeeper {
     /// Starts renewing the lease [`claim`] took. `on_fatal` runs when this node can no longer
     /// be sure it holds its lease: the server must then stop, since another node takes over.
     /// A watchdog calls it when the lease runs out unrenewed, even while a database call hangs.
+    ///
+    /// The keeper's first pass runs at once; the receiver hears when it is over (or that the
+    /// keeper stopped). By then the transactions no live node drives (a lapsed node's, or those
+    /// a seata-server on the same database left behind) are queued to the engine ahead of any
+    /// request served after it, so a TM finishing one of them is never sent elsewhere.
     pub fn start(
         store: Box<dyn SessionStore>,
         node: Node,
         engine: EngineHandle,
         drivers: Arc<Drivers>,
         on_fatal: Arc<dyn Fn(String) + Send + Sync>,
-    ) -> std::io::Result<LeaseKeeper> {
+    ) -> std::io::Result<(LeaseKeeper, tokio::sync::oneshot::Receiver<()>)> {
         let (stop, stopped) = std::sync::mpsc::channel();
+        let (first_pass_done, first_pass) = tokio::sync::oneshot::channel();
         // claim() took or renewed it at most this long ago.
         let own = Arc::new(OwnLease {
             expires_at_ms: AtomicI64::new(now_ms().saturating_add(node.lease_ms / 2)),
@@ -270,14 +276,15 @@ impl LeaseKeeper {
                     drivers: &drivers,
                     on_fatal: on_fatal.as_ref(),
                 };
-                keep(store, context, &stopped)
+                keep(store, context, &stopped, first_pass_done)
             })?;
-        Ok(LeaseKeeper {
+        let keeper = LeaseKeeper {
             stop,
             thread,
             node,
             watching,
-        })
+        };
+        Ok((keeper, first_pass))
     }
 
     /// Stops renewing and gives up every lease held, so that other nodes adopt what is left
@@ -331,7 +338,12 @@ struct Keeping<'a> {
     on_fatal: &'a dyn Fn(String),
 }
 
-fn keep(mut store: Box<dyn SessionStore>, context: Keeping<'_>, stopped: &Receiver<()>) -> Kept {
+fn keep(
+    mut store: Box<dyn SessionStore>,
+    context: Keeping<'_>,
+    stopped: &Receiver<()>,
+    first_pass_done: tokio::sync::oneshot::Sender<()>,
+) -> Kept {
     let Keeping {
         node,
         own,
@@ -345,8 +357,23 @@ fn keep(mut store: Box<dyn SessionStore>, context: Keeping<'_>, stopped: &Receiv
     let mut own_expires_at = now_ms().saturating_add(node.lease_ms / 2);
     // Adopted prefix → when its lease, as last renewed, runs out.
     let mut adopted: BTreeMap<String, i64> = BTreeMap::new();
-    // Until asked to stop (or the server is gone).
-    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(node.interval()) {
+    let mut first_pass_done = Some(first_pass_done);
+    let mut first = true;
+    loop {
+        // The first pass runs at once; then one per interval until asked to stop (or the
+        // server is gone).
+        if !first {
+            if let Some(done) = first_pass_done.take() {
+                let _ = done.send(());
+            }
+            if !matches!(
+                stopped.recv_timeout(node.interval()),
+                Err(RecvTimeoutError::Timeout)
+            ) {
+                break;
+            }
+        }
+        first = false;
         let now = now_ms();
         match store.try_lease(&own_name, &owner, node.lease_ms, now) {
             Ok(LeaseOutcome::Held { expires_at_ms }) => {

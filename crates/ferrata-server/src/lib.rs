@@ -117,7 +117,7 @@ pub async fn run_with_file_system(
             checks,
         }) => {
             let drivers = Arc::new(cluster::Drivers::new(node.prefix.clone(), known_peers));
-            let keeper = cluster::LeaseKeeper::start(
+            let (keeper, first_pass) = cluster::LeaseKeeper::start(
                 leases,
                 node,
                 engine_handle.clone(),
@@ -125,6 +125,9 @@ pub async fn run_with_file_system(
                 Arc::new(on_fatal(fatal_tx)),
             )
             .context("cannot start the lease keeper thread")?;
+            // Transactions no live node drives (a lapsed node's, or a seata-server's that this
+            // database held) are adopted before the first request is served.
+            let _ = first_pass.await;
             let signing = config
                 .auth
                 .enabled

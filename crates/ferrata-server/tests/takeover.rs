@@ -60,13 +60,18 @@ async fn lockable(client: &Client, xid: &str, lock_key: &str) -> bool {
     }
 }
 
+/// The database in `var`, a schema `schema_<pid>` of this process, a data dir per node.
+fn setup(var: &str, schema: &str) -> (String, String, tempfile::TempDir, tempfile::TempDir) {
+    (
+        ferrata_testkit::database_url(var),
+        format!("{schema}_{}", std::process::id()),
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    )
+}
+
 async fn a_killed_node_is_taken_over_and_takes_back(var: &str, schema: &str) {
-    let url = ferrata_testkit::database_url(var);
-    let schema = format!("{schema}_{}", std::process::id());
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
+    let (url, schema, dir_a, dir_b) = setup(var, schema);
     let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut a = node(dir_a.path(), any_port, &url, &schema);
     let b = node(dir_b.path(), any_port, &url, &schema);
@@ -174,4 +179,55 @@ async fn a_killed_node_on_postgres_is_taken_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_on_mariadb_is_taken_over() {
     a_killed_node_is_taken_over_and_takes_back("FERRATA_MYSQL_URL", "ferrata_takeover_my").await;
+}
+
+/// A node started on a database where a dead node left a transaction (its lease lapsed; a
+/// seata-server leaves no lease at all) drives it from its first request on: the TM's commit
+/// right after the start is carried out, not refused as another node's.
+async fn a_node_started_later_drives_orphans_from_its_first_request(var: &str, schema: &str) {
+    let (url, schema, dir_a, dir_b) = setup(var, schema);
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut a = node(dir_a.path(), any_port, &url, &schema);
+    let on_a = client(&a).await;
+    let orphan = on_a.begin(120_000).await.expect("begin");
+    on_a.register_branch(&orphan, "orphan_t:1")
+        .await
+        .expect("register")
+        .expect("free row");
+    a.kill9();
+    drop(on_a);
+    // A's lease runs out at most a lease after its last renewal.
+    tokio::time::sleep(Duration::from_millis(LEASE_MS + 300)).await;
+
+    let b = node(dir_b.path(), any_port, &url, &schema);
+    let on_b = client(&b).await;
+    assert_eq!(
+        on_b.commit(&orphan)
+            .await
+            .expect("the first commit is carried out"),
+        GlobalStatus::Committed
+    );
+    let committed = eventually(Duration::from_secs(20), || async {
+        phase2_of(&on_b, &orphan) == [true]
+    })
+    .await;
+    assert!(committed, "{:?}", phase2_of(&on_b, &orphan));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_later_on_postgres_drives_orphans_at_once() {
+    a_node_started_later_drives_orphans_from_its_first_request(
+        "FERRATA_POSTGRES_URL",
+        "ferrata_orphans_pg",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_later_on_mariadb_drives_orphans_at_once() {
+    a_node_started_later_drives_orphans_from_its_first_request(
+        "FERRATA_MYSQL_URL",
+        "ferrata_orphans_my",
+    )
+    .await;
 }

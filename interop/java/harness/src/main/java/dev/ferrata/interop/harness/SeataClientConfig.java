@@ -78,7 +78,12 @@ public final class SeataClientConfig {
 
     /** Sets the properties for the TC as system properties and returns them. */
     public static Map<String, String> apply(TcServer tc) {
-        Map<String, String> p = forTc(tc.host(), tc.port());
+        return apply(tc.host(), tc.port());
+    }
+
+    /** Sets the properties for the TC at {@code host:port} as system properties and returns them. */
+    public static Map<String, String> apply(String host, int port) {
+        Map<String, String> p = forTc(host, port);
         p.forEach(System::setProperty);
         System.out.println("[tc-harness] Seata client system properties: " + p);
         return p;

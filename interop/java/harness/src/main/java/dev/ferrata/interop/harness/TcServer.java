@@ -13,6 +13,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -32,14 +33,20 @@ import java.util.concurrent.TimeUnit;
  * <p>{@link #managedWithConfig} also passes {@code --config <file>} with a TOML configuration
  * (for ferrata-server only: the reference TC takes no configuration file).
  *
- * Optional: {@code FERRATA_START_TIMEOUT_SECS} (default 20) bounds the wait for the port to
- * accept connections; {@code FERRATA_STOP_TIMEOUT_SECS} (default 15) bounds the wait after
- * SIGTERM before the process is killed.
+ * <p>{@link #referenceNode} starts the reference Java TC ({@code scripts/reference-tc}, or
+ * {@code REFERENCE_TC_BIN}) beside ferrata-server, for scenarios that hand over from one to the
+ * other.
+ *
+ * Optional: {@code FERRATA_START_TIMEOUT_SECS} (default 20; at least 90 for the reference TC,
+ * a JVM) bounds the wait for the port to accept connections; {@code FERRATA_STOP_TIMEOUT_SECS}
+ * (default 15) bounds the wait after SIGTERM before the process is killed.
  */
 public final class TcServer implements AutoCloseable {
 
     public static final String ENV_BIN = "FERRATA_BIN";
     public static final String ENV_ADDR = "TC_ADDR";
+    /** The reference TC launcher; default: the checkout's scripts/reference-tc. */
+    public static final String ENV_REFERENCE_BIN = "REFERENCE_TC_BIN";
 
     private final String name;
     private final Path binary;
@@ -50,6 +57,8 @@ public final class TcServer implements AutoCloseable {
     private final Duration startTimeout;
     private final Duration stopTimeout;
     private Path configFile;
+    /** Variables added to the process's environment. */
+    private Map<String, String> environment = Map.of();
     private final List<String> events = new ArrayList<>();
     private Process process;
     private int starts;
@@ -59,13 +68,18 @@ public final class TcServer implements AutoCloseable {
     private Thread shutdownHook;
 
     private TcServer(String name, Path binary, String host, int port, Path dataDir, Path logFile) {
+        this(name, binary, host, port, dataDir, logFile, 0);
+    }
+
+    private TcServer(String name, Path binary, String host, int port, Path dataDir, Path logFile,
+                     long minStartSecs) {
         this.name = name;
         this.binary = binary;
         this.host = host;
         this.port = port;
         this.dataDir = dataDir;
         this.logFile = logFile;
-        this.startTimeout = Duration.ofSeconds(envLong("FERRATA_START_TIMEOUT_SECS", 20));
+        this.startTimeout = Duration.ofSeconds(Math.max(minStartSecs, envLong("FERRATA_START_TIMEOUT_SECS", 20)));
         this.stopTimeout = Duration.ofSeconds(envLong("FERRATA_STOP_TIMEOUT_SECS", 15));
     }
 
@@ -133,6 +147,42 @@ public final class TcServer implements AutoCloseable {
         return startManaged(testClass.getSimpleName() + "-" + node, bin, toml);
     }
 
+    /**
+     * Like {@link #managedNode(Class, String, String)} on {@code port} (0: a free one), e.g. the
+     * port another TC of the test listened on before.
+     */
+    public static TcServer managedNode(Class<?> testClass, String node, int port, String toml) {
+        String bin = env(ENV_BIN);
+        if (bin == null || isReferenceTc(bin)) {
+            throw new IllegalStateException("Node '" + node + "' of " + testClass.getSimpleName()
+                + " is configured with --config and therefore needs " + ENV_BIN + "=/path/to/ferrata-server"
+                + (bin != null ? " (not the reference TC: " + bin + ")" : ""));
+        }
+        return startManaged(testClass.getSimpleName() + "-" + node, bin, toml, port, Map.of(), 0);
+    }
+
+    /**
+     * The reference Java TC (seata-server, {@link #referenceTcLauncher}) as node {@code node} of
+     * a test class on {@code port} (0: a free one), its environment extended by {@code env}
+     * (e.g. {@code REFERENCE_TC_STORE_URL}); own data dir and log ({@code <Class>-<node>.log}).
+     */
+    public static TcServer referenceNode(Class<?> testClass, String node, int port, Map<String, String> env) {
+        return startManaged(testClass.getSimpleName() + "-" + node, referenceTcLauncher().toString(), null, port,
+            env, 90);
+    }
+
+    /** {@code REFERENCE_TC_BIN}, or else scripts/reference-tc of the checkout this module is in. */
+    public static Path referenceTcLauncher() {
+        String bin = env(ENV_REFERENCE_BIN);
+        Path path = bin != null ? Paths.get(bin)
+            : moduleDir().resolve("../../../scripts/reference-tc").normalize();
+        if (!Files.isExecutable(path)) {
+            throw new IllegalStateException("the reference TC launcher is not an executable file: " + path
+                + (bin != null ? " (" + ENV_REFERENCE_BIN + ")" : " (set " + ENV_REFERENCE_BIN + ")"));
+        }
+        return path.toAbsolutePath();
+    }
+
     /** Whether FERRATA_BIN is the reference Java TC launcher (scripts/reference-tc). */
     public static boolean referenceTcConfigured() {
         String bin = env(ENV_BIN);
@@ -148,11 +198,16 @@ public final class TcServer implements AutoCloseable {
     }
 
     private static TcServer startManaged(String name, String bin, String toml) {
+        return startManaged(name, bin, toml, 0, Map.of(), 0);
+    }
+
+    private static TcServer startManaged(String name, String bin, String toml, int fixedPort,
+                                         Map<String, String> env, long minStartSecs) {
         Path binary = Paths.get(bin).toAbsolutePath();
         if (!Files.isExecutable(binary)) {
             throw new IllegalStateException(ENV_BIN + " is not an executable file: " + binary);
         }
-        int port = FreePort.find();
+        int port = fixedPort != 0 ? fixedPort : FreePort.find();
         Path target = moduleDir().resolve("target");
         Path dataDir = target.resolve("tc-data").resolve(name + "-" + port);
         Path logFile = target.resolve("tc-logs").resolve(name + ".log");
@@ -163,7 +218,8 @@ public final class TcServer implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        TcServer tc = new TcServer(name, binary, "127.0.0.1", port, dataDir, logFile);
+        TcServer tc = new TcServer(name, binary, "127.0.0.1", port, dataDir, logFile, minStartSecs);
+        tc.environment = Map.copyOf(env);
         if (toml != null) {
             tc.configFile = target.resolve("tc-data").resolve(name + "-" + port + ".toml");
             try {
@@ -228,6 +284,7 @@ public final class TcServer implements AutoCloseable {
         if (System.getenv("RUST_BACKTRACE") == null) {
             pb.environment().put("RUST_BACKTRACE", "1");
         }
+        pb.environment().putAll(environment);
         try {
             process = pb.start();
         } catch (IOException e) {
@@ -339,6 +396,17 @@ public final class TcServer implements AutoCloseable {
         } catch (IOException e) {
             return "";
         }
+    }
+
+    /**
+     * Waits until the log has a line containing {@code text} (e.g. ferrata-server's
+     * {@code ferrata-server ready}: its port accepts connections before it has opened its store).
+     */
+    public void awaitLog(String text, Duration timeout) {
+        Await.condition("'" + text + "' in " + logFile, timeout, () -> {
+            assertAlive();
+            return log().contains(text);
+        });
     }
 
     /** Last lines of the TC log, for failure messages. */

@@ -83,13 +83,13 @@ class AtMixedTransactionTest {
     /** Transactions a test began and has not ended: rolled back after the test. */
     private final List<Runnable> openTransactions = new ArrayList<>();
 
-    /** One database: its URL for the Rust peer, its JDBC URL for the Java side. */
+    /** One database: its URL for the Rust peer, its JDBC URL for the Java side (SeataDbTakeoverTest's too). */
     record Db(String name, String url, String jdbcUrl, String user, String password, boolean mysql) {
 
         static Db fromEnv(String name, String var) {
             String url = System.getenv(var);
             if (url == null || url.isBlank()) {
-                throw new IllegalStateException(AtMixedTransactionTest.class.getSimpleName() + " needs " + var
+                throw new IllegalStateException("this test needs " + var
                     + " (eval \"$(scripts/services env)\" after scripts/services start)");
             }
             URI uri = URI.create(url.trim());
