@@ -245,23 +245,27 @@ pub async fn run_with_file_system(
     };
     tracing::info!("shutting down: no new connections; flushing the log");
     drop(listener);
-    // Out of the registries first, so that clients pick another TC for new transactions.
-    discovery::stop(registration, &shared.config).await;
-    drop(tls_listener);
-    engine_handle.submit(engine::CoreCommand::Shutdown).await;
-    let join = tokio::task::spawn_blocking(move || {
-        let joined = threads.join();
-        // Everything accepted is durable: other nodes may adopt what is left at once.
-        if let Some(keeper) = lease_keeper {
-            keeper.stop();
-        }
-        joined
-    });
+    let stopping = async {
+        // Out of the registries first, so that clients pick another TC for new transactions.
+        discovery::stop(registration, &shared.config).await;
+        drop(tls_listener);
+        engine_handle.submit(engine::CoreCommand::Shutdown).await;
+        tokio::task::spawn_blocking(move || {
+            let joined = threads.join();
+            // Everything accepted is durable: other nodes may adopt what is left at once.
+            if let Some(keeper) = lease_keeper {
+                keeper.stop();
+            }
+            joined
+        })
+        .await
+    };
     let joined = match &failure {
-        None => join.await.context("engine join task failed")?,
-        // After a failure the store may never answer again (a database cut off): nothing more
-        // is acknowledged either way, so stop without it.
-        Some(message) => match tokio::time::timeout(FATAL_STOP_WAIT, join).await {
+        None => stopping.await.context("engine join task failed")?,
+        // After a failure the store may never answer again (a database cut off) and the engine
+        // may be stuck waiting for it: nothing more is acknowledged either way, so stop
+        // without it.
+        Some(message) => match tokio::time::timeout(FATAL_STOP_WAIT, stopping).await {
             Ok(joined) => joined.context("engine join task failed")?,
             Err(_) => anyhow::bail!(
                 "{message} (stopped without waiting for the store, which did not answer within \

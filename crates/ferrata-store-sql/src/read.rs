@@ -203,17 +203,17 @@ where
         if globals.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<i64> = globals.iter().map(|g| g.transaction_id.0).collect();
         let mut branches: HashMap<i64, Vec<BranchSession>> = HashMap::new();
         let mut held: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+        // By xid: Seata's schema indexes branch and lock rows by xid, not by transaction id.
         let chunks: Vec<(String, Vec<Arg>)> = match filter {
             Filter::All => vec![(String::new(), Vec::new())],
-            _ => ids
+            _ => globals
                 .chunks(IDS_PER_STATEMENT)
                 .map(|chunk| {
                     (
-                        format!("WHERE transaction_id IN ({})", marks(chunk.len())),
-                        chunk.iter().map(|&id| Arg::from(id)).collect(),
+                        format!("WHERE xid IN ({})", marks(chunk.len())),
+                        chunk.iter().map(|g| Arg::from(g.xid.clone())).collect(),
                     )
                 })
                 .collect(),
