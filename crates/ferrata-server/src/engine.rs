@@ -749,7 +749,6 @@ fn writer_loop(
         if let Err(error) = result {
             let message =
                 format!("session store failed; refusing to acknowledge anything more: {error}");
-            tracing::error!("{message}");
             on_fatal(message.clone());
             if let Some(running) = compaction.take() {
                 running.finish(store.as_mut());
@@ -772,7 +771,6 @@ fn writer_loop(
                             let message = format!(
                                 "cannot reserve ids in the session store; refusing to go on: {error}"
                             );
-                            tracing::error!("{message}");
                             on_fatal(message.clone());
                             return Err(message);
                         }

@@ -96,7 +96,8 @@ pub async fn run_with_file_system(
     let (fatal_tx, mut fatal_rx) = watch::channel(None::<String>);
     let fatal_tx = Arc::new(fatal_tx);
     let on_fatal = |fatal_tx: Arc<watch::Sender<Option<String>>>| {
-        move |message| {
+        move |message: String| {
+            tracing::error!("{message}");
             let _ = fatal_tx.send(Some(message));
         }
     };

@@ -244,7 +244,11 @@ async fn survives(var: &str, schema: &str, failure: Failure) {
             async move { exited }
         })
         .await;
-        assert!(stopped, "the partitioned node kept running");
+        assert!(
+            stopped,
+            "the partitioned node kept running:\n{}",
+            nodes[2].log()
+        );
         assert!(
             nodes[2].log().contains("lease"),
             "it said why:\n{}",

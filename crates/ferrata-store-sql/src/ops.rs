@@ -529,11 +529,13 @@ where
                 .await?;
             }
             Record::IdReserve { next_free_id } => {
-                let stored_next = Self::next_free_id_for_update(tx).await?;
-                match stored_next {
+                if Self::next_free_id_for_update(tx).await?.is_none() {
+                    Self::insert_next_free_id_if_absent(tx, *next_free_id).await?;
+                }
+                // Locked now, whoever created it: the counter only grows.
+                match Self::next_free_id_for_update(tx).await? {
                     Some(current) if current >= *next_free_id => {}
-                    Some(_) => Self::set_next_free_id(tx, *next_free_id).await?,
-                    None => Self::insert_next_free_id(tx, *next_free_id).await?,
+                    _ => Self::set_next_free_id(tx, *next_free_id).await?,
                 }
             }
         }
@@ -568,12 +570,16 @@ where
         .await
     }
 
-    async fn insert_next_free_id(tx: &mut Tx<DB>, next: i64) -> Result<(), sqlx::Error> {
-        // A second node inserting at the same moment fails on the key; the caller runs the
-        // whole transaction again and then finds the row.
+    /// Creates the counter at `next` unless it exists. A second node creating it at the same
+    /// moment waits for the first one's transaction, then inserts nothing.
+    async fn insert_next_free_id_if_absent(tx: &mut Tx<DB>, next: i64) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "INSERT INTO distributed_lock (lock_key, lock_value, expire) VALUES (?, ?, 0) {}",
+            DB::on_conflict_skip("lock_key")
+        );
         Self::execute(
             &mut **tx,
-            "INSERT INTO distributed_lock (lock_key, lock_value, expire) VALUES (?, ?, 0)",
+            &sql,
             vec![NEXT_ID_KEY.into(), next.to_string().into()],
         )
         .await
@@ -585,21 +591,21 @@ where
         tx: &mut Tx<DB>,
         count: i64,
     ) -> Result<std::ops::Range<i64>, sqlx::Error> {
-        let start = match Self::next_free_id_for_update(tx).await? {
-            Some(next) => next,
-            None => {
-                let sql = "SELECT MAX(transaction_id) FROM global_table";
-                let max_tx = first_i64(Self::fetch(&mut **tx, sql, Vec::new()).await?)?;
-                let sql = "SELECT MAX(branch_id) FROM branch_table";
-                let max_branch = first_i64(Self::fetch(&mut **tx, sql, Vec::new()).await?)?;
-                max_tx.max(max_branch).saturating_add(1).max(1)
-            }
-        };
-        let end = start.saturating_add(count.max(0));
-        match Self::next_free_id_for_update(tx).await? {
-            Some(_) => Self::set_next_free_id(tx, end).await?,
-            None => Self::insert_next_free_id(tx, end).await?,
+        if Self::next_free_id_for_update(tx).await?.is_none() {
+            let sql = "SELECT MAX(transaction_id) FROM global_table";
+            let max_tx = first_i64(Self::fetch(&mut **tx, sql, Vec::new()).await?)?;
+            let sql = "SELECT MAX(branch_id) FROM branch_table";
+            let max_branch = first_i64(Self::fetch(&mut **tx, sql, Vec::new()).await?)?;
+            let first = max_tx.max(max_branch).saturating_add(1).max(1);
+            Self::insert_next_free_id_if_absent(tx, first).await?;
         }
+        // Read again, locked: the counter is ours, or the one another node created meanwhile
+        // (its ids must not be handed out twice).
+        let start = Self::next_free_id_for_update(tx)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
+        let end = start.saturating_add(count.max(0));
+        Self::set_next_free_id(tx, end).await?;
         Ok(start..end)
     }
 

@@ -86,6 +86,7 @@ pub fn run_backend<B: Backend>(backend: &mut B) {
     limits(backend);
     if backend.shared() {
         two_stores_on_one_place(backend);
+        concurrent_first_reservations(backend);
     }
     randomized(backend);
 }
@@ -1182,6 +1183,35 @@ pub fn leases<B: Backend>(backend: &mut B) {
         ),
         LeaseOutcome::Taken(_)
     ));
+}
+
+/// Two stores on a new place reserving their first ids at the same moment (nodes starting
+/// together) get disjoint ranges.
+pub fn concurrent_first_reservations<B: Backend>(backend: &mut B) {
+    for round in 0..5 {
+        let place = backend.fresh();
+        let (first, _) = backend.open(&place);
+        let (second, _) = backend.open(&place);
+        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let reserve = |mut store: Box<dyn SessionStore>| {
+            let start = start.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                let range = store
+                    .reserve_ids(1_000)
+                    .unwrap_or_else(|e| panic!("reserve_ids failed: {e}"));
+                (range, store)
+            })
+        };
+        let (a, b) = (reserve(first), reserve(second));
+        let (a, _a_store) = a.join().expect("first reserving thread");
+        let (b, _b_store) = b.join().expect("second reserving thread");
+        assert!(
+            a.end <= b.start || b.end <= a.start,
+            "round {round}: both stores were given ids of {a:?} and {b:?}"
+        );
+        assert_eq!((a.end - a.start, b.end - b.start), (1_000, 1_000));
+    }
 }
 
 /// Transactions read by the TC node that began them (their XID prefix).
