@@ -61,6 +61,8 @@ abstract class ClusterFailover {
     static final int WORKERS = 4;
     static final Duration LOAD = Duration.ofSeconds(9);
     static final Duration KILL_AFTER = Duration.ofSeconds(3);
+    /** Undecided transactions with a branch that the killed node drives when it dies. */
+    static final int ORPHANS = 3;
     /** Bound on phase two reaching every branch and the tables emptying after the load. */
     static final Duration CONVERGE = Duration.ofSeconds(60);
 
@@ -88,6 +90,8 @@ abstract class ClusterFailover {
         final boolean beganAfterKill;
         Long branchId;
         String registerError;
+        /** Begun on the node that is killed, a branch registered, never decided by the TM. */
+        boolean orphan;
         boolean wantCommit;
         /** The status the TC answered to the decision, null when no answer came. */
         GlobalStatus answered;
@@ -112,7 +116,8 @@ abstract class ClusterFailover {
 
         @Override
         public String toString() {
-            return xid + " (worker " + worker + (beganAfterKill ? ", after the kill" : "") + ", branch " + branchId
+            return xid + " (" + (orphan ? "orphan" : "worker " + worker) + (beganAfterKill ? ", after the kill" : "")
+                + ", branch " + branchId
                 + (registerError != null ? " [register: " + registerError + "]" : "")
                 + ", " + (wantCommit ? "commit" : "rollback") + " -> " + answered
                 + (decideError != null ? " [" + decideError + "]" : "") + ")";
@@ -263,6 +268,36 @@ abstract class ClusterFailover {
         return done;
     }
 
+    /**
+     * Transactions the killed node drives when it dies, each with a registered branch, that
+     * the TM never decides: a survivor adopts them once the victim's lease lapses and rolls
+     * them back at their timeout. Begins that land on another node are rolled back at once.
+     */
+    private List<Tx> orphansOn(TcServer victim) throws Exception {
+        List<Tx> orphans = new ArrayList<>();
+        int onVictim = 0;
+        for (int attempt = 0; attempt < 40 && onVictim < ORPHANS; attempt++) {
+            Seata.clearContext();
+            GlobalTransaction tx = GlobalTransactionContext.getCurrentOrCreate();
+            tx.begin(TX_TIMEOUT_MS, Seata.uniqueName("cluster-orphan"));
+            Tx t = new Tx(tx.getXid(), -1, false);
+            if (Xid.parse(t.xid).port() != victim.port()) {
+                tx.rollback();
+                t.answered = tx.getLocalStatus();
+            } else {
+                t.orphan = true;
+                onVictim++;
+                t.branchId = Seata.registerTccBranch(ACTION, t.xid, "orphan-" + attempt);
+            }
+            Seata.clearContext();
+            orphans.add(t);
+        }
+        Seata.clearContext();
+        assertTrue(onVictim == ORPHANS,
+            "could not begin " + ORPHANS + " transactions on " + victim.address() + ": " + orphans);
+        return orphans;
+    }
+
     @Test
     void everyAcknowledgedDecisionHoldsWhenANodeIsKilledUnderLoad() throws Exception {
         long started = System.nanoTime();
@@ -277,9 +312,10 @@ abstract class ClusterFailover {
         }
         Await.sleep(KILL_AFTER);
         TcServer victim = nodes.get(2);
+        List<Tx> txs = new ArrayList<>(orphansOn(victim));
         victim.kill();
+        long killedAt = System.currentTimeMillis();
         killed.set(true);
-        List<Tx> txs = new ArrayList<>();
         for (Future<List<Tx>> f : workers) {
             txs.addAll(f.get(LOAD.toSeconds() + 60, TimeUnit.SECONDS));
         }
@@ -338,6 +374,7 @@ abstract class ClusterFailover {
         Map<String, List<Call>> byBranch = recorder.all().stream()
             .collect(Collectors.groupingBy(c -> c.xid() + " branch " + c.branchId()));
         int repeated = 0;
+        List<Long> orphanRollbacks = new ArrayList<>();
         for (Map.Entry<String, List<Call>> e : byBranch.entrySet()) {
             Set<String> phases = e.getValue().stream().map(Call::phase).collect(Collectors.toSet());
             assertTrue(phases.size() == 1, e.getKey() + " got both a commit and a rollback: " + e.getValue());
@@ -346,6 +383,11 @@ abstract class ClusterFailover {
             }
             Tx t = byXid.get(e.getValue().get(0).xid());
             assertTrue(t != null, "phase two for a transaction no worker began: " + e.getValue());
+            if (t.orphan) {
+                assertTrue(phases.equals(Set.of(CallRecorder.ROLLBACK)),
+                    "the killed node's undecided " + t + " must be rolled back at its timeout, got " + e.getValue());
+                orphanRollbacks.add(e.getValue().get(0).atMillis() - killedAt);
+            }
             Boolean decided = t.acknowledged();
             if (decided != null) {
                 String expected = decided ? CallRecorder.COMMIT : CallRecorder.ROLLBACK;
@@ -353,7 +395,9 @@ abstract class ClusterFailover {
             }
         }
         System.out.println("[cluster] " + byBranch.size() + " branches got phase two, " + repeated
-            + " of them more than once (same decision)");
+            + " of them more than once (same decision); the orphans were rolled back " + orphanRollbacks
+            + " ms after the kill");
+        assertTrue(orphanRollbacks.size() == ORPHANS, "orphans rolled back: " + orphanRollbacks);
         for (int i = 0; i < 2; i++) {
             nodes.get(i).assertAlive();
         }
