@@ -16,9 +16,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 
-import java.net.URI;
 import java.sql.Connection;
-import java.sql.DriverManager;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
@@ -124,29 +122,24 @@ abstract class ClusterFailover {
         }
     }
 
-    /** The shared database, reached over JDBC to look into the schema the nodes use. */
-    record Database(String jdbcUrl, String user, String password, boolean mysql, String schema) {
+    /** The schema of the shared database the nodes use, looked into over JDBC. */
+    record Database(AtMixedTransactionTest.Db db, String schema) {
 
+        /** Fails (never skips) when scripts/services' variable is missing. */
         static Database fromEnv(String variable, String schema) {
-            String url = System.getenv(variable);
-            if (url == null || url.isBlank()) {
-                throw new IllegalStateException(variable + " is not set: this test runs a ferrata cluster on the "
-                    + "database that scripts/services starts (scripts/services start && eval \"$(scripts/services env)\")");
-            }
-            URI uri = URI.create(url.trim());
-            boolean mysql = uri.getScheme().startsWith("mysql") || uri.getScheme().startsWith("mariadb");
-            String[] credentials = uri.getUserInfo() == null ? new String[] {""} : uri.getUserInfo().split(":", 2);
-            String jdbc = (mysql ? "jdbc:mysql://" : "jdbc:postgresql://") + uri.getHost() + ":" + uri.getPort()
-                + uri.getPath();
-            return new Database(jdbc, credentials[0], credentials.length > 1 ? credentials[1] : "", mysql, schema);
+            return new Database(AtMixedTransactionTest.Db.fromEnv(variable, variable), schema);
         }
 
         Connection connect() throws SQLException {
-            return DriverManager.getConnection(jdbcUrl, user, password);
+            return db.connect();
+        }
+
+        boolean mysql() {
+            return db.mysql();
         }
 
         String table(String name) {
-            return mysql ? "`" + schema + "`." + name : "\"" + schema + "\"." + name;
+            return mysql() ? "`" + schema + "`." + name : "\"" + schema + "\"." + name;
         }
 
         /** Rows of each of Seata's session tables in the schema. */
@@ -189,7 +182,7 @@ abstract class ClusterFailover {
 
         void drop() throws SQLException {
             try (Connection c = connect(); Statement s = c.createStatement()) {
-                s.execute(mysql ? "DROP DATABASE IF EXISTS `" + schema + "`"
+                s.execute(mysql() ? "DROP DATABASE IF EXISTS `" + schema + "`"
                     : "DROP SCHEMA IF EXISTS \"" + schema + "\" CASCADE");
             }
         }
@@ -200,8 +193,7 @@ abstract class ClusterFailover {
         String schema = "ferrata_java_cluster_" + tag() + "_" + ProcessHandle.current().pid();
         database = Database.fromEnv(databaseVariable(), schema);
         database.drop(); // a fresh schema, whatever an earlier run of this pid left
-        String url = System.getenv(databaseVariable()).trim();
-        String toml = "[store]\nurl = \"" + url + "\"\nschema = \"" + schema + "\"\nnode_lease_ms = " + LEASE_MS + "\n";
+        String toml = "[store]\nurl = \"" + database.db().url() + "\"\nschema = \"" + schema + "\"\nnode_lease_ms = " + LEASE_MS + "\n";
         for (String name : List.of("a", "b", "c")) {
             nodes.add(TcServer.managedNode(getClass(), name, toml));
         }
