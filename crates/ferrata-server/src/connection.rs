@@ -335,6 +335,8 @@ async fn handle_message(
     session: &mut Session,
     shared: &Shared,
 ) -> Result<(), CloseReason> {
+    // Decided once: the drivers may change while this request is handled.
+    let forward_to = forwarded_to(&message, session, shared);
     let request = match message {
         Message::RegisterTm(request) => {
             let outcome = identify(
@@ -390,8 +392,9 @@ async fn handle_message(
             });
             return answer_here(frame, to, session, answer).await;
         }
-        message if forwarded_to(&message, session, shared).is_some() => {
-            return forward(frame, message, to, session, shared).await;
+        message if forward_to.is_some() => {
+            let address = forward_to.unwrap_or_default();
+            return forward(frame, message, address, to, session, shared).await;
         }
         message @ (Message::BranchCommit(_) | Message::BranchRollback(_))
             if session.requester.application_id == peers::PEER_APPLICATION_ID
@@ -470,15 +473,14 @@ fn forwarded_to(message: &Message, session: &Session, shared: &Shared) -> Option
 async fn forward(
     frame: &Frame,
     message: Message,
+    address: String,
     to: AnswerTo,
     session: &mut Session,
     shared: &Shared,
 ) -> Result<(), CloseReason> {
-    let (Some(peers), Some(address), Some((_, kind))) = (
-        shared.peers.clone(),
-        forwarded_to(&message, session, shared),
-        peers::forwardable(&message),
-    ) else {
+    // forwarded_to() found both, for this very message.
+    let (Some(peers), Some((_, kind))) = (shared.peers.clone(), peers::forwardable(&message))
+    else {
         return Err(CloseReason::Unexpected(message.type_code()));
     };
     let Some((in_flight, slot)) = admit(frame, kind, to, session, shared).await? else {
