@@ -525,7 +525,23 @@ async fn deliver_for_peer(
     if !session.registered {
         return Err(CloseReason::Unregistered(message.type_code()));
     }
-    let slot = match to {
+    let slot = reply_slot(frame, to, session).await?;
+    let ctx = session.ctx;
+    tokio::spawn(async move {
+        if let Some(answer) = peers.deliver_here(message).await {
+            slot.answer(answer, ctx);
+        }
+    });
+    Ok(())
+}
+
+/// The place a request's answer will take: in its merged batch, or reserved in the outbox.
+async fn reply_slot(
+    frame: &Frame,
+    to: AnswerTo,
+    session: &Session,
+) -> Result<ReplySlot, CloseReason> {
+    Ok(match to {
         AnswerTo::Merged(batch, index) => ReplySlot::Merged(batch, index),
         AnswerTo::Direct => ReplySlot::Direct {
             permit: session
@@ -537,14 +553,7 @@ async fn deliver_for_peer(
             codec: frame.codec,
             compressor: frame.compressor,
         },
-    };
-    let ctx = session.ctx;
-    tokio::spawn(async move {
-        if let Some(answer) = peers.deliver_here(message).await {
-            slot.answer(answer, ctx);
-        }
-    });
-    Ok(())
+    })
 }
 
 /// Admits a transaction request: the connection must be registered and below its in-flight
@@ -578,19 +587,7 @@ async fn admit(
         answer_here(frame, to, session, answer).await?;
         return Ok(None);
     };
-    let slot = match to {
-        AnswerTo::Merged(batch, index) => ReplySlot::Merged(batch, index),
-        AnswerTo::Direct => ReplySlot::Direct {
-            permit: session
-                .handle
-                .reserve()
-                .await
-                .ok_or(CloseReason::WRITER_GONE)?,
-            request_id: frame.request_id,
-            codec: frame.codec,
-            compressor: frame.compressor,
-        },
-    };
+    let slot = reply_slot(frame, to, session).await?;
     Ok(Some((in_flight, slot)))
 }
 

@@ -172,10 +172,6 @@ async fn work(
     done
 }
 
-fn node_config(url: &str, schema: &str) -> String {
-    format!("[store]\nurl = \"{url}\"\nschema = \"{schema}\"\nnode_lease_ms = {LEASE_MS}\n")
-}
-
 /// `url` with its `host:port` replaced by `addr`.
 fn through(url: &str, addr: SocketAddr) -> String {
     let (scheme_and_user, rest) = url.rsplit_once('@').expect("url with credentials");
@@ -216,8 +212,7 @@ async fn survives(var: &str, schema: &str, failure: Failure) {
             } else {
                 url.clone()
             };
-            ServerProcess::start_with_config(dir.path(), any_port, &node_config(&url, &schema))
-                .expect("node starts")
+            ServerProcess::on_database(dir.path(), any_port, &url, &schema, LEASE_MS)
         })
         .collect();
     let cluster = Arc::new(Cluster::connect(nodes.iter().map(|n| n.addr).collect()).await);

@@ -12,20 +12,13 @@ use ferrata_proto::GlobalStatus;
 use support::{Client, RESOURCE, ServerProcess, eventually};
 
 fn node(dir: &std::path::Path, url: &str, schema: &str) -> ServerProcess {
-    let config = format!("[store]\nurl = \"{url}\"\nschema = \"{schema}\"\nnode_lease_ms = 2000\n");
-    ServerProcess::start_with_config(dir, SocketAddr::from(([127, 0, 0, 1], 0)), &config)
-        .expect("node starts")
-}
-
-fn phase2_of(client: &Client, xid: &str) -> Vec<bool> {
-    client
-        .phase2
-        .lock()
-        .expect("log")
-        .iter()
-        .filter(|(x, _, _)| x == xid)
-        .map(|(_, _, commit)| *commit)
-        .collect()
+    ServerProcess::on_database(
+        dir,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        url,
+        schema,
+        2_000,
+    )
 }
 
 async fn requests_reach_the_driving_node(var: &str, schema: &str) {
@@ -62,10 +55,10 @@ async fn requests_reach_the_driving_node(var: &str, schema: &str) {
     );
     // AT branches commit asynchronously: A's request reaches the RM through B.
     let delivered = eventually(Duration::from_secs(20), || async {
-        phase2_of(&app, &committed) == [true]
+        app.phase2_of(&committed) == [true]
     })
     .await;
-    assert!(delivered, "{:?}", phase2_of(&app, &committed));
+    assert!(delivered, "{:?}", app.phase2_of(&committed));
 
     // Rollback: phase 2 runs before the answer, through B to the RM.
     let rolled_back = tm_a.begin(60_000).await.expect("begin on a");
@@ -79,7 +72,7 @@ async fn requests_reach_the_driving_node(var: &str, schema: &str) {
             .expect("rollback through b"),
         GlobalStatus::Rollbacked
     );
-    assert_eq!(phase2_of(&app, &rolled_back), [false]);
+    assert_eq!(app.phase2_of(&rolled_back), [false]);
     assert_eq!(
         tm_a.status(&rolled_back).await.expect("status on a"),
         GlobalStatus::Finished
@@ -111,11 +104,11 @@ async fn requests_reach_the_driving_node(var: &str, schema: &str) {
     drop(direct);
     tm_a.rollback(&orphaned).await.expect("rollback on a");
     let relayed = eventually(Duration::from_secs(20), || async {
-        phase2_of(&app, &orphaned) == [false]
+        app.phase2_of(&orphaned) == [false]
             && tm_a.status(&orphaned).await.ok() == Some(GlobalStatus::Finished)
     })
     .await;
-    assert!(relayed, "{:?}", phase2_of(&app, &orphaned));
+    assert!(relayed, "{:?}", app.phase2_of(&orphaned));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

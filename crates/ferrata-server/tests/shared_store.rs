@@ -9,16 +9,18 @@ mod support;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
-use ferrata_proto::{
-    BranchType, GlobalLockQueryRequest, GlobalStatus, Message, TransactionExceptionCode,
-};
+use ferrata_proto::{GlobalStatus, TransactionExceptionCode};
 use support::{Client, RESOURCE, ServerProcess};
 
 /// A node on `url`/`schema`, listening on a free loopback port.
 fn node(dir: &std::path::Path, url: &str, schema: &str) -> ServerProcess {
-    let config = format!("[store]\nurl = \"{url}\"\nschema = \"{schema}\"\n");
-    ServerProcess::start_with_config(dir, SocketAddr::from(([127, 0, 0, 1], 0)), &config)
-        .expect("node starts")
+    ServerProcess::on_database(
+        dir,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        url,
+        schema,
+        10_000,
+    )
 }
 
 async fn connected(server: &ServerProcess, name: &str) -> (Client, Client) {
@@ -27,23 +29,6 @@ async fn connected(server: &ServerProcess, name: &str) -> (Client, Client) {
     let rm = Client::connect(server.addr).await.expect("rm connects");
     rm.register_rm(name, RESOURCE).await.expect("rm registers");
     (tm, rm)
-}
-
-async fn lockable(client: &Client, xid: &str, lock_key: &str) -> bool {
-    let answer = client
-        .call(Message::GlobalLockQuery(GlobalLockQueryRequest {
-            xid: xid.into(),
-            branch_type: BranchType::At,
-            resource_id: RESOURCE.into(),
-            lock_key: lock_key.into(),
-            application_data: String::new(),
-        }))
-        .await
-        .expect("lock query");
-    match answer {
-        Message::GlobalLockQueryResponse(r) if r.result.is_success() => r.lockable,
-        other => panic!("lock query answer: {other:?}"),
-    }
 }
 
 async fn two_nodes_share_ids_and_locks(var: &str, schema: &str) {
@@ -102,16 +87,13 @@ async fn two_nodes_share_ids_and_locks(var: &str, schema: &str) {
         "{refused:?}"
     );
     assert!(
-        !lockable(&rm_b, &waiter, "shared_t:2").await,
+        !rm_b.lockable(&waiter, "shared_t:2").await,
         "node B sees A's lock"
     );
-    assert!(!lockable(&rm_a, &waiter, "shared_t:2").await);
+    assert!(!rm_a.lockable(&waiter, "shared_t:2").await);
+    assert!(rm_b.lockable(&holder, "shared_t:2").await, "the holder may");
     assert!(
-        lockable(&rm_b, &holder, "shared_t:2").await,
-        "the holder may"
-    );
-    assert!(
-        lockable(&rm_b, &waiter, "shared_t:3").await,
+        rm_b.lockable(&waiter, "shared_t:3").await,
         "row 3 stayed free"
     );
     // The refused branch took nothing: another transaction of node A can lock row 3.
@@ -131,7 +113,7 @@ async fn two_nodes_share_ids_and_locks(var: &str, schema: &str) {
         tm_b.commit(&holder).await.expect("commit"),
         GlobalStatus::Committed
     );
-    assert!(lockable(&rm_b, &waiter, "shared_t:1,2").await);
+    assert!(rm_b.lockable(&waiter, "shared_t:1,2").await);
     rm_b.register_branch(&waiter, "shared_t:2,3")
         .await
         .expect("register")
@@ -149,7 +131,7 @@ async fn two_nodes_share_ids_and_locks(var: &str, schema: &str) {
         "node B rolled its branch back"
     );
     assert!(
-        lockable(&rm_a, &holder, "shared_t:1,2,3").await,
+        rm_a.lockable(&holder, "shared_t:1,2,3").await,
         "no lock left"
     );
 }

@@ -15,9 +15,7 @@ use support::{Client, RESOURCE, ServerProcess, eventually};
 const LEASE_MS: u64 = 2_000;
 
 fn node(dir: &std::path::Path, listen: SocketAddr, url: &str, schema: &str) -> ServerProcess {
-    let config =
-        format!("[store]\nurl = \"{url}\"\nschema = \"{schema}\"\nnode_lease_ms = {LEASE_MS}\n");
-    ServerProcess::start_with_config(dir, listen, &config).expect("node starts")
+    ServerProcess::on_database(dir, listen, url, schema, LEASE_MS)
 }
 
 async fn client(server: &ServerProcess) -> Client {
@@ -30,37 +28,6 @@ async fn client(server: &ServerProcess) -> Client {
     client
 }
 
-fn phase2_of(client: &Client, xid: &str) -> Vec<bool> {
-    client
-        .phase2
-        .lock()
-        .expect("log")
-        .iter()
-        .filter(|(x, _, _)| x == xid)
-        .map(|(_, _, commit)| *commit)
-        .collect()
-}
-
-async fn lockable(client: &Client, xid: &str, lock_key: &str) -> bool {
-    let answer = client
-        .call(ferrata_proto::Message::GlobalLockQuery(
-            ferrata_proto::GlobalLockQueryRequest {
-                xid: xid.into(),
-                branch_type: ferrata_proto::BranchType::At,
-                resource_id: RESOURCE.into(),
-                lock_key: lock_key.into(),
-                application_data: String::new(),
-            },
-        ))
-        .await
-        .expect("lock query");
-    match answer {
-        ferrata_proto::Message::GlobalLockQueryResponse(r) if r.result.is_success() => r.lockable,
-        other => panic!("lock query answer: {other:?}"),
-    }
-}
-
-/// The database in `var`, a schema `schema_<pid>` of this process, a data dir per node.
 fn setup(var: &str, schema: &str) -> (String, String, tempfile::TempDir, tempfile::TempDir) {
     (
         ferrata_testkit::database_url(var),
@@ -112,21 +79,21 @@ async fn a_killed_node_is_taken_over_and_takes_back(var: &str, schema: &str) {
     );
     // AT branches commit asynchronously, after the answer.
     let branch_committed = eventually(Duration::from_secs(20), || async {
-        phase2_of(&on_b, &committed_later) == [true]
+        on_b.phase2_of(&committed_later) == [true]
     })
     .await;
-    assert!(branch_committed, "{:?}", phase2_of(&on_b, &committed_later));
+    assert!(branch_committed, "{:?}", on_b.phase2_of(&committed_later));
     // ... and the timed-out one is rolled back, its row freed.
     let rolled_back = eventually(Duration::from_secs(20), || async {
-        phase2_of(&on_b, &times_out) == [false]
+        on_b.phase2_of(&times_out) == [false]
             && on_b.status(&times_out).await.ok() == Some(GlobalStatus::Finished)
     })
     .await;
     assert!(rolled_back, "the timed-out transaction was not rolled back");
     let probe = on_b.begin(60_000).await.expect("begin on b");
-    assert!(lockable(&on_b, &probe, "take_t:1,2").await, "rows freed");
+    assert!(on_b.lockable(&probe, "take_t:1,2").await, "rows freed");
     assert!(
-        !lockable(&on_b, &probe, "take_t:3").await,
+        !on_b.lockable(&probe, "take_t:3").await,
         "the open transaction keeps its row"
     );
     assert_eq!(
@@ -145,13 +112,13 @@ async fn a_killed_node_is_taken_over_and_takes_back(var: &str, schema: &str) {
         on_a.rollback(&still_open).await.expect("rollback on a"),
         GlobalStatus::Rollbacked
     );
-    assert_eq!(phase2_of(&on_a, &still_open), [false]);
+    assert_eq!(on_a.phase2_of(&still_open), [false]);
     // A late commit through B goes to A, which ended it: nothing is committed.
     assert_ne!(
         on_b.commit(&still_open).await.ok(),
         Some(GlobalStatus::Committed)
     );
-    assert!(lockable(&on_b, &probe, "take_t:1,2,3").await, "no row left");
+    assert!(on_b.lockable(&probe, "take_t:1,2,3").await, "no row left");
     assert_eq!(
         on_b.rollback(&probe).await.expect("rollback"),
         GlobalStatus::Rollbacked
@@ -160,7 +127,7 @@ async fn a_killed_node_is_taken_over_and_takes_back(var: &str, schema: &str) {
     for xid in [&times_out, &committed_later, &still_open] {
         let decisions: Vec<bool> = [&on_a, &on_b]
             .iter()
-            .flat_map(|client| phase2_of(client, xid))
+            .flat_map(|client| client.phase2_of(xid))
             .collect();
         assert!(
             decisions
@@ -208,10 +175,10 @@ async fn a_node_started_later_drives_orphans_from_its_first_request(var: &str, s
         GlobalStatus::Committed
     );
     let committed = eventually(Duration::from_secs(20), || async {
-        phase2_of(&on_b, &orphan) == [true]
+        on_b.phase2_of(&orphan) == [true]
     })
     .await;
-    assert!(committed, "{:?}", phase2_of(&on_b, &orphan));
+    assert!(committed, "{:?}", on_b.phase2_of(&orphan));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -213,6 +213,27 @@ where
         self.last_micros
     }
 
+    /// Takes the lease `name` for `holder` (also from `previous`), in a transaction of its own.
+    fn lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        previous: Option<&str>,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<LeaseOutcome, StoreError> {
+        check_lease_name("lease name", name)?;
+        check_lease_name("lease holder", holder)?;
+        let pool = self.pool.clone();
+        self.with_retries("cannot take a lease in the session store", async || {
+            let mut tx = pool.begin().await?;
+            let outcome =
+                ops::Sql::<DB>::try_lease(&mut tx, name, holder, previous, ttl_ms, now_ms).await?;
+            tx.commit().await?;
+            Ok(outcome)
+        })
+    }
+
     /// Runs `attempt` (one whole database transaction) again while the database rolls it back
     /// to break a deadlock, at most [`DEADLOCK_ATTEMPTS`] times.
     fn with_retries<T>(
@@ -405,16 +426,7 @@ where
         ttl_ms: i64,
         now_ms: i64,
     ) -> Result<LeaseOutcome, StoreError> {
-        check_lease_name("lease name", name)?;
-        check_lease_name("lease holder", holder)?;
-        let pool = self.pool.clone();
-        self.with_retries("cannot take a lease in the session store", async || {
-            let mut tx = pool.begin().await?;
-            let outcome =
-                ops::Sql::<DB>::try_lease(&mut tx, name, holder, None, ttl_ms, now_ms).await?;
-            tx.commit().await?;
-            Ok(outcome)
-        })
+        self.lease(name, holder, None, ttl_ms, now_ms)
     }
 
     fn take_lease_from(
@@ -425,17 +437,7 @@ where
         ttl_ms: i64,
         now_ms: i64,
     ) -> Result<LeaseOutcome, StoreError> {
-        check_lease_name("lease name", name)?;
-        check_lease_name("lease holder", holder)?;
-        let pool = self.pool.clone();
-        self.with_retries("cannot take a lease in the session store", async || {
-            let mut tx = pool.begin().await?;
-            let outcome =
-                ops::Sql::<DB>::try_lease(&mut tx, name, holder, Some(previous), ttl_ms, now_ms)
-                    .await?;
-            tx.commit().await?;
-            Ok(outcome)
-        })
+        self.lease(name, holder, Some(previous), ttl_ms, now_ms)
     }
 
     fn release_lease(&mut self, name: &str, holder: &str) -> Result<bool, StoreError> {

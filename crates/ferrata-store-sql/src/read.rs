@@ -81,52 +81,40 @@ where
 
     /// Every announced node's XID prefix, sorted.
     pub(crate) async fn node_prefixes(&self) -> Result<Vec<String>, StoreError> {
-        let context = "cannot read the nodes of the store";
-        let mut conn = self
-            .pool
-            .acquire()
+        let sql = format!("SELECT {} FROM {NODE_TABLE}", DB::text("xid_prefix"));
+        self.sorted_texts("cannot read the nodes of the store", &sql)
             .await
-            .map_err(|e| database_error(context, e))?;
-        let sql = format!(
-            "SELECT {} FROM {NODE_TABLE} ORDER BY xid_prefix",
-            DB::text("xid_prefix")
-        );
-        let rows = Sql::<DB>::fetch(&mut *conn, &sql, Vec::new())
-            .await
-            .map_err(|e| database_error(context, e))?;
-        let mut nodes = rows
-            .iter()
-            .map(|row| row.try_get::<String, _>(0))
-            .collect::<Result<Vec<String>, _>>()
-            .map_err(|e| database_error(context, e))?;
-        // Sorted as Rust sorts (a database collation may differ).
-        nodes.sort();
-        Ok(nodes)
     }
 
     /// The distinct XID prefixes in `global_table`, sorted.
     pub(crate) async fn prefixes(&self) -> Result<Vec<String>, StoreError> {
-        let context = "cannot read the XID prefixes of stored sessions";
+        let sql = format!(
+            "SELECT DISTINCT {} FROM global_table",
+            DB::xid_prefix("xid")
+        );
+        self.sorted_texts("cannot read the XID prefixes of stored sessions", &sql)
+            .await
+    }
+
+    /// The first column of every row of `sql`, as Rust sorts text (a database collation may
+    /// differ), without repeats.
+    async fn sorted_texts(&self, context: &str, sql: &str) -> Result<Vec<String>, StoreError> {
         let mut conn = self
             .pool
             .acquire()
             .await
             .map_err(|e| database_error(context, e))?;
-        let sql = format!(
-            "SELECT DISTINCT {} FROM global_table",
-            DB::xid_prefix("xid")
-        );
-        let rows = Sql::<DB>::fetch(&mut *conn, &sql, Vec::new())
+        let rows = Sql::<DB>::fetch(&mut *conn, sql, Vec::new())
             .await
             .map_err(|e| database_error(context, e))?;
-        let mut prefixes = rows
+        let mut texts = rows
             .iter()
             .map(|row| row.try_get::<String, _>(0))
             .collect::<Result<Vec<String>, _>>()
             .map_err(|e| database_error(context, e))?;
-        prefixes.sort();
-        prefixes.dedup();
-        Ok(prefixes)
+        texts.sort();
+        texts.dedup();
+        Ok(texts)
     }
 
     /// Transactions matching `filter` in transaction-id order (at most `limit`), read in one

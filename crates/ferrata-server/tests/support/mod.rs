@@ -199,6 +199,32 @@ impl Client {
         }
     }
 
+    /// The phase-2 requests this RM received for `xid`, in order (true = commit).
+    pub fn phase2_of(&self, xid: &str) -> Vec<bool> {
+        self.phase2
+            .lock()
+            .expect("log")
+            .iter()
+            .filter(|(x, _, _)| x == xid)
+            .map(|(_, _, commit)| *commit)
+            .collect()
+    }
+
+    /// GlobalLockQuery of AT rows of [`RESOURCE`] for `xid`: whether they are free for it.
+    pub async fn lockable(&self, xid: &str, lock_key: &str) -> bool {
+        let query = ferrata_proto::GlobalLockQueryRequest {
+            xid: xid.into(),
+            branch_type: BranchType::At,
+            resource_id: RESOURCE.into(),
+            lock_key: lock_key.into(),
+            application_data: String::new(),
+        };
+        match self.call(Message::GlobalLockQuery(query)).await {
+            Ok(Message::GlobalLockQueryResponse(r)) if r.result.is_success() => r.lockable,
+            other => panic!("lock query answer: {other:?}"),
+        }
+    }
+
     pub async fn status(&self, xid: &str) -> anyhow::Result<GlobalStatus> {
         let request = GlobalStatusRequest {
             xid: xid.into(),
@@ -344,6 +370,21 @@ impl ServerProcess {
             addr: process.addr(),
             process,
         })
+    }
+
+    /// A node of a cluster on the database `url`, in `schema`, with a node lease of
+    /// `lease_ms`, listening on `listen` (port 0 = any free port).
+    pub fn on_database(
+        dir: &Path,
+        listen: SocketAddr,
+        url: &str,
+        schema: &str,
+        lease_ms: u64,
+    ) -> ServerProcess {
+        let config = format!(
+            "[store]\nurl = \"{url}\"\nschema = \"{schema}\"\nnode_lease_ms = {lease_ms}\n"
+        );
+        ServerProcess::start_with_config(dir, listen, &config).expect("node starts")
     }
 
     /// Everything the server logged so far.
