@@ -353,8 +353,6 @@ fn keep(
     } = context;
     let own_name = lease_name(&node.prefix);
     let (owner, adopter) = (node.owner(), node.adopter());
-    // Conservative: claim() renewed it at most this long ago.
-    let mut own_expires_at = now_ms().saturating_add(node.lease_ms / 2);
     // Adopted prefix → when its lease, as last renewed, runs out.
     let mut adopted: BTreeMap<String, i64> = BTreeMap::new();
     let mut first_pass_done = Some(first_pass_done);
@@ -377,7 +375,6 @@ fn keep(
         let now = now_ms();
         match store.try_lease(&own_name, &owner, node.lease_ms, now) {
             Ok(LeaseOutcome::Held { expires_at_ms }) => {
-                own_expires_at = expires_at_ms;
                 own.expires_at_ms.store(expires_at_ms, Ordering::Release);
             }
             Ok(LeaseOutcome::Taken(lease)) => {
@@ -388,14 +385,7 @@ fn keep(
                 ));
                 break;
             }
-            Err(error) if now >= own_expires_at => {
-                on_fatal(format!(
-                    "cannot renew this node's lease for store.node_lease_ms ({} ms); stopping, \
-                     so that another node can take its transactions over: {error}",
-                    node.lease_ms
-                ));
-                break;
-            }
+            // The watchdog stops the server if this goes on until the lease runs out.
             Err(error) => tracing::warn!(%error, "cannot renew this node's lease; retrying"),
         }
         let mut lost = Vec::new();
