@@ -32,7 +32,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Collectors;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -42,8 +43,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  * The official client in front of a cluster: three ferrata-server nodes sharing one database
  * ({@code [store] url}/{@code schema}, short {@code node_lease_ms}), the client's grouplist
  * listing all three (Seata's default XID load balancing). A few threads run TCC transactions
- * (begin, one branch, commit or now and then rollback); a third of the way in one node is
- * killed with SIGKILL and the load goes on. Then: every acknowledged commit reached its
+ * (begin, one branch, commit or now and then rollback); three seconds in one node is killed
+ * with SIGKILL and the load goes on (see {@link #AFTER_KILL_AT_LEAST}). Then: every acknowledged commit reached its
  * branch as a commit and never as a rollback (and the reverse), no branch got both, every
  * registered branch got its phase two, the database holds no session, branch or row lock of
  * the schema, and transactions begun after the kill were acknowledged through the survivors.
@@ -57,8 +58,16 @@ abstract class ClusterFailover {
     /** Undecided transactions of the killed node end this long after they began. */
     static final int TX_TIMEOUT_MS = 10_000;
     static final int WORKERS = 4;
-    static final Duration LOAD = Duration.ofSeconds(9);
     static final Duration KILL_AFTER = Duration.ofSeconds(3);
+    /**
+     * The load goes on at least this long after the kill, then until {@link #WANTED_AFTER_KILL}
+     * transactions begun after it were acknowledged, or {@link #AFTER_KILL_AT_MOST} passed: how
+     * soon the client stops picking the dead node is its own business (its channel checks and
+     * reconnect timer), and a slow machine must not turn that into a failure.
+     */
+    static final Duration AFTER_KILL_AT_LEAST = Duration.ofSeconds(6);
+    static final Duration AFTER_KILL_AT_MOST = Duration.ofSeconds(40);
+    static final int WANTED_AFTER_KILL = 10;
     /** Undecided transactions with a branch that the killed node drives when it dies. */
     static final int ORPHANS = 3;
     /** Bound on phase two reaching every branch and the tables emptying after the load. */
@@ -94,6 +103,8 @@ abstract class ClusterFailover {
         /** The status the TC answered to the decision, null when no answer came. */
         GlobalStatus answered;
         String decideError;
+        /** From the begin to the answer to the decision (or the last error). */
+        long millis;
 
         Tx(String xid, int worker, boolean beganAfterKill) {
             this.xid = xid;
@@ -118,7 +129,34 @@ abstract class ClusterFailover {
                 + ", branch " + branchId
                 + (registerError != null ? " [register: " + registerError + "]" : "")
                 + ", " + (wantCommit ? "commit" : "rollback") + " -> " + answered
-                + (decideError != null ? " [" + decideError + "]" : "") + ")";
+                + (decideError != null ? " [" + decideError + "]" : "") + ", " + millis + " ms)";
+        }
+    }
+
+    /** When the workers stop: some time after the kill, once the survivors served enough. */
+    static final class Load {
+        final long startedNanos = System.nanoTime();
+        /** 0 until the kill. */
+        final AtomicLong killedNanos = new AtomicLong();
+        final AtomicInteger acknowledgedAfterKill = new AtomicInteger();
+
+        boolean killed() {
+            return killedNanos.get() != 0;
+        }
+
+        boolean goesOn() {
+            long killed = killedNanos.get();
+            long now = System.nanoTime();
+            if (killed == 0) {
+                return now - startedNanos < AFTER_KILL_AT_MOST.toNanos(); // the kill never came
+            }
+            long since = now - killed;
+            return since < AFTER_KILL_AT_LEAST.toNanos()
+                || (since < AFTER_KILL_AT_MOST.toNanos() && acknowledgedAfterKill.get() < WANTED_AFTER_KILL);
+        }
+
+        long millisSinceStart(long nanos) {
+            return (nanos - startedNanos) / 1_000_000;
         }
     }
 
@@ -217,20 +255,22 @@ abstract class ClusterFailover {
         }
     }
 
-    /** One worker's transactions until {@code end}; two in three commit. */
-    private List<Tx> work(int worker, long end, AtomicBoolean killed, List<String> beginErrors) {
+    /** One worker's transactions while the load goes on; two in three commit. */
+    private List<Tx> work(int worker, Load load, List<String> beginErrors) {
         List<Tx> done = new ArrayList<>();
         int seq = 0;
-        while (System.nanoTime() - end < 0) {
+        while (load.goesOn()) {
             seq++;
             Seata.clearContext();
-            boolean afterKill = killed.get();
+            boolean afterKill = load.killed();
+            long begun = System.nanoTime();
             GlobalTransaction tx = GlobalTransactionContext.getCurrentOrCreate();
             try {
                 tx.begin(TX_TIMEOUT_MS, Seata.uniqueName("cluster-" + worker));
             } catch (Exception e) {
                 synchronized (beginErrors) {
-                    beginErrors.add((afterKill ? "after the kill: " : "") + Await.describe(e));
+                    beginErrors.add((afterKill ? "after the kill: " : "") + "at " + load.millisSinceStart(begun)
+                        + " ms, after " + (System.nanoTime() - begun) / 1_000_000 + " ms: " + Await.describe(e));
                 }
                 Seata.clearContext();
                 Await.sleep(Duration.ofMillis(100));
@@ -255,6 +295,10 @@ abstract class ClusterFailover {
                 t.decideError = Await.describe(e);
             } finally {
                 Seata.clearContext();
+            }
+            t.millis = (System.nanoTime() - begun) / 1_000_000;
+            if (afterKill && t.acknowledged() != null) {
+                load.acknowledgedAfterKill.incrementAndGet();
             }
         }
         return done;
@@ -290,29 +334,41 @@ abstract class ClusterFailover {
         return orphans;
     }
 
+    /** Each worker's last three transactions begun before the kill: what it was doing then. */
+    private static List<Tx> lastBeforeKill(List<Tx> txs) {
+        List<Tx> last = new ArrayList<>();
+        for (int w = 0; w < WORKERS; w++) {
+            int worker = w;
+            List<Tx> before = txs.stream().filter(t -> t.worker == worker && !t.beganAfterKill && !t.orphan)
+                .collect(Collectors.toList());
+            last.addAll(before.subList(Math.max(0, before.size() - 3), before.size()));
+        }
+        return last;
+    }
+
     @Test
     void everyAcknowledgedDecisionHoldsWhenANodeIsKilledUnderLoad() throws Exception {
-        long started = System.nanoTime();
-        long end = started + LOAD.toNanos();
-        AtomicBoolean killed = new AtomicBoolean();
+        Load load = new Load();
+        long started = load.startedNanos;
         List<String> beginErrors = new ArrayList<>();
         ExecutorService pool = Executors.newFixedThreadPool(WORKERS);
         List<Future<List<Tx>>> workers = new ArrayList<>();
         for (int w = 0; w < WORKERS; w++) {
             int worker = w;
-            workers.add(pool.submit(() -> work(worker, end, killed, beginErrors)));
+            workers.add(pool.submit(() -> work(worker, load, beginErrors)));
         }
         Await.sleep(KILL_AFTER);
         TcServer victim = nodes.get(2);
         List<Tx> txs = new ArrayList<>(orphansOn(victim));
         victim.kill();
         long killedAt = System.currentTimeMillis();
-        killed.set(true);
+        load.killedNanos.set(System.nanoTime());
         for (Future<List<Tx>> f : workers) {
-            txs.addAll(f.get(LOAD.toSeconds() + 60, TimeUnit.SECONDS));
+            txs.addAll(f.get(AFTER_KILL_AT_MOST.toSeconds() + 60, TimeUnit.SECONDS));
         }
         pool.shutdown();
         long loadMillis = (System.nanoTime() - started) / 1_000_000;
+        long killMillis = load.millisSinceStart(load.killedNanos.get());
 
         Map<String, Tx> byXid = new HashMap<>();
         txs.forEach(t -> byXid.put(t.xid, t));
@@ -321,17 +377,25 @@ abstract class ClusterFailover {
         List<Tx> unacknowledged = txs.stream().filter(t -> t.acknowledged() == null).collect(Collectors.toList());
         List<Tx> afterKill = txs.stream().filter(t -> t.beganAfterKill && t.acknowledged() != null)
             .collect(Collectors.toList());
-        System.out.println("[cluster] " + txs.size() + " transactions in " + loadMillis + " ms: " + commits
+        System.out.println("[cluster] " + txs.size() + " transactions in " + loadMillis + " ms (kill at " + killMillis
+            + " ms): " + commits
             + " acknowledged commits, " + rollbacks + " acknowledged rollbacks, " + unacknowledged.size()
             + " without an acknowledged decision, " + afterKill.size() + " acknowledged after the kill; "
             + beginErrors.size() + " failed begins");
         unacknowledged.stream().limit(20).forEach(t -> System.out.println("[cluster] unacknowledged: " + t));
-        beginErrors.stream().limit(5).forEach(e -> System.out.println("[cluster] failed begin: " + e));
+        synchronized (beginErrors) {
+            beginErrors.stream().limit(10).forEach(e -> System.out.println("[cluster] failed begin: " + e));
+        }
+        txs.stream().filter(t -> t.millis >= 1_000).limit(20)
+            .forEach(t -> System.out.println("[cluster] slow: " + t));
 
         // The client carried on through the survivors.
         assertTrue(commits + rollbacks > 20, "too little load ran: " + txs);
         assertTrue(afterKill.size() >= 5, "only " + afterKill.size() + " transactions begun after the kill of "
-            + victim.address() + " were acknowledged; failed begins: " + beginErrors + "; transactions: " + txs);
+            + victim.address() + " (at " + killMillis + " ms of " + loadMillis + " ms) were acknowledged; failed begins: "
+            + beginErrors + "; transactions begun after the kill: "
+            + txs.stream().filter(t -> t.beganAfterKill).limit(40).collect(Collectors.toList())
+            + "; each worker's last ones begun before it: " + lastBeforeKill(txs));
         for (Tx t : afterKill) {
             int port = Xid.parse(t.xid).port();
             assertTrue(port != victim.port(), "a transaction begun after the kill names the killed node: " + t);
