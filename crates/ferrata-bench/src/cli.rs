@@ -55,7 +55,8 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// The TC to drive (host:port, loopback only).
+    /// The TC to drive (host:port, loopback only), or the nodes of a cluster separated by
+    /// commas: TM connection i then goes to node i mod n, with its RM on the same node.
     #[arg(long, default_value = "127.0.0.1:8091")]
     pub target: String,
     #[arg(long, value_enum)]
@@ -172,14 +173,19 @@ impl RunArgs {
         self.rm_connections.unwrap_or((self.connections / 8).max(1))
     }
 
-    fn target_addr(&self) -> anyhow::Result<SocketAddr> {
-        let addr = self
-            .target
-            .to_socket_addrs()
-            .with_context(|| format!("bad --target {}", self.target))?
-            .next()
-            .with_context(|| format!("--target {} resolves to nothing", self.target))?;
-        require_loopback(addr)
+    fn target_addrs(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        self.target
+            .split(',')
+            .map(|target| {
+                let addr = target
+                    .trim()
+                    .to_socket_addrs()
+                    .with_context(|| format!("bad --target {target}"))?
+                    .next()
+                    .with_context(|| format!("--target {target} resolves to nothing"))?;
+                require_loopback(addr)
+            })
+            .collect()
     }
 
     pub fn seata_config(&self) -> anyhow::Result<SeataConfig> {
@@ -188,7 +194,7 @@ impl RunArgs {
         plan.lock_retries = self.lock_retries;
         plan.lock_retry_interval = Duration::from_millis(self.lock_retry_interval_ms);
         Ok(SeataConfig {
-            target: self.target_addr()?,
+            targets: self.target_addrs()?,
             plan,
             connections: self.connections,
             tm_connections: self.tm_connections(),
@@ -291,7 +297,7 @@ mod tests {
         );
         assert_eq!(run.rate, Some(20000.0));
         let config = run.seata_config().expect("config");
-        assert_eq!(config.target.port(), 18091);
+        assert_eq!(config.targets, ["127.0.0.1:18091".parse().expect("addr")]);
         assert_eq!(config.duration, Duration::from_secs(30));
         let info = run.run_info();
         assert_eq!(info.workload, "at-commit");
@@ -320,6 +326,30 @@ mod tests {
         );
         let remote = parse(&["--workload", "hot-key", "--target", "10.1.2.3:8091"]);
         assert!(remote.seata_config().is_err());
+        let cluster = parse(&[
+            "--workload",
+            "at-commit",
+            "--target",
+            "127.0.0.1:1, 127.0.0.1:2",
+        ]);
+        let ports: Vec<u16> = cluster
+            .seata_config()
+            .expect("two loopback nodes")
+            .targets
+            .iter()
+            .map(SocketAddr::port)
+            .collect();
+        assert_eq!(ports, [1, 2]);
+        let mixed = parse(&[
+            "--workload",
+            "at-commit",
+            "--target",
+            "127.0.0.1:1,10.1.2.3:2",
+        ]);
+        assert!(
+            mixed.seata_config().is_err(),
+            "every node must be on loopback"
+        );
         assert!(require_loopback("[::1]:8091".parse().expect("addr")).is_ok());
     }
 }

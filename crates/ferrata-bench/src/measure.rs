@@ -1,6 +1,7 @@
 //! `ferrata-bench measure`: every workload at every connection count against one running
-//! server, with the server-side samples (peak RSS, CPU over the measured window) and the shared
-//! machine's other load; a run during which other processes were busy is repeated.
+//! server (or the nodes of a cluster, summed), with the server-side samples (peak RSS, CPU over
+//! the measured window) and the shared machine's other load; a run during which other
+//! processes were busy is repeated.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,16 +26,18 @@ pub struct MeasureArgs {
     /// System id (ferrata, seata, dtm).
     #[arg(long)]
     pub system: String,
-    /// The server under test.
-    #[arg(long)]
-    pub server_pid: u32,
-    /// Its store process (DTM's Redis), measured with it.
+    /// The server under test; a cluster's nodes (the flag repeated, or several values) are
+    /// measured together: CPU and resident sets summed.
+    #[arg(long, num_args = 1.., required = true)]
+    pub server_pid: Vec<u32>,
+    /// Its store (DTM's Redis, the cluster's database server), measured with it, together
+    /// with the processes it forks.
     #[arg(long)]
     pub store_pid: Option<u32>,
     /// The server's log (its size is recorded; its end is quoted if the server dies).
     #[arg(long)]
     pub log: PathBuf,
-    /// Seata TC address (host:port).
+    /// Seata TC address (host:port), or a cluster's nodes separated by commas.
     #[arg(long)]
     pub target: String,
     /// dtm-saga: the DTM base URL.
@@ -74,16 +77,34 @@ struct Budget {
     quiet_spent_secs: u64,
 }
 
-/// The processes measured: the server and possibly its store.
-#[derive(Debug, Clone, Copy)]
+/// The processes measured: the server (a cluster's nodes) and possibly its store's tree.
+#[derive(Debug, Clone)]
 struct Measured {
-    server: Pid,
-    store: Option<Pid>,
+    servers: Vec<Pid>,
+    store: Option<u32>,
 }
 
 impl Measured {
-    fn pids(&self) -> Vec<Pid> {
-        std::iter::once(self.server).chain(self.store).collect()
+    fn server_ticks(&self) -> u64 {
+        procfs::ticks_of(&self.servers)
+    }
+
+    fn store_ticks(&self) -> u64 {
+        self.store.and_then(procfs::tree_ticks).unwrap_or(0)
+    }
+
+    /// Summed over the nodes; `None` when no node reports it.
+    fn server_kb(&self, key: &str) -> Option<u64> {
+        let each: Vec<u64> = self
+            .servers
+            .iter()
+            .filter_map(|pid| procfs::status_kb(*pid, key))
+            .collect();
+        (!each.is_empty()).then(|| each.iter().sum())
+    }
+
+    fn alive(&self) -> bool {
+        self.servers.iter().all(|pid| procfs::alive(*pid))
     }
 }
 
@@ -141,8 +162,8 @@ pub enum Outcome {
 pub fn run_matrix(args: &MeasureArgs) -> anyhow::Result<Outcome> {
     let results = ResultsDir(args.results.clone());
     let measured = Measured {
-        server: Pid::Other(args.server_pid),
-        store: args.store_pid.map(Pid::Other),
+        servers: args.server_pid.iter().copied().map(Pid::Other).collect(),
+        store: args.store_pid,
     };
     let mut budget: Budget = if args.budget_file.is_file() {
         results::read(&args.budget_file)?
@@ -152,7 +173,7 @@ pub fn run_matrix(args: &MeasureArgs) -> anyhow::Result<Outcome> {
     for &workload in &args.workloads {
         for &connections in &args.connections {
             let run = run_args(args, workload, connections)?;
-            let record = measure_run(args, &run, measured, &mut budget)?;
+            let record = measure_run(args, &run, &measured, &mut budget)?;
             results::write(&args.budget_file, &budget)?;
             let path = results.run(&args.system, workload.name(), connections);
             results::write(&path, &record)?;
@@ -175,10 +196,15 @@ pub fn run_matrix(args: &MeasureArgs) -> anyhow::Result<Outcome> {
     let mut system = results.load_system(&args.system)?;
     system.totals = Some(Totals {
         log_bytes: std::fs::metadata(&args.log).ok().map(|m| m.len()),
-        rss_at_end_kb: procfs::status_kb(measured.server, "VmRSS"),
-        lifetime_cpu_seconds: procfs::cpu_seconds(measured.server).map(round2),
-        store_rss_at_end_kb: measured.store.and_then(|p| procfs::status_kb(p, "VmRSS")),
-        store_lifetime_cpu_seconds: measured.store.and_then(procfs::cpu_seconds).map(round2),
+        rss_at_end_kb: measured.server_kb("VmRSS"),
+        lifetime_cpu_seconds: Some(round2(measured.server_ticks() as f64 / TICKS_PER_SEC)),
+        store_rss_at_end_kb: measured
+            .store
+            .and_then(|p| procfs::status_kb(Pid::Other(p), "VmRSS")),
+        store_lifetime_cpu_seconds: measured
+            .store
+            .and_then(procfs::tree_ticks)
+            .map(|t| round2(t as f64 / TICKS_PER_SEC)),
     });
     results::write(&results.system(&args.system), &system)?;
     Ok(Outcome::Completed)
@@ -186,7 +212,7 @@ pub fn run_matrix(args: &MeasureArgs) -> anyhow::Result<Outcome> {
 
 /// Waits (bounded by both budgets) until the rest of the machine is quiet for two one-second
 /// samples in a row; returns the last sample.
-fn wait_quiet(args: &MeasureArgs, measured: Measured, budget: &mut Budget) -> f64 {
+fn wait_quiet(args: &MeasureArgs, measured: &Measured, budget: &mut Budget) -> f64 {
     let left = args
         .quiet_budget_secs
         .saturating_sub(budget.quiet_spent_secs)
@@ -194,7 +220,7 @@ fn wait_quiet(args: &MeasureArgs, measured: Measured, budget: &mut Budget) -> f6
     let started = Instant::now();
     let mut calm = 0;
     loop {
-        let cores = procfs::other_cores(&measured.pids());
+        let cores = procfs::other_cores(|| measured.server_ticks() + measured.store_ticks());
         calm = if cores <= args.quiet_cores {
             calm + 1
         } else {
@@ -213,7 +239,7 @@ fn wait_quiet(args: &MeasureArgs, measured: Measured, budget: &mut Budget) -> f6
 fn measure_run(
     args: &MeasureArgs,
     run: &RunArgs,
-    measured: Measured,
+    measured: &Measured,
     budget: &mut Budget,
 ) -> anyhow::Result<RunRecord> {
     let what = format!(
@@ -310,10 +336,10 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn take(measured: Measured) -> Snapshot {
+    fn take(measured: &Measured) -> Snapshot {
         Snapshot {
-            server: procfs::cpu_ticks(measured.server).unwrap_or(0),
-            store: measured.store.and_then(procfs::cpu_ticks).unwrap_or(0),
+            server: measured.server_ticks(),
+            store: measured.store_ticks(),
             busy: MachineBusy::read(),
             at: Instant::now(),
         }
@@ -326,16 +352,22 @@ fn secs(ticks: u64) -> f64 {
 
 /// Runs the generator once in this process and samples the server around it: CPU from the end
 /// of the warm-up to the end of the run (the measured transactions plus a short wind-down).
-fn attempt_once(run: &RunArgs, measured: Measured) -> anyhow::Result<Tried> {
-    for pid in measured.pids() {
+fn attempt_once(run: &RunArgs, measured: &Measured) -> anyhow::Result<Tried> {
+    for pid in measured
+        .servers
+        .iter()
+        .copied()
+        .chain(measured.store.map(Pid::Other))
+    {
         procfs::reset_hwm(pid);
     }
     let generator0 = procfs::cpu_seconds(Pid::Self_).unwrap_or(0.0);
     let started = Instant::now();
     let warmup = Duration::from_secs_f64(run.warmup_secs);
+    let sampled = measured.clone();
     let sampler = std::thread::spawn(move || {
         std::thread::sleep(warmup);
-        Snapshot::take(measured)
+        Snapshot::take(&sampled)
     });
     let limit = Duration::from_secs_f64(run.warmup_secs + run.duration_secs + 90.0);
     let runtime = crate::runtime(run.threads)?;
@@ -354,11 +386,11 @@ fn attempt_once(run: &RunArgs, measured: Measured) -> anyhow::Result<Tried> {
     let window = end.at.duration_since(start.at).as_secs_f64();
     let busy = end.busy.since(start.busy);
     let server = ProcessSamples {
-        rss_peak_kb: procfs::status_kb(measured.server, "VmHWM"),
-        rss_end_kb: procfs::status_kb(measured.server, "VmRSS"),
+        rss_peak_kb: measured.server_kb("VmHWM"),
+        rss_end_kb: measured.server_kb("VmRSS"),
         cpu_seconds: secs(end.server.saturating_sub(start.server)),
     };
-    let store = measured.store.map(|pid| ProcessSamples {
+    let store = measured.store.map(Pid::Other).map(|pid| ProcessSamples {
         rss_peak_kb: procfs::status_kb(pid, "VmHWM"),
         rss_end_kb: procfs::status_kb(pid, "VmRSS"),
         cpu_seconds: secs(end.store.saturating_sub(start.store)),
@@ -370,7 +402,7 @@ fn attempt_once(run: &RunArgs, measured: Measured) -> anyhow::Result<Tried> {
         - store.as_ref().map_or(0.0, |s| s.cpu_seconds)
         - generator * (window / wall).min(1.0);
     let samples = ServerSamples {
-        alive: procfs::alive(measured.server),
+        alive: measured.alive(),
         store,
         wall_secs: (wall * 1000.0).round() / 1000.0,
         cpu_window_secs: window,

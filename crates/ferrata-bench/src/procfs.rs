@@ -40,6 +40,55 @@ pub fn cpu_ticks(pid: Pid) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// CPU ticks of a process and every process below it, ended children included: its own and
+/// its live descendants' user + system time plus what each of them has reaped (a database
+/// server whose work is done by the backends it forks).
+pub fn tree_ticks(root: u32) -> Option<u64> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // ppid is field 4 of the whole line, 2 after the name.
+        if let Some(ppid) = stat_fields(Pid::Other(pid)).and_then(|f| f.get(1)?.parse::<u32>().ok())
+        {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut tree = vec![root];
+    let mut next = 0;
+    while next < tree.len() {
+        let parent = tree[next];
+        tree.extend(
+            parent_of
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        next += 1;
+    }
+    let own_and_reaped = |pid: u32| -> Option<u64> {
+        let fields = stat_fields(Pid::Other(pid))?;
+        // utime, stime, cutime, cstime: fields 14 to 17 of the whole line.
+        fields[11..15]
+            .iter()
+            .map(|f| f.parse::<u64>().ok())
+            .sum::<Option<u64>>()
+    };
+    let root_ticks = own_and_reaped(root)?;
+    Some(
+        root_ticks
+            + tree[1..]
+                .iter()
+                .filter_map(|p| own_and_reaped(*p))
+                .sum::<u64>(),
+    )
+}
+
 /// CPU seconds of a process so far.
 pub fn cpu_seconds(pid: Pid) -> Option<f64> {
     cpu_ticks(pid).map(|t| t as f64 / TICKS_PER_SEC)
@@ -105,14 +154,15 @@ pub fn ticks_of(pids: &[Pid]) -> u64 {
 }
 
 /// Cores the rest of the machine used over about one second: all busy time (interrupts
-/// included, as the kernel charges part of them to the process it interrupted) less `pids`'.
-pub fn other_cores(pids: &[Pid]) -> f64 {
+/// included, as the kernel charges part of them to the process it interrupted) less the
+/// ticks `measured_ticks` reads (the processes under test).
+pub fn other_cores(measured_ticks: impl Fn() -> u64) -> f64 {
     let busy0 = MachineBusy::read();
-    let own0 = ticks_of(pids);
+    let own0 = measured_ticks();
     let started = std::time::Instant::now();
     std::thread::sleep(Duration::from_secs(1));
     let busy = MachineBusy::read().since(busy0);
-    let own = ticks_of(pids).saturating_sub(own0);
+    let own = measured_ticks().saturating_sub(own0);
     let secs = started.elapsed().as_secs_f64();
     let cores = (busy.tasks + busy.irq) as f64 / TICKS_PER_SEC - own as f64 / TICKS_PER_SEC;
     round2(cores / secs)
@@ -153,6 +203,25 @@ mod tests {
         assert!(!alive(Pid::Other(u32::MAX)));
         let busy = MachineBusy::read();
         assert!(busy.tasks > 0);
+    }
+
+    #[test]
+    fn a_tree_counts_its_children() {
+        let me = std::process::id();
+        let own = cpu_ticks(Pid::Self_).expect("own ticks");
+        // A child that burns CPU, then is reaped: its time moves into this process's cutime.
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
+            .status()
+            .expect("sh runs");
+        assert!(status.success());
+        let tree = tree_ticks(me).expect("tree ticks");
+        let own_after = cpu_ticks(Pid::Self_).expect("own ticks");
+        assert!(
+            tree > own_after,
+            "the reaped child's time counts: tree {tree}, own {own} -> {own_after}"
+        );
+        assert_eq!(tree_ticks(u32::MAX), None);
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! drives its transactions (one at a time per closed-loop driver, or on an open-loop schedule)
 //! with requests pipelined on the connection. A few RM connections send the branch
 //! registrations (plain or merged, as Java RMs do) and answer phase two immediately.
+//!
+//! Against a cluster (several targets) TM connection `i` goes to node `i mod n`, as Seata's
+//! XID load balancing keeps a transaction on the node that began it, and each TM pairs with an
+//! RM connection on that same node (a Java RM connects to every node of its cluster).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -34,7 +38,8 @@ const MAX_MERGED: usize = 512;
 /// Everything a Seata run needs.
 #[derive(Debug, Clone)]
 pub struct SeataConfig {
-    pub target: SocketAddr,
+    /// The TC, or every node of a cluster.
+    pub targets: Vec<SocketAddr>,
     pub plan: TxPlan,
     /// Closed loop: concurrent transactions in total.
     pub connections: usize,
@@ -89,17 +94,19 @@ pub async fn run(config: SeataConfig) -> anyhow::Result<Stats> {
     let config = Arc::new(config);
     let handshake = config.request_timeout.max(Duration::from_secs(5));
 
+    let nodes = config.targets.len();
+    anyhow::ensure!(nodes > 0, "no target to drive");
     let rm_count = if config.plan.workload.has_branches() {
-        config.rm_connections.max(1)
+        config.rm_connections.max(nodes)
     } else {
         0
     };
     let rms = connect_all(rm_count, {
         let config = config.clone();
-        move |_| {
+        move |index| {
             let config = config.clone();
             async move {
-                let mut conn = Conn::connect(config.target, ctx).await?;
+                let mut conn = Conn::connect(config.targets[index % nodes], ctx).await?;
                 conn.register_rm(&config.identity, RESOURCE_ID, handshake)
                     .await?;
                 Ok(conn)
@@ -111,10 +118,10 @@ pub async fn run(config: SeataConfig) -> anyhow::Result<Stats> {
     let tm_count = config.tm_connections.max(1);
     let tms = connect_all(tm_count, {
         let config = config.clone();
-        move |_| {
+        move |index| {
             let config = config.clone();
             async move {
-                let mut conn = Conn::connect(config.target, ctx).await?;
+                let mut conn = Conn::connect(config.targets[index % nodes], ctx).await?;
                 conn.register_tm(&config.identity, handshake).await?;
                 Ok(conn)
             }
@@ -146,7 +153,7 @@ pub async fn run(config: SeataConfig) -> anyhow::Result<Stats> {
     drop(tm_senders);
     let mut tm_tasks = JoinSet::new();
     for (index, (conn, inbox)) in tms.into_iter().zip(tm_inboxes).enumerate() {
-        let rm = (rm_count > 0).then(|| rm_senders[index % rm_count].clone());
+        let rm = (rm_count > 0).then(|| rm_senders[rm_of_tm(index, nodes, rm_count)].clone());
         let driver = TmDriver::new(index, conn, inbox, rm, config.clone(), origin, window);
         tm_tasks.spawn(driver.run());
     }
@@ -161,6 +168,14 @@ pub async fn run(config: SeataConfig) -> anyhow::Result<Stats> {
         stats.merge(&joined.context("RM task failed")?);
     }
     Ok(stats)
+}
+
+/// The RM connection TM connection `tm` hands its branches to: one on the same node (RM `j`
+/// is on node `j mod nodes`), spread evenly over that node's RMs. Needs `rms >= nodes`.
+fn rm_of_tm(tm: usize, nodes: usize, rms: usize) -> usize {
+    let node = tm % nodes;
+    let on_node = (rms - node).div_ceil(nodes);
+    node + (tm / nodes % on_node) * nodes
 }
 
 /// Opens `n` connections concurrently (registration included), in index order.
@@ -859,6 +874,26 @@ fn register_answer(r: &BranchRegisterResponse) -> RegisterAnswer {
 mod tests {
     use super::*;
     use ferrata_proto::ResultInfo;
+
+    #[test]
+    fn each_tm_pairs_with_an_rm_on_its_own_node() {
+        for nodes in 1..=4 {
+            for rms in nodes..=3 * nodes + 1 {
+                let mut used = vec![0usize; rms];
+                for tm in 0..rms * 4 {
+                    let rm = rm_of_tm(tm, nodes, rms);
+                    assert!(rm < rms, "tm {tm} nodes {nodes} rms {rms} -> {rm}");
+                    assert_eq!(rm % nodes, tm % nodes, "tm {tm} nodes {nodes} rms {rms}");
+                    used[rm] += 1;
+                }
+                assert!(
+                    used.iter().all(|&n| n > 0),
+                    "an idle RM: nodes {nodes} rms {rms}: {used:?}"
+                );
+            }
+        }
+        assert_eq!(rm_of_tm(5, 1, 3), 2);
+    }
 
     #[test]
     fn register_answers_distinguish_conflicts() {

@@ -22,6 +22,8 @@ use ferrata_bench::results::{
 use ferrata_bench::stats::kind;
 use plotters::prelude::*;
 
+mod cluster;
+
 /// Where to read results and where to write the report.
 #[derive(Debug, Parser)]
 #[command(
@@ -485,6 +487,8 @@ fn markdown(r: &Results, charts_rel: &str) -> String {
             ),
         );
     }
+
+    cluster::section(&mut md, r);
 
     // Machine.
     let m = &meta.machine;
