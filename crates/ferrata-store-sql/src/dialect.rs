@@ -54,6 +54,8 @@ pub(crate) mod sealed {
         fn is_retryable(error: &dyn sqlx::error::DatabaseError) -> bool;
         /// Column widths of Seata's schema on this database.
         fn limits() -> ferrata_store::StoreLimits;
+        /// Rows a DELETE removed.
+        fn rows_affected(result: &<Self as sqlx::Database>::QueryResult) -> u64;
     }
 }
 

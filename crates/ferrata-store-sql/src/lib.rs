@@ -1,8 +1,10 @@
 //! Session stores on a shared database, for several ferrata-server nodes: [`SqlStore`] over
 //! PostgreSQL or MySQL/MariaDB (sqlx), in Seata's own db-mode tables (`global_table`,
 //! `branch_table`, `lock_table`, `distributed_lock`), so a database seata-server used works as
-//! it is. Operations are in `ops`, reads in `read`, SQL per database in `dialect`.
+//! it is. Operations are in `ops` (one by one) and `batch` (set-based), reads in `read`, SQL per
+//! database in `dialect`.
 
+mod batch;
 mod dialect;
 #[cfg(feature = "mysql")]
 mod mysql;
@@ -346,10 +348,24 @@ where
         let done =
             self.with_retries("cannot apply operations to the session store", async || {
                 let mut tx = pool.begin().await?;
+                match ops::Sql::<DB>::apply_batch(&mut tx, ops, base, unlock).await? {
+                    batch::Fast::Applied(outcomes) => {
+                        tx.commit().await?;
+                        return Ok(outcomes);
+                    }
+                    batch::Fast::OpByOp(why) => {
+                        tracing::debug!(why, ops = ops.len(), "a batch applied op by op");
+                        tx.rollback().await?;
+                    }
+                }
+                let mut tx = pool.begin().await?;
+                let mut locked = ops::LockedGlobals::new();
                 let mut batch = Vec::with_capacity(ops.len());
                 for (index, op) in ops.iter().enumerate() {
                     let micros = base + i64::try_from(index).unwrap_or_default();
-                    batch.push(ops::Sql::<DB>::apply_op(&mut tx, op, micros, unlock).await?);
+                    batch.push(
+                        ops::Sql::<DB>::apply_op(&mut tx, &mut locked, op, micros, unlock).await?,
+                    );
                 }
                 tx.commit().await?;
                 Ok(batch)

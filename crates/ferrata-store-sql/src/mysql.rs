@@ -169,4 +169,8 @@ impl Dialect for MySql {
     fn limits() -> ferrata_store::StoreLimits {
         seata_limits(true)
     }
+
+    fn rows_affected(result: &sqlx::mysql::MySqlQueryResult) -> u64 {
+        result.rows_affected()
+    }
 }

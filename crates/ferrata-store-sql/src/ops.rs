@@ -23,6 +23,19 @@ use crate::{NEXT_ID_KEY, timestamp};
 
 pub(crate) type Tx<DB> = sqlx::Transaction<'static, DB>;
 
+/// One lock row to insert: its key, the branch taking it and that branch's transaction's xid.
+pub(crate) struct LockInsert<'a> {
+    pub key: &'a str,
+    pub xid: &'a str,
+    pub branch: &'a BranchSession,
+    pub table: &'a str,
+    pub pk: &'a str,
+}
+
+/// The `global_table` rows one database transaction locked, with their status and xid as that
+/// transaction left them: later ops of the same batch need not read them again.
+pub(crate) type LockedGlobals = std::collections::HashMap<TransactionId, (GlobalStatus, String)>;
+
 /// Lock rows per INSERT or SELECT … IN: far below every database's parameter limit.
 const ROWS_PER_STATEMENT: usize = 500;
 
@@ -94,6 +107,23 @@ where
         Ok(())
     }
 
+    /// Runs a DELETE and says how many rows it removed.
+    pub(crate) async fn delete(
+        conn: &mut DB::Connection,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<u64, sqlx::Error> {
+        let sql = DB::placeholders(sql);
+        let mut query = sqlx::query::<DB>(&sql);
+        for arg in args {
+            query = match arg {
+                Arg::Int(value) => query.bind(value),
+                Arg::Text(value) => query.bind(value),
+            };
+        }
+        Ok(DB::rows_affected(&query.execute(conn).await?))
+    }
+
     pub(crate) async fn fetch(
         conn: &mut DB::Connection,
         sql: &str,
@@ -110,8 +140,24 @@ where
         query.fetch_all(conn).await
     }
 
-    /// The stored status and xid of a transaction, its row locked until the end of `tx`.
+    /// The stored status and xid of a transaction, its row locked until the end of `tx`: read
+    /// once per database transaction, then kept in `locked` as this transaction changes it.
     async fn lock_global(
+        tx: &mut Tx<DB>,
+        locked: &mut LockedGlobals,
+        id: TransactionId,
+    ) -> Result<Option<(GlobalStatus, String)>, sqlx::Error> {
+        if let Some(known) = locked.get(&id) {
+            return Ok(Some(known.clone()));
+        }
+        let found = Self::read_global_for_update(tx, id).await?;
+        if let Some(known) = &found {
+            locked.insert(id, known.clone());
+        }
+        Ok(found)
+    }
+
+    async fn read_global_for_update(
         tx: &mut Tx<DB>,
         id: TransactionId,
     ) -> Result<Option<(GlobalStatus, String)>, sqlx::Error> {
@@ -141,10 +187,11 @@ where
         .await
     }
 
-    async fn upsert_global(
+    /// Inserts or replaces global rows (one statement per [`ROWS_PER_STATEMENT`]), each with
+    /// its own time.
+    pub(crate) async fn upsert_globals(
         tx: &mut Tx<DB>,
-        global: &GlobalSession,
-        micros: i64,
+        globals: &[(&GlobalSession, i64)],
     ) -> Result<(), sqlx::Error> {
         let ts = DB::TIMESTAMP_PARAM;
         let updated = [
@@ -160,31 +207,35 @@ where
         ]
         .map(|column| format!("{column} = {}", DB::inserted(column)))
         .join(", ");
-        let sql = format!(
-            "INSERT INTO global_table (xid, transaction_id, status, application_id, \
-             transaction_service_group, transaction_name, timeout, begin_time, application_data, \
-             gmt_create, gmt_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {ts}, {ts}) {} {updated}",
-            DB::on_conflict_update("xid")
-        );
-        let at = timestamp(micros);
-        Self::execute(
-            &mut **tx,
-            &sql,
-            vec![
-                global.xid.as_str().into(),
-                global.transaction_id.0.into(),
-                i64::from(global.status.code()).into(),
-                global.application_id.as_str().into(),
-                global.transaction_service_group.as_str().into(),
-                global.transaction_name.as_str().into(),
-                i64::from(global.timeout_ms).into(),
-                global.begin_time_ms.into(),
-                global.application_data.as_str().into(),
-                at.clone().into(),
-                at.into(),
-            ],
-        )
-        .await
+        for chunk in globals.chunks(ROWS_PER_STATEMENT) {
+            let values =
+                vec![format!("(?, ?, ?, ?, ?, ?, ?, ?, ?, {ts}, {ts})"); chunk.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO global_table (xid, transaction_id, status, application_id, \
+                 transaction_service_group, transaction_name, timeout, begin_time, \
+                 application_data, gmt_create, gmt_modified) VALUES {values} {} {updated}",
+                DB::on_conflict_update("xid")
+            );
+            let mut args = Vec::with_capacity(chunk.len() * 11);
+            for &(global, micros) in chunk {
+                let at = timestamp(micros);
+                args.extend([
+                    global.xid.as_str().into(),
+                    global.transaction_id.0.into(),
+                    i64::from(global.status.code()).into(),
+                    global.application_id.as_str().into(),
+                    global.transaction_service_group.as_str().into(),
+                    global.transaction_name.as_str().into(),
+                    i64::from(global.timeout_ms).into(),
+                    global.begin_time_ms.into(),
+                    global.application_data.as_str().into(),
+                    Arg::from(at.clone()),
+                    at.into(),
+                ]);
+            }
+            Self::execute(&mut **tx, &sql, args).await?;
+        }
+        Ok(())
     }
 
     /// Takes the branch's rows (sorted, skipping rows present) and finds the first row, in
@@ -192,13 +243,13 @@ where
     async fn take_rows(
         tx: &mut Tx<DB>,
         branch: &BranchSession,
+        xid: &str,
         rows: &[LockRow<'_>],
         micros: i64,
     ) -> Result<Option<RowLock>, sqlx::Error> {
         if rows.is_empty() {
             return Ok(None);
         }
-        let xid = xid_of(tx, branch.transaction_id).await?;
         let keyed: Vec<(String, LockRow<'_>)> = rows
             .iter()
             .map(|&(table, pk)| (row_key(&branch.resource_id, table, pk), (table, pk)))
@@ -208,7 +259,17 @@ where
         let mut to_insert = sorted.clone();
         let mut rounds = 0;
         loop {
-            Self::insert_rows(tx, branch, &xid, &to_insert, micros).await?;
+            let inserts: Vec<LockInsert<'_>> = to_insert
+                .iter()
+                .map(|(key, (table, pk))| LockInsert {
+                    key,
+                    xid,
+                    branch,
+                    table,
+                    pk,
+                })
+                .collect();
+            Self::insert_lock_rows(tx, &inserts, micros).await?;
             let held = Self::holders_for_update(tx, &sorted).await?;
             // Any row held by another transaction is a conflict, also one the database's
             // collation matched to a key that differs in case or trailing spaces (MySQL).
@@ -253,13 +314,11 @@ where
         }
     }
 
-    /// Inserts lock rows of `branch`, skipping rows present (sorted by key: no deadlock
-    /// between nodes inserting overlapping rows).
-    async fn insert_rows(
+    /// Inserts lock rows, skipping rows present. Callers sort them by key: nodes inserting
+    /// overlapping rows then take them in one order and do not deadlock.
+    pub(crate) async fn insert_lock_rows(
         tx: &mut Tx<DB>,
-        branch: &BranchSession,
-        xid: &str,
-        rows: &[&(String, LockRow<'_>)],
+        rows: &[LockInsert<'_>],
         micros: i64,
     ) -> Result<(), sqlx::Error> {
         let ts = DB::TIMESTAMP_PARAM;
@@ -273,15 +332,15 @@ where
                 DB::on_conflict_skip("row_key")
             );
             let mut args = Vec::with_capacity(chunk.len() * 9);
-            for (key, (table, pk)) in chunk.iter().map(|entry| (&entry.0, entry.1)) {
+            for row in chunk {
                 args.extend([
-                    Arg::from(key.clone()),
-                    xid.into(),
-                    branch.transaction_id.0.into(),
-                    branch.branch_id.0.into(),
-                    branch.resource_id.as_str().into(),
-                    table.into(),
-                    pk.into(),
+                    Arg::from(row.key),
+                    row.xid.into(),
+                    row.branch.transaction_id.0.into(),
+                    row.branch.branch_id.0.into(),
+                    row.branch.resource_id.as_str().into(),
+                    row.table.into(),
+                    row.pk.into(),
                     at.clone().into(),
                     at.clone().into(),
                 ]);
@@ -297,18 +356,24 @@ where
         tx: &mut Tx<DB>,
         rows: &[&(String, LockRow<'_>)],
     ) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
-        let mut held = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let keys: Vec<&str> = rows.iter().map(|entry| entry.0.as_str()).collect();
+        Self::holders_of_keys(tx, &keys).await
+    }
+
+    /// The rows held under `keys`, locked until the end of `tx`: (key, transaction, branch).
+    pub(crate) async fn holders_of_keys(
+        tx: &mut Tx<DB>,
+        keys: &[&str],
+    ) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+        let mut held = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "SELECT {}, transaction_id, branch_id FROM lock_table \
                  WHERE row_key IN ({}) FOR UPDATE",
                 DB::text("row_key"),
                 marks(chunk.len())
             );
-            let args = chunk
-                .iter()
-                .map(|entry| Arg::from(entry.0.clone()))
-                .collect();
+            let args = chunk.iter().map(|key| Arg::from(*key)).collect();
             for row in Self::fetch(&mut **tx, &sql, args).await? {
                 let key: String = row.try_get(0)?;
                 let holder_tx: Option<i64> = row.try_get(1)?;
@@ -318,12 +383,11 @@ where
         Ok(held)
     }
 
-    async fn upsert_branch(
+    /// Inserts or replaces branch rows: (branch, its transaction's xid, its time).
+    pub(crate) async fn upsert_branches(
         tx: &mut Tx<DB>,
-        branch: &BranchSession,
-        micros: i64,
+        branches: &[(&BranchSession, &str, i64)],
     ) -> Result<(), sqlx::Error> {
-        let xid = xid_of(tx, branch.transaction_id).await?;
         let ts = DB::TIMESTAMP_PARAM;
         // gmt_create stays: a branch added again keeps its place in the order.
         let updated = [
@@ -338,30 +402,34 @@ where
         ]
         .map(|column| format!("{column} = {}", DB::inserted(column)))
         .join(", ");
-        let sql = format!(
-            "INSERT INTO branch_table (branch_id, xid, transaction_id, resource_id, branch_type, \
-             status, client_id, application_data, gmt_create, gmt_modified) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, {ts}, {ts}) {} {updated}",
-            DB::on_conflict_update("branch_id")
-        );
-        let at = timestamp(micros);
-        Self::execute(
-            &mut **tx,
-            &sql,
-            vec![
-                branch.branch_id.0.into(),
-                xid.into(),
-                branch.transaction_id.0.into(),
-                branch.resource_id.as_str().into(),
-                branch.branch_type.name().into(),
-                i64::from(branch.status.code()).into(),
-                branch.client_id.as_str().into(),
-                branch.application_data.as_str().into(),
-                at.clone().into(),
-                at.into(),
-            ],
-        )
-        .await
+        for chunk in branches.chunks(ROWS_PER_STATEMENT) {
+            let values =
+                vec![format!("(?, ?, ?, ?, ?, ?, ?, ?, {ts}, {ts})"); chunk.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO branch_table (branch_id, xid, transaction_id, resource_id, \
+                 branch_type, status, client_id, application_data, gmt_create, gmt_modified) \
+                 VALUES {values} {} {updated}",
+                DB::on_conflict_update("branch_id")
+            );
+            let mut args = Vec::with_capacity(chunk.len() * 10);
+            for &(branch, xid, micros) in chunk {
+                let at = timestamp(micros);
+                args.extend([
+                    branch.branch_id.0.into(),
+                    xid.into(),
+                    branch.transaction_id.0.into(),
+                    branch.resource_id.as_str().into(),
+                    branch.branch_type.name().into(),
+                    i64::from(branch.status.code()).into(),
+                    branch.client_id.as_str().into(),
+                    branch.application_data.as_str().into(),
+                    Arg::from(at.clone()),
+                    at.into(),
+                ]);
+            }
+            Self::execute(&mut **tx, &sql, args).await?;
+        }
+        Ok(())
     }
 
     async fn branch_exists(
@@ -378,9 +446,11 @@ where
         Ok(!rows.is_empty())
     }
 
-    /// Applies one op inside `tx`; `micros` is the time written into new rows.
+    /// Applies one op inside `tx`; `micros` is the time written into new rows. `locked` holds
+    /// the rows of `global_table` this database transaction locked so far.
     pub(crate) async fn apply_op(
         tx: &mut Tx<DB>,
+        locked: &mut LockedGlobals,
         op: &StoreOp,
         micros: i64,
         rollback_retry_timeout_unlock: bool,
@@ -388,7 +458,7 @@ where
         let holds = |status| status_holds_locks(status, rollback_retry_timeout_unlock);
         // The transaction's row, locked: conditions and every change below read it.
         let (stored, stored_xid) = match op.record.transaction_id() {
-            Some(id) => match Self::lock_global(tx, id).await? {
+            Some(id) => match Self::lock_global(tx, locked, id).await? {
                 Some((status, xid)) => (Some(status), xid),
                 None => (None, String::new()),
             },
@@ -411,7 +481,8 @@ where
                 if stored.is_some_and(|old| holds(old) && !holds(global.status)) {
                     Self::delete_locks_of_transaction(tx, &stored_xid).await?;
                 }
-                Self::upsert_global(tx, global, micros).await?;
+                Self::upsert_globals(tx, &[(global, micros)]).await?;
+                locked.insert(global.transaction_id, (global.status, global.xid.clone()));
             }
             Record::GlobalUpdate { status, .. } => {
                 let Some(old) = stored else {
@@ -434,6 +505,9 @@ where
                     ],
                 )
                 .await?;
+                if let Some(id) = op.record.transaction_id() {
+                    locked.insert(id, (*status, stored_xid.clone()));
+                }
             }
             Record::GlobalRemove { .. } => {
                 if stored.is_none() {
@@ -448,6 +522,9 @@ where
                 )
                 .await?;
                 Self::execute(&mut **tx, "DELETE FROM global_table WHERE xid = ?", xid).await?;
+                if let Some(id) = op.record.transaction_id() {
+                    locked.remove(&id);
+                }
             }
             Record::BranchAdd(branch) => {
                 let Some(status) = stored else {
@@ -466,7 +543,9 @@ where
                     vec![branch.branch_id.0.into()],
                 )
                 .await?;
-                if let Some(conflict) = Self::take_rows(tx, branch, &rows, micros).await? {
+                if let Some(conflict) =
+                    Self::take_rows(tx, branch, &stored_xid, &rows, micros).await?
+                {
                     Self::execute(
                         &mut **tx,
                         "ROLLBACK TO SAVEPOINT ferrata_branch",
@@ -476,7 +555,7 @@ where
                     return Ok(OpOutcome::LockConflict(conflict));
                 }
                 Self::execute(&mut **tx, "RELEASE SAVEPOINT ferrata_branch", Vec::new()).await?;
-                Self::upsert_branch(tx, branch, micros).await?;
+                Self::upsert_branches(tx, &[(branch, &stored_xid, micros)]).await?;
             }
             Record::BranchUpdate {
                 transaction_id,
@@ -511,20 +590,20 @@ where
                 transaction_id,
                 branch_id,
             } => {
-                if !Self::branch_exists(tx, *transaction_id, *branch_id).await? {
+                // Removing nothing is the answer that the branch is not there.
+                let removed = Self::delete(
+                    &mut **tx,
+                    "DELETE FROM branch_table WHERE branch_id = ? AND transaction_id = ?",
+                    vec![branch_id.0.into(), transaction_id.0.into()],
+                )
+                .await?;
+                if removed == 0 {
                     return Ok(OpOutcome::NotFound);
                 }
-                let id = vec![Arg::from(branch_id.0)];
                 Self::execute(
                     &mut **tx,
                     "DELETE FROM lock_table WHERE branch_id = ?",
-                    id.clone(),
-                )
-                .await?;
-                Self::execute(
-                    &mut **tx,
-                    "DELETE FROM branch_table WHERE branch_id = ?",
-                    id,
+                    vec![branch_id.0.into()],
                 )
                 .await?;
             }
@@ -683,27 +762,6 @@ where
             .await?;
         }
         Ok(held)
-    }
-}
-
-/// The xid of a stored transaction (lock and branch rows carry it, as Seata's do).
-async fn xid_of<DB>(tx: &mut Tx<DB>, id: TransactionId) -> Result<String, sqlx::Error>
-where
-    DB: SqlDatabase,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
-{
-    let sql = format!(
-        "SELECT {} FROM global_table WHERE transaction_id = ?",
-        DB::text("xid")
-    );
-    let rows = Sql::<DB>::fetch(&mut **tx, &sql, vec![id.0.into()]).await?;
-    match rows.first() {
-        Some(row) => row.try_get(0),
-        None => Err(sqlx::Error::RowNotFound),
     }
 }
 

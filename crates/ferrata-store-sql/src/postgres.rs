@@ -158,4 +158,8 @@ impl Dialect for Postgres {
         // PostgreSQL text cannot hold U+0000.
         seata_limits(false)
     }
+
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
 }

@@ -1,0 +1,512 @@
+//! A whole batch in a few set-based statements instead of several per op: the rows it touches
+//! are read (and locked) at once, its ops are played in memory in order by the rules of
+//! `ops::apply_op`, and the net changes are written kind by kind. What cannot be decided from
+//! those reads — an id reservation, a transaction or branch added again, rows that another op
+//! of the same batch releases, a lock row another node took in between — sends the batch down
+//! the op-by-op path instead (after a rollback), so every outcome stays the model's.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use ferrata_core::lock::status_holds_locks;
+use ferrata_core::{BranchId, BranchSession, GlobalSession, Record, TransactionId};
+use ferrata_proto::GlobalStatus;
+use ferrata_store::{Condition, OpOutcome, RowLock, StoreOp, branch_rows, check_limits, row_key};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
+
+use crate::dialect::SqlDatabase;
+use crate::ops::{Arg, LockInsert, Sql, Tx, marks};
+use crate::timestamp;
+
+/// Ids per `IN (…)` list: far below every database's parameter limit.
+const IDS_PER_STATEMENT: usize = 500;
+
+/// What [`Sql::apply_batch`] did.
+#[derive(Debug)]
+pub(crate) enum Fast {
+    /// Every op's outcome, in order; the changes are written into the transaction.
+    Applied(Vec<OpOutcome>),
+    /// The batch must be applied op by op; the transaction may hold writes: roll it back.
+    OpByOp(&'static str),
+}
+
+/// One transaction of the batch as its ops leave it.
+#[derive(Debug, Default)]
+struct TxState {
+    /// `None`: not stored, or removed by the batch.
+    status: Option<GlobalStatus>,
+    xid: String,
+    /// Added by an op of the batch.
+    added: bool,
+    removed: bool,
+    /// Its lock rows go: it left the statuses that hold them, or was removed.
+    released: bool,
+}
+
+/// The writes a batch comes down to.
+#[derive(Debug, Default)]
+struct Writes<'a> {
+    global_upserts: BTreeMap<TransactionId, (&'a GlobalSession, i64)>,
+    /// Final status of each transaction an update changed (after its upsert, if any).
+    status_updates: BTreeMap<TransactionId, GlobalStatus>,
+    branch_upserts: Vec<(&'a BranchSession, String, i64)>,
+    lock_inserts: Vec<(String, &'a BranchSession, String, &'a str, &'a str)>,
+    /// Final status and, when some update carried it, application data.
+    branch_updates: BTreeMap<BranchId, (ferrata_proto::BranchStatus, Option<&'a str>)>,
+    branch_removes: Vec<BranchId>,
+}
+
+impl<DB> Sql<DB>
+where
+    DB: SqlDatabase,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// Applies `ops` inside `tx` with set-based statements, or says why it cannot.
+    pub(crate) async fn apply_batch(
+        tx: &mut Tx<DB>,
+        ops: &[StoreOp],
+        base_micros: i64,
+        rollback_retry_timeout_unlock: bool,
+    ) -> Result<Fast, sqlx::Error> {
+        let holds = |status| status_holds_locks(status, rollback_retry_timeout_unlock);
+        let mut ids = Vec::with_capacity(ops.len());
+        for op in ops {
+            match op.record.transaction_id() {
+                Some(id) => ids.push(id),
+                None => return Ok(Fast::OpByOp("an id reservation")),
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let mut txs = Self::read_globals(tx, &ids).await?;
+
+        let branch_ids: Vec<i64> =
+            ops.iter()
+                .filter_map(|op| match &op.record {
+                    Record::BranchAdd(b) => Some(b.branch_id.0),
+                    Record::BranchUpdate { branch_id, .. }
+                    | Record::BranchRemove { branch_id, .. } => Some(branch_id.0),
+                    _ => None,
+                })
+                .collect();
+        // Branches stored at the start, and as the batch leaves them.
+        let stored_branches = Self::read_branches(tx, &branch_ids).await?;
+        let mut branches = stored_branches.clone();
+
+        let wanted: Vec<String> = ops
+            .iter()
+            .filter_map(|op| match &op.record {
+                // A branch the database cannot store is refused before its keys are read.
+                Record::BranchAdd(b) if check_limits(&DB::limits(), &op.record).is_ok() => Some(b),
+                _ => None,
+            })
+            .flat_map(|b| {
+                branch_rows(b)
+                    .into_iter()
+                    .map(|(table, pk)| row_key(&b.resource_id, table, pk))
+            })
+            .collect();
+        let mut holders: HashMap<String, (TransactionId, BranchId)> = HashMap::new();
+        if !wanted.is_empty() {
+            let mut keys: Vec<&str> = wanted.iter().map(String::as_str).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            for (key, holder_tx, holder_branch) in Self::holders_of_keys(tx, &keys).await? {
+                if keys.binary_search(&key.as_str()).is_err() {
+                    // The collation matched a key that differs in case or trailing spaces.
+                    return Ok(Fast::OpByOp("a lock key the database compares loosely"));
+                }
+                holders.insert(key, (TransactionId(holder_tx), BranchId(holder_branch)));
+            }
+        }
+        // Transactions some op of the batch makes release rows (as far as the op alone says).
+        let releasing: HashSet<TransactionId> = ops
+            .iter()
+            .filter_map(|op| match &op.record {
+                Record::GlobalRemove { transaction_id }
+                | Record::BranchRemove { transaction_id, .. } => Some(*transaction_id),
+                Record::GlobalUpdate {
+                    transaction_id,
+                    status,
+                } if !holds(*status) => Some(*transaction_id),
+                Record::GlobalAdd(g) if !holds(g.status) => Some(g.transaction_id),
+                _ => None,
+            })
+            .collect();
+
+        let mut outcomes = Vec::with_capacity(ops.len());
+        let mut writes = Writes::default();
+        for (index, op) in ops.iter().enumerate() {
+            let micros = base_micros + i64::try_from(index).unwrap_or_default();
+            let Some(id) = op.record.transaction_id() else {
+                return Ok(Fast::OpByOp("an id reservation"));
+            };
+            let state = txs.entry(id).or_default();
+            if let Condition::GlobalStatusIs(expected) = op.condition {
+                match state.status {
+                    None => {
+                        outcomes.push(OpOutcome::NotFound);
+                        continue;
+                    }
+                    Some(actual) if actual != expected => {
+                        outcomes.push(OpOutcome::StatusMismatch { actual });
+                        continue;
+                    }
+                    Some(_) => {}
+                }
+            }
+            if let Err(reason) = check_limits(&DB::limits(), &op.record) {
+                outcomes.push(OpOutcome::Unstorable { reason });
+                continue;
+            }
+            let outcome = match &op.record {
+                Record::IdReserve { .. } => return Ok(Fast::OpByOp("an id reservation")),
+                Record::GlobalAdd(global) => {
+                    if state.added || state.removed {
+                        return Ok(Fast::OpByOp("a transaction added twice"));
+                    }
+                    if state.status.is_some() && state.xid != global.xid {
+                        return Ok(Fast::OpByOp("a transaction stored under another xid"));
+                    }
+                    if state
+                        .status
+                        .is_some_and(|old| holds(old) && !holds(global.status))
+                    {
+                        state.released = true;
+                    }
+                    state.status = Some(global.status);
+                    state.xid.clone_from(&global.xid);
+                    state.added = true;
+                    writes.status_updates.remove(&id);
+                    writes.global_upserts.insert(id, (global, micros));
+                    OpOutcome::Applied
+                }
+                Record::GlobalUpdate { status, .. } => match state.status {
+                    None => OpOutcome::NotFound,
+                    Some(old) => {
+                        if holds(old) && !holds(*status) {
+                            state.released = true;
+                        }
+                        state.status = Some(*status);
+                        writes.status_updates.insert(id, *status);
+                        OpOutcome::Applied
+                    }
+                },
+                Record::GlobalRemove { .. } => {
+                    if state.status.is_none() {
+                        OpOutcome::NotFound
+                    } else {
+                        state.status = None;
+                        state.removed = true;
+                        state.released = true;
+                        branches.retain(|(tx_id, _)| *tx_id != id);
+                        OpOutcome::Applied
+                    }
+                }
+                Record::BranchAdd(branch) => {
+                    let Some(status) = state.status else {
+                        outcomes.push(OpOutcome::NotFound);
+                        continue;
+                    };
+                    let known = |set: &HashSet<(TransactionId, BranchId)>| {
+                        set.iter().any(|(_, b)| *b == branch.branch_id)
+                    };
+                    if known(&stored_branches) || known(&branches) {
+                        return Ok(Fast::OpByOp("a branch added again"));
+                    }
+                    let rows = if holds(status) {
+                        branch_rows(branch)
+                    } else {
+                        Vec::new()
+                    };
+                    if !rows.is_empty() && state.released {
+                        return Ok(Fast::OpByOp("rows taken after their transaction let go"));
+                    }
+                    let mut conflict = None;
+                    let mut free = Vec::new();
+                    for &(table, pk) in &rows {
+                        let key = row_key(&branch.resource_id, table, pk);
+                        match holders.get(&key) {
+                            None => free.push((key, table, pk)),
+                            Some(&(holder_tx, _)) if holder_tx == id => {}
+                            Some(&(holder_tx, _)) if releasing.contains(&holder_tx) => {
+                                return Ok(Fast::OpByOp("rows another op of the batch releases"));
+                            }
+                            Some(&(holder_tx, holder_branch)) => {
+                                conflict = Some(RowLock {
+                                    resource_id: branch.resource_id.clone(),
+                                    table: table.to_owned(),
+                                    pk: pk.to_owned(),
+                                    transaction_id: holder_tx,
+                                    branch_id: holder_branch,
+                                });
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(conflict) = conflict {
+                        OpOutcome::LockConflict(conflict)
+                    } else {
+                        for (key, table, pk) in free {
+                            // A key named twice in one lock key is taken once.
+                            if holders
+                                .insert(key.clone(), (id, branch.branch_id))
+                                .is_none()
+                            {
+                                writes.lock_inserts.push((
+                                    key,
+                                    branch,
+                                    state.xid.clone(),
+                                    table,
+                                    pk,
+                                ));
+                            }
+                        }
+                        branches.insert((id, branch.branch_id));
+                        writes
+                            .branch_upserts
+                            .push((branch, state.xid.clone(), micros));
+                        OpOutcome::Applied
+                    }
+                }
+                Record::BranchUpdate {
+                    branch_id,
+                    status,
+                    application_data,
+                    ..
+                } => {
+                    if branches.contains(&(id, *branch_id)) {
+                        let entry = writes
+                            .branch_updates
+                            .entry(*branch_id)
+                            .or_insert((*status, None));
+                        entry.0 = *status;
+                        if let Some(data) = application_data {
+                            entry.1 = Some(data.as_str());
+                        }
+                        OpOutcome::Applied
+                    } else {
+                        OpOutcome::NotFound
+                    }
+                }
+                Record::BranchRemove { branch_id, .. } => {
+                    if branches.remove(&(id, *branch_id)) {
+                        writes.branch_removes.push(*branch_id);
+                        OpOutcome::Applied
+                    } else {
+                        OpOutcome::NotFound
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        if Self::write(tx, &txs, writes, base_micros).await? {
+            Ok(Fast::Applied(outcomes))
+        } else {
+            Ok(Fast::OpByOp("lock rows changed while they were taken"))
+        }
+    }
+
+    /// The stored transactions among `ids`, their rows locked until the end of `tx`.
+    async fn read_globals(
+        tx: &mut Tx<DB>,
+        ids: &[TransactionId],
+    ) -> Result<HashMap<TransactionId, TxState>, sqlx::Error> {
+        let mut found = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT transaction_id, CAST(status AS {}), {} FROM global_table \
+                 WHERE transaction_id IN ({}) ORDER BY transaction_id FOR UPDATE",
+                DB::BIGINT,
+                DB::text("xid"),
+                marks(chunk.len())
+            );
+            let args = chunk.iter().map(|id| Arg::from(id.0)).collect();
+            for row in Self::fetch(&mut **tx, &sql, args).await? {
+                let id: i64 = row.try_get(0)?;
+                let status = crate::ops::global_status(row.try_get::<i64, _>(1)?)?;
+                found.insert(
+                    TransactionId(id),
+                    TxState {
+                        status: Some(status),
+                        xid: row.try_get(2)?,
+                        ..TxState::default()
+                    },
+                );
+            }
+        }
+        Ok(found)
+    }
+
+    /// Which of `branch_ids` are stored, with their transactions.
+    async fn read_branches(
+        tx: &mut Tx<DB>,
+        branch_ids: &[i64],
+    ) -> Result<HashSet<(TransactionId, BranchId)>, sqlx::Error> {
+        let mut found = HashSet::with_capacity(branch_ids.len());
+        for chunk in branch_ids.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT transaction_id, branch_id FROM branch_table WHERE branch_id IN ({})",
+                marks(chunk.len())
+            );
+            let args = chunk.iter().map(|id| Arg::from(*id)).collect();
+            for row in Self::fetch(&mut **tx, &sql, args).await? {
+                let tx_id: Option<i64> = row.try_get(0)?;
+                found.insert((
+                    TransactionId(tx_id.unwrap_or_default()),
+                    BranchId(row.try_get(1)?),
+                ));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Writes the batch's net changes; false when a lock row it inserted did not end up its
+    /// own (another node took the key in between, or its holder's row vanished).
+    async fn write(
+        tx: &mut Tx<DB>,
+        txs: &HashMap<TransactionId, TxState>,
+        mut writes: Writes<'_>,
+        micros: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let globals: Vec<(&GlobalSession, i64)> = writes.global_upserts.into_values().collect();
+        if !globals.is_empty() {
+            Self::upsert_globals(tx, &globals).await?;
+        }
+        let mut by_status: BTreeMap<u8, Vec<&str>> = BTreeMap::new();
+        for (id, status) in &writes.status_updates {
+            if let Some(state) = txs.get(id).filter(|s| !s.removed) {
+                by_status
+                    .entry(status.code())
+                    .or_default()
+                    .push(state.xid.as_str());
+            }
+        }
+        for (status, xids) in by_status {
+            for chunk in xids.chunks(IDS_PER_STATEMENT) {
+                let sql = format!(
+                    "UPDATE global_table SET status = ?, gmt_modified = {} WHERE xid IN ({})",
+                    DB::TIMESTAMP_PARAM,
+                    marks(chunk.len())
+                );
+                let mut args = vec![Arg::from(i64::from(status)), timestamp(micros).into()];
+                args.extend(chunk.iter().map(|xid| Arg::from(*xid)));
+                Self::execute(&mut **tx, &sql, args).await?;
+            }
+        }
+        if !writes.branch_upserts.is_empty() {
+            let rows: Vec<(&BranchSession, &str, i64)> = writes
+                .branch_upserts
+                .iter()
+                .map(|(branch, xid, at)| (*branch, xid.as_str(), *at))
+                .collect();
+            Self::upsert_branches(tx, &rows).await?;
+        }
+        if !writes.lock_inserts.is_empty() {
+            writes.lock_inserts.sort_by(|a, b| a.0.cmp(&b.0));
+            let rows: Vec<LockInsert<'_>> = writes
+                .lock_inserts
+                .iter()
+                .map(|(key, branch, xid, table, pk)| LockInsert {
+                    key,
+                    xid,
+                    branch,
+                    table,
+                    pk,
+                })
+                .collect();
+            Self::insert_lock_rows(tx, &rows, micros).await?;
+            let keys: Vec<&str> = rows.iter().map(|row| row.key).collect();
+            let held = Self::holders_of_keys(tx, &keys).await?;
+            let mine: HashMap<&str, (i64, i64)> = rows
+                .iter()
+                .map(|row| {
+                    (
+                        row.key,
+                        (row.branch.transaction_id.0, row.branch.branch_id.0),
+                    )
+                })
+                .collect();
+            let all_mine = held.len() == rows.len()
+                && held.iter().all(|(key, holder_tx, holder_branch)| {
+                    mine.get(key.as_str()) == Some(&(*holder_tx, *holder_branch))
+                });
+            if !all_mine {
+                return Ok(false);
+            }
+        }
+        let mut plain: BTreeMap<u8, Vec<i64>> = BTreeMap::new();
+        for (branch_id, (status, data)) in &writes.branch_updates {
+            match data {
+                None => plain.entry(status.code()).or_default().push(branch_id.0),
+                Some(data) => {
+                    let sql = format!(
+                        "UPDATE branch_table SET status = ?, gmt_modified = {}, \
+                         application_data = ? WHERE branch_id = ?",
+                        DB::TIMESTAMP_PARAM
+                    );
+                    let args = vec![
+                        Arg::from(i64::from(status.code())),
+                        timestamp(micros).into(),
+                        (*data).into(),
+                        branch_id.0.into(),
+                    ];
+                    Self::execute(&mut **tx, &sql, args).await?;
+                }
+            }
+        }
+        for (status, ids) in plain {
+            for chunk in ids.chunks(IDS_PER_STATEMENT) {
+                let sql = format!(
+                    "UPDATE branch_table SET status = ?, gmt_modified = {} WHERE branch_id IN ({})",
+                    DB::TIMESTAMP_PARAM,
+                    marks(chunk.len())
+                );
+                let mut args = vec![Arg::from(i64::from(status)), timestamp(micros).into()];
+                args.extend(chunk.iter().map(|id| Arg::from(*id)));
+                Self::execute(&mut **tx, &sql, args).await?;
+            }
+        }
+        let released: Vec<&str> = txs
+            .values()
+            .filter(|s| s.released)
+            .map(|s| s.xid.as_str())
+            .collect();
+        let removed: Vec<&str> = txs
+            .values()
+            .filter(|s| s.removed)
+            .map(|s| s.xid.as_str())
+            .collect();
+        let branch_removes: Vec<i64> = writes.branch_removes.iter().map(|b| b.0).collect();
+        Self::delete_where_in(tx, "lock_table", "xid", &released).await?;
+        Self::delete_where_in(tx, "lock_table", "branch_id", &branch_removes).await?;
+        Self::delete_where_in(tx, "branch_table", "branch_id", &branch_removes).await?;
+        Self::delete_where_in(tx, "branch_table", "xid", &removed).await?;
+        Self::delete_where_in(tx, "global_table", "xid", &removed).await?;
+        Ok(true)
+    }
+
+    /// `DELETE FROM table WHERE column IN (values)`, in chunks; nothing for no values.
+    async fn delete_where_in<V>(
+        tx: &mut Tx<DB>,
+        table: &str,
+        column: &str,
+        values: &[V],
+    ) -> Result<(), sqlx::Error>
+    where
+        V: Clone + Into<Arg>,
+    {
+        for chunk in values.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM {table} WHERE {column} IN ({})",
+                marks(chunk.len())
+            );
+            let args = chunk.iter().cloned().map(Into::into).collect();
+            Self::execute(&mut **tx, &sql, args).await?;
+        }
+        Ok(())
+    }
+}
