@@ -11,7 +11,10 @@ run_cluster() {
     local sys="$1" nodes="${1##*-}" schema="bench_${1//-/_}" i port targets=() pids=() rc=0
     if [[ -z "$pg_url" ]]; then
         log "starting PostgreSQL for the cluster systems (fsync on)"
-        FERRATA_SERVICES_DIR="$pg_services" FERRATA_POSTGRES_OPTS="-c max_connections=400" \
+        # A port below the ephemeral range: after the other systems' runs, client sockets in
+        # TIME_WAIT hold ports there that nothing listens on, and PostgreSQL could not bind.
+        FERRATA_POSTGRES_PORT=$(free_port) \
+            FERRATA_SERVICES_DIR="$pg_services" FERRATA_POSTGRES_OPTS="-c max_connections=400" \
             "$root/scripts/services" start postgres >"$logs/postgres-start.log" 2>&1 \
             || { record_system "$sys" --status failed --reason "PostgreSQL did not start: $(tail_of "$logs/postgres-start.log" 3)"; return 1; }
         pg_url=$(FERRATA_SERVICES_DIR="$pg_services" "$root/scripts/services" env | sed -n 's/^export FERRATA_POSTGRES_URL=//p')

@@ -14,11 +14,8 @@ use ferrata_store::{Condition, OpOutcome, RowLock, StoreOp, branch_rows, check_l
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use crate::dialect::SqlDatabase;
-use crate::ops::{Arg, LockInsert, Sql, Tx, marks};
+use crate::ops::{Arg, LockInsert, ROWS_PER_STATEMENT, Sql, Tx, marks, padded};
 use crate::timestamp;
-
-/// Ids per `IN (…)` list: far below every database's parameter limit.
-const IDS_PER_STATEMENT: usize = 500;
 
 /// What [`Sql::apply_batch`] did.
 #[derive(Debug)]
@@ -316,7 +313,8 @@ where
         ids: &[TransactionId],
     ) -> Result<HashMap<TransactionId, TxState>, sqlx::Error> {
         let mut found = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let chunk = padded(chunk);
             let sql = format!(
                 "SELECT transaction_id, CAST(status AS {}), {} FROM global_table \
                  WHERE transaction_id IN ({}) ORDER BY transaction_id FOR UPDATE",
@@ -347,7 +345,8 @@ where
         branch_ids: &[i64],
     ) -> Result<HashSet<(TransactionId, BranchId)>, sqlx::Error> {
         let mut found = HashSet::with_capacity(branch_ids.len());
-        for chunk in branch_ids.chunks(IDS_PER_STATEMENT) {
+        for chunk in branch_ids.chunks(ROWS_PER_STATEMENT) {
+            let chunk = padded(chunk);
             let sql = format!(
                 "SELECT transaction_id, branch_id FROM branch_table WHERE branch_id IN ({})",
                 marks(chunk.len())
@@ -386,7 +385,8 @@ where
             }
         }
         for (status, xids) in by_status {
-            for chunk in xids.chunks(IDS_PER_STATEMENT) {
+            for chunk in xids.chunks(ROWS_PER_STATEMENT) {
+                let chunk = padded(chunk);
                 let sql = format!(
                     "UPDATE global_table SET status = ?, gmt_modified = {} WHERE xid IN ({})",
                     DB::TIMESTAMP_PARAM,
@@ -418,23 +418,13 @@ where
                     pk,
                 })
                 .collect();
-            Self::insert_lock_rows(tx, &rows, micros).await?;
-            let keys: Vec<&str> = rows.iter().map(|row| row.key).collect();
-            let held = Self::holders_of_keys(tx, &keys).await?;
-            let mine: HashMap<&str, (i64, i64)> = rows
-                .iter()
-                .map(|row| {
-                    (
-                        row.key,
-                        (row.branch.transaction_id.0, row.branch.branch_id.0),
-                    )
-                })
-                .collect();
-            let all_mine = held.len() == rows.len()
-                && held.iter().all(|(key, holder_tx, holder_branch)| {
-                    mine.get(key.as_str()) == Some(&(*holder_tx, *holder_branch))
-                });
-            if !all_mine {
+            let inserted = Self::insert_lock_rows(tx, &rows, micros).await?;
+            if DB::COUNTS_ONLY_INSERTED_ROWS {
+                // Each row was absent when read: one not inserted now is another's.
+                if inserted != rows.len() as u64 {
+                    return Ok(false);
+                }
+            } else if !Self::all_mine(tx, &rows).await? {
                 return Ok(false);
             }
         }
@@ -459,7 +449,8 @@ where
             }
         }
         for (status, ids) in plain {
-            for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let chunk = padded(chunk);
                 let sql = format!(
                     "UPDATE branch_table SET status = ?, gmt_modified = {} WHERE branch_id IN ({})",
                     DB::TIMESTAMP_PARAM,
@@ -489,6 +480,25 @@ where
         Ok(true)
     }
 
+    /// Whether every row of `rows` is now held by the branch that inserted it (read back).
+    async fn all_mine(tx: &mut Tx<DB>, rows: &[LockInsert<'_>]) -> Result<bool, sqlx::Error> {
+        let keys: Vec<&str> = rows.iter().map(|row| row.key).collect();
+        let held = Self::holders_of_keys(tx, &keys).await?;
+        let mine: HashMap<&str, (i64, i64)> = rows
+            .iter()
+            .map(|row| {
+                (
+                    row.key,
+                    (row.branch.transaction_id.0, row.branch.branch_id.0),
+                )
+            })
+            .collect();
+        Ok(held.len() == rows.len()
+            && held.iter().all(|(key, holder_tx, holder_branch)| {
+                mine.get(key.as_str()) == Some(&(*holder_tx, *holder_branch))
+            }))
+    }
+
     /// `DELETE FROM table WHERE column IN (values)`, in chunks; nothing for no values.
     async fn delete_where_in<V>(
         tx: &mut Tx<DB>,
@@ -499,7 +509,8 @@ where
     where
         V: Clone + Into<Arg>,
     {
-        for chunk in values.chunks(IDS_PER_STATEMENT) {
+        for chunk in values.chunks(ROWS_PER_STATEMENT) {
+            let chunk = padded(chunk);
             let sql = format!(
                 "DELETE FROM {table} WHERE {column} IN ({})",
                 marks(chunk.len())

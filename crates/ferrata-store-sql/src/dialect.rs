@@ -17,6 +17,9 @@ pub(crate) mod sealed {
         /// and insert-if-absent does not lock an existing row (PostgreSQL): then a key can
         /// vanish between the insert and the read back, and is inserted again.
         const KEYS_COMPARE_EXACTLY: bool;
+        /// Whether an insert-if-absent counts only the rows it inserted (PostgreSQL's
+        /// `ON CONFLICT DO NOTHING`); MySQL's stand-in may count a skipped row.
+        const COUNTS_ONLY_INSERTED_ROWS: bool;
         /// A text column as a SELECT returns it so that it decodes as `String` (MySQL reports
         /// binary-collated columns as VARBINARY).
         fn text(column: &str) -> String;

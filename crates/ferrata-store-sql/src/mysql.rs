@@ -22,6 +22,7 @@ impl Dialect for MySql {
     const TIMESTAMP_PARAM: &'static str = "CAST(? AS DATETIME(6))";
 
     const KEYS_COMPARE_EXACTLY: bool = false;
+    const COUNTS_ONLY_INSERTED_ROWS: bool = false;
 
     fn text(column: &str) -> String {
         format!("CAST({column} AS CHAR)")

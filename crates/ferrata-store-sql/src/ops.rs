@@ -36,8 +36,9 @@ pub(crate) struct LockInsert<'a> {
 /// transaction left them: later ops of the same batch need not read them again.
 pub(crate) type LockedGlobals = std::collections::HashMap<TransactionId, (GlobalStatus, String)>;
 
-/// Lock rows per INSERT or SELECT … IN: far below every database's parameter limit.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Rows per multi-row INSERT and values per IN list: a power of two, far below every
+/// database's parameter limit.
+pub(crate) const ROWS_PER_STATEMENT: usize = 256;
 
 /// Times a branch's vanished lock rows are inserted again before giving up.
 const LOCK_ROUNDS: usize = 4;
@@ -65,6 +66,32 @@ impl From<String> for Arg {
     fn from(value: String) -> Arg {
         Arg::Text(value)
     }
+}
+
+/// `items` in pieces whose lengths are powers of two, largest first, at most
+/// [`ROWS_PER_STATEMENT`]: whatever a batch's size, a database then sees a few statement shapes
+/// of each kind, each parsed and planned once per connection (a VALUES list of a new length is
+/// a new statement).
+pub(crate) fn statement_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if items.is_empty() {
+            return None;
+        }
+        let len = ROWS_PER_STATEMENT.min(1 << items.len().ilog2());
+        let (chunk, rest) = items.split_at(len);
+        items = rest;
+        Some(chunk)
+    })
+}
+
+/// An IN list's values (at most [`ROWS_PER_STATEMENT`]) padded to a power of two by repeating
+/// the last one, which selects nothing more: few statement shapes, as [`statement_chunks`].
+pub(crate) fn padded<T: Clone>(values: &[T]) -> Vec<T> {
+    let mut list = values.to_vec();
+    if let Some(last) = values.last() {
+        list.resize(values.len().next_power_of_two(), last.clone());
+    }
+    list
 }
 
 /// `?, ?, …` for `n` parameters.
@@ -107,8 +134,8 @@ where
         Ok(())
     }
 
-    /// Runs a DELETE and says how many rows it removed.
-    pub(crate) async fn delete(
+    /// Runs a DELETE (or another write) and says how many rows it changed.
+    pub(crate) async fn execute_counted(
         conn: &mut DB::Connection,
         sql: &str,
         args: Vec<Arg>,
@@ -207,7 +234,7 @@ where
         ]
         .map(|column| format!("{column} = {}", DB::inserted(column)))
         .join(", ");
-        for chunk in globals.chunks(ROWS_PER_STATEMENT) {
+        for chunk in statement_chunks(globals) {
             let values =
                 vec![format!("(?, ?, ?, ?, ?, ?, ?, ?, ?, {ts}, {ts})"); chunk.len()].join(", ");
             let sql = format!(
@@ -314,16 +341,18 @@ where
         }
     }
 
-    /// Inserts lock rows, skipping rows present. Callers sort them by key: nodes inserting
-    /// overlapping rows then take them in one order and do not deadlock.
+    /// Inserts lock rows, skipping rows present, and returns the count the database reports
+    /// (see `COUNTS_ONLY_INSERTED_ROWS`). Callers sort them by key: nodes inserting overlapping
+    /// rows then take them in one order and do not deadlock.
     pub(crate) async fn insert_lock_rows(
         tx: &mut Tx<DB>,
         rows: &[LockInsert<'_>],
         micros: i64,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<u64, sqlx::Error> {
+        let mut counted = 0;
         let ts = DB::TIMESTAMP_PARAM;
         let at = timestamp(micros);
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in statement_chunks(rows) {
             let values =
                 vec![format!("(?, ?, ?, ?, ?, ?, ?, 0, {ts}, {ts})"); chunk.len()].join(", ");
             let sql = format!(
@@ -345,9 +374,9 @@ where
                     at.clone().into(),
                 ]);
             }
-            Self::execute(&mut **tx, &sql, args).await?;
+            counted += Self::execute_counted(&mut **tx, &sql, args).await?;
         }
-        Ok(())
+        Ok(counted)
     }
 
     /// The rows held under `rows`' keys, locked until the end of `tx`: (key, transaction,
@@ -367,6 +396,7 @@ where
     ) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
         let mut held = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let chunk = padded(chunk);
             let sql = format!(
                 "SELECT {}, transaction_id, branch_id FROM lock_table \
                  WHERE row_key IN ({}) FOR UPDATE",
@@ -402,7 +432,7 @@ where
         ]
         .map(|column| format!("{column} = {}", DB::inserted(column)))
         .join(", ");
-        for chunk in branches.chunks(ROWS_PER_STATEMENT) {
+        for chunk in statement_chunks(branches) {
             let values =
                 vec![format!("(?, ?, ?, ?, ?, ?, ?, ?, {ts}, {ts})"); chunk.len()].join(", ");
             let sql = format!(
@@ -591,7 +621,7 @@ where
                 branch_id,
             } => {
                 // Removing nothing is the answer that the branch is not there.
-                let removed = Self::delete(
+                let removed = Self::execute_counted(
                     &mut **tx,
                     "DELETE FROM branch_table WHERE branch_id = ? AND transaction_id = ?",
                     vec![branch_id.0.into(), transaction_id.0.into()],
@@ -779,4 +809,30 @@ pub(crate) fn global_status(code: i64) -> Result<GlobalStatus, sqlx::Error> {
         .ok()
         .and_then(GlobalStatus::from_code)
         .ok_or_else(|| sqlx::Error::Decode(format!("unknown global status {code}").into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_chunks_are_powers_of_two_largest_first() {
+        let items: Vec<u32> = (0..600).collect();
+        let lens =
+            |n: usize| -> Vec<usize> { statement_chunks(&items[..n]).map(<[u32]>::len).collect() };
+        assert_eq!(lens(0), Vec::<usize>::new());
+        assert_eq!(lens(1), [1]);
+        assert_eq!(lens(37), [32, 4, 1]);
+        assert_eq!(lens(600), [256, 256, 64, 16, 8]);
+        let joined: Vec<u32> = statement_chunks(&items[..37]).flatten().copied().collect();
+        assert_eq!(joined, items[..37], "every item once, in order");
+    }
+
+    #[test]
+    fn padded_lists_repeat_the_last_value() {
+        assert_eq!(padded::<i64>(&[]), Vec::<i64>::new());
+        assert_eq!(padded(&[7]), [7]);
+        assert_eq!(padded(&[1, 2, 3]), [1, 2, 3, 3]);
+        assert_eq!(padded(&[1, 2, 3, 4, 5]).len(), 8);
+    }
 }

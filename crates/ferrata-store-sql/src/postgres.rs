@@ -21,6 +21,7 @@ impl Dialect for Postgres {
     const TIMESTAMP_PARAM: &'static str = "CAST(? AS TIMESTAMP(6))";
 
     const KEYS_COMPARE_EXACTLY: bool = true;
+    const COUNTS_ONLY_INSERTED_ROWS: bool = true;
 
     fn text(column: &str) -> String {
         column.to_owned()
