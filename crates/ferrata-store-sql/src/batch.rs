@@ -228,10 +228,12 @@ where
                         let key = row_key(&branch.resource_id, table, pk);
                         match holders.get(&key) {
                             None => free.push((key, table, pk)),
-                            Some(&(holder_tx, _)) if holder_tx == id => {}
+                            // Also the transaction's own: a branch of it that the batch removes
+                            // frees the row for this one only if the removal comes first.
                             Some(&(holder_tx, _)) if releasing.contains(&holder_tx) => {
                                 return Ok(Fast::OpByOp("rows another op of the batch releases"));
                             }
+                            Some(&(holder_tx, _)) if holder_tx == id => {}
                             Some(&(holder_tx, holder_branch)) => {
                                 conflict = Some(RowLock {
                                     resource_id: branch.resource_id.clone(),

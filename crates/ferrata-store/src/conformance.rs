@@ -77,6 +77,7 @@ pub fn run_backend<B: Backend>(backend: &mut B) {
     large_values(backend);
     compare_and_set(backend);
     lock_conflicts(backend);
+    rows_freed_within_a_batch(backend);
     a_lost_race_does_not_abort_the_batch(backend);
     read_your_writes(backend);
     leases(backend);
@@ -921,6 +922,82 @@ pub fn lock_conflicts<B: Backend>(backend: &mut B) {
     );
     assert_eq!(outcomes[0], OpOutcome::Applied);
     let store = reopen(backend, &dir, store, &model, "locks released");
+    drop(store);
+}
+
+/// Inside one batch, the order of a release and a take decides who gets a row: a row a
+/// removed branch, a finished decision or a removed transaction frees is free for the ops
+/// after it (also for another branch of the same transaction), not for the ops before it.
+pub fn rows_freed_within_a_batch<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
+    append(
+        store.as_mut(),
+        &mut model,
+        &[
+            Record::GlobalAdd(global(1, GlobalStatus::Begin)),
+            Record::GlobalAdd(global(2, GlobalStatus::Begin)),
+            Record::GlobalAdd(global(3, GlobalStatus::Begin)),
+            at_branch(1, 11, "stock:1"),
+            at_branch(3, 31, "stock:20"),
+            at_branch(3, 33, "stock:30"),
+        ],
+    );
+    let remove = |tx: i64, branch: i64| {
+        StoreOp::put(Record::BranchRemove {
+            transaction_id: TransactionId(tx),
+            branch_id: BranchId(branch),
+        })
+    };
+    let outcomes = apply_ops(
+        store.as_mut(),
+        &mut model,
+        &[
+            remove(1, 11),
+            StoreOp::put(at_branch(2, 21, "stock:1")),
+            StoreOp::put(at_branch(1, 13, "stock:1")),
+        ],
+    );
+    assert_eq!(outcomes[1], OpOutcome::Applied);
+    assert!(matches!(outcomes[2], OpOutcome::LockConflict(_)));
+    // The same transaction, alone in its batch: branch 31's row goes to branch 32.
+    let outcomes = apply_ops(
+        store.as_mut(),
+        &mut model,
+        &[remove(3, 31), StoreOp::put(at_branch(3, 32, "stock:20"))],
+    );
+    assert_eq!(outcomes, [OpOutcome::Applied, OpOutcome::Applied]);
+    let resource = "jdbc:mysql://db/stock".to_owned();
+    let row = |pk: &str| RowKey {
+        resource_id: resource.clone(),
+        table: "stock".into(),
+        pk: pk.into(),
+    };
+    let holders = store
+        .lock_holders(&[row("20")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(holders, model.lock_holders(&[row("20")]));
+    assert_eq!(holders.len(), 1, "branch 32 holds the row branch 31 let go");
+    let outcomes = apply_ops(
+        store.as_mut(),
+        &mut model,
+        &[
+            StoreOp::put(at_branch(1, 14, "stock:9")),
+            // A take before the release: still held.
+            StoreOp::put(at_branch(2, 22, "stock:30")),
+            StoreOp::put(Record::GlobalRemove {
+                transaction_id: TransactionId(3),
+            }),
+            StoreOp::put(set_status(1, GlobalStatus::Committing)),
+            StoreOp::put(at_branch(2, 23, "stock:9,30")),
+        ],
+    );
+    assert_eq!(outcomes[0], OpOutcome::Applied);
+    assert!(matches!(outcomes[1], OpOutcome::LockConflict(_)));
+    assert_eq!(outcomes[4], OpOutcome::Applied);
+    let asked: Vec<RowKey> = ["1", "9", "20", "30"].into_iter().map(row).collect();
+    let holders = store.lock_holders(&asked).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(holders, model.lock_holders(&asked));
+    let store = reopen(backend, &dir, store, &model, "rows freed within a batch");
     drop(store);
 }
 
