@@ -387,17 +387,7 @@ where
             }
         }
         for (status, xids) in by_status {
-            for chunk in xids.chunks(ROWS_PER_STATEMENT) {
-                let chunk = padded(chunk);
-                let sql = format!(
-                    "UPDATE global_table SET status = ?, gmt_modified = {} WHERE xid IN ({})",
-                    DB::TIMESTAMP_PARAM,
-                    marks(chunk.len())
-                );
-                let mut args = vec![Arg::from(i64::from(status)), timestamp(micros).into()];
-                args.extend(chunk.iter().map(|xid| Arg::from(*xid)));
-                Self::execute(&mut **tx, &sql, args).await?;
-            }
+            Self::set_status_where_in(tx, "global_table", "xid", status, &xids, micros).await?;
         }
         if !writes.branch_upserts.is_empty() {
             let rows: Vec<(&BranchSession, &str, i64)> = writes
@@ -451,17 +441,8 @@ where
             }
         }
         for (status, ids) in plain {
-            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-                let chunk = padded(chunk);
-                let sql = format!(
-                    "UPDATE branch_table SET status = ?, gmt_modified = {} WHERE branch_id IN ({})",
-                    DB::TIMESTAMP_PARAM,
-                    marks(chunk.len())
-                );
-                let mut args = vec![Arg::from(i64::from(status)), timestamp(micros).into()];
-                args.extend(chunk.iter().map(|id| Arg::from(*id)));
-                Self::execute(&mut **tx, &sql, args).await?;
-            }
+            Self::set_status_where_in(tx, "branch_table", "branch_id", status, &ids, micros)
+                .await?;
         }
         let released: Vec<&str> = txs
             .values()
@@ -499,6 +480,32 @@ where
             && held.iter().all(|(key, holder_tx, holder_branch)| {
                 mine.get(key.as_str()) == Some(&(*holder_tx, *holder_branch))
             }))
+    }
+
+    /// `UPDATE table SET status = …, gmt_modified = … WHERE column IN (values)`, in chunks.
+    async fn set_status_where_in<V>(
+        tx: &mut Tx<DB>,
+        table: &str,
+        column: &str,
+        status: u8,
+        values: &[V],
+        micros: i64,
+    ) -> Result<(), sqlx::Error>
+    where
+        V: Clone + Into<Arg>,
+    {
+        for chunk in values.chunks(ROWS_PER_STATEMENT) {
+            let chunk = padded(chunk);
+            let sql = format!(
+                "UPDATE {table} SET status = ?, gmt_modified = {} WHERE {column} IN ({})",
+                DB::TIMESTAMP_PARAM,
+                marks(chunk.len())
+            );
+            let mut args = vec![Arg::from(i64::from(status)), timestamp(micros).into()];
+            args.extend(chunk.into_iter().map(Into::into));
+            Self::execute(&mut **tx, &sql, args).await?;
+        }
+        Ok(())
     }
 
     /// `DELETE FROM table WHERE column IN (values)`, in chunks; nothing for no values.

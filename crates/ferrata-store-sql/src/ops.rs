@@ -122,15 +122,7 @@ where
             conn.execute(sql).await?;
             return Ok(());
         }
-        let sql = DB::placeholders(sql);
-        let mut query = sqlx::query::<DB>(&sql);
-        for arg in args {
-            query = match arg {
-                Arg::Int(value) => query.bind(value),
-                Arg::Text(value) => query.bind(value),
-            };
-        }
-        query.execute(conn).await?;
+        Self::execute_counted(conn, sql, args).await?;
         Ok(())
     }
 
@@ -141,14 +133,21 @@ where
         args: Vec<Arg>,
     ) -> Result<u64, sqlx::Error> {
         let sql = DB::placeholders(sql);
-        let mut query = sqlx::query::<DB>(&sql);
+        Ok(DB::rows_affected(
+            &Self::bound(&sql, args).execute(conn).await?,
+        ))
+    }
+
+    /// `sql`, in this database's placeholders, with `args` bound.
+    fn bound(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'_, DB, DB::Arguments<'_>> {
+        let mut query = sqlx::query::<DB>(sql);
         for arg in args {
             query = match arg {
                 Arg::Int(value) => query.bind(value),
                 Arg::Text(value) => query.bind(value),
             };
         }
-        Ok(DB::rows_affected(&query.execute(conn).await?))
+        query
     }
 
     pub(crate) async fn fetch(
@@ -157,14 +156,7 @@ where
         args: Vec<Arg>,
     ) -> Result<Vec<DB::Row>, sqlx::Error> {
         let sql = DB::placeholders(sql);
-        let mut query = sqlx::query::<DB>(&sql);
-        for arg in args {
-            query = match arg {
-                Arg::Int(value) => query.bind(value),
-                Arg::Text(value) => query.bind(value),
-            };
-        }
-        query.fetch_all(conn).await
+        Self::bound(&sql, args).fetch_all(conn).await
     }
 
     /// The stored status and xid of a transaction, its row locked until the end of `tx`: read
