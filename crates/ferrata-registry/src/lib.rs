@@ -175,6 +175,7 @@ pub(crate) fn normalize(addresses: impl IntoIterator<Item = String>) -> Vec<Stri
 
 /// The name a Java process gives itself (`pid@host`), which Seata's Redis registry stores as the
 /// value of a TC's key.
+#[cfg(any(feature = "redis", test))]
 pub(crate) fn process_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
