@@ -45,8 +45,10 @@ struct Writes<'a> {
     global_upserts: BTreeMap<TransactionId, (&'a GlobalSession, i64)>,
     /// Final status of each transaction an update changed (after its upsert, if any).
     status_updates: BTreeMap<TransactionId, GlobalStatus>,
-    branch_upserts: Vec<(&'a BranchSession, String, i64)>,
-    lock_inserts: Vec<(String, &'a BranchSession, String, &'a str, &'a str)>,
+    /// Each branch with its time; its xid is its transaction's in the batch's reads.
+    branch_upserts: Vec<(&'a BranchSession, i64)>,
+    /// Key, taking branch, table, pk.
+    lock_inserts: Vec<(String, &'a BranchSession, &'a str, &'a str)>,
     /// Final status and, when some update carried it, application data.
     branch_updates: BTreeMap<BranchId, (ferrata_proto::BranchStatus, Option<&'a str>)>,
     branch_removes: Vec<BranchId>,
@@ -139,7 +141,7 @@ where
         for (index, op) in ops.iter().enumerate() {
             let micros = base_micros + i64::try_from(index).unwrap_or_default();
             let Some(id) = op.record.transaction_id() else {
-                return Ok(Fast::OpByOp("an id reservation"));
+                unreachable!("an id reservation sent the batch op by op above");
             };
             let state = txs.entry(id).or_default();
             if let Condition::GlobalStatusIs(expected) = op.condition {
@@ -160,7 +162,7 @@ where
                 continue;
             }
             let outcome = match &op.record {
-                Record::IdReserve { .. } => return Ok(Fast::OpByOp("an id reservation")),
+                Record::IdReserve { .. } => unreachable!("no transaction id: handled above"),
                 Record::GlobalAdd(global) => {
                     if state.added || state.removed {
                         return Ok(Fast::OpByOp("a transaction added twice"));
@@ -199,7 +201,7 @@ where
                         state.status = None;
                         state.removed = true;
                         state.released = true;
-                        branches.retain(|(tx_id, _)| *tx_id != id);
+                        branches.retain(|_, tx_id| *tx_id != id);
                         OpOutcome::Applied
                     }
                 }
@@ -208,10 +210,9 @@ where
                         outcomes.push(OpOutcome::NotFound);
                         continue;
                     };
-                    let known = |set: &HashSet<(TransactionId, BranchId)>| {
-                        set.iter().any(|(_, b)| *b == branch.branch_id)
-                    };
-                    if known(&stored_branches) || known(&branches) {
+                    if stored_branches.contains_key(&branch.branch_id)
+                        || branches.contains_key(&branch.branch_id)
+                    {
                         return Ok(Fast::OpByOp("a branch added again"));
                     }
                     let rows = if holds(status) {
@@ -255,19 +256,11 @@ where
                                 .insert(key.clone(), (id, branch.branch_id))
                                 .is_none()
                             {
-                                writes.lock_inserts.push((
-                                    key,
-                                    branch,
-                                    state.xid.clone(),
-                                    table,
-                                    pk,
-                                ));
+                                writes.lock_inserts.push((key, branch, table, pk));
                             }
                         }
-                        branches.insert((id, branch.branch_id));
-                        writes
-                            .branch_upserts
-                            .push((branch, state.xid.clone(), micros));
+                        branches.insert(branch.branch_id, id);
+                        writes.branch_upserts.push((branch, micros));
                         OpOutcome::Applied
                     }
                 }
@@ -277,7 +270,7 @@ where
                     application_data,
                     ..
                 } => {
-                    if branches.contains(&(id, *branch_id)) {
+                    if branches.get(branch_id) == Some(&id) {
                         let entry = writes
                             .branch_updates
                             .entry(*branch_id)
@@ -292,7 +285,8 @@ where
                     }
                 }
                 Record::BranchRemove { branch_id, .. } => {
-                    if branches.remove(&(id, *branch_id)) {
+                    if branches.get(branch_id) == Some(&id) {
+                        branches.remove(branch_id);
                         writes.branch_removes.push(*branch_id);
                         OpOutcome::Applied
                     } else {
@@ -341,12 +335,12 @@ where
         Ok(found)
     }
 
-    /// Which of `branch_ids` are stored, with their transactions.
+    /// Which of `branch_ids` are stored, and in which transactions.
     async fn read_branches(
         tx: &mut Tx<DB>,
         branch_ids: &[i64],
-    ) -> Result<HashSet<(TransactionId, BranchId)>, sqlx::Error> {
-        let mut found = HashSet::with_capacity(branch_ids.len());
+    ) -> Result<HashMap<BranchId, TransactionId>, sqlx::Error> {
+        let mut found = HashMap::with_capacity(branch_ids.len());
         for chunk in branch_ids.chunks(ROWS_PER_STATEMENT) {
             let chunk = padded(chunk);
             let sql = format!(
@@ -356,10 +350,10 @@ where
             let args = chunk.iter().map(|id| Arg::from(*id)).collect();
             for row in Self::fetch(&mut **tx, &sql, args).await? {
                 let tx_id: Option<i64> = row.try_get(0)?;
-                found.insert((
-                    TransactionId(tx_id.unwrap_or_default()),
+                found.insert(
                     BranchId(row.try_get(1)?),
-                ));
+                    TransactionId(tx_id.unwrap_or_default()),
+                );
             }
         }
         Ok(found)
@@ -389,11 +383,15 @@ where
         for (status, xids) in by_status {
             Self::set_status_where_in(tx, "global_table", "xid", status, &xids, micros).await?;
         }
+        let xid_of = |branch: &BranchSession| -> &str {
+            txs.get(&branch.transaction_id)
+                .map_or("", |state| state.xid.as_str())
+        };
         if !writes.branch_upserts.is_empty() {
             let rows: Vec<(&BranchSession, &str, i64)> = writes
                 .branch_upserts
                 .iter()
-                .map(|(branch, xid, at)| (*branch, xid.as_str(), *at))
+                .map(|&(branch, at)| (branch, xid_of(branch), at))
                 .collect();
             Self::upsert_branches(tx, &rows).await?;
         }
@@ -402,9 +400,9 @@ where
             let rows: Vec<LockInsert<'_>> = writes
                 .lock_inserts
                 .iter()
-                .map(|(key, branch, xid, table, pk)| LockInsert {
+                .map(|&(ref key, branch, table, pk)| LockInsert {
                     key,
-                    xid,
+                    xid: xid_of(branch),
                     branch,
                     table,
                     pk,
@@ -482,7 +480,7 @@ where
             }))
     }
 
-    /// `UPDATE table SET status = …, gmt_modified = … WHERE column IN (values)`, in chunks.
+    /// `UPDATE table SET status = …, gmt_modified = … WHERE column IN (values)`.
     async fn set_status_where_in<V>(
         tx: &mut Tx<DB>,
         table: &str,
@@ -494,21 +492,15 @@ where
     where
         V: Clone + Into<Arg>,
     {
-        for chunk in values.chunks(ROWS_PER_STATEMENT) {
-            let chunk = padded(chunk);
-            let sql = format!(
-                "UPDATE {table} SET status = ?, gmt_modified = {} WHERE {column} IN ({})",
-                DB::TIMESTAMP_PARAM,
-                marks(chunk.len())
-            );
-            let mut args = vec![Arg::from(i64::from(status)), timestamp(micros).into()];
-            args.extend(chunk.into_iter().map(Into::into));
-            Self::execute(&mut **tx, &sql, args).await?;
-        }
-        Ok(())
+        let head = format!(
+            "UPDATE {table} SET status = ?, gmt_modified = {}",
+            DB::TIMESTAMP_PARAM
+        );
+        let head_args = [Arg::from(i64::from(status)), timestamp(micros).into()];
+        Self::where_in(tx, &head, &head_args, column, values).await
     }
 
-    /// `DELETE FROM table WHERE column IN (values)`, in chunks; nothing for no values.
+    /// `DELETE FROM table WHERE column IN (values)`.
     async fn delete_where_in<V>(
         tx: &mut Tx<DB>,
         table: &str,
@@ -518,13 +510,26 @@ where
     where
         V: Clone + Into<Arg>,
     {
+        Self::where_in(tx, &format!("DELETE FROM {table}"), &[], column, values).await
+    }
+
+    /// `head WHERE column IN (values)` with `head_args` first, in padded chunks; nothing for no
+    /// values.
+    async fn where_in<V>(
+        tx: &mut Tx<DB>,
+        head: &str,
+        head_args: &[Arg],
+        column: &str,
+        values: &[V],
+    ) -> Result<(), sqlx::Error>
+    where
+        V: Clone + Into<Arg>,
+    {
         for chunk in values.chunks(ROWS_PER_STATEMENT) {
             let chunk = padded(chunk);
-            let sql = format!(
-                "DELETE FROM {table} WHERE {column} IN ({})",
-                marks(chunk.len())
-            );
-            let args = chunk.iter().cloned().map(Into::into).collect();
+            let sql = format!("{head} WHERE {column} IN ({})", marks(chunk.len()));
+            let mut args = head_args.to_vec();
+            args.extend(chunk.into_iter().map(Into::into));
             Self::execute(&mut **tx, &sql, args).await?;
         }
         Ok(())

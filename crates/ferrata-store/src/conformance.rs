@@ -252,12 +252,24 @@ pub fn global(transaction_id: i64, status: GlobalStatus) -> GlobalSession {
     }
 }
 
+/// The resource of every branch [`branch`] makes.
+const RESOURCE: &str = "jdbc:mysql://db/stock";
+
+/// A row of [`RESOURCE`], as [`SessionStore::lock_holders`] is asked about it.
+fn resource_row(table: &str, pk: &str) -> RowKey {
+    RowKey {
+        resource_id: RESOURCE.into(),
+        table: table.into(),
+        pk: pk.into(),
+    }
+}
+
 /// A branch session with plausible field values.
 pub fn branch(transaction_id: i64, branch_id: i64, status: BranchStatus) -> BranchSession {
     BranchSession {
         branch_id: BranchId(branch_id),
         transaction_id: TransactionId(transaction_id),
-        resource_id: "jdbc:mysql://db/stock".into(),
+        resource_id: RESOURCE.into(),
         lock_key: format!("stock:{branch_id}"),
         branch_type: BranchType::At,
         status,
@@ -860,12 +872,7 @@ pub fn lock_conflicts<B: Backend>(backend: &mut B) {
     assert_eq!(conflict.transaction_id, TransactionId(1));
     assert_eq!(conflict.branch_id, BranchId(11));
     assert_eq!(outcomes[1], OpOutcome::Applied);
-    let resource = "jdbc:mysql://db/stock".to_owned();
-    let row = |table: &str, pk: &str| RowKey {
-        resource_id: resource.clone(),
-        table: table.into(),
-        pk: pk.into(),
-    };
+    let row = resource_row;
     let asked = [
         row("stock", "3"),
         row("stock", "2"),
@@ -966,12 +973,7 @@ pub fn rows_freed_within_a_batch<B: Backend>(backend: &mut B) {
         &[remove(3, 31), StoreOp::put(at_branch(3, 32, "stock:20"))],
     );
     assert_eq!(outcomes, [OpOutcome::Applied, OpOutcome::Applied]);
-    let resource = "jdbc:mysql://db/stock".to_owned();
-    let row = |pk: &str| RowKey {
-        resource_id: resource.clone(),
-        table: "stock".into(),
-        pk: pk.into(),
-    };
+    let row = |pk: &str| resource_row("stock", pk);
     let holders = store
         .lock_holders(&[row("20")])
         .unwrap_or_else(|e| panic!("{e}"));
