@@ -203,8 +203,7 @@ pub fn run_matrix(args: &MeasureArgs) -> anyhow::Result<Outcome> {
             .and_then(|p| procfs::status_kb(Pid::Other(p), "VmRSS")),
         store_lifetime_cpu_seconds: measured
             .store
-            .and_then(procfs::tree_ticks)
-            .map(|t| round2(t as f64 / TICKS_PER_SEC)),
+            .map(|_| round2(measured.store_ticks() as f64 / TICKS_PER_SEC)),
     });
     results::write(&results.system(&args.system), &system)?;
     Ok(Outcome::Completed)
