@@ -21,6 +21,7 @@ pub mod lock;
 pub mod model;
 pub mod rate_limit;
 pub mod request;
+pub mod stats;
 
 pub use branches::Branches;
 pub use config::{CoordinatorConfig, IdSource, RateLimit, StoreSharing};
@@ -29,3 +30,4 @@ pub use effect::{BranchOutcome, BranchRequest, Effect, Refusal, Reply, ReplyToke
 pub use id::{BranchId, TransactionId};
 pub use model::{BranchSession, GlobalSession, Record, SessionTable, StoredTransaction};
 pub use request::{BranchRegistration, Request, RequestKind, Requester};
+pub use stats::{GroupCounts, MetricsSnapshot, SeataOutcome, TransactionCounts, Window};

@@ -25,6 +25,7 @@ use crate::lock::{
 use crate::model::{BranchSession, GlobalSession, Record, SessionTable, StoredTransaction};
 use crate::rate_limit::TokenBucket;
 use crate::request::{BranchRegistration, Request, RequestKind, Requester};
+use crate::stats::{MetricsSnapshot, TransactionCounts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Direction {
@@ -199,6 +200,9 @@ pub struct Coordinator {
     next_undo_log_delete_at_ms: i64,
     begin_tokens: Option<TokenBucket>,
     effects: Vec<Effect>,
+    /// The time of the latest call that carried one: what durations are measured against.
+    now_ms: i64,
+    counts: TransactionCounts,
     #[cfg(debug_assertions)]
     open_tokens: invariants::OpenTokens,
 }
@@ -231,6 +235,8 @@ impl Coordinator {
             next_undo_log_delete_at_ms,
             begin_tokens,
             effects: Vec::new(),
+            now_ms,
+            counts: TransactionCounts::default(),
             #[cfg(debug_assertions)]
             open_tokens: invariants::OpenTokens::default(),
         };
@@ -253,6 +259,7 @@ impl Coordinator {
     /// in the shared store expired), as [`Coordinator::recover`] does with this node's own.
     /// Transactions this coordinator holds already are left as they are.
     pub fn adopt(&mut self, transactions: Vec<StoredTransaction>, now_ms: i64) {
+        self.now_ms = now_ms;
         for tx in transactions {
             if !self.sessions.contains_key(&tx.global.transaction_id) {
                 self.restore(tx, now_ms);
@@ -361,6 +368,31 @@ impl Coordinator {
             sessions: self.sessions.len(),
             branches: self.sessions.values().map(|s| s.branches.len()).sum(),
             locked_rows: self.locks.len(),
+        }
+    }
+
+    /// Transaction counts for metrics (their windows emptied for the next call), with the
+    /// transactions each group still has active and what the coordinator holds.
+    pub fn take_metrics(&mut self) -> MetricsSnapshot {
+        let mut active: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for session in self.sessions.values() {
+            let global = &session.global;
+            if !global.status.is_final() && global.status != GlobalStatus::AsyncCommitting {
+                *active
+                    .entry((&global.application_id, &global.transaction_service_group))
+                    .or_default() += 1;
+            }
+        }
+        let mut transactions = self.counts.take();
+        for ((application_id, group), count) in active {
+            transactions.set_active(application_id, group, count);
+        }
+        let stats = self.stats();
+        MetricsSnapshot {
+            transactions,
+            sessions: stats.sessions,
+            branches: stats.branches,
+            locked_rows: stats.locked_rows,
         }
     }
 
@@ -473,6 +505,13 @@ impl Coordinator {
             && session.global.status != status
         {
             let stored = std::mem::replace(&mut session.global.status, status);
+            // Answered committed (AT), or ended in a failure the session stays in.
+            if status == GlobalStatus::AsyncCommitting || status.is_final() {
+                self.counts.decided(&session.global, status, self.now_ms);
+            }
+            if status.is_final() {
+                self.counts.ended(&session.global, status);
+            }
             self.persist_expecting(
                 Record::GlobalUpdate {
                     transaction_id,
@@ -608,6 +647,7 @@ impl Coordinator {
     ) {
         #[cfg(debug_assertions)]
         self.token_opened(token);
+        self.now_ms = now_ms;
         if self.config.store_sharing == StoreSharing::Shared && self.foreign(&request) {
             self.foreign_request(token, request);
             #[cfg(debug_assertions)]
@@ -654,6 +694,7 @@ impl Coordinator {
         branch_id: BranchId,
         outcome: BranchOutcome,
     ) {
+        self.now_ms = now_ms;
         self.apply_branch_result(now_ms, transaction_id, branch_id, outcome);
         #[cfg(debug_assertions)]
         self.check_invariants();
@@ -662,6 +703,7 @@ impl Coordinator {
     /// Time passes: roll back timed-out transactions, retry due phase-2 passes, schedule undo-log
     /// cleanup.
     pub fn tick(&mut self, now_ms: i64) {
+        self.now_ms = now_ms;
         self.run_timers(now_ms);
         #[cfg(debug_assertions)]
         self.check_invariants();

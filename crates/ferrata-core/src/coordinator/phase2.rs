@@ -276,6 +276,12 @@ impl Coordinator {
             for branch in session.branches.iter() {
                 release_locks(&mut self.locks, branch);
             }
+            // An asynchronous commit was counted as decided when the TM got its answer.
+            if session.global.status != GlobalStatus::AsyncCommitting {
+                self.counts
+                    .decided(&session.global, final_status, self.now_ms);
+            }
+            self.counts.ended(&session.global, final_status);
             // Conditioned on the status it ends from (a commit with no branch ends straight
             // from Begin: that is its decision).
             self.persist_expecting(

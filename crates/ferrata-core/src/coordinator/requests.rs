@@ -49,6 +49,8 @@ impl Coordinator {
             failed_passes: 0,
             retry_at_ms: None,
         };
+        self.counts
+            .began(&global.application_id, &global.transaction_service_group);
         self.timeouts
             .insert((session.deadline_ms(), transaction_id));
         self.sessions.insert(transaction_id, Box::new(session));

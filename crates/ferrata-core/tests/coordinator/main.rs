@@ -24,6 +24,7 @@ mod begin_and_end;
 mod branch_reports;
 mod failures;
 mod locks;
+mod metrics;
 mod recovery;
 mod retries;
 mod rollback;
