@@ -10,6 +10,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC2034 # for the scripts that source this file
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 log_name="$(basename "$0")"
+# Every ferrata-server the scripts start takes a free port for its admin listener (metrics,
+# health) instead of the default 7091, so that several servers (a cluster, parallel suites)
+# never compete for it; a caller may still choose one.
+export FERRATA_ADMIN__LISTEN="${FERRATA_ADMIN__LISTEN:-127.0.0.1:0}"
 
 # ---------------------------------------------------------------------------------------------
 # Logging (stderr): log TEXT, warn TEXT, die TEXT (exits 1).

@@ -155,6 +155,11 @@ func startServer(bin string) error {
 	}
 
 	cmd := exec.Command(bin, "--listen", harness.tcAddr, "--data-dir", dataDir)
+	// Any free port for the admin listener, unless the caller chose one: the default (7091)
+	// may be taken by another server on this machine.
+	if os.Getenv("FERRATA_ADMIN__LISTEN") == "" {
+		cmd.Env = append(os.Environ(), "FERRATA_ADMIN__LISTEN=127.0.0.1:0")
+	}
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	// Keep the server out of the terminal's process group signals (^C goes to

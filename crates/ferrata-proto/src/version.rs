@@ -16,6 +16,23 @@ pub enum VersionError {
     TooManyParts(String),
 }
 
+impl std::fmt::Display for ClientVersion {
+    /// `major.minor.patch`, with a fourth part only when the version had one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (major, minor, patch, extra) = (
+            self.0 / 1_000_000,
+            self.0 / 10_000 % 100,
+            self.0 / 100 % 100,
+            self.0 % 100,
+        );
+        write!(f, "{major}.{minor}.{patch}")?;
+        if extra != 0 {
+            write!(f, ".{extra}")?;
+        }
+        Ok(())
+    }
+}
+
 impl ClientVersion {
     pub const V0_7_1: ClientVersion = ClientVersion::new(0, 7, 1);
     pub const V1_5_0: ClientVersion = ClientVersion::new(1, 5, 0);
@@ -70,6 +87,17 @@ impl ClientVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn displays_as_parsed() {
+        for text in ["2.6.0", "1.8.1", "0.7.1", "1.5.2.3"] {
+            assert_eq!(ClientVersion::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(
+            ClientVersion::parse("2.0.0-SNAPSHOT").unwrap().to_string(),
+            "2.0.0"
+        );
+    }
 
     #[test]
     fn parses_like_java() {

@@ -1,5 +1,5 @@
 //! Server configuration: one typed tree (`[server]`, `[store]`, `[limits]`, `[coordinator]`,
-//! `[auth]`, `[tls]`, `[registry]`) layered, in increasing precedence, from defaults, the TOML file,
+//! `[auth]`, `[tls]`, `[registry]`, `[admin]`) layered, in increasing precedence, from defaults, the TOML file,
 //! `FERRATA_*` environment variables and command-line flags, then checked by [`Config::validate`].
 
 use std::fmt::Display;
@@ -33,7 +33,29 @@ pub struct Config {
     /// Registries this TC registers itself in (none by default).
     #[serde(skip_serializing_if = "RegistrySettings::is_disabled")]
     pub registry: RegistrySettings,
+    pub admin: AdminSettings,
 }
+
+/// `[admin]`: the HTTP listener for metrics and health probes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    pub enabled: bool,
+    /// Loopback by default: what it shows is for the operators of this machine.
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminSettings {
+    fn default() -> AdminSettings {
+        AdminSettings {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], ADMIN_PORT)),
+        }
+    }
+}
+
+/// The admin listener's default port: seata-server's console port.
+pub const ADMIN_PORT: u16 = 7091;
 
 /// `[server]`: where clients reach this TC and how it names itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -301,6 +323,8 @@ pub enum ConfigError {
                   file and no variables: the defaults)."
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
     /// TOML configuration file.
     #[arg(long, env = "FERRATA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -338,6 +362,9 @@ pub struct Cli {
     /// limits.max_sessions: open global transactions.
     #[arg(long)]
     pub max_sessions: Option<usize>,
+    /// admin.listen: address of the metrics and health endpoints (port 0: any free port).
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
     /// Repair a session log that refuses to open (damage before its tail): keep every intact
     /// record, move the damaged files aside, print what was dropped, and exit.
     #[arg(long)]
@@ -347,8 +374,16 @@ pub struct Cli {
     pub print_config: bool,
 }
 
+/// What the binary does instead of serving.
+#[derive(Debug, clap::Subcommand)]
+pub enum CliCommand {
+    /// Load and check the configuration (values, TLS files, the data directory) without
+    /// starting; prints a summary, exits non-zero with the reason when something is wrong.
+    CheckConfig,
+}
+
 /// The tables of the configuration; `FERRATA_<TABLE>__<KEY>` variables set their keys.
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "server",
     "store",
     "limits",
@@ -356,6 +391,7 @@ const TABLES: [&str; 7] = [
     "auth",
     "tls",
     "registry",
+    "admin",
 ];
 
 /// The short variables of earlier versions (`FERRATA_LISTEN`, ...) and the keys they set.
@@ -406,6 +442,7 @@ impl Config {
         let figment = flag(figment, "limits.idle_timeout", duration(cli.idle_timeout));
         let figment = flag(figment, "limits.max_connections", cli.max_connections);
         let figment = flag(figment, "limits.max_sessions", cli.max_sessions);
+        let figment = flag(figment, "admin.listen", cli.admin_listen);
         flag(
             figment,
             "coordinator.branch_request_timeout",

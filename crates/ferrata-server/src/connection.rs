@@ -439,11 +439,7 @@ async fn handle_message(
         return Ok(());
     };
     let command = CoreCommand::Request {
-        route: Route {
-            ctx: session.ctx,
-            slot,
-            in_flight,
-        },
+        route: Route::new(session.ctx, slot, in_flight, kind),
         requester: session.requester.clone(),
         request,
     };
@@ -488,6 +484,7 @@ async fn forward(
     };
     let ctx = session.ctx;
     let client_id = session.requester.client_id.clone();
+    let route = Route::new(ctx, slot, in_flight, kind);
     tokio::spawn(async move {
         let answer = match peers.forward(&address, message, &client_id).await {
             Ok(answer) => answer,
@@ -500,12 +497,7 @@ async fn forward(
                 build_response(reply, &ctx)
             }
         };
-        Route {
-            ctx,
-            slot,
-            in_flight,
-        }
-        .answer(answer);
+        route.answer(answer);
     });
     Ok(())
 }

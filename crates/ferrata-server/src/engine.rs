@@ -13,8 +13,8 @@ use tokio::sync::Semaphore;
 use tokio::sync::mpsc::OwnedPermit;
 
 use ferrata_core::{
-    BranchId, BranchOutcome, BranchRequest, Coordinator, Effect, Record, Refusal, Reply, Request,
-    Requester, StoreSharing, StoredTransaction, TransactionId,
+    BranchId, BranchOutcome, BranchRequest, Coordinator, Effect, MetricsSnapshot, Record, Refusal,
+    Reply, Request, RequestKind, Requester, StoreSharing, StoredTransaction, TransactionId,
 };
 use ferrata_proto::{CodecContext, Message, MsgType};
 use ferrata_store::{CompactionDone, CompactionJob, OpOutcome, SessionStore, StoreError, StoreOp};
@@ -104,10 +104,29 @@ pub struct Route {
     pub ctx: CodecContext,
     pub slot: ReplySlot,
     pub in_flight: InFlight,
+    /// What the request was and when it was admitted, for its latency meter.
+    pub kind: RequestKind,
+    pub admitted_at: std::time::Instant,
 }
 
 impl Route {
+    pub fn new(
+        ctx: CodecContext,
+        slot: ReplySlot,
+        in_flight: InFlight,
+        kind: RequestKind,
+    ) -> Route {
+        Route {
+            ctx,
+            slot,
+            in_flight,
+            kind,
+            admitted_at: std::time::Instant::now(),
+        }
+    }
+
     pub fn answer(self, message: Message) {
+        crate::meters::meters().request(self.kind, self.admitted_at.elapsed());
         self.slot.answer(message, self.ctx);
     }
 }
@@ -197,6 +216,8 @@ pub enum CoreCommand {
     Adopt(Vec<StoredTransaction>),
     /// The node with this XID prefix took its transactions back (internal).
     Disown(String),
+    /// Transaction counts and what the coordinator holds, for the metrics endpoint.
+    Metrics(tokio::sync::oneshot::Sender<MetricsSnapshot>),
     Shutdown,
 }
 
@@ -282,6 +303,11 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
+    /// Places taken in the command queue: commands waiting for the core thread.
+    pub fn queued(&self) -> usize {
+        COMMAND_QUEUE_CAPACITY.saturating_sub(self.room.available_permits())
+    }
+
     /// Queues one of the server's own commands (`Adopt`, `Disown`), which take no room in the
     /// queue; false once the engine has stopped.
     pub fn notify(&self, command: CoreCommand) -> bool {
@@ -657,6 +683,10 @@ fn apply(
         CoreCommand::Refused { record, refusal } => coordinator.store_refused(&record, refusal),
         CoreCommand::Adopt(transactions) => coordinator.adopt(transactions, now),
         CoreCommand::Disown(prefix) => coordinator.disown(&prefix),
+        CoreCommand::Metrics(answer) => {
+            // The scraper may have given up waiting: nothing to do then.
+            let _ = answer.send(coordinator.take_metrics());
+        }
         CoreCommand::BranchResult {
             transaction_id,
             branch_id,
@@ -888,7 +918,9 @@ impl GroupCommit {
         if self.ops.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         store.apply(&self.ops, &mut self.outcomes)?;
+        crate::meters::meters().store_commit(self.ops.len(), started.elapsed());
         let (ops, outcomes) = (
             std::mem::take(&mut self.ops),
             std::mem::take(&mut self.outcomes),

@@ -2,12 +2,14 @@
 //! log, or a database in Seata's db-mode schema), accepts Seata clients, and runs until asked
 //! to shut down.
 
+pub mod admin;
 pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod discovery;
 pub mod engine;
+pub mod meters;
 pub mod peers;
 pub mod phase2;
 mod refusals;
@@ -28,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
-pub use config::{Cli, Config, ConfigError};
+pub use config::{Cli, CliCommand, Config, ConfigError};
 
 use crate::connection::Shared;
 use crate::phase2::Phase2Sender;
@@ -55,6 +57,22 @@ pub async fn run_with_file_system(
         .local_addr()
         .context("listener has no local address")?;
     let started = std::time::Instant::now();
+    // Bound before recovery, so that readiness says "recovering" meanwhile.
+    let admin_state = admin::AdminState::new();
+    let (admin_bound, _admin_tasks) = if config.admin.enabled {
+        let listener = admin::bind(config.admin.listen).await?;
+        let admin_bound = listener
+            .local_addr()
+            .context("admin listener has no address")?;
+        let tasks = [
+            admin::serve(listener, admin_state.clone()),
+            admin::keep_meters(),
+        ]
+        .map(tokio_util::task::AbortOnDropHandle::new);
+        (Some(admin_bound), Some(tasks))
+    } else {
+        (None, None)
+    };
     auth::warn_if_open(&config.auth, "server.listen", bound);
     let tls_listener = match &config.tls {
         Some(tls) => {
@@ -82,6 +100,7 @@ pub async fn run_with_file_system(
     let coordinator_config = config.coordinator_config(xid_prefix);
     let sharing = coordinator_config.store_sharing;
     let mut coordinator = Coordinator::recover(coordinator_config, table, engine::now_ms());
+    let recovered_locks = coordinator.stats().locked_rows;
     if let Some(range) = first_ids {
         coordinator.add_id_range(range);
     }
@@ -163,10 +182,13 @@ pub async fn run_with_file_system(
         }
         None => (None, None),
     };
+    admin_state.serving(engine_handle.clone(), registry.clone());
     tracing::info!(
         listen = %bound,
+        admin_listen = %admin_bound.map_or_else(|| "off".to_owned(), |a| a.to_string()),
         store = %store_name(&config),
         recovered_sessions = recovered,
+        recovered_locks,
         startup_ms = started.elapsed().as_millis() as u64,
         "ferrata-server ready"
     );
@@ -245,6 +267,7 @@ pub async fn run_with_file_system(
         }
     };
     tracing::info!("shutting down: no new connections; flushing the log");
+    admin_state.stopping();
     drop(listener);
     let stopping = async {
         // Out of the registries first, so that clients pick another TC for new transactions.
@@ -459,6 +482,38 @@ pub fn repair(config: &Config) -> anyhow::Result<RepairReport> {
             config.store.data_dir.display()
         )
     })
+}
+
+/// `ferrata-server check-config`: what [`Config::load`] validated, plus what only the files
+/// can tell (TLS certificates and keys, a data directory this user can write); a summary of
+/// where the server would listen and store.
+pub fn check_config(config: &Config) -> anyhow::Result<String> {
+    if let Some(tls) = &config.tls {
+        tls::acceptor(tls).context("tls: the certificate or key cannot be used")?;
+    }
+    if config.store.url.is_none() {
+        let dir = &config.store.data_dir;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("store.data_dir: cannot create {}", dir.display()))?;
+        let probe = dir.join(".ferrata-check-config");
+        std::fs::write(&probe, b"")
+            .with_context(|| format!("store.data_dir: cannot write in {}", dir.display()))?;
+        let _ = std::fs::remove_file(probe);
+    }
+    let admin = if config.admin.enabled {
+        config.admin.listen.to_string()
+    } else {
+        "off".to_owned()
+    };
+    Ok(format!(
+        "configuration OK: listen {}, store {}, admin {admin}{}",
+        config.server.listen,
+        store_name(config),
+        config
+            .tls
+            .as_ref()
+            .map_or_else(String::new, |tls| format!(", TLS {}", tls.listen)),
+    ))
 }
 
 /// A place among the `limit` connections served at once, or `None` (logged) when all are taken.

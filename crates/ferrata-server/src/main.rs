@@ -1,10 +1,10 @@
 //! The `ferrata-server` binary: resolves configuration, sets up logging and runs the TC (or
-//! prints the configuration, or repairs the log, and exits).
+//! prints or checks the configuration, or repairs the log, and exits).
 
 use std::io::IsTerminal;
 
 use clap::Parser;
-use ferrata_server::{Cli, Config};
+use ferrata_server::{Cli, CliCommand, Config};
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -17,6 +17,10 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let config = Config::load(&cli)?;
+    if let Some(CliCommand::CheckConfig) = cli.command {
+        println!("{}", ferrata_server::check_config(&config)?);
+        return Ok(());
+    }
     if cli.print_config {
         print!("{}", config.to_toml()?);
         return Ok(());

@@ -45,6 +45,7 @@ struct Awaited {
     xid: String,
     branch_id: BranchId,
     phase2: Phase2,
+    sent_at: Instant,
 }
 
 /// The end of one phase-2 request, for the core.
@@ -131,6 +132,7 @@ impl ConnPending {
             xid: request.xid.clone(),
             branch_id: request.branch_id,
             phase2,
+            sent_at: Instant::now(),
         };
         let previous = waiting.by_id.insert(id, awaited);
         debug_assert!(previous.is_none(), "request id {id} reused while in flight");
@@ -213,11 +215,14 @@ impl ConnPending {
         debug_assert!(awaited.is_some());
         waiting.prune_answered();
         match awaited {
-            Some(awaited) => AnswerMatch::Accepted(Finished {
-                transaction_id: awaited.transaction_id,
-                branch_id: awaited.branch_id,
-                outcome,
-            }),
+            Some(awaited) => {
+                crate::meters::meters().phase2(awaited.phase2, awaited.sent_at.elapsed());
+                AnswerMatch::Accepted(Finished {
+                    transaction_id: awaited.transaction_id,
+                    branch_id: awaited.branch_id,
+                    outcome,
+                })
+            }
             None => AnswerMatch::NoRequest,
         }
     }

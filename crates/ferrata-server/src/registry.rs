@@ -278,6 +278,23 @@ impl Registry {
     pub fn connection_count(&self) -> usize {
         self.lock().conns.len()
     }
+
+    /// Registered connections by role (`rm` when serving resources, else `tm`) and client
+    /// version (the lower of a connection's TM and RM registrations).
+    pub fn connections_by_role(&self) -> std::collections::BTreeMap<(&'static str, String), usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for entry in self.lock().conns.values() {
+            let role = if entry.resources.is_empty() {
+                "tm"
+            } else {
+                "rm"
+            };
+            *counts
+                .entry((role, entry.ctx.client_version.to_string()))
+                .or_default() += 1;
+        }
+        counts
+    }
 }
 
 #[cfg(test)]

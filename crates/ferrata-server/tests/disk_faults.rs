@@ -31,6 +31,8 @@ impl InProcess {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut config = Config::default();
+        // Servers of parallel tests share no admin port.
+        config.admin.listen.set_port(0);
         config.server.listen = addr;
         config.store.data_dir = PathBuf::from(DATA);
         config.store.compact_after_bytes = compact_after_bytes;

@@ -115,6 +115,8 @@ fn find_or_build_server() -> Result<PathBuf, String> {
 pub struct TcProcess {
     child: Option<Child>,
     addr: SocketAddr,
+    /// The admin (metrics, health) listener, when the server reported one.
+    admin_addr: Option<SocketAddr>,
     bin: PathBuf,
     data_dir: PathBuf,
     log: PathBuf,
@@ -156,10 +158,11 @@ impl TcProcess {
         ready_within: Duration,
         extra_args: Vec<OsString>,
     ) -> anyhow::Result<TcProcess> {
-        let (child, addr) = spawn(bin, data_dir, listen, log, ready_within, &extra_args)?;
+        let (child, ready) = spawn(bin, data_dir, listen, log, ready_within, &extra_args)?;
         Ok(TcProcess {
             child: Some(child),
-            addr,
+            addr: ready.addr,
+            admin_addr: ready.admin_addr,
             bin: bin.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
             log: log.to_path_buf(),
@@ -218,6 +221,12 @@ impl TcProcess {
         self.addr
     }
 
+    /// The address of its admin listener (metrics, health): any free loopback port unless
+    /// the arguments or `FERRATA_ADMIN__LISTEN` chose one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
     /// Whether the process ended on its own (or was killed).
     pub fn has_exited(&mut self) -> bool {
         match &mut self.child {
@@ -265,7 +274,7 @@ impl TcProcess {
     /// Kills the server if it runs, then starts it again on the same port and data directory.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
-        let (child, addr) = spawn(
+        let (child, ready) = spawn(
             &self.bin,
             &self.data_dir,
             self.addr,
@@ -274,6 +283,8 @@ impl TcProcess {
             &self.extra_args,
         )?;
         self.child = Some(child);
+        self.admin_addr = ready.admin_addr;
+        let addr = ready.addr;
         anyhow::ensure!(addr == self.addr, "restarted on {addr}, not {}", self.addr);
         Ok(())
     }
@@ -290,7 +301,16 @@ impl Drop for TcProcess {
     }
 }
 
+/// What a server's ready line says.
+#[derive(Debug, Clone, Copy)]
+struct Ready {
+    addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+}
+
 /// Spawns the server and waits (bounded) for the ready line it logs after `log`'s current end.
+/// Unless told otherwise, its admin listener takes any free loopback port, so that servers of
+/// parallel tests do not compete for the default one.
 fn spawn(
     bin: &Path,
     data_dir: &Path,
@@ -298,14 +318,20 @@ fn spawn(
     log: &Path,
     ready_within: Duration,
     extra_args: &[OsString],
-) -> anyhow::Result<(Child, SocketAddr)> {
+) -> anyhow::Result<(Child, Ready)> {
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .with_context(|| format!("open {}", log.display()))?;
     let log_start = usize::try_from(log_file.metadata()?.len())?;
-    let mut child = Command::new(bin)
+    let mut command = Command::new(bin);
+    let admin_chosen = extra_args.iter().any(|arg| arg == "--admin-listen")
+        || std::env::var_os("FERRATA_ADMIN__LISTEN").is_some();
+    if !admin_chosen {
+        command.env("FERRATA_ADMIN__LISTEN", "127.0.0.1:0");
+    }
+    let mut child = command
         .args(["--listen", &listen.to_string(), "--data-dir"])
         .arg(data_dir)
         .args(extra_args)
@@ -325,13 +351,13 @@ fn spawn(
     }
 }
 
-/// The address in the first ready line after byte `log_start` of `log`.
+/// The addresses in the first ready line after byte `log_start` of `log`.
 fn wait_ready(
     child: &mut Child,
     log: &Path,
     log_start: usize,
     within: Duration,
-) -> anyhow::Result<SocketAddr> {
+) -> anyhow::Result<Ready> {
     let deadline = Instant::now() + within;
     loop {
         if let Some(status) = child.try_wait()? {
@@ -346,11 +372,16 @@ fn wait_ready(
             .unwrap_or("")
             .lines()
             .find(|l| l.contains("ferrata-server ready"));
-        if let Some(addr) = ready
-            .and_then(|l| l.split("listen=").nth(1))
-            .and_then(|r| r.split_whitespace().next())
-        {
-            return addr.parse().context("listen address in the log");
+        let field = |name: &str| {
+            ready
+                .and_then(|l| l.split(&format!(" {name}=")).nth(1))
+                .and_then(|r| r.split_whitespace().next())
+        };
+        if let Some(addr) = field("listen") {
+            return Ok(Ready {
+                addr: addr.parse().context("listen address in the log")?,
+                admin_addr: field("admin_listen").and_then(|a| a.parse().ok()),
+            });
         }
         if Instant::now() >= deadline {
             bail!(
@@ -391,5 +422,78 @@ where
             return false;
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// An HTTP/1.1 answer: status code and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// One HTTP/1.1 request to `addr` (a loopback admin listener), the connection closed after
+/// the answer; `bearer` is sent as `Authorization: Bearer …`, `body` as JSON. Bounded by 10 s.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+) -> anyhow::Result<HttpAnswer> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connect {addr}"))?;
+        let mut request =
+            format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        if let Some(token) = bearer {
+            request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        let body = body.unwrap_or("");
+        if !body.is_empty() {
+            request.push_str("Content-Type: application/json\r\n");
+        }
+        request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        let text = String::from_utf8(raw).context("answer is not UTF-8")?;
+        let (head, rest) = text
+            .split_once("\r\n\r\n")
+            .with_context(|| format!("no header end in {text:?}"))?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .with_context(|| format!("no status in {head:?}"))?;
+        let chunked = head.lines().any(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("transfer-encoding: chunked")
+        });
+        let body = if chunked {
+            unchunk(rest)?
+        } else {
+            rest.to_owned()
+        };
+        Ok(HttpAnswer { status, body })
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .with_context(|| format!("{method} {path}: no answer within 10 s"))?
+}
+
+/// The body of a chunked transfer encoding.
+fn unchunk(mut rest: &str) -> anyhow::Result<String> {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").context("chunk size line")?;
+        let size = usize::from_str_radix(size.trim(), 16).context("chunk size")?;
+        if size == 0 {
+            return Ok(body);
+        }
+        body.push_str(after.get(..size).context("chunk shorter than its size")?);
+        rest = after.get(size + 2..).unwrap_or("");
     }
 }

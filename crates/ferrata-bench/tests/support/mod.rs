@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 /// Serves on `listener` (data in `dir`, no fsync) until `shutdown` completes.
 pub async fn serve(listener: TcpListener, dir: PathBuf, shutdown: impl Future<Output = ()>) {
     let mut config = Config::default();
+    // Servers of parallel tests share no admin port.
+    config.admin.listen.set_port(0);
     config.server.listen = listener.local_addr().expect("addr");
     config.store.data_dir = dir;
     config.store.fsync = false;

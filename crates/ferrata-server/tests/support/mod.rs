@@ -328,6 +328,13 @@ impl ServerProcess {
         })
     }
 
+    /// Its admin listener (metrics, health), on a free loopback port.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.process
+            .admin_addr()
+            .expect("the server reports its admin listener")
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill9(&mut self) {
         self.process.kill();

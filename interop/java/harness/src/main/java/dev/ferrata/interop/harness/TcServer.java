@@ -284,6 +284,9 @@ public final class TcServer implements AutoCloseable {
         if (System.getenv("RUST_BACKTRACE") == null) {
             pb.environment().put("RUST_BACKTRACE", "1");
         }
+        // Any free port for the admin listener (the default, 7091, would be shared by every
+        // node of a cluster and every concurrent suite), unless the caller chose one.
+        pb.environment().putIfAbsent("FERRATA_ADMIN__LISTEN", "127.0.0.1:0");
         pb.environment().putAll(environment);
         try {
             process = pb.start();
