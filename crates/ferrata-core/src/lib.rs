@@ -16,6 +16,7 @@ pub mod branches;
 pub mod config;
 pub mod coordinator;
 pub mod effect;
+pub mod history;
 pub mod id;
 pub mod lock;
 pub mod model;
@@ -25,8 +26,13 @@ pub mod stats;
 
 pub use branches::Branches;
 pub use config::{CoordinatorConfig, IdSource, RateLimit, StoreSharing};
+pub use coordinator::admin::{
+    AdminAction, LockFilter, LockPage, LockView, TransactionDetail, TransactionFilter,
+    TransactionPage, TransactionSummary,
+};
 pub use coordinator::{Coordinator, CoordinatorStats, transaction_id_of, xid_prefix};
 pub use effect::{BranchOutcome, BranchRequest, Effect, Refusal, Reply, ReplyToken, TxError};
+pub use history::{Event, History, Phase2Kind};
 pub use id::{BranchId, TransactionId};
 pub use model::{BranchSession, GlobalSession, Record, SessionTable, StoredTransaction};
 pub use request::{BranchRegistration, Request, RequestKind, Requester};

@@ -3,6 +3,7 @@
 //! retries. Every entry point appends effects; the runtime drains and executes them in order.
 //! Requests are in `requests.rs`, phase-2 passes in `phase2.rs`, timers in `timers.rs`.
 
+pub mod admin;
 #[cfg(debug_assertions)]
 mod invariants;
 mod phase2;
@@ -17,6 +18,7 @@ use crate::branches::Branches;
 use crate::config::CoordinatorConfig;
 use crate::config::{IdSource, StoreSharing};
 use crate::effect::{BranchOutcome, Effect, Refusal, Reply, ReplyToken, TxError};
+use crate::history::{Event, History, Phase2Kind};
 use crate::id::{BranchId, IdGenerator, IdRanges, TransactionId};
 use crate::lock::{
     LockHolder, LockKeyLimits, LockManager, is_rollback_lock_status, parse_lock_key,
@@ -94,6 +96,7 @@ struct Session {
     pass: Option<Phase2Pass>,
     failed_passes: u32,
     retry_at_ms: Option<i64>,
+    history: History,
 }
 
 impl Session {
@@ -298,12 +301,15 @@ impl Coordinator {
         let StoredTransaction { global, branches } = stored;
         let transaction_id = global.transaction_id;
         let status = global.status;
+        let mut history = History::default();
+        history.push(now_ms, Event::Recovered { status });
         let session = Session {
             global,
             branches,
             pass: None,
             failed_passes: 0,
             retry_at_ms: None,
+            history,
         };
         match status {
             GlobalStatus::Committed
@@ -505,6 +511,7 @@ impl Coordinator {
             && session.global.status != status
         {
             let stored = std::mem::replace(&mut session.global.status, status);
+            session.history.push(self.now_ms, Event::Status(status));
             // Answered committed (AT), or ended in a failure the session stays in.
             if status == GlobalStatus::AsyncCommitting || status.is_final() {
                 self.counts.decided(&session.global, status, self.now_ms);

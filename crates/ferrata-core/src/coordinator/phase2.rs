@@ -112,6 +112,18 @@ impl Coordinator {
         for branch_id in skipped {
             self.remove_branch(transaction_id, branch_id);
         }
+        if let Some(session) = self.sessions.get_mut(&transaction_id) {
+            let kind = match direction {
+                Some(Direction::Rollback) => Phase2Kind::Rollback,
+                _ => Phase2Kind::Commit,
+            };
+            for request in &requests {
+                let branch_id = request.branch_id;
+                session
+                    .history
+                    .push(self.now_ms, Event::Phase2Sent { branch_id, kind });
+            }
+        }
         for request in requests {
             self.effects.push(match direction {
                 Some(Direction::Rollback) => Effect::BranchRollback(request),
@@ -154,6 +166,18 @@ impl Coordinator {
             return;
         };
         let Some(lane) = pass.in_flight.remove(&branch_id) else {
+            return;
+        };
+        if let Some(session) = self.sessions.get_mut(&transaction_id) {
+            session
+                .history
+                .push(now_ms, Event::Phase2Answered { branch_id, outcome });
+        }
+        let Some(pass) = self
+            .sessions
+            .get_mut(&transaction_id)
+            .and_then(|s| s.pass.as_mut())
+        else {
             return;
         };
         pass.busy[lane] = false;

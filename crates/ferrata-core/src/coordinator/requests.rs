@@ -48,6 +48,7 @@ impl Coordinator {
             pass: None,
             failed_passes: 0,
             retry_at_ms: None,
+            history: History::default(),
         };
         self.counts
             .began(&global.application_id, &global.transaction_service_group);
@@ -234,6 +235,9 @@ impl Coordinator {
         };
         if let Some(session) = self.sessions.get_mut(&transaction_id) {
             session.branches.insert(branch.clone());
+            session
+                .history
+                .push(self.now_ms, Event::BranchRegistered { branch_id });
         }
         self.persist(Record::BranchAdd(branch));
         self.reply(token, Reply::BranchRegistered { branch_id });

@@ -19,6 +19,7 @@ use support::*;
 /// AT application data of a connection in a user-managed local transaction.
 const USER_TX: &str = r#"{"autoCommit":false}"#;
 
+mod admin;
 mod at_commit;
 mod begin_and_end;
 mod branch_reports;
