@@ -36,13 +36,25 @@ pub struct Config {
     pub admin: AdminSettings,
 }
 
-/// `[admin]`: the HTTP listener for metrics and health probes.
+/// `[admin]`: the HTTP listener for metrics, health probes, the admin API and the console.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminSettings {
     pub enabled: bool,
     /// Loopback by default: what it shows is for the operators of this machine.
     pub listen: SocketAddr,
+    /// Operators allowed to act (and, once any is set, to read the API); none by default.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<AdminToken>,
+}
+
+/// `[[admin.tokens]]`: an operator's name (written in the audit log) and the SHA-256 of their
+/// secret token (`ferrata-server hash-token`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminToken {
+    pub name: String,
+    pub sha256: String,
 }
 
 impl Default for AdminSettings {
@@ -50,6 +62,7 @@ impl Default for AdminSettings {
         AdminSettings {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], ADMIN_PORT)),
+            tokens: Vec::new(),
         }
     }
 }
@@ -380,6 +393,13 @@ pub enum CliCommand {
     /// Load and check the configuration (values, TLS files, the data directory) without
     /// starting; prints a summary, exits non-zero with the reason when something is wrong.
     CheckConfig,
+    /// Read an admin token from standard input and print the `[[admin.tokens]]` entry that
+    /// lets its holder use the admin API (only the token's SHA-256 goes into the file).
+    HashToken {
+        /// The operator's name, written in the audit log with each action.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 /// The tables of the configuration; `FERRATA_<TABLE>__<KEY>` variables set their keys.
@@ -508,6 +528,19 @@ impl Config {
                      (listening on {} would make every node 127.0.0.1:{})",
                     self.server.listen,
                     self.server.listen.port()
+                ),
+            });
+        }
+        crate::admin::operators::Operators::new(&self.admin.tokens)?;
+        if self.admin.enabled
+            && !self.admin.listen.ip().is_loopback()
+            && self.admin.tokens.is_empty()
+        {
+            return Err(ConfigError::Invalid {
+                key: "admin.listen",
+                message: format!(
+                    "{} is reachable from other machines, but no [[admin.tokens]] is set: add                      one (ferrata-server hash-token) or listen on 127.0.0.1",
+                    self.admin.listen
                 ),
             });
         }

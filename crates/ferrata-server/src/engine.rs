@@ -13,8 +13,9 @@ use tokio::sync::Semaphore;
 use tokio::sync::mpsc::OwnedPermit;
 
 use ferrata_core::{
-    BranchId, BranchOutcome, BranchRequest, Coordinator, Effect, MetricsSnapshot, Record, Refusal,
-    Reply, Request, RequestKind, Requester, StoreSharing, StoredTransaction, TransactionId,
+    AdminAction, BranchId, BranchOutcome, BranchRequest, Coordinator, Effect, LockFilter, LockPage,
+    MetricsSnapshot, Record, Refusal, Reply, Request, RequestKind, Requester, StoreSharing,
+    StoredTransaction, TransactionDetail, TransactionFilter, TransactionId, TransactionPage,
 };
 use ferrata_proto::{CodecContext, Message, MsgType};
 use ferrata_store::{CompactionDone, CompactionJob, OpOutcome, SessionStore, StoreError, StoreOp};
@@ -101,12 +102,22 @@ impl ReplySlot {
 /// Where the answer to a request goes.
 #[derive(Debug)]
 pub struct Route {
-    pub ctx: CodecContext,
-    pub slot: ReplySlot,
-    pub in_flight: InFlight,
+    target: Target,
     /// What the request was and when it was admitted, for its latency meter.
-    pub kind: RequestKind,
-    pub admitted_at: std::time::Instant,
+    kind: RequestKind,
+    admitted_at: std::time::Instant,
+}
+
+#[derive(Debug)]
+enum Target {
+    /// A client connection: the answer is encoded for it.
+    Client {
+        ctx: CodecContext,
+        slot: ReplySlot,
+        _in_flight: InFlight,
+    },
+    /// An operator's action through the admin API: the reply itself.
+    Admin(tokio::sync::oneshot::Sender<Reply>),
 }
 
 impl Route {
@@ -116,18 +127,48 @@ impl Route {
         in_flight: InFlight,
         kind: RequestKind,
     ) -> Route {
+        Route::to(
+            Target::Client {
+                ctx,
+                slot,
+                _in_flight: in_flight,
+            },
+            kind,
+        )
+    }
+
+    /// An admin action's route: the reply goes to `answer`.
+    pub fn admin(answer: tokio::sync::oneshot::Sender<Reply>, kind: RequestKind) -> Route {
+        Route::to(Target::Admin(answer), kind)
+    }
+
+    fn to(target: Target, kind: RequestKind) -> Route {
         Route {
-            ctx,
-            slot,
-            in_flight,
+            target,
             kind,
             admitted_at: std::time::Instant::now(),
         }
     }
 
+    /// Delivers the core's reply: encoded for a client, as it is for an operator.
+    pub fn respond(self, reply: Reply) {
+        crate::meters::meters().request(self.kind, self.admitted_at.elapsed());
+        match self.target {
+            Target::Client { ctx, slot, .. } => slot.answer(build_response(reply, &ctx), ctx),
+            // The operator may have stopped waiting.
+            Target::Admin(answer) => drop(answer.send(reply)),
+        }
+    }
+
+    /// Delivers an answer built elsewhere (relayed from another node) to a client.
     pub fn answer(self, message: Message) {
         crate::meters::meters().request(self.kind, self.admitted_at.elapsed());
-        self.slot.answer(message, self.ctx);
+        match self.target {
+            Target::Client { ctx, slot, .. } => slot.answer(message, ctx),
+            Target::Admin(_) => {
+                debug_assert!(false, "a wire answer for an admin action");
+            }
+        }
     }
 }
 
@@ -218,6 +259,15 @@ pub enum CoreCommand {
     Disown(String),
     /// Transaction counts and what the coordinator holds, for the metrics endpoint.
     Metrics(tokio::sync::oneshot::Sender<MetricsSnapshot>),
+    /// A read of the admin API, answered from memory at once.
+    AdminRead(AdminQuery),
+    /// An operator's action on one transaction, answered like a request.
+    Admin {
+        route: Route,
+        operator: String,
+        xid: String,
+        action: AdminAction,
+    },
     Shutdown,
 }
 
@@ -231,6 +281,37 @@ impl CoreCommand {
                 | CoreCommand::Adopt(_)
                 | CoreCommand::Disown(_)
         )
+    }
+}
+
+/// A read of the admin API and where its answer goes.
+#[derive(Debug)]
+pub enum AdminQuery {
+    Transactions(
+        TransactionFilter,
+        tokio::sync::oneshot::Sender<TransactionPage>,
+    ),
+    Transaction(
+        String,
+        tokio::sync::oneshot::Sender<Option<TransactionDetail>>,
+    ),
+    Locks(LockFilter, tokio::sync::oneshot::Sender<LockPage>),
+}
+
+impl AdminQuery {
+    fn answer(self, coordinator: &Coordinator, now_ms: i64) {
+        // An operator who stopped waiting needs no answer.
+        match self {
+            AdminQuery::Transactions(filter, answer) => {
+                let _ = answer.send(coordinator.transactions(&filter, now_ms));
+            }
+            AdminQuery::Transaction(xid, answer) => {
+                let _ = answer.send(coordinator.transaction(&xid));
+            }
+            AdminQuery::Locks(filter, answer) => {
+                let _ = answer.send(coordinator.locks(&filter));
+            }
+        }
     }
 }
 
@@ -687,6 +768,18 @@ fn apply(
             // The scraper may have given up waiting: nothing to do then.
             let _ = answer.send(coordinator.take_metrics());
         }
+        CoreCommand::AdminRead(query) => query.answer(coordinator, now),
+        CoreCommand::Admin {
+            route,
+            operator,
+            xid,
+            action,
+        } => {
+            *next_token = next_token.wrapping_add(1);
+            let token = *next_token;
+            routes.insert(token, route);
+            coordinator.admin(now, token, &operator, &xid, action);
+        }
         CoreCommand::BranchResult {
             transaction_id,
             branch_id,
@@ -1083,10 +1176,7 @@ fn check_status(store: &dyn SessionStore, transaction_id: TransactionId) -> Repl
 
 fn dispatch(phase2: &Arc<Phase2Sender>, action: Action) {
     match action {
-        Action::Respond { route, reply } => {
-            let message = build_response(reply, &route.ctx);
-            route.answer(message);
-        }
+        Action::Respond { route, reply } => route.respond(reply),
         Action::BranchCommit(request) => phase2.deliver(Phase2::Commit, request),
         Action::BranchRollback(request) => phase2.deliver(Phase2::Rollback, request),
         Action::UndoLogDelete { save_days } => phase2.undo_log_delete(save_days),

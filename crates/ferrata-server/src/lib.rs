@@ -58,21 +58,29 @@ pub async fn run_with_file_system(
         .context("listener has no local address")?;
     let started = std::time::Instant::now();
     // Bound before recovery, so that readiness says "recovering" meanwhile.
-    let admin_state = admin::AdminState::new();
-    let (admin_bound, _admin_tasks) = if config.admin.enabled {
-        let listener = admin::bind(config.admin.listen).await?;
-        let admin_bound = listener
-            .local_addr()
-            .context("admin listener has no address")?;
-        let tasks = [
+    let admin_listener = match config.admin.enabled {
+        true => Some(admin::bind(config.admin.listen).await?),
+        false => None,
+    };
+    let admin_bound = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let xid_prefix = format!("{}:{}", config.xid_host(bound), bound.port());
+    let admin_state = admin::AdminState::new(
+        admin::operators::Operators::new(&config.admin.tokens)?,
+        admin::ServerInfo {
+            node: xid_prefix.clone(),
+            listen: bound.to_string(),
+            admin_listen: admin_bound.map(|a| a.to_string()),
+            store: store_name(&config),
+            started_at_ms: engine::now_ms(),
+        },
+    );
+    let _admin_tasks = admin_listener.map(|listener| {
+        [
             admin::serve(listener, admin_state.clone()),
             admin::keep_meters(),
         ]
-        .map(tokio_util::task::AbortOnDropHandle::new);
-        (Some(admin_bound), Some(tasks))
-    } else {
-        (None, None)
-    };
+        .map(tokio_util::task::AbortOnDropHandle::new)
+    });
     auth::warn_if_open(&config.auth, "server.listen", bound);
     let tls_listener = match &config.tls {
         Some(tls) => {
@@ -89,7 +97,6 @@ pub async fn run_with_file_system(
         }
         None => None,
     };
-    let xid_prefix = format!("{}:{}", config.xid_host(bound), bound.port());
     let Opened {
         store,
         table,

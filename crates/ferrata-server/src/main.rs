@@ -16,6 +16,10 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
+    if let Some(CliCommand::HashToken { name }) = &cli.command {
+        print!("{}", hash_token_entry(name)?);
+        return Ok(());
+    }
     let config = Config::load(&cli)?;
     if let Some(CliCommand::CheckConfig) = cli.command {
         println!("{}", ferrata_server::check_config(&config)?);
@@ -38,4 +42,23 @@ fn main() -> anyhow::Result<()> {
     // A store that stopped answering may hold a blocking task forever: do not wait for it.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result
+}
+
+/// `ferrata-server hash-token --name NAME`: the `[[admin.tokens]]` entry for the token on
+/// standard input (one line; generate one with `openssl rand -hex 32`).
+fn hash_token_entry(name: &str) -> anyhow::Result<String> {
+    use ferrata_server::admin::operators::{MIN_TOKEN_CHARS, hash_token};
+    let mut token = String::new();
+    std::io::stdin().read_line(&mut token)?;
+    let token = token.trim();
+    anyhow::ensure!(
+        token.chars().count() >= MIN_TOKEN_CHARS,
+        "the token on standard input has {} characters; use at least {MIN_TOKEN_CHARS} random ones \
+         (openssl rand -hex 32)",
+        token.chars().count()
+    );
+    Ok(format!(
+        "[[admin.tokens]]\nname = {name:?}\nsha256 = \"{}\"\n",
+        hash_token(token)
+    ))
 }

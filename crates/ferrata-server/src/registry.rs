@@ -88,6 +88,18 @@ struct ConnEntry {
     resources: HashSet<String>,
 }
 
+/// A registered connection, as the admin API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClientView {
+    pub application_id: String,
+    pub client_id: String,
+    /// `rm` when it serves resources, else `tm`.
+    pub role: &'static str,
+    pub version: String,
+    pub address: String,
+    pub resources: Vec<String>,
+}
+
 /// Why a registration was not recorded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegisterError {
@@ -277,6 +289,31 @@ impl Registry {
 
     pub fn connection_count(&self) -> usize {
         self.lock().conns.len()
+    }
+
+    /// Every registered connection, ordered by application and client id.
+    pub fn clients(&self) -> Vec<ClientView> {
+        let mut clients: Vec<ClientView> = self
+            .lock()
+            .conns
+            .values()
+            .map(|entry| {
+                let mut resources: Vec<String> = entry.resources.iter().cloned().collect();
+                resources.sort_unstable();
+                ClientView {
+                    application_id: entry.application_id.clone(),
+                    client_id: entry.client_id.clone(),
+                    role: if resources.is_empty() { "tm" } else { "rm" },
+                    version: entry.ctx.client_version.to_string(),
+                    address: entry.handle.peer.to_string(),
+                    resources,
+                }
+            })
+            .collect();
+        clients.sort_unstable_by(|a, b| {
+            (&a.application_id, &a.client_id).cmp(&(&b.application_id, &b.client_id))
+        });
+        clients
     }
 
     /// Registered connections by role (`rm` when serving resources, else `tm`) and client

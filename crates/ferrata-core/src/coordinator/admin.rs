@@ -108,7 +108,7 @@ impl AdminAction {
     }
 
     /// The request kind its reply is shaped as.
-    fn reply_kind(self) -> RequestKind {
+    pub fn reply_kind(self) -> RequestKind {
         match self {
             AdminAction::Commit => RequestKind::GlobalCommit,
             AdminAction::Rollback | AdminAction::ResolveBranch(_) => RequestKind::GlobalRollback,

@@ -2,7 +2,9 @@
 //! the liveness and readiness probes. It is bound before recovery, so readiness can say
 //! "recovering" while the store is read.
 
+mod api;
 mod metrics;
+pub mod operators;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -30,6 +32,20 @@ pub struct AdminState {
     serving: OnceLock<Serving>,
     /// When Seata's summaries and timers were last read (they cover the time since).
     last_scrape: Mutex<Instant>,
+    operators: operators::Operators,
+    info: ServerInfo,
+}
+
+/// What `/api/v1/server` says of this node besides its live counts.
+#[derive(Debug, Clone, Default)]
+pub struct ServerInfo {
+    /// The XID prefix (`host:port`) naming this node.
+    pub node: String,
+    pub listen: String,
+    pub admin_listen: Option<String>,
+    /// The data directory or the database (no password).
+    pub store: String,
+    pub started_at_ms: i64,
 }
 
 #[derive(Debug)]
@@ -39,11 +55,13 @@ struct Serving {
 }
 
 impl AdminState {
-    pub fn new() -> Arc<AdminState> {
+    pub fn new(operators: operators::Operators, info: ServerInfo) -> Arc<AdminState> {
         Arc::new(AdminState {
             ready: AtomicBool::new(false),
             serving: OnceLock::new(),
             last_scrape: Mutex::new(Instant::now()),
+            operators,
+            info,
         })
     }
 
@@ -76,9 +94,11 @@ pub fn serve(listener: TcpListener, state: Arc<AdminState>) -> tokio::task::Join
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(scrape))
+        .merge(api::routes())
         .with_state(state);
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router).await {
+        if let Err(error) = axum::serve(listener, service).await {
             tracing::error!(%error, "the admin listener stopped");
         }
     })
