@@ -89,7 +89,7 @@ pub struct GroupCounts {
     pub ended: BTreeMap<GlobalStatus, u64>,
     /// Seata's counters (cumulative) per outcome.
     pub outcomes: BTreeMap<SeataOutcome, u64>,
-    /// Seata's summaries and timers: since the last [`TransactionCounts::take`].
+    /// Seata's summaries and timers: since the windows were last cleared (by a scrape).
     pub windows: BTreeMap<SeataOutcome, Window>,
     /// Transactions held and not yet ended in Seata's sense; filled in by the snapshot.
     pub active: u64,
@@ -142,15 +142,13 @@ impl TransactionCounts {
         *counts.ended.entry(status).or_default() += 1;
     }
 
-    /// The counts so far, with the windows emptied for the next scrape.
-    pub(crate) fn take(&mut self) -> TransactionCounts {
-        let copy = self.clone();
+    /// Empties the windows: the next scrape covers the time from now.
+    pub(crate) fn clear_windows(&mut self) {
         for groups in self.groups.values_mut() {
             for counts in groups.values_mut() {
                 counts.windows.clear();
             }
         }
-        copy
     }
 
     pub(crate) fn set_active(&mut self, application_id: &str, group: &str, active: u64) {
@@ -198,7 +196,8 @@ mod tests {
         counts.decided(&global, GlobalStatus::Committed, 1_007);
         counts.decided(&global, GlobalStatus::Committed, 1_003);
         counts.ended(&global, GlobalStatus::Committed);
-        let first = counts.take();
+        let first = counts.clone();
+        counts.clear_windows();
         let (_, _, group) = first.iter().next().unwrap();
         assert_eq!(group.begun, 1);
         assert_eq!(group.ended[&GlobalStatus::Committed], 1);
@@ -211,7 +210,7 @@ mod tests {
                 max_ms: 7
             }
         );
-        let second = counts.take();
+        let second = counts.clone();
         let (_, _, group) = second.iter().next().unwrap();
         assert_eq!(group.outcomes[&SeataOutcome::Committed], 2);
         assert!(group.windows.is_empty());

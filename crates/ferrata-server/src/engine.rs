@@ -296,6 +296,8 @@ pub enum AdminQuery {
         tokio::sync::oneshot::Sender<Option<TransactionDetail>>,
     ),
     Locks(LockFilter, tokio::sync::oneshot::Sender<LockPage>),
+    /// Counts without emptying Seata's windows (those belong to the scrapes).
+    Counts(tokio::sync::oneshot::Sender<MetricsSnapshot>),
 }
 
 impl AdminQuery {
@@ -310,6 +312,9 @@ impl AdminQuery {
             }
             AdminQuery::Locks(filter, answer) => {
                 let _ = answer.send(coordinator.locks(&filter));
+            }
+            AdminQuery::Counts(answer) => {
+                let _ = answer.send(coordinator.metrics());
             }
         }
     }

@@ -3,6 +3,7 @@
 //! the admin listener renders it (docs/operations.md, "Metrics").
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ferrata_core::RequestKind;
@@ -58,6 +59,8 @@ pub fn request_type(kind: RequestKind) -> &'static str {
 pub struct Meters {
     handle: PrometheusHandle,
     requests: [Histogram; REQUEST_KINDS.len()],
+    /// Answered requests and their summed latency in µs, per kind, for the console's rates.
+    request_totals: [(AtomicU64, AtomicU64); REQUEST_KINDS.len()],
     store_commit_seconds: Histogram,
     store_commit_ops: Histogram,
     /// Phase-2 round trips: [commit, rollback].
@@ -107,6 +110,7 @@ impl Meters {
                 handle: handle.clone(),
                 requests: REQUEST_KINDS
                     .map(|kind| metrics::histogram!(REQUEST_SECONDS, "type" => request_type(kind))),
+                request_totals: std::array::from_fn(|_| (AtomicU64::new(0), AtomicU64::new(0))),
                 store_commit_seconds: metrics::histogram!(STORE_COMMIT_SECONDS),
                 store_commit_ops: metrics::histogram!(STORE_COMMIT_OPS),
                 phase2_seconds: ["commit", "rollback"]
@@ -118,6 +122,10 @@ impl Meters {
     pub fn request(&self, kind: RequestKind, elapsed: Duration) {
         let index = REQUEST_KINDS.iter().position(|k| *k == kind).unwrap_or(0);
         self.requests[index].record(elapsed.as_secs_f64());
+        let (count, micros) = &self.request_totals[index];
+        count.fetch_add(1, Ordering::Relaxed);
+        let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        micros.fetch_add(elapsed_us, Ordering::Relaxed);
     }
 
     pub fn store_commit(&self, ops: usize, elapsed: Duration) {
@@ -131,6 +139,21 @@ impl Meters {
             Phase2::Rollback => 1,
         };
         self.phase2_seconds[index].record(elapsed.as_secs_f64());
+    }
+
+    /// (request type, answered, summed latency in µs) since start, per request kind.
+    pub fn request_totals(&self) -> Vec<(&'static str, u64, u64)> {
+        REQUEST_KINDS
+            .iter()
+            .zip(&self.request_totals)
+            .map(|(kind, (count, micros))| {
+                (
+                    request_type(*kind),
+                    count.load(Ordering::Relaxed),
+                    micros.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
     }
 
     /// The meters in Prometheus' text format.

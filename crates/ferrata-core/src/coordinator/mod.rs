@@ -380,6 +380,14 @@ impl Coordinator {
     /// Transaction counts for metrics (their windows emptied for the next call), with the
     /// transactions each group still has active and what the coordinator holds.
     pub fn take_metrics(&mut self) -> MetricsSnapshot {
+        let snapshot = self.metrics();
+        self.counts.clear_windows();
+        snapshot
+    }
+
+    /// [`Coordinator::take_metrics`] without emptying the windows (for the console, so that it
+    /// does not take what a Prometheus scrape is owed).
+    pub fn metrics(&self) -> MetricsSnapshot {
         let mut active: BTreeMap<(&str, &str), u64> = BTreeMap::new();
         for session in self.sessions.values() {
             let global = &session.global;
@@ -389,7 +397,7 @@ impl Coordinator {
                     .or_default() += 1;
             }
         }
-        let mut transactions = self.counts.take();
+        let mut transactions = self.counts.clone();
         for ((application_id, group), count) in active {
             transactions.set_active(application_id, group, count);
         }

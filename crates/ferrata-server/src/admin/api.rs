@@ -50,6 +50,7 @@ pub fn routes() -> axum::Router<Arc<AdminState>> {
             post(resolve_branch),
         )
         .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/stats", get(stats))
 }
 
 /// An error answer: `{"error": "…"}` with its status.
@@ -154,6 +155,44 @@ async fn server(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Api
         "ready": ready,
         "connections": connections,
         "command_queue_depth": queued,
+    }))
+    .into_response())
+}
+
+/// Cumulative counts since start, summed over applications and groups, for the console's
+/// charts (rates are differences between two reads).
+async fn stats(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> ApiResult {
+    operator(&state, &headers, false)?;
+    let snapshot = ask(&state, AdminQuery::Counts).await?;
+    let serving = serving(&state)?;
+    let mut begun = 0;
+    let mut active = 0;
+    let mut ended: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for (_, _, counts) in snapshot.transactions.iter() {
+        begun += counts.begun;
+        active += counts.active;
+        for (status, total) in &counts.ended {
+            *ended.entry(format!("{status:?}")).or_default() += total;
+        }
+    }
+    let requests: Vec<Value> = crate::meters::meters()
+        .request_totals()
+        .into_iter()
+        .map(
+            |(kind, count, total_us)| json!({ "type": kind, "count": count, "total_us": total_us }),
+        )
+        .collect();
+    Ok(Json(json!({
+        "at_ms": crate::engine::now_ms(),
+        "begun": begun,
+        "active": active,
+        "ended": ended,
+        "sessions": snapshot.sessions,
+        "branches": snapshot.branches,
+        "locked_rows": snapshot.locked_rows,
+        "connections": serving.registry.connection_count(),
+        "command_queue_depth": serving.engine.queued(),
+        "requests": requests,
     }))
     .into_response())
 }

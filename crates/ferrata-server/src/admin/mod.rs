@@ -1,8 +1,9 @@
-//! The admin HTTP listener (axum; loopback by default, its own port): Prometheus metrics and
-//! the liveness and readiness probes. It is bound before recovery, so readiness can say
+//! The admin HTTP listener (axum; loopback by default, its own port): Prometheus metrics, the
+//! liveness and readiness probes, the admin API and the web console. It is bound before recovery, so readiness can say
 //! "recovering" while the store is read.
 
 mod api;
+mod console;
 mod metrics;
 pub mod operators;
 
@@ -95,6 +96,7 @@ pub fn serve(listener: TcpListener, state: Arc<AdminState>) -> tokio::task::Join
         .route("/health/ready", get(ready))
         .route("/metrics", get(scrape))
         .merge(api::routes())
+        .merge(console::routes())
         .with_state(state);
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move {
