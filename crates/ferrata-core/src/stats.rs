@@ -99,6 +99,8 @@ pub struct GroupCounts {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TransactionCounts {
     groups: BTreeMap<String, BTreeMap<String, GroupCounts>>,
+    /// Phase-2 passes that could not finish and were scheduled again, since start.
+    pub phase2_retries: u64,
 }
 
 impl TransactionCounts {

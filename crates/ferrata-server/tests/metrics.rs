@@ -28,6 +28,24 @@ fn samples(text: &str) -> HashMap<String, f64> {
         .collect()
 }
 
+/// The metric names a dashboard's PromQL uses (`seata_…`, `ferrata_…`).
+fn metric_names(dashboard: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for prefix in ["seata_", "ferrata_"] {
+        let mut rest = dashboard;
+        while let Some(at) = rest.find(prefix) {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            names.insert(name);
+        }
+    }
+    assert!(names.len() > 5, "{names:?}");
+    names
+}
+
 fn seata(meter: &str, statistic: Option<&str>, status: &str) -> String {
     let statistic = statistic.map_or_else(String::new, |s| format!("statistic=\"{s}\","));
     format!(
@@ -177,6 +195,25 @@ async fn counters_say_what_the_load_did() {
     );
     assert!(value(&first, "ferrata_store_commit_ops_count") >= 1.0);
     assert!(value(&first, "ferrata_store_commit_ops_sum") >= total);
+    // Every RM answered at once: no pass had to be tried again.
+    assert_eq!(value(&first, "ferrata_phase2_retries_total"), 0.0);
+
+    // Every series the Grafana dashboard in docs/ queries is in the scrape.
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/grafana/ferrata.json"
+    ))
+    .expect("docs/grafana/ferrata.json");
+    let names: std::collections::BTreeSet<&str> = first
+        .keys()
+        .map(|series| series.split('{').next().unwrap_or(series))
+        .collect();
+    for queried in metric_names(&dashboard) {
+        assert!(
+            names.contains(queried.as_str()),
+            "the dashboard queries {queried}, which the server does not export"
+        );
+    }
 
     // Seata's summaries and timers cover the time since the previous scrape (earlier scrapes
     // of the wait above took the commits); counters keep their totals.

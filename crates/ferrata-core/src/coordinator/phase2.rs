@@ -228,6 +228,7 @@ impl Coordinator {
         };
         let reply = session.pass.take().and_then(|p| p.reply);
         session.failed_passes = session.failed_passes.saturating_add(1);
+        self.counts.phase2_retries += 1;
         let next = match session.global.status {
             GlobalStatus::Committing => GlobalStatus::CommitRetrying,
             GlobalStatus::Rollbacking => GlobalStatus::RollbackRetrying,

@@ -211,6 +211,7 @@ fn retry_now_runs_a_backed_off_pass_at_the_next_tick() {
     );
     h.tc.tick(T0 + 3);
     assert_eq!(h.effects(), vec![h.commit_of(branch)]);
+    assert_eq!(h.tc.metrics().transactions.phase2_retries, 1);
 }
 
 #[test]

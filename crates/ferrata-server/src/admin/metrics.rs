@@ -139,6 +139,17 @@ fn ferrata_families(out: &mut String, snapshot: &MetricsSnapshot, gauges: &Gauge
             counts.active,
         );
     }
+    family(
+        out,
+        "ferrata_phase2_retries_total",
+        "counter",
+        "Phase-2 passes that could not finish (an RM failed, was unreachable or timed out) and were scheduled again",
+    );
+    let _ = writeln!(
+        out,
+        "ferrata_phase2_retries_total {}",
+        transactions.phase2_retries
+    );
     for (name, help, value) in [
         (
             "ferrata_sessions",
