@@ -43,6 +43,8 @@ enum Command {
     Health,
     /// Registered client connections.
     Clients,
+    /// The nodes of a cluster on a shared database, and which node drives whose transactions.
+    Cluster,
     /// Global locks (AT rows) and who holds them.
     Locks {
         #[arg(long)]
@@ -82,6 +84,10 @@ enum TxCommand {
         limit: usize,
         #[arg(long, default_value_t = 0)]
         offset: usize,
+        /// Every node's transactions, read from the shared database (a cluster only), with
+        /// the node driving each.
+        #[arg(long)]
+        cluster: bool,
     },
     /// One transaction with its branches and history.
     Show { xid: String },
@@ -162,6 +168,7 @@ fn call_of(command: &Command) -> Call {
         Command::Server => Call::get("/api/v1/server".to_owned()),
         Command::Health => Call::get("/health/ready".to_owned()),
         Command::Clients => Call::get("/api/v1/clients".to_owned()),
+        Command::Cluster => Call::get("/api/v1/cluster".to_owned()),
         Command::Locks {
             resource,
             table,
@@ -186,8 +193,10 @@ fn call_of(command: &Command) -> Call {
             min_age,
             limit,
             offset,
+            cluster,
         }) => Call::get(format!(
-            "/api/v1/transactions{}",
+            "/api/v1/{}transactions{}",
+            if *cluster { "cluster/" } else { "" },
             query(&[
                 ("status", status.clone()),
                 ("application", application.clone()),

@@ -92,32 +92,35 @@ pub fn human(command: &Command, value: &Value) -> String {
                 rows,
             ) + &footer(value)
         }
+        Command::Tx(TxCommand::List { cluster: true, .. }) => {
+            let rows = items(value).iter().map(|t| {
+                let mut row = transaction_row(t);
+                row.push(cell(&t["driven_by"]));
+                row
+            });
+            let mut header = TRANSACTION_HEADER.to_vec();
+            header.push("DRIVEN BY");
+            table(&header, rows) + &footer(value)
+        }
+        Command::Cluster => {
+            let nodes = value["nodes"].as_array().map_or(&[][..], Vec::as_slice);
+            table(
+                &["NODE", "THIS NODE", "HAS TRANSACTIONS", "DRIVEN BY"],
+                nodes.iter().map(|n| {
+                    ["node", "this_node", "has_transactions", "driven_by"]
+                        .iter()
+                        .map(|k| cell(&n[*k]))
+                        .collect()
+                }),
+            )
+        }
         Command::Tx(TxCommand::List { .. }) => {
             let rows = items(value).iter().map(transaction_row);
-            table(
-                &[
-                    "XID",
-                    "STATUS",
-                    "APPLICATION",
-                    "GROUP",
-                    "NAME",
-                    "AGE",
-                    "BRANCHES",
-                ],
-                rows,
-            ) + &footer(value)
+            table(&TRANSACTION_HEADER, rows) + &footer(value)
         }
         Command::Tx(TxCommand::Show { .. }) => {
             let mut out = table(
-                &[
-                    "XID",
-                    "STATUS",
-                    "APPLICATION",
-                    "GROUP",
-                    "NAME",
-                    "AGE",
-                    "BRANCHES",
-                ],
+                &TRANSACTION_HEADER,
                 [transaction_row(&value["transaction"])],
             );
             let branches = value["branches"].as_array().map_or(&[][..], Vec::as_slice);
@@ -173,6 +176,16 @@ pub fn human(command: &Command, value: &Value) -> String {
         ),
     }
 }
+
+const TRANSACTION_HEADER: [&str; 7] = [
+    "XID",
+    "STATUS",
+    "APPLICATION",
+    "GROUP",
+    "NAME",
+    "AGE",
+    "BRANCHES",
+];
 
 fn transaction_row(t: &Value) -> Vec<String> {
     vec![

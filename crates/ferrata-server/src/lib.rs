@@ -142,8 +142,10 @@ pub async fn run_with_file_system(
             peers: known_peers,
             leases,
             checks,
+            admin_reads,
         }) => {
             let drivers = Arc::new(cluster::Drivers::new(node.prefix.clone(), known_peers));
+            admin_state.cluster(admin_reads, drivers.clone());
             let (keeper, first_pass) = cluster::LeaseKeeper::start(
                 leases,
                 node,
@@ -366,6 +368,8 @@ struct ClusterStores {
     peers: Vec<String>,
     leases: Box<dyn SessionStore>,
     checks: Box<dyn SessionStore>,
+    /// Reads of the whole cluster's transactions for the admin API.
+    admin_reads: Box<dyn SessionStore>,
 }
 
 /// Opens the configured store and recovers the sessions it holds.
@@ -422,7 +426,9 @@ async fn open_database_store(
     tokio::task::spawn_blocking(move || {
         let (mut lease_store, _) = ferrata_store_sql::open(lease_sql.clone())
             .with_context(|| format!("cannot open the session store at {name}"))?;
-        let (check_store, _) = ferrata_store_sql::open(lease_sql)
+        let (check_store, _) = ferrata_store_sql::open(lease_sql.clone())
+            .with_context(|| format!("cannot open the session store at {name}"))?;
+        let (admin_reads, _) = ferrata_store_sql::open(lease_sql)
             .with_context(|| format!("cannot open the session store at {name}"))?;
         let peers = check_store
             .nodes()
@@ -446,6 +452,7 @@ async fn open_database_store(
                 node,
                 leases: lease_store,
                 checks: check_store,
+                admin_reads,
             }),
         })
     })

@@ -51,6 +51,8 @@ pub fn routes() -> axum::Router<Arc<AdminState>> {
         )
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/stats", get(stats))
+        .route("/api/v1/cluster", get(cluster_nodes))
+        .route("/api/v1/cluster/transactions", get(cluster_transactions))
 }
 
 /// An error answer: `{"error": "…"}` with its status.
@@ -159,6 +161,135 @@ async fn server(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Api
     .into_response())
 }
 
+fn cluster_of(state: &AdminState) -> Result<&super::ClusterView, ApiError> {
+    state.cluster.get().ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "this TC is not part of a cluster: its sessions are in its own log (store.url unset)"
+                .to_owned(),
+        )
+    })
+}
+
+/// Runs a read of the shared database off the async threads (the store blocks).
+async fn read_store<T: Send + 'static>(
+    state: &Arc<AdminState>,
+    read: impl FnOnce(&dyn ferrata_store::SessionStore) -> Result<T, ferrata_store::StoreError>
+    + Send
+    + 'static,
+) -> Result<T, ApiError> {
+    cluster_of(state)?;
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let view = state.cluster.get().expect("checked above");
+        let store = view.store.lock().unwrap_or_else(|p| p.into_inner());
+        read(store.as_ref())
+    })
+    .await
+    .map_err(|error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
+    .map_err(|error| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot read the shared database: {error}"),
+        )
+    })
+}
+
+fn driver_json(view: &super::ClusterView, own: &str, prefix: &str) -> Value {
+    match view.drivers.of(prefix) {
+        crate::cluster::Driver::Here => json!(own),
+        crate::cluster::Driver::At(node) => json!(node),
+    }
+}
+
+/// The nodes of the cluster and which node drives the transactions each began.
+async fn cluster_nodes(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> ApiResult {
+    operator(&state, &headers, false)?;
+    let (announced, prefixes) =
+        read_store(&state, |store| Ok((store.nodes()?, store.xid_prefixes()?))).await?;
+    let view = cluster_of(&state)?;
+    let own = state.info.node.clone();
+    let mut names: std::collections::BTreeSet<String> = announced.into_iter().collect();
+    names.extend(prefixes.iter().cloned());
+    names.insert(own.clone());
+    let nodes: Vec<Value> = names
+        .iter()
+        .map(|node| {
+            json!({
+                "node": node,
+                "this_node": *node == own,
+                "has_transactions": prefixes.contains(node),
+                "driven_by": driver_json(view, &own, node),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "this_node": own, "nodes": nodes })).into_response())
+}
+
+/// Every transaction in the shared database (all nodes'), with the node that drives it.
+async fn cluster_transactions(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(query): Query<TransactionQuery>,
+) -> ApiResult {
+    operator(&state, &headers, false)?;
+    let statuses = match statuses(query.status.as_deref())? {
+        none if none.is_empty() => GlobalStatus::ALL.to_vec(),
+        some => some,
+    };
+    let limit = query
+        .limit
+        .unwrap_or(DEFAULT_PAGE)
+        .min(ferrata_core::coordinator::admin::MAX_PAGE);
+    let offset = query.offset.unwrap_or(0);
+    // The database is read in transaction-id order up to the end of the page.
+    let read = (offset + limit).min(10 * ferrata_core::coordinator::admin::MAX_PAGE);
+    let min_age_ms = min_age_ms(query.min_age.as_deref())?;
+    let stored = read_store(&state, move |store| {
+        store.transactions_by_status(&statuses, read)
+    })
+    .await?;
+    let view = cluster_of(&state)?;
+    let own = state.info.node.clone();
+    let now = crate::engine::now_ms();
+    let matching: Vec<&ferrata_core::StoredTransaction> = stored
+        .iter()
+        .filter(|t| {
+            let global = &t.global;
+            query
+                .application
+                .as_ref()
+                .is_none_or(|a| *a == global.application_id)
+                && query
+                    .group
+                    .as_ref()
+                    .is_none_or(|g| *g == global.transaction_service_group)
+                && query
+                    .xid
+                    .as_ref()
+                    .is_none_or(|x| global.xid.contains(x.as_str()))
+                && min_age_ms.is_none_or(|age| now.saturating_sub(global.begin_time_ms) >= age)
+        })
+        .collect();
+    let total = matching.len();
+    let items: Vec<Value> = matching
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|t| {
+            let mut item = transaction_json(&t.global, t.branches.len(), now);
+            let node = ferrata_core::xid_prefix(&t.global.xid).to_owned();
+            item["driven_by"] = driver_json(view, &own, &node);
+            item["node"] = json!(node);
+            item
+        })
+        .collect();
+    Ok(
+        Json(json!({ "total": total, "offset": offset, "limit": limit, "items": items }))
+            .into_response(),
+    )
+}
+
 /// Cumulative counts since start, summed over applications and groups, for the console's
 /// charts (rates are differences between two reads).
 async fn stats(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> ApiResult {
@@ -228,6 +359,32 @@ pub fn parse_status(text: &str) -> Option<GlobalStatus> {
         .find(|status| format!("{status:?}").eq_ignore_ascii_case(text))
 }
 
+/// `status`: names or codes, comma-separated; empty when not given.
+fn statuses(list: Option<&str>) -> Result<Vec<GlobalStatus>, ApiError> {
+    list.unwrap_or("")
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            parse_status(s).ok_or_else(|| {
+                bad_request(format!(
+                    "unknown status {s:?}: use a GlobalStatus name such as Begin or \
+                     CommitRetrying, or its code"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// `min_age` (`30s`, `5m`) in milliseconds.
+fn min_age_ms(text: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let age = humantime::parse_duration(text)
+        .map_err(|error| bad_request(format!("min_age {text:?}: {error} (use 30s, 5m, 2h)")))?;
+    Ok(Some(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)))
+}
+
 fn bad_request(message: String) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message)
 }
@@ -238,26 +395,8 @@ async fn transactions(
     Query(query): Query<TransactionQuery>,
 ) -> ApiResult {
     operator(&state, &headers, false)?;
-    let statuses = match &query.status {
-        None => Vec::new(),
-        Some(list) => list
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| parse_status(s).ok_or_else(|| bad_request(format!("unknown status {s:?}: use a GlobalStatus name such as Begin or CommitRetrying, or its code"))))
-            .collect::<Result<_, _>>()?,
-    };
-    let min_age_ms = match &query.min_age {
-        None => None,
-        Some(text) => Some(
-            humantime::parse_duration(text)
-                .map_err(|error| {
-                    bad_request(format!("min_age {text:?}: {error} (use 30s, 5m, 2h)"))
-                })?
-                .as_millis()
-                .try_into()
-                .unwrap_or(i64::MAX),
-        ),
-    };
+    let statuses = statuses(query.status.as_deref())?;
+    let min_age_ms = min_age_ms(query.min_age.as_deref())?;
     let filter = TransactionFilter {
         statuses,
         application_id: query.application,

@@ -35,6 +35,20 @@ pub struct AdminState {
     last_scrape: Mutex<Instant>,
     operators: operators::Operators,
     info: ServerInfo,
+    /// On a shared database: the whole cluster's transactions, and who drives them.
+    cluster: OnceLock<ClusterView>,
+}
+
+/// What the cluster endpoints read.
+pub struct ClusterView {
+    store: Mutex<Box<dyn ferrata_store::SessionStore>>,
+    drivers: Arc<crate::cluster::Drivers>,
+}
+
+impl std::fmt::Debug for ClusterView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterView").finish_non_exhaustive()
+    }
 }
 
 /// What `/api/v1/server` says of this node besides its live counts.
@@ -63,7 +77,20 @@ impl AdminState {
             last_scrape: Mutex::new(Instant::now()),
             operators,
             info,
+            cluster: OnceLock::new(),
         })
+    }
+
+    /// A node of a cluster: the cluster endpoints read `store` (the shared database).
+    pub fn cluster(
+        &self,
+        store: Box<dyn ferrata_store::SessionStore>,
+        drivers: Arc<crate::cluster::Drivers>,
+    ) {
+        let _ = self.cluster.set(ClusterView {
+            store: Mutex::new(store),
+            drivers,
+        });
     }
 
     /// Recovery is done and clients are served: ready from now on.

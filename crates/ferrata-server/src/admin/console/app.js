@@ -74,6 +74,8 @@ async function identify() {
     throw error;
   }
   get("/api/v1/server").then((server) => { document.getElementById("node").textContent = "node " + server.node; }).catch(() => {});
+  // On a shared database the transactions page can show every node's transactions.
+  state.cluster = await get("/api/v1/cluster").then(() => true, () => false);
   const who = document.getElementById("who");
   who.textContent = state.who.operator ? "signed in as " + state.who.operator : "read-only (no admin tokens configured)";
   document.getElementById("logout").hidden = !state.token;
@@ -208,13 +210,15 @@ async function overview() {
 // ---- transactions ----------------------------------------------------------------------
 function filtersFromHash(params) {
   return { status: params.get("status") || "", application: params.get("application") || "",
-    xid: params.get("xid") || "", min_age: params.get("min_age") || "", offset: Number(params.get("offset") || 0) };
+    xid: params.get("xid") || "", min_age: params.get("min_age") || "", offset: Number(params.get("offset") || 0),
+    cluster: params.get("scope") === "cluster" };
 }
 async function transactions(params) {
   const f = filtersFromHash(params);
   const query = new URLSearchParams({ limit: PAGE, offset: f.offset });
   for (const key of ["status", "application", "xid", "min_age"]) if (f[key]) query.set(key, f[key]);
-  const page = await get("/api/v1/transactions?" + query);
+  const page = await get((f.cluster ? "/api/v1/cluster/transactions?" : "/api/v1/transactions?") + query);
+  const scope = el("input", { id: "cluster-scope", type: "checkbox", checked: f.cluster });
   const status = el("select", { id: "status" }, el("option", { value: "", text: "any status" }),
     el("option", { value: FAILED.join(","), text: "any failure" }),
     STATUSES.map((s) => el("option", { value: s, text: s, selected: s === f.status })));
@@ -228,19 +232,23 @@ async function transactions(params) {
     if (application.value) next.set("application", application.value);
     if (xid.value) next.set("xid", xid.value);
     if (minAge.value) next.set("min_age", minAge.value);
+    if (scope.checked) next.set("scope", "cluster");
     if (offset) next.set("offset", offset);
     location.hash = "#/transactions?" + next;
   };
   const rows = page.items.map((t) => el("tr", {},
     el("td", { class: "mono" }, el("a", { href: "#/tx/" + encodeURIComponent(t.xid), class: "tx-link", text: t.xid })),
     el("td", {}, statusBadge(t.status)), el("td", { text: t.application_id }), el("td", { text: t.group }),
-    el("td", { text: t.name }), el("td", { text: age(t.age_ms) }), el("td", { text: t.branches })));
+    el("td", { text: t.name }), el("td", { text: age(t.age_ms) }), el("td", { text: t.branches }),
+    f.cluster ? el("td", { class: "mono", text: t.driven_by }) : null));
+  const headers = ["XID", "Status", "Application", "Group", "Name", "Age", "Branches"].concat(f.cluster ? ["Driven by"] : []);
   show(el("h2", { text: "Global transactions" }),
     el("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); apply(0); } },
       el("label", {}, "Status", status), el("label", {}, "Application", application),
       el("label", {}, "XID", xid), el("label", {}, "Older than", minAge),
+      state.cluster ? el("label", {}, "Every node", scope) : null,
       el("button", { id: "apply", class: "primary", type: "submit", text: "Filter" })),
-    el("table", {}, el("thead", {}, el("tr", {}, ["XID", "Status", "Application", "Group", "Name", "Age", "Branches"].map((h) => el("th", { text: h })))),
+    el("table", {}, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { text: h })))),
       el("tbody", { id: "tx-rows" }, rows.length ? rows : el("tr", {}, el("td", { colspan: 7, class: "note", text: "No transaction matches." })))),
     el("div", { class: "pager" },
       el("button", { text: "Previous", disabled: f.offset === 0, onclick: () => apply(Math.max(0, f.offset - PAGE)) }),
