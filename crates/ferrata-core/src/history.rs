@@ -9,7 +9,7 @@ use crate::id::BranchId;
 
 /// Entries kept from the start of a transaction's history (its registrations, usually).
 const KEEP_FIRST: usize = 16;
-/// Entries kept in all: beyond it, the oldest entry after the first [`KEEP_FIRST`] goes.
+/// Entries kept in all: beyond it, the oldest entry after the first 16 (`KEEP_FIRST`) goes.
 pub const MAX_ENTRIES: usize = 64;
 
 /// Which phase-2 request.

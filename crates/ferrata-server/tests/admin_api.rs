@@ -8,17 +8,13 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use ferrata_proto::{
-    BranchRegisterRequest, BranchRollbackResponse, BranchStatus, BranchType, GlobalStatus, Message,
-    MsgType, ResultInfo,
-};
+use ferrata_proto::GlobalStatus;
 use ferrata_server::admin::operators::hash_token;
 use ferrata_testkit::{HttpAnswer, http};
 use serde_json::Value;
-use support::{Client, RESOURCE, RawConn, ServerProcess};
+use support::{Client, RESOURCE, ServerProcess, dirty_rollback};
 
 const TOKEN: &str = "test-admin-token-0123456789abcdef";
-const DIRTY: &str = "jdbc:mysql://127.0.0.1:3306/dirty";
 
 fn any_port() -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
@@ -51,15 +47,6 @@ impl Admin {
         assert_eq!(answer.status, 200, "GET {path}: {}", answer.body);
         json(&answer)
     }
-}
-
-/// An RM that answers every BranchRollback with "failed, unretryable": a dirty rollback.
-async fn dirty_rm(server: &ServerProcess) -> RawConn {
-    let mut rm = RawConn::connect(server.addr).await.expect("dirty rm");
-    rm.register_rm(1, "dirty-app", DIRTY)
-        .await
-        .expect("register");
-    rm
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,40 +177,7 @@ async fn operators_find_and_resolve_stuck_transactions() {
 
     // A dirty rollback: the RM refuses for good, the transaction stays RollbackFailed with its
     // row locked until an operator, having repaired the data, resolves the branch.
-    let mut dirty = dirty_rm(&server).await;
-    let xid = tm.begin(600_000).await.expect("begin");
-    let register = Message::BranchRegister(BranchRegisterRequest {
-        xid: xid.clone(),
-        branch_type: BranchType::At,
-        resource_id: DIRTY.into(),
-        lock_key: "dirty_t:7".into(),
-        application_data: String::new(),
-    });
-    let branch_id = match dirty.call(2, &register).await.expect("register") {
-        Message::BranchRegisterResponse(r) if r.result.is_success() => r.branch_id,
-        other => panic!("register answer: {other:?}"),
-    };
-    let rollback = {
-        let (tm, xid) = (tm.clone(), xid.clone());
-        tokio::spawn(async move { tm.rollback(&xid).await })
-    };
-    let request = dirty
-        .next_frame()
-        .await
-        .expect("frame")
-        .expect("a rollback request");
-    let answer = Message::BranchRollbackResponse(BranchRollbackResponse {
-        result: ResultInfo::success(),
-        xid: xid.clone(),
-        branch_id,
-        branch_status: BranchStatus::PhaseTwoRollbackFailedUnretryable,
-    });
-    dirty
-        .send(MsgType::Response, request.request_id, &answer)
-        .await
-        .expect("answer");
-    let status = rollback.await.expect("join").expect("rollback answered");
-    assert_eq!(status, GlobalStatus::RollbackFailed);
+    let (xid, branch_id, _dirty_rm) = dirty_rollback(&server, &tm, "dirty_t:7").await;
     let failed = admin.ok("/api/v1/transactions?status=RollbackFailed").await;
     assert_eq!(failed["items"][0]["xid"], xid.as_str());
     let detail = admin.ok(&format!("/api/v1/transactions/{xid}")).await;

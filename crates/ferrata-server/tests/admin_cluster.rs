@@ -5,21 +5,10 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use ferrata_testkit::http;
 use serde_json::Value;
 use support::{Client, ServerProcess};
-
-fn node(dir: &std::path::Path, url: &str, schema: &str) -> ServerProcess {
-    ServerProcess::on_database(
-        dir,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        url,
-        schema,
-        10_000,
-    )
-}
 
 async fn get(server: &ServerProcess, path: &str) -> Value {
     let answer = http(server.admin_addr(), "GET", path, None, None)
@@ -30,14 +19,8 @@ async fn get(server: &ServerProcess, path: &str) -> Value {
 }
 
 async fn every_node_shows_the_whole_cluster(var: &str, schema: &str) {
-    let url = ferrata_testkit::database_url(var);
-    let schema = format!("{schema}_{}", std::process::id());
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let a = node(dir_a.path(), &url, &schema);
-    let b = node(dir_b.path(), &url, &schema);
+    let pair = ServerProcess::pair_on_database(var, schema, 10_000);
+    let (a, b) = (&pair.a, &pair.b);
     let tm_a = Client::connect(a.addr).await.expect("tm a");
     tm_a.register_tm("app-a").await.expect("register");
     let tm_b = Client::connect(b.addr).await.expect("tm b");
@@ -46,12 +29,12 @@ async fn every_node_shows_the_whole_cluster(var: &str, schema: &str) {
     let xid_b = tm_b.begin(600_000).await.expect("begin on b");
 
     // A node's own view: what it drives.
-    let own = get(&a, "/api/v1/transactions").await;
+    let own = get(a, "/api/v1/transactions").await;
     assert_eq!(own["total"], 1, "{own}");
     assert_eq!(own["items"][0]["xid"], xid_a.as_str());
 
     // The cluster's, from either node: both transactions, each driven by the node that began it.
-    for server in [&a, &b] {
+    for server in [a, b] {
         let all = get(server, "/api/v1/cluster/transactions?status=Begin").await;
         let found: BTreeMap<String, (String, String)> = all["items"]
             .as_array()
@@ -81,7 +64,7 @@ async fn every_node_shows_the_whole_cluster(var: &str, schema: &str) {
     for (tm, xid) in [(&tm_a, &xid_a), (&tm_b, &xid_b)] {
         tm.rollback(xid).await.expect("rollback");
     }
-    let left = get(&a, "/api/v1/cluster/transactions").await;
+    let left = get(a, "/api/v1/cluster/transactions").await;
     assert_eq!(left["total"], 0, "{left}");
 }
 

@@ -12,15 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
-use ferrata_proto::{
-    BranchRegisterRequest, BranchRollbackResponse, BranchStatus, BranchType, GlobalStatus, Message,
-    MsgType, ResultInfo,
-};
 use ferrata_server::admin::operators::hash_token;
-use support::{Client, RESOURCE, RawConn, ServerProcess};
+use support::{Client, RESOURCE, ServerProcess, dirty_rollback};
 
 const TOKEN: &str = "console-test-token-0123456789abcdef";
-const DIRTY: &str = "jdbc:mysql://127.0.0.1:3306/dirty";
 const WAIT: Duration = Duration::from_secs(20);
 
 /// chromedriver on a free loopback port, killed on drop.
@@ -173,50 +168,6 @@ async fn click(browser: &Browser, css: &str) {
     }
 }
 
-/// A transaction whose rollback its RM refused for good (RollbackFailed, row still locked).
-async fn dirty_rollback(
-    server: &ServerProcess,
-    tm: &std::sync::Arc<Client>,
-) -> (String, i64, RawConn) {
-    let mut rm = RawConn::connect(server.addr).await.expect("dirty rm");
-    rm.register_rm(1, "warehouse", DIRTY)
-        .await
-        .expect("register");
-    let xid = tm.begin(600_000).await.expect("begin");
-    let register = Message::BranchRegister(BranchRegisterRequest {
-        xid: xid.clone(),
-        branch_type: BranchType::At,
-        resource_id: DIRTY.into(),
-        lock_key: "stock:7".into(),
-        application_data: String::new(),
-    });
-    let branch_id = match rm.call(2, &register).await.expect("register") {
-        Message::BranchRegisterResponse(r) if r.result.is_success() => r.branch_id,
-        other => panic!("register answer: {other:?}"),
-    };
-    let rollback = {
-        let (tm, xid) = (tm.clone(), xid.clone());
-        tokio::spawn(async move { tm.rollback(&xid).await })
-    };
-    let request = rm
-        .next_frame()
-        .await
-        .expect("frame")
-        .expect("a rollback request");
-    let answer = Message::BranchRollbackResponse(BranchRollbackResponse {
-        result: ResultInfo::success(),
-        xid: xid.clone(),
-        branch_id,
-        branch_status: BranchStatus::PhaseTwoRollbackFailedUnretryable,
-    });
-    rm.send(MsgType::Response, request.request_id, &answer)
-        .await
-        .expect("answer");
-    let status = rollback.await.expect("join").expect("answered");
-    assert_eq!(status, GlobalStatus::RollbackFailed);
-    (xid, branch_id, rm)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_resolves_a_failed_rollback_in_the_browser() {
     let driver = start_driver();
@@ -249,7 +200,7 @@ async fn an_operator_resolves_a_failed_rollback_in_the_browser() {
         .await
         .expect("register")
         .expect("free");
-    let (xid, branch_id, _dirty_rm) = dirty_rollback(&server, &tm).await;
+    let (xid, branch_id, _dirty_rm) = dirty_rollback(&server, &tm, "stock:7").await;
 
     let browser = open_browser(&driver).await;
     browser.goto(&console).await.expect("open the console");

@@ -5,31 +5,14 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use ferrata_proto::GlobalStatus;
 use support::{Client, RESOURCE, ServerProcess, eventually};
 
-fn node(dir: &std::path::Path, url: &str, schema: &str) -> ServerProcess {
-    ServerProcess::on_database(
-        dir,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        url,
-        schema,
-        2_000,
-    )
-}
-
 async fn requests_reach_the_driving_node(var: &str, schema: &str) {
-    let url = ferrata_testkit::database_url(var);
-    let schema = format!("{schema}_{}", std::process::id());
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let a = node(dir_a.path(), &url, &schema);
-    let b = node(dir_b.path(), &url, &schema);
+    let pair = ServerProcess::pair_on_database(var, schema, 2_000);
+    let (a, b) = (&pair.a, &pair.b);
     // Only a TM on A; the application's TM and RM are connected to B alone.
     let tm_a = Client::connect(a.addr).await.expect("connects");
     tm_a.register_tm("forwarding-app").await.expect("tm");

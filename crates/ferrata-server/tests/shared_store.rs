@@ -7,22 +7,11 @@
 mod support;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 
 use ferrata_proto::{GlobalStatus, TransactionExceptionCode};
 use support::{Client, RESOURCE, ServerProcess};
 
 /// A node on `url`/`schema`, listening on a free loopback port.
-fn node(dir: &std::path::Path, url: &str, schema: &str) -> ServerProcess {
-    ServerProcess::on_database(
-        dir,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        url,
-        schema,
-        10_000,
-    )
-}
-
 async fn connected(server: &ServerProcess, name: &str) -> (Client, Client) {
     let tm = Client::connect(server.addr).await.expect("tm connects");
     tm.register_tm(name).await.expect("tm registers");
@@ -32,16 +21,10 @@ async fn connected(server: &ServerProcess, name: &str) -> (Client, Client) {
 }
 
 async fn two_nodes_share_ids_and_locks(var: &str, schema: &str) {
-    let url = ferrata_testkit::database_url(var);
-    let schema = format!("{schema}_{}", std::process::id());
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let a = node(dir_a.path(), &url, &schema);
-    let b = node(dir_b.path(), &url, &schema);
-    let (tm_a, rm_a) = connected(&a, "node-a-app").await;
-    let (tm_b, rm_b) = connected(&b, "node-b-app").await;
+    let pair = ServerProcess::pair_on_database(var, schema, 10_000);
+    let (a, b) = (&pair.a, &pair.b);
+    let (tm_a, rm_a) = connected(a, "node-a-app").await;
+    let (tm_b, rm_b) = connected(b, "node-b-app").await;
 
     // Ids: both nodes begin transactions; no id repeats.
     let mut ids = HashSet::new();

@@ -117,17 +117,6 @@ impl AdminAction {
     }
 }
 
-/// A rollback that went wrong or is still being retried: where a branch may be resolved by hand.
-fn rollback_stuck(status: GlobalStatus) -> bool {
-    status.is_rollbacking()
-        || matches!(
-            status,
-            GlobalStatus::RollbackFailed
-                | GlobalStatus::TimeoutRollbackFailed
-                | GlobalStatus::RollbackRetryTimeout
-        )
-}
-
 impl Coordinator {
     /// A page of the transactions this coordinator holds that match `filter`.
     pub fn transactions(&self, filter: &TransactionFilter, now_ms: i64) -> TransactionPage {
@@ -286,7 +275,8 @@ impl Coordinator {
                 self.reply(token, reply);
             }
             AdminAction::ResolveBranch(branch_id) => {
-                if !rollback_stuck(status) {
+                // A rollback that failed or is still being retried (the statuses whose rows stay locked).
+                if !is_rollback_lock_status(status) {
                     let message =
                         refused("only a branch of a failing or failed rollback can be resolved");
                     return self.fail(token, kind, Code::GlobalTransactionStatusInvalid, message);

@@ -158,28 +158,18 @@ impl Coordinator {
         let timeout_flavour = self
             .status_of(transaction_id)
             .is_some_and(is_timeout_rollbacking);
-        let Some(pass) = self
-            .sessions
-            .get_mut(&transaction_id)
-            .and_then(|s| s.pass.as_mut())
-        else {
+        let Some(session) = self.sessions.get_mut(&transaction_id) else {
+            return;
+        };
+        let Some(pass) = session.pass.as_mut() else {
             return;
         };
         let Some(lane) = pass.in_flight.remove(&branch_id) else {
             return;
         };
-        if let Some(session) = self.sessions.get_mut(&transaction_id) {
-            session
-                .history
-                .push(now_ms, Event::Phase2Answered { branch_id, outcome });
-        }
-        let Some(pass) = self
-            .sessions
-            .get_mut(&transaction_id)
-            .and_then(|s| s.pass.as_mut())
-        else {
-            return;
-        };
+        session
+            .history
+            .push(now_ms, Event::Phase2Answered { branch_id, outcome });
         pass.busy[lane] = false;
         let failure = match (pass.direction, outcome) {
             (Direction::Commit, BranchOutcome::Status(BranchStatus::PhaseTwoCommitted))

@@ -394,11 +394,84 @@ impl ServerProcess {
         ServerProcess::start_with_config(dir, listen, &config).expect("node starts")
     }
 
+    /// Two nodes of a cluster on the database of `var` (FERRATA_POSTGRES_URL, FERRATA_MYSQL_URL),
+    /// in a schema named after `schema` and this process, on free loopback ports.
+    pub fn pair_on_database(var: &str, schema: &str, lease_ms: u64) -> NodePair {
+        let url = ferrata_testkit::database_url(var);
+        let schema = format!("{schema}_{}", std::process::id());
+        let dirs = [
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        ];
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let a = ServerProcess::on_database(dirs[0].path(), any, &url, &schema, lease_ms);
+        let b = ServerProcess::on_database(dirs[1].path(), any, &url, &schema, lease_ms);
+        NodePair { a, b, _dirs: dirs }
+    }
+
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
         self.process.log()
     }
 }
+
+/// Two nodes on one database; their directories go with them.
+pub struct NodePair {
+    pub a: ServerProcess,
+    pub b: ServerProcess,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+/// An RM (application `warehouse`, resource [`DIRTY`]) whose branch's rollback fails for good:
+/// `tm` begins a transaction, the RM registers an AT branch on `lock_key`, `tm` rolls back and
+/// the RM answers PhaseTwoRollbackFailedUnretryable. The transaction is left RollbackFailed
+/// with the row locked. Returns its XID, the branch id and the RM's connection.
+pub async fn dirty_rollback(
+    server: &ServerProcess,
+    tm: &Arc<Client>,
+    lock_key: &str,
+) -> (String, i64, RawConn) {
+    let mut rm = RawConn::connect(server.addr).await.expect("dirty rm");
+    rm.register_rm(1, "warehouse", DIRTY)
+        .await
+        .expect("register");
+    let xid = tm.begin(600_000).await.expect("begin");
+    let register = Message::BranchRegister(ferrata_proto::BranchRegisterRequest {
+        xid: xid.clone(),
+        branch_type: BranchType::At,
+        resource_id: DIRTY.into(),
+        lock_key: lock_key.into(),
+        application_data: String::new(),
+    });
+    let branch_id = match rm.call(2, &register).await.expect("register") {
+        Message::BranchRegisterResponse(r) if r.result.is_success() => r.branch_id,
+        other => panic!("register answer: {other:?}"),
+    };
+    let rollback = {
+        let (tm, xid) = (tm.clone(), xid.clone());
+        tokio::spawn(async move { tm.rollback(&xid).await })
+    };
+    let request = rm
+        .next_frame()
+        .await
+        .expect("frame")
+        .expect("a rollback request");
+    let answer = Message::BranchRollbackResponse(BranchRollbackResponse {
+        result: ResultInfo::success(),
+        xid: xid.clone(),
+        branch_id,
+        branch_status: BranchStatus::PhaseTwoRollbackFailedUnretryable,
+    });
+    rm.send(MsgType::Response, request.request_id, &answer)
+        .await
+        .expect("answer");
+    let status = rollback.await.expect("join").expect("answered");
+    assert_eq!(status, GlobalStatus::RollbackFailed);
+    (xid, branch_id, rm)
+}
+
+/// The resource of [`dirty_rollback`]'s RM.
+pub const DIRTY: &str = "jdbc:mysql://127.0.0.1:3306/dirty";
 
 /// A raw connection: the test decides what to send and reads every frame itself (an RM that
 /// does not answer, a stranger, a client that never reads).
