@@ -3,10 +3,21 @@
 
 use std::process::{Command, Output};
 
+/// The binary without the shell's configuration variables (scripts/test exports some).
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferrata-server"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("FERRATA_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 fn server(dir: &std::path::Path, file: &str) -> Command {
     let path = dir.join("ferrata.toml");
     std::fs::write(&path, file).expect("write the configuration");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ferrata-server"));
+    let mut command = binary();
     command
         .arg("--config")
         .arg(path)
@@ -95,7 +106,7 @@ fn the_documented_example_is_the_defaults() {
     let documented = server(dir.path(), &guide[start..end])
         .output()
         .expect("run ferrata-server");
-    let defaults = Command::new(env!("CARGO_BIN_EXE_ferrata-server"))
+    let defaults = binary()
         .arg("--print-config")
         .env_remove("FERRATA_CONFIG")
         .current_dir(dir.path())

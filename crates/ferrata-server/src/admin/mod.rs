@@ -199,3 +199,37 @@ async fn scrape(State(state): State<Arc<AdminState>>) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn readiness(state: &Arc<AdminState>) -> (StatusCode, String) {
+        let response = ready(State(state.clone())).await;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn ready_only_between_recovery_and_shutdown() {
+        let state = AdminState::new(operators::Operators::default(), ServerInfo::default());
+        assert_eq!(
+            readiness(&state).await,
+            (StatusCode::SERVICE_UNAVAILABLE, "recovering\n".to_owned())
+        );
+        let (engine, _commands) = crate::engine::channel(4);
+        state.serving(engine, Arc::new(Registry::default()));
+        assert_eq!(
+            readiness(&state).await,
+            (StatusCode::OK, "ready\n".to_owned())
+        );
+        state.stopping();
+        assert_eq!(
+            readiness(&state).await,
+            (StatusCode::SERVICE_UNAVAILABLE, "stopping\n".to_owned())
+        );
+    }
+}

@@ -31,9 +31,18 @@ fn file_error(jail: &mut Jail, text: &str) -> figment::Result<String> {
     Ok(load_error(&with_file("invalid.toml")))
 }
 
+/// A figment jail without the shell's environment: what scripts/test exports (such as
+/// `FERRATA_ADMIN__LISTEN`) must not change what these tests load.
+fn hermetic(test: impl FnOnce(&mut Jail) -> figment::error::Result<()>) {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        test(jail)
+    })
+}
+
 #[test]
 fn flags_beat_environment_which_beats_file_which_beats_defaults() {
-    Jail::expect_with(|jail| {
+    hermetic(|jail| {
         jail.create_file(
             "ferrata.toml",
             "[server]\nworker_id = 3\nlisten = \"127.0.0.1:9000\"\n\
@@ -74,7 +83,7 @@ fn flags_beat_environment_which_beats_file_which_beats_defaults() {
 
 #[test]
 fn durations_are_human_readable_or_off() {
-    Jail::expect_with(|jail| {
+    hermetic(|jail| {
         jail.create_file(
             "ferrata.toml",
             "[limits]\nidle_timeout = \"1m 30s\"\nwrite_timeout = \"500ms\"\n\
@@ -183,7 +192,7 @@ fn core_defaults_come_from_the_core() {
 
 #[test]
 fn auth_and_tls_tables() {
-    Jail::expect_with(|jail| {
+    hermetic(|jail| {
         jail.create_file(
             "ferrata.toml",
             "[auth]\nenabled = true\ntimestamp_window = \"1s\"\n\
@@ -210,7 +219,7 @@ fn auth_and_tls_tables() {
 
 #[test]
 fn unknown_keys_and_missing_files_are_errors() {
-    Jail::expect_with(|jail| {
+    hermetic(|jail| {
         let error = file_error(jail, "[store]\nfsynk = false\n")?;
         assert_mentions(&error, &["fsynk", "invalid.toml"]);
         let error = load_error(&with_file("missing.toml"));
@@ -224,7 +233,7 @@ fn unknown_keys_and_missing_files_are_errors() {
 
 #[test]
 fn printed_configuration_loads_back_unchanged() {
-    Jail::expect_with(|jail| {
+    hermetic(|jail| {
         let mut config = Config::default();
         config.server.advertise_host = Some("10.0.0.5".to_owned());
         config.coordinator.max_commit_retry_timeout = Some(Duration::from_secs(600));
@@ -250,7 +259,7 @@ fn printed_configuration_loads_back_unchanged() {
 
 #[test]
 fn keys_of_earlier_versions_name_their_replacement() {
-    Jail::expect_with(|jail| {
+    hermetic(|jail| {
         let error = file_error(jail, "[limits]\nwrite_timeout_ms = 500\n")?;
         assert_mentions(
             &error,
@@ -267,7 +276,7 @@ fn keys_of_earlier_versions_name_their_replacement() {
 
 #[test]
 fn a_database_store_url_is_checked_and_printed_without_its_password() {
-    Jail::expect_with(|jail| {
+    hermetic(|jail| {
         jail.create_file(
             "ferrata.toml",
             "[store]\nurl = \"postgres://tc:s3cret@127.0.0.1:5432/seata\"\nschema = \"tc\"\n\
@@ -296,7 +305,7 @@ fn a_database_store_url_is_checked_and_printed_without_its_password() {
 
 #[test]
 fn registry_table_names_the_registries_and_is_checked() {
-    Jail::expect_with(|jail| {
+    hermetic(|jail| {
         jail.create_file(
             "ferrata.toml",
             "[registry]\ncluster = \"east\"\n\
@@ -335,7 +344,7 @@ fn registry_table_names_the_registries_and_is_checked() {
 
 #[test]
 fn registry_settings_that_cannot_work_are_refused() {
-    Jail::expect_with(|jail| {
+    hermetic(|jail| {
         let error = file_error(jail, "[registry]\ncluster = \"a_b\"\n[registry.redis]\n")?;
         assert_mentions(&error, &["registry.cluster", "'_'"]);
         let error = file_error(jail, "[registry.redis]\nttl = \"2s\"\nrefresh = \"2s\"\n")?;
