@@ -67,6 +67,39 @@ fn prefix_hash(prefix: &str) -> String {
     format!("{hash:016x}")
 }
 
+/// A handle on a database store kept by a long-lived part of the server (forwarding checks, the
+/// admin API's cluster view). A database store runs its own runtime, which must not be dropped
+/// on an async thread (tokio panics), and whoever drops the last owner may be one: the store is
+/// dropped on a thread of its own.
+pub struct DetachedStore(Option<Box<dyn SessionStore>>);
+
+impl DetachedStore {
+    pub fn new(store: Box<dyn SessionStore>) -> DetachedStore {
+        DetachedStore(Some(store))
+    }
+
+    pub fn get(&self) -> &dyn SessionStore {
+        // Only `drop` takes the store out.
+        self.0.as_deref().expect("the store is there until dropped")
+    }
+}
+
+impl Drop for DetachedStore {
+    fn drop(&mut self) {
+        if let Some(store) = self.0.take() {
+            let _ = std::thread::Builder::new()
+                .name("ferrata-store-drop".into())
+                .spawn(move || drop(store));
+        }
+    }
+}
+
+impl std::fmt::Debug for DetachedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DetachedStore").finish_non_exhaustive()
+    }
+}
+
 /// Where the transactions of one XID prefix are driven.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Driver {

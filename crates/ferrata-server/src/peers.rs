@@ -19,7 +19,7 @@ use ferrata_proto::{
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::cluster::Drivers;
+use crate::cluster::{DetachedStore, Drivers};
 use crate::phase2::{Phase2, Phase2Sender, outcome_of};
 
 /// The application id links register with. Requests arriving on such a connection are
@@ -58,26 +58,12 @@ pub fn forwardable(message: &Message) -> Option<(&str, RequestKind)> {
     }
 }
 
-/// The database handle of [`Peers`]. A database store runs its own runtime, which must not be
-/// dropped on an async thread (tokio panics): it is dropped on a thread of its own.
-struct Checks(Option<Box<dyn ferrata_store::SessionStore>>);
-
-impl Drop for Checks {
-    fn drop(&mut self) {
-        if let Some(store) = self.0.take() {
-            let _ = std::thread::Builder::new()
-                .name("ferrata-store-drop".into())
-                .spawn(move || drop(store));
-        }
-    }
-}
-
 /// This node's links to the others, opened on first use.
 pub struct Peers {
     pub drivers: Arc<Drivers>,
     /// Reads the database: phase 2 another node asks this one to deliver must follow the
     /// decision stored there.
-    store: Arc<Mutex<Checks>>,
+    store: Arc<Mutex<DetachedStore>>,
     phase2: Arc<Phase2Sender>,
     links: tokio::sync::Mutex<HashMap<String, Arc<Link>>>,
     /// The transaction service group and version links register with.
@@ -113,7 +99,7 @@ impl Peers {
     ) -> Peers {
         Peers {
             drivers,
-            store: Arc::new(Mutex::new(Checks(Some(store)))),
+            store: Arc::new(Mutex::new(DetachedStore::new(store))),
             phase2,
             links: tokio::sync::Mutex::new(HashMap::new()),
             group: "ferrata-cluster".to_owned(),
@@ -199,7 +185,7 @@ impl Peers {
         let stored = tokio::task::spawn_blocking(move || {
             let id = ferrata_core::transaction_id_of(&check_xid)?;
             let checks = store.lock().unwrap_or_else(|p| p.into_inner());
-            checks.0.as_ref()?.transaction(id).ok().flatten()
+            checks.get().transaction(id).ok().flatten()
         })
         .await
         .ok()

@@ -183,7 +183,7 @@ async fn read_store<T: Send + 'static>(
     tokio::task::spawn_blocking(move || {
         let view = state.cluster.get().expect("checked above");
         let store = view.store.lock().unwrap_or_else(|p| p.into_inner());
-        read(store.as_ref())
+        read(store.get())
     })
     .await
     .map_err(|error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?

@@ -40,15 +40,10 @@ pub struct AdminState {
 }
 
 /// What the cluster endpoints read.
+#[derive(Debug)]
 pub struct ClusterView {
-    store: Mutex<Box<dyn ferrata_store::SessionStore>>,
+    store: Mutex<crate::cluster::DetachedStore>,
     drivers: Arc<crate::cluster::Drivers>,
-}
-
-impl std::fmt::Debug for ClusterView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterView").finish_non_exhaustive()
-    }
 }
 
 /// What `/api/v1/server` says of this node besides its live counts.
@@ -88,7 +83,7 @@ impl AdminState {
         drivers: Arc<crate::cluster::Drivers>,
     ) {
         let _ = self.cluster.set(ClusterView {
-            store: Mutex::new(store),
+            store: Mutex::new(crate::cluster::DetachedStore::new(store)),
             drivers,
         });
     }
