@@ -95,6 +95,11 @@ pub struct GroupCounts {
     pub active: u64,
 }
 
+/// Distinct (application, group) pairs counted apart; the rest share [`OTHER`].
+pub const MAX_GROUPS: usize = 1_000;
+/// The application and group names of the pairs beyond [`MAX_GROUPS`].
+pub const OTHER: &str = "_other";
+
 /// Counts per application id, then transaction service group.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TransactionCounts {
@@ -105,6 +110,16 @@ pub struct TransactionCounts {
 
 impl TransactionCounts {
     fn group(&mut self, application_id: &str, group: &str) -> &mut GroupCounts {
+        // Clients choose the names: past MAX_GROUPS pairs, new ones are counted together.
+        let known = self
+            .groups
+            .get(application_id)
+            .is_some_and(|groups| groups.contains_key(group));
+        let (application_id, group) = if known || self.pairs() < MAX_GROUPS {
+            (application_id, group)
+        } else {
+            (OTHER, OTHER)
+        };
         // Looked up by reference first: the names are only copied for a new pair.
         if !self
             .groups
@@ -120,6 +135,10 @@ impl TransactionCounts {
             .get_mut(application_id)
             .and_then(|groups| groups.get_mut(group))
             .expect("inserted above")
+    }
+
+    fn pairs(&self) -> usize {
+        self.groups.values().map(BTreeMap::len).sum()
     }
 
     pub(crate) fn began(&mut self, application_id: &str, group: &str) {
@@ -216,6 +235,20 @@ mod tests {
         let (_, _, group) = second.iter().next().unwrap();
         assert_eq!(group.outcomes[&SeataOutcome::Committed], 2);
         assert!(group.windows.is_empty());
+    }
+
+    #[test]
+    fn names_beyond_the_limit_are_counted_together() {
+        let mut counts = TransactionCounts::default();
+        for n in 0..MAX_GROUPS + 5 {
+            counts.began(&format!("app-{n}"), "group");
+        }
+        assert_eq!(counts.pairs(), MAX_GROUPS + 1);
+        let other = counts.iter().find(|(a, g, _)| (*a, *g) == (OTHER, OTHER));
+        assert_eq!(other.map(|(_, _, c)| c.begun), Some(5));
+        counts.began("app-0", "group");
+        let first = counts.iter().find(|(a, _, _)| *a == "app-0");
+        assert_eq!(first.map(|(_, _, c)| c.begun), Some(2));
     }
 
     #[test]
