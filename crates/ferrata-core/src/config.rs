@@ -62,6 +62,10 @@ pub struct CoordinatorConfig {
     pub retry_backoff_max_ms: i64,
     /// Release the locks of a transaction whose rollback retries timed out.
     pub rollback_retry_timeout_unlock: bool,
+    /// Seata's `server.xaerNotaRetryTimeout`: an XA branch whose database no longer knows its
+    /// XA id (statuses 11/12) counts as done once the transaction is older than its timeout
+    /// plus the larger of this and its timeout.
+    pub xaer_nota_retry_timeout_ms: i64,
     /// Reject branch registrations whose application data is longer (UTF-8 bytes).
     pub application_data_limit: Option<usize>,
     /// Reject branch registrations and lock queries whose lock key is longer (bytes).
@@ -99,6 +103,7 @@ impl Default for CoordinatorConfig {
             retry_backoff_initial_ms: 1_000,
             retry_backoff_max_ms: 30_000,
             rollback_retry_timeout_unlock: false,
+            xaer_nota_retry_timeout_ms: 60_000,
             // Seata's `server.applicationDataLimit`.
             application_data_limit: Some(64_000),
             // 1 MiB: about 100,000 eight-character keys.

@@ -94,6 +94,34 @@ code_enum!(
 );
 
 impl GlobalStatus {
+    /// The name of Seata's Java enum constant (`TimeoutRollbacking`), which the TC sends as
+    /// the application data of a Saga engine's phase-2 request (semantics §6.4).
+    pub const fn java_name(self) -> &'static str {
+        match self {
+            GlobalStatus::UnKnown => "UnKnown",
+            GlobalStatus::Begin => "Begin",
+            GlobalStatus::Committing => "Committing",
+            GlobalStatus::CommitRetrying => "CommitRetrying",
+            GlobalStatus::Rollbacking => "Rollbacking",
+            GlobalStatus::RollbackRetrying => "RollbackRetrying",
+            GlobalStatus::TimeoutRollbacking => "TimeoutRollbacking",
+            GlobalStatus::TimeoutRollbackRetrying => "TimeoutRollbackRetrying",
+            GlobalStatus::AsyncCommitting => "AsyncCommitting",
+            GlobalStatus::Committed => "Committed",
+            GlobalStatus::CommitFailed => "CommitFailed",
+            GlobalStatus::Rollbacked => "Rollbacked",
+            GlobalStatus::RollbackFailed => "RollbackFailed",
+            GlobalStatus::TimeoutRollbacked => "TimeoutRollbacked",
+            GlobalStatus::TimeoutRollbackFailed => "TimeoutRollbackFailed",
+            GlobalStatus::Finished => "Finished",
+            GlobalStatus::CommitRetryTimeout => "CommitRetryTimeout",
+            GlobalStatus::RollbackRetryTimeout => "RollbackRetryTimeout",
+            GlobalStatus::Deleting => "Deleting",
+            GlobalStatus::StopCommitOrCommitRetry => "StopCommitOrCommitRetry",
+            GlobalStatus::StopRollbackOrRollbackRetry => "StopRollbackOrRollbackRetry",
+        }
+    }
+
     /// The status a client of `version` can decode: Java decodes by array index and throws on
     /// codes its enum lacks, so newer codes are mapped to their closest older meaning.
     pub fn for_client(self, version: ClientVersion) -> GlobalStatus {
@@ -395,5 +423,13 @@ mod tests {
             GlobalStatus::Deleting.for_client(v("2.4.0")),
             GlobalStatus::Deleting
         );
+    }
+
+    #[test]
+    fn java_names_are_the_variant_names() {
+        // Seata's Java constants and these variants are spelled alike (`UnKnown` included).
+        for status in GlobalStatus::ALL {
+            assert_eq!(status.java_name(), format!("{status:?}"));
+        }
     }
 }

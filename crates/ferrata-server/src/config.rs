@@ -238,6 +238,11 @@ pub struct CoordinatorSettings {
     pub max_rollback_retry_timeout: Option<Duration>,
     /// Release the locks of a transaction whose rollback retries timed out.
     pub rollback_retry_timeout_unlock: bool,
+    /// Seata's `server.xaerNotaRetryTimeout`: an XA branch whose database no longer knows
+    /// its XA id counts as done once the transaction is older than its timeout plus the larger
+    /// of this and its timeout.
+    #[serde(with = "humantime_serde")]
+    pub xaer_nota_retry_timeout: Duration,
     /// First retry of a failed phase 2 after this long; doubled per failed pass.
     #[serde(with = "humantime_serde")]
     pub retry_backoff_initial: Duration,
@@ -267,6 +272,7 @@ impl Default for CoordinatorSettings {
             max_commit_retry_timeout: core.max_commit_retry_timeout_ms.map(from_ms),
             max_rollback_retry_timeout: core.max_rollback_retry_timeout_ms.map(from_ms),
             rollback_retry_timeout_unlock: core.rollback_retry_timeout_unlock,
+            xaer_nota_retry_timeout: from_ms(core.xaer_nota_retry_timeout_ms),
             retry_backoff_initial: from_ms(core.retry_backoff_initial_ms),
             retry_backoff_max: from_ms(core.retry_backoff_max_ms),
             parallel_phase2: core.parallel_phase2,
@@ -687,6 +693,7 @@ impl Config {
             retry_backoff_initial_ms: to_ms(coordinator.retry_backoff_initial),
             retry_backoff_max_ms: to_ms(coordinator.retry_backoff_max),
             rollback_retry_timeout_unlock: coordinator.rollback_retry_timeout_unlock,
+            xaer_nota_retry_timeout_ms: to_ms(coordinator.xaer_nota_retry_timeout),
             // Seata's tables hold 2,000 characters of application data: on a database, a
             // longer report is refused before it changes anything.
             application_data_limit: Some(match self.store.url {

@@ -212,8 +212,8 @@ impl Registry {
     }
 
     /// The connection to deliver a phase-2 request on: the registering connection, else the
-    /// same application on the same IP, else the same application anywhere, else (AT only)
-    /// any connection serving the resource. Client ids are compared as recorded, never split on
+    /// same application on the same IP, else the same application anywhere, else (AT, and the
+    /// Saga engine's request, which names no client) any connection serving the resource. Client ids are compared as recorded, never split on
     /// `:` blindly, so IPv6 clients (`app:::1:5000`) are found like IPv4 ones. Another node's
     /// link serves only the branches registered through it.
     pub fn pick(
@@ -244,7 +244,9 @@ impl Registry {
                 } else {
                     2
                 }
-            } else if branch_type == BranchType::At {
+            } else if matches!(branch_type, BranchType::At | BranchType::Saga) {
+                // AT: any RM of the database can delete undo logs or roll back. Saga: the
+                // engine's request goes to whichever connection registered its resource.
                 3
             } else {
                 continue;
@@ -382,6 +384,8 @@ mod tests {
         registry.remove(3);
         assert_eq!(pick("a:10.0.0.1:5000", BranchType::Tcc), None);
         assert_eq!(pick("a:10.0.0.1:5000", BranchType::At), Some(4));
+        // The Saga engine's request names no client: any connection of the resource serves.
+        assert_eq!(pick("", BranchType::Saga), Some(4));
         assert_eq!(
             registry
                 .pick("other", "a:10.0.0.1:5000", BranchType::At)

@@ -296,7 +296,7 @@ async fn write_line(
 mod tests {
     use super::*;
 
-    /// The command line `AtInterchangeTest` writes (and `AtRmProcess` reads) is this mode's
+    /// The command line `AtInterchangeTest` writes (and `JavaRmProcess` reads) is this mode's
     /// contract too.
     #[test]
     fn commands_parse_as_the_java_suite_writes_them() {

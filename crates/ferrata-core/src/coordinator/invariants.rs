@@ -63,7 +63,8 @@ impl Coordinator {
         );
     }
 
-    /// At most one phase-2 request in flight per lane of a pass, each for a live branch.
+    /// At most one phase-2 request in flight per lane of a pass, each for a live branch (or,
+    /// in a Saga transaction, for its engine).
     fn check_passes(&self) {
         for (transaction_id, session) in &self.sessions {
             let Some(pass) = &session.pass else { continue };
@@ -81,7 +82,8 @@ impl Coordinator {
             );
             for branch_id in pass.in_flight.keys() {
                 debug_assert!(
-                    session.branches.get(*branch_id).is_some(),
+                    session.branches.get(*branch_id).is_some()
+                        || (*branch_id == super::phase2::SAGA_ENGINE_BRANCH && session.is_saga()),
                     "transaction {transaction_id}: a request in flight for unknown branch {branch_id}"
                 );
             }

@@ -19,6 +19,18 @@ impl Coordinator {
             return;
         };
         debug_assert!(session.pass.is_none(), "a second pass for one transaction");
+        if session.is_saga() {
+            // The Saga engine drives its own branches: one request, addressed to the engine.
+            session.pass = Some(Phase2Pass {
+                direction,
+                lanes: vec![VecDeque::from([SAGA_ENGINE_BRANCH])],
+                busy: vec![false],
+                in_flight: BTreeMap::new(),
+                failure: None,
+                reply: reply.map(|token| Waiting { token, direction }),
+            });
+            return self.advance(transaction_id);
+        }
         let ordered: Vec<&BranchSession> = match direction {
             Direction::Commit => session
                 .branches
@@ -74,12 +86,21 @@ impl Coordinator {
                     continue;
                 }
                 while let Some(branch_id) = queue.pop_front() {
+                    if branch_id == SAGA_ENGINE_BRANCH {
+                        requests.push(saga_engine_request(transaction_id, &session.global));
+                        pass.busy[lane] = true;
+                        pass.in_flight.insert(branch_id, lane);
+                        break;
+                    }
                     let Some(branch) = session.branches.get(branch_id) else {
                         continue;
                     };
+                    // A read-only XA branch has nothing to commit; a SAGA_ANNOTATION branch
+                    // committed in phase one (its RM only knows how to compensate).
                     let skip = branch.status == BranchStatus::PhaseOneFailed
                         || (pass.direction == Direction::Commit
-                            && branch.status == BranchStatus::PhaseOneRdonly);
+                            && (branch.status == BranchStatus::PhaseOneRdonly
+                                || branch.branch_type == BranchType::SagaAnnotation));
                     if skip {
                         skipped.push(branch_id);
                         continue;
@@ -158,6 +179,7 @@ impl Coordinator {
         let timeout_flavour = self
             .status_of(transaction_id)
             .is_some_and(is_timeout_rollbacking);
+        let xaer_nota_retry_timeout_ms = self.config.xaer_nota_retry_timeout_ms;
         let Some(session) = self.sessions.get_mut(&transaction_id) else {
             return;
         };
@@ -171,6 +193,29 @@ impl Coordinator {
             .history
             .push(now_ms, Event::Phase2Answered { branch_id, outcome });
         pass.busy[lane] = false;
+        let direction = pass.direction;
+        if branch_id == SAGA_ENGINE_BRANCH {
+            return self.saga_engine_answered(now_ms, transaction_id, direction, outcome);
+        }
+        // Seata's XAER_NOTA rule (semantics §1.5): the database forgot the XA id, which after
+        // long enough means the branch was finished by someone else (or never prepared).
+        let timeout_ms = i64::from(session.global.timeout_ms);
+        let xaer_nota_given_up = now_ms
+            > session
+                .global
+                .begin_time_ms
+                .saturating_add(timeout_ms)
+                .saturating_add(xaer_nota_retry_timeout_ms.max(timeout_ms));
+        let outcome = match outcome {
+            BranchOutcome::Status(
+                BranchStatus::PhaseTwoCommitFailedXaerNotaRetryable
+                | BranchStatus::PhaseTwoRollbackFailedXaerNotaRetryable,
+            ) if xaer_nota_given_up => BranchOutcome::Status(match direction {
+                Direction::Commit => BranchStatus::PhaseTwoCommitted,
+                Direction::Rollback => BranchStatus::PhaseTwoRollbacked,
+            }),
+            other => other,
+        };
         let failure = match (pass.direction, outcome) {
             (Direction::Commit, BranchOutcome::Status(BranchStatus::PhaseTwoCommitted))
             | (Direction::Rollback, BranchOutcome::Status(BranchStatus::PhaseTwoRollbacked)) => {
@@ -210,21 +255,84 @@ impl Coordinator {
         }
     }
 
+    /// The Saga engine's answer to the one request of a Saga transaction's pass (semantics
+    /// §6.4): the engine may finish the saga either way, or ask for the other direction
+    /// (compensation after a failed forward recovery, forward recovery after a timeout).
+    fn saga_engine_answered(
+        &mut self,
+        now_ms: i64,
+        transaction_id: TransactionId,
+        direction: Direction,
+        outcome: BranchOutcome,
+    ) {
+        let timeout_flavour = self
+            .status_of(transaction_id)
+            .is_some_and(is_timeout_rollbacking);
+        let rolled_back = if timeout_flavour {
+            GlobalStatus::TimeoutRollbacked
+        } else {
+            GlobalStatus::Rollbacked
+        };
+        let status = match outcome {
+            BranchOutcome::Status(status) => status,
+            BranchOutcome::Unreachable => BranchStatus::Unknown,
+        };
+        match (direction, status) {
+            (Direction::Commit, BranchStatus::PhaseTwoCommitted) => {
+                self.end_success(transaction_id, GlobalStatus::Committed)
+            }
+            (_, BranchStatus::PhaseTwoRollbacked) => self.end_success(transaction_id, rolled_back),
+            // The engine ended the saga as failed with nothing to compensate.
+            (Direction::Commit, BranchStatus::PhaseOneFailed) => {
+                self.end_success(transaction_id, GlobalStatus::Finished)
+            }
+            (Direction::Commit, BranchStatus::PhaseTwoCommitFailedUnretryable) => {
+                self.end_failure(transaction_id, GlobalStatus::CommitFailed)
+            }
+            (Direction::Rollback, BranchStatus::PhaseTwoRollbackFailedUnretryable) => {
+                let failed = if timeout_flavour {
+                    GlobalStatus::TimeoutRollbackFailed
+                } else {
+                    GlobalStatus::RollbackFailed
+                };
+                self.end_failure(transaction_id, failed)
+            }
+            (Direction::Commit, BranchStatus::PhaseTwoRollbackFailedRetryable) => {
+                self.retry_later(now_ms, transaction_id, Some(GlobalStatus::RollbackRetrying))
+            }
+            (Direction::Rollback, BranchStatus::PhaseTwoCommitFailedRetryable) => {
+                self.retry_later(now_ms, transaction_id, Some(GlobalStatus::CommitRetrying))
+            }
+            _ => self.retry_later(now_ms, transaction_id, None),
+        }
+    }
+
     /// A branch could not finish: move to the retrying status, answer a waiting TM with it,
     /// and try the whole pass again after a backoff.
     pub(super) fn pass_failed(&mut self, now_ms: i64, transaction_id: TransactionId) {
+        self.retry_later(now_ms, transaction_id, None);
+    }
+
+    /// Ends the current pass and schedules another after a backoff, in `switch_to` (a retrying
+    /// status of the other direction) or in the retrying status of the current one.
+    fn retry_later(
+        &mut self,
+        now_ms: i64,
+        transaction_id: TransactionId,
+        switch_to: Option<GlobalStatus>,
+    ) {
         let Some(session) = self.sessions.get_mut(&transaction_id) else {
             return;
         };
         let reply = session.pass.take().and_then(|p| p.reply);
         session.failed_passes = session.failed_passes.saturating_add(1);
         self.counts.phase2_retries += 1;
-        let next = match session.global.status {
+        let next = switch_to.unwrap_or(match session.global.status {
             GlobalStatus::Committing => GlobalStatus::CommitRetrying,
             GlobalStatus::Rollbacking => GlobalStatus::RollbackRetrying,
             GlobalStatus::TimeoutRollbacking => GlobalStatus::TimeoutRollbackRetrying,
             other => other,
-        };
+        });
         self.set_status(transaction_id, next);
         self.answer(reply, next);
         self.schedule_retry(transaction_id, now_ms);
@@ -332,5 +440,27 @@ impl Coordinator {
             "global transaction ended in failure and needs manual handling"
         );
         self.answer(reply, status);
+    }
+}
+
+/// The branch id of the one phase-2 request a Saga transaction's pass sends: Seata addresses
+/// the Saga engine itself, not a branch (semantics §6.4).
+pub(super) const SAGA_ENGINE_BRANCH: BranchId = BranchId(-1);
+
+/// The request to the Saga engine that began `global`: its resource is
+/// `<applicationId>#<txServiceGroup>`, any connection that registered it may answer, and the
+/// application data names the transaction's status (the engine forwards or compensates by it).
+fn saga_engine_request(transaction_id: TransactionId, global: &GlobalSession) -> BranchRequest {
+    BranchRequest {
+        transaction_id,
+        xid: global.xid.clone(),
+        branch_id: SAGA_ENGINE_BRANCH,
+        branch_type: BranchType::Saga,
+        resource_id: format!(
+            "{}#{}",
+            global.application_id, global.transaction_service_group
+        ),
+        application_data: global.status.java_name().to_owned(),
+        client_id: String::new(),
     }
 }

@@ -437,6 +437,18 @@ impl Coordinator {
                     },
                 );
             }
+            GlobalStatus::TimeoutRollbacked => {
+                self.end_success(transaction_id, GlobalStatus::TimeoutRollbacked);
+                return self.reply(
+                    token,
+                    Reply::GlobalReport {
+                        status: GlobalStatus::TimeoutRollbacked,
+                    },
+                );
+            }
+            // The engine could not finish: the TC drives it from here (semantics §6.4). Every
+            // status below leaves the transaction with a pass coming, never in a status
+            // nothing drives.
             GlobalStatus::RollbackRetrying
             | GlobalStatus::TimeoutRollbackRetrying
             | GlobalStatus::UnKnown => {
@@ -445,19 +457,51 @@ impl Coordinator {
                 } else {
                     GlobalStatus::RollbackRetrying
                 };
-                self.timeouts.remove(&(deadline, transaction_id));
-                self.set_status(transaction_id, next);
-                self.schedule_retry(transaction_id, now_ms);
+                self.retry_from_report(now_ms, transaction_id, deadline, next);
             }
-            GlobalStatus::CommitRetrying => {
-                self.timeouts.remove(&(deadline, transaction_id));
-                self.set_status(transaction_id, GlobalStatus::CommitRetrying);
-                self.schedule_retry(transaction_id, now_ms);
+            GlobalStatus::Rollbacking
+            | GlobalStatus::TimeoutRollbacking
+            | GlobalStatus::Committing
+            | GlobalStatus::CommitRetrying => {
+                self.retry_from_report(now_ms, transaction_id, deadline, reported);
             }
-            other => self.set_status(transaction_id, other),
+            // Ferrata's AsyncCommitting means "answered Committed, retried for ever": for a
+            // saga that is a commit retry.
+            GlobalStatus::AsyncCommitting => self.retry_from_report(
+                now_ms,
+                transaction_id,
+                deadline,
+                GlobalStatus::CommitRetrying,
+            ),
+            // Failed for good: kept for an operator, like any transaction ending so.
+            GlobalStatus::CommitFailed
+            | GlobalStatus::RollbackFailed
+            | GlobalStatus::TimeoutRollbackFailed
+            | GlobalStatus::CommitRetryTimeout
+            | GlobalStatus::RollbackRetryTimeout => self.end_failure(transaction_id, reported),
+            // Begin changes nothing (its timeout still runs); the operator's statuses are not
+            // a client's to set.
+            GlobalStatus::Begin
+            | GlobalStatus::Deleting
+            | GlobalStatus::StopCommitOrCommitRetry
+            | GlobalStatus::StopRollbackOrRollbackRetry => {}
         }
         let status = self.status_of(transaction_id).unwrap_or(reported);
         self.reply(token, Reply::GlobalReport { status });
+    }
+
+    /// Moves a Saga transaction to `status` and queues a pass for it (its timeout no longer
+    /// applies: the engine has taken over).
+    fn retry_from_report(
+        &mut self,
+        now_ms: i64,
+        transaction_id: TransactionId,
+        deadline_ms: i64,
+        status: GlobalStatus,
+    ) {
+        self.timeouts.remove(&(deadline_ms, transaction_id));
+        self.set_status(transaction_id, status);
+        self.schedule_retry(transaction_id, now_ms);
     }
 
     /// GlobalLockQuery: whether every row of `lock_key` is free or held by `xid` itself.

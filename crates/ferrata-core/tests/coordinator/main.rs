@@ -3,8 +3,9 @@
 //! records to persist, replies, phase-2 branch requests and undo-log cleanup — in order.
 //!
 //! Layout: one file per behaviour (begin/end, AT, TCC, rollback, locks, timeouts, retries,
-//! failures, branch reports, stale answers, recovery, undo log, Saga reports); the property test
-//! of the global invariants is the `invariants` test target.
+//! failures, branch reports, stale answers, recovery, undo log, Saga reports and the Saga
+//! engine's phase 2, XA answers); the property test of the global invariants is the
+//! `invariants` test target.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -29,9 +30,11 @@ mod metrics;
 mod recovery;
 mod retries;
 mod rollback;
+mod saga_engine;
 mod saga_reports;
 mod shared_store;
 mod stale_answers;
 mod tcc_commit;
 mod timeouts;
 mod undo_log;
+mod xa;

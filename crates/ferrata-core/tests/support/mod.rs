@@ -400,6 +400,17 @@ impl Harness {
         Effect::BranchRollback(self.request(branch_id))
     }
 
+    /// The one commit request of a Saga transaction's pass, sent to the engine while the
+    /// transaction is in `status`.
+    pub fn saga_commit(&self, tx: &Tx, status: GlobalStatus) -> Effect {
+        Effect::BranchCommit(saga_engine_request(tx, status))
+    }
+
+    /// The one rollback request of a Saga transaction's pass.
+    pub fn saga_rollback(&self, tx: &Tx, status: GlobalStatus) -> Effect {
+        Effect::BranchRollback(saga_engine_request(tx, status))
+    }
+
     /// Records that a branch report replaced the application data the RM will get back.
     pub fn set_application_data(&mut self, branch_id: BranchId, data: &str) {
         if let Some(request) = self.requests.get_mut(&branch_id) {
@@ -521,6 +532,22 @@ pub fn remove_branch(tx: &Tx, branch_id: BranchId) -> Effect {
 
 pub fn answered(status: BranchStatus) -> BranchOutcome {
     BranchOutcome::Status(status)
+}
+
+/// The branch id of the Saga engine's request.
+pub const SAGA_ENGINE: BranchId = BranchId(-1);
+
+/// What the TC sends a Saga engine that began `tx` (from [`requester`]).
+pub fn saga_engine_request(tx: &Tx, status: GlobalStatus) -> BranchRequest {
+    BranchRequest {
+        transaction_id: tx.id,
+        xid: tx.xid.clone(),
+        branch_id: SAGA_ENGINE,
+        branch_type: BranchType::Saga,
+        resource_id: format!("{APP}#{GROUP}"),
+        application_data: format!("{status:?}"),
+        client_id: String::new(),
+    }
 }
 
 pub const COMMITTED: BranchOutcome = BranchOutcome::Status(BranchStatus::PhaseTwoCommitted);

@@ -64,7 +64,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
  * the resource id (semantics §1.6). The writer is therefore stopped — its process exits, which
  * closes its TC connection — before the TM rolls back, leaving the other RM as the only one
  * registered for the resource. Seata's RM client is a JVM-wide singleton that cannot be
- * restarted, so the Java RM runs in its own JVM ({@link AtRmProcess}, this module's test class
+ * restarted, so the Java RM runs in its own JVM ({@link JavaRmProcess}, this module's test class
  * path, {@code -Duser.timezone=UTC}, matching ferrata-at's default {@code java_time_zone}); this
  * JVM is the TM only. Each scenario starts a fresh pair of RM processes, both speaking the same
  * stdin/stdout JSON-line protocol.
@@ -291,7 +291,7 @@ class AtInterchangeTest {
     private RmProcess startJava(Db db, String scenario) throws IOException {
         Path java = Paths.get(System.getProperty("java.home"), "bin", "java");
         List<String> cmd = List.of(java.toString(), "-Duser.timezone=UTC", "-Djava.net.preferIPv4Stack=true",
-            "-cp", System.getProperty("java.class.path"), AtRmProcess.class.getName(), tc.host(),
+            "-cp", System.getProperty("java.class.path"), JavaRmProcess.class.getName(), tc.host(),
             String.valueOf(tc.port()), db.jdbcUrl, db.user, db.password, UNDO_TABLE);
         return start("java", db, scenario, cmd);
     }
@@ -359,9 +359,9 @@ class AtInterchangeTest {
 
         /** Runs {@code statements} as one branch of {@code xid} and waits for phase one to end. */
         void branch(String xid, List<String> statements) throws IOException {
-            StringBuilder sb = new StringBuilder("{\"xid\":\"").append(AtRmProcess.escape(xid)).append("\",\"sql\":[");
+            StringBuilder sb = new StringBuilder("{\"xid\":\"").append(JavaRmProcess.escape(xid)).append("\",\"sql\":[");
             for (int i = 0; i < statements.size(); i++) {
-                sb.append(i == 0 ? "\"" : ",\"").append(AtRmProcess.escape(statements.get(i))).append('"');
+                sb.append(i == 0 ? "\"" : ",\"").append(JavaRmProcess.escape(statements.get(i))).append('"');
             }
             stdin.write(sb.append("]}\n").toString());
             stdin.flush();

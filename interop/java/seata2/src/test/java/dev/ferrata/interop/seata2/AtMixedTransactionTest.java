@@ -32,7 +32,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Issue 9: a Java AT resource manager (seata-all's real {@code DataSourceProxy}, {@link AtRmProcess})
+ * Issue 9: a Java AT resource manager (seata-all's real {@code DataSourceProxy}, {@link JavaRmProcess})
  * and a Rust one ({@code ferrata-at}, {@code ferrata-interop-peer at}) are branches of one global
  * transaction on the same table, on MariaDB and on PostgreSQL.
  *
@@ -411,12 +411,12 @@ class AtMixedTransactionTest {
 
     private String rustBegin(AtInterchangeTest.RmProcess rust, String name) throws IOException {
         Map<String, Object> answer = command(rust, "{\"tm\":\"begin\",\"timeout_ms\":60000,\"name\":\""
-            + AtRmProcess.escape(Seata.uniqueName(name)) + "\"}");
+            + JavaRmProcess.escape(Seata.uniqueName(name)) + "\"}");
         assertEquals(Boolean.TRUE, answer.get("ok"), "Rust TM begin: " + answer);
         String xid = (String) answer.get("xid");
         openTransactions.add(() -> {
             try {
-                command(rust, "{\"tm\":\"rollback\",\"xid\":\"" + AtRmProcess.escape(xid) + "\"}");
+                command(rust, "{\"tm\":\"rollback\",\"xid\":\"" + JavaRmProcess.escape(xid) + "\"}");
             } catch (IOException e) {
                 throw new IllegalStateException(e);
             }
@@ -427,7 +427,7 @@ class AtMixedTransactionTest {
     /** Commits or rolls back a transaction the Rust peer began; returns the TC's status. */
     private static String rustEnd(AtInterchangeTest.RmProcess rust, String xid, boolean commit) throws IOException {
         Map<String, Object> answer = command(rust, "{\"tm\":\"" + (commit ? "commit" : "rollback") + "\",\"xid\":\""
-            + AtRmProcess.escape(xid) + "\"}");
+            + JavaRmProcess.escape(xid) + "\"}");
         assertEquals(Boolean.TRUE, answer.get("ok"), "Rust TM " + (commit ? "commit" : "rollback") + " of " + xid
             + ": " + answer + "; Rust RM log " + rust.log + ":\n" + AtInterchangeTest.tail(rust.log, 30));
         return (String) answer.get("status");
@@ -436,9 +436,9 @@ class AtMixedTransactionTest {
     // ------------------------------------------------------------------------ RM commands
 
     private static String branchLine(String xid, String... statements) {
-        StringBuilder sb = new StringBuilder("{\"xid\":\"").append(AtRmProcess.escape(xid)).append("\",\"sql\":[");
+        StringBuilder sb = new StringBuilder("{\"xid\":\"").append(JavaRmProcess.escape(xid)).append("\",\"sql\":[");
         for (int i = 0; i < statements.length; i++) {
-            sb.append(i == 0 ? "\"" : ",\"").append(AtRmProcess.escape(statements[i])).append('"');
+            sb.append(i == 0 ? "\"" : ",\"").append(JavaRmProcess.escape(statements[i])).append('"');
         }
         return sb.append("]}").toString();
     }
@@ -456,8 +456,8 @@ class AtMixedTransactionTest {
     /** GlobalLockQuery (through the Rust peer): are {@code lockKeys} free for {@code xid}? */
     private static Boolean lockable(AtInterchangeTest.RmProcess rust, String lockKeys, String xid) {
         try {
-            Map<String, Object> answer = command(rust, "{\"lock_query\":\"" + AtRmProcess.escape(lockKeys)
-                + "\",\"xid\":\"" + AtRmProcess.escape(xid) + "\"}");
+            Map<String, Object> answer = command(rust, "{\"lock_query\":\"" + JavaRmProcess.escape(lockKeys)
+                + "\",\"xid\":\"" + JavaRmProcess.escape(xid) + "\"}");
             assertEquals(Boolean.TRUE, answer.get("ok"), "lock query: " + answer);
             return (Boolean) answer.get("lockable");
         } catch (IOException e) {
@@ -498,7 +498,7 @@ class AtMixedTransactionTest {
         List<String> javaCmd = List.of(java.toString(), "-Duser.timezone=UTC", "-Djava.net.preferIPv4Stack=true",
             "-Dclient.rm.lock.retryInterval=" + LOCK_RETRY_INTERVAL_MS,
             "-Dclient.rm.lock.retryTimes=" + LOCK_RETRY_TIMES,
-            "-cp", System.getProperty("java.class.path"), AtRmProcess.class.getName(), tc.host(),
+            "-cp", System.getProperty("java.class.path"), JavaRmProcess.class.getName(), tc.host(),
             String.valueOf(tc.port()), db.jdbcUrl, db.user, db.password, UNDO_TABLE);
         AtInterchangeTest.RmProcess javaRm = start("java", db, javaCmd);
         assertEquals(javaRm.resourceId, rust.resourceId, "both RMs must register the same resource id");

@@ -159,8 +159,8 @@ public final class AtTransferBench {
         long accounts = Long.parseLong(args[10]);
         String appId = "ferrata-at-transfer-java";
         TMClient.init(appId, SeataClientConfig.TX_SERVICE_GROUP);
-        DataSourceProxy left = new DataSourceProxy(AtRmProcess.dataSource(args[2], args[4], args[5]));
-        DataSourceProxy right = new DataSourceProxy(AtRmProcess.dataSource(args[3], args[4], args[5]));
+        DataSourceProxy left = new DataSourceProxy(JavaRmProcess.dataSource(args[2], args[4], args[5]));
+        DataSourceProxy right = new DataSourceProxy(JavaRmProcess.dataSource(args[3], args[4], args[5]));
         RMClient.init(appId, SeataClientConfig.TX_SERVICE_GROUP);
 
         AtomicBoolean stop = new AtomicBoolean();

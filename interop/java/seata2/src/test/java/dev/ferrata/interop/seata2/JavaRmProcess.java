@@ -2,8 +2,11 @@ package dev.ferrata.interop.seata2;
 
 import dev.ferrata.interop.harness.SeataClientConfig;
 import org.apache.seata.core.context.RootContext;
+import org.apache.seata.core.model.Resource;
 import org.apache.seata.rm.RMClient;
 import org.apache.seata.rm.datasource.DataSourceProxy;
+import org.apache.seata.rm.datasource.SeataDataSourceProxy;
+import org.apache.seata.rm.datasource.xa.DataSourceProxyXA;
 
 import javax.sql.DataSource;
 import java.io.BufferedReader;
@@ -20,10 +23,12 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The Java AT resource manager of {@link AtInterchangeTest}, run as its own JVM ({@code main}):
- * seata-all's real {@link DataSourceProxy} over Connector/J ({@code jdbc:mysql:}) or PgJDBC
- * ({@code jdbc:postgresql:}), registered with the TC under the resource id the proxy derives
- * from the JDBC URL, with its own RM client (application {@link #APP_ID}).
+ * A Java resource manager run as its own JVM ({@code main}), for {@link AtInterchangeTest},
+ * {@link AtMixedTransactionTest} (AT) and {@link XaTransactionTest} (XA): seata-all's real
+ * {@link DataSourceProxy} (AT) or {@link DataSourceProxyXA} (XA) over Connector/J
+ * ({@code jdbc:mysql:}) or PgJDBC ({@code jdbc:postgresql:}), registered with the TC under the
+ * resource id the proxy derives from the JDBC URL, with its own RM client (application
+ * {@link #APP_ID}).
  *
  * <p>It speaks the same stdin/stdout line protocol as {@code ferrata-interop-peer at}: once the
  * RM client is connected and the resource registered it prints
@@ -32,15 +37,17 @@ import java.util.Map;
  * (phase one: branch registered, undo log written by Java) and answers
  * {@code {"ok":true,"rows":[…]}} or {@code {"ok":false,"error":"…"}}; {@code quit} or end of
  * input exits the JVM, which closes its RM connection. Between commands it answers phase-two
- * requests with Seata's own undo executors. Logs go to stderr.
+ * requests with Seata's own undo executors (AT) or XA COMMIT / XA ROLLBACK (XA). In XA mode
+ * phase one ends prepared: the local commit is XA END + XA PREPARE. Logs go to stderr.
  *
- * <p>Arguments: {@code tcHost tcPort jdbcUrl user password undoTable}.
+ * <p>Arguments: {@code tcHost tcPort jdbcUrl user password undoTable [at|xa]} (the undo table
+ * is unused in XA mode).
  */
-public final class AtRmProcess {
+public final class JavaRmProcess {
 
     static final String APP_ID = "ferrata-interop-java-at-rm";
 
-    private AtRmProcess() {
+    private JavaRmProcess() {
     }
 
     public static void main(String[] args) throws Exception {
@@ -49,15 +56,17 @@ public final class AtRmProcess {
         PrintStream protocol = new PrintStream(new FileOutputStream(FileDescriptor.out), true,
             StandardCharsets.UTF_8);
         System.setOut(System.err);
-        if (args.length != 6) {
-            System.err.println("usage: AtRmProcess tcHost tcPort jdbcUrl user password undoTable");
+        if (args.length != 6 && !(args.length == 7 && (args[6].equals("at") || args[6].equals("xa")))) {
+            System.err.println("usage: JavaRmProcess tcHost tcPort jdbcUrl user password undoTable [at|xa]");
             System.exit(2);
         }
         SeataClientConfig.forTc(args[0], Integer.parseInt(args[1])).forEach(System::setProperty);
         System.setProperty("client.undo.logTable", args[5]);
-        DataSourceProxy proxy = new DataSourceProxy(dataSource(args[2], args[3], args[4]));
+        DataSource plain = dataSource(args[2], args[3], args[4]);
+        boolean xa = args.length == 7 && args[6].equals("xa");
+        SeataDataSourceProxy proxy = xa ? new DataSourceProxyXA(plain) : new DataSourceProxy(plain);
         RMClient.init(APP_ID, SeataClientConfig.TX_SERVICE_GROUP);
-        protocol.println("{\"ready\":true,\"resource_id\":\"" + escape(proxy.getResourceId()) + "\"}");
+        protocol.println("{\"ready\":true,\"resource_id\":\"" + escape(((Resource) proxy).getResourceId()) + "\"}");
 
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         String line;
@@ -71,7 +80,7 @@ public final class AtRmProcess {
             }
             protocol.println(execute(proxy, line));
         }
-        System.err.println("[at-rm] stopping");
+        System.err.println("[java-rm] stopping");
         System.exit(0);
     }
 
@@ -95,7 +104,7 @@ public final class AtRmProcess {
     }
 
     /** One command: the statements as one branch of the command's XID. */
-    private static String execute(DataSourceProxy proxy, String line) {
+    private static String execute(SeataDataSourceProxy proxy, String line) {
         String xid;
         List<String> statements = new ArrayList<>();
         try {
@@ -107,7 +116,7 @@ public final class AtRmProcess {
         } catch (RuntimeException e) {
             return error("bad command: " + e);
         }
-        System.err.println("[at-rm] branch of " + xid + ": " + statements);
+        System.err.println("[java-rm] branch of " + xid + ": " + statements);
         RootContext.bind(xid);
         try (Connection conn = proxy.getConnection()) {
             conn.setAutoCommit(false);
