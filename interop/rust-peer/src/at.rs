@@ -282,7 +282,7 @@ fn error_kind(error: &AtError) -> &'static str {
     }
 }
 
-async fn write_line(
+pub(crate) async fn write_line(
     stdout: &mut tokio::io::Stdout,
     value: &serde_json::Value,
 ) -> anyhow::Result<()> {

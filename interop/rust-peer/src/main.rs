@@ -15,14 +15,19 @@
 //!     AT resource manager (ferrata-at) driven by JSON lines on stdin: runs SQL as a branch of
 //!     a given XID, begins/commits/rolls back global transactions as a TM, queries global
 //!     locks, and answers phase two until `quit` or end of input (see `at.rs`).
+//! ferrata-interop-peer xa --tc 127.0.0.1:8091 --db-url postgres://u:p@127.0.0.1:5432/db \
+//!     --resource-id jdbc:postgresql://127.0.0.1:5432/db
+//!     XA resource manager (ferrata-xa) driven by JSON lines on stdin: runs SQL as a prepared
+//!     XA branch of a given XID and answers phase two until `quit` (see `xa.rs`).
 //! ```
 //!
 //! Logs go to stderr (`RUST_LOG`, default `info`); stdout carries only the tm mode's report and
-//! the at mode's answers.
+//! the at and xa modes' answers.
 
 mod at;
 mod participant;
 mod tm;
+mod xa;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -94,6 +99,21 @@ enum Mode {
         #[arg(long, default_value_t = 30)]
         lock_retry_times: u32,
     },
+    /// Serve an XA resource (ferrata-xa) driven by JSON lines on stdin until `quit` or EOF.
+    Xa {
+        /// TC address, host:port.
+        #[arg(long)]
+        tc: String,
+        /// Database URL: mysql://… (MariaDB too) or postgres://….
+        #[arg(long)]
+        db_url: String,
+        /// Resource id registered with the TC (Java's: the JDBC URL).
+        #[arg(long)]
+        resource_id: String,
+        /// Upper bound of one stdin command, in seconds.
+        #[arg(long, default_value_t = 60)]
+        command_timeout_secs: u64,
+    },
 }
 
 /// The end of the global transaction the tm mode asks for.
@@ -157,6 +177,19 @@ async fn main() -> ExitCode {
             command_timeout: Duration::from_secs(command_timeout_secs),
             lock_retry_interval: Duration::from_millis(lock_retry_interval_ms),
             lock_retry_times,
+        })
+        .await
+        .map(|()| ExitCode::SUCCESS),
+        Mode::Xa {
+            tc,
+            db_url,
+            resource_id,
+            command_timeout_secs,
+        } => xa::run(xa::XaArgs {
+            tc,
+            db_url,
+            resource_id,
+            command_timeout: Duration::from_secs(command_timeout_secs),
         })
         .await
         .map(|()| ExitCode::SUCCESS),

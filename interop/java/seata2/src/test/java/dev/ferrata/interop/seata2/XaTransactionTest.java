@@ -256,7 +256,7 @@ class XaTransactionTest {
     }
 
     /** Prepared XA transactions of {@code xid}'s branches (Seata's gtrid is the XID itself). */
-    private static int prepared(Db db, String xid) throws SQLException {
+    static int prepared(Db db, String xid) throws SQLException {
         return preparedIds(db, xid).size();
     }
 
