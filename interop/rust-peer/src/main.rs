@@ -135,6 +135,27 @@ impl Outcome {
     }
 }
 
+/// The database a `--db-url` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database {
+    /// `mysql://…` or `mariadb://…`.
+    MySql,
+    /// `postgres://…` or `postgresql://…`.
+    Postgres,
+}
+
+impl Database {
+    pub fn of_url(url: &str) -> anyhow::Result<Database> {
+        if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            Ok(Database::MySql)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Database::Postgres)
+        } else {
+            anyhow::bail!("--db-url must start with mysql:// or postgres://, got {url}")
+        }
+    }
+}
+
 /// SDK settings for one peer: short timeouts, and a single commit/rollback attempt (as the Java
 /// side of the suite configures), so that failures show instead of being retried away.
 pub fn client_config(application_id: &str, tc: &str) -> anyhow::Result<ClientConfig> {

@@ -62,15 +62,9 @@ impl RowsAffected for sqlx::postgres::PgQueryResult {
 
 /// Connects, registers the resource, and serves stdin commands until `quit` or end of input.
 pub async fn run(args: XaArgs) -> anyhow::Result<()> {
-    if args.db_url.starts_with("mysql:") || args.db_url.starts_with("mariadb:") {
-        serve::<sqlx::MySql>(args).await
-    } else if args.db_url.starts_with("postgres:") || args.db_url.starts_with("postgresql:") {
-        serve::<sqlx::Postgres>(args).await
-    } else {
-        anyhow::bail!(
-            "--db-url must start with mysql:// or postgres://, got {}",
-            args.db_url
-        )
+    match crate::Database::of_url(&args.db_url)? {
+        crate::Database::MySql => serve::<sqlx::MySql>(args).await,
+        crate::Database::Postgres => serve::<sqlx::Postgres>(args).await,
     }
 }
 
