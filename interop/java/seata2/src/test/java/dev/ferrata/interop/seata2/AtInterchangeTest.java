@@ -397,6 +397,13 @@ class AtInterchangeTest {
 
     // -------------------------------------------------------------------------- helpers
 
+    /** {@code target/peer-logs} of this module, created: where the suites' processes log. */
+    static Path peerLogDir() throws IOException {
+        Path dir = moduleDir().resolve("target").resolve("peer-logs");
+        Files.createDirectories(dir);
+        return dir;
+    }
+
     private static Path moduleDir() {
         String dir = System.getProperty("interop.module.dir");
         return (dir == null ? Paths.get("") : Paths.get(dir)).toAbsolutePath();

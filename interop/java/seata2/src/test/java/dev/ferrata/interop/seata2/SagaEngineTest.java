@@ -61,10 +61,7 @@ class SagaEngineTest {
 
     @BeforeAll
     static void startTcAndTables() throws Exception {
-        String dir = System.getProperty("interop.module.dir");
-        logDir = (dir == null ? Paths.get("") : Paths.get(dir)).toAbsolutePath().resolve("target")
-            .resolve("peer-logs");
-        Files.createDirectories(logDir);
+        logDir = AtInterchangeTest.peerLogDir();
         db = Db.fromEnv("mariadb", "FERRATA_MYSQL_URL");
         createTables();
         tc = TcServer.managedWithConfig(SagaEngineTest.class, "saga",

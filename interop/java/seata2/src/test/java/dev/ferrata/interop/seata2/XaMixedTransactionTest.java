@@ -49,10 +49,7 @@ class XaMixedTransactionTest {
     @BeforeAll
     static void startTcAndTm() throws IOException {
         peerBin = AtInterchangeTest.MixedLanguageTestSupport.peerBinary();
-        String dir = System.getProperty("interop.module.dir");
-        logDir = (dir == null ? Paths.get("") : Paths.get(dir)).toAbsolutePath().resolve("target")
-            .resolve("peer-logs");
-        Files.createDirectories(logDir);
+        logDir = AtInterchangeTest.peerLogDir();
         tc = TcServer.forTestClass(XaMixedTransactionTest.class);
         Seata.initTm(tc);
     }

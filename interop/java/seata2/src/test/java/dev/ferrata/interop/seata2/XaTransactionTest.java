@@ -65,10 +65,7 @@ class XaTransactionTest {
 
     @BeforeAll
     static void startTcAndTm() throws IOException {
-        String dir = System.getProperty("interop.module.dir");
-        logDir = (dir == null ? Paths.get("") : Paths.get(dir)).toAbsolutePath().resolve("target")
-            .resolve("peer-logs");
-        Files.createDirectories(logDir);
+        logDir = AtInterchangeTest.peerLogDir();
         tc = TcServer.managedWithConfig(XaTransactionTest.class, "xa",
             "[coordinator]\nxaer_nota_retry_timeout = \"1s\"\nretry_backoff_initial = \"200ms\"\n"
                 + "retry_backoff_max = \"1s\"\n");
