@@ -30,7 +30,9 @@ pub use coordinator::admin::{
     AdminAction, LockFilter, LockPage, LockView, TransactionDetail, TransactionFilter,
     TransactionPage, TransactionSummary,
 };
-pub use coordinator::{Coordinator, CoordinatorStats, transaction_id_of, xid_prefix};
+pub use coordinator::{
+    Coordinator, CoordinatorStats, OUTBOX_PREFIX, transaction_id_of, xid_prefix,
+};
 pub use effect::{BranchOutcome, BranchRequest, Effect, Refusal, Reply, ReplyToken, TxError};
 pub use history::{Event, History, Phase2Kind};
 pub use id::{BranchId, TransactionId};

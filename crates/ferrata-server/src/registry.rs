@@ -212,8 +212,9 @@ impl Registry {
     }
 
     /// The connection to deliver a phase-2 request on: the registering connection, else the
-    /// same application on the same IP, else the same application anywhere, else (AT, and the
-    /// Saga engine's request, which names no client) any connection serving the resource. Client ids are compared as recorded, never split on
+    /// same application on the same IP, else the same application anywhere, else (AT, the
+    /// Saga engine's request, and any request naming no client, such as a two-phase
+    /// message's delivery) any connection serving the resource. Client ids are compared as recorded, never split on
     /// `:` blindly, so IPv6 clients (`app:::1:5000`) are found like IPv4 ones. Another node's
     /// link serves only the branches registered through it.
     pub fn pick(
@@ -244,9 +245,12 @@ impl Registry {
                 } else {
                     2
                 }
-            } else if matches!(branch_type, BranchType::At | BranchType::Saga) {
+            } else if client_id.is_empty()
+                || matches!(branch_type, BranchType::At | BranchType::Saga)
+            {
                 // AT: any RM of the database can delete undo logs or roll back. Saga: the
-                // engine's request goes to whichever connection registered its resource.
+                // engine's request goes to whichever connection registered its resource. A
+                // request naming no client (a two-phase message's delivery) likewise.
                 3
             } else {
                 continue;
@@ -386,6 +390,8 @@ mod tests {
         assert_eq!(pick("a:10.0.0.1:5000", BranchType::At), Some(4));
         // The Saga engine's request names no client: any connection of the resource serves.
         assert_eq!(pick("", BranchType::Saga), Some(4));
+        // So does a two-phase message's delivery (a TCC branch registered by the producer).
+        assert_eq!(pick("", BranchType::Tcc), Some(4));
         assert_eq!(
             registry
                 .pick("other", "a:10.0.0.1:5000", BranchType::At)

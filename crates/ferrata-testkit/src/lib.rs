@@ -49,6 +49,10 @@ pub fn service_url(var: &str) -> String {
 /// How long [`TcProcess::start`] waits for the ready line.
 pub const READY_WITHIN: Duration = Duration::from_secs(15);
 
+/// Server configuration with short phase-2 retry backoffs (100 ms, growing to 500 ms).
+pub const SHORT_RETRIES: &str =
+    "[coordinator]\nretry_backoff_initial = \"100ms\"\nretry_backoff_max = \"500ms\"\n";
+
 /// How often the log is read while waiting for the ready line.
 const READY_POLL: Duration = Duration::from_millis(50);
 
@@ -214,6 +218,14 @@ impl TcProcess {
         )?;
         process._temp = Some(temp);
         Ok(process)
+    }
+
+    /// The debug server ([`server_binary`]) in a temporary directory with phase-2 retries at
+    /// most 500 ms apart, so that a restarted RM, a recovering Saga engine or a consumer that
+    /// recovers gets its phase 2 soon. Panics if it does not start.
+    pub fn start_with_short_retries() -> TcProcess {
+        TcProcess::start_in_temp_dir_with_config(&server_binary(), SHORT_RETRIES)
+            .unwrap_or_else(|error| panic!("{error:#}"))
     }
 
     /// The address the server listens on.

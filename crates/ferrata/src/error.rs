@@ -29,6 +29,8 @@ pub enum Operation {
     GlobalCommit,
     GlobalRollback,
     GlobalStatus,
+    /// Saga mode: the engine reports how a Saga ended.
+    GlobalReport,
     BranchRegister,
     BranchReport,
     GlobalLockQuery,
@@ -49,6 +51,7 @@ impl std::fmt::Display for Operation {
             Operation::GlobalCommit => "global commit",
             Operation::GlobalRollback => "global rollback",
             Operation::GlobalStatus => "global status",
+            Operation::GlobalReport => "global report",
             Operation::BranchRegister => "branch register",
             Operation::BranchReport => "branch report",
             Operation::GlobalLockQuery => "global lock query",

@@ -11,8 +11,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use ferrata_proto::{
-    GlobalBeginRequest, GlobalCommitRequest, GlobalRollbackRequest, GlobalStatus,
-    GlobalStatusRequest, Message,
+    GlobalBeginRequest, GlobalCommitRequest, GlobalReportRequest, GlobalRollbackRequest,
+    GlobalStatus, GlobalStatusRequest, Message,
 };
 use tokio::task::futures::TaskLocalFuture;
 
@@ -233,6 +233,13 @@ impl GlobalTransaction {
         }
     }
 
+    /// Saga mode: reports the status the engine reached (GlobalReport) instead of committing
+    /// or rolling back, and returns the TC's status afterwards.
+    pub async fn report(mut self, status: GlobalStatus) -> Result<GlobalStatus, Error> {
+        self.finished = true;
+        self.client.global_report(&self.xid, status).await
+    }
+
     /// Rolls back (launcher only; a participant's rollback does nothing and returns `Begin`).
     /// `Ok` with `Rollbacking`/`RollbackRetrying` means the TC is still undoing branches.
     pub async fn rollback(mut self) -> Result<GlobalStatus, Error> {
@@ -352,6 +359,25 @@ impl Client {
         });
         match self.tm_call(op, Some(xid), request).await? {
             Message::GlobalStatusResponse(r) => r.result.into_result(op).map(|_| r.global_status),
+            other => Err(crate::unexpected(op, &other)),
+        }
+    }
+
+    /// Saga mode: reports the status a Saga engine reached for `xid` (GlobalReport) and returns
+    /// the TC's status afterwards. Only Saga transactions act on it (semantics §6.4).
+    pub async fn global_report(
+        &self,
+        xid: &str,
+        status: GlobalStatus,
+    ) -> Result<GlobalStatus, Error> {
+        let op = Operation::GlobalReport;
+        let request = Message::GlobalReport(GlobalReportRequest {
+            xid: xid.to_owned(),
+            extra_data: String::new(),
+            global_status: Some(status),
+        });
+        match self.tm_call(op, Some(xid), request).await? {
+            Message::GlobalReportResponse(r) => r.result.into_result(op).map(|_| r.global_status),
             other => Err(crate::unexpected(op, &other)),
         }
     }

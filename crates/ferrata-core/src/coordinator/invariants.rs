@@ -1,6 +1,7 @@
 //! What must never happen, checked in debug builds at the end of every entry point: a reply
 //! token left without an answer or answered twice, the lock table and the branches out of
-//! mirror, more than one phase-2 request in flight per lane of a pass. Full checks cost time
+//! mirror, more than one phase-2 request in flight per lane of a pass, a message's consumer
+//! told to roll back before its producer's check said so. Full checks cost time
 //! proportional to the state, so on a large state they run on a sample of calls only.
 
 use std::collections::BTreeSet;
@@ -47,7 +48,33 @@ impl Coordinator {
         }
         self.check_tokens_are_waiting();
         self.check_passes();
+        self.check_outbox_passes();
         self.check_locks_mirror_branches();
+    }
+
+    /// A two-phase message's check branch is never sent a commit, and while its answer is not
+    /// "rolled back" a rollback pass holds nothing but the check: no consumer hears of a
+    /// rollback that the producer's local transaction could still overtake.
+    fn check_outbox_passes(&self) {
+        for (transaction_id, session) in &self.sessions {
+            let (Some(pass), Some(check)) = (&session.pass, session.outbox_check()) else {
+                continue;
+            };
+            let others_queued = pass.in_flight.keys().any(|id| *id != check.branch_id)
+                || pass.lanes.iter().flatten().any(|id| *id != check.branch_id);
+            match pass.direction {
+                Direction::Commit => debug_assert!(
+                    !pass.in_flight.contains_key(&check.branch_id)
+                        && !pass.lanes.iter().flatten().any(|id| *id == check.branch_id),
+                    "transaction {transaction_id}: a commit pass visits the message's check"
+                ),
+                Direction::Rollback => debug_assert!(
+                    !others_queued || check.status == BranchStatus::PhaseTwoRollbacked,
+                    "transaction {transaction_id}: consumers queued for rollback before the \
+                     producer's check answered rolled back"
+                ),
+            }
+        }
     }
 
     /// Every token not answered yet is held by a pass that will answer it: none was dropped.

@@ -117,10 +117,35 @@ impl Session {
         }
     }
 
+    /// A two-phase message (transactional outbox, a Ferrata extension): named like Seata names
+    /// sagas, by a prefix, so the begin request needs no new field.
+    fn is_outbox(&self) -> bool {
+        self.global.transaction_name.starts_with(OUTBOX_PREFIX) && !self.is_saga()
+    }
+
+    /// The check branch of a two-phase message: its lowest branch id, registered by the
+    /// producer before its local transaction. It stays until the transaction ends, so that
+    /// the rule keeps naming the same branch after delivery branches finish or a restart.
+    fn outbox_check(&self) -> Option<&BranchSession> {
+        if !self.is_outbox() {
+            return None;
+        }
+        self.branches.iter().min_by_key(|b| b.branch_id)
+    }
+
+    /// Whether phase 2 has branches left to finish (a message's check branch never counts).
+    fn has_branches_to_finish(&self) -> bool {
+        let check = self.outbox_check().map(|b| b.branch_id);
+        self.branches.iter().any(|b| Some(b.branch_id) != check)
+    }
+
     fn can_be_committed_async(&self) -> bool {
         self.branches.iter().all(is_async_committable)
     }
 }
+
+/// The transaction-name prefix of a two-phase message (docs/guide/outbox.md).
+pub const OUTBOX_PREFIX: &str = "$Outbox_";
 
 /// Releases the rows a branch holds (only AT branches hold rows).
 fn release_locks(locks: &mut LockManager, branch: &BranchSession) {

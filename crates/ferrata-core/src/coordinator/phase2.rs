@@ -31,30 +31,32 @@ impl Coordinator {
             });
             return self.advance(transaction_id);
         }
-        let ordered: Vec<&BranchSession> = match direction {
-            Direction::Commit => session
+        let check = session.outbox_check();
+        let check_id = check.map(|b| b.branch_id);
+        let ordered: Vec<&BranchSession> = match (direction, check) {
+            // A message's check is never committed: only the producer's database knows the
+            // answer, and committing means the answer was "deliver".
+            (Direction::Commit, _) => session
                 .branches
                 .iter()
                 .filter(|b| scope == Scope::All || !is_async_committable(b))
+                .filter(|b| Some(b.branch_id) != check_id)
                 .collect(),
-            Direction::Rollback => session.branches.iter().rev().collect(),
-        };
-        let mut lanes: Vec<VecDeque<BranchId>> = Vec::new();
-        if parallel {
-            // One lane per resource, in the order resources first appear.
-            let mut lane_of: HashMap<&str, usize> = HashMap::new();
-            for branch in ordered {
-                let lane = *lane_of
-                    .entry(branch.resource_id.as_str())
-                    .or_insert_with(|| {
-                        lanes.push(VecDeque::new());
-                        lanes.len() - 1
-                    });
-                lanes[lane].push_back(branch.branch_id);
+            // Rolling a message back starts by asking its producer, alone: consumers hear
+            // nothing until the local transaction is known never to commit.
+            (Direction::Rollback, Some(check))
+                if check.status != BranchStatus::PhaseTwoRollbacked =>
+            {
+                vec![check]
             }
-        } else {
-            lanes.push(ordered.iter().map(|b| b.branch_id).collect());
-        }
+            (Direction::Rollback, _) => session
+                .branches
+                .iter()
+                .rev()
+                .filter(|b| Some(b.branch_id) != check_id)
+                .collect(),
+        };
+        let lanes = lanes_of(ordered, parallel);
         session.pass = Some(Phase2Pass {
             direction,
             busy: vec![false; lanes.len()],
@@ -75,6 +77,8 @@ impl Coordinator {
             let Some(session) = self.sessions.get_mut(&transaction_id) else {
                 return;
             };
+            let outbox = session.is_outbox();
+            let check = session.outbox_check().map(|b| b.branch_id);
             let Some(pass) = session.pass.as_mut() else {
                 return;
             };
@@ -105,6 +109,13 @@ impl Coordinator {
                         skipped.push(branch_id);
                         continue;
                     }
+                    // A message's delivery branch was registered by its producer, but any RM
+                    // of the consumer's resource answers it: its request names no client.
+                    let client_id = if outbox && Some(branch_id) != check {
+                        String::new()
+                    } else {
+                        branch.client_id.clone()
+                    };
                     requests.push(BranchRequest {
                         transaction_id,
                         xid: session.global.xid.clone(),
@@ -112,7 +123,7 @@ impl Coordinator {
                         branch_type: branch.branch_type,
                         resource_id: branch.resource_id.clone(),
                         application_data: branch.application_data.clone(),
-                        client_id: branch.client_id.clone(),
+                        client_id,
                     });
                     debug_assert!(
                         !pass.in_flight.contains_key(&branch_id),
@@ -183,6 +194,9 @@ impl Coordinator {
         let Some(session) = self.sessions.get_mut(&transaction_id) else {
             return;
         };
+        let answered_check = session
+            .outbox_check()
+            .is_some_and(|check| check.branch_id == branch_id);
         let Some(pass) = session.pass.as_mut() else {
             return;
         };
@@ -196,6 +210,9 @@ impl Coordinator {
         let direction = pass.direction;
         if branch_id == SAGA_ENGINE_BRANCH {
             return self.saga_engine_answered(now_ms, transaction_id, direction, outcome);
+        }
+        if answered_check && direction == Direction::Rollback {
+            return self.outbox_check_answered(now_ms, transaction_id, branch_id, outcome);
         }
         // Seata's XAER_NOTA rule (semantics §1.5): the database forgot the XA id, which after
         // long enough means the branch was finished by someone else (or never prepared).
@@ -307,6 +324,64 @@ impl Coordinator {
         }
     }
 
+    /// The producer's answer to the check of a two-phase message (its rollback pass asks
+    /// nothing else first): whether the local transaction that recorded the message committed.
+    fn outbox_check_answered(
+        &mut self,
+        now_ms: i64,
+        transaction_id: TransactionId,
+        check: BranchId,
+        outcome: BranchOutcome,
+    ) {
+        match outcome {
+            BranchOutcome::Status(BranchStatus::PhaseTwoRollbacked) => {
+                // The producer's row now says "rolled back", so its local transaction can no
+                // longer commit. Recorded, so that retries and a restart skip the question.
+                let parallel = self.config.parallel_phase2;
+                let Some(session) = self.sessions.get_mut(&transaction_id) else {
+                    return;
+                };
+                if let Some(branch) = session.branches.get_mut(check) {
+                    branch.status = BranchStatus::PhaseTwoRollbacked;
+                }
+                let lanes = lanes_of(
+                    session
+                        .branches
+                        .iter()
+                        .rev()
+                        .filter(|b| b.branch_id != check)
+                        .collect(),
+                    parallel,
+                );
+                if let Some(pass) = session.pass.as_mut() {
+                    pass.busy = vec![false; lanes.len()];
+                    pass.lanes = lanes;
+                }
+                self.persist(Record::BranchUpdate {
+                    transaction_id,
+                    branch_id: check,
+                    status: BranchStatus::PhaseTwoRollbacked,
+                    application_data: None,
+                });
+                self.advance(transaction_id);
+            }
+            // "Committed: deliver." The switch is logged before the first BranchCommit.
+            BranchOutcome::Status(BranchStatus::PhaseTwoCommitFailedRetryable) => {
+                let Some(session) = self.sessions.get_mut(&transaction_id) else {
+                    return;
+                };
+                let reply = session.pass.take().and_then(|p| p.reply);
+                // Delivery starts its own retry sequence, not the check's longer backoff.
+                session.failed_passes = 0;
+                self.set_status(transaction_id, GlobalStatus::CommitRetrying);
+                self.answer(reply, GlobalStatus::CommitRetrying);
+                self.start_pass(transaction_id, Direction::Commit, Scope::All, None);
+            }
+            // Unknown yet (producer offline, database error): ask again later; consumers wait.
+            _ => self.retry_later(now_ms, transaction_id, None),
+        }
+    }
+
     /// A branch could not finish: move to the retrying status, answer a waiting TM with it,
     /// and try the whole pass again after a backoff.
     pub(super) fn pass_failed(&mut self, now_ms: i64, transaction_id: TransactionId) {
@@ -346,7 +421,7 @@ impl Coordinator {
             return;
         };
         let status = session.global.status;
-        let no_branches = session.branches.is_empty();
+        let no_branches = !session.has_branches_to_finish();
         let all_async = session.can_be_committed_async();
         match pass.direction {
             Direction::Commit if no_branches => {
@@ -441,6 +516,26 @@ impl Coordinator {
         );
         self.answer(reply, status);
     }
+}
+
+/// Branch ids in visiting order, in one lane, or in one lane per resource (in the order
+/// resources first appear) with parallel phase 2.
+fn lanes_of(ordered: Vec<&BranchSession>, parallel: bool) -> Vec<VecDeque<BranchId>> {
+    if !parallel {
+        return vec![ordered.iter().map(|b| b.branch_id).collect()];
+    }
+    let mut lanes: Vec<VecDeque<BranchId>> = Vec::new();
+    let mut lane_of: HashMap<&str, usize> = HashMap::new();
+    for branch in ordered {
+        let lane = *lane_of
+            .entry(branch.resource_id.as_str())
+            .or_insert_with(|| {
+                lanes.push(VecDeque::new());
+                lanes.len() - 1
+            });
+        lanes[lane].push_back(branch.branch_id);
+    }
+    lanes
 }
 
 /// The branch id of the one phase-2 request a Saga transaction's pass sends: Seata addresses

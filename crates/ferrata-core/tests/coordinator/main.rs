@@ -4,8 +4,8 @@
 //!
 //! Layout: one file per behaviour (begin/end, AT, TCC, rollback, locks, timeouts, retries,
 //! failures, branch reports, stale answers, recovery, undo log, Saga reports and the Saga
-//! engine's phase 2, XA answers); the property test of the global invariants is the
-//! `invariants` test target.
+//! engine's phase 2, XA answers, two-phase messages); the property test of the global
+//! invariants is the `invariants` test target.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -27,6 +27,7 @@ mod branch_reports;
 mod failures;
 mod locks;
 mod metrics;
+mod outbox;
 mod recovery;
 mod retries;
 mod rollback;

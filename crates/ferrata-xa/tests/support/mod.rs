@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ferrata::{Client, ClientConfig};
-use ferrata_testkit::{TcProcess, database_url, server_binary};
+use ferrata_testkit::{TcProcess, database_url};
 use ferrata_xa::sqlx::{self, MySqlPool, PgPool};
 
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -13,11 +13,7 @@ pub const WAIT: Duration = Duration::from_secs(60);
 /// ferrata-server with phase-2 retries at most 500 ms apart, so that a restarted RM gets its
 /// phase 2 soon.
 pub fn server() -> TcProcess {
-    TcProcess::start_in_temp_dir_with_config(
-        &server_binary(),
-        "[coordinator]\nretry_backoff_initial = \"100ms\"\nretry_backoff_max = \"500ms\"\n",
-    )
-    .unwrap_or_else(|error| panic!("{error:#}"))
+    TcProcess::start_with_short_retries()
 }
 
 pub async fn client(server: &TcProcess, app: &str) -> Client {

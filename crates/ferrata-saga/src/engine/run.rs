@@ -1,0 +1,1123 @@
+//! One run of an instance: the forward walk through the states, the compensation walk back,
+//! and the recovery entry points that rebuild a run from the rows.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::error::{CONNECTION_REFUSED, SagaError, ServiceError};
+use super::values::{self, ValueError, context_root};
+use super::{MAX_LOOP_ELEMENTS, MAX_STEPS, SagaEngine, SagaOutcome, new_id, tc};
+use crate::model::{ExecutionStatus, Loop, State, StateKind, StateMachine, Task};
+use crate::store::{MachineInstanceRecord, StateInstanceRecord};
+
+/// The context variable holding the error a Catch routed (as `{"kind", "message"}`).
+pub const CURRENT_EXCEPTION: &str = "_current_exception";
+
+/// The context variable a Loop state leaves: one object per iteration, with what that
+/// iteration's Output mapped.
+pub const LOOP_RESULT: &str = "loopResult";
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The mutable part of one instance while it runs.
+pub(crate) struct Run<'e> {
+    engine: &'e SagaEngine,
+    machine: Arc<StateMachine>,
+    record: MachineInstanceRecord,
+    context: Map<String, Value>,
+    states: Vec<StateInstanceRecord>,
+    next_seq: u64,
+    steps: usize,
+}
+
+/// What one execution of a task state came to.
+struct TaskOutcome {
+    status: ExecutionStatus,
+    error: Option<ServiceError>,
+}
+
+/// Where a loop iteration stands: its element and index, as the task's context sees them.
+#[derive(Clone)]
+struct Iteration {
+    index: usize,
+    element: Value,
+    index_name: String,
+    element_name: String,
+}
+
+impl Iteration {
+    /// Rebuilds the iteration a stored row ran (its input keeps index and element).
+    fn of_row(row: &StateInstanceRecord, looped: Option<&Loop>) -> Option<Iteration> {
+        let looped = looped?;
+        let input: Value = serde_json::from_str(&row.input).ok()?;
+        let stored = input.get("loop")?;
+        Some(Iteration {
+            index: usize::try_from(stored.get("index")?.as_u64()?).ok()?,
+            element: stored.get("element").cloned().unwrap_or(Value::Null),
+            index_name: looped.element_index_name.clone(),
+            element_name: looped.element_variable_name.clone(),
+        })
+    }
+}
+
+pub(crate) async fn start(
+    engine: &SagaEngine,
+    name: &str,
+    business_key: Option<&str>,
+    params: Map<String, Value>,
+) -> Result<SagaOutcome, SagaError> {
+    let (machine_id, machine) = engine
+        .machine_by_name(name)
+        .ok_or_else(|| SagaError::UnknownMachine(name.to_owned()))?;
+    let transaction = match &engine.inner.client {
+        Some(client) => Some(
+            client
+                .begin(
+                    engine.inner.config.transaction_timeout,
+                    &format!("$Saga_{name}"),
+                )
+                .await?,
+        ),
+        None => None,
+    };
+    let id = match &transaction {
+        Some(tx) => tx.xid().to_owned(),
+        None => new_id(),
+    };
+    let lock = engine.instance_lock(&id);
+    let _held = lock.lock().await;
+    let mut run = Run::begin(engine, machine, machine_id, id, None, business_key, params).await?;
+    let start = run.machine.start_state.clone();
+    let outcome = run.forward_from(Some(start)).await?;
+    if let Some(tx) = transaction {
+        // Without the report the transaction times out and the TC drives recovery through
+        // branch -1, which reaches the same end.
+        let xid = tx.xid().to_owned();
+        if let Err(error) = tx.report(tc::report_status(&outcome)).await {
+            tracing::warn!(%xid, %error, "saga: global report failed; the TC will recover it");
+        }
+    }
+    Ok(outcome)
+}
+
+pub(crate) async fn forward(
+    engine: &SagaEngine,
+    id: &str,
+    locked: bool,
+) -> Result<SagaOutcome, SagaError> {
+    let lock = engine.instance_lock(id);
+    let _held = if locked {
+        None
+    } else {
+        Some(lock.lock().await)
+    };
+    let mut run = Run::load(engine, id).await?;
+    if run.record.status == ExecutionStatus::Succeed || run.record.compensation_status.is_some() {
+        return Ok(run.outcome());
+    }
+    // Where it stopped: the last forward task execution that a later one did not supersede.
+    let last = run
+        .states
+        .iter()
+        .rev()
+        .find(|s| s.compensated_for.is_none())
+        .cloned();
+    let resume = match last {
+        None => Some(run.machine.start_state.clone()),
+        Some(row) if row.status == ExecutionStatus::Succeed => {
+            let state = run.state(&row.name)?;
+            state.kind.task().and_then(|t| t.next.clone())
+        }
+        Some(row) => {
+            run.set_machine_status(ExecutionStatus::Running, true)
+                .await?;
+            let state = run.state(&row.name)?.clone();
+            let outcome = run.execute_task(&state, Some(&row)).await?;
+            match run.route_after_task(&state, outcome) {
+                Ok(next) => next,
+                Err(end) => return run.finish(end.0, end.1).await,
+            }
+        }
+    };
+    if resume.is_some() {
+        run.set_machine_status(ExecutionStatus::Running, true)
+            .await?;
+    }
+    run.forward_from(resume).await
+}
+
+pub(crate) async fn compensate(
+    engine: &SagaEngine,
+    id: &str,
+    locked: bool,
+) -> Result<SagaOutcome, SagaError> {
+    let lock = engine.instance_lock(id);
+    let _held = if locked {
+        None
+    } else {
+        Some(lock.lock().await)
+    };
+    let mut run = Run::load(engine, id).await?;
+    if run.record.compensation_status == Some(ExecutionStatus::Succeed) {
+        return Ok(run.outcome());
+    }
+    let status = run.compensate_all().await?;
+    run.record.compensation_status = Some(status);
+    if run.record.status == ExecutionStatus::Running {
+        run.record.status = ExecutionStatus::Unknown;
+    }
+    run.record.running = false;
+    run.save_machine().await?;
+    Ok(run.outcome())
+}
+
+/// How a forward walk ends when a task fails without a Catch: the machine's status and error.
+struct End(ExecutionStatus, Option<String>);
+
+impl<'e> Run<'e> {
+    async fn begin(
+        engine: &'e SagaEngine,
+        machine: Arc<StateMachine>,
+        machine_id: String,
+        id: String,
+        parent_id: Option<String>,
+        business_key: Option<&str>,
+        params: Map<String, Value>,
+    ) -> Result<Run<'e>, SagaError> {
+        let record = MachineInstanceRecord {
+            id,
+            machine_id,
+            tenant_id: engine.inner.config.tenant_id.clone(),
+            parent_id,
+            business_key: business_key.map(str::to_owned),
+            start_params: Value::Object(params.clone()).to_string(),
+            end_params: None,
+            status: ExecutionStatus::Running,
+            compensation_status: None,
+            running: true,
+            error: None,
+        };
+        if machine.persist {
+            engine.inner.store.insert_machine(&record).await?;
+        }
+        Ok(Run {
+            engine,
+            machine,
+            record,
+            context: params,
+            states: Vec::new(),
+            next_seq: 1,
+            steps: 0,
+        })
+    }
+
+    /// Rebuilds a run from the rows: the definition it started with, and the context as the
+    /// start parameters plus the Output of every state that succeeded, in order.
+    async fn load(engine: &'e SagaEngine, id: &str) -> Result<Run<'e>, SagaError> {
+        let store = &engine.inner.store;
+        let record = store
+            .machine(id)
+            .await?
+            .ok_or_else(|| SagaError::UnknownInstance(id.to_owned()))?;
+        let machine = definition_of(engine, &record).await?;
+        let states = store.states(id).await?;
+        let context = match serde_json::from_str::<Value>(&record.start_params) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        let next_seq = states
+            .iter()
+            .filter_map(|s| s.id.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let mut run = Run {
+            engine,
+            machine,
+            record,
+            context,
+            states,
+            next_seq,
+            steps: 0,
+        };
+        run.replay_outputs()?;
+        Ok(run)
+    }
+
+    fn replay_outputs(&mut self) -> Result<(), SagaError> {
+        let superseded = self.superseded();
+        let rows: Vec<StateInstanceRecord> = self
+            .states
+            .iter()
+            .filter(|s| {
+                s.compensated_for.is_none()
+                    && s.status == ExecutionStatus::Succeed
+                    && !superseded.contains(&s.id)
+            })
+            .cloned()
+            .collect();
+        let mut loops: Vec<(String, Vec<Value>)> = Vec::new();
+        for row in rows {
+            let state = self.state(&row.name)?.clone();
+            let Some(task) = state.kind.task() else {
+                continue;
+            };
+            let output = row
+                .output
+                .as_deref()
+                .and_then(|o| serde_json::from_str(o).ok())
+                .unwrap_or(Value::Null);
+            let mapped = self.map_output(&state, task, &output)?;
+            if task.loop_.is_some() {
+                match loops.iter_mut().find(|(name, _)| *name == row.name) {
+                    Some((_, results)) => results.push(Value::Object(mapped)),
+                    None => loops.push((row.name.clone(), vec![Value::Object(mapped)])),
+                }
+            } else {
+                self.context.extend(mapped);
+            }
+        }
+        for (_, results) in loops {
+            self.context
+                .insert(LOOP_RESULT.to_owned(), Value::Array(results));
+        }
+        Ok(())
+    }
+
+    fn state(&self, name: &str) -> Result<&State, SagaError> {
+        self.machine
+            .state(name)
+            .ok_or_else(|| self.definition_error(name, "no such state"))
+    }
+
+    fn definition_error(&self, state: &str, message: impl Into<String>) -> SagaError {
+        SagaError::Definition {
+            machine: self.machine.name.clone(),
+            state: state.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn value_error(&self, state: &str, error: ValueError) -> SagaError {
+        match error {
+            ValueError::Expression(source) => SagaError::Expression {
+                machine: self.machine.name.clone(),
+                state: state.to_owned(),
+                source,
+            },
+            ValueError::Reference(message) => self.definition_error(state, message),
+        }
+    }
+
+    fn outcome(&self) -> SagaOutcome {
+        SagaOutcome {
+            instance_id: self.record.id.clone(),
+            status: self.record.status,
+            compensation_status: self.record.compensation_status,
+            context: self.context.clone(),
+            error: self.record.error.clone(),
+        }
+    }
+
+    fn persist(&self) -> bool {
+        self.machine.persist
+    }
+
+    async fn save_machine(&mut self) -> Result<(), SagaError> {
+        self.record.end_params = Some(Value::Object(self.context.clone()).to_string());
+        if self.persist() {
+            self.engine.inner.store.update_machine(&self.record).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_machine_status(
+        &mut self,
+        status: ExecutionStatus,
+        running: bool,
+    ) -> Result<(), SagaError> {
+        self.record.status = status;
+        self.record.running = running;
+        self.save_machine().await
+    }
+
+    async fn finish(
+        &mut self,
+        status: ExecutionStatus,
+        error: Option<String>,
+    ) -> Result<SagaOutcome, SagaError> {
+        self.record.status = status;
+        self.record.running = false;
+        if error.is_some() {
+            self.record.error = error;
+        }
+        self.save_machine().await?;
+        Ok(self.outcome())
+    }
+
+    fn count_step(&mut self, state: &str) -> Result<(), SagaError> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return Err(self.definition_error(
+                state,
+                format!("more than {MAX_STEPS} steps in one run (a Choice loop?)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Walks forward from `current` to a terminal state (or a task without Next).
+    async fn forward_from(
+        &mut self,
+        mut current: Option<String>,
+    ) -> Result<SagaOutcome, SagaError> {
+        while let Some(name) = current {
+            self.count_step(&name)?;
+            let state = self.state(&name)?.clone();
+            current = match &state.kind {
+                StateKind::ServiceTask(_)
+                | StateKind::ScriptTask(_)
+                | StateKind::SubStateMachine(_)
+                | StateKind::CompensateSubMachine(_) => {
+                    let outcome = self.execute_task(&state, None).await?;
+                    match self.route_after_task(&state, outcome) {
+                        Ok(next) => next,
+                        Err(End(status, error)) => return self.finish(status, error).await,
+                    }
+                }
+                StateKind::Choice(choice) => {
+                    let root = context_root(&self.context);
+                    let mut next = None;
+                    for branch in &choice.choices {
+                        let holds = values::condition(&branch.expression, &root)
+                            .map_err(|e| self.value_error(&name, e))?;
+                        if holds {
+                            next = Some(branch.next.clone());
+                            break;
+                        }
+                    }
+                    match next.or_else(|| choice.default.clone()) {
+                        Some(next) => Some(next),
+                        None => {
+                            let error =
+                                format!("Choice {name:?}: no choice matched and no Default");
+                            return self.finish(ExecutionStatus::Failed, Some(error)).await;
+                        }
+                    }
+                }
+                StateKind::CompensationTrigger { next } => {
+                    let status = self.compensate_all().await?;
+                    self.record.compensation_status = Some(status);
+                    self.save_machine().await?;
+                    if status != ExecutionStatus::Succeed {
+                        // Compensation is unfinished: the machine's outcome is unknown until
+                        // the TC's rollback retries complete it.
+                        return self.finish(ExecutionStatus::Unknown, None).await;
+                    }
+                    next.clone()
+                }
+                StateKind::Succeed => return self.finish(ExecutionStatus::Succeed, None).await,
+                StateKind::Fail(fail) => {
+                    let error = match (&fail.error_code, &fail.message) {
+                        (Some(code), Some(message)) => format!("{code}: {message}"),
+                        (Some(code), None) => code.clone(),
+                        (None, Some(message)) => message.clone(),
+                        (None, None) => format!("Fail state {name:?}"),
+                    };
+                    return self.finish(ExecutionStatus::Failed, Some(error)).await;
+                }
+            };
+        }
+        let status = if self.record.compensation_status.is_some() {
+            ExecutionStatus::Failed
+        } else {
+            ExecutionStatus::Succeed
+        };
+        self.finish(status, None).await
+    }
+
+    /// After a task: its Next, a Catch's Next, or the end of the machine.
+    fn route_after_task(
+        &mut self,
+        state: &State,
+        outcome: TaskOutcome,
+    ) -> Result<Option<String>, End> {
+        let task = state.kind.task().cloned().unwrap_or_default();
+        if outcome.status == ExecutionStatus::Succeed {
+            return Ok(task.next);
+        }
+        if let Some(error) = &outcome.error
+            && let Some(catch) = task
+                .catches
+                .iter()
+                .find(|c| error.matches_any(&c.exceptions))
+        {
+            self.context.insert(
+                CURRENT_EXCEPTION.to_owned(),
+                json!({ "kind": error.kind, "message": error.message }),
+            );
+            return Ok(Some(catch.next.clone()));
+        }
+        let error = match &outcome.error {
+            Some(error) => format!("state {:?}: {error}", state.name),
+            None => format!("state {:?} ended {}", state.name, outcome.status.code()),
+        };
+        Err(End(outcome.status, Some(error)))
+    }
+
+    /// Runs a task state (once, or once per element for a Loop), with its Retry.
+    /// `retried` is the row of an earlier execution this one re-runs (forward recovery).
+    async fn execute_task(
+        &mut self,
+        state: &State,
+        retried: Option<&StateInstanceRecord>,
+    ) -> Result<TaskOutcome, SagaError> {
+        let task = state
+            .kind
+            .task()
+            .cloned()
+            .ok_or_else(|| self.definition_error(&state.name, "not a task"))?;
+        let Some(looped) = task.loop_.clone() else {
+            return self.execute_once(state, &task, None, retried, None).await;
+        };
+        self.execute_loop(state, &task, &looped, retried).await
+    }
+
+    async fn execute_loop(
+        &mut self,
+        state: &State,
+        task: &Task,
+        looped: &Loop,
+        retried: Option<&StateInstanceRecord>,
+    ) -> Result<TaskOutcome, SagaError> {
+        let root = context_root(&self.context);
+        let collection = values::evaluate_template(
+            &Value::String(collection_reference(&looped.collection)),
+            &root,
+            &mut || new_id(),
+        )
+        .map_err(|e| self.value_error(&state.name, e))?;
+        let Value::Array(elements) = collection else {
+            return Err(self.definition_error(
+                &state.name,
+                format!("Loop Collection {:?} is not a list", looped.collection),
+            ));
+        };
+        if elements.len() > MAX_LOOP_ELEMENTS {
+            return Err(self.definition_error(
+                &state.name,
+                format!(
+                    "Loop over {} elements (at most {MAX_LOOP_ELEMENTS})",
+                    elements.len()
+                ),
+            ));
+        }
+        // Iterations that already succeeded (forward recovery of a loop) are not run again.
+        let done: HashSet<usize> = self
+            .states
+            .iter()
+            .filter(|s| {
+                s.name == state.name
+                    && s.compensated_for.is_none()
+                    && s.status == ExecutionStatus::Succeed
+            })
+            .filter_map(|s| loop_index(&s.input))
+            .collect();
+        let total = elements.len();
+        let mut results: Vec<Value> = vec![Value::Object(Map::new()); total];
+        let mut completed = done.len();
+        let mut failure: Option<TaskOutcome> = None;
+        for (index, element) in elements.into_iter().enumerate() {
+            if done.contains(&index) {
+                continue;
+            }
+            let counters = json!({
+                "nrOfInstances": total,
+                "nrOfActiveInstances": 0,
+                "nrOfCompletedInstances": completed,
+            });
+            if completed > 0 {
+                let complete = values::condition(&looped.completion_condition, &counters)
+                    .map_err(|e| self.value_error(&state.name, e))?;
+                if complete {
+                    break;
+                }
+            }
+            let iteration = Iteration {
+                index,
+                element,
+                index_name: looped.element_index_name.clone(),
+                element_name: looped.element_variable_name.clone(),
+            };
+            let earlier = retried
+                .filter(|r| loop_index(&r.input) == Some(index))
+                .cloned()
+                .or_else(|| {
+                    self.states
+                        .iter()
+                        .rev()
+                        .find(|s| {
+                            s.name == state.name
+                                && s.compensated_for.is_none()
+                                && loop_index(&s.input) == Some(index)
+                        })
+                        .cloned()
+                });
+            let mut mapped = Map::new();
+            let outcome = self
+                .execute_once(
+                    state,
+                    task,
+                    Some(&iteration),
+                    earlier.as_ref(),
+                    Some(&mut mapped),
+                )
+                .await?;
+            if outcome.status != ExecutionStatus::Succeed {
+                failure = Some(outcome);
+                break;
+            }
+            if let Some(slot) = results.get_mut(index) {
+                *slot = Value::Object(mapped);
+            }
+            completed += 1;
+        }
+        self.context
+            .insert(LOOP_RESULT.to_owned(), Value::Array(results));
+        Ok(failure.unwrap_or(TaskOutcome {
+            status: ExecutionStatus::Succeed,
+            error: None,
+        }))
+    }
+
+    /// One execution of a task, its retries included, recorded as one state row.
+    /// `loop_output` receives the Output of a loop iteration instead of the context.
+    async fn execute_once(
+        &mut self,
+        state: &State,
+        task: &Task,
+        iteration: Option<&Iteration>,
+        retried: Option<&StateInstanceRecord>,
+        loop_output: Option<&mut Map<String, Value>>,
+    ) -> Result<TaskOutcome, SagaError> {
+        let root = self.task_root(iteration);
+        let args = task
+            .input
+            .iter()
+            .map(|template| values::evaluate_template(template, &root, &mut || new_id()))
+            .collect::<Result<Vec<Value>, _>>()
+            .map_err(|e| self.value_error(&state.name, e))?;
+        let mut input = json!({ "args": args });
+        if let Some(it) = iteration {
+            input["loop"] = json!({ "index": it.index, "element": it.element });
+        }
+        let update_in_place = retried.is_some() && self.machine.retry_persist_mode_update;
+        let mut row = match (update_in_place, retried) {
+            (true, Some(earlier)) => StateInstanceRecord {
+                status: ExecutionStatus::Running,
+                input: input.to_string(),
+                output: None,
+                error: None,
+                ..earlier.clone()
+            },
+            _ => self.new_row(
+                state,
+                task,
+                input.to_string(),
+                retried.map(|r| r.id.clone()),
+                None,
+            ),
+        };
+        self.write_row(&row, !update_in_place).await?;
+
+        let (status, mapped, error) = self
+            .call_and_record(state, task, &args, &mut row, iteration)
+            .await?;
+        match loop_output {
+            Some(target) => target.extend(mapped),
+            None => self.context.extend(mapped),
+        }
+        Ok(TaskOutcome { status, error })
+    }
+
+    /// Calls the task with its Retry rule, decides the status, writes the row's end; returns
+    /// the status, the mapped Output (empty unless it succeeded) and the error.
+    async fn call_and_record(
+        &mut self,
+        state: &State,
+        task: &Task,
+        args: &[Value],
+        row: &mut StateInstanceRecord,
+        iteration: Option<&Iteration>,
+    ) -> Result<(ExecutionStatus, Map<String, Value>, Option<ServiceError>), SagaError> {
+        let mut attempt: u32 = 0;
+        let (result, output) = loop {
+            let result = self.invoke(state, args, row, iteration).await?;
+            let output = result.as_ref().ok().cloned();
+            let Err(error) = &result else {
+                break (result, output);
+            };
+            let Some(retry) = task.retry.iter().find(|r| error.matches_any(&r.exceptions)) else {
+                break (result, output);
+            };
+            if attempt >= retry.max_attempts {
+                break (result, output);
+            }
+            // Seata's rule: the interval, then interval × backoff × n (linear).
+            let wait_s = if attempt == 0 {
+                retry.interval_seconds
+            } else {
+                retry.interval_seconds * retry.backoff_rate * f64::from(attempt)
+            };
+            tokio::time::sleep(Duration::from_secs_f64(wait_s.clamp(0.0, 3600.0))).await;
+            attempt += 1;
+        };
+        let status = self.decide_status(state, task, output.as_ref(), result.as_ref().err())?;
+        let mapped = if status == ExecutionStatus::Succeed {
+            self.map_output(state, task, output.as_ref().unwrap_or(&Value::Null))?
+        } else {
+            Map::new()
+        };
+        row.status = status;
+        row.output = output.map(|o| o.to_string());
+        row.error = result
+            .as_ref()
+            .err()
+            .map(|e| json!({ "kind": e.kind, "message": e.message }).to_string());
+        self.write_row(row, false).await?;
+        Ok((status, mapped, result.err()))
+    }
+
+    /// The root of a task's Input: the context, plus the loop variables in an iteration.
+    fn task_root(&self, iteration: Option<&Iteration>) -> Value {
+        let mut root = self.context.clone();
+        if let Some(it) = iteration {
+            root.insert(it.index_name.clone(), json!(it.index));
+            root.insert(it.element_name.clone(), it.element.clone());
+        }
+        Value::Object(root)
+    }
+
+    /// Calls what the task stands for once: the service's result or error (outer `Err`: the
+    /// engine itself failed).
+    fn invoke<'a>(
+        &'a mut self,
+        state: &'a State,
+        args: &'a [Value],
+        row: &'a StateInstanceRecord,
+        iteration: Option<&'a Iteration>,
+    ) -> BoxFuture<'a, Result<Result<Value, ServiceError>, SagaError>> {
+        Box::pin(async move {
+            let result = match &state.kind {
+                StateKind::ServiceTask(service) => {
+                    match self
+                        .engine
+                        .service(&service.service_name, &service.service_method)
+                    {
+                        Some(call) => call(args.to_vec()).await,
+                        None => Err(ServiceError::new(
+                            "ferrata.saga.ServiceNotFound",
+                            format!(
+                                "no service {}.{} is registered",
+                                service.service_name, service.service_method
+                            ),
+                        )),
+                    }
+                }
+                StateKind::ScriptTask(script) => {
+                    // The script sees the context, the entries of an Input map (as Seata binds
+                    // them) and the whole argument list as `args`.
+                    let mut root = self.task_root(iteration);
+                    if let Value::Object(map) = &mut root {
+                        if let Some(Value::Object(bindings)) = args.first() {
+                            map.extend(bindings.clone());
+                        }
+                        map.insert("args".to_owned(), Value::Array(args.to_vec()));
+                    }
+                    crate::expr::Expression::parse(&script.script_content)
+                        .and_then(|e| e.evaluate(&root))
+                        .map_err(|e| ServiceError::new("ferrata.saga.ScriptError", e.to_string()))
+                }
+                StateKind::SubStateMachine(sub) => {
+                    self.run_sub_machine(&sub.state_machine_name, args, row)
+                        .await?
+                }
+                StateKind::CompensateSubMachine(_) => {
+                    // Reached forward only if a machine routes to it; it compensates nothing.
+                    Ok(Value::Null)
+                }
+                _ => return Err(self.definition_error(&state.name, "not a task")),
+            };
+            Ok(result)
+        })
+    }
+
+    /// Runs a sub-machine as one step, in the same global transaction: its instance id is the
+    /// parent's id and the first row of the calling step (so forward recovery finds it again).
+    async fn run_sub_machine(
+        &mut self,
+        name: &str,
+        args: &[Value],
+        row: &StateInstanceRecord,
+    ) -> Result<Result<Value, ServiceError>, SagaError> {
+        let first_row = self.retry_root(row);
+        let child_id = format!("{}:{}", self.record.id, first_row);
+        let existing = self.engine.inner.store.machine(&child_id).await?;
+        let outcome = match existing {
+            Some(_) => Box::pin(forward(self.engine, &child_id, true)).await?,
+            None => {
+                let (machine_id, machine) = self
+                    .engine
+                    .machine_by_name(name)
+                    .ok_or_else(|| SagaError::UnknownMachine(name.to_owned()))?;
+                let params = match args.first() {
+                    Some(Value::Object(map)) => map.clone(),
+                    _ => self.context.clone(),
+                };
+                let mut child = Run::begin(
+                    self.engine,
+                    machine,
+                    machine_id,
+                    child_id,
+                    Some(self.record.id.clone()),
+                    None,
+                    params,
+                )
+                .await?;
+                let start = child.machine.start_state.clone();
+                Box::pin(child.forward_from(Some(start))).await?
+            }
+        };
+        Ok(match outcome.status {
+            ExecutionStatus::Succeed => Ok(Value::Object(outcome.context)),
+            status => Err(ServiceError::new(
+                "ferrata.saga.SubMachineFailed",
+                format!(
+                    "sub-machine {name:?} ended {}{}",
+                    status.code(),
+                    outcome.error.map(|e| format!(": {e}")).unwrap_or_default()
+                ),
+            )),
+        })
+    }
+
+    /// The id of the first execution in a chain of retries.
+    fn retry_root(&self, row: &StateInstanceRecord) -> String {
+        let mut id = row.retried_for.clone().unwrap_or_else(|| row.id.clone());
+        for _ in 0..self.states.len() {
+            match self
+                .states
+                .iter()
+                .find(|s| s.id == id)
+                .and_then(|s| s.retried_for.clone())
+            {
+                Some(earlier) => id = earlier,
+                None => break,
+            }
+        }
+        id
+    }
+
+    /// Seata's status rule: the first Status condition that holds; without one, success unless
+    /// the call failed, and then unknown for states that change data.
+    fn decide_status(
+        &self,
+        state: &State,
+        task: &Task,
+        output: Option<&Value>,
+        error: Option<&ServiceError>,
+    ) -> Result<ExecutionStatus, SagaError> {
+        let changes_data = task.for_update || task.for_compensation;
+        if !task.status.is_empty() {
+            for (condition, status) in &task.status {
+                if values::status_condition(condition, output, error)
+                    .map_err(|e| self.value_error(&state.name, e))?
+                {
+                    return Ok(*status);
+                }
+            }
+            return Ok(if changes_data {
+                ExecutionStatus::Unknown
+            } else {
+                ExecutionStatus::Failed
+            });
+        }
+        Ok(match error {
+            None => ExecutionStatus::Succeed,
+            Some(e) if e.kind == CONNECTION_REFUSED => ExecutionStatus::Failed,
+            Some(_) if changes_data => ExecutionStatus::Unknown,
+            Some(_) => ExecutionStatus::Failed,
+        })
+    }
+
+    fn map_output(
+        &self,
+        state: &State,
+        task: &Task,
+        output: &Value,
+    ) -> Result<Map<String, Value>, SagaError> {
+        let mut mapped = Map::new();
+        for (name, template) in &task.output {
+            let value = values::evaluate_template(template, output, &mut || new_id())
+                .map_err(|e| self.value_error(&state.name, e))?;
+            mapped.insert(name.clone(), value);
+        }
+        Ok(mapped)
+    }
+
+    fn new_row(
+        &mut self,
+        state: &State,
+        task: &Task,
+        input: String,
+        retried_for: Option<String>,
+        compensated_for: Option<String>,
+    ) -> StateInstanceRecord {
+        let id = format!("{:08}", self.next_seq);
+        self.next_seq += 1;
+        let (service_name, service_method, service_type) = match &state.kind {
+            StateKind::ServiceTask(s) => (
+                Some(s.service_name.clone()),
+                Some(s.service_method.clone()),
+                s.service_type.clone(),
+            ),
+            StateKind::SubStateMachine(s) => (Some(s.state_machine_name.clone()), None, None),
+            _ => (None, None, None),
+        };
+        StateInstanceRecord {
+            id,
+            machine_instance_id: self.record.id.clone(),
+            name: state.name.clone(),
+            state_type: state.kind.type_name().to_owned(),
+            service_name,
+            service_method,
+            service_type,
+            business_key: self.record.business_key.clone(),
+            compensated_for,
+            retried_for,
+            for_update: task.for_update,
+            input,
+            output: None,
+            status: ExecutionStatus::Running,
+            error: None,
+        }
+    }
+
+    /// Inserts (`insert`) or updates a row, and keeps the in-memory copy in step.
+    async fn write_row(
+        &mut self,
+        row: &StateInstanceRecord,
+        insert: bool,
+    ) -> Result<(), SagaError> {
+        let persist = self.persist()
+            && self
+                .machine
+                .state(&row.name)
+                .and_then(|s| s.kind.task())
+                .and_then(|t| t.persist)
+                .unwrap_or(true);
+        if persist {
+            let store = &self.engine.inner.store;
+            if insert {
+                store.insert_state(row).await?;
+            } else {
+                store.update_state(row).await?;
+            }
+        }
+        match self.states.iter_mut().find(|s| s.id == row.id) {
+            Some(existing) => *existing = row.clone(),
+            None => self.states.push(row.clone()),
+        }
+        Ok(())
+    }
+
+    /// Ids of executions that a later forward-recovery run replaced.
+    fn superseded(&self) -> HashSet<String> {
+        self.states
+            .iter()
+            .filter_map(|s| s.retried_for.clone())
+            .collect()
+    }
+
+    /// Compensates, newest first, every forward execution that may have changed something and
+    /// is not compensated yet. Stops at the first compensation that does not succeed.
+    async fn compensate_all(&mut self) -> Result<ExecutionStatus, SagaError> {
+        self.record.compensation_status = Some(ExecutionStatus::Running);
+        self.save_machine().await?;
+        let superseded = self.superseded();
+        let compensated: HashSet<String> = self
+            .states
+            .iter()
+            .filter(|s| s.status == ExecutionStatus::Succeed)
+            .filter_map(|s| s.compensated_for.clone())
+            .collect();
+        let pending: Vec<StateInstanceRecord> = self
+            .states
+            .iter()
+            .filter(|s| {
+                s.compensated_for.is_none()
+                    && s.status != ExecutionStatus::Failed
+                    && !superseded.contains(&s.id)
+                    && !compensated.contains(&s.id)
+            })
+            .cloned()
+            .collect();
+        for row in pending.into_iter().rev() {
+            let state = self.state(&row.name)?.clone();
+            let Some(task) = state.kind.task().cloned() else {
+                continue;
+            };
+            if task.for_compensation {
+                continue;
+            }
+            self.count_step(&state.name)?;
+            let status = match (&task.compensate_state, &state.kind) {
+                (Some(compensator), _) => {
+                    let compensator = self.state(compensator)?.clone();
+                    self.run_compensator(&compensator, &row).await?
+                }
+                (None, StateKind::SubStateMachine(_)) => {
+                    let child_id = format!("{}:{}", self.record.id, self.retry_root(&row));
+                    if self.engine.inner.store.machine(&child_id).await?.is_some() {
+                        let outcome = Box::pin(compensate(self.engine, &child_id, true)).await?;
+                        outcome
+                            .compensation_status
+                            .unwrap_or(ExecutionStatus::Succeed)
+                    } else {
+                        ExecutionStatus::Succeed
+                    }
+                }
+                (None, _) if task.for_update => {
+                    let message = format!(
+                        "state {:?} is IsForUpdate but has no CompensateState: compensation state not found",
+                        state.name
+                    );
+                    self.record.error = Some(message);
+                    return Ok(ExecutionStatus::Failed);
+                }
+                (None, _) => continue,
+            };
+            if status != ExecutionStatus::Succeed {
+                return Ok(status);
+            }
+        }
+        Ok(ExecutionStatus::Succeed)
+    }
+
+    /// Runs `compensator` for the forward execution `row` (its loop element restored).
+    async fn run_compensator(
+        &mut self,
+        compensator: &State,
+        row: &StateInstanceRecord,
+    ) -> Result<ExecutionStatus, SagaError> {
+        if let StateKind::CompensateSubMachine(_) = compensator.kind {
+            let child_id = format!("{}:{}", self.record.id, self.retry_root(row));
+            if self.engine.inner.store.machine(&child_id).await?.is_none() {
+                return Ok(ExecutionStatus::Succeed);
+            }
+            let outcome = Box::pin(compensate(self.engine, &child_id, true)).await?;
+            return Ok(outcome
+                .compensation_status
+                .unwrap_or(ExecutionStatus::Succeed));
+        }
+        let task = compensator.kind.task().cloned().ok_or_else(|| {
+            self.definition_error(&compensator.name, "a compensator must be a task")
+        })?;
+        let forward_loop = self
+            .machine
+            .state(&row.name)
+            .and_then(|s| s.kind.task())
+            .and_then(|t| t.loop_.clone());
+        let iteration = Iteration::of_row(row, forward_loop.as_ref());
+        let root = self.task_root(iteration.as_ref());
+        let args = task
+            .input
+            .iter()
+            .map(|template| values::evaluate_template(template, &root, &mut || new_id()))
+            .collect::<Result<Vec<Value>, _>>()
+            .map_err(|e| self.value_error(&compensator.name, e))?;
+        let mut input = json!({ "args": args });
+        if let Some(it) = &iteration {
+            input["loop"] = json!({ "index": it.index, "element": it.element });
+        }
+        let earlier = self
+            .states
+            .iter()
+            .rev()
+            .find(|s| s.compensated_for.as_deref() == Some(row.id.as_str()))
+            .cloned();
+        let in_place = self.machine.compensate_persist_mode_update && earlier.is_some();
+        let mut comp_row = match (in_place, earlier) {
+            (true, Some(earlier)) => StateInstanceRecord {
+                status: ExecutionStatus::Running,
+                input: input.to_string(),
+                output: None,
+                error: None,
+                ..earlier
+            },
+            _ => self.new_row(
+                compensator,
+                &task,
+                input.to_string(),
+                None,
+                Some(row.id.clone()),
+            ),
+        };
+        self.write_row(&comp_row, !in_place).await?;
+        let (status, mapped, _) = self
+            .call_and_record(compensator, &task, &args, &mut comp_row, iteration.as_ref())
+            .await?;
+        self.context.extend(mapped);
+        Ok(status)
+    }
+}
+
+/// The definition an instance started with: the registered one when it is that row, else the
+/// row's JSON.
+pub(crate) async fn definition_of(
+    engine: &SagaEngine,
+    record: &MachineInstanceRecord,
+) -> Result<Arc<StateMachine>, SagaError> {
+    if let Some((_, machine)) = engine.machine_by_name_and_id(&record.machine_id) {
+        return Ok(machine);
+    }
+    let definition = engine
+        .inner
+        .store
+        .definition(&record.machine_id)
+        .await?
+        .ok_or_else(|| SagaError::UnknownMachine(format!("definition {}", record.machine_id)))?;
+    Ok(Arc::new(crate::json::parse_state_machine(
+        &definition.content,
+    )?))
+}
+
+/// A Loop's Collection is an expression with or without the `$.` prefix.
+fn collection_reference(collection: &str) -> String {
+    if collection.starts_with('$') {
+        collection.to_owned()
+    } else {
+        format!("$.{collection}")
+    }
+}
+
+/// The loop index a row's input carries, if it is a loop iteration.
+fn loop_index(input: &str) -> Option<usize> {
+    let input: Value = serde_json::from_str(input).ok()?;
+    usize::try_from(input.get("loop")?.get("index")?.as_u64()?).ok()
+}
+
+impl SagaEngine {
+    /// The registered machine whose definition row is `id`, if it is the registered one.
+    pub(crate) fn machine_by_name_and_id(&self, id: &str) -> Option<(String, Arc<StateMachine>)> {
+        super::read(&self.inner.machines)
+            .values()
+            .find(|(def, _)| def == id)
+            .cloned()
+    }
+}
