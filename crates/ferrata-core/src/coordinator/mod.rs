@@ -97,6 +97,10 @@ struct Session {
     failed_passes: u32,
     retry_at_ms: Option<i64>,
     history: History,
+    /// A Saga whose engine has answered: its participants' branches (TCC, AT, XA registered
+    /// by services its steps called) now follow the saga's outcome. Not logged: after a
+    /// restart the engine is asked again, and answers the same.
+    saga_engine_done: bool,
 }
 
 impl Session {
@@ -110,11 +114,25 @@ impl Session {
         now_ms > self.deadline_ms()
     }
 
+    /// Seata's rule (first branch SAGA, or none and the `$Saga_` name), widened to a `$Saga_`
+    /// name whatever branches joined, so that participants called by the saga's steps do not
+    /// turn it into an ordinary transaction.
     fn is_saga(&self) -> bool {
-        match self.branches.first() {
-            Some(branch) => branch.branch_type == BranchType::Saga,
-            None => self.global.transaction_name.starts_with("$Saga_"),
-        }
+        self.global.transaction_name.starts_with("$Saga_")
+            || self
+                .branches
+                .first()
+                .is_some_and(|branch| branch.branch_type == BranchType::Saga)
+    }
+
+    /// Branches of a Saga that its engine does not drive: participants (TCC, AT, XA) that
+    /// services called from its steps registered under its XID.
+    fn has_saga_participants(&self) -> bool {
+        self.is_saga()
+            && self
+                .branches
+                .iter()
+                .any(|branch| branch.branch_type != BranchType::Saga)
     }
 
     /// A two-phase message (transactional outbox, a Ferrata extension): named like Seata names
@@ -335,6 +353,7 @@ impl Coordinator {
             failed_passes: 0,
             retry_at_ms: None,
             history,
+            saga_engine_done: false,
         };
         match status {
             GlobalStatus::Committed

@@ -19,7 +19,7 @@ impl Coordinator {
             return;
         };
         debug_assert!(session.pass.is_none(), "a second pass for one transaction");
-        if session.is_saga() {
+        if session.is_saga() && !session.saga_engine_done {
             // The Saga engine drives its own branches: one request, addressed to the engine.
             session.pass = Some(Phase2Pass {
                 direction,
@@ -296,12 +296,14 @@ impl Coordinator {
         };
         match (direction, status) {
             (Direction::Commit, BranchStatus::PhaseTwoCommitted) => {
-                self.end_success(transaction_id, GlobalStatus::Committed)
+                self.saga_engine_finished(transaction_id, GlobalStatus::Committed)
             }
-            (_, BranchStatus::PhaseTwoRollbacked) => self.end_success(transaction_id, rolled_back),
+            (_, BranchStatus::PhaseTwoRollbacked) => {
+                self.saga_engine_finished(transaction_id, rolled_back)
+            }
             // The engine ended the saga as failed with nothing to compensate.
             (Direction::Commit, BranchStatus::PhaseOneFailed) => {
-                self.end_success(transaction_id, GlobalStatus::Finished)
+                self.saga_engine_finished(transaction_id, GlobalStatus::Finished)
             }
             (Direction::Commit, BranchStatus::PhaseTwoCommitFailedUnretryable) => {
                 self.end_failure(transaction_id, GlobalStatus::CommitFailed)
@@ -322,6 +324,60 @@ impl Coordinator {
             }
             _ => self.retry_later(now_ms, transaction_id, None),
         }
+    }
+
+    /// The Saga engine has finished the saga as `final_status` (its answer, or its report).
+    /// Without participants that ends it. Participants' branches (a TCC service a step called,
+    /// say) then follow the outcome: committed when the saga committed, else rolled back —
+    /// a Ferrata extension; Seata's TC drops them.
+    pub(super) fn saga_engine_finished(
+        &mut self,
+        transaction_id: TransactionId,
+        final_status: GlobalStatus,
+    ) {
+        let Some(session) = self.sessions.get_mut(&transaction_id) else {
+            return;
+        };
+        if !session.has_saga_participants() {
+            return self.end_success(transaction_id, final_status);
+        }
+        session.saga_engine_done = true;
+        let reply = session.pass.take().and_then(|p| p.reply);
+        let engine_branches: Vec<BranchId> = session
+            .branches
+            .iter()
+            .filter(|b| b.branch_type == BranchType::Saga)
+            .map(|b| b.branch_id)
+            .collect();
+        let current = session.global.status;
+        for branch_id in engine_branches {
+            self.remove_branch(transaction_id, branch_id);
+        }
+        // A retry status already says the direction; otherwise the pass starts it afresh.
+        let (direction, status) = match final_status {
+            GlobalStatus::Committed if current == GlobalStatus::CommitRetrying => {
+                (Direction::Commit, current)
+            }
+            GlobalStatus::Committed => (Direction::Commit, GlobalStatus::Committing),
+            _ if matches!(
+                current,
+                GlobalStatus::RollbackRetrying
+                    | GlobalStatus::TimeoutRollbacking
+                    | GlobalStatus::TimeoutRollbackRetrying
+            ) =>
+            {
+                (Direction::Rollback, current)
+            }
+            GlobalStatus::TimeoutRollbacked => {
+                (Direction::Rollback, GlobalStatus::TimeoutRollbacking)
+            }
+            _ => (Direction::Rollback, GlobalStatus::Rollbacking),
+        };
+        self.set_status(transaction_id, status);
+        // A TM waiting on the engine's pass hears where the saga stands; participants are
+        // finished by the TC like any branch.
+        self.answer(reply, status);
+        self.start_pass(transaction_id, direction, Scope::All, None);
     }
 
     /// The producer's answer to the check of a two-phase message (its rollback pass asks

@@ -49,6 +49,7 @@ impl Coordinator {
             failed_passes: 0,
             retry_at_ms: None,
             history: History::default(),
+            saga_engine_done: false,
         };
         self.counts
             .began(&global.application_id, &global.transaction_service_group);
@@ -411,41 +412,36 @@ impl Coordinator {
             return self.reply(token, Reply::GlobalReport { status: current });
         };
         let deadline = session.deadline_ms();
+        let participants = session.has_saga_participants();
+        let finished = match reported {
+            GlobalStatus::Committed => Some(GlobalStatus::Committed),
+            // Seata ends it as rolled back, keeping the timeout flavour, and answers with the
+            // status it ended in.
+            GlobalStatus::Rollbacked | GlobalStatus::Finished
+                if is_timeout_rollbacking(current) =>
+            {
+                Some(GlobalStatus::TimeoutRollbacked)
+            }
+            GlobalStatus::Rollbacked | GlobalStatus::Finished => Some(GlobalStatus::Rollbacked),
+            GlobalStatus::TimeoutRollbacked => Some(GlobalStatus::TimeoutRollbacked),
+            _ => None,
+        };
+        if let Some(final_status) = finished {
+            if participants && session.pass.is_some() {
+                // A recovery request to the engine is in flight; its answer decides.
+                return self.reply(token, Reply::GlobalReport { status: current });
+            }
+            self.timeouts.remove(&(deadline, transaction_id));
+            self.saga_engine_finished(transaction_id, final_status);
+            // With participants the answer is the pass in progress (Committing, Rollbacking).
+            let status = self.status_of(transaction_id).unwrap_or(final_status);
+            return self.reply(token, Reply::GlobalReport { status });
+        }
         match reported {
-            GlobalStatus::Committed => {
-                self.end_success(transaction_id, GlobalStatus::Committed);
-                return self.reply(
-                    token,
-                    Reply::GlobalReport {
-                        status: GlobalStatus::Committed,
-                    },
-                );
-            }
-            GlobalStatus::Rollbacked | GlobalStatus::Finished => {
-                // Seata ends it as rolled back, keeping the timeout flavour, and answers with
-                // the status it ended in.
-                let final_status = if is_timeout_rollbacking(current) {
-                    GlobalStatus::TimeoutRollbacked
-                } else {
-                    GlobalStatus::Rollbacked
-                };
-                self.end_success(transaction_id, final_status);
-                return self.reply(
-                    token,
-                    Reply::GlobalReport {
-                        status: final_status,
-                    },
-                );
-            }
-            GlobalStatus::TimeoutRollbacked => {
-                self.end_success(transaction_id, GlobalStatus::TimeoutRollbacked);
-                return self.reply(
-                    token,
-                    Reply::GlobalReport {
-                        status: GlobalStatus::TimeoutRollbacked,
-                    },
-                );
-            }
+            GlobalStatus::Committed
+            | GlobalStatus::Rollbacked
+            | GlobalStatus::Finished
+            | GlobalStatus::TimeoutRollbacked => {}
             // The engine could not finish: the TC drives it from here (semantics §6.4). Every
             // status below leaves the transaction with a pass coming, never in a status
             // nothing drives.

@@ -32,6 +32,7 @@ mod recovery;
 mod retries;
 mod rollback;
 mod saga_engine;
+mod saga_participants;
 mod saga_reports;
 mod shared_store;
 mod stale_answers;

@@ -29,6 +29,9 @@ pub(crate) struct Run<'e> {
     engine: &'e SagaEngine,
     machine: Arc<StateMachine>,
     record: MachineInstanceRecord,
+    /// The global transaction's XID, bound while services run so the calls they make carry
+    /// it (a participant they call joins the saga's transaction).
+    xid: Option<String>,
     context: Map<String, Value>,
     states: Vec<StateInstanceRecord>,
     next_seq: u64,
@@ -91,7 +94,14 @@ pub(crate) async fn start(
     };
     let lock = engine.instance_lock(&id);
     let _held = lock.lock().await;
-    let mut run = Run::begin(engine, machine, machine_id, id, None, business_key, params).await?;
+    let xid = transaction.as_ref().map(|tx| tx.xid().to_owned());
+    let instance = NewInstance {
+        id,
+        parent_id: None,
+        xid,
+        business_key,
+    };
+    let mut run = Run::begin(engine, machine, machine_id, instance, params).await?;
     let start = run.machine.start_state.clone();
     let outcome = run.forward_from(Some(start)).await?;
     if let Some(tx) = transaction {
@@ -110,6 +120,16 @@ pub(crate) async fn forward(
     id: &str,
     locked: bool,
 ) -> Result<SagaOutcome, SagaError> {
+    forward_within(engine, id, locked, None).await
+}
+
+/// [`forward`], for a sub-machine inside its parent's transaction `xid`.
+async fn forward_within(
+    engine: &SagaEngine,
+    id: &str,
+    locked: bool,
+    xid: Option<String>,
+) -> Result<SagaOutcome, SagaError> {
     let lock = engine.instance_lock(id);
     let _held = if locked {
         None
@@ -117,6 +137,9 @@ pub(crate) async fn forward(
         Some(lock.lock().await)
     };
     let mut run = Run::load(engine, id).await?;
+    if xid.is_some() {
+        run.xid = xid;
+    }
     if run.record.status == ExecutionStatus::Succeed || run.record.compensation_status.is_some() {
         return Ok(run.outcome());
     }
@@ -156,6 +179,16 @@ pub(crate) async fn compensate(
     id: &str,
     locked: bool,
 ) -> Result<SagaOutcome, SagaError> {
+    compensate_within(engine, id, locked, None).await
+}
+
+/// [`compensate`], for a sub-machine inside its parent's transaction `xid`.
+async fn compensate_within(
+    engine: &SagaEngine,
+    id: &str,
+    locked: bool,
+    xid: Option<String>,
+) -> Result<SagaOutcome, SagaError> {
     let lock = engine.instance_lock(id);
     let _held = if locked {
         None
@@ -163,6 +196,9 @@ pub(crate) async fn compensate(
         Some(lock.lock().await)
     };
     let mut run = Run::load(engine, id).await?;
+    if xid.is_some() {
+        run.xid = xid;
+    }
     if run.record.compensation_status == Some(ExecutionStatus::Succeed) {
         return Ok(run.outcome());
     }
@@ -179,16 +215,29 @@ pub(crate) async fn compensate(
 /// How a forward walk ends when a task fails without a Catch: the machine's status and error.
 struct End(ExecutionStatus, Option<String>);
 
+/// Who a new instance is: its id, the parent running it (sub-machines), the global
+/// transaction it runs in, and its business key.
+struct NewInstance<'a> {
+    id: String,
+    parent_id: Option<String>,
+    xid: Option<String>,
+    business_key: Option<&'a str>,
+}
+
 impl<'e> Run<'e> {
     async fn begin(
         engine: &'e SagaEngine,
         machine: Arc<StateMachine>,
         machine_id: String,
-        id: String,
-        parent_id: Option<String>,
-        business_key: Option<&str>,
+        instance: NewInstance<'_>,
         params: Map<String, Value>,
     ) -> Result<Run<'e>, SagaError> {
+        let NewInstance {
+            id,
+            parent_id,
+            xid,
+            business_key,
+        } = instance;
         let record = MachineInstanceRecord {
             id,
             machine_id,
@@ -209,6 +258,7 @@ impl<'e> Run<'e> {
             engine,
             machine,
             record,
+            xid,
             context: params,
             states: Vec::new(),
             next_seq: 1,
@@ -236,10 +286,14 @@ impl<'e> Run<'e> {
             .max()
             .unwrap_or(0)
             + 1;
+        // A top-level instance's id is its XID; a sub-machine's run gets its parent's.
+        let xid = (engine.inner.client.is_some() && record.parent_id.is_none())
+            .then(|| record.id.clone());
         let mut run = Run {
             engine,
             machine,
             record,
+            xid,
             context,
             states,
             next_seq,
@@ -719,7 +773,12 @@ impl<'e> Run<'e> {
                         .engine
                         .service(&service.service_name, &service.service_method)
                     {
-                        Some(call) => call(args.to_vec()).await,
+                        Some(call) => match &self.xid {
+                            Some(xid) => {
+                                ferrata::context::with_xid(xid.clone(), call(args.to_vec())).await
+                            }
+                            None => call(args.to_vec()).await,
+                        },
                         None => Err(ServiceError::new(
                             "ferrata.saga.ServiceNotFound",
                             format!(
@@ -769,7 +828,15 @@ impl<'e> Run<'e> {
         let child_id = format!("{}:{}", self.record.id, first_row);
         let existing = self.engine.inner.store.machine(&child_id).await?;
         let outcome = match existing {
-            Some(_) => Box::pin(forward(self.engine, &child_id, true)).await?,
+            Some(_) => {
+                Box::pin(forward_within(
+                    self.engine,
+                    &child_id,
+                    true,
+                    self.xid.clone(),
+                ))
+                .await?
+            }
             None => {
                 let (machine_id, machine) = self
                     .engine
@@ -779,16 +846,14 @@ impl<'e> Run<'e> {
                     Some(Value::Object(map)) => map.clone(),
                     _ => self.context.clone(),
                 };
-                let mut child = Run::begin(
-                    self.engine,
-                    machine,
-                    machine_id,
-                    child_id,
-                    Some(self.record.id.clone()),
-                    None,
-                    params,
-                )
-                .await?;
+                let instance = NewInstance {
+                    id: child_id,
+                    parent_id: Some(self.record.id.clone()),
+                    xid: self.xid.clone(),
+                    business_key: None,
+                };
+                let mut child =
+                    Run::begin(self.engine, machine, machine_id, instance, params).await?;
                 let start = child.machine.start_state.clone();
                 Box::pin(child.forward_from(Some(start))).await?
             }
@@ -984,7 +1049,13 @@ impl<'e> Run<'e> {
                 (None, StateKind::SubStateMachine(_)) => {
                     let child_id = format!("{}:{}", self.record.id, self.retry_root(&row));
                     if self.engine.inner.store.machine(&child_id).await?.is_some() {
-                        let outcome = Box::pin(compensate(self.engine, &child_id, true)).await?;
+                        let outcome = Box::pin(compensate_within(
+                            self.engine,
+                            &child_id,
+                            true,
+                            self.xid.clone(),
+                        ))
+                        .await?;
                         outcome
                             .compensation_status
                             .unwrap_or(ExecutionStatus::Succeed)
@@ -1020,7 +1091,13 @@ impl<'e> Run<'e> {
             if self.engine.inner.store.machine(&child_id).await?.is_none() {
                 return Ok(ExecutionStatus::Succeed);
             }
-            let outcome = Box::pin(compensate(self.engine, &child_id, true)).await?;
+            let outcome = Box::pin(compensate_within(
+                self.engine,
+                &child_id,
+                true,
+                self.xid.clone(),
+            ))
+            .await?;
             return Ok(outcome
                 .compensation_status
                 .unwrap_or(ExecutionStatus::Succeed));
