@@ -88,6 +88,14 @@ macro_rules! engine_suite {
                     ]
                 );
                 assert!(ended(f.client.status(&out.instance_id).await.unwrap()));
+                // The instance's picture marks the states it ran.
+                let svg = f.engine.instance_svg(&out.instance_id).await.unwrap().unwrap();
+                assert!(svg.starts_with("<svg"), "{svg}");
+                assert!(svg.contains("ReduceBalance"));
+                let picture = f.engine.machine_svg("purchase").unwrap();
+                assert!(picture.contains("CompensateReduceBalance"));
+                assert_ne!(svg, picture, "the instance's path is drawn on the machine");
+                assert!(f.engine.instance_svg("no-such-instance").await.unwrap().is_none());
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,7 +25,10 @@ fn a_committed_saga_commits_its_participants_before_it_ends() {
         ]
     );
     h.tc.branch_result(T0 + 6, tx.id, tcc, COMMITTED);
-    assert_eq!(h.effects(), vec![remove_branch(&tx, tcc), remove_global(&tx)]);
+    assert_eq!(
+        h.effects(),
+        vec![remove_branch(&tx, tcc), remove_global(&tx)]
+    );
     assert_eq!(h.tc.status_of(tx.id), None);
 }
 
@@ -45,7 +48,10 @@ fn a_compensated_or_failed_saga_rolls_its_participants_back() {
             "{reported:?}"
         );
         h.tc.branch_result(T0 + 6, tx.id, tcc, ROLLBACKED);
-        assert_eq!(h.effects(), vec![remove_branch(&tx, tcc), remove_global(&tx)]);
+        assert_eq!(
+            h.effects(),
+            vec![remove_branch(&tx, tcc), remove_global(&tx)]
+        );
     }
 }
 
@@ -66,7 +72,10 @@ fn a_timed_out_saga_asks_its_engine_first_then_rolls_participants_back() {
     h.tc.branch_result(T0 + 1_002, tx.id, SAGA_ENGINE, ROLLBACKED);
     assert_eq!(h.effects(), vec![h.rollback_of(tcc)]);
     h.tc.branch_result(T0 + 1_003, tx.id, tcc, ROLLBACKED);
-    assert_eq!(h.effects(), vec![remove_branch(&tx, tcc), remove_global(&tx)]);
+    assert_eq!(
+        h.effects(),
+        vec![remove_branch(&tx, tcc), remove_global(&tx)]
+    );
 }
 
 #[test]
@@ -92,7 +101,10 @@ fn after_forward_recovery_participants_are_committed_and_retried_without_the_eng
     h.tc.tick(T0 + 7 + 1_000);
     assert_eq!(h.effects(), vec![h.commit_of(tcc)]);
     h.tc.branch_result(T0 + 1_008, tx.id, tcc, COMMITTED);
-    assert_eq!(h.effects(), vec![remove_branch(&tx, tcc), remove_global(&tx)]);
+    assert_eq!(
+        h.effects(),
+        vec![remove_branch(&tx, tcc), remove_global(&tx)]
+    );
 }
 
 #[test]

@@ -274,6 +274,30 @@ impl SagaEngine {
         Ok(Some((machine, states)))
     }
 
+    /// A picture (SVG) of the registered machine `name`, for a console or a run-book.
+    pub fn machine_svg(&self, name: &str) -> Option<String> {
+        self.machine_by_name(name)
+            .map(|(_, machine)| crate::svg::machine_svg(&machine))
+    }
+
+    /// A picture (SVG) of instance `id`: its machine as it started, with the states it ran
+    /// (forward and compensation) coloured by how they ended.
+    pub async fn instance_svg(&self, id: &str) -> Result<Option<String>, SagaError> {
+        let Some((record, states)) = self.instance(id).await? else {
+            return Ok(None);
+        };
+        let machine = run::definition_of(self, &record).await?;
+        let path: Vec<crate::svg::PathStep> = states
+            .iter()
+            .map(|state| crate::svg::PathStep {
+                state: state.name.clone(),
+                status: state.status,
+                compensation: state.compensated_for.is_some(),
+            })
+            .collect();
+        Ok(Some(crate::svg::instance_svg(&machine, &path)))
+    }
+
     pub(crate) fn service(&self, name: &str, method: &str) -> Option<Service> {
         read(&self.inner.services)
             .get(&(name.to_owned(), method.to_owned()))
