@@ -242,29 +242,78 @@ macro_rules! engine_suite {
                     .await
                     .unwrap();
                 assert_eq!(out.status, ExecutionStatus::Succeed, "{out:?}");
-                assert_eq!(
-                    f.ledger.of("l-1"),
-                    ["process:a:0", "process:b:1", "process:c:2", "notify:a", "notify:b", "notify:c"]
-                );
+                // ProcessItems has Parallel 3: its three calls run at once, in any order;
+                // NotifyItems (Parallel 1) runs in index order after them.
+                let calls = f.ledger.of("l-1");
+                let mut processed = calls[..3].to_vec();
+                processed.sort();
+                assert_eq!(processed, ["process:a:0", "process:b:1", "process:c:2"]);
+                assert_eq!(calls[3..], ["notify:a", "notify:b", "notify:c"]);
                 assert_eq!(out.context["loopResult"].as_array().unwrap().len(), 3);
+                let (_, states) = f.engine.instance(&out.instance_id).await.unwrap().unwrap();
+                assert_eq!(states.iter().filter(|s| s.name == "ProcessItems").count(), 3);
 
+                // The third element fails: the batch's other two succeeded, the fourth never
+                // ran, and the three executions are compensated newest row first.
                 let out = f
                     .engine
                     .start("loop", None, params(json!({"businessKey": "l-2", "items": ["a", "b", "boom", "d"]})))
                     .await
                     .unwrap();
                 assert_eq!(out.compensation_status, Some(ExecutionStatus::Succeed), "{out:?}");
+                let calls = f.ledger.of("l-2");
+                let mut processed = calls[..3].to_vec();
+                processed.sort();
+                assert_eq!(processed, ["process-failed:boom", "process:a:0", "process:b:1"]);
                 assert_eq!(
-                    f.ledger.of("l-2"),
+                    calls[3..],
                     [
-                        "process:a:0",
-                        "process:b:1",
-                        "process-failed:boom",
                         "compensate-process:boom",
                         "compensate-process:b",
                         "compensate-process:a"
                     ]
                 );
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_parallel_loop_runs_its_calls_at_once() {
+                use ferrata_saga::model::{Loop, StateMachine};
+                let f = fixture("par", false).await;
+                // Built with the builder: each call waits at a barrier for the other two, so
+                // the loop finishes only if its three calls are in flight together.
+                let machine = StateMachine::builder("parallelLoop")
+                    .service_task("Meet", "barrier", "meet", |t| {
+                        t.input(["$.[loopElement]"])
+                            .loop_(Loop {
+                                parallel: 3,
+                                collection: "$.[items]".to_owned(),
+                                ..Loop::default()
+                            })
+                            .next("Done")
+                    })
+                    .succeed("Done")
+                    .build()
+                    .unwrap();
+                f.engine.register_machine(machine).await.unwrap();
+                let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(3));
+                f.engine.register_service("barrier", "meet", move |args| {
+                    let barrier = barrier.clone();
+                    async move {
+                        match tokio::time::timeout(WAIT, barrier.wait()).await {
+                            Ok(_) => Ok(args[0].clone()),
+                            Err(_) => Err(ferrata_saga::engine::ServiceError::new(
+                                "java.util.concurrent.TimeoutException",
+                                "the other calls never came",
+                            )),
+                        }
+                    }
+                });
+                let out = f
+                    .engine
+                    .start("parallelLoop", None, params(json!({"items": [1, 2, 3]})))
+                    .await
+                    .unwrap();
+                assert_eq!(out.status, ExecutionStatus::Succeed, "{out:?}");
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

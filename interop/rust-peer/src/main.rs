@@ -19,13 +19,19 @@
 //!     --resource-id jdbc:postgresql://127.0.0.1:5432/db
 //!     XA resource manager (ferrata-xa) driven by JSON lines on stdin: runs SQL as a prepared
 //!     XA branch of a given XID and answers phase two until `quit` (see `xa.rs`).
+//! ferrata-interop-peer saga --tc 127.0.0.1:8091 --db-url mysql://u:p@127.0.0.1:3306/db \
+//!     --java-url http://127.0.0.1:9001/try --outcome commit|compensate --business-key KEY
+//!     One Saga (ferrata-saga, tables `peer_saga_*`) whose first step POSTs to a Java TCC
+//!     participant under the saga's XID and whose Rust step succeeds or fails and is
+//!     compensated; prints one JSON line (see `saga.rs`).
 //! ```
 //!
-//! Logs go to stderr (`RUST_LOG`, default `info`); stdout carries only the tm mode's report and
-//! the at and xa modes' answers.
+//! Logs go to stderr (`RUST_LOG`, default `info`); stdout carries only the tm and saga modes'
+//! reports and the at and xa modes' answers.
 
 mod at;
 mod participant;
+mod saga;
 mod tm;
 mod xa;
 
@@ -113,6 +119,28 @@ enum Mode {
         /// Upper bound of one stdin command, in seconds.
         #[arg(long, default_value_t = 60)]
         command_timeout_secs: u64,
+    },
+    /// Run one Saga whose first step calls a Java TCC participant over HTTP, then print a JSON
+    /// report.
+    Saga {
+        /// TC address, host:port.
+        #[arg(long)]
+        tc: String,
+        /// Database of the saga tables: mysql://… (MariaDB too) or postgres://….
+        #[arg(long)]
+        db_url: String,
+        /// The Java participant's try endpoint; it is POSTed to with the TX_XID header.
+        #[arg(long)]
+        java_url: String,
+        /// Whether the Rust step succeeds (commit) or fails and is compensated (compensate).
+        #[arg(long, value_enum)]
+        outcome: saga::SagaEnd,
+        /// The instance's business key (unique per tenant in the saga tables).
+        #[arg(long)]
+        business_key: String,
+        /// The saga's global transaction timeout, which also bounds the whole run, in seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
     },
 }
 
@@ -214,6 +242,30 @@ async fn main() -> ExitCode {
         })
         .await
         .map(|()| ExitCode::SUCCESS),
+        Mode::Saga {
+            tc,
+            db_url,
+            java_url,
+            outcome,
+            business_key,
+            timeout_secs,
+        } => {
+            let timeout = Duration::from_secs(timeout_secs);
+            let args = saga::SagaArgs {
+                tc,
+                db_url,
+                java_url,
+                outcome,
+                business_key,
+                timeout,
+            };
+            match tokio::time::timeout(timeout, saga::run(args)).await {
+                Ok(result) => result,
+                Err(_) => Err(anyhow::anyhow!(
+                    "saga run did not finish within {timeout_secs} s (--timeout-secs)"
+                )),
+            }
+        }
         Mode::Tm {
             tc,
             participant_url,

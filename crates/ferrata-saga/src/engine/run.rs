@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::error::{CONNECTION_REFUSED, SagaError, ServiceError};
 use super::values::{self, ValueError, context_root};
 use super::{MAX_LOOP_ELEMENTS, MAX_STEPS, SagaEngine, SagaOutcome, new_id, tc};
-use crate::model::{ExecutionStatus, Loop, State, StateKind, StateMachine, Task};
+use crate::model::{ExecutionStatus, Loop, Retry, State, StateKind, StateMachine, Task};
 use crate::store::{MachineInstanceRecord, StateInstanceRecord};
 
 /// The context variable holding the error a Catch routed (as `{"kind", "message"}`).
@@ -586,60 +586,75 @@ impl<'e> Run<'e> {
         let mut results: Vec<Value> = vec![Value::Object(Map::new()); total];
         let mut completed = done.len();
         let mut failure: Option<TaskOutcome> = None;
-        for (index, element) in elements.into_iter().enumerate() {
-            if done.contains(&index) {
-                continue;
-            }
-            let counters = json!({
-                "nrOfInstances": total,
-                "nrOfActiveInstances": 0,
-                "nrOfCompletedInstances": completed,
-            });
+        // Service calls of one batch run at once; scripts and sub-machines one by one.
+        let batch_size = match state.kind {
+            StateKind::ServiceTask(_) => usize::try_from(looped.parallel).unwrap_or(1).max(1),
+            _ => 1,
+        };
+        let mut pending = elements
+            .into_iter()
+            .enumerate()
+            .filter(|(index, _)| !done.contains(index))
+            .peekable();
+        while pending.peek().is_some() {
             if completed > 0 {
+                let counters = json!({
+                    "nrOfInstances": total,
+                    "nrOfActiveInstances": 0,
+                    "nrOfCompletedInstances": completed,
+                });
                 let complete = values::condition(&looped.completion_condition, &counters)
                     .map_err(|e| self.value_error(&state.name, e))?;
                 if complete {
                     break;
                 }
             }
-            let iteration = Iteration {
-                index,
-                element,
-                index_name: looped.element_index_name.clone(),
-                element_name: looped.element_variable_name.clone(),
+            let batch: Vec<(Iteration, Option<StateInstanceRecord>)> = pending
+                .by_ref()
+                .take(batch_size)
+                .map(|(index, element)| {
+                    let iteration = Iteration {
+                        index,
+                        element,
+                        index_name: looped.element_index_name.clone(),
+                        element_name: looped.element_variable_name.clone(),
+                    };
+                    let earlier = self.earlier_iteration(state, retried, index);
+                    (iteration, earlier)
+                })
+                .collect();
+            let outcomes = if batch.len() == 1 {
+                let mut outcomes = Vec::new();
+                for (iteration, earlier) in batch {
+                    let mut mapped = Map::new();
+                    let outcome = self
+                        .execute_once(
+                            state,
+                            task,
+                            Some(&iteration),
+                            earlier.as_ref(),
+                            Some(&mut mapped),
+                        )
+                        .await?;
+                    outcomes.push((iteration.index, outcome, mapped));
+                }
+                outcomes
+            } else {
+                self.execute_concurrently(state, task, batch).await?
             };
-            let earlier = retried
-                .filter(|r| loop_index(&r.input) == Some(index))
-                .cloned()
-                .or_else(|| {
-                    self.states
-                        .iter()
-                        .rev()
-                        .find(|s| {
-                            s.name == state.name
-                                && s.compensated_for.is_none()
-                                && loop_index(&s.input) == Some(index)
-                        })
-                        .cloned()
-                });
-            let mut mapped = Map::new();
-            let outcome = self
-                .execute_once(
-                    state,
-                    task,
-                    Some(&iteration),
-                    earlier.as_ref(),
-                    Some(&mut mapped),
-                )
-                .await?;
-            if outcome.status != ExecutionStatus::Succeed {
-                failure = Some(outcome);
+            for (index, outcome, mapped) in outcomes {
+                if outcome.status != ExecutionStatus::Succeed {
+                    failure.get_or_insert(outcome);
+                    continue;
+                }
+                if let Some(slot) = results.get_mut(index) {
+                    *slot = Value::Object(mapped);
+                }
+                completed += 1;
+            }
+            if failure.is_some() {
                 break;
             }
-            if let Some(slot) = results.get_mut(index) {
-                *slot = Value::Object(mapped);
-            }
-            completed += 1;
         }
         self.context
             .insert(LOOP_RESULT.to_owned(), Value::Array(results));
@@ -647,6 +662,29 @@ impl<'e> Run<'e> {
             status: ExecutionStatus::Succeed,
             error: None,
         }))
+    }
+
+    /// The earlier execution of loop iteration `index` that this one re-runs, if any.
+    fn earlier_iteration(
+        &self,
+        state: &State,
+        retried: Option<&StateInstanceRecord>,
+        index: usize,
+    ) -> Option<StateInstanceRecord> {
+        retried
+            .filter(|r| loop_index(&r.input) == Some(index))
+            .cloned()
+            .or_else(|| {
+                self.states
+                    .iter()
+                    .rev()
+                    .find(|s| {
+                        s.name == state.name
+                            && s.compensated_for.is_none()
+                            && loop_index(&s.input) == Some(index)
+                    })
+                    .cloned()
+            })
     }
 
     /// One execution of a task, its retries included, recorded as one state row.
@@ -659,6 +697,27 @@ impl<'e> Run<'e> {
         retried: Option<&StateInstanceRecord>,
         loop_output: Option<&mut Map<String, Value>>,
     ) -> Result<TaskOutcome, SagaError> {
+        let (args, mut row) = self.start_row(state, task, iteration, retried).await?;
+
+        let (status, mapped, error) = self
+            .call_and_record(state, task, &args, &mut row, iteration)
+            .await?;
+        match loop_output {
+            Some(target) => target.extend(mapped),
+            None => self.context.extend(mapped),
+        }
+        Ok(TaskOutcome { status, error })
+    }
+
+    /// Evaluates a task's Input and writes its row as running: a new row, or the retried one
+    /// updated in place under `IsRetryPersistModeUpdate`.
+    async fn start_row(
+        &mut self,
+        state: &State,
+        task: &Task,
+        iteration: Option<&Iteration>,
+        retried: Option<&StateInstanceRecord>,
+    ) -> Result<(Vec<Value>, StateInstanceRecord), SagaError> {
         let root = self.task_root(iteration);
         let args = task
             .input
@@ -671,7 +730,7 @@ impl<'e> Run<'e> {
             input["loop"] = json!({ "index": it.index, "element": it.element });
         }
         let update_in_place = retried.is_some() && self.machine.retry_persist_mode_update;
-        let mut row = match (update_in_place, retried) {
+        let row = match (update_in_place, retried) {
             (true, Some(earlier)) => StateInstanceRecord {
                 status: ExecutionStatus::Running,
                 input: input.to_string(),
@@ -688,15 +747,7 @@ impl<'e> Run<'e> {
             ),
         };
         self.write_row(&row, !update_in_place).await?;
-
-        let (status, mapped, error) = self
-            .call_and_record(state, task, &args, &mut row, iteration)
-            .await?;
-        match loop_output {
-            Some(target) => target.extend(mapped),
-            None => self.context.extend(mapped),
-        }
-        Ok(TaskOutcome { status, error })
+        Ok((args, row))
     }
 
     /// Calls the task with its Retry rule, decides the status, writes the row's end; returns
@@ -710,30 +761,32 @@ impl<'e> Run<'e> {
         iteration: Option<&Iteration>,
     ) -> Result<(ExecutionStatus, Map<String, Value>, Option<ServiceError>), SagaError> {
         let mut attempt: u32 = 0;
-        let (result, output) = loop {
+        let result = loop {
             let result = self.invoke(state, args, row, iteration).await?;
-            let output = result.as_ref().ok().cloned();
             let Err(error) = &result else {
-                break (result, output);
+                break result;
             };
-            let Some(retry) = task.retry.iter().find(|r| error.matches_any(&r.exceptions)) else {
-                break (result, output);
+            let Some(wait) = retry_wait(&task.retry, error, attempt) else {
+                break result;
             };
-            if attempt >= retry.max_attempts {
-                break (result, output);
-            }
-            // Seata's rule: the interval, then interval × backoff × n (linear).
-            let wait_s = if attempt == 0 {
-                retry.interval_seconds
-            } else {
-                retry.interval_seconds * retry.backoff_rate * f64::from(attempt)
-            };
-            tokio::time::sleep(Duration::from_secs_f64(wait_s.clamp(0.0, 3600.0))).await;
+            tokio::time::sleep(wait).await;
             attempt += 1;
         };
-        let status = self.decide_status(state, task, output.as_ref(), result.as_ref().err())?;
+        self.record_result(state, task, row, result).await
+    }
+
+    /// Decides a finished call's status, maps its Output, and writes the row's end.
+    async fn record_result(
+        &mut self,
+        state: &State,
+        task: &Task,
+        row: &mut StateInstanceRecord,
+        result: Result<Value, ServiceError>,
+    ) -> Result<(ExecutionStatus, Map<String, Value>, Option<ServiceError>), SagaError> {
+        let output = result.as_ref().ok();
+        let status = self.decide_status(state, task, output, result.as_ref().err())?;
         let mapped = if status == ExecutionStatus::Succeed {
-            self.map_output(state, task, output.as_ref().unwrap_or(&Value::Null))?
+            self.map_output(state, task, output.unwrap_or(&Value::Null))?
         } else {
             Map::new()
         };
@@ -745,6 +798,87 @@ impl<'e> Run<'e> {
             .map(|e| json!({ "kind": e.kind, "message": e.message }).to_string());
         self.write_row(row, false).await?;
         Ok((status, mapped, result.err()))
+    }
+
+    /// Runs a batch of loop iterations of a ServiceTask at once: rows written in index order,
+    /// the calls (each with its Retry rule) concurrent, their ends written in index order.
+    async fn execute_concurrently(
+        &mut self,
+        state: &State,
+        task: &Task,
+        batch: Vec<(Iteration, Option<StateInstanceRecord>)>,
+    ) -> Result<Vec<(usize, TaskOutcome, Map<String, Value>)>, SagaError> {
+        let StateKind::ServiceTask(service) = &state.kind else {
+            return Err(self.definition_error(&state.name, "not a service task"));
+        };
+        let call = self
+            .engine
+            .service(&service.service_name, &service.service_method);
+        let mut started = Vec::with_capacity(batch.len());
+        for (iteration, earlier) in batch {
+            let (args, row) = self
+                .start_row(state, task, Some(&iteration), earlier.as_ref())
+                .await?;
+            started.push((iteration.index, args, row));
+        }
+        let mut calls = tokio::task::JoinSet::new();
+        for (slot, (_, args, _)) in started.iter().enumerate() {
+            let call = call.clone();
+            let args = args.clone();
+            let xid = self.xid.clone();
+            let retries = task.retry.clone();
+            let name = format!("{}.{}", service.service_name, service.service_method);
+            calls.spawn(async move {
+                let mut attempt: u32 = 0;
+                let result = loop {
+                    let once = match &call {
+                        Some(call) => match &xid {
+                            Some(xid) => {
+                                ferrata::context::with_xid(xid.clone(), call(args.clone())).await
+                            }
+                            None => call(args.clone()).await,
+                        },
+                        None => Err(ServiceError::new(
+                            "ferrata.saga.ServiceNotFound",
+                            format!("no service {name} is registered"),
+                        )),
+                    };
+                    let Err(error) = &once else {
+                        break once;
+                    };
+                    let Some(wait) = retry_wait(&retries, error, attempt) else {
+                        break once;
+                    };
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                };
+                (slot, result)
+            });
+        }
+        let mut results: Vec<Option<Result<Value, ServiceError>>> = vec![None; started.len()];
+        while let Some(joined) = calls.join_next().await {
+            match joined {
+                Ok((slot, result)) => {
+                    if let Some(place) = results.get_mut(slot) {
+                        *place = Some(result);
+                    }
+                }
+                // A panicking service: its slot stays empty and counts as an error below.
+                Err(error) => tracing::warn!(%error, "saga: a loop iteration's service panicked"),
+            }
+        }
+        let mut outcomes = Vec::with_capacity(started.len());
+        for ((index, _, mut row), result) in started.into_iter().zip(results) {
+            let result = result.unwrap_or_else(|| {
+                Err(ServiceError::new(
+                    "ferrata.saga.Panic",
+                    "the service panicked",
+                ))
+            });
+            let (status, mapped, error) = self.record_result(state, task, &mut row, result).await?;
+            outcomes.push((index, TaskOutcome { status, error }, mapped));
+        }
+        Ok(outcomes)
     }
 
     /// The root of a task's Input: the context, plus the loop variables in an iteration.
@@ -1172,6 +1306,22 @@ pub(crate) async fn definition_of(
     Ok(Arc::new(crate::json::parse_state_machine(
         &definition.content,
     )?))
+}
+
+/// The wait before retrying `error` after `attempt` retries, or `None` when no Retry entry
+/// matches it or its attempts are used up. Seata's rule: the interval, then interval ×
+/// backoff × n (linear, not exponential).
+fn retry_wait(retries: &[Retry], error: &ServiceError, attempt: u32) -> Option<Duration> {
+    let retry = retries.iter().find(|r| error.matches_any(&r.exceptions))?;
+    if attempt >= retry.max_attempts {
+        return None;
+    }
+    let wait_s = if attempt == 0 {
+        retry.interval_seconds
+    } else {
+        retry.interval_seconds * retry.backoff_rate * f64::from(attempt)
+    };
+    Some(Duration::from_secs_f64(wait_s.clamp(0.0, 3600.0)))
 }
 
 /// A Loop's Collection is an expression with or without the `$.` prefix.
