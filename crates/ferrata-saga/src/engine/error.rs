@@ -28,6 +28,14 @@ const MATCH_ALL: [&str; 6] = [
 /// did nothing (Seata counts a refused connection as failed, not unknown).
 pub const CONNECTION_REFUSED: &str = "java.net.ConnectException";
 
+/// Kinds a SubStateMachine step fails with, by how its child ended: failed or compensated
+/// (nothing of it is left to undo) vs. unknown (its compensation is owed).
+pub const SUB_MACHINE_FAILED: &str = "ferrata.saga.SubMachineFailed";
+pub const SUB_MACHINE_UNKNOWN: &str = "ferrata.saga.SubMachineUnknown";
+
+/// Longest error message kept in a row: services' messages are theirs to size.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
+
 impl ServiceError {
     pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
         ServiceError {
@@ -74,6 +82,8 @@ pub enum SagaError {
         #[source]
         source: ExprError,
     },
+    #[error("saga input: {0}")]
+    BadInput(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Boxed, as the TC's error is large and errors are rare.
@@ -81,6 +91,20 @@ pub enum SagaError {
     Tc(Box<ferrata::Error>),
     #[error("saga definition: {0}")]
     Invalid(Box<crate::error::DefinitionError>),
+}
+
+impl SagaError {
+    /// The machine itself is at fault (a definition, an expression, a limit): running the same
+    /// step again fails the same way, so the instance is ended rather than retried.
+    pub fn is_deterministic(&self) -> bool {
+        matches!(
+            self,
+            SagaError::Definition { .. }
+                | SagaError::Expression { .. }
+                | SagaError::Invalid(_)
+                | SagaError::UnknownMachine(_)
+        )
+    }
 }
 
 impl From<ferrata::Error> for SagaError {

@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-pub use error::{CONNECTION_REFUSED, SagaError, ServiceError};
+pub use error::{
+    CONNECTION_REFUSED, MAX_ERROR_MESSAGE_BYTES, SUB_MACHINE_FAILED, SUB_MACHINE_UNKNOWN,
+    SagaError, ServiceError,
+};
 
 use crate::model::{ExecutionStatus, StateMachine};
 use crate::store::{DefinitionRecord, StateLogStore};
@@ -29,6 +32,13 @@ pub const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Most elements a Loop state runs over: a larger collection fails the state rather than
 /// writing an unbounded number of rows.
 pub const MAX_LOOP_ELEMENTS: usize = 10_000;
+
+/// Longest business key: the saga tables' `business_key` column is VARCHAR(48).
+pub const MAX_BUSINESS_KEY_CHARS: usize = 48;
+
+/// Longest instance id: the `id` / `parent_id` columns are VARCHAR(128), which bounds how deep
+/// sub-machines nest (each level adds `:` and a row id to its parent's id).
+pub const MAX_INSTANCE_ID_CHARS: usize = 128;
 
 /// Most states one run executes (forward and compensation together), so a machine whose
 /// Choices loop forever fails instead of running forever.

@@ -9,9 +9,15 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::error::{CONNECTION_REFUSED, SagaError, ServiceError};
+use super::error::{
+    CONNECTION_REFUSED, MAX_ERROR_MESSAGE_BYTES, SUB_MACHINE_FAILED, SUB_MACHINE_UNKNOWN,
+    SagaError, ServiceError,
+};
 use super::values::{self, ValueError, context_root};
-use super::{MAX_LOOP_ELEMENTS, MAX_STEPS, SagaEngine, SagaOutcome, new_id, tc};
+use super::{
+    MAX_BUSINESS_KEY_CHARS, MAX_INSTANCE_ID_CHARS, MAX_LOOP_ELEMENTS, MAX_STEPS, SagaEngine,
+    SagaOutcome, new_id, tc,
+};
 use crate::model::{ExecutionStatus, Loop, Retry, State, StateKind, StateMachine, Task};
 use crate::store::{MachineInstanceRecord, StateInstanceRecord};
 
@@ -77,6 +83,13 @@ pub(crate) async fn start(
     let (machine_id, machine) = engine
         .machine_by_name(name)
         .ok_or_else(|| SagaError::UnknownMachine(name.to_owned()))?;
+    if let Some(key) = business_key
+        && key.chars().count() > MAX_BUSINESS_KEY_CHARS
+    {
+        return Err(SagaError::BadInput(format!(
+            "business key {key:?} is longer than {MAX_BUSINESS_KEY_CHARS} characters (the saga tables' column)"
+        )));
+    }
     let transaction = match &engine.inner.client {
         Some(client) => Some(
             client
@@ -101,9 +114,20 @@ pub(crate) async fn start(
         xid,
         business_key,
     };
-    let mut run = Run::begin(engine, machine, machine_id, instance, params).await?;
+    let mut run = match Run::begin(engine, machine, machine_id, instance, params).await {
+        Ok(run) => run,
+        Err(error) => {
+            // Nothing ran: end the global transaction now rather than at its timeout.
+            if let Some(tx) = transaction
+                && let Err(rollback) = tx.rollback().await
+            {
+                tracing::warn!(%rollback, "saga: rollback after a failed start failed");
+            }
+            return Err(error);
+        }
+    };
     let start = run.machine.start_state.clone();
-    let outcome = run.forward_from(Some(start)).await?;
+    let outcome = run.walk(Some(start)).await?;
     if let Some(tx) = transaction {
         // Without the report the transaction times out and the TC drives recovery through
         // branch -1, which reaches the same end.
@@ -143,35 +167,13 @@ async fn forward_within(
     if run.record.status == ExecutionStatus::Succeed || run.record.compensation_status.is_some() {
         return Ok(run.outcome());
     }
-    // Where it stopped: the last forward task execution that a later one did not supersede.
-    let last = run
-        .states
-        .iter()
-        .rev()
-        .find(|s| s.compensated_for.is_none())
-        .cloned();
-    let resume = match last {
-        None => Some(run.machine.start_state.clone()),
-        Some(row) if row.status == ExecutionStatus::Succeed => {
-            let state = run.state(&row.name)?;
-            state.kind.task().and_then(|t| t.next.clone())
+    match run.resume().await {
+        Err(error) if error.is_deterministic() => {
+            run.finish(ExecutionStatus::Failed, Some(error.to_string()))
+                .await
         }
-        Some(row) => {
-            run.set_machine_status(ExecutionStatus::Running, true)
-                .await?;
-            let state = run.state(&row.name)?.clone();
-            let outcome = run.execute_task(&state, Some(&row)).await?;
-            match run.route_after_task(&state, outcome) {
-                Ok(next) => next,
-                Err(end) => return run.finish(end.0, end.1).await,
-            }
-        }
-    };
-    if resume.is_some() {
-        run.set_machine_status(ExecutionStatus::Running, true)
-            .await?;
+        other => other,
     }
-    run.forward_from(resume).await
 }
 
 pub(crate) async fn compensate(
@@ -315,7 +317,8 @@ impl<'e> Run<'e> {
             })
             .cloned()
             .collect();
-        let mut loops: Vec<(String, Vec<Value>)> = Vec::new();
+        // The newest visit of a Loop state: its iterations' mapped Outputs by index.
+        let mut visit: Option<(String, std::collections::BTreeMap<usize, Value>)> = None;
         for row in rows {
             let state = self.state(&row.name)?.clone();
             let Some(task) = state.kind.task() else {
@@ -327,18 +330,27 @@ impl<'e> Run<'e> {
                 .and_then(|o| serde_json::from_str(o).ok())
                 .unwrap_or(Value::Null);
             let mapped = self.map_output(&state, task, &output)?;
-            if task.loop_.is_some() {
-                match loops.iter_mut().find(|(name, _)| *name == row.name) {
-                    Some((_, results)) => results.push(Value::Object(mapped)),
-                    None => loops.push((row.name.clone(), vec![Value::Object(mapped)])),
-                }
-            } else {
+            let Some(index) = task.loop_.as_ref().and_then(|_| loop_index(&row.input)) else {
                 self.context.extend(mapped);
-            }
-        }
-        for (_, results) in loops {
+                visit = None;
+                continue;
+            };
+            let results = match &mut visit {
+                Some((name, results)) if *name == row.name => results,
+                _ => &mut visit.insert((row.name.clone(), Default::default())).1,
+            };
+            results.insert(index, Value::Object(mapped));
+            let len = results.keys().next_back().map_or(0, |last| last + 1);
+            let list: Vec<Value> = (0..len)
+                .map(|i| {
+                    results
+                        .get(&i)
+                        .cloned()
+                        .unwrap_or_else(|| Value::Object(Map::new()))
+                })
+                .collect();
             self.context
-                .insert(LOOP_RESULT.to_owned(), Value::Array(results));
+                .insert(LOOP_RESULT.to_owned(), Value::Array(list));
         }
         Ok(())
     }
@@ -423,6 +435,59 @@ impl<'e> Run<'e> {
             ));
         }
         Ok(())
+    }
+
+    /// Forward recovery: re-runs the step where it stopped (a failed or unknown execution, or a
+    /// Loop with iterations left) and walks on from there.
+    async fn resume(&mut self) -> Result<SagaOutcome, SagaError> {
+        let last = self
+            .states
+            .iter()
+            .rev()
+            .find(|s| s.compensated_for.is_none())
+            .cloned();
+        let rerun = match &last {
+            None => None,
+            Some(row) => {
+                let state = self.state(&row.name)?;
+                let looped = state.kind.task().is_some_and(|t| t.loop_.is_some());
+                (row.status != ExecutionStatus::Succeed || looped).then(|| row.clone())
+            }
+        };
+        let next = match (last, rerun) {
+            (None, _) => Some(self.machine.start_state.clone()),
+            (Some(row), None) => {
+                let state = self.state(&row.name)?;
+                state.kind.task().and_then(|t| t.next.clone())
+            }
+            (Some(_), Some(row)) => {
+                self.set_machine_status(ExecutionStatus::Running, true)
+                    .await?;
+                let state = self.state(&row.name)?.clone();
+                let outcome = self.execute_task(&state, Some(&row)).await?;
+                match self.route_after_task(&state, outcome) {
+                    Ok(next) => next,
+                    Err(end) => return self.finish(end.0, end.1).await,
+                }
+            }
+        };
+        if next.is_some() {
+            self.set_machine_status(ExecutionStatus::Running, true)
+                .await?;
+        }
+        self.forward_from(next).await
+    }
+
+    /// [`Run::forward_from`], ending the instance as failed when the machine itself is at
+    /// fault (an expression, a definition, a limit): running it again would fail again.
+    async fn walk(&mut self, from: Option<String>) -> Result<SagaOutcome, SagaError> {
+        match self.forward_from(from).await {
+            Err(error) if error.is_deterministic() => {
+                self.finish(ExecutionStatus::Failed, Some(error.to_string()))
+                    .await
+            }
+            other => other,
+        }
     }
 
     /// Walks forward from `current` to a terminal state (or a task without Next).
@@ -571,19 +636,34 @@ impl<'e> Run<'e> {
                 ),
             ));
         }
-        // Iterations that already succeeded (forward recovery of a loop) are not run again.
-        let done: HashSet<usize> = self
-            .states
-            .iter()
-            .filter(|s| {
-                s.name == state.name
-                    && s.compensated_for.is_none()
-                    && s.status == ExecutionStatus::Succeed
-            })
-            .filter_map(|s| loop_index(&s.input))
-            .collect();
+        // Forward recovery resumes this visit of the loop: its iterations that succeeded are
+        // not run again (their Output is kept), the others re-run their last execution. A
+        // fresh visit (a Choice routing back here) starts over.
+        let visit: Vec<StateInstanceRecord> = if retried.is_some() {
+            self.current_visit(&state.name)
+        } else {
+            Vec::new()
+        };
         let total = elements.len();
         let mut results: Vec<Value> = vec![Value::Object(Map::new()); total];
+        let mut done: HashSet<usize> = HashSet::new();
+        for row in visit
+            .iter()
+            .filter(|r| r.status == ExecutionStatus::Succeed)
+        {
+            let Some(index) = loop_index(&row.input) else {
+                continue;
+            };
+            let output = row
+                .output
+                .as_deref()
+                .and_then(|o| serde_json::from_str(o).ok())
+                .unwrap_or(Value::Null);
+            if let Some(slot) = results.get_mut(index) {
+                *slot = Value::Object(self.map_output(state, task, &output)?);
+            }
+            done.insert(index);
+        }
         let mut completed = done.len();
         let mut failure: Option<TaskOutcome> = None;
         // Service calls of one batch run at once; scripts and sub-machines one by one.
@@ -619,7 +699,11 @@ impl<'e> Run<'e> {
                         index_name: looped.element_index_name.clone(),
                         element_name: looped.element_variable_name.clone(),
                     };
-                    let earlier = self.earlier_iteration(state, retried, index);
+                    let earlier = visit
+                        .iter()
+                        .rev()
+                        .find(|r| loop_index(&r.input) == Some(index))
+                        .cloned();
                     (iteration, earlier)
                 })
                 .collect();
@@ -664,27 +748,19 @@ impl<'e> Run<'e> {
         }))
     }
 
-    /// The earlier execution of loop iteration `index` that this one re-runs, if any.
-    fn earlier_iteration(
-        &self,
-        state: &State,
-        retried: Option<&StateInstanceRecord>,
-        index: usize,
-    ) -> Option<StateInstanceRecord> {
-        retried
-            .filter(|r| loop_index(&r.input) == Some(index))
+    /// The rows of the newest visit of state `name`: the trailing forward executions of it,
+    /// back to the first execution of another state.
+    fn current_visit(&self, name: &str) -> Vec<StateInstanceRecord> {
+        let mut rows: Vec<StateInstanceRecord> = self
+            .states
+            .iter()
+            .rev()
+            .filter(|s| s.compensated_for.is_none())
+            .take_while(|s| s.name == name)
             .cloned()
-            .or_else(|| {
-                self.states
-                    .iter()
-                    .rev()
-                    .find(|s| {
-                        s.name == state.name
-                            && s.compensated_for.is_none()
-                            && loop_index(&s.input) == Some(index)
-                    })
-                    .cloned()
-            })
+            .collect();
+        rows.reverse();
+        rows
     }
 
     /// One execution of a task, its retries included, recorded as one state row.
@@ -792,10 +868,17 @@ impl<'e> Run<'e> {
         };
         row.status = status;
         row.output = output.map(|o| o.to_string());
-        row.error = result
-            .as_ref()
-            .err()
-            .map(|e| json!({ "kind": e.kind, "message": e.message }).to_string());
+        row.error = result.as_ref().err().map(|e| {
+            let mut message = e.message.as_str();
+            if message.len() > MAX_ERROR_MESSAGE_BYTES {
+                let mut end = MAX_ERROR_MESSAGE_BYTES;
+                while !message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                message = &message[..end];
+            }
+            json!({ "kind": e.kind, "message": message }).to_string()
+        });
         self.write_row(row, false).await?;
         Ok((status, mapped, result.err()))
     }
@@ -907,12 +990,21 @@ impl<'e> Run<'e> {
                         .engine
                         .service(&service.service_name, &service.service_method)
                     {
-                        Some(call) => match &self.xid {
-                            Some(xid) => {
-                                ferrata::context::with_xid(xid.clone(), call(args.to_vec())).await
-                            }
-                            None => call(args.to_vec()).await,
-                        },
+                        Some(call) => {
+                            // On a task of its own: a panicking service fails its step, not
+                            // the run (whose rows would stay running).
+                            let call = call(args.to_vec());
+                            let handle = match self.xid.clone() {
+                                Some(xid) => tokio::spawn(ferrata::context::with_xid(xid, call)),
+                                None => tokio::spawn(call),
+                            };
+                            handle.await.unwrap_or_else(|_| {
+                                Err(ServiceError::new(
+                                    "ferrata.saga.Panic",
+                                    "the service panicked",
+                                ))
+                            })
+                        }
                         None => Err(ServiceError::new(
                             "ferrata.saga.ServiceNotFound",
                             format!(
@@ -960,6 +1052,14 @@ impl<'e> Run<'e> {
     ) -> Result<Result<Value, ServiceError>, SagaError> {
         let first_row = self.retry_root(row);
         let child_id = format!("{}:{}", self.record.id, first_row);
+        if child_id.len() > MAX_INSTANCE_ID_CHARS {
+            return Err(self.definition_error(
+                &row.name,
+                format!(
+                    "sub-machines nested too deep: instance id {child_id:?} is longer than {MAX_INSTANCE_ID_CHARS}"
+                ),
+            ));
+        }
         let existing = self.engine.inner.store.machine(&child_id).await?;
         let outcome = match existing {
             Some(_) => {
@@ -989,20 +1089,26 @@ impl<'e> Run<'e> {
                 let mut child =
                     Run::begin(self.engine, machine, machine_id, instance, params).await?;
                 let start = child.machine.start_state.clone();
-                Box::pin(child.forward_from(Some(start))).await?
+                Box::pin(child.walk(Some(start))).await?
             }
         };
-        Ok(match outcome.status {
-            ExecutionStatus::Succeed => Ok(Value::Object(outcome.context)),
-            status => Err(ServiceError::new(
-                "ferrata.saga.SubMachineFailed",
-                format!(
-                    "sub-machine {name:?} ended {}{}",
-                    status.code(),
-                    outcome.error.map(|e| format!(": {e}")).unwrap_or_default()
-                ),
-            )),
-        })
+        // Seata's rule: a child that failed, or was compensated, leaves nothing to undo; one
+        // that ended unknown (or whose compensation did not finish) is owed a compensation.
+        let kind = match (outcome.status, outcome.compensation_status) {
+            (ExecutionStatus::Succeed, None) => return Ok(Ok(Value::Object(outcome.context))),
+            (_, Some(ExecutionStatus::Succeed)) | (ExecutionStatus::Failed, None) => {
+                SUB_MACHINE_FAILED
+            }
+            _ => SUB_MACHINE_UNKNOWN,
+        };
+        Ok(Err(ServiceError::new(
+            kind,
+            format!(
+                "sub-machine {name:?} ended {}{}",
+                outcome.status.code(),
+                outcome.error.map(|e| format!(": {e}")).unwrap_or_default()
+            ),
+        )))
     }
 
     /// The id of the first execution in a chain of retries.
@@ -1032,6 +1138,14 @@ impl<'e> Run<'e> {
         error: Option<&ServiceError>,
     ) -> Result<ExecutionStatus, SagaError> {
         let changes_data = task.for_update || task.for_compensation;
+        if let (StateKind::SubStateMachine(_), Some(error), true) =
+            (&state.kind, error, task.status.is_empty())
+        {
+            return Ok(match error.kind.as_str() {
+                SUB_MACHINE_FAILED => ExecutionStatus::Failed,
+                _ => ExecutionStatus::Unknown,
+            });
+        }
         if !task.status.is_empty() {
             for (condition, status) in &task.status {
                 if values::status_condition(condition, output, error)
@@ -1113,14 +1227,9 @@ impl<'e> Run<'e> {
         row: &StateInstanceRecord,
         insert: bool,
     ) -> Result<(), SagaError> {
-        let persist = self.persist()
-            && self
-                .machine
-                .state(&row.name)
-                .and_then(|s| s.kind.task())
-                .and_then(|t| t.persist)
-                .unwrap_or(true);
-        if persist {
+        // Every execution is written, whatever a state's IsPersist says: recovery rebuilds the
+        // context from these rows, so a step left out would be missing from it.
+        if self.persist() {
             let store = &self.engine.inner.store;
             if insert {
                 store.insert_state(row).await?;

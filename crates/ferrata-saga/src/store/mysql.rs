@@ -1,5 +1,6 @@
 //! The saga tables' SQL on MySQL/MariaDB: `?` placeholders, `CURRENT_TIMESTAMP(3)` as the clock,
-//! Seata's MySQL column types.
+//! Seata's MySQL column types but MEDIUMTEXT/MEDIUMBLOB for parameters and errors (TEXT stops
+//! at 64 KB, and a context that outgrew it would make every later write of the instance fail).
 
 use sqlx::MySql;
 
@@ -24,8 +25,8 @@ impl Dialect for MySql {
                     "CREATE TABLE IF NOT EXISTS {p}state_machine_inst (id VARCHAR(128) NOT NULL, \
                      machine_id VARCHAR(32) NOT NULL, tenant_id VARCHAR(32) NOT NULL, \
                      parent_id VARCHAR(128), gmt_started DATETIME(3) NOT NULL, \
-                     business_key VARCHAR(48), start_params TEXT, gmt_end DATETIME(3), \
-                     excep BLOB, end_params TEXT, status VARCHAR(2), \
+                     business_key VARCHAR(48), start_params MEDIUMTEXT, gmt_end DATETIME(3), \
+                     excep MEDIUMBLOB, end_params MEDIUMTEXT, status VARCHAR(2), \
                      compensation_status VARCHAR(2), is_running TINYINT(1), \
                      gmt_updated DATETIME(3) NOT NULL, PRIMARY KEY (id), \
                      UNIQUE KEY unikey_buz_tenant (business_key, tenant_id)) \
@@ -38,8 +39,8 @@ impl Dialect for MySql {
                      service_type VARCHAR(16), business_key VARCHAR(48), \
                      state_id_compensated_for VARCHAR(50), state_id_retried_for VARCHAR(50), \
                      gmt_started DATETIME(3) NOT NULL, is_for_update TINYINT(1), \
-                     input_params TEXT, output_params TEXT, status VARCHAR(2) NOT NULL, \
-                     excep BLOB, gmt_updated DATETIME(3), gmt_end DATETIME(3), \
+                     input_params MEDIUMTEXT, output_params MEDIUMTEXT, status VARCHAR(2) NOT NULL, \
+                     excep MEDIUMBLOB, gmt_updated DATETIME(3), gmt_end DATETIME(3), \
                      PRIMARY KEY (id, machine_inst_id)) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4"
                 ),
             ],

@@ -109,7 +109,20 @@ where
             // One statement each, so they can go as prepared statements (`raw_sql`'s executor
             // bounds do not hold inside a `Send` boxed future).
             for statement in &self.sql.create_tables {
-                sqlx::query(statement).execute(&self.pool).await?;
+                // Two engines starting together race on PostgreSQL's catalog (a duplicate type
+                // name) even with IF NOT EXISTS; the loser's next try finds the table.
+                let mut attempt = 0;
+                loop {
+                    match sqlx::query(statement).execute(&self.pool).await {
+                        Ok(_) => break,
+                        Err(_) if attempt < 3 => {
+                            attempt += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(100 * attempt))
+                                .await;
+                        }
+                        Err(error) => return Err(error.into()),
+                    }
+                }
             }
             Ok(())
         })

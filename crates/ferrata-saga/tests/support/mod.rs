@@ -71,6 +71,11 @@ impl Ledger {
         self.entries.lock().unwrap().push(entry);
     }
 
+    /// Every entry, in order.
+    pub fn all(&self) -> Vec<String> {
+        self.entries.lock().unwrap().clone()
+    }
+
     /// The entries for one business key, without the key.
     pub fn of(&self, key: &str) -> Vec<String> {
         let needle = format!(":{key}");

@@ -387,6 +387,26 @@ public final class TcServer implements AutoCloseable {
             throw new AssertionError("TC process had exited on its own (code " + earlyCode + ") before the end of "
                 + name + "; log " + logFile + ":\n" + tail(60));
         }
+        // The log stays for diagnosis; the data directory (preallocated log segments, tens of
+        // megabytes per class) would only fill the disk of a full run.
+        deleteTree(dataDir);
+    }
+
+    private static void deleteTree(Path dir) {
+        if (dir == null || !Files.exists(dir)) {
+            return;
+        }
+        try (java.util.stream.Stream<Path> paths = Files.walk(dir)) {
+            paths.sorted(java.util.Comparator.reverseOrder()).forEach(path -> {
+                try {
+                    Files.deleteIfExists(path);
+                } catch (IOException e) {
+                    // Best effort: a leftover directory costs disk, not correctness.
+                }
+            });
+        } catch (IOException e) {
+            // As above.
+        }
     }
 
     /** The whole TC log so far ("" when there is none). */
