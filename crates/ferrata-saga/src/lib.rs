@@ -6,6 +6,8 @@
 pub mod builder;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "axum")]
+pub mod http;
 pub mod json;
 pub mod model;
 pub mod store;

@@ -96,6 +96,22 @@ macro_rules! engine_suite {
                 assert!(picture.contains("CompensateReduceBalance"));
                 assert_ne!(svg, picture, "the instance's path is drawn on the machine");
                 assert!(f.engine.instance_svg("no-such-instance").await.unwrap().is_none());
+                // And over HTTP, where the console's `admin.saga_pictures` points.
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                let app = axum::Router::new()
+                    .nest("/saga", ferrata_saga::http::router(f.engine.clone()));
+                let served = tokio::spawn(async move { axum::serve(listener, app).await });
+                let (status, response) =
+                    http_get(addr, &format!("/saga/instances/{}.svg", out.instance_id)).await;
+                assert!(status.contains("200"), "{response}");
+                assert!(response.to_ascii_lowercase().contains("content-type: image/svg+xml"));
+                assert!(response.contains(&svg), "the same picture");
+                let (status, _) = http_get(addr, "/saga/machines/purchase.svg").await;
+                assert!(status.contains("200"), "{status}");
+                let (status, _) = http_get(addr, "/saga/instances/unknown.svg").await;
+                assert!(status.contains("404"), "{status}");
+                served.abort();
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

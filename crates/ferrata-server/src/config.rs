@@ -46,6 +46,24 @@ pub struct AdminSettings {
     /// Operators allowed to act (and, once any is set, to read the API); none by default.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tokens: Vec<AdminToken>,
+    /// Where a Rust Saga engine serves its pictures (`ferrata_saga::http::router`, e.g.
+    /// `http://orders:8080/saga`): the console shows a `$Saga_` transaction's path from
+    /// `<url>/instances/<xid>.svg`. Unset: no pictures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saga_pictures: Option<String>,
+}
+
+impl AdminSettings {
+    /// The origin (`scheme://host:port`) of `saga_pictures`, which the console's content
+    /// security policy lets images come from.
+    pub fn saga_pictures_origin(&self) -> Option<&str> {
+        let url = self.saga_pictures.as_deref()?;
+        let after_scheme = url.find("://")? + 3;
+        let end = url[after_scheme..]
+            .find('/')
+            .map_or(url.len(), |i| after_scheme + i);
+        Some(&url[..end])
+    }
 }
 
 /// `[[admin.tokens]]`: an operator's name (written in the audit log) and the SHA-256 of their
@@ -63,6 +81,7 @@ impl Default for AdminSettings {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], ADMIN_PORT)),
             tokens: Vec::new(),
+            saga_pictures: None,
         }
     }
 }
@@ -503,6 +522,26 @@ impl Config {
             self.server.worker_id <= 1023,
             "0 to 1023",
         )?;
+        if let Some(url) = &self.admin.saga_pictures {
+            // Spliced into the console's content security policy and into image addresses.
+            let plain = url.len() <= 512
+                && url.chars().all(|c| c.is_ascii_graphic())
+                && !url.contains(['\'', '"', ';', ',', '<', '>', '?', '#']);
+            let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+            let host_ok = self
+                .admin
+                .saga_pictures_origin()
+                .is_some_and(|origin| origin.len() > url.find("://").unwrap_or(0) + 3);
+            if !(plain && scheme_ok && host_ok) {
+                return Err(ConfigError::Invalid {
+                    key: "admin.saga_pictures",
+                    message: format!(
+                        "{url:?} is not a plain http(s) URL such as http://orders:8080/saga \
+                         (no query, fragment, quotes or spaces)"
+                    ),
+                });
+            }
+        }
         if let Some(url) = &self.store.url {
             let scheme = url.split("://").next().unwrap_or_default();
             if !["postgres", "postgresql", "mysql", "mariadb"].contains(&scheme)

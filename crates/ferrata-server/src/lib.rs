@@ -72,6 +72,12 @@ pub async fn run_with_file_system(
             admin_listen: admin_bound.map(|a| a.to_string()),
             store: store_name(&config),
             started_at_ms: engine::now_ms(),
+            saga_pictures: config
+                .admin
+                .saga_pictures
+                .as_ref()
+                .map(|url| url.trim_end_matches('/').to_owned()),
+            saga_pictures_origin: config.admin.saga_pictures_origin().map(str::to_owned),
         },
     );
     let _admin_tasks = admin_listener.map(|listener| {

@@ -172,8 +172,10 @@ async fn click(browser: &Browser, css: &str) {
 async fn an_operator_resolves_a_failed_rollback_in_the_browser() {
     let driver = start_driver();
     let dir = tempfile::tempdir().expect("tempdir");
+    let (pictures, picture_requests) = serve_pictures().await;
     let config = format!(
-        "[[admin.tokens]]\nname = \"operator\"\nsha256 = \"{}\"\n",
+        "[admin]\nsaga_pictures = \"http://{pictures}/saga/\"\n\n\
+         [[admin.tokens]]\nname = \"operator\"\nsha256 = \"{}\"\n",
         hash_token(TOKEN)
     );
     let listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
@@ -326,5 +328,86 @@ async fn an_operator_resolves_a_failed_rollback_in_the_browser() {
         "{clients}"
     );
     screenshot(&browser, "clients").await;
+
+    // A saga's page shows its path, drawn by the engine at admin.saga_pictures (a stand-in
+    // here), and the console's content security policy lets the picture load.
+    let saga = tm
+        .begin_named(600_000, "$Saga_purchase")
+        .await
+        .expect("begin");
+    browser
+        .goto(&format!("{console}#/tx/{saga}"))
+        .await
+        .expect("open the saga");
+    let picture = find(&browser, "#saga-picture").await;
+    let src = picture.attr("src").await.expect("src").unwrap_or_default();
+    assert_eq!(
+        src,
+        format!(
+            "http://{pictures}/saga/instances/{}.svg",
+            saga.replace(':', "%3A")
+        )
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let width = browser
+            .execute(
+                "return document.getElementById('saga-picture').naturalWidth",
+                vec![],
+            )
+            .await
+            .expect("read the picture's width");
+        if width.as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the saga picture did not load");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        picture_requests
+            .lock()
+            .expect("requests")
+            .iter()
+            .any(|path| path.starts_with("/saga/instances/")),
+        "the browser asked the engine for the picture"
+    );
     browser.close().await.expect("close the browser");
+}
+
+/// A stand-in for a saga engine's picture server: any GET gets a small SVG; the paths asked
+/// for are recorded.
+async fn serve_pictures() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+                    match stream.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                if let Some(path) = head.split_whitespace().nth(1) {
+                    seen.lock().expect("requests").push(path.to_owned());
+                }
+                let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="40" height="20" fill="green"/></svg>"#;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: image/svg+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{svg}",
+                    svg.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (addr, requests)
 }

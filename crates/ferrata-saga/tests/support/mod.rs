@@ -243,3 +243,18 @@ pub fn params(value: Value) -> serde_json::Map<String, Value> {
         _ => panic!("params must be an object"),
     }
 }
+
+/// A plain HTTP/1.1 GET on loopback: the status line and the whole response text.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let status = response.lines().next().unwrap_or_default().to_owned();
+    (status, response)
+}

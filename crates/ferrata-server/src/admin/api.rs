@@ -157,6 +157,7 @@ async fn server(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Api
         "ready": ready,
         "connections": connections,
         "command_queue_depth": queued,
+        "saga_pictures": info.saga_pictures,
     }))
     .into_response())
 }

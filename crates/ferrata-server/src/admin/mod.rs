@@ -56,6 +56,10 @@ pub struct ServerInfo {
     /// The data directory or the database (no password).
     pub store: String,
     pub started_at_ms: i64,
+    /// `admin.saga_pictures`: where the console finds pictures of saga instances.
+    pub saga_pictures: Option<String>,
+    /// Its origin, allowed as an image source by the console's content security policy.
+    pub saga_pictures_origin: Option<String>,
 }
 
 #[derive(Debug)]

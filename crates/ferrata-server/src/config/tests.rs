@@ -304,6 +304,34 @@ fn a_database_store_url_is_checked_and_printed_without_its_password() {
 }
 
 #[test]
+fn saga_pictures_must_be_a_plain_http_url() {
+    hermetic(|jail| {
+        jail.create_file(
+            "ferrata.toml",
+            "[admin]\nsaga_pictures = \"https://orders.internal:8443/saga/\"\n",
+        )?;
+        let config = Config::load(&with_file("ferrata.toml")).expect("valid");
+        assert_eq!(
+            config.admin.saga_pictures_origin(),
+            Some("https://orders.internal:8443")
+        );
+        // It lands in a content security policy: nothing that could end or extend it.
+        for bad in [
+            "orders:8080/saga",
+            "ftp://orders/saga",
+            "http://orders/saga; script-src *",
+            "http://orders/saga?x=1",
+            "http:///saga",
+            "http://orders/sa ga",
+        ] {
+            let error = file_error(jail, &format!("[admin]\nsaga_pictures = \"{bad}\"\n"))?;
+            assert_mentions(&error, &["admin.saga_pictures"]);
+        }
+        Ok(())
+    });
+}
+
+#[test]
 fn registry_table_names_the_registries_and_is_checked() {
     hermetic(|jail| {
         jail.create_file(

@@ -147,9 +147,13 @@ impl Client {
     }
 
     pub async fn begin(&self, timeout_ms: i32) -> anyhow::Result<String> {
+        self.begin_named(timeout_ms, "test").await
+    }
+
+    pub async fn begin_named(&self, timeout_ms: i32, name: &str) -> anyhow::Result<String> {
         let request = GlobalBeginRequest {
             timeout_ms,
-            transaction_name: "test".into(),
+            transaction_name: name.into(),
         };
         match self.call(Message::GlobalBegin(request)).await? {
             Message::GlobalBeginResponse(r) if r.result.is_success() => Ok(r.xid),

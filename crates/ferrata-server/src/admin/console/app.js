@@ -73,7 +73,7 @@ async function identify() {
     if (error.status === 401) { state.who = null; return false; }
     throw error;
   }
-  get("/api/v1/server").then((server) => { document.getElementById("node").textContent = "node " + server.node; }).catch(() => {});
+  get("/api/v1/server").then((server) => { state.server = server; document.getElementById("node").textContent = "node " + server.node; }).catch(() => {});
   // On a shared database the transactions page can show every node's transactions.
   state.cluster = await get("/api/v1/cluster").then(() => true, () => false);
   const who = document.getElementById("who");
@@ -279,6 +279,12 @@ async function transaction(xid) {
   }
   const t = detail.transaction;
   const canAct = state.who && state.who.can_act;
+  if (!state.server) state.server = await get("/api/v1/server").catch(() => null);
+  // A saga's path, drawn by the engine that runs it (admin.saga_pictures).
+  const pictures = state.server && state.server.saga_pictures;
+  const picture = pictures && String(t.name || "").startsWith("$Saga_")
+    ? el("div", { class: "panel" }, el("img", { id: "saga-picture", alt: "the saga's path", src: pictures + "/instances/" + encodeURIComponent(xid) + ".svg" }))
+    : null;
   const path = "/api/v1/transactions/" + encodeURIComponent(xid);
   const after = () => route();
   const button = (id, label, title, text, method, suffix, danger) => el("button", {
@@ -309,6 +315,7 @@ async function transaction(xid) {
     el("h3", { text: "Branches" }),
     el("table", {}, el("thead", {}, el("tr", {}, ["Branch", "Type", "Status", "Resource", "Lock key", "Client", ""].map((h) => el("th", { text: h })))),
       el("tbody", { id: "branch-rows" }, branchRows.length ? branchRows : el("tr", {}, el("td", { colspan: 7, class: "note", text: "No branch." })))),
+    ...(picture ? [el("h3", { text: "Saga" }), picture] : []),
     el("h3", { text: "Timeline" }),
     el("div", { class: "panel" }, el("ul", { class: "timeline", id: "timeline" }, el("li", {}, el("span", { class: "when", text: time(started) }), "begun"), timeline),
       detail.history_dropped ? el("p", { class: "note", text: `${detail.history_dropped} entries left out` }) : null));
