@@ -139,6 +139,26 @@ pub(crate) async fn start(
     Ok(outcome)
 }
 
+/// Takes the instance's lock (unless the caller holds it: a parent's run reaching its child)
+/// and rebuilds the run from its rows, inside transaction `xid` when given.
+async fn open<'e>(
+    engine: &'e SagaEngine,
+    id: &str,
+    locked: bool,
+    xid: Option<String>,
+) -> Result<(Option<tokio::sync::OwnedMutexGuard<()>>, Run<'e>), SagaError> {
+    let held = if locked {
+        None
+    } else {
+        Some(engine.instance_lock(id).lock_owned().await)
+    };
+    let mut run = Run::load(engine, id).await?;
+    if xid.is_some() {
+        run.xid = xid;
+    }
+    Ok((held, run))
+}
+
 pub(crate) async fn forward(
     engine: &SagaEngine,
     id: &str,
@@ -154,16 +174,7 @@ async fn forward_within(
     locked: bool,
     xid: Option<String>,
 ) -> Result<SagaOutcome, SagaError> {
-    let lock = engine.instance_lock(id);
-    let _held = if locked {
-        None
-    } else {
-        Some(lock.lock().await)
-    };
-    let mut run = Run::load(engine, id).await?;
-    if xid.is_some() {
-        run.xid = xid;
-    }
+    let (_held, mut run) = open(engine, id, locked, xid).await?;
     if run.record.status == ExecutionStatus::Succeed || run.record.compensation_status.is_some() {
         return Ok(run.outcome());
     }
@@ -191,16 +202,7 @@ async fn compensate_within(
     locked: bool,
     xid: Option<String>,
 ) -> Result<SagaOutcome, SagaError> {
-    let lock = engine.instance_lock(id);
-    let _held = if locked {
-        None
-    } else {
-        Some(lock.lock().await)
-    };
-    let mut run = Run::load(engine, id).await?;
-    if xid.is_some() {
-        run.xid = xid;
-    }
+    let (_held, mut run) = open(engine, id, locked, xid).await?;
     if run.record.compensation_status == Some(ExecutionStatus::Succeed) {
         return Ok(run.outcome());
     }
