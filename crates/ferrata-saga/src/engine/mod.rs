@@ -47,7 +47,8 @@ pub const MAX_STEPS: usize = 100_000;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// A service method: JSON arguments in, a JSON result or a [`ServiceError`] out.
-type Service = Arc<dyn Fn(Vec<Value>) -> BoxFuture<Result<Value, ServiceError>> + Send + Sync>;
+pub(crate) type Service =
+    Arc<dyn Fn(Vec<Value>) -> BoxFuture<Result<Value, ServiceError>> + Send + Sync>;
 
 /// How an instance ended (or stands, for one still unknown).
 #[derive(Debug, Clone, PartialEq)]
@@ -258,12 +259,12 @@ impl SagaEngine {
 
     /// Forward recovery: re-runs the failed or unknown state of instance `id` and continues.
     pub async fn forward(&self, id: &str) -> Result<SagaOutcome, SagaError> {
-        run::forward(self, id, false).await
+        run::forward(self, id).await
     }
 
     /// Compensates what instance `id` did, in reverse order.
     pub async fn compensate(&self, id: &str) -> Result<SagaOutcome, SagaError> {
-        run::compensate(self, id, false).await
+        run::compensate(self, id).await
     }
 
     /// An instance as its rows say, with its states in execution order.

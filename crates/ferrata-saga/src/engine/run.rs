@@ -159,12 +159,8 @@ async fn open<'e>(
     Ok((held, run))
 }
 
-pub(crate) async fn forward(
-    engine: &SagaEngine,
-    id: &str,
-    locked: bool,
-) -> Result<SagaOutcome, SagaError> {
-    forward_within(engine, id, locked, None).await
+pub(crate) async fn forward(engine: &SagaEngine, id: &str) -> Result<SagaOutcome, SagaError> {
+    forward_within(engine, id, false, None).await
 }
 
 /// [`forward`], for a sub-machine inside its parent's transaction `xid`.
@@ -187,12 +183,8 @@ async fn forward_within(
     }
 }
 
-pub(crate) async fn compensate(
-    engine: &SagaEngine,
-    id: &str,
-    locked: bool,
-) -> Result<SagaOutcome, SagaError> {
-    compensate_within(engine, id, locked, None).await
+pub(crate) async fn compensate(engine: &SagaEngine, id: &str) -> Result<SagaOutcome, SagaError> {
+    compensate_within(engine, id, false, None).await
 }
 
 /// [`compensate`], for a sub-machine inside its parent's transaction `xid`.
@@ -916,18 +908,7 @@ impl<'e> Run<'e> {
             calls.spawn(async move {
                 let mut attempt: u32 = 0;
                 let result = loop {
-                    let once = match &call {
-                        Some(call) => match &xid {
-                            Some(xid) => {
-                                ferrata::context::with_xid(xid.clone(), call(args.clone())).await
-                            }
-                            None => call(args.clone()).await,
-                        },
-                        None => Err(ServiceError::new(
-                            "ferrata.saga.ServiceNotFound",
-                            format!("no service {name} is registered"),
-                        )),
-                    };
+                    let once = call_service(call.clone(), &name, xid.clone(), args.clone()).await;
                     let Err(error) = &once else {
                         break once;
                     };
@@ -988,33 +969,11 @@ impl<'e> Run<'e> {
         Box::pin(async move {
             let result = match &state.kind {
                 StateKind::ServiceTask(service) => {
-                    match self
+                    let call = self
                         .engine
-                        .service(&service.service_name, &service.service_method)
-                    {
-                        Some(call) => {
-                            // On a task of its own: a panicking service fails its step, not
-                            // the run (whose rows would stay running).
-                            let call = call(args.to_vec());
-                            let handle = match self.xid.clone() {
-                                Some(xid) => tokio::spawn(ferrata::context::with_xid(xid, call)),
-                                None => tokio::spawn(call),
-                            };
-                            handle.await.unwrap_or_else(|_| {
-                                Err(ServiceError::new(
-                                    "ferrata.saga.Panic",
-                                    "the service panicked",
-                                ))
-                            })
-                        }
-                        None => Err(ServiceError::new(
-                            "ferrata.saga.ServiceNotFound",
-                            format!(
-                                "no service {}.{} is registered",
-                                service.service_name, service.service_method
-                            ),
-                        )),
-                    }
+                        .service(&service.service_name, &service.service_method);
+                    let name = format!("{}.{}", service.service_name, service.service_method);
+                    call_service(call, &name, self.xid.clone(), args.to_vec()).await
                 }
                 StateKind::ScriptTask(script) => {
                     // The script sees the context, the entries of an Input map (as Seata binds
@@ -1417,6 +1376,33 @@ pub(crate) async fn definition_of(
     Ok(Arc::new(crate::json::parse_state_machine(
         &definition.content,
     )?))
+}
+
+/// Calls a registered service once, with the saga's XID bound, on a task of its own: a
+/// panicking service fails its step (`ferrata.saga.Panic`), not the run.
+async fn call_service(
+    call: Option<super::Service>,
+    name: &str,
+    xid: Option<String>,
+    args: Vec<Value>,
+) -> Result<Value, ServiceError> {
+    let Some(call) = call else {
+        return Err(ServiceError::new(
+            "ferrata.saga.ServiceNotFound",
+            format!("no service {name} is registered"),
+        ));
+    };
+    let call = call(args);
+    let handle = match xid {
+        Some(xid) => tokio::spawn(ferrata::context::with_xid(xid, call)),
+        None => tokio::spawn(call),
+    };
+    handle.await.unwrap_or_else(|_| {
+        Err(ServiceError::new(
+            "ferrata.saga.Panic",
+            "the service panicked",
+        ))
+    })
 }
 
 /// The wait before retrying `error` after `attempt` retries, or `None` when no Retry entry

@@ -64,7 +64,7 @@ impl BranchHandler for RecoveryHandler {
                 return BranchStatus::PhaseTwoCommitFailedRetryable;
             }
         }
-        match run::forward(&engine, &request.xid, false).await {
+        match run::forward(&engine, &request.xid).await {
             Ok(outcome) => commit_answer(&outcome),
             Err(error) => {
                 tracing::warn!(xid = %request.xid, %error, "saga: forward recovery failed");
@@ -102,7 +102,7 @@ impl BranchHandler for RecoveryHandler {
                 return BranchStatus::PhaseTwoCommitFailedRetryable;
             }
         }
-        match run::compensate(&engine, &request.xid, false).await {
+        match run::compensate(&engine, &request.xid).await {
             Ok(outcome) if outcome.compensation_status == Some(ExecutionStatus::Succeed) => {
                 BranchStatus::PhaseTwoRollbacked
             }
