@@ -4,6 +4,12 @@
 //! those reads — an id reservation, a transaction or branch added again, rows that another op
 //! of the same batch releases, a lock row another node took in between — sends the batch down
 //! the op-by-op path instead (after a rollback), so every outcome stays the model's.
+//!
+//! PostgreSQL reads and writes a batch in one statement each (`postgres`); the other databases
+//! use the statements of this file, a few per kind of change.
+
+#[cfg(feature = "postgres")]
+mod postgres;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -39,6 +45,13 @@ struct TxState {
     released: bool,
 }
 
+/// What a batch reads: its transactions, its stored branches, the holders of its keys.
+type ReadRows = (
+    HashMap<TransactionId, TxState>,
+    HashMap<BranchId, TransactionId>,
+    Vec<(String, i64, i64)>,
+);
+
 /// The writes a batch comes down to.
 #[derive(Debug, Default)]
 struct Writes<'a> {
@@ -49,8 +62,9 @@ struct Writes<'a> {
     branch_upserts: Vec<(&'a BranchSession, i64)>,
     /// Key, taking branch, table, pk.
     lock_inserts: Vec<(String, &'a BranchSession, &'a str, &'a str)>,
-    /// Final status and, when some update carried it, application data.
-    branch_updates: BTreeMap<BranchId, (ferrata_proto::BranchStatus, Option<&'a str>)>,
+    /// Its transaction, final status and, when some update carried it, application data.
+    branch_updates:
+        BTreeMap<BranchId, (TransactionId, ferrata_proto::BranchStatus, Option<&'a str>)>,
     branch_removes: Vec<BranchId>,
 }
 
@@ -80,7 +94,6 @@ where
         }
         ids.sort_unstable();
         ids.dedup();
-        let mut txs = Self::read_globals(tx, &ids).await?;
 
         let branch_ids: Vec<i64> =
             ops.iter()
@@ -91,9 +104,6 @@ where
                     _ => None,
                 })
                 .collect();
-        // Branches stored at the start, and as the batch leaves them.
-        let stored_branches = Self::read_branches(tx, &branch_ids).await?;
-        let mut branches = stored_branches.clone();
 
         let wanted: Vec<String> = ops
             .iter()
@@ -108,18 +118,19 @@ where
                     .map(|(table, pk)| row_key(&b.resource_id, table, pk))
             })
             .collect();
+        let mut keys: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        // Branches stored at the start (and as the batch leaves them below).
+        let (mut txs, stored_branches, held) = Self::read(tx, &ids, &branch_ids, &keys).await?;
+        let mut branches = stored_branches.clone();
         let mut holders: HashMap<String, (TransactionId, BranchId)> = HashMap::new();
-        if !wanted.is_empty() {
-            let mut keys: Vec<&str> = wanted.iter().map(String::as_str).collect();
-            keys.sort_unstable();
-            keys.dedup();
-            for (key, holder_tx, holder_branch) in Self::holders_of_keys(tx, &keys).await? {
-                if keys.binary_search(&key.as_str()).is_err() {
-                    // The collation matched a key that differs in case or trailing spaces.
-                    return Ok(Fast::OpByOp("a lock key the database compares loosely"));
-                }
-                holders.insert(key, (TransactionId(holder_tx), BranchId(holder_branch)));
+        for (key, holder_tx, holder_branch) in held {
+            if keys.binary_search(&key.as_str()).is_err() {
+                // The collation matched a key that differs in case or trailing spaces.
+                return Ok(Fast::OpByOp("a lock key the database compares loosely"));
             }
+            holders.insert(key, (TransactionId(holder_tx), BranchId(holder_branch)));
         }
         // Transactions some op of the batch makes release rows (as far as the op alone says).
         let releasing: HashSet<TransactionId> = ops
@@ -274,10 +285,10 @@ where
                         let entry = writes
                             .branch_updates
                             .entry(*branch_id)
-                            .or_insert((*status, None));
-                        entry.0 = *status;
+                            .or_insert((id, *status, None));
+                        entry.1 = *status;
                         if let Some(data) = application_data {
-                            entry.1 = Some(data.as_str());
+                            entry.2 = Some(data.as_str());
                         }
                         OpOutcome::Applied
                     } else {
@@ -296,11 +307,48 @@ where
             };
             outcomes.push(outcome);
         }
-        if Self::write(tx, &txs, writes, base_micros).await? {
+        if Self::write_any(tx, &txs, writes, base_micros).await? {
             Ok(Fast::Applied(outcomes))
         } else {
             Ok(Fast::OpByOp("lock rows changed while they were taken"))
         }
+    }
+
+    /// The stored transactions among `ids` and their rows locked until the end of `tx`, which
+    /// of `branch_ids` are stored (and in which transaction), and the holders of `keys` (sorted),
+    /// their rows locked: (key, transaction, branch).
+    async fn read(
+        tx: &mut Tx<DB>,
+        ids: &[TransactionId],
+        branch_ids: &[i64],
+        keys: &[&str],
+    ) -> Result<ReadRows, sqlx::Error> {
+        #[cfg(feature = "postgres")]
+        if let Some(tx) = (tx as &mut dyn std::any::Any).downcast_mut::<Tx<sqlx::Postgres>>() {
+            return postgres::read(tx, ids, branch_ids, keys).await;
+        }
+        let txs = Self::read_globals(tx, ids).await?;
+        let branches = Self::read_branches(tx, branch_ids).await?;
+        let held = if keys.is_empty() {
+            Vec::new()
+        } else {
+            Self::holders_of_keys(tx, keys).await?
+        };
+        Ok((txs, branches, held))
+    }
+
+    /// Writes the batch's net changes (see [`Sql::write`]).
+    async fn write_any(
+        tx: &mut Tx<DB>,
+        txs: &HashMap<TransactionId, TxState>,
+        writes: Writes<'_>,
+        micros: i64,
+    ) -> Result<bool, sqlx::Error> {
+        #[cfg(feature = "postgres")]
+        if let Some(tx) = (tx as &mut dyn std::any::Any).downcast_mut::<Tx<sqlx::Postgres>>() {
+            return postgres::write(tx, txs, writes, micros).await;
+        }
+        Self::write(tx, txs, writes, micros).await
     }
 
     /// The stored transactions among `ids`, their rows locked until the end of `tx`.
@@ -419,7 +467,7 @@ where
             }
         }
         let mut plain: BTreeMap<u8, Vec<i64>> = BTreeMap::new();
-        for (branch_id, (status, data)) in &writes.branch_updates {
+        for (branch_id, (_, status, data)) in &writes.branch_updates {
             match data {
                 None => plain.entry(status.code()).or_default().push(branch_id.0),
                 Some(data) => {

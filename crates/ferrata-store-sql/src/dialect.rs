@@ -86,6 +86,7 @@ pub(crate) fn seata_limits(nul_allowed: bool) -> StoreLimits {
 }
 
 /// `?` → `$1`, `$2`, … (no statement here has a `?` inside a literal).
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 16);
     let mut n = 0;

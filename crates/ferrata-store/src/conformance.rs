@@ -78,6 +78,7 @@ pub fn run_backend<B: Backend>(backend: &mut B) {
     compare_and_set(backend);
     lock_conflicts(backend);
     rows_freed_within_a_batch(backend);
+    changes_undone_within_a_batch(backend);
     a_lost_race_does_not_abort_the_batch(backend);
     read_your_writes(backend);
     leases(backend);
@@ -1000,6 +1001,83 @@ pub fn rows_freed_within_a_batch<B: Backend>(backend: &mut B) {
     let holders = store.lock_holders(&asked).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(holders, model.lock_holders(&asked));
     let store = reopen(backend, &dir, store, &model, "rows freed within a batch");
+    drop(store);
+}
+
+/// Rows a batch creates and changes or removes again in the same batch end as the last op
+/// leaves them: a store that writes a batch's net changes at once must fold them (an added
+/// transaction's later status, an added branch's later update, rows taken and let go).
+pub fn changes_undone_within_a_batch<B: Backend>(backend: &mut B) {
+    let (dir, mut store, mut model) = start(backend);
+    append(
+        store.as_mut(),
+        &mut model,
+        &[Record::GlobalAdd(global(5, GlobalStatus::Begin))],
+    );
+    let mut data = global(1, GlobalStatus::Begin);
+    data.application_data = "first".into();
+    let outcomes = apply_ops(
+        store.as_mut(),
+        &mut model,
+        &[
+            // Added, its branch added and updated, then decided: the rows go again.
+            StoreOp::put(Record::GlobalAdd(data)),
+            StoreOp::put(at_branch(1, 11, "stock:1,2")),
+            StoreOp::put(Record::BranchUpdate {
+                transaction_id: TransactionId(1),
+                branch_id: BranchId(11),
+                status: BranchStatus::PhaseOneDone,
+                application_data: Some("updated".into()),
+            }),
+            StoreOp::put(set_status(1, GlobalStatus::Committing)),
+            // Added with a branch and rows, then removed.
+            StoreOp::put(Record::GlobalAdd(global(2, GlobalStatus::Begin))),
+            StoreOp::put(at_branch(2, 21, "stock:3")),
+            StoreOp::put(Record::GlobalRemove {
+                transaction_id: TransactionId(2),
+            }),
+            // A branch added with rows and removed; another of its transaction stays.
+            StoreOp::put(Record::GlobalAdd(global(3, GlobalStatus::Begin))),
+            StoreOp::put(at_branch(3, 31, "stock:4")),
+            StoreOp::put(at_branch(3, 32, "stock:5")),
+            StoreOp::put(Record::BranchRemove {
+                transaction_id: TransactionId(3),
+                branch_id: BranchId(31),
+            }),
+            // A stored transaction updated twice and a new branch of it updated twice.
+            StoreOp::put(set_status(5, GlobalStatus::Committing)),
+            StoreOp::put(at_branch(5, 51, "")),
+            StoreOp::put(Record::BranchUpdate {
+                transaction_id: TransactionId(5),
+                branch_id: BranchId(51),
+                status: BranchStatus::PhaseTwoCommitFailedRetryable,
+                application_data: None,
+            }),
+            StoreOp::put(Record::BranchUpdate {
+                transaction_id: TransactionId(5),
+                branch_id: BranchId(51),
+                status: BranchStatus::PhaseTwoCommitted,
+                application_data: None,
+            }),
+            StoreOp::put(set_status(5, GlobalStatus::CommitRetrying)),
+        ],
+    );
+    assert!(
+        outcomes.iter().all(|o| *o == OpOutcome::Applied),
+        "{outcomes:?}"
+    );
+    let row = |pk: &str| resource_row("stock", pk);
+    let asked: Vec<RowKey> = ["1", "2", "3", "4", "5"].into_iter().map(row).collect();
+    let holders = store.lock_holders(&asked).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(holders, model.lock_holders(&asked));
+    assert_eq!(holders.len(), 1, "only branch 32 holds a row: {holders:?}");
+    let store = reopen(
+        backend,
+        &dir,
+        store,
+        &model,
+        "changes undone within a batch",
+    );
     drop(store);
 }
 
