@@ -42,7 +42,7 @@ pub(crate) mod sealed {
         /// outside it (MySQL).
         fn before_snapshot_read() -> Option<&'static str>;
         /// Run once on every new connection of the store.
-        fn session_setup() -> Option<&'static str>;
+        fn session_setup() -> &'static [&'static str];
         /// Makes the database end this session once it idles inside a transaction for
         /// `timeout`, rolling it back.
         fn abandoned_transaction_timeout(timeout: std::time::Duration) -> String;

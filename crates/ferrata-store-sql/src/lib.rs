@@ -177,7 +177,10 @@ where
         let mut options = PoolOptions::<DB>::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(config.connect_timeout);
-        let mut session: Vec<String> = DB::session_setup().into_iter().map(str::to_owned).collect();
+        let mut session: Vec<String> = DB::session_setup()
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
         if let Some(schema) = &config.schema {
             check_schema_name(schema)?;
             session.push(DB::use_schema(schema));

@@ -131,11 +131,11 @@ impl Dialect for MySql {
         Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
     }
 
-    fn session_setup() -> Option<&'static str> {
+    fn session_setup() -> &'static [&'static str] {
         // Writes lock the rows they read FOR UPDATE; REPEATABLE READ would also lock the gaps
         // next to rows not there yet (a new transaction's), and nodes inserting side by side
         // would deadlock on them.
-        Some("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        &["SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"]
     }
 
     fn abandoned_transaction_timeout(timeout: std::time::Duration) -> String {

@@ -12,22 +12,27 @@ use ferrata_core::{BranchId, TransactionId};
 use sqlx::{Postgres, Row};
 
 use super::{ReadRows, TxState, Writes};
+use crate::dialect::numbered;
 use crate::ops::Tx;
 use crate::timestamp;
 
-const READ: &str = "\
+/// The read: the batch's transactions, locked; then, when it names any, its branches and the
+/// holders of the row keys it wants, locked (`$1`, `$2`, `$3`: ids, branch ids, keys).
+const READ_GLOBALS: &str = "\
 WITH g AS MATERIALIZED (
     SELECT transaction_id, status, xid FROM global_table
-    WHERE transaction_id = ANY($1::BIGINT[]) ORDER BY transaction_id FOR UPDATE),
+    WHERE transaction_id = ANY($1::BIGINT[]) ORDER BY transaction_id FOR UPDATE)";
+const READ_LOCKS: &str = ",
 l AS MATERIALIZED (
     SELECT row_key, transaction_id, branch_id FROM lock_table
-    WHERE row_key = ANY($3::TEXT[]) ORDER BY row_key FOR UPDATE)
-SELECT 0::SMALLINT, transaction_id, CAST(status AS BIGINT), xid::TEXT FROM g
-UNION ALL
+    WHERE row_key = ANY($3::TEXT[]) ORDER BY row_key FOR UPDATE)";
+const SELECT_GLOBALS: &str =
+    "\nSELECT 0::SMALLINT, transaction_id, CAST(status AS BIGINT), xid::TEXT FROM g";
+const SELECT_BRANCHES: &str = "\nUNION ALL
 SELECT 1::SMALLINT, transaction_id, branch_id, NULL::TEXT FROM branch_table
-    WHERE branch_id = ANY($2::BIGINT[])
-UNION ALL
-SELECT 2::SMALLINT, transaction_id, branch_id, row_key::TEXT FROM l";
+    WHERE branch_id = ANY($2::BIGINT[])";
+const SELECT_LOCKS: &str =
+    "\nUNION ALL\nSELECT 2::SMALLINT, transaction_id, branch_id, row_key::TEXT FROM l";
 
 pub(super) async fn read(
     tx: &mut Tx<Postgres>,
@@ -36,7 +41,19 @@ pub(super) async fn read(
     keys: &[&str],
 ) -> Result<ReadRows, sqlx::Error> {
     let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
-    let rows = sqlx::query(READ)
+    let mut sql = String::from(READ_GLOBALS);
+    if !keys.is_empty() {
+        sql.push_str(READ_LOCKS);
+    }
+    sql.push_str(SELECT_GLOBALS);
+    if !branch_ids.is_empty() {
+        sql.push_str(SELECT_BRANCHES);
+    }
+    if !keys.is_empty() {
+        sql.push_str(SELECT_LOCKS);
+    }
+    // Unused parameters are still bound: one statement text per shape, its types fixed.
+    let rows = sqlx::query(&sql)
         .bind(ids)
         .bind(branch_ids)
         .bind(keys)
@@ -74,59 +91,82 @@ pub(super) async fn read(
     Ok((globals, branches, holders))
 }
 
-const WRITE: &str = "\
-WITH ug AS (
+/// The parts of the write, each a data-modifying `WITH` entry with `?` placeholders; a batch
+/// sends those it has rows for (a statement of a dozen shapes at most, each prepared once per
+/// connection: a part with no rows still costs its executor set-up).
+const UPSERT_GLOBALS: &str = "ug AS (
     INSERT INTO global_table (xid, transaction_id, status, application_id,
         transaction_service_group, transaction_name, timeout, begin_time, application_data,
         gmt_create, gmt_modified)
     SELECT u.xid, u.id, u.status, u.app, u.grp, u.name, u.timeout, u.began, u.data,
         CAST(u.at AS TIMESTAMP(6)), CAST(u.at AS TIMESTAMP(6))
-    FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
-        $7::BIGINT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[])
+    FROM UNNEST(?::TEXT[], ?::BIGINT[], ?::BIGINT[], ?::TEXT[], ?::TEXT[], ?::TEXT[],
+        ?::BIGINT[], ?::BIGINT[], ?::TEXT[], ?::TEXT[])
         AS u(xid, id, status, app, grp, name, timeout, began, data, at)
     ON CONFLICT (xid) DO UPDATE SET transaction_id = EXCLUDED.transaction_id,
         status = EXCLUDED.status, application_id = EXCLUDED.application_id,
         transaction_service_group = EXCLUDED.transaction_service_group,
         transaction_name = EXCLUDED.transaction_name, timeout = EXCLUDED.timeout,
         begin_time = EXCLUDED.begin_time, application_data = EXCLUDED.application_data,
-        gmt_modified = EXCLUDED.gmt_modified),
-sg AS (
-    UPDATE global_table AS g SET status = u.status, gmt_modified = CAST($11 AS TIMESTAMP(6))
-    FROM UNNEST($12::TEXT[], $13::BIGINT[]) AS u(xid, status) WHERE g.xid = u.xid),
-ub AS (
+        gmt_modified = EXCLUDED.gmt_modified)";
+const SET_GLOBAL_STATUS: &str = "sg AS (
+    UPDATE global_table AS g SET status = u.status, gmt_modified = CAST(? AS TIMESTAMP(6))
+    FROM UNNEST(?::TEXT[], ?::BIGINT[]) AS u(xid, status) WHERE g.xid = u.xid)";
+const UPSERT_BRANCHES: &str = "ub AS (
     INSERT INTO branch_table (branch_id, xid, transaction_id, resource_id, branch_type, status,
         client_id, application_data, gmt_create, gmt_modified)
     SELECT u.id, u.xid, u.tx, u.resource, u.kind, u.status, u.client, u.data,
         CAST(u.at AS TIMESTAMP(6)), CAST(u.at AS TIMESTAMP(6))
-    FROM UNNEST($14::BIGINT[], $15::TEXT[], $16::BIGINT[], $17::TEXT[], $18::TEXT[],
-        $19::BIGINT[], $20::TEXT[], $21::TEXT[], $22::TEXT[])
+    FROM UNNEST(?::BIGINT[], ?::TEXT[], ?::BIGINT[], ?::TEXT[], ?::TEXT[], ?::BIGINT[],
+        ?::TEXT[], ?::TEXT[], ?::TEXT[])
         AS u(id, xid, tx, resource, kind, status, client, data, at)
     ON CONFLICT (branch_id) DO UPDATE SET xid = EXCLUDED.xid,
         transaction_id = EXCLUDED.transaction_id, resource_id = EXCLUDED.resource_id,
         branch_type = EXCLUDED.branch_type, status = EXCLUDED.status,
         client_id = EXCLUDED.client_id, application_data = EXCLUDED.application_data,
-        gmt_modified = EXCLUDED.gmt_modified),
-sb AS (
-    UPDATE branch_table AS b SET status = u.status, gmt_modified = CAST($11 AS TIMESTAMP(6)),
+        gmt_modified = EXCLUDED.gmt_modified)";
+const SET_BRANCH_STATUS: &str = "sb AS (
+    UPDATE branch_table AS b SET status = u.status, gmt_modified = CAST(? AS TIMESTAMP(6)),
         application_data = COALESCE(u.data, b.application_data)
-    FROM UNNEST($23::BIGINT[], $24::BIGINT[], $25::TEXT[]) AS u(id, status, data)
-    WHERE b.branch_id = u.id),
-il AS (
+    FROM UNNEST(?::BIGINT[], ?::BIGINT[], ?::TEXT[]) AS u(id, status, data)
+    WHERE b.branch_id = u.id)";
+const INSERT_LOCKS: &str = "il AS (
     INSERT INTO lock_table (row_key, xid, transaction_id, branch_id, resource_id, table_name,
         pk, status, gmt_create, gmt_modified)
     SELECT u.key, u.xid, u.tx, u.branch, u.resource, u.tab, u.pk, 0,
-        CAST($11 AS TIMESTAMP(6)), CAST($11 AS TIMESTAMP(6))
-    FROM UNNEST($26::TEXT[], $27::TEXT[], $28::BIGINT[], $29::BIGINT[], $30::TEXT[],
-        $31::TEXT[], $32::TEXT[]) WITH ORDINALITY AS u(key, xid, tx, branch, resource, tab, pk, n)
+        CAST(t.at AS TIMESTAMP(6)), CAST(t.at AS TIMESTAMP(6))
+    FROM (SELECT CAST(? AS TEXT) AS at) AS t,
+        UNNEST(?::TEXT[], ?::TEXT[], ?::BIGINT[], ?::BIGINT[], ?::TEXT[], ?::TEXT[], ?::TEXT[])
+        WITH ORDINALITY AS u(key, xid, tx, branch, resource, tab, pk, n)
     ORDER BY u.n
-    ON CONFLICT (row_key) DO NOTHING RETURNING 1),
-dl AS (
-    DELETE FROM lock_table WHERE xid = ANY($33::TEXT[]) OR branch_id = ANY($34::BIGINT[])),
-db AS (
-    DELETE FROM branch_table WHERE branch_id = ANY($34::BIGINT[]) OR xid = ANY($35::TEXT[])),
-dg AS (
-    DELETE FROM global_table WHERE xid = ANY($35::TEXT[]))
-SELECT count(*) FROM il";
+    ON CONFLICT (row_key) DO NOTHING RETURNING 1)";
+const DELETE_LOCKS: &str = "dl AS (
+    DELETE FROM lock_table WHERE xid = ANY(?::TEXT[]) OR branch_id = ANY(?::BIGINT[]))";
+const DELETE_BRANCHES: &str = "db AS (
+    DELETE FROM branch_table WHERE branch_id = ANY(?::BIGINT[]) OR xid = ANY(?::TEXT[]))";
+const DELETE_GLOBALS: &str = "dg AS (DELETE FROM global_table WHERE xid = ANY(?::TEXT[]))";
+
+/// A bound value of the write.
+enum Param {
+    Text(String),
+    Texts(Vec<String>),
+    MaybeTexts(Vec<Option<String>>),
+    Ints(Vec<i64>),
+}
+
+/// The write's parts and their values, in placeholder order.
+#[derive(Default)]
+struct Statement {
+    parts: Vec<&'static str>,
+    params: Vec<Param>,
+}
+
+impl Statement {
+    fn part(&mut self, part: &'static str, params: impl IntoIterator<Item = Param>) {
+        self.parts.push(part);
+        self.params.extend(params);
+    }
+}
 
 /// Writes the batch's net changes; false when a lock row it inserted was taken by another
 /// node between the read and the insert.
@@ -227,56 +267,129 @@ pub(super) async fn write(
     }
     let wanted = l.key.len();
 
-    let released_xids: Vec<&str> = txs
+    let released_xids: Vec<String> = txs
         .values()
         .filter(|s| s.released)
-        .map(|s| s.xid.as_str())
+        .map(|s| s.xid.clone())
         .collect();
-    let removed_xids: Vec<&str> = txs
+    let removed_xids: Vec<String> = txs
         .values()
         .filter(|s| s.removed)
-        .map(|s| s.xid.as_str())
+        .map(|s| s.xid.clone())
         .collect();
     let removed_branches: Vec<i64> = writes.branch_removes.iter().map(|b| b.0).collect();
 
-    let inserted: i64 = sqlx::query_scalar(WRITE)
-        .bind(g.xid)
-        .bind(g.id)
-        .bind(g.status)
-        .bind(g.app)
-        .bind(g.group)
-        .bind(g.name)
-        .bind(g.timeout)
-        .bind(g.began)
-        .bind(g.data)
-        .bind(g.at)
-        .bind(timestamp(micros))
-        .bind(status_xids)
-        .bind(statuses)
-        .bind(b.id)
-        .bind(b.xid)
-        .bind(b.tx)
-        .bind(b.resource)
-        .bind(b.kind)
-        .bind(b.status)
-        .bind(b.client)
-        .bind(b.data)
-        .bind(b.at)
-        .bind(update_ids)
-        .bind(update_statuses)
-        .bind(update_data)
-        .bind(l.key)
-        .bind(l.xid)
-        .bind(l.tx)
-        .bind(l.branch)
-        .bind(l.resource)
-        .bind(l.table)
-        .bind(l.pk)
-        .bind(released_xids)
-        .bind(removed_branches)
-        .bind(removed_xids)
-        .fetch_one(&mut **tx)
-        .await?;
+    let at = timestamp(micros);
+    let mut statement = Statement::default();
+    if !g.id.is_empty() {
+        statement.part(
+            UPSERT_GLOBALS,
+            [
+                Param::Texts(g.xid),
+                Param::Ints(g.id),
+                Param::Ints(g.status),
+                Param::Texts(g.app),
+                Param::Texts(g.group),
+                Param::Texts(g.name),
+                Param::Ints(g.timeout),
+                Param::Ints(g.began),
+                Param::Texts(g.data),
+                Param::Texts(g.at),
+            ],
+        );
+    }
+    if !status_xids.is_empty() {
+        statement.part(
+            SET_GLOBAL_STATUS,
+            [
+                Param::Text(at.clone()),
+                Param::Texts(status_xids),
+                Param::Ints(statuses),
+            ],
+        );
+    }
+    if !b.id.is_empty() {
+        statement.part(
+            UPSERT_BRANCHES,
+            [
+                Param::Ints(b.id),
+                Param::Texts(b.xid),
+                Param::Ints(b.tx),
+                Param::Texts(b.resource),
+                Param::Texts(b.kind),
+                Param::Ints(b.status),
+                Param::Texts(b.client),
+                Param::Texts(b.data),
+                Param::Texts(b.at),
+            ],
+        );
+    }
+    if !update_ids.is_empty() {
+        statement.part(
+            SET_BRANCH_STATUS,
+            [
+                Param::Text(at.clone()),
+                Param::Ints(update_ids),
+                Param::Ints(update_statuses),
+                Param::MaybeTexts(update_data),
+            ],
+        );
+    }
+    if wanted > 0 {
+        statement.part(
+            INSERT_LOCKS,
+            [
+                Param::Text(at),
+                Param::Texts(l.key),
+                Param::Texts(l.xid),
+                Param::Ints(l.tx),
+                Param::Ints(l.branch),
+                Param::Texts(l.resource),
+                Param::Texts(l.table),
+                Param::Texts(l.pk),
+            ],
+        );
+    }
+    if !released_xids.is_empty() || !removed_branches.is_empty() {
+        statement.part(
+            DELETE_LOCKS,
+            [
+                Param::Texts(released_xids.clone()),
+                Param::Ints(removed_branches.clone()),
+            ],
+        );
+    }
+    if !removed_branches.is_empty() || !removed_xids.is_empty() {
+        statement.part(
+            DELETE_BRANCHES,
+            [
+                Param::Ints(removed_branches),
+                Param::Texts(removed_xids.clone()),
+            ],
+        );
+    }
+    if !removed_xids.is_empty() {
+        statement.part(DELETE_GLOBALS, [Param::Texts(removed_xids)]);
+    }
+    if statement.parts.is_empty() {
+        return Ok(true);
+    }
+    let counted = if wanted > 0 {
+        "SELECT count(*) FROM il"
+    } else {
+        "SELECT CAST(0 AS BIGINT)"
+    };
+    let sql = numbered(&format!("WITH {} {counted}", statement.parts.join(",\n")));
+    let mut query = sqlx::query_scalar::<_, i64>(&sql);
+    for param in statement.params {
+        query = match param {
+            Param::Text(value) => query.bind(value),
+            Param::Texts(values) => query.bind(values),
+            Param::MaybeTexts(values) => query.bind(values),
+            Param::Ints(values) => query.bind(values),
+        };
+    }
+    let inserted = query.fetch_one(&mut **tx).await?;
     // Each row was absent when read: one not inserted now is another node's.
     Ok(usize::try_from(inserted).ok() == Some(wanted))
 }
