@@ -489,7 +489,8 @@ pub(crate) fn decode_payload(payload: &[u8], records: &mut Vec<Record>) -> Resul
 }
 
 /// Decodes one whole batch frame as built in memory (header, checksum, payload, nothing
-/// after it), for the check that a batch reads back before it is written.
+/// after it), for the check that a batch reads back before it is written (debug builds).
+#[cfg(any(debug_assertions, test))]
 pub(crate) fn decode_batch_frame(frame: &[u8]) -> Result<Vec<Record>, String> {
     let (head, payload) = frame
         .split_at_checked(FRAME_HEADER_LEN)
