@@ -1,7 +1,8 @@
 //! Session stores on a shared database, for several ferrata-server nodes: [`SqlStore`] over
 //! PostgreSQL or MySQL/MariaDB (sqlx), in Seata's own db-mode tables (`global_table`,
 //! `branch_table`, `lock_table`, `distributed_lock`), so a database seata-server used works as
-//! it is. Operations are in `ops` (one by one) and `batch` (set-based), reads in `read`, SQL per
+//! it is. Operations are in `ops` (one by one) and `batch` (set-based; on PostgreSQL one read
+//! and one write statement a batch, `batch/postgres`), reads in `read`, SQL per
 //! database in `dialect`.
 
 mod batch;

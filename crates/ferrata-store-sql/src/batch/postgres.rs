@@ -1,7 +1,8 @@
 //! A batch on PostgreSQL in two statements, whatever its size and mix: one read (arrays in
 //! `= ANY`, the rows it will change locked) and one write (every change a data-modifying `WITH`
-//! over `UNNEST`ed arrays). A database round trip costs more than the rows it carries here, and
-//! one statement shape per phase is parsed and planned once per connection.
+//! over `UNNEST`ed arrays). A database round trip costs more than the rows it carries here. Each
+//! statement holds only the parts the batch has rows for: a few shapes per phase, each parsed
+//! and planned once per connection (the sessions keep generic plans, see `postgres.rs`).
 //!
 //! All parts of the write see the same snapshot and none sees another's rows, so the net
 //! changes are folded first: no row is inserted and then updated or deleted, or changed twice.
