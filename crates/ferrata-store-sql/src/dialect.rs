@@ -20,6 +20,9 @@ pub(crate) mod sealed {
         /// Whether an insert-if-absent counts only the rows it inserted (PostgreSQL's
         /// `ON CONFLICT DO NOTHING`); MySQL's stand-in may count a skipped row.
         const COUNTS_ONLY_INSERTED_ROWS: bool;
+        /// Commits and begins the next transaction in one request, where the database runs
+        /// both (PostgreSQL's simple query); `None`: a commit alone.
+        const COMMIT_AND_BEGIN: Option<&'static str>;
         /// A text column as a SELECT returns it so that it decodes as `String` (MySQL reports
         /// binary-collated columns as VARBINARY).
         fn text(column: &str) -> String;

@@ -3,7 +3,7 @@
 //! `branch_table`, `lock_table`, `distributed_lock`), so a database seata-server used works as
 //! it is. Operations are in `ops` (one by one) and `batch` (set-based; on PostgreSQL one read
 //! and one write statement a batch, `batch/postgres`), reads in `read`, SQL per
-//! database in `dialect`.
+//! database in `dialect`, transactions (one begun ahead of each batch) in `tx`.
 
 mod batch;
 mod dialect;
@@ -13,6 +13,7 @@ mod ops;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod read;
+mod tx;
 
 use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,11 +26,28 @@ use ferrata_store::{
 use sqlx::pool::PoolOptions;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
+use crate::tx::Tx;
+
 pub use dialect::SqlDatabase;
 
 /// How many times a transaction the database rolled back to break a deadlock (or a lost
 /// insert race) is run again before the error reaches the caller.
 pub const DEADLOCK_ATTEMPTS: u32 = 8;
+
+/// A transaction begun ahead of a batch that waited this long (at most half the
+/// abandoned-transaction timeout) is rolled back for a new one: the database may have ended
+/// the idle session. Pooled connections, by contrast, are pinged before every use (sqlx's
+/// default): one handed back by a task the store's runtime ran only later may look fresh.
+const BEGUN_AHEAD_MAX: Duration = Duration::from_secs(1);
+
+/// [`BEGUN_AHEAD_MAX`] for `config`.
+fn begun_ahead_max(config: &SqlStoreConfig) -> Duration {
+    config
+        .abandoned_transaction_timeout
+        .map_or(BEGUN_AHEAD_MAX, |timeout| {
+            (timeout / 2).min(BEGUN_AHEAD_MAX)
+        })
+}
 
 /// `distributed_lock` row that holds the next id no node has reserved.
 pub(crate) const NEXT_ID_KEY: &str = "FerrataNextId";
@@ -93,6 +111,21 @@ pub struct SqlStore<DB: sqlx::Database> {
     /// The last `gmt_create` given to a branch, in microseconds: branches of one batch get
     /// distinct, increasing times, which is the order they are read back in.
     last_micros: i64,
+    /// The transaction the last batch's commit began for the next batch (see
+    /// [`Tx::commit_and_begin`]), on a connection kept out of the pool meanwhile.
+    ahead: Option<Tx<DB>>,
+    /// How long a transaction begun ahead is used (well within the database's
+    /// abandoned-transaction timeout); `None`: none is begun ahead, as the pool has a single
+    /// connection and reads need one.
+    begin_ahead_for: Option<Duration>,
+}
+
+impl<DB: sqlx::Database> Drop for SqlStore<DB> {
+    fn drop(&mut self) {
+        // A pooled connection hands itself back through a task of the runtime.
+        let _inside = self.runtime.enter();
+        self.ahead = None;
+    }
 }
 
 fn database_error(context: impl Into<String>, source: sqlx::Error) -> StoreError {
@@ -149,6 +182,8 @@ where
             rollback_retry_timeout_unlock: config.rollback_retry_timeout_unlock,
             xid_prefix: config.xid_prefix.clone(),
             last_micros: 0,
+            ahead: None,
+            begin_ahead_for: (config.max_connections >= 2).then(|| begun_ahead_max(&config)),
         };
         let table = if config.recover {
             store.runtime.block_on(store.load_all())?
@@ -232,7 +267,7 @@ where
         check_lease_name("lease holder", holder)?;
         let pool = self.pool.clone();
         self.with_retries("cannot take a lease in the session store", async || {
-            let mut tx = pool.begin().await?;
+            let mut tx = Tx::begin(&pool).await?;
             let outcome =
                 ops::Sql::<DB>::try_lease(&mut tx, name, holder, previous, ttl_ms, now_ms).await?;
             tx.commit().await?;
@@ -349,31 +384,45 @@ where
         let start = outcomes.len();
         let unlock = self.rollback_retry_timeout_unlock;
         let pool = self.pool.clone();
-        let done =
+        let fresh_for = self.begin_ahead_for;
+        let mut ahead = self.ahead.take();
+        let (done, next) =
             self.with_retries("cannot apply operations to the session store", async || {
-                let mut tx = pool.begin().await?;
-                match ops::Sql::<DB>::apply_batch(&mut tx, ops, base, unlock).await? {
-                    batch::Fast::Applied(outcomes) => {
-                        tx.commit().await?;
-                        return Ok(outcomes);
+                let mut tx = match ahead.take() {
+                    Some(tx) if fresh_for.is_some_and(|age| tx.begun_within(age)) => tx,
+                    Some(stale) => {
+                        // Idle for a while: the database may have ended its session.
+                        drop(stale.rollback().await);
+                        Tx::begin(&pool).await?
                     }
+                    None => Tx::begin(&pool).await?,
+                };
+                let done = match ops::Sql::<DB>::apply_batch(&mut tx, ops, base, unlock).await? {
+                    batch::Fast::Applied(outcomes) => outcomes,
                     batch::Fast::OpByOp(why) => {
                         tracing::debug!(why, ops = ops.len(), "a batch applied op by op");
                         tx.rollback().await?;
+                        tx = Tx::begin(&pool).await?;
+                        let mut locked = ops::LockedGlobals::new();
+                        let mut batch = Vec::with_capacity(ops.len());
+                        for (index, op) in ops.iter().enumerate() {
+                            let micros = base + i64::try_from(index).unwrap_or_default();
+                            batch.push(
+                                ops::Sql::<DB>::apply_op(&mut tx, &mut locked, op, micros, unlock)
+                                    .await?,
+                            );
+                        }
+                        batch
                     }
+                };
+                if fresh_for.is_none() {
+                    tx.commit().await?;
+                    return Ok((done, None));
                 }
-                let mut tx = pool.begin().await?;
-                let mut locked = ops::LockedGlobals::new();
-                let mut batch = Vec::with_capacity(ops.len());
-                for (index, op) in ops.iter().enumerate() {
-                    let micros = base + i64::try_from(index).unwrap_or_default();
-                    batch.push(
-                        ops::Sql::<DB>::apply_op(&mut tx, &mut locked, op, micros, unlock).await?,
-                    );
-                }
-                tx.commit().await?;
-                Ok(batch)
+                let next = tx.commit_and_begin().await?.then_some(tx);
+                Ok((done, next))
             })?;
+        self.ahead = next;
         outcomes.truncate(start);
         outcomes.extend(done);
         Ok(())
@@ -465,7 +514,7 @@ where
         check_lease_name("lease holder", holder)?;
         let pool = self.pool.clone();
         self.with_retries("cannot release a lease in the session store", async || {
-            let mut tx = pool.begin().await?;
+            let mut tx = Tx::begin(&pool).await?;
             let released = ops::Sql::<DB>::release_lease(&mut tx, name, holder).await?;
             tx.commit().await?;
             Ok(released)
@@ -475,7 +524,7 @@ where
     fn reserve_ids(&mut self, count: i64) -> Result<Range<i64>, StoreError> {
         let pool = self.pool.clone();
         self.with_retries("cannot reserve ids in the session store", async || {
-            let mut tx = pool.begin().await?;
+            let mut tx = Tx::begin(&pool).await?;
             let range = ops::Sql::<DB>::reserve_ids(&mut tx, count).await?;
             tx.commit().await?;
             Ok(range)

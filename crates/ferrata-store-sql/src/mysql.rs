@@ -23,6 +23,7 @@ impl Dialect for MySql {
 
     const KEYS_COMPARE_EXACTLY: bool = false;
     const COUNTS_ONLY_INSERTED_ROWS: bool = false;
+    const COMMIT_AND_BEGIN: Option<&'static str> = None;
 
     fn text(column: &str) -> String {
         format!("CAST({column} AS CHAR)")

@@ -21,7 +21,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 use crate::dialect::SqlDatabase;
 use crate::{NEXT_ID_KEY, timestamp};
 
-pub(crate) type Tx<DB> = sqlx::Transaction<'static, DB>;
+pub(crate) use crate::tx::Tx;
 
 /// One lock row to insert: its key, the branch taking it and that branch's transaction's xid.
 pub(crate) struct LockInsert<'a> {

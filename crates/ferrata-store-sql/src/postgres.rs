@@ -22,6 +22,7 @@ impl Dialect for Postgres {
 
     const KEYS_COMPARE_EXACTLY: bool = true;
     const COUNTS_ONLY_INSERTED_ROWS: bool = true;
+    const COMMIT_AND_BEGIN: Option<&'static str> = Some("COMMIT; BEGIN");
 
     fn text(column: &str) -> String {
         column.to_owned()

@@ -1,12 +1,16 @@
 //! The store conformance suite on real PostgreSQL and MariaDB (FERRATA_POSTGRES_URL and
 //! FERRATA_MYSQL_URL, from scripts/services): every check runs in a schema (PostgreSQL) or
-//! database (MariaDB) of its own, created for it and dropped after.
+//! database (MariaDB) of its own, created for it and dropped after. Also: the store goes on
+//! after the database ended its idle sessions.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use ferrata_core::SessionTable;
-use ferrata_store::SessionStore;
+use std::time::Duration;
+
+use ferrata_core::{Record, SessionTable, TransactionId};
+use ferrata_proto::GlobalStatus;
 use ferrata_store::conformance::{self, Backend};
+use ferrata_store::{OpOutcome, SessionStore, StoreOp};
 use ferrata_store_sql::SqlStoreConfig;
 use sqlx::{Connection, Executor};
 
@@ -93,4 +97,60 @@ fn mysql_store_passes_the_conformance_suite() {
         url: ferrata_testkit::database_url("FERRATA_MYSQL_URL"),
         drop_template: "DROP DATABASE IF EXISTS `{}`",
     });
+}
+
+/// Batches on both sides of a pause longer than the abandoned-transaction timeout: the
+/// database ends the sessions that idle inside a transaction (PostgreSQL) or at all (MariaDB),
+/// including the one the store began ahead for its next batch, and the next batch still lands.
+fn batches_survive_sessions_ended_while_idle(url: String, drop_template: &'static str) {
+    sqlx::any::install_default_drivers();
+    let mut database = Database { url, drop_template };
+    let place = database.fresh();
+    let mut config = SqlStoreConfig::new(database.url.clone());
+    config.schema = Some(place.name.clone());
+    config.abandoned_transaction_timeout = Some(Duration::from_secs(1));
+    let (mut store, _) = ferrata_store_sql::open(config).expect("store opens");
+    let mut outcomes = Vec::new();
+    for (round, status) in [GlobalStatus::Begin, GlobalStatus::Committing]
+        .into_iter()
+        .enumerate()
+    {
+        if round > 0 {
+            // Past the timeout (a whole second on MariaDB, which rounds it up).
+            std::thread::sleep(Duration::from_millis(2_500));
+        }
+        let record = match status {
+            GlobalStatus::Begin => Record::GlobalAdd(conformance::global(1, status)),
+            _ => Record::GlobalUpdate {
+                transaction_id: TransactionId(1),
+                status,
+            },
+        };
+        outcomes.clear();
+        store
+            .apply(&[StoreOp::put(record)], &mut outcomes)
+            .unwrap_or_else(|e| panic!("batch {round} after an idle pause: {e}"));
+        assert_eq!(outcomes, [OpOutcome::Applied], "batch {round}");
+    }
+    let stored = store
+        .transaction(TransactionId(1))
+        .expect("read back")
+        .expect("the transaction is stored");
+    assert_eq!(stored.global.status, GlobalStatus::Committing);
+}
+
+#[test]
+fn postgres_batches_survive_sessions_ended_while_idle() {
+    batches_survive_sessions_ended_while_idle(
+        ferrata_testkit::database_url("FERRATA_POSTGRES_URL"),
+        "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+    );
+}
+
+#[test]
+fn mysql_batches_survive_sessions_ended_while_idle() {
+    batches_survive_sessions_ended_while_idle(
+        ferrata_testkit::database_url("FERRATA_MYSQL_URL"),
+        "DROP DATABASE IF EXISTS `{}`",
+    );
 }
