@@ -68,6 +68,10 @@ pub struct MeasureArgs {
     /// Where the time spent on the two budgets is kept between invocations.
     #[arg(long)]
     pub budget_file: PathBuf,
+    /// The round of a system measured in several interleaved rounds (scripts/bench's cluster
+    /// systems); the report shows each point's median round.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub round: u32,
 }
 
 /// Time spent so far on repeats and on waiting for a quiet machine (whole scripts/bench run).
@@ -175,7 +179,7 @@ pub fn run_matrix(args: &MeasureArgs) -> anyhow::Result<Outcome> {
             let run = run_args(args, workload, connections)?;
             let record = measure_run(args, &run, &measured, &mut budget)?;
             results::write(&args.budget_file, &budget)?;
-            let path = results.run(&args.system, workload.name(), connections);
+            let path = results.run(&args.system, workload.name(), connections, args.round);
             results::write(&path, &record)?;
             if !record.samples.alive {
                 let mut system = results.load_system(&args.system)?;
@@ -309,6 +313,7 @@ fn measure_run(
         system: args.system.clone(),
         workload: run.workload.name().to_owned(),
         connections: run.connections as u64,
+        round: args.round,
         bench: kept.bench,
         bench_error: kept.error,
         samples: kept.samples,

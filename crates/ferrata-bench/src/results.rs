@@ -18,6 +18,10 @@ fn schema_version() -> u32 {
     SCHEMA_VERSION
 }
 
+fn first_round() -> u32 {
+    1
+}
+
 /// `closed` (back-to-back per connection) or `open` (fixed arrival rate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -210,13 +214,18 @@ pub struct Attempt {
     pub tx_per_sec: Option<f64>,
 }
 
-/// `runs/<system>__<workload>__c<N>.json`: one measured run, the cleanest attempt kept.
+/// `runs/<system>__<workload>__c<N>[__r<round>].json`: one measured run, the cleanest attempt
+/// kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
     pub schema: u32,
     pub system: String,
     pub workload: String,
     pub connections: u64,
+    /// Which of the interleaved rounds of the system's measurements this run belongs to (1
+    /// when it is measured once).
+    #[serde(default = "first_round")]
+    pub round: u32,
     /// The generator's report; None when the run failed.
     pub bench: Option<Report>,
     /// Why the generator failed, if it did.
@@ -319,10 +328,15 @@ impl ResultsDir {
     pub fn sessions(&self, id: &str) -> PathBuf {
         self.0.join("sessions").join(format!("{id}.json"))
     }
-    pub fn run(&self, system: &str, workload: &str, connections: u64) -> PathBuf {
+    pub fn run(&self, system: &str, workload: &str, connections: u64, round: u32) -> PathBuf {
+        let round = if round > 1 {
+            format!("__r{round}")
+        } else {
+            String::new()
+        };
         self.0
             .join("runs")
-            .join(format!("{system}__{workload}__c{connections}.json"))
+            .join(format!("{system}__{workload}__c{connections}{round}.json"))
     }
 
     /// The system's record so far, or a fresh one.

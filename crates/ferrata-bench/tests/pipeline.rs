@@ -142,7 +142,7 @@ fn measured_results_become_the_benchmark_report() {
 
     let layout = ResultsDir(results_dir.clone());
     let run: RunRecord =
-        results::read_versioned(&layout.run("ferrata", "begin-commit", 2)).expect("run record");
+        results::read_versioned(&layout.run("ferrata", "begin-commit", 2, 1)).expect("run record");
     let bench = run.bench.as_ref().expect("a report");
     assert!(
         bench.transactions > 0 && bench.errors.is_empty(),
@@ -172,58 +172,9 @@ fn measured_results_become_the_benchmark_report() {
     assert_eq!(system.tried, ["built"]);
     assert!(system.totals.is_some_and(|t| t.log_bytes == Some(6)));
 
-    let scratch = dir.path().to_str().expect("utf-8");
-    let Command::Record(what) = command(&[
-        "record",
-        "meta",
-        "--results",
-        results_arg,
-        "--started-at",
-        "2026-01-01T00:00:00Z",
-        "--load-at-start",
-        "0.00 0.00 0.00",
-        "--duration-secs",
-        "1",
-        "--warmup-secs",
-        "0",
-        "--connections",
-        "2",
-        "--systems",
-        "ferrata",
-        "--sessions",
-        "0",
-        "--quiet-cores",
-        "0.25",
-        "--retries",
-        "0",
-        "--ferrata-version",
-        "test",
-        "--seata-version",
-        "2.0.0",
-        "--dtm-version",
-        "v1.19.0",
-        "--scratch",
-        scratch,
-    ]) else {
-        panic!("not record");
-    };
-    ferrata_bench::record::record(&what).expect("record meta");
+    record_meta(&results_dir, "2", &["ferrata"]);
 
-    let markdown = dir.path().join("BENCHMARKS.md");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_bench-report"))
-        .arg("--results")
-        .arg(&results_dir)
-        .arg("--markdown")
-        .arg(&markdown)
-        .arg("--charts")
-        .arg(dir.path().join("charts"))
-        .status()
-        .expect("bench-report runs");
-    assert!(
-        status.success(),
-        "bench-report failed (is fonts-dejavu-core installed?)"
-    );
-    let text = std::fs::read_to_string(&markdown).expect("markdown");
+    let text = report(dir.path(), &results_dir);
     let row = format!(
         "| Ferrata | begin-commit | 2 | {} |",
         thousands(bench.tx_per_sec)
@@ -244,4 +195,173 @@ fn thousands(value: f64) -> String {
         out.push(c);
     }
     out
+}
+
+/// A cluster point measured in three interleaved rounds is reported by its median round, with
+/// every round's throughput beside it, and the goal ratio is taken between medians.
+#[test]
+fn cluster_rounds_are_reported_by_their_median_round() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results_dir = dir.path().join("results");
+    let results_arg = results_dir.to_str().expect("utf-8");
+    let layout = ResultsDir(results_dir.clone());
+    record_meta(&results_dir, "64", &["ferrata-pg-1", "seata-db-1"]);
+    for id in ["ferrata-pg-1", "seata-db-1"] {
+        let argv = [
+            "record",
+            "system",
+            "--results",
+            results_arg,
+            "--id",
+            id,
+            "--status",
+            "ok",
+        ];
+        let Command::Record(what) = command(&argv) else {
+            panic!("not record");
+        };
+        ferrata_bench::record::record(&what).expect("record");
+    }
+    // Rounds in an order where neither the first nor the last is the median.
+    for (system, rounds) in [
+        ("ferrata-pg-1", [3_000.0, 2_000.0, 4_000.0]),
+        ("seata-db-1", [500.0, 700.0, 600.0]),
+    ] {
+        for (index, tx_per_sec) in rounds.into_iter().enumerate() {
+            let round = u32::try_from(index + 1).expect("small");
+            let run = synthetic_run(system, "at-commit", 64, round, tx_per_sec);
+            results::write(&layout.run(system, "at-commit", 64, round), &run).expect("write run");
+        }
+    }
+    let text = report(dir.path(), &results_dir);
+    for row in [
+        "| Ferrata, 1 node | at-commit | 64 | 3,000 | 2.00 |",
+        "| 2,000, 3,000, 4,000 |",
+        "| seata-server 2.0.0 (db), 1 node | at-commit | 64 | 600 | 2.00 |",
+        "| 500, 600, 700 |",
+        "| 1 | at-commit | 5.00× |",
+        "3 interleaved rounds",
+    ] {
+        assert!(text.contains(row), "no {row} in:\n{text}");
+    }
+}
+
+/// A run record as `measure` writes it, with the given throughput (p50 2 ms).
+fn synthetic_run(
+    system: &str,
+    workload: &str,
+    connections: u64,
+    round: u32,
+    tx_per_sec: f64,
+) -> RunRecord {
+    let latency = ferrata_bench::stats::LatencySummary {
+        count: 1,
+        p50: 2_000,
+        p90: 2_000,
+        p99: 2_000,
+        p999: 2_000,
+        max: 2_000,
+        mean: 2_000.0,
+    };
+    RunRecord {
+        schema: results::SCHEMA_VERSION,
+        system: system.to_owned(),
+        workload: workload.to_owned(),
+        connections,
+        round,
+        bench: Some(results::Report {
+            schema: results::SCHEMA_VERSION,
+            label: None,
+            target: "127.0.0.1:1".to_owned(),
+            workload: workload.to_owned(),
+            mode: results::Mode::Closed,
+            connections: usize::try_from(connections).expect("small"),
+            rate: None,
+            duration_secs: 1.0,
+            transactions: tx_per_sec as u64,
+            tx_per_sec,
+            errors: Default::default(),
+            latency_us: [(ferrata_bench::stats::kind::TRANSACTION.to_owned(), latency)].into(),
+            conflicts: 0,
+            warmup_secs: 0.0,
+            tm_connections: None,
+            rm_connections: None,
+            merged: false,
+            phase2_commits: 0,
+            phase2_rollbacks: 0,
+        }),
+        bench_error: None,
+        samples: results::ServerSamples {
+            alive: true,
+            ..Default::default()
+        },
+        attempts: Vec::new(),
+        kept_attempt: 1,
+    }
+}
+
+/// `record meta` for a run of `systems` at `connections`, in `results`.
+fn record_meta(results: &Path, connections: &str, systems: &[&str]) {
+    let results_arg = results.to_str().expect("utf-8");
+    let scratch = results
+        .parent()
+        .and_then(Path::to_str)
+        .expect("utf-8 parent");
+    let mut argv = vec![
+        "record",
+        "meta",
+        "--results",
+        results_arg,
+        "--started-at",
+        "2026-01-01T00:00:00Z",
+        "--load-at-start",
+        "0.00 0.00 0.00",
+        "--duration-secs",
+        "1",
+        "--warmup-secs",
+        "0",
+        "--connections",
+        connections,
+        "--systems",
+    ];
+    argv.extend_from_slice(systems);
+    argv.extend_from_slice(&[
+        "--sessions",
+        "0",
+        "--quiet-cores",
+        "0.25",
+        "--retries",
+        "0",
+        "--ferrata-version",
+        "test",
+        "--seata-version",
+        "2.0.0",
+        "--dtm-version",
+        "v1.19.0",
+        "--scratch",
+        scratch,
+    ]);
+    let Command::Record(what) = command(&argv) else {
+        panic!("not record");
+    };
+    ferrata_bench::record::record(&what).expect("record meta");
+}
+
+/// Runs bench-report on `results`, charts under `dir`; the Markdown it wrote.
+fn report(dir: &Path, results: &Path) -> String {
+    let markdown = dir.join("BENCHMARKS.md");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_bench-report"))
+        .arg("--results")
+        .arg(results)
+        .arg("--markdown")
+        .arg(&markdown)
+        .arg("--charts")
+        .arg(dir.join("charts"))
+        .status()
+        .expect("bench-report runs");
+    assert!(
+        status.success(),
+        "bench-report failed (is fonts-dejavu-core installed?)"
+    );
+    std::fs::read_to_string(&markdown).expect("markdown")
 }

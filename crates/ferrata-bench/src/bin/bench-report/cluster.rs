@@ -55,6 +55,14 @@ pub fn section(md: &mut String, r: &Results) {
         return;
     }
     let conns = r.connections();
+    let mut most_rounds = 1;
+    for id in &ran {
+        for wl in CLUSTER_WORKLOADS {
+            for &c in &conns {
+                most_rounds = most_rounds.max(r.rounds(id, wl, c).map_or(1, <[f64]>::len));
+            }
+        }
+    }
     let _ = writeln!(md, "## Cluster: several nodes on one PostgreSQL\n");
     let _ = writeln!(
         md,
@@ -72,11 +80,20 @@ pub fn section(md: &mut String, r: &Results) {
          PostgreSQL server with its backends. All processes share the machine's {} cores.\n",
         r.meta.machine.nproc
     );
+    if most_rounds > 1 {
+        let _ = writeln!(
+            md,
+            "The four systems were measured in {most_rounds} interleaved rounds (each round \
+             every system in turn, fresh schema and fresh processes, seata-server's JVMs warmed \
+             again); each row is the round with the median throughput, all rounds' figures \
+             beside it.\n"
+        );
+    }
     let _ = writeln!(
         md,
-        "| System | Workload | Connections | Throughput (tx/s) | p50 (ms) | p99 (ms) | TC CPU (µs/tx) | PostgreSQL CPU (µs/tx) | Errors |"
+        "| System | Workload | Connections | Throughput (tx/s) | p50 (ms) | p99 (ms) | TC CPU (µs/tx) | PostgreSQL CPU (µs/tx) | Errors | Every round (tx/s) |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
     for id in &ran {
         let name = cluster_name(id).unwrap_or_else(|| system_name(id).to_owned());
         if let Some(system) = r.system(id)
@@ -84,7 +101,7 @@ pub fn section(md: &mut String, r: &Results) {
         {
             let _ = writeln!(
                 md,
-                "| {name} | – | – | **failed**: {} | | | | | |",
+                "| {name} | – | – | **failed**: {} | | | | | | |",
                 crate::one_line(&system.reason)
             );
         }
@@ -94,9 +111,15 @@ pub fn section(md: &mut String, r: &Results) {
                     continue;
                 };
                 let (tc, db) = cpu_us_per_tx(run);
+                let every = r.rounds(id, wl, c).map_or_else(String::new, |all| {
+                    all.iter()
+                        .map(|&t| tps(Some(t)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                });
                 let _ = writeln!(
                     md,
-                    "| {name} | {wl} | {c} | {} | {} | {} | {} | {} | {} |",
+                    "| {name} | {wl} | {c} | {} | {} | {} | {} | {} | {} | {every} |",
                     tps(run.tx_per_sec()),
                     crate::ms(run.latency_us("p50")),
                     crate::ms(run.latency_us("p99")),
@@ -109,8 +132,13 @@ pub fn section(md: &mut String, r: &Results) {
     }
     let _ = writeln!(
         md,
-        "\nFerrata ÷ seata-server (db) at {GOAL_CONNECTIONS} connections, same node count \
-         (goal: ≥ {GOAL_RATIO:.0}× the throughput):\n"
+        "\nFerrata ÷ seata-server (db) at {GOAL_CONNECTIONS} connections, same node count{} \
+         (goal: ≥ {GOAL_RATIO:.0}× the throughput):\n",
+        if most_rounds > 1 {
+            ", median rounds"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         md,

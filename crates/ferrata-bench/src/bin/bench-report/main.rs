@@ -194,8 +194,11 @@ struct CpuShares {
 struct Results {
     meta: Meta,
     systems: BTreeMap<String, SystemRecord>,
-    /// (system, workload) -> connections -> run
+    /// (system, workload) -> connections -> run (of several rounds, the median one)
     runs: BTreeMap<(String, String), BTreeMap<u64, Run>>,
+    /// (system, workload, connections) -> throughput of every round, ascending, where a point
+    /// was measured in more than one round.
+    rounds: BTreeMap<(String, String, u64), Vec<f64>>,
     sessions: BTreeMap<String, SessionsRecord>,
 }
 
@@ -213,17 +216,38 @@ impl Results {
             let record: SessionsRecord = results::read_versioned(&path)?;
             sessions.insert(record.system.clone(), record);
         }
-        let mut runs: BTreeMap<(String, String), BTreeMap<u64, Run>> = BTreeMap::new();
+        let mut all: BTreeMap<(String, String, u64), Vec<Run>> = BTreeMap::new();
         for path in layout.files("runs")? {
             let run: Run = results::read_versioned(&path)?;
-            runs.entry((run.system.clone(), run.workload.clone()))
+            all.entry((run.system.clone(), run.workload.clone(), run.connections))
                 .or_default()
-                .insert(run.connections, run);
+                .push(run);
+        }
+        let mut runs: BTreeMap<(String, String), BTreeMap<u64, Run>> = BTreeMap::new();
+        let mut rounds = BTreeMap::new();
+        for ((system, workload, connections), mut measured) in all {
+            // A failed round counts as the slowest.
+            measured.sort_by(|a, b| {
+                let tps = |r: &Run| r.tx_per_sec().unwrap_or(-1.0);
+                tps(a).total_cmp(&tps(b)).then(a.round.cmp(&b.round))
+            });
+            if measured.len() > 1 {
+                rounds.insert(
+                    (system.clone(), workload.clone(), connections),
+                    measured.iter().filter_map(Run::tx_per_sec).collect(),
+                );
+            }
+            // The median round (the lower of the two middle ones for an even count).
+            let median = measured.swap_remove((measured.len() - 1) / 2);
+            runs.entry((system, workload))
+                .or_default()
+                .insert(connections, median);
         }
         Ok(Results {
             meta,
             systems,
             runs,
+            rounds,
             sessions,
         })
     }
@@ -237,6 +261,13 @@ impl Results {
             list = all;
         }
         list
+    }
+
+    /// Throughput of every round of a point measured in several, ascending.
+    fn rounds(&self, system: &str, workload: &str, connections: u64) -> Option<&[f64]> {
+        self.rounds
+            .get(&(system.to_owned(), workload.to_owned(), connections))
+            .map(Vec::as_slice)
     }
 
     fn run(&self, system: &str, workload: &str, connections: u64) -> Option<&Run> {
