@@ -115,8 +115,9 @@ pub struct SqlStore<DB: sqlx::Database> {
     /// [`Tx::commit_and_begin`]), on a connection kept out of the pool meanwhile.
     ahead: Option<Tx<DB>>,
     /// How long a transaction begun ahead is used (well within the database's
-    /// abandoned-transaction timeout); `None`: none is begun ahead, as the pool has a single
-    /// connection and reads need one.
+    /// abandoned-transaction timeout); `None`: none is begun ahead, as the database cannot
+    /// commit and begin in one request (MySQL) or the pool has a single connection, which
+    /// reads need.
     begin_ahead_for: Option<Duration>,
 }
 
@@ -183,7 +184,8 @@ where
             xid_prefix: config.xid_prefix.clone(),
             last_micros: 0,
             ahead: None,
-            begin_ahead_for: (config.max_connections >= 2).then(|| begun_ahead_max(&config)),
+            begin_ahead_for: (DB::COMMIT_AND_BEGIN.is_some() && config.max_connections >= 2)
+                .then(|| begun_ahead_max(&config)),
         };
         let table = if config.recover {
             store.runtime.block_on(store.load_all())?
@@ -415,12 +417,16 @@ where
                         batch
                     }
                 };
-                if fresh_for.is_none() {
-                    tx.commit().await?;
-                    return Ok((done, None));
+                match (fresh_for, DB::COMMIT_AND_BEGIN) {
+                    (Some(_), Some(statements)) => {
+                        tx.commit_and_begin(statements).await?;
+                        Ok((done, Some(tx)))
+                    }
+                    _ => {
+                        tx.commit().await?;
+                        Ok((done, None))
+                    }
                 }
-                let next = tx.commit_and_begin().await?.then_some(tx);
-                Ok((done, next))
             })?;
         self.ahead = next;
         outcomes.truncate(start);

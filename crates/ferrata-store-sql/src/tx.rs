@@ -48,23 +48,20 @@ where
         Ok(())
     }
 
-    /// Commits and, in the same round trip, begins the next transaction on this connection
-    /// (where the database runs both in one request, [`SqlDatabase`]'s `COMMIT_AND_BEGIN`);
-    /// `Ok(false)`: committed, and the transaction is over.
+    /// Runs `statements`, the dialect's `COMMIT_AND_BEGIN`: commits and, in the same round
+    /// trip, begins the next transaction on this connection.
     ///
     /// A transaction begun ahead holds nothing (no snapshot is taken, no row locked before
     /// its first statement), but the database ends a session idle in a transaction after
     /// its abandoned-transaction timeout: [`Tx::begun_within`] says whether it is still fresh.
-    pub(crate) async fn commit_and_begin(&mut self) -> Result<bool, sqlx::Error> {
-        let Some(statements) = DB::COMMIT_AND_BEGIN else {
-            (&mut *self.conn).execute("COMMIT").await?;
-            self.open = false;
-            return Ok(false);
-        };
+    pub(crate) async fn commit_and_begin(
+        &mut self,
+        statements: &'static str,
+    ) -> Result<(), sqlx::Error> {
         // An error leaves `open` set: the connection is closed, whatever ran of the two.
         (&mut *self.conn).execute(statements).await?;
         self.begun = Instant::now();
-        Ok(true)
+        Ok(())
     }
 
     /// Whether the transaction began less than `age` ago.
