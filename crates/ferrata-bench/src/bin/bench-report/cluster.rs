@@ -59,7 +59,7 @@ pub fn section(md: &mut String, r: &Results) {
     for id in &ran {
         for wl in CLUSTER_WORKLOADS {
             for &c in &conns {
-                most_rounds = most_rounds.max(r.rounds(id, wl, c).map_or(1, <[f64]>::len));
+                most_rounds = most_rounds.max(r.rounds(id, wl, c).map_or(1, <[Option<f64>]>::len));
             }
         }
     }
@@ -112,10 +112,7 @@ pub fn section(md: &mut String, r: &Results) {
                 };
                 let (tc, db) = cpu_us_per_tx(run);
                 let every = r.rounds(id, wl, c).map_or_else(String::new, |all| {
-                    all.iter()
-                        .map(|&t| tps(Some(t)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    all.iter().map(|&t| tps(t)).collect::<Vec<_>>().join(", ")
                 });
                 let _ = writeln!(
                     md,

@@ -196,9 +196,9 @@ struct Results {
     systems: BTreeMap<String, SystemRecord>,
     /// (system, workload) -> connections -> run (of several rounds, the median one)
     runs: BTreeMap<(String, String), BTreeMap<u64, Run>>,
-    /// (system, workload, connections) -> throughput of every round, ascending, where a point
-    /// was measured in more than one round.
-    rounds: BTreeMap<(String, String, u64), Vec<f64>>,
+    /// (system, workload, connections) -> throughput of every round, ascending (a failed
+    /// round first, as `None`), where a point was measured in more than one round.
+    rounds: BTreeMap<(String, String, u64), Vec<Option<f64>>>,
     sessions: BTreeMap<String, SessionsRecord>,
 }
 
@@ -234,7 +234,7 @@ impl Results {
             if measured.len() > 1 {
                 rounds.insert(
                     (system.clone(), workload.clone(), connections),
-                    measured.iter().filter_map(Run::tx_per_sec).collect(),
+                    measured.iter().map(Run::tx_per_sec).collect(),
                 );
             }
             // The median round (the lower of the two middle ones for an even count).
@@ -264,7 +264,7 @@ impl Results {
     }
 
     /// Throughput of every round of a point measured in several, ascending.
-    fn rounds(&self, system: &str, workload: &str, connections: u64) -> Option<&[f64]> {
+    fn rounds(&self, system: &str, workload: &str, connections: u64) -> Option<&[Option<f64>]> {
         self.rounds
             .get(&(system.to_owned(), workload.to_owned(), connections))
             .map(Vec::as_slice)
